@@ -1,0 +1,231 @@
+//! Run configs (TOML): one file describes one run. Unknown keys and wrong types are
+//! errors that name the file, the key and the line; plugin paths are relative to the
+//! config file. Later issues add `[algorithm]`, `[train]` and `[eval]` sections.
+//!
+//! ```toml
+//! seed = 1
+//! [env]
+//! plugin = "../target/plugins/cartpole.wasm"
+//! num_envs = 64
+//! [env.params]
+//! sutton-barto-reward = false
+//! [reward]                      # optional: replaces the env's reward
+//! plugin = "../target/plugins/cartpole_shaped.wasm"
+//! [runtime]
+//! memory_limit_mb = 256
+//! call_timeout_ms = 10000
+//! ```
+
+use crate::runtime::Limits;
+use crate::runtime::bindings::types::{Params, Value};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors reading a config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read config file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, or a key is unknown or has the wrong type.
+    #[error("invalid config file {}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What toml/serde said, with the key and line.
+        message: String,
+    },
+}
+
+/// A whole run config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The run seed: env seeds, plugin random sources and random actions derive from it.
+    #[serde(default)]
+    pub seed: u64,
+    /// Total env steps of a training run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_steps: Option<u64>,
+    /// Where run directories go.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// The environment.
+    pub env: EnvSection,
+    /// An optional reward plugin replacing the env's reward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<PluginSection>,
+    /// Sandbox limits and the compile cache.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+}
+
+fn default_store() -> String {
+    "runs/".into()
+}
+
+/// `[env]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSection {
+    /// Path of the env component.
+    pub plugin: PathBuf,
+    /// Number of parallel envs.
+    #[serde(default = "one")]
+    pub num_envs: usize,
+    /// Worker shards (0 = automatic).
+    #[serde(default)]
+    pub workers: usize,
+    /// Parameters handed to the plugin.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// A plugin section with parameters (`[reward]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// Path of the component.
+    pub plugin: PathBuf,
+    /// Parameters handed to the plugin.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+/// `[runtime]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// Memory cap of each plugin store, MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_limit_mb: u64,
+    /// Deadline of each plugin call, ms.
+    #[serde(default = "default_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// Compiled-component cache directory (default: the user cache dir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn default_memory_mb() -> u64 {
+    256
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        RuntimeSection { memory_limit_mb: default_memory_mb(), call_timeout_ms: default_timeout_ms(), cache_dir: None }
+    }
+}
+
+impl RuntimeSection {
+    /// The sandbox limits this section sets.
+    pub fn limits(&self) -> Limits {
+        Limits { memory_bytes: (self.memory_limit_mb as usize) << 20, call_timeout: Duration::from_millis(self.call_timeout_ms) }
+    }
+}
+
+impl RunConfig {
+    /// A config for one env plugin with defaults everywhere else.
+    pub fn for_env(plugin: PathBuf) -> Self {
+        RunConfig {
+            seed: 0,
+            total_steps: None,
+            store: default_store(),
+            env: EnvSection { plugin, num_envs: 1, workers: 0, params: toml::Table::new() },
+            reward: None,
+            runtime: RuntimeSection::default(),
+        }
+    }
+
+    /// Reads and checks a config file; plugin paths become relative to the current dir.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.env.plugin = base.join(&config.env.plugin);
+        if let Some(r) = &mut config.reward {
+            r.plugin = base.join(&r.plugin);
+        }
+        config.check().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        Ok(config)
+    }
+
+    /// Parses config text (paths stay as written).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str::<RunConfig>(text).map_err(|e| e.to_string().trim_end().replace('\n', "\n  "))
+    }
+
+    /// Checks values serde cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.env.num_envs == 0 {
+            return Err("key `env.num_envs` must be at least 1".into());
+        }
+        if self.runtime.memory_limit_mb == 0 || self.runtime.call_timeout_ms == 0 {
+            return Err("keys `runtime.memory_limit_mb` and `runtime.call_timeout_ms` must be positive".into());
+        }
+        to_params("env.params", &self.env.params)?;
+        if let Some(r) = &self.reward {
+            to_params("reward.params", &r.params)?;
+        }
+        Ok(())
+    }
+}
+
+/// Converts a TOML table into plugin parameters; `key` names the table in errors.
+pub fn to_params(key: &str, table: &toml::Table) -> Result<Params, String> {
+    table
+        .iter()
+        .map(|(name, v)| {
+            let value = match v {
+                toml::Value::Boolean(b) => Value::Bool(*b),
+                toml::Value::Integer(i) => Value::Int(*i),
+                toml::Value::Float(x) => Value::Real(*x),
+                toml::Value::String(s) => Value::Text(s.clone()),
+                toml::Value::Array(items) => Value::Reals(
+                    items
+                        .iter()
+                        .map(|x| match x {
+                            toml::Value::Float(f) => Ok(*f),
+                            toml::Value::Integer(i) => Ok(*i as f64),
+                            _ => Err(format!("key `{key}.{name}`: lists may hold only numbers")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                _ => return Err(format!("key `{key}.{name}`: tables and dates are not plugin parameters")),
+            };
+            Ok((name.clone(), value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_and_wrong_type_are_named() {
+        let e = RunConfig::parse("seed = 1\n[env]\nplugin = \"x.wasm\"\nnum_env = 3\n").unwrap_err();
+        assert!(e.contains("num_env"), "{e}");
+        let e = RunConfig::parse("seed = \"one\"\n[env]\nplugin = \"x.wasm\"\n").unwrap_err();
+        assert!(e.contains("seed"), "{e}");
+        let c = RunConfig::parse("[env]\nplugin = \"x.wasm\"\n[env.params]\ninitial-state = [0, 0.5]\n").unwrap();
+        assert_eq!(to_params("env.params", &c.env.params).unwrap(), vec![("initial-state".into(), Value::Reals(vec![0.0, 0.5]))]);
+        let c = RunConfig::parse("[env]\nplugin = \"x.wasm\"\n[env.params]\nbad = { a = 1 }\n").unwrap();
+        assert!(c.check().unwrap_err().contains("env.params.bad"));
+    }
+}

@@ -1,0 +1,247 @@
+//! A vectorized set of envs: `num_envs` envs of one environment plugin, split into shards
+//! (one component instance and store each) that are stepped with one `step-all` call per
+//! shard, shards in parallel on worker threads. Envs auto-reset; the final observation of
+//! an ended episode is handed back beside the first observation of the next. Env `i` is
+//! seeded with `seed::derive(run_seed, stream, i)`, so trajectories depend on the seed and
+//! not on how envs are spread over workers.
+
+use crate::runtime::bindings::reward::exports::paddock::rl::reward_fn::Transitions;
+use crate::runtime::bindings::types::{EnvSpec, Params};
+use crate::runtime::{CallError, EnvInstance, Plugin, RewardInstance};
+use crate::seed::{Stream, derive};
+use crate::spaces::flat_len;
+use rayon::prelude::*;
+
+/// How an [`EnvSet`] is made.
+#[derive(Clone, Debug)]
+pub struct EnvSetOptions {
+    /// Number of envs.
+    pub num_envs: usize,
+    /// Worker shards; 0 picks automatically (one shard for small sets, where a thread
+    /// hand-off costs more than the stepping).
+    pub workers: usize,
+    /// The run seed.
+    pub seed: u64,
+    /// Which seed stream (training or evaluation envs).
+    pub stream: Stream,
+    /// The env plugin's parameters.
+    pub params: Params,
+}
+
+/// Errors of an [`EnvSet`].
+#[derive(Debug, thiserror::Error)]
+pub enum EnvSetError {
+    /// A plugin call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The caller passed the wrong number of action values.
+    #[error("expected {expected} action values ({num_envs} envs × {per_env}), got {got}")]
+    ActionCount {
+        /// Values expected.
+        expected: usize,
+        /// Envs.
+        num_envs: usize,
+        /// Values per env.
+        per_env: usize,
+        /// Values given.
+        got: usize,
+    },
+    /// The options are invalid.
+    #[error("{0}")]
+    Options(String),
+}
+
+struct Shard {
+    inst: EnvInstance,
+    first: usize,
+    len: usize,
+}
+
+/// One step of every env.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VecStep {
+    /// Observations after the step, `num_envs × obs_len`; for envs that ended, the first
+    /// observation of their next episode.
+    pub observations: Vec<f32>,
+    /// Rewards (the reward plugin's if there is one, else the env's).
+    pub rewards: Vec<f64>,
+    /// The env's own rewards.
+    pub env_rewards: Vec<f64>,
+    /// Terminated flags.
+    pub terminated: Vec<bool>,
+    /// Truncated flags.
+    pub truncated: Vec<bool>,
+    /// Info values, `num_envs × info_len`.
+    pub infos: Vec<f64>,
+    /// `(env, final observation)` of the envs whose episode ended, in env order.
+    pub final_observations: Vec<(usize, Vec<f32>)>,
+}
+
+/// Envs stepped in batches; see the module docs.
+pub struct EnvSet {
+    shards: Vec<Shard>,
+    spec: EnvSpec,
+    num_envs: usize,
+    obs_len: usize,
+    act_len: usize,
+    reward: Option<RewardInstance>,
+    /// Current observations (kept for the reward plugin's transitions).
+    current: Vec<f32>,
+}
+
+impl std::fmt::Debug for EnvSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvSet").field("env", &self.spec.id).field("num_envs", &self.num_envs).field("shards", &self.shards.len()).finish()
+    }
+}
+
+/// Envs per shard above which extra worker threads pay off (automatic choice).
+const ENVS_PER_AUTO_SHARD: usize = 256;
+
+impl EnvSet {
+    /// Instantiates the shards and `init`s every env (not yet reset).
+    pub fn new(plugin: &Plugin, opts: &EnvSetOptions) -> Result<Self, EnvSetError> {
+        let n = opts.num_envs;
+        if n == 0 {
+            return Err(EnvSetError::Options("num_envs must be at least 1".into()));
+        }
+        let mut probe = EnvInstance::new(plugin, derive(opts.seed, Stream::PluginRandom, 0))?;
+        let spec = probe.describe(&opts.params)?;
+        let max_per = spec.max_envs_per_instance.max(1) as usize;
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let wanted = if opts.workers == 0 { n.div_ceil(ENVS_PER_AUTO_SHARD).min(cores).max(1) } else { opts.workers.min(n) };
+        let count = wanted.max(n.div_ceil(max_per));
+        let mut shards = Vec::with_capacity(count);
+        let mut first = 0;
+        let mut probe = Some(probe);
+        for s in 0..count {
+            let len = n / count + usize::from(s < n % count);
+            let mut inst = match probe.take() {
+                Some(p) => p,
+                None => EnvInstance::new(plugin, derive(opts.seed, Stream::PluginRandom, s as u64))?,
+            };
+            let seeds: Vec<u64> = (first..first + len).map(|i| derive(opts.seed, opts.stream, i as u64)).collect();
+            inst.init(&opts.params, &seeds)?;
+            shards.push(Shard { inst, first, len });
+            first += len;
+        }
+        Ok(EnvSet {
+            obs_len: flat_len(&spec.observation_space),
+            act_len: flat_len(&spec.action_space),
+            spec,
+            shards,
+            num_envs: n,
+            reward: None,
+            current: Vec::new(),
+        })
+    }
+
+    /// Uses `reward` in place of the env's own reward.
+    pub fn set_reward(&mut self, reward: RewardInstance) {
+        self.reward = Some(reward);
+    }
+
+    /// The env spec.
+    pub fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    /// Number of envs.
+    pub fn num_envs(&self) -> usize {
+        self.num_envs
+    }
+
+    /// Number of shards (instances).
+    pub fn num_shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Flat observation length of one env.
+    pub fn obs_len(&self) -> usize {
+        self.obs_len
+    }
+
+    /// Flat action length of one env.
+    pub fn act_len(&self) -> usize {
+        self.act_len
+    }
+
+    /// The reward plugin's name, if one is used.
+    pub fn reward_name(&self) -> Option<&str> {
+        self.reward.as_ref().map(|r| r.name())
+    }
+
+    /// Resets every env; returns `num_envs × obs_len` observations.
+    pub fn reset(&mut self) -> Result<Vec<f32>, EnvSetError> {
+        let parts = self.map_shards(|sh| sh.inst.reset_all())?;
+        self.current = parts.concat();
+        Ok(self.current.clone())
+    }
+
+    fn map_shards<R: Send>(&mut self, f: impl Fn(&mut Shard) -> Result<R, CallError> + Sync + Send) -> Result<Vec<R>, CallError> {
+        if self.shards.len() == 1 {
+            return Ok(vec![f(&mut self.shards[0])?]);
+        }
+        self.shards.par_iter_mut().map(f).collect()
+    }
+
+    /// Steps every env with `num_envs × act_len` flat actions.
+    pub fn step(&mut self, actions: &[f32]) -> Result<VecStep, EnvSetError> {
+        let (n, al, ol) = (self.num_envs, self.act_len, self.obs_len);
+        if actions.len() != n * al {
+            return Err(EnvSetError::ActionCount { expected: n * al, num_envs: n, per_env: al, got: actions.len() });
+        }
+        let parts = self.map_shards(|sh| sh.inst.step_all(&actions[sh.first * al..(sh.first + sh.len) * al]))?;
+        let mut out = VecStep { observations: Vec::with_capacity(n * ol), ..VecStep::default() };
+        for (shard, part) in self.shards.iter().zip(parts) {
+            out.observations.extend_from_slice(&part.observations);
+            out.env_rewards.extend_from_slice(&part.rewards);
+            out.terminated.extend_from_slice(&part.terminated);
+            out.truncated.extend_from_slice(&part.truncated);
+            out.infos.extend_from_slice(&part.infos);
+            out.final_observations.extend(part.final_observations.into_iter().map(|f| (shard.first + f.env as usize, f.observation)));
+        }
+        out.rewards = match &mut self.reward {
+            None => out.env_rewards.clone(),
+            Some(reward) => {
+                let mut next = out.observations.clone();
+                for (i, obs) in &out.final_observations {
+                    next[i * ol..(i + 1) * ol].copy_from_slice(obs);
+                }
+                reward.compute(&Transitions {
+                    num_envs: n as u32,
+                    observations: std::mem::take(&mut self.current),
+                    actions: actions.to_vec(),
+                    next_observations: next,
+                    env_rewards: out.env_rewards.clone(),
+                    terminated: out.terminated.clone(),
+                    truncated: out.truncated.clone(),
+                    infos: out.infos.clone(),
+                })?
+            }
+        };
+        self.current.clone_from(&out.observations);
+        Ok(out)
+    }
+
+    /// The complete state of every env (for checkpoints), env order.
+    pub fn snapshot(&mut self) -> Result<Vec<Vec<u8>>, EnvSetError> {
+        let parts = self.map_shards(|sh| (0..sh.len as u32).map(|i| sh.inst.snapshot(i)).collect::<Result<Vec<_>, _>>())?;
+        Ok(parts.concat())
+    }
+
+    /// Restores every env from [`EnvSet::snapshot`] and the observations current then.
+    pub fn restore(&mut self, states: &[Vec<u8>], observations: &[f32]) -> Result<(), EnvSetError> {
+        if states.len() != self.num_envs || observations.len() != self.num_envs * self.obs_len {
+            return Err(EnvSetError::Options(format!(
+                "snapshot holds {} envs and {} observation values; this set has {} envs",
+                states.len(),
+                observations.len(),
+                self.num_envs
+            )));
+        }
+        self.map_shards(|sh| (0..sh.len).try_for_each(|i| sh.inst.restore(i as u32, &states[sh.first + i])))?;
+        self.current = observations.to_vec();
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+//! Paddock's host: loads WebAssembly plugins (environments, reward functions, algorithms),
+//! sandboxes them, and runs them fast. `main.rs` is a thin CLI over these modules.
+//!
+//! - [`runtime`]: the wasmtime engine, the plugin loader (content-hash cache, world and
+//!   version checks), the sandbox (no ambient authority, memory cap, call deadline) and
+//!   typed instances of each world.
+//! - [`envset`]: N envs stepped in batches on worker threads, with autoreset and derived
+//!   seeds.
+//! - [`config`]: run configs (TOML) with errors that name the file and key.
+//! - [`spaces`]: host-side helpers for spaces: sizes, checks and seeded random actions.
+//! - [`log`]: the run log that plugin output and host messages go to.
+//! - [`cli`]: the `paddock` commands.
+
+pub mod cli;
+pub mod config;
+pub mod envset;
+pub mod log;
+pub mod runtime;
+pub mod seed;
+pub mod spaces;

@@ -1,0 +1,5 @@
+//! The `paddock` binary: parses the command line and calls into the library.
+
+fn main() -> std::process::ExitCode {
+    paddock::cli::main()
+}

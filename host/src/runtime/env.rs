@@ -1,0 +1,175 @@
+//! A typed instance of an environment plugin: the `env` interface's calls, each checked
+//! (lengths, finite values) so that a broken plugin never hands the learner garbage.
+
+use super::bindings::environment::{Environment, EnvironmentPre};
+use super::bindings::types::{BatchStep, EnvSpec, Params, ResetResult, StepResult};
+use super::error::{CallError, CallErrorKind, World};
+use super::instance::Bridge;
+use super::loader::Plugin;
+use crate::spaces::flat_len;
+
+/// One instance of an environment component, hosting one or more envs.
+pub struct EnvInstance {
+    bridge: Bridge,
+    bindings: Environment,
+    spec: Option<EnvSpec>,
+    num_envs: usize,
+}
+
+impl std::fmt::Debug for EnvInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvInstance").field("plugin", &self.bridge.name()).field("num_envs", &self.num_envs).finish()
+    }
+}
+
+fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    values.iter().position(|v| !v.is_finite()).map(|i| (i, values[i]))
+}
+
+impl EnvInstance {
+    /// Instantiates `plugin` (which must target the `environment` world) in a fresh store.
+    pub fn new(plugin: &Plugin, seed: u64) -> Result<Self, CallError> {
+        let mut bridge = Bridge::new(plugin, seed);
+        let Some(pre) = plugin.pre.clone().filter(|_| plugin.info.world == World::Environment) else {
+            return Err(bridge.error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `environment`", plugin.info.world))));
+        };
+        let bindings = bridge.call("instantiate", |store| EnvironmentPre::new(pre)?.instantiate(store))?;
+        Ok(EnvInstance { bridge, bindings, spec: None, num_envs: 0 })
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.bridge.name()
+    }
+
+    /// The spec given by the last `init`.
+    pub fn spec(&self) -> Option<&EnvSpec> {
+        self.spec.as_ref()
+    }
+
+    /// `env.spec`.
+    pub fn describe(&mut self, params: &Params) -> Result<EnvSpec, CallError> {
+        let b = &self.bindings;
+        let spec = self.bridge.call_result("spec", |s| b.paddock_rl_env().call_spec(s, params))?;
+        self.check_spec("spec", &spec)?;
+        Ok(spec)
+    }
+
+    fn check_spec(&self, call: &'static str, spec: &EnvSpec) -> Result<(), CallError> {
+        crate::spaces::check_space(&spec.observation_space)
+            .and_then(|_| crate::spaces::check_space(&spec.action_space))
+            .map_err(|m| self.bridge.error(call, CallErrorKind::InvalidOutput(format!("env spec `{}`: {m}", spec.id))))
+    }
+
+    /// `env.spec` then `env.init` with one seed per env.
+    pub fn init(&mut self, params: &Params, seeds: &[u64]) -> Result<EnvSpec, CallError> {
+        let spec = self.describe(params)?;
+        let b = &self.bindings;
+        self.bridge.call_result("init", |s| b.paddock_rl_env().call_init(s, params, seeds))?;
+        self.num_envs = seeds.len();
+        self.spec = Some(spec.clone());
+        Ok(spec)
+    }
+
+    fn lens(&self) -> (usize, usize, usize) {
+        let spec = self.spec.as_ref().expect("init before use");
+        (flat_len(&spec.observation_space), flat_len(&spec.action_space), spec.info_features.len())
+    }
+
+    fn invalid(&self, call: &'static str, msg: String) -> CallError {
+        self.bridge.error(call, CallErrorKind::InvalidOutput(msg))
+    }
+
+    fn check_obs(&self, call: &'static str, obs: &[f32], expected: usize, env_offset: usize) -> Result<(), CallError> {
+        if obs.len() != expected {
+            return Err(self.invalid(call, format!("{} observation values, expected {expected}", obs.len())));
+        }
+        if let Some((i, v)) = first_non_finite(obs) {
+            let ol = self.lens().0.max(1);
+            return Err(self.invalid(call, format!("observation element {} of env {} is {v}", i % ol, env_offset + i / ol)));
+        }
+        Ok(())
+    }
+
+    /// `env.reset` of one env.
+    pub fn reset(&mut self, index: u32, seed: Option<u64>, options: &Params) -> Result<ResetResult, CallError> {
+        let b = &self.bindings;
+        let r = self.bridge.call_result("reset", |s| b.paddock_rl_env().call_reset(s, index, seed, options))?;
+        let (ol, _, il) = self.lens();
+        self.check_obs("reset", &r.observation, ol, index as usize)?;
+        if r.infos.len() != il {
+            return Err(self.invalid("reset", format!("{} info values, expected {il}", r.infos.len())));
+        }
+        Ok(r)
+    }
+
+    /// `env.step` of one env (no autoreset).
+    pub fn step(&mut self, index: u32, action: &[f32]) -> Result<StepResult, CallError> {
+        let b = &self.bindings;
+        let r = self.bridge.call_result("step", |s| b.paddock_rl_env().call_step(s, index, action))?;
+        let (ol, _, il) = self.lens();
+        self.check_obs("step", &r.observation, ol, index as usize)?;
+        if !r.reward.is_finite() {
+            return Err(self.invalid("step", format!("reward {} for env {index}", r.reward)));
+        }
+        if r.infos.len() != il {
+            return Err(self.invalid("step", format!("{} info values, expected {il}", r.infos.len())));
+        }
+        Ok(r)
+    }
+
+    /// `env.reset-all`.
+    pub fn reset_all(&mut self) -> Result<Vec<f32>, CallError> {
+        let b = &self.bindings;
+        let obs = self.bridge.call_result("reset-all", |s| b.paddock_rl_env().call_reset_all(s))?;
+        self.check_obs("reset-all", &obs, self.num_envs * self.lens().0, 0)?;
+        Ok(obs)
+    }
+
+    /// `env.step-all`, with every length and value checked.
+    pub fn step_all(&mut self, actions: &[f32]) -> Result<BatchStep, CallError> {
+        const CALL: &str = "step-all";
+        let b = &self.bindings;
+        let r = self.bridge.call_result(CALL, |s| b.paddock_rl_env().call_step_all(s, actions))?;
+        let n = self.num_envs;
+        let (ol, _, il) = self.lens();
+        self.check_obs(CALL, &r.observations, n * ol, 0)?;
+        if r.rewards.len() != n || r.terminated.len() != n || r.truncated.len() != n || r.infos.len() != n * il {
+            return Err(self.invalid(CALL, format!(
+                "batch of {} rewards, {} terminated, {} truncated and {} info values for {n} envs",
+                r.rewards.len(), r.terminated.len(), r.truncated.len(), r.infos.len()
+            )));
+        }
+        if let Some(i) = r.rewards.iter().position(|x| !x.is_finite()) {
+            return Err(self.invalid(CALL, format!("reward {} for env {i}", r.rewards[i])));
+        }
+        let mut expected_final = (0..n).filter(|&i| r.terminated[i] || r.truncated[i]);
+        for f in &r.final_observations {
+            if expected_final.next() != Some(f.env as usize) {
+                return Err(self.invalid(CALL, format!("final observation for env {} that did not end (or out of order)", f.env)));
+            }
+            self.check_obs(CALL, &f.observation, ol, f.env as usize)?;
+        }
+        if let Some(i) = expected_final.next() {
+            return Err(self.invalid(CALL, format!("no final observation for env {i}, whose episode ended")));
+        }
+        Ok(r)
+    }
+
+    /// `env.snapshot` of one env.
+    pub fn snapshot(&mut self, index: u32) -> Result<Vec<u8>, CallError> {
+        let b = &self.bindings;
+        self.bridge.call_result("snapshot", |s| b.paddock_rl_env().call_snapshot(s, index))
+    }
+
+    /// `env.restore` of one env.
+    pub fn restore(&mut self, index: u32, state: &[u8]) -> Result<(), CallError> {
+        let b = &self.bindings;
+        self.bridge.call_result("restore", |s| b.paddock_rl_env().call_restore(s, index, state))
+    }
+
+    /// Custom metrics the plugin reported since the last call of this.
+    pub fn take_metrics(&mut self) -> Vec<super::sandbox::PluginMetric> {
+        std::mem::take(&mut self.bridge.store.data_mut().metrics)
+    }
+}

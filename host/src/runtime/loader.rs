@@ -1,0 +1,240 @@
+//! Turns a `.wasm` file into a checked [`Plugin`]: reads it, tells a non-Wasm file and a
+//! core module from a component, compiles it once (caching the result on disk under its
+//! sha256), and checks the world and package version it targets and what it imports.
+
+use super::error::{LoadError, World};
+use super::sandbox::PluginState;
+use super::{PACKAGE, PACKAGE_VERSION, Runtime};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::{Component, InstancePre};
+
+/// What the host knows about a loaded plugin.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PluginInfo {
+    /// Plugin name (the file stem).
+    pub name: String,
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// sha256 of the file, hex.
+    pub sha256: String,
+    /// Size of the file in bytes.
+    pub size_bytes: usize,
+    /// The world it targets.
+    pub world: World,
+    /// The `paddock:rl` package version it was built against.
+    pub package_version: String,
+    /// Every import, by name.
+    pub imports: Vec<String>,
+    /// Every export, by name.
+    pub exports: Vec<String>,
+    /// Whether the compiled code came from the disk cache.
+    pub cache_hit: bool,
+}
+
+/// A compiled, checked plugin, ready to instantiate (cheap to clone).
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) info: Arc<PluginInfo>,
+    pub(crate) runtime: Runtime,
+    pub(crate) pre: Option<InstancePre<PluginState>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("info", &self.info).finish()
+    }
+}
+
+impl Plugin {
+    /// What the host knows about it.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+}
+
+/// Splits `paddock:rl/env@0.1.0` into (`paddock:rl`, `env`, `0.1.0`).
+fn split_name(name: &str) -> Option<(&str, &str, &str)> {
+    let (pkg, rest) = name.split_once('/')?;
+    let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
+    Some((pkg, iface, version))
+}
+
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((it.next()??, it.next()??, it.next()??))
+}
+
+/// Semver compatibility with the host's package version.
+fn compatible(v: (u64, u64, u64)) -> bool {
+    let h = PACKAGE_VERSION;
+    v.0 == h.0 && (h.0 != 0 || v.1 == h.1)
+}
+
+fn host_version_req() -> String {
+    let (a, b, _) = PACKAGE_VERSION;
+    if a == 0 { format!("{a}.{b}.x") } else { format!("{a}.x") }
+}
+
+fn expected_text(world: World) -> String {
+    format!("world `{}` (exports {PACKAGE}/{}@{})", world.name(), world.export_interface(), host_version_req())
+}
+
+fn compile(runtime: &Runtime, bytes: &[u8], sha256: &str) -> (Result<Component, String>, bool) {
+    let engine = runtime.engine();
+    let cache_file = runtime.options().cache_dir.as_ref().map(|dir| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+    });
+    if let Some(file) = &cache_file
+        && file.exists()
+    {
+        // SAFETY: files in the cache directory are written only by `compile` below, from
+        // `Component::serialize` of this engine configuration (the key includes the
+        // engine's compatibility hash); wasmtime re-checks the header and version.
+        if let Ok(c) = unsafe { Component::deserialize_file(engine, file) } {
+            return (Ok(c), true);
+        }
+    }
+    let component = match Component::new(engine, bytes) {
+        Ok(c) => c,
+        Err(e) => return (Err(format!("{e:#}")), false),
+    };
+    if let Some(file) = &cache_file {
+        // The cache is an optimisation: failing to write it is not an error.
+        let _ = write_atomically(file, &component);
+    }
+    (Ok(component), false)
+}
+
+fn write_atomically(file: &Path, component: &Component) -> anyhow::Result<()> {
+    let dir = file.parent().ok_or_else(|| anyhow::anyhow!("cache file has no parent"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(tmp.path(), component.serialize()?)?;
+    tmp.persist(file)?;
+    Ok(())
+}
+
+pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) -> Result<Plugin, LoadError> {
+    let bytes = std::fs::read(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
+    let name = path.file_stem().map_or_else(|| "plugin".to_string(), |s| s.to_string_lossy().into_owned());
+    if !bytes.starts_with(b"\0asm") {
+        return Err(LoadError::NotWasm { plugin: name, path });
+    }
+    if wasmparser::Parser::is_core_wasm(&bytes) {
+        return Err(LoadError::CoreModule { plugin: name, path });
+    }
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let (component, cache_hit) = compile(runtime, &bytes, &sha256);
+    let component = component.map_err(|reason| LoadError::Compile { plugin: name.clone(), path: path.clone(), reason })?;
+
+    let ty = component.component_type();
+    let engine = runtime.engine();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+
+    // Which world: the paddock:rl interface it exports.
+    let ours: Vec<(&str, &str)> = exports
+        .iter()
+        .filter_map(|e| split_name(e))
+        .filter(|(pkg, _, _)| *pkg == PACKAGE)
+        .map(|(_, iface, ver)| (iface, ver))
+        .collect();
+    let mismatch = |found: String| LoadError::Mismatch {
+        plugin: name.clone(),
+        path: path.clone(),
+        expected: expected.map_or_else(|| format!("one of the worlds of {PACKAGE}@{}", host_version_req()), expected_text),
+        found,
+    };
+    let (world, version) = match ours.as_slice() {
+        [] => {
+            let list = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+            return Err(mismatch(format!("no {PACKAGE} export (it exports {list})")));
+        }
+        [(iface, ver)] => match World::from_export(iface) {
+            Some(w) => (w, *ver),
+            None => return Err(mismatch(format!("an export of unknown interface {PACKAGE}/{iface}@{ver}"))),
+        },
+        many => {
+            let list: Vec<String> = many.iter().map(|(i, v)| format!("{PACKAGE}/{i}@{v}")).collect();
+            return Err(mismatch(format!("several {PACKAGE} exports ({})", list.join(", "))));
+        }
+    };
+    if let Some(want) = expected
+        && want != world
+    {
+        return Err(mismatch(format!(
+            "world `{}` (exports {PACKAGE}/{}@{version})",
+            world.name(),
+            world.export_interface()
+        )));
+    }
+    if !parse_version(version).is_some_and(compatible) {
+        return Err(mismatch(format!(
+            "package version {PACKAGE}@{version} (world `{}`); rebuild it against wit/ of this Paddock",
+            world.name()
+        )));
+    }
+    for import in &imports {
+        let Some((pkg, iface, ver)) = split_name(import) else { continue };
+        if pkg != PACKAGE {
+            continue;
+        }
+        let reason = if !world.allowed_imports().contains(&iface) {
+            Some(format!("is not part of world `{}` (it may import {})", world.name(), world.allowed_imports().join(", ")))
+        } else if !parse_version(ver).is_some_and(compatible) {
+            Some(format!("has an incompatible version (this host implements {PACKAGE}@{})", host_version_req()))
+        } else if matches!(iface, "physics" | "tensor") {
+            Some("this host does not implement yet".to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(LoadError::Import { plugin: name, path, import: import.clone(), reason });
+        }
+    }
+    let pre = match runtime.linker(world) {
+        Some(linker) => Some(linker.instantiate_pre(&component).map_err(|e| {
+            let import = imports.iter().find(|i| format!("{e:#}").contains(i.as_str())).cloned().unwrap_or_else(|| "?".into());
+            LoadError::Import { plugin: name.clone(), path: path.clone(), import, reason: format!("the host cannot provide: {e:#}") }
+        })?),
+        None => None,
+    };
+    let info = PluginInfo {
+        name,
+        path,
+        sha256,
+        size_bytes: bytes.len(),
+        world,
+        package_version: version.to_string(),
+        imports,
+        exports,
+        cache_hit,
+    };
+    Ok(Plugin { info: Arc::new(info), runtime: runtime.clone(), pre })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_versions() {
+        assert_eq!(split_name("paddock:rl/env@0.1.0"), Some(("paddock:rl", "env", "0.1.0")));
+        assert_eq!(parse_version("0.1.2"), Some((0, 1, 2)));
+        assert_eq!(parse_version("0.1"), None);
+        assert!(compatible((0, 1, 0)));
+        assert!(!compatible((0, 2, 0)));
+        assert!(!compatible((1, 1, 0)));
+    }
+}

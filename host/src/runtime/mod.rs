@@ -1,0 +1,154 @@
+//! The plugin runtime: one wasmtime [`Engine`] per process, components compiled once and
+//! cached on disk by content hash, one [`Store`](wasmtime::Store) per instance.
+//!
+//! Split as in the loader/bridge/watcher habit: [`loader`] turns bytes into a checked
+//! [`Plugin`]; [`sandbox`] builds stores; [`instance`] is the call bridge (deadline, trap
+//! classification, output forwarding); [`env`] and [`reward`] are the typed instances.
+
+pub mod bindings;
+pub mod env;
+pub mod error;
+pub mod instance;
+pub mod loader;
+mod log_host;
+pub mod reward;
+pub mod sandbox;
+
+pub use env::EnvInstance;
+pub use error::{CallError, CallErrorKind, LoadError, World};
+pub use loader::{Plugin, PluginInfo};
+pub use reward::RewardInstance;
+pub use sandbox::Limits;
+
+use crate::log::RunLog;
+use sandbox::PluginState;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+/// The package this host implements; components must target a compatible version.
+pub const PACKAGE: &str = "paddock:rl";
+/// The package version this host implements (semver: 0.1.x components are accepted).
+pub const PACKAGE_VERSION: (u64, u64, u64) = (0, 1, 0);
+
+/// How often the epoch ticks; call deadlines are counted in ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Settings of a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    /// Limits of every plugin store.
+    pub limits: Limits,
+    /// Where compiled components are cached (`None`: no disk cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Where plugin output and host messages go.
+    pub log: RunLog,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions { limits: Limits::default(), cache_dir: default_cache_dir(), log: RunLog::stderr() }
+    }
+}
+
+/// `$PADDOCK_CACHE_DIR`, else the user's cache directory, else none.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PADDOCK_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("", "", "paddock").map(|d| d.cache_dir().join("components"))
+}
+
+struct Shared {
+    engine: Engine,
+    env_linker: Linker<PluginState>,
+    reward_linker: Linker<PluginState>,
+    options: RuntimeOptions,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The engine, linkers and settings every plugin of a process shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("options", &self.shared.options).finish()
+    }
+}
+
+impl Runtime {
+    /// Creates the engine and starts the epoch ticker that enforces call deadlines.
+    pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config)?;
+
+        let mut env_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut env_linker)?;
+        bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut env_linker, |s| s)?;
+        let mut reward_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut reward_linker)?;
+        bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut reward_linker, |s| s)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (weak_engine, stop) = (engine.weak(), stop_ticker.clone());
+        std::thread::Builder::new().name("paddock-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak_engine.upgrade() {
+                    Some(e) => e.increment_epoch(),
+                    None => break,
+                }
+            }
+        })?;
+        Ok(Runtime { shared: Arc::new(Shared { engine, env_linker, reward_linker, options, stop_ticker }) })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
+    /// The runtime's settings.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.shared.options
+    }
+
+    pub(crate) fn linker(&self, world: World) -> Option<&Linker<PluginState>> {
+        match world {
+            World::Environment => Some(&self.shared.env_linker),
+            World::Reward => Some(&self.shared.reward_linker),
+            World::Algorithm => None,
+        }
+    }
+
+    /// Epoch ticks a call may run before it is interrupted.
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        (self.shared.options.limits.call_timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
+    }
+
+    /// Reads, compiles (or fetches from the cache) and checks a plugin that must target
+    /// `world`.
+    pub fn load(&self, path: impl Into<PathBuf>, world: World) -> Result<Plugin, LoadError> {
+        loader::load(self, path.into(), Some(world))
+    }
+
+    /// Reads, compiles and identifies a plugin of any world (for `plugin inspect`).
+    pub fn load_any(&self, path: impl Into<PathBuf>) -> Result<Plugin, LoadError> {
+        loader::load(self, path.into(), None)
+    }
+}

@@ -1,0 +1,119 @@
+//! Host-side helpers for spaces: flat sizes, sanity checks of plugin-declared spaces, and
+//! seeded random actions (for `env run` and exploration).
+
+use crate::runtime::bindings::types::Space;
+use rand::{Rng, RngExt};
+
+/// Number of flat `f32` values one element of `space` takes.
+pub fn flat_len(space: &Space) -> usize {
+    match space {
+        Space::Discrete(_) => 1,
+        Space::Box(b) => b.shape.iter().map(|&d| d as usize).product(),
+        Space::MultiDiscrete(m) => m.nvec.len(),
+    }
+}
+
+/// Checks that a plugin-declared space is well formed.
+pub fn check_space(space: &Space) -> Result<(), String> {
+    match space {
+        Space::Discrete(d) if d.n == 0 => Err("discrete space with n = 0".into()),
+        Space::Box(b) => {
+            let n = flat_len(space);
+            if b.low.len() != n || b.high.len() != n {
+                return Err(format!("box of shape {:?} has {} low and {} high bounds", b.shape, b.low.len(), b.high.len()));
+            }
+            match b.low.iter().zip(&b.high).position(|(l, h)| l.is_nan() || h.is_nan() || l > h) {
+                Some(i) => Err(format!("box bound {i} is invalid (low {}, high {})", b.low[i], b.high[i])),
+                None => Ok(()),
+            }
+        }
+        Space::MultiDiscrete(m) if m.nvec.contains(&0) => Err("multi-discrete space with a zero dimension".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a uniformly random action of `space` into `out` (`flat_len` long). Unbounded
+/// box dimensions draw from a standard normal, half-bounded ones from an exponential.
+pub fn sample(space: &Space, rng: &mut impl Rng, out: &mut [f32]) {
+    match space {
+        Space::Discrete(d) => out[0] = (d.start + rng.random_range(0..i64::from(d.n))) as f32,
+        Space::MultiDiscrete(m) => {
+            for (o, &n) in out.iter_mut().zip(&m.nvec) {
+                *o = rng.random_range(0..n) as f32;
+            }
+        }
+        Space::Box(b) => {
+            for ((o, &lo), &hi) in out.iter_mut().zip(&b.low).zip(&b.high) {
+                let (lo_f, hi_f) = (lo.is_finite(), hi.is_finite());
+                let u: f32 = rng.random();
+                *o = match (lo_f, hi_f) {
+                    (true, true) => lo + (hi - lo) * u,
+                    (true, false) => lo - (1.0 - u).ln(),
+                    (false, true) => hi + (1.0 - u).ln(),
+                    (false, false) => {
+                        // Box-Muller.
+                        let v: f32 = rng.random();
+                        (-2.0 * (1.0 - u).ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// Whether a flat action lies in `space`.
+pub fn contains(space: &Space, action: &[f32]) -> bool {
+    if action.len() != flat_len(space) {
+        return false;
+    }
+    match space {
+        Space::Discrete(d) => action[0].fract() == 0.0 && (action[0] as i64) >= d.start && (action[0] as i64) < d.start + i64::from(d.n),
+        Space::MultiDiscrete(m) => action.iter().zip(&m.nvec).all(|(a, &n)| a.fract() == 0.0 && *a >= 0.0 && (*a as u32) < n),
+        Space::Box(b) => action.iter().zip(b.low.iter().zip(&b.high)).all(|(a, (l, h))| a >= l && a <= h),
+    }
+}
+
+/// A short text form, e.g. `Discrete(2)` or `Box(-2..2, [1])`.
+pub fn describe(space: &Space) -> String {
+    match space {
+        Space::Discrete(d) if d.start == 0 => format!("Discrete({})", d.n),
+        Space::Discrete(d) => format!("Discrete({}, start={})", d.n, d.start),
+        Space::MultiDiscrete(m) => format!("MultiDiscrete({:?})", m.nvec),
+        Space::Box(b) => {
+            let lo = b.low.iter().cloned().fold(f32::INFINITY, f32::min);
+            let hi = b.high.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            format!("Box({lo}..{hi}, {:?})", b.shape)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::types::{BoxSpace, DiscreteSpace};
+    use rand::SeedableRng;
+
+    #[test]
+    fn samples_lie_in_their_space() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let spaces = [
+            Space::Discrete(DiscreteSpace { n: 3, start: -1 }),
+            Space::Box(BoxSpace { low: vec![-2.0, f32::NEG_INFINITY], high: vec![2.0, f32::INFINITY], shape: vec![2] }),
+        ];
+        for space in &spaces {
+            check_space(space).expect("valid");
+            let mut out = vec![0.0; flat_len(space)];
+            for _ in 0..1000 {
+                sample(space, &mut rng, &mut out);
+                assert!(out.iter().all(|x| x.is_finite()));
+                if let Space::Box(_) = space {
+                    assert!((-2.0..=2.0).contains(&out[0]));
+                } else {
+                    assert!(contains(space, &out), "{out:?}");
+                }
+            }
+        }
+        let bad = Space::Box(BoxSpace { low: vec![1.0], high: vec![0.0], shape: vec![1] });
+        assert!(check_space(&bad).is_err());
+    }
+}

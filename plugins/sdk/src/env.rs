@@ -1,0 +1,314 @@
+//! Environments: implement [`Environment`] for one env; [`VecEnv`] hosts many of them in
+//! one instance and implements the whole `env` interface; [`export_env!`](crate::export_env)
+//! exports it.
+
+use crate::rng::Rng;
+use crate::space::flat_len;
+use crate::types::{BatchStep, EnvSpec, FinalObservation, PluginError, ResetResult, StepResult, Value};
+use crate::Params;
+
+/// What one step of an env produced (the SDK adds the time limit and the observation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transition {
+    /// Reward of the step.
+    pub reward: f64,
+    /// The MDP reached a terminal state.
+    pub terminated: bool,
+}
+
+/// One environment, as in Gymnasium's `Env` without the `TimeLimit` wrapper.
+pub trait Environment: Sized + Send + 'static {
+    /// The spec for these parameters; the SDK applies `max-episode-steps` for you.
+    fn spec(params: &Params) -> Result<EnvSpec, PluginError>;
+
+    /// A new env (not yet reset). Refuse unknown parameters with [`Params::check_known`].
+    fn new(params: &Params) -> Result<Self, PluginError>;
+
+    /// Starts an episode, drawing the initial state from `rng` (or taking it from options).
+    fn reset(&mut self, rng: &mut Rng, options: &Params) -> Result<(), PluginError>;
+
+    /// Applies one flat action (its length is checked by the SDK).
+    fn step(&mut self, action: &[f32], rng: &mut Rng) -> Result<Transition, PluginError>;
+
+    /// Writes the current observation into `out` (`flat_len(observation-space)` long).
+    fn observe(&self, out: &mut [f32]);
+
+    /// Writes the info features (`info-features` long). Default: none.
+    fn infos(&self, _out: &mut [f64]) {}
+
+    /// Appends the env's own state to `out` (the SDK adds generator and counters).
+    fn save(&self, _out: &mut Vec<u8>) -> Result<(), PluginError> {
+        Err(PluginError::Unsupported("this env does not support snapshots".into()))
+    }
+
+    /// Restores state written by [`Environment::save`].
+    fn load(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+        Err(PluginError::Unsupported("this env does not support snapshots".into()))
+    }
+}
+
+struct Slot<E> {
+    env: E,
+    rng: Rng,
+    elapsed: u32,
+    /// Reset and not yet ended.
+    live: bool,
+}
+
+/// Many envs of one kind in one instance: the implementation of the `env` interface.
+pub struct VecEnv<E> {
+    spec: EnvSpec,
+    slots: Vec<Slot<E>>,
+    obs_len: usize,
+    act_len: usize,
+    info_len: usize,
+}
+
+const SNAPSHOT_MAGIC: &[u8; 4] = b"PDE1";
+
+impl<E: Environment> VecEnv<E> {
+    /// Creates `seeds.len()` envs.
+    pub fn new(params: &[(String, Value)], seeds: &[u64]) -> Result<Self, PluginError> {
+        let p = Params::new(params);
+        let spec = E::spec(&p)?;
+        let max = spec.max_envs_per_instance.max(1) as usize;
+        if seeds.is_empty() || seeds.len() > max {
+            return Err(PluginError::InvalidParams(format!(
+                "{} hosts 1 to {max} envs per instance, asked for {}",
+                spec.id,
+                seeds.len()
+            )));
+        }
+        let slots = seeds
+            .iter()
+            .map(|&seed| Ok(Slot { env: E::new(&p)?, rng: Rng::seed_from_u64(seed), elapsed: 0, live: false }))
+            .collect::<Result<Vec<_>, PluginError>>()?;
+        Ok(VecEnv {
+            obs_len: flat_len(&spec.observation_space),
+            act_len: flat_len(&spec.action_space),
+            info_len: spec.info_features.len(),
+            spec,
+            slots,
+        })
+    }
+
+    fn slot(&mut self, index: u32) -> Result<&mut Slot<E>, PluginError> {
+        let n = self.slots.len();
+        self.slots
+            .get_mut(index as usize)
+            .ok_or_else(|| PluginError::InvalidState(format!("env index {index} out of range (0..{n})")))
+    }
+
+    fn check_action_len(&self, len: usize, expected: usize) -> Result<(), PluginError> {
+        if len != expected {
+            return Err(PluginError::InvalidAction(format!(
+                "{}: expected {expected} action values, got {len}",
+                self.spec.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// `env.reset`.
+    pub fn reset(&mut self, index: u32, seed: Option<u64>, options: &[(String, Value)]) -> Result<ResetResult, PluginError> {
+        let (obs_len, info_len) = (self.obs_len, self.info_len);
+        let slot = self.slot(index)?;
+        if let Some(seed) = seed {
+            slot.rng = Rng::seed_from_u64(seed);
+        }
+        slot.env.reset(&mut slot.rng, &Params::new(options))?;
+        slot.elapsed = 0;
+        slot.live = true;
+        let mut observation = vec![0.0; obs_len];
+        slot.env.observe(&mut observation);
+        let mut infos = vec![0.0; info_len];
+        slot.env.infos(&mut infos);
+        Ok(ResetResult { observation, infos })
+    }
+
+    /// `env.step`.
+    pub fn step(&mut self, index: u32, action: &[f32]) -> Result<StepResult, PluginError> {
+        self.check_action_len(action.len(), self.act_len)?;
+        let (obs_len, info_len, limit) = (self.obs_len, self.info_len, self.spec.max_episode_steps);
+        let slot = self.slot(index)?;
+        if !slot.live {
+            return Err(PluginError::InvalidState(format!(
+                "env {index}: step before reset, or after its episode ended"
+            )));
+        }
+        let t = slot.env.step(action, &mut slot.rng)?;
+        slot.elapsed += 1;
+        let truncated = limit.is_some_and(|m| slot.elapsed >= m);
+        slot.live = !(t.terminated || truncated);
+        let mut observation = vec![0.0; obs_len];
+        slot.env.observe(&mut observation);
+        let mut infos = vec![0.0; info_len];
+        slot.env.infos(&mut infos);
+        Ok(StepResult { observation, reward: t.reward, terminated: t.terminated, truncated, infos })
+    }
+
+    /// `env.reset-all`.
+    pub fn reset_all(&mut self) -> Result<Vec<f32>, PluginError> {
+        let mut out = vec![0.0; self.slots.len() * self.obs_len];
+        for (slot, obs) in self.slots.iter_mut().zip(out.chunks_exact_mut(self.obs_len.max(1))) {
+            slot.env.reset(&mut slot.rng, &Params::empty())?;
+            slot.elapsed = 0;
+            slot.live = true;
+            slot.env.observe(obs);
+        }
+        Ok(out)
+    }
+
+    /// `env.step-all`: steps every env, auto-resetting those whose episode ended.
+    pub fn step_all(&mut self, actions: &[f32]) -> Result<BatchStep, PluginError> {
+        let n = self.slots.len();
+        self.check_action_len(actions.len(), n * self.act_len)?;
+        let (obs_len, info_len, act_len, limit) = (self.obs_len, self.info_len, self.act_len, self.spec.max_episode_steps);
+        let mut out = BatchStep {
+            observations: vec![0.0; n * obs_len],
+            rewards: Vec::with_capacity(n),
+            terminated: Vec::with_capacity(n),
+            truncated: Vec::with_capacity(n),
+            infos: vec![0.0; n * info_len],
+            final_observations: Vec::new(),
+        };
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if !slot.live {
+                return Err(PluginError::InvalidState(format!("env {i}: step-all before reset-all")));
+            }
+            let t = slot.env.step(&actions[i * act_len..(i + 1) * act_len], &mut slot.rng)?;
+            slot.elapsed += 1;
+            let truncated = limit.is_some_and(|m| slot.elapsed >= m);
+            slot.env.infos(&mut out.infos[i * info_len..(i + 1) * info_len]);
+            let obs = &mut out.observations[i * obs_len..(i + 1) * obs_len];
+            slot.env.observe(obs);
+            if t.terminated || truncated {
+                out.final_observations.push(FinalObservation { env: i as u32, observation: obs.to_vec() });
+                slot.env.reset(&mut slot.rng, &Params::empty())?;
+                slot.elapsed = 0;
+                slot.env.observe(obs);
+            }
+            out.rewards.push(t.reward);
+            out.terminated.push(t.terminated);
+            out.truncated.push(truncated);
+        }
+        Ok(out)
+    }
+
+    /// `env.snapshot`: magic, generator, counters, then the env's own bytes.
+    pub fn snapshot(&mut self, index: u32) -> Result<Vec<u8>, PluginError> {
+        let slot = self.slot(index)?;
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&slot.rng.to_bytes());
+        out.extend_from_slice(&slot.elapsed.to_le_bytes());
+        out.push(slot.live as u8);
+        slot.env.save(&mut out)?;
+        Ok(out)
+    }
+
+    /// `env.restore`.
+    pub fn restore(&mut self, index: u32, state: &[u8]) -> Result<(), PluginError> {
+        let slot = self.slot(index)?;
+        let header = 4 + 32 + 4 + 1;
+        if state.len() < header || &state[..4] != SNAPSHOT_MAGIC {
+            return Err(PluginError::InvalidParams("snapshot bytes are not from this SDK version".into()));
+        }
+        let mut rng = [0u8; 32];
+        rng.copy_from_slice(&state[4..36]);
+        let mut elapsed = [0u8; 4];
+        elapsed.copy_from_slice(&state[36..40]);
+        slot.env.load(&state[header..])?;
+        slot.rng = Rng::from_bytes(&rng);
+        slot.elapsed = u32::from_le_bytes(elapsed);
+        slot.live = state[40] != 0;
+        Ok(())
+    }
+}
+
+/// Helpers for envs whose state is a vector of `f64`.
+pub mod state {
+    use crate::types::PluginError;
+
+    /// Appends `values` as little-endian bytes.
+    pub fn save_f64s(values: &[f64], out: &mut Vec<u8>) {
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// Reads exactly `out.len()` little-endian `f64`s.
+    pub fn load_f64s(bytes: &[u8], out: &mut [f64]) -> Result<(), PluginError> {
+        if bytes.len() != out.len() * 8 {
+            return Err(PluginError::InvalidParams(format!(
+                "snapshot holds {} bytes of state, expected {}",
+                bytes.len(),
+                out.len() * 8
+            )));
+        }
+        for (v, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *v = f64::from_le_bytes(b);
+        }
+        Ok(())
+    }
+}
+
+/// Exports an [`Environment`] as the component's `env` interface.
+///
+/// ```ignore
+/// struct CartPole { /* … */ }
+/// impl paddock_sdk::Environment for CartPole { /* … */ }
+/// paddock_sdk::export_env!(CartPole);
+/// ```
+#[macro_export]
+macro_rules! export_env {
+    ($ty:ty) => {
+        const _: () = {
+            use $crate::env_bindings::exports::paddock::rl::env::Guest;
+            use $crate::types as __t;
+            static STATE: ::std::sync::Mutex<::std::option::Option<$crate::VecEnv<$ty>>> =
+                ::std::sync::Mutex::new(::std::option::Option::None);
+
+            fn with<R>(f: impl FnOnce(&mut $crate::VecEnv<$ty>) -> Result<R, __t::PluginError>) -> Result<R, __t::PluginError> {
+                let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+                match guard.as_mut() {
+                    Some(v) => f(v),
+                    None => Err(__t::PluginError::InvalidState("call `init` first".into())),
+                }
+            }
+
+            struct PaddockEnvExport;
+            impl Guest for PaddockEnvExport {
+                fn spec(params: __t::Params) -> Result<__t::EnvSpec, __t::PluginError> {
+                    <$ty as $crate::Environment>::spec(&$crate::Params::new(&params))
+                }
+                fn init(params: __t::Params, seeds: Vec<u64>) -> Result<(), __t::PluginError> {
+                    let v = $crate::VecEnv::<$ty>::new(&params, &seeds)?;
+                    *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+                    Ok(())
+                }
+                fn reset(index: u32, seed: Option<u64>, options: __t::Params) -> Result<__t::ResetResult, __t::PluginError> {
+                    with(|v| v.reset(index, seed, &options))
+                }
+                fn step(index: u32, action: Vec<f32>) -> Result<__t::StepResult, __t::PluginError> {
+                    with(|v| v.step(index, &action))
+                }
+                fn reset_all() -> Result<Vec<f32>, __t::PluginError> {
+                    with(|v| v.reset_all())
+                }
+                fn step_all(actions: Vec<f32>) -> Result<__t::BatchStep, __t::PluginError> {
+                    with(|v| v.step_all(&actions))
+                }
+                fn snapshot(index: u32) -> Result<Vec<u8>, __t::PluginError> {
+                    with(|v| v.snapshot(index))
+                }
+                fn restore(index: u32, state: Vec<u8>) -> Result<(), __t::PluginError> {
+                    with(|v| v.restore(index, &state))
+                }
+            }
+            $crate::env_bindings::__export_environment!(PaddockEnvExport with_types_in $crate::env_bindings);
+        };
+    };
+}

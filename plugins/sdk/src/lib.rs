@@ -1,0 +1,78 @@
+//! Guest SDK for Paddock plugins written in Rust.
+//!
+//! A plugin is a struct and an `impl` of one trait, exported with one macro:
+//!
+//! - environments: implement [`Environment`] for a single env, then
+//!   `paddock_sdk::export_env!(MyEnv);` (feature `env`). The SDK hosts many envs per
+//!   instance, steps them in one call (`step-all`), applies the time limit, auto-resets,
+//!   seeds each env's generator and snapshots generator + step counter with the env.
+//! - reward functions: implement [`RewardFunction`], then
+//!   `paddock_sdk::export_reward!(MyReward);` (feature `reward`).
+//!
+//! Build with `cargo build --target wasm32-wasip2`; the result is a component targeting
+//! `paddock:rl@0.1.0`. See `docs/plugins/rust.md`.
+
+// Lets generated code name this crate by its public path from inside it too.
+extern crate self as paddock_sdk;
+
+#[cfg(feature = "env")]
+pub mod env;
+#[cfg(any(feature = "env", feature = "reward"))]
+pub mod params;
+#[cfg(feature = "reward")]
+pub mod reward;
+pub mod rng;
+#[cfg(any(feature = "env", feature = "reward"))]
+pub mod space;
+
+#[cfg(any(feature = "env", feature = "reward"))]
+pub use params::Params;
+pub use rng::Rng;
+
+#[cfg(feature = "env")]
+pub use env::{Environment, Transition, VecEnv};
+#[cfg(feature = "reward")]
+pub use reward::{RewardFunction, TransitionView};
+
+/// Bindings generated from `wit/` for the `environment` world.
+#[cfg(feature = "env")]
+#[doc(hidden)]
+pub mod env_bindings {
+    wit_bindgen::generate!({
+        world: "environment",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_environment",
+        default_bindings_module: "paddock_sdk::env_bindings",
+        runtime_path: "paddock_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+/// Bindings generated from `wit/` for the `reward` world.
+#[cfg(feature = "reward")]
+#[doc(hidden)]
+pub mod reward_bindings {
+    wit_bindgen::generate!({
+        world: "reward",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_reward",
+        default_bindings_module: "paddock_sdk::reward_bindings",
+        runtime_path: "paddock_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+#[cfg(feature = "env")]
+pub use env_bindings::paddock::rl::types;
+#[cfg(all(feature = "reward", not(feature = "env")))]
+pub use reward_bindings::paddock::rl::types;
+
+#[cfg(feature = "env")]
+pub use env_bindings::paddock::rl::log;
+#[cfg(all(feature = "reward", not(feature = "env")))]
+pub use reward_bindings::paddock::rl::log;
