@@ -206,11 +206,11 @@ impl PluginState {
     pub(crate) fn forward_output(&mut self, all: bool) -> Vec<String> {
         let source = format!("plugin {}", self.name);
         let (out, out_dropped) = self.stdout.take_lines(all);
-        for l in &out {
+        for l in out.iter().filter(|l| !l.trim().is_empty()) {
             self.log.line(Level::Info, &source, l);
         }
         let (err, err_dropped) = self.stderr.take_lines(all);
-        for l in &err {
+        for l in err.iter().filter(|l| !l.trim().is_empty()) {
             self.log.line(Level::Warn, &source, l);
         }
         if out_dropped + err_dropped > 0 {

@@ -28,9 +28,10 @@ pub fn dynamics(state: &mut [f64; 4], action: i64) -> bool {
     let [x, x_dot, theta, theta_dot] = *state;
     let force = if action == 1 { FORCE_MAG } else { -FORCE_MAG };
     let (sintheta, costheta) = (theta.sin(), theta.cos());
-    let temp = (force + POLEMASS_LENGTH * theta_dot * theta_dot * sintheta) / TOTAL_MASS;
+    // Operation order as in Gymnasium (`np.square(x)` is computed before the product).
+    let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
     let thetaacc = (GRAVITY * sintheta - costheta * temp)
-        / (LENGTH * (4.0 / 3.0 - MASS_POLE * costheta * costheta / TOTAL_MASS));
+        / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS));
     let xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
     *state = [x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc];
     let [x, _, theta, _] = *state;
