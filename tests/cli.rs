@@ -1,0 +1,150 @@
+//! The real `paddock` binary on real plugins and configs.
+
+mod common;
+
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn paddock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(args)
+        .current_dir(common::root())
+        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
+        .output()
+        .expect("run paddock")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = paddock(args);
+    assert!(out.status.success(), "paddock {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = paddock(args);
+    assert_eq!(out.status.code(), Some(1), "paddock {args:?} should fail with exit code 1");
+    String::from_utf8(out.stderr).expect("utf8")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf8 path")
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [&["--help"][..], &["plugin", "--help"], &["plugin", "inspect", "--help"], &["env", "--help"], &["env", "run", "--help"]] {
+        let text = ok(args);
+        assert!(text.contains("Usage: paddock"), "{args:?}: {text}");
+    }
+    assert!(ok(&["env", "run", "--help"]).contains("--record"));
+}
+
+#[test]
+fn inspect_shows_world_version_spec_and_hash() {
+    let file = common::plugin("cartpole");
+    let json: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&file), "--json"])).expect("json");
+    let sha = hex::encode(Sha256::digest(std::fs::read(&file).expect("read")));
+    assert_eq!(json["sha256"], sha.as_str());
+    assert_eq!(json["world"], "environment");
+    assert_eq!(json["package"], "paddock:rl@0.1.0");
+    assert_eq!(json["spec"]["id"], "CartPole-v1");
+    assert_eq!(json["spec"]["max_episode_steps"], 500);
+    let text = ok(&["plugin", "inspect", p(&common::plugin("cartpole-shaped"))]);
+    assert!(text.contains("world     reward (paddock:rl@0.1.0)"), "{text}");
+    let err = fails(&["plugin", "inspect", p(&common::plugin("wrong-version"))]);
+    assert!(err.contains("paddock:rl@9.0.0"), "{err}");
+}
+
+#[test]
+fn same_seed_gives_identical_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = |name: &str, seed: &str, workers: &str| {
+        let path = dir.path().join(name);
+        let cfg = common::root().join("configs/cartpole-rollout.toml");
+        ok(&["env", "run", p(&cfg), "--steps", "300", "--seed", seed, "--num-envs", "6", "--workers", workers, "--record", p(&path), "--json"]);
+        std::fs::read(path).expect("record")
+    };
+    let a = rec("a.jsonl", "3", "1");
+    let b = rec("b.jsonl", "3", "1");
+    assert!(!a.is_empty());
+    assert!(a == b, "same seed, different records");
+    assert!(a == rec("c.jsonl", "3", "3"), "the number of workers changed the trajectories");
+    assert!(a != rec("d.jsonl", "4", "1"), "another seed gave the same record");
+    let text = String::from_utf8(a).expect("utf8");
+    assert_eq!(text.lines().count(), 300 * 6);
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().expect("line")).expect("json");
+    for key in ["t", "env", "action", "obs", "reward", "terminated", "truncated"] {
+        assert!(first.get(key).is_some(), "record line lacks {key}: {first}");
+    }
+}
+
+#[test]
+fn given_actions_are_used_and_summarised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let actions = dir.path().join("actions.jsonl");
+    let lines: Vec<String> = (0..50).map(|t| format!("[{}, {}]", t % 2, (t / 3) % 2)).collect();
+    std::fs::write(&actions, lines.join("\n")).expect("write");
+    let rec = dir.path().join("rec.jsonl");
+    let out = ok(&["env", "run", p(&common::plugin("cartpole")), "--num-envs", "2", "--actions", p(&actions), "--record", p(&rec), "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json summary");
+    assert_eq!(summary["steps"], 50);
+    assert_eq!(summary["env_steps"], 100);
+    for key in ["episodes", "mean_return", "env_steps_per_s", "wall_s", "sha256"] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}");
+    }
+    let recorded: Vec<serde_json::Value> = std::fs::read_to_string(rec).expect("read").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    // Line t holds [t % 2, (t / 3) % 2]; record lines are (t, env) in order.
+    for (t, env) in [(1, 0), (1, 1), (3, 0), (3, 1), (49, 1)] {
+        let expected = if env == 0 { t % 2 } else { (t / 3) % 2 };
+        assert_eq!(recorded[t * 2 + env]["action"], serde_json::json!([expected as f64]), "t {t} env {env}");
+        assert_eq!(recorded[t * 2 + env]["t"], t);
+    }
+
+    let short = dir.path().join("short.jsonl");
+    std::fs::write(&short, "[1, 0]\n[1]\n").expect("write");
+    let err = fails(&["env", "run", p(&common::plugin("cartpole")), "--num-envs", "2", "--actions", p(&short)]);
+    assert!(err.contains("short.jsonl line 2") && err.contains("1 action values, expected 2"), "{err}");
+}
+
+#[test]
+fn a_reward_plugin_from_the_config_is_used() {
+    let out = ok(&["env", "run", "configs/cartpole-shaped-rollout.toml", "--steps", "200", "--json"]);
+    let s: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(s["reward_plugin"], "cartpole-shaped");
+    let mean = s["mean_return"].as_f64().expect("episodes finished");
+    let length = s["mean_length"].as_f64().expect("length");
+    assert!(mean < length, "shaped returns ({mean}) should be below episode lengths ({length})");
+}
+
+#[test]
+fn config_errors_name_the_file_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "seed = 1\n[env]\nplugin = \"x.wasm\"\nnum_env = 4\n").expect("write");
+    let err = fails(&["env", "run", p(&cfg)]);
+    assert!(err.contains("bad.toml") && err.contains("num_env"), "{err}");
+    std::fs::write(&cfg, "seed = \"one\"\n[env]\nplugin = \"x.wasm\"\n").expect("write");
+    let err = fails(&["env", "run", p(&cfg)]);
+    assert!(err.contains("bad.toml") && err.contains("seed"), "{err}");
+    std::fs::write(&cfg, "[env]\nplugin = \"missing.wasm\"\n").expect("write");
+    let err = fails(&["env", "run", p(&cfg)]);
+    assert!(err.contains("missing.wasm"), "{err}");
+    let plugin = common::plugin("cartpole");
+    std::fs::write(&cfg, format!("[env]\nplugin = {:?}\n[env.params]\ngravity = 3\n", p(&plugin))).expect("write");
+    let err = fails(&["env", "run", p(&cfg)]);
+    assert!(err.contains("plugin `cartpole` failed in `spec`") && err.contains("unknown parameter `gravity`"), "{err}");
+}
+
+#[test]
+fn a_hostile_plugin_fails_the_command_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("hostile.toml");
+    std::fs::write(
+        &cfg,
+        format!("[env]\nplugin = {:?}\n[env.params]\nmisbehave = \"loop\"\n[runtime]\ncall_timeout_ms = 200\n", p(&common::plugin("hostile"))),
+    )
+    .expect("write");
+    let err = fails(&["env", "run", p(&cfg)]);
+    assert!(err.contains("plugin `hostile` failed in `step-all`: did not return within 200ms"), "{err}");
+}
