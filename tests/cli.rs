@@ -62,7 +62,22 @@ fn same_seed_gives_identical_records() {
     let rec = |name: &str, seed: &str, workers: &str| {
         let path = dir.path().join(name);
         let cfg = common::root().join("configs/cartpole-rollout.toml");
-        ok(&["env", "run", p(&cfg), "--steps", "300", "--seed", seed, "--num-envs", "6", "--workers", workers, "--record", p(&path), "--json"]);
+        ok(&[
+            "env",
+            "run",
+            p(&cfg),
+            "--steps",
+            "300",
+            "--seed",
+            seed,
+            "--num-envs",
+            "6",
+            "--workers",
+            workers,
+            "--record",
+            p(&path),
+            "--json",
+        ]);
         std::fs::read(path).expect("record")
     };
     let a = rec("a.jsonl", "3", "1");
@@ -86,14 +101,16 @@ fn given_actions_are_used_and_summarised() {
     let lines: Vec<String> = (0..50).map(|t| format!("[{}, {}]", t % 2, (t / 3) % 2)).collect();
     std::fs::write(&actions, lines.join("\n")).expect("write");
     let rec = dir.path().join("rec.jsonl");
-    let out = ok(&["env", "run", p(&common::plugin("cartpole")), "--num-envs", "2", "--actions", p(&actions), "--record", p(&rec), "--json"]);
+    let out =
+        ok(&["env", "run", p(&common::plugin("cartpole")), "--num-envs", "2", "--actions", p(&actions), "--record", p(&rec), "--json"]);
     let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json summary");
     assert_eq!(summary["steps"], 50);
     assert_eq!(summary["env_steps"], 100);
     for key in ["episodes", "mean_return", "env_steps_per_s", "wall_s", "sha256"] {
         assert!(summary.get(key).is_some(), "summary lacks {key}");
     }
-    let recorded: Vec<serde_json::Value> = std::fs::read_to_string(rec).expect("read").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let recorded: Vec<serde_json::Value> =
+        std::fs::read_to_string(rec).expect("read").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     // Line t holds [t % 2, (t / 3) % 2]; record lines are (t, env) in order.
     for (t, env) in [(1, 0), (1, 1), (3, 0), (3, 1), (49, 1)] {
         let expected = if env == 0 { t % 2 } else { (t / 3) % 2 };
@@ -142,7 +159,10 @@ fn a_hostile_plugin_fails_the_command_cleanly() {
     let cfg = dir.path().join("hostile.toml");
     std::fs::write(
         &cfg,
-        format!("[env]\nplugin = {:?}\n[env.params]\nmisbehave = \"loop\"\n[runtime]\ncall_timeout_ms = 200\n", p(&common::plugin("hostile"))),
+        format!(
+            "[env]\nplugin = {:?}\n[env.params]\nmisbehave = \"loop\"\n[runtime]\ncall_timeout_ms = 200\n",
+            p(&common::plugin("hostile"))
+        ),
     )
     .expect("write");
     let err = fails(&["env", "run", p(&cfg)]);

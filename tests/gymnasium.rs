@@ -68,7 +68,12 @@ fn replay(name: &str) {
     for (e, ep) in fx.episodes.iter().enumerate() {
         let r = env.reset(0, None, &initial_state(&ep.initial_state)).expect("reset");
         for (a, b) in r.observation.iter().zip(&ep.reset_obs) {
-            assert!((f64::from(*a) - f64::from(*b)).abs() <= TOL, "{name} episode {e} reset obs {:?} vs gymnasium {:?}", r.observation, ep.reset_obs);
+            assert!(
+                (f64::from(*a) - f64::from(*b)).abs() <= TOL,
+                "{name} episode {e} reset obs {:?} vs gymnasium {:?}",
+                r.observation,
+                ep.reset_obs
+            );
         }
         for (t, action) in ep.actions.iter().enumerate() {
             let s = env.step(0, action).unwrap_or_else(|err| panic!("{name} episode {e} step {t}: {err}"));

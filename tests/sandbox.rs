@@ -182,3 +182,29 @@ fn output_goes_to_the_run_log_and_the_sandbox_has_no_ambient_authority() {
     assert!(probe_line.contains("env vars: 0; args: 0"), "{probe_line}");
     assert!(probe_line.contains("wall clock: 0 s; monotonic elapsed: 0 ns"), "{probe_line}");
 }
+
+#[test]
+fn compiled_components_are_cached_by_content_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = || paddock::runtime::RuntimeOptions {
+        limits: Limits::default(),
+        cache_dir: Some(dir.path().to_path_buf()),
+        log: RunLog::discard(),
+    };
+    let first = Runtime::new(options()).expect("runtime").load(common::plugin("pendulum"), World::Environment).expect("load");
+    assert!(!first.info().cache_hit);
+    let cached: Vec<_> = std::fs::read_dir(dir.path()).expect("cache dir").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(cached.len(), 1);
+    assert!(cached[0].to_string_lossy().starts_with(&first.info().sha256), "{cached:?}");
+    // A new process-wide runtime finds it.
+    let second = Runtime::new(options()).expect("runtime").load(common::plugin("pendulum"), World::Environment).expect("load");
+    assert!(second.info().cache_hit);
+    let mut env = EnvInstance::new(&second, 0).expect("instantiate from cache");
+    env.init(&Vec::new(), &[0]).expect("init");
+    env.reset_all().expect("reset");
+    env.step_all(&[0.5]).expect("step");
+    // A corrupt cache entry is ignored and recompiled.
+    std::fs::write(dir.path().join(&cached[0]), b"garbage").expect("corrupt");
+    let third = Runtime::new(options()).expect("runtime").load(common::plugin("pendulum"), World::Environment).expect("load");
+    assert!(!third.info().cache_hit);
+}

@@ -85,7 +85,7 @@ pub struct EnvSet {
     obs_len: usize,
     act_len: usize,
     reward: Option<RewardInstance>,
-    /// Current observations (kept for the reward plugin's transitions).
+    /// Current observations (kept only when a reward plugin needs transitions).
     current: Vec<f32>,
 }
 
@@ -136,7 +136,7 @@ impl EnvSet {
         })
     }
 
-    /// Uses `reward` in place of the env's own reward.
+    /// Uses `reward` in place of the env's own reward. Call it before [`EnvSet::reset`].
     pub fn set_reward(&mut self, reward: RewardInstance) {
         self.reward = Some(reward);
     }
@@ -174,8 +174,11 @@ impl EnvSet {
     /// Resets every env; returns `num_envs × obs_len` observations.
     pub fn reset(&mut self) -> Result<Vec<f32>, EnvSetError> {
         let parts = self.map_shards(|sh| sh.inst.reset_all())?;
-        self.current = parts.concat();
-        Ok(self.current.clone())
+        let obs = parts.concat();
+        if self.reward.is_some() {
+            self.current.clone_from(&obs);
+        }
+        Ok(obs)
     }
 
     fn map_shards<R: Send>(&mut self, f: impl Fn(&mut Shard) -> Result<R, CallError> + Sync + Send) -> Result<Vec<R>, CallError> {
@@ -192,17 +195,34 @@ impl EnvSet {
             return Err(EnvSetError::ActionCount { expected: n * al, num_envs: n, per_env: al, got: actions.len() });
         }
         let parts = self.map_shards(|sh| sh.inst.step_all(&actions[sh.first * al..(sh.first + sh.len) * al]))?;
-        let mut out = VecStep { observations: Vec::with_capacity(n * ol), ..VecStep::default() };
-        for (shard, part) in self.shards.iter().zip(parts) {
-            out.observations.extend_from_slice(&part.observations);
-            out.env_rewards.extend_from_slice(&part.rewards);
-            out.terminated.extend_from_slice(&part.terminated);
-            out.truncated.extend_from_slice(&part.truncated);
-            out.infos.extend_from_slice(&part.infos);
-            out.final_observations.extend(part.final_observations.into_iter().map(|f| (shard.first + f.env as usize, f.observation)));
-        }
+        let mut out = if parts.len() == 1 {
+            let part = parts.into_iter().next().expect("one shard");
+            VecStep {
+                observations: part.observations,
+                rewards: Vec::new(),
+                env_rewards: part.rewards,
+                terminated: part.terminated,
+                truncated: part.truncated,
+                infos: part.infos,
+                final_observations: part.final_observations.into_iter().map(|f| (f.env as usize, f.observation)).collect(),
+            }
+        } else {
+            let mut out = VecStep { observations: Vec::with_capacity(n * ol), ..VecStep::default() };
+            for (shard, part) in self.shards.iter().zip(parts) {
+                out.observations.extend_from_slice(&part.observations);
+                out.env_rewards.extend_from_slice(&part.rewards);
+                out.terminated.extend_from_slice(&part.terminated);
+                out.truncated.extend_from_slice(&part.truncated);
+                out.infos.extend_from_slice(&part.infos);
+                out.final_observations.extend(part.final_observations.into_iter().map(|f| (shard.first + f.env as usize, f.observation)));
+            }
+            out
+        };
         out.rewards = match &mut self.reward {
             None => out.env_rewards.clone(),
+            Some(_) if self.current.len() != n * ol => {
+                return Err(EnvSetError::Options("the reward plugin was set after reset; set it first".into()));
+            }
             Some(reward) => {
                 let mut next = out.observations.clone();
                 for (i, obs) in &out.final_observations {
@@ -220,7 +240,9 @@ impl EnvSet {
                 })?
             }
         };
-        self.current.clone_from(&out.observations);
+        if self.reward.is_some() {
+            self.current.clone_from(&out.observations);
+        }
         Ok(out)
     }
 

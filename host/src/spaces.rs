@@ -79,10 +79,16 @@ pub fn describe(space: &Space) -> String {
         Space::Discrete(d) if d.start == 0 => format!("Discrete({})", d.n),
         Space::Discrete(d) => format!("Discrete({}, start={})", d.n, d.start),
         Space::MultiDiscrete(m) => format!("MultiDiscrete({:?})", m.nvec),
+        Space::Box(b) if b.low.len() <= 8 => {
+            let fmt = |v: &[f32]| {
+                v.iter().map(|x| format!("{x:.4}").trim_end_matches('0').trim_end_matches('.').to_string()).collect::<Vec<_>>().join(", ")
+            };
+            format!("Box(low [{}], high [{}], shape {:?})", fmt(&b.low), fmt(&b.high), b.shape)
+        }
         Space::Box(b) => {
             let lo = b.low.iter().cloned().fold(f32::INFINITY, f32::min);
             let hi = b.high.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            format!("Box({lo}..{hi}, {:?})", b.shape)
+            format!("Box({lo}..{hi}, shape {:?})", b.shape)
         }
     }
 }

@@ -106,11 +106,7 @@ struct Summary {
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut config = if super::is_config(&args.target) {
-        RunConfig::load(&args.target)?
-    } else {
-        RunConfig::for_env(args.target.clone())
-    };
+    let mut config = if super::is_config(&args.target) { RunConfig::load(&args.target)? } else { RunConfig::for_env(args.target.clone()) };
     if let Some(s) = args.seed {
         config.seed = s;
     }
@@ -147,9 +143,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         (None, None) => 1000,
     };
     let mut record = match &args.record {
-        Some(p) => Some(BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("failed to create record file {}", p.display()))?,
-        )),
+        Some(p) => Some(BufWriter::new(std::fs::File::create(p).with_context(|| format!("failed to create record file {}", p.display()))?)),
         None => None,
     };
 

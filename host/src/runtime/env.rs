@@ -31,7 +31,8 @@ impl EnvInstance {
     pub fn new(plugin: &Plugin, seed: u64) -> Result<Self, CallError> {
         let mut bridge = Bridge::new(plugin, seed);
         let Some(pre) = plugin.pre.clone().filter(|_| plugin.info.world == World::Environment) else {
-            return Err(bridge.error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `environment`", plugin.info.world))));
+            return Err(bridge
+                .error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `environment`", plugin.info.world))));
         };
         let bindings = bridge.call("instantiate", |store| EnvironmentPre::new(pre)?.instantiate(store))?;
         Ok(EnvInstance { bridge, bindings, spec: None, num_envs: 0 })
@@ -84,6 +85,10 @@ impl EnvInstance {
         if obs.len() != expected {
             return Err(self.invalid(call, format!("{} observation values, expected {expected}", obs.len())));
         }
+        // Branch-free scan first (vectorises); locate the culprit only on failure.
+        if obs.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            return Ok(());
+        }
         if let Some((i, v)) = first_non_finite(obs) {
             let ol = self.lens().0.max(1);
             return Err(self.invalid(call, format!("observation element {} of env {} is {v}", i % ol, env_offset + i / ol)));
@@ -135,12 +140,20 @@ impl EnvInstance {
         let (ol, _, il) = self.lens();
         self.check_obs(CALL, &r.observations, n * ol, 0)?;
         if r.rewards.len() != n || r.terminated.len() != n || r.truncated.len() != n || r.infos.len() != n * il {
-            return Err(self.invalid(CALL, format!(
-                "batch of {} rewards, {} terminated, {} truncated and {} info values for {n} envs",
-                r.rewards.len(), r.terminated.len(), r.truncated.len(), r.infos.len()
-            )));
+            return Err(self.invalid(
+                CALL,
+                format!(
+                    "batch of {} rewards, {} terminated, {} truncated and {} info values for {n} envs",
+                    r.rewards.len(),
+                    r.terminated.len(),
+                    r.truncated.len(),
+                    r.infos.len()
+                ),
+            ));
         }
-        if let Some(i) = r.rewards.iter().position(|x| !x.is_finite()) {
+        if !r.rewards.iter().fold(true, |ok, x| ok & x.is_finite())
+            && let Some(i) = r.rewards.iter().position(|x| !x.is_finite())
+        {
             return Err(self.invalid(CALL, format!("reward {} for env {i}", r.rewards[i])));
         }
         let mut expected_final = (0..n).filter(|&i| r.terminated[i] || r.truncated[i]);

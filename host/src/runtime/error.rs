@@ -161,7 +161,11 @@ impl CallError {
     pub fn is_trap(&self) -> bool {
         matches!(
             self.kind,
-            CallErrorKind::Timeout(_) | CallErrorKind::MemoryCap(_) | CallErrorKind::Panic(_) | CallErrorKind::Trap(_) | CallErrorKind::Dead
+            CallErrorKind::Timeout(_)
+                | CallErrorKind::MemoryCap(_)
+                | CallErrorKind::Panic(_)
+                | CallErrorKind::Trap(_)
+                | CallErrorKind::Dead
         )
     }
 }

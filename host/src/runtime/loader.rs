@@ -95,13 +95,16 @@ fn compile(runtime: &Runtime, bytes: &[u8], sha256: &str) -> (Result<Component, 
         engine.precompile_compatibility_hash().hash(&mut h);
         dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
     });
+    // Read into memory rather than map the file: a cache file truncated or rewritten by
+    // another process while mapped would crash this one (SIGBUS).
     if let Some(file) = &cache_file
-        && file.exists()
+        && let Ok(serialized) = std::fs::read(file)
     {
         // SAFETY: files in the cache directory are written only by `compile` below, from
         // `Component::serialize` of this engine configuration (the key includes the
-        // engine's compatibility hash); wasmtime re-checks the header and version.
-        if let Ok(c) = unsafe { Component::deserialize_file(engine, file) } {
+        // engine's compatibility hash); wasmtime re-checks the header and version and
+        // refuses other bytes, in which case the component is compiled afresh.
+        if let Ok(c) = unsafe { Component::deserialize(engine, &serialized) } {
             return (Ok(c), true);
         }
     }
@@ -144,12 +147,8 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
 
     // Which world: the paddock:rl interface it exports.
-    let ours: Vec<(&str, &str)> = exports
-        .iter()
-        .filter_map(|e| split_name(e))
-        .filter(|(pkg, _, _)| *pkg == PACKAGE)
-        .map(|(_, iface, ver)| (iface, ver))
-        .collect();
+    let ours: Vec<(&str, &str)> =
+        exports.iter().filter_map(|e| split_name(e)).filter(|(pkg, _, _)| *pkg == PACKAGE).map(|(_, iface, ver)| (iface, ver)).collect();
     let mismatch = |found: String| LoadError::Mismatch {
         plugin: name.clone(),
         path: path.clone(),
@@ -173,11 +172,7 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
     if let Some(want) = expected
         && want != world
     {
-        return Err(mismatch(format!(
-            "world `{}` (exports {PACKAGE}/{}@{version})",
-            world.name(),
-            world.export_interface()
-        )));
+        return Err(mismatch(format!("world `{}` (exports {PACKAGE}/{}@{version})", world.name(), world.export_interface())));
     }
     if !parse_version(version).is_some_and(compatible) {
         return Err(mismatch(format!(

@@ -1,7 +1,7 @@
 //! A typed instance of a reward plugin.
 
-use super::bindings::reward::{Reward, RewardPre};
 use super::bindings::reward::exports::paddock::rl::reward_fn::Transitions;
+use super::bindings::reward::{Reward, RewardPre};
 use super::bindings::types::{EnvSpec, Params};
 use super::error::{CallError, CallErrorKind, World};
 use super::instance::Bridge;
@@ -24,7 +24,9 @@ impl RewardInstance {
     pub fn new(plugin: &Plugin, seed: u64, spec: &EnvSpec, params: &Params) -> Result<Self, CallError> {
         let mut bridge = Bridge::new(plugin, seed);
         let Some(pre) = plugin.pre.clone().filter(|_| plugin.info.world == World::Reward) else {
-            return Err(bridge.error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `reward`", plugin.info.world))));
+            return Err(
+                bridge.error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `reward`", plugin.info.world)))
+            );
         };
         let bindings = bridge.call("instantiate", |store| RewardPre::new(pre)?.instantiate(store))?;
         let mut r = RewardInstance { bridge, bindings };
@@ -43,7 +45,9 @@ impl RewardInstance {
         let b = &self.bindings;
         let rewards = self.bridge.call_result("compute", |s| b.paddock_rl_reward_fn().call_compute(s, batch))?;
         if rewards.len() != batch.num_envs as usize {
-            return Err(self.bridge.error("compute", CallErrorKind::InvalidOutput(format!("{} rewards for {} transitions", rewards.len(), batch.num_envs))));
+            return Err(self
+                .bridge
+                .error("compute", CallErrorKind::InvalidOutput(format!("{} rewards for {} transitions", rewards.len(), batch.num_envs))));
         }
         if let Some(i) = rewards.iter().position(|r| !r.is_finite()) {
             return Err(self.bridge.error("compute", CallErrorKind::InvalidOutput(format!("reward {} for env {i}", rewards[i]))));

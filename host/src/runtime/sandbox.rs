@@ -6,6 +6,7 @@
 
 use crate::log::{Level, RunLog};
 use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -43,10 +44,14 @@ struct OutputBuf {
 #[derive(Clone, Default)]
 pub struct CapturedOutput {
     buf: Arc<Mutex<OutputBuf>>,
+    /// Set when bytes arrive, so the host's drain after every call costs one load when
+    /// the plugin printed nothing (the common case, on the hot path).
+    pending: Arc<AtomicBool>,
 }
 
 impl CapturedOutput {
     fn push(&self, data: &[u8]) {
+        self.pending.store(true, Ordering::Release);
         let mut b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         let room = OUTPUT_CAP.saturating_sub(b.bytes.len());
         let take = data.len().min(room);
@@ -56,10 +61,16 @@ impl CapturedOutput {
 
     /// Takes the complete lines written so far (and, with `all`, the unterminated tail).
     pub fn take_lines(&self, all: bool) -> (Vec<String>, usize) {
+        if !self.pending.load(Ordering::Acquire) {
+            return (Vec::new(), 0);
+        }
         let mut b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         let end = if all { b.bytes.len() } else { b.bytes.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1) };
         let taken: Vec<u8> = b.bytes.drain(..end).collect();
         let dropped = std::mem::take(&mut b.dropped);
+        if b.bytes.is_empty() {
+            self.pending.store(false, Ordering::Release);
+        }
         let lines = String::from_utf8_lossy(&taken).lines().map(str::to_owned).collect();
         (lines, dropped)
     }
@@ -101,11 +112,7 @@ impl Pollable for CapturedOutput {
 }
 
 impl tokio::io::AsyncWrite for CapturedOutput {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
+    fn poll_write(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
         self.push(buf);
         std::task::Poll::Ready(Ok(buf.len()))
     }
@@ -190,26 +197,20 @@ impl PluginState {
             .tables(64)
             .memories(8)
             .build();
-        PluginState {
-            wasi: b.build(),
-            table: ResourceTable::new(),
-            limits,
-            name,
-            log,
-            stdout,
-            stderr,
-            metrics: Vec::new(),
-        }
+        PluginState { wasi: b.build(), table: ResourceTable::new(), limits, name, log, stdout, stderr, metrics: Vec::new() }
     }
 
     /// Forwards complete lines of captured output to the run log; returns stderr's lines.
     pub(crate) fn forward_output(&mut self, all: bool) -> Vec<String> {
-        let source = format!("plugin {}", self.name);
         let (out, out_dropped) = self.stdout.take_lines(all);
+        let (err, err_dropped) = self.stderr.take_lines(all);
+        if out.is_empty() && err.is_empty() && out_dropped + err_dropped == 0 {
+            return err;
+        }
+        let source = format!("plugin {}", self.name);
         for l in out.iter().filter(|l| !l.trim().is_empty()) {
             self.log.line(Level::Info, &source, l);
         }
-        let (err, err_dropped) = self.stderr.take_lines(all);
         for l in err.iter().filter(|l| !l.trim().is_empty()) {
             self.log.line(Level::Warn, &source, l);
         }

@@ -2,10 +2,10 @@
 //! one instance and implements the whole `env` interface; [`export_env!`](crate::export_env)
 //! exports it.
 
+use crate::Params;
 use crate::rng::Rng;
 use crate::space::flat_len;
 use crate::types::{BatchStep, EnvSpec, FinalObservation, PluginError, ResetResult, StepResult, Value};
-use crate::Params;
 
 /// What one step of an env produced (the SDK adds the time limit and the observation).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,11 +73,10 @@ impl<E: Environment> VecEnv<E> {
         let spec = E::spec(&p)?;
         let max = spec.max_envs_per_instance.max(1) as usize;
         if seeds.is_empty() || seeds.len() > max {
-            return Err(PluginError::InvalidParams(format!(
-                "{} hosts 1 to {max} envs per instance, asked for {}",
-                spec.id,
-                seeds.len()
-            )));
+            return Err(PluginError::InvalidParams(format!("{} hosts 1 to {max} envs per instance, asked for {}", spec.id, seeds.len())));
+        }
+        if flat_len(&spec.observation_space) == 0 || flat_len(&spec.action_space) == 0 {
+            return Err(PluginError::InvalidParams(format!("{}: observation and action spaces need at least one element", spec.id)));
         }
         let slots = seeds
             .iter()
@@ -94,17 +93,12 @@ impl<E: Environment> VecEnv<E> {
 
     fn slot(&mut self, index: u32) -> Result<&mut Slot<E>, PluginError> {
         let n = self.slots.len();
-        self.slots
-            .get_mut(index as usize)
-            .ok_or_else(|| PluginError::InvalidState(format!("env index {index} out of range (0..{n})")))
+        self.slots.get_mut(index as usize).ok_or_else(|| PluginError::InvalidState(format!("env index {index} out of range (0..{n})")))
     }
 
     fn check_action_len(&self, len: usize, expected: usize) -> Result<(), PluginError> {
         if len != expected {
-            return Err(PluginError::InvalidAction(format!(
-                "{}: expected {expected} action values, got {len}",
-                self.spec.id
-            )));
+            return Err(PluginError::InvalidAction(format!("{}: expected {expected} action values, got {len}", self.spec.id)));
         }
         Ok(())
     }
@@ -132,9 +126,7 @@ impl<E: Environment> VecEnv<E> {
         let (obs_len, info_len, limit) = (self.obs_len, self.info_len, self.spec.max_episode_steps);
         let slot = self.slot(index)?;
         if !slot.live {
-            return Err(PluginError::InvalidState(format!(
-                "env {index}: step before reset, or after its episode ended"
-            )));
+            return Err(PluginError::InvalidState(format!("env {index}: step before reset, or after its episode ended")));
         }
         let t = slot.env.step(action, &mut slot.rng)?;
         slot.elapsed += 1;
@@ -164,33 +156,42 @@ impl<E: Environment> VecEnv<E> {
         let n = self.slots.len();
         self.check_action_len(actions.len(), n * self.act_len)?;
         let (obs_len, info_len, act_len, limit) = (self.obs_len, self.info_len, self.act_len, self.spec.max_episode_steps);
+        let limit = limit.unwrap_or(u32::MAX);
         let mut out = BatchStep {
             observations: vec![0.0; n * obs_len],
-            rewards: Vec::with_capacity(n),
-            terminated: Vec::with_capacity(n),
-            truncated: Vec::with_capacity(n),
+            rewards: vec![0.0; n],
+            terminated: vec![false; n],
+            truncated: vec![false; n],
             infos: vec![0.0; n * info_len],
             final_observations: Vec::new(),
         };
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        // Zipped chunk iterators: no bounds checks in the per-env loop. Spaces have at least
+        // one element (checked by the host); info features may be none, so infos are
+        // sliced by index rather than zipped (an empty vector would end the zip at once).
+        let per_env = self
+            .slots
+            .iter_mut()
+            .zip(actions.chunks_exact(act_len))
+            .zip(out.observations.chunks_exact_mut(obs_len))
+            .zip(out.rewards.iter_mut().zip(out.terminated.iter_mut().zip(out.truncated.iter_mut())));
+        for (i, (((slot, action), obs), (reward, (terminated, truncated)))) in per_env.enumerate() {
             if !slot.live {
                 return Err(PluginError::InvalidState(format!("env {i}: step-all before reset-all")));
             }
-            let t = slot.env.step(&actions[i * act_len..(i + 1) * act_len], &mut slot.rng)?;
+            let t = slot.env.step(action, &mut slot.rng)?;
             slot.elapsed += 1;
-            let truncated = limit.is_some_and(|m| slot.elapsed >= m);
+            let trunc = slot.elapsed >= limit;
             slot.env.infos(&mut out.infos[i * info_len..(i + 1) * info_len]);
-            let obs = &mut out.observations[i * obs_len..(i + 1) * obs_len];
             slot.env.observe(obs);
-            if t.terminated || truncated {
+            if t.terminated || trunc {
                 out.final_observations.push(FinalObservation { env: i as u32, observation: obs.to_vec() });
                 slot.env.reset(&mut slot.rng, &Params::empty())?;
                 slot.elapsed = 0;
                 slot.env.observe(obs);
             }
-            out.rewards.push(t.reward);
-            out.terminated.push(t.terminated);
-            out.truncated.push(truncated);
+            *reward = t.reward;
+            *terminated = t.terminated;
+            *truncated = trunc;
         }
         Ok(out)
     }
@@ -240,11 +241,7 @@ pub mod state {
     /// Reads exactly `out.len()` little-endian `f64`s.
     pub fn load_f64s(bytes: &[u8], out: &mut [f64]) -> Result<(), PluginError> {
         if bytes.len() != out.len() * 8 {
-            return Err(PluginError::InvalidParams(format!(
-                "snapshot holds {} bytes of state, expected {}",
-                bytes.len(),
-                out.len() * 8
-            )));
+            return Err(PluginError::InvalidParams(format!("snapshot holds {} bytes of state, expected {}", bytes.len(), out.len() * 8)));
         }
         for (v, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
             let mut b = [0u8; 8];
@@ -308,7 +305,7 @@ macro_rules! export_env {
                     with(|v| v.restore(index, &state))
                 }
             }
-            $crate::env_bindings::__export_environment!(PaddockEnvExport with_types_in $crate::env_bindings);
+    $crate::env_bindings::__export_environment!(PaddockEnvExport with_types_in $crate::env_bindings);
         };
     };
 }

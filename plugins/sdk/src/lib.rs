@@ -67,6 +67,12 @@ pub mod reward_bindings {
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
+/// Portable math (the `libm` crate, a port of musl's libm, the same code wasi-libc uses).
+/// Envs that use it compute bit-identical results in their Wasm and native builds, so a
+/// native test or benchmark of an env runs exactly what the plugin runs. `math::sincos`
+/// computes both of an angle at the cost of about one.
+pub use libm as math;
+
 #[cfg(feature = "env")]
 pub use env_bindings::paddock::rl::types;
 #[cfg(all(feature = "reward", not(feature = "env")))]

@@ -79,10 +79,7 @@ impl<'a> Params<'a> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::Reals(v)) if v.len() == len => Ok(Some(v.as_slice())),
-            Some(Value::Reals(v)) => Err(PluginError::InvalidParams(format!(
-                "parameter `{name}` needs {len} numbers, got {}",
-                v.len()
-            ))),
+            Some(Value::Reals(v)) => Err(PluginError::InvalidParams(format!("parameter `{name}` needs {len} numbers, got {}", v.len()))),
             Some(other) => Err(wrong_type(name, "a list of numbers", other)),
         }
     }

@@ -1,9 +1,9 @@
 //! Reward functions: implement [`RewardFunction`] and export it with
 //! [`export_reward!`](crate::export_reward).
 
+use crate::Params;
 use crate::reward_bindings::exports::paddock::rl::reward_fn::Transitions;
 use crate::types::{EnvSpec, PluginError};
-use crate::Params;
 
 /// One transition, sliced out of a batch.
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +86,7 @@ macro_rules! export_reward {
                     }
                 }
             }
-            $crate::reward_bindings::__export_reward!(PaddockRewardExport with_types_in $crate::reward_bindings);
+    $crate::reward_bindings::__export_reward!(PaddockRewardExport with_types_in $crate::reward_bindings);
         };
     };
 }

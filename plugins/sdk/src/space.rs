@@ -26,9 +26,7 @@ pub fn flat_len(space: &Space) -> usize {
 pub fn discrete_action(action: &[f32], n: u32) -> Result<i64, PluginError> {
     let a = action[0];
     if !(a.fract() == 0.0 && a >= 0.0 && (a as u32) < n) {
-        return Err(PluginError::InvalidAction(format!(
-            "action {a} is not in Discrete({n})"
-        )));
+        return Err(PluginError::InvalidAction(format!("action {a} is not in Discrete({n})")));
     }
     Ok(a as i64)
 }
@@ -36,10 +34,7 @@ pub fn discrete_action(action: &[f32], n: u32) -> Result<i64, PluginError> {
 /// Fails unless every element of a continuous action is finite.
 pub fn check_finite(action: &[f32]) -> Result<(), PluginError> {
     match action.iter().position(|a| !a.is_finite()) {
-        Some(i) => Err(PluginError::InvalidAction(format!(
-            "action element {i} is {} (not finite)",
-            action[i]
-        ))),
+        Some(i) => Err(PluginError::InvalidAction(format!("action element {i} is {} (not finite)", action[i]))),
         None => Ok(()),
     }
 }

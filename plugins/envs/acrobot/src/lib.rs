@@ -36,12 +36,10 @@ fn dsdt(s: &[f64; 5]) -> [f64; 5] {
     let d1 = M1 * LC1 * LC1 + M2 * (L1 * L1 + LC2 * LC2 + 2.0 * L1 * LC2 * theta2.cos()) + I1 + I2;
     let d2 = M2 * (LC2 * LC2 + L1 * LC2 * theta2.cos()) + I2;
     let phi2 = M2 * LC2 * G * (theta1 + theta2 - PI / 2.0).cos();
-    let phi1 = -M2 * L1 * LC2 * dtheta2 * dtheta2 * theta2.sin()
-        - 2.0 * M2 * L1 * LC2 * dtheta2 * dtheta1 * theta2.sin()
+    let phi1 = -M2 * L1 * LC2 * dtheta2 * dtheta2 * theta2.sin() - 2.0 * M2 * L1 * LC2 * dtheta2 * dtheta1 * theta2.sin()
         + (M1 * LC1 + M2 * L1) * G * (theta1 - PI / 2.0).cos()
         + phi2;
-    let ddtheta2 = (a + d2 / d1 * phi1 - M2 * L1 * LC2 * dtheta1 * dtheta1 * theta2.sin() - phi2)
-        / (M2 * LC2 * LC2 + I2 - d2 * d2 / d1);
+    let ddtheta2 = (a + d2 / d1 * phi1 - M2 * L1 * LC2 * dtheta1 * dtheta1 * theta2.sin() - phi2) / (M2 * LC2 * LC2 + I2 - d2 * d2 / d1);
     let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
     [dtheta1, dtheta2, ddtheta1, ddtheta2, 0.0]
 }
@@ -109,12 +107,7 @@ impl Environment for Acrobot {
         let a = discrete_action(action, 3)?;
         let y0 = [self.s[0], self.s[1], self.s[2], self.s[3], TORQUES[a as usize]];
         let ns = rk4(&y0);
-        self.s = [
-            wrap(ns[0], -PI, PI),
-            wrap(ns[1], -PI, PI),
-            ns[2].clamp(-MAX_VEL_1, MAX_VEL_1),
-            ns[3].clamp(-MAX_VEL_2, MAX_VEL_2),
-        ];
+        self.s = [wrap(ns[0], -PI, PI), wrap(ns[1], -PI, PI), ns[2].clamp(-MAX_VEL_1, MAX_VEL_1), ns[3].clamp(-MAX_VEL_2, MAX_VEL_2)];
         let terminated = -self.s[0].cos() - (self.s[1] + self.s[0]).cos() > 1.0;
         Ok(Transition { reward: if terminated { 0.0 } else { -1.0 }, terminated })
     }

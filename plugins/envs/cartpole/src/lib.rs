@@ -23,15 +23,14 @@ const THETA_THRESHOLD: f64 = 12.0 * 2.0 * std::f64::consts::PI / 360.0;
 const X_THRESHOLD: f64 = 2.4;
 const PARAMS: &[&str] = &["sutton-barto-reward", "initial-state"];
 
-/// Native form of the dynamics, shared with the host's benchmark.
+/// One Euler step of the dynamics; returns whether the state is terminal.
 pub fn dynamics(state: &mut [f64; 4], action: i64) -> bool {
     let [x, x_dot, theta, theta_dot] = *state;
     let force = if action == 1 { FORCE_MAG } else { -FORCE_MAG };
-    let (sintheta, costheta) = (theta.sin(), theta.cos());
+    let (sintheta, costheta) = paddock_sdk::math::sincos(theta);
     // Operation order as in Gymnasium (`np.square(x)` is computed before the product).
     let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
-    let thetaacc = (GRAVITY * sintheta - costheta * temp)
-        / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS));
+    let thetaacc = (GRAVITY * sintheta - costheta * temp) / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS));
     let xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
     *state = [x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc];
     let [x, _, theta, _] = *state;

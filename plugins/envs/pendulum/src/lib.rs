@@ -46,12 +46,7 @@ impl Environment for Pendulum {
 
     fn new(params: &Params) -> Result<Self, PluginError> {
         params.check_known(PARAMS)?;
-        Ok(Pendulum {
-            th: 0.0,
-            thdot: 0.0,
-            g: params.real("g", 10.0)?,
-            initial: params.reals("initial-state", 2)?.map(|v| [v[0], v[1]]),
-        })
+        Ok(Pendulum { th: 0.0, thdot: 0.0, g: params.real("g", 10.0)?, initial: params.reals("initial-state", 2)?.map(|v| [v[0], v[1]]) })
     }
 
     fn reset(&mut self, rng: &mut Rng, options: &Params) -> Result<(), PluginError> {

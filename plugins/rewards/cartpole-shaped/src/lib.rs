@@ -28,7 +28,7 @@ impl RewardFunction for ShapedCartPole {
                 return Err(PluginError::InvalidParams(format!(
                     "cartpole-shaped scores CartPole-like envs (4 observation values), not {}",
                     spec.id
-                )))
+                )));
             }
         }
         Ok(ShapedCartPole {

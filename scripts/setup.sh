@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs, idempotent (a second run takes seconds):
+#   - the wasm32-wasip2 Rust target (plugins are components built from source);
+#   - libtorch from PyPI in .venv/ (torch==2.11.0, the version tch 0.24 binds): the
+#     CPU-only wheel set when no NVIDIA GPU is visible, the full CUDA wheel otherwise;
+#     `libtorch` links to it and .cargo/config.toml points LIBTORCH there;
+#   - the first-party plugins and test fixtures, built into target/plugins/.
+# Non-interactive: safe under CI=true with no stdin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "error: python3 not found; it is needed to install libtorch from PyPI" >&2; exit 1; }
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    say "adding the wasm32-wasip2 Rust target"
+    rustup target add wasm32-wasip2
+fi
+
+TORCH_VERSION=2.11.0
+if [ ! -f .venv/.torch-$TORCH_VERSION ]; then
+    say "installing libtorch $TORCH_VERSION from PyPI into .venv/"
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+        .venv/bin/python -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+    else
+        # CPU-only: torch without its CUDA dependency wheels (~0.6 GB instead of 4.7 GB);
+        # these two CUDA runtime libraries are all libtorch needs to load without a GPU.
+        .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+            "torch==$TORCH_VERSION" nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
+    fi
+    touch .venv/.torch-$TORCH_VERSION
+fi
+torch_dir=$(.venv/bin/python -c 'import os, importlib.util; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
+ln -sfn "$torch_dir" libtorch
+
+say "building plugins (wasm32-wasip2)"
+scripts/build-plugins.sh

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: set-up, formatting, then every test (unit,
+# Gymnasium replay, hostile plugins, env set, CLI end to end) against the real plugins
+# and the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo fmt --all --check
+cargo test --locked -p paddock -p paddock-sdk
