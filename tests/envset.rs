@@ -55,12 +55,13 @@ fn autoreset_hands_back_the_final_observation() {
     let (_, steps) = rollout(&mut set, 400, 9);
     let mut ended = 0;
     for s in &steps {
-        let mut finals = s.final_observations.iter();
+        let mut finals = s.ended.iter().zip(s.final_observations.chunks_exact(4));
+        assert_eq!(s.final_observations.len(), s.ended.len() * 4);
         for i in 0..4 {
             if s.terminated[i] || s.truncated[i] {
                 ended += 1;
                 let (env, fin) = finals.next().expect("a final observation for each ended env");
-                assert_eq!(*env, i);
+                assert_eq!(*env as usize, i);
                 // CartPole terminates outside ±2.4 m or ±12°: the final observation is
                 // outside, the reset one within ±0.05.
                 assert!(fin[0].abs() > 2.4 || fin[2].abs() > 0.2094, "final {fin:?}");
@@ -96,7 +97,7 @@ fn a_reward_plugin_replaces_the_env_reward() {
     let (_, steps) = rollout(&mut set, 200, 3);
     let mut saw_fail = false;
     for s in &steps {
-        assert!(s.env_rewards.iter().all(|&r| r == 1.0));
+        assert!(s.env_rewards.as_ref().expect("env rewards kept beside shaped ones").iter().all(|&r| r == 1.0));
         for i in 0..8 {
             if s.terminated[i] {
                 assert_eq!(s.rewards[i], -1.0);

@@ -63,18 +63,20 @@ pub struct VecStep {
     /// Observations after the step, `num_envs × obs_len`; for envs that ended, the first
     /// observation of their next episode.
     pub observations: Vec<f32>,
-    /// Rewards (the reward plugin's if there is one, else the env's).
+    /// Rewards: the reward plugin's if there is one, else the env's.
     pub rewards: Vec<f64>,
-    /// The env's own rewards.
-    pub env_rewards: Vec<f64>,
+    /// The env's own rewards, when a reward plugin replaced them in `rewards`.
+    pub env_rewards: Option<Vec<f64>>,
     /// Terminated flags.
     pub terminated: Vec<bool>,
     /// Truncated flags.
     pub truncated: Vec<bool>,
     /// Info values, `num_envs × info_len`.
     pub infos: Vec<f64>,
-    /// `(env, final observation)` of the envs whose episode ended, in env order.
-    pub final_observations: Vec<(usize, Vec<f32>)>,
+    /// Indices of the envs whose episode ended, ascending.
+    pub ended: Vec<u32>,
+    /// Their final observations, `ended.len() × obs_len`, in the order of `ended`.
+    pub final_observations: Vec<f32>,
 }
 
 /// Envs stepped in batches; see the module docs.
@@ -195,51 +197,52 @@ impl EnvSet {
             return Err(EnvSetError::ActionCount { expected: n * al, num_envs: n, per_env: al, got: actions.len() });
         }
         let parts = self.map_shards(|sh| sh.inst.step_all(&actions[sh.first * al..(sh.first + sh.len) * al]))?;
-        let mut out = if parts.len() == 1 {
-            let part = parts.into_iter().next().expect("one shard");
-            VecStep {
-                observations: part.observations,
-                rewards: Vec::new(),
-                env_rewards: part.rewards,
-                terminated: part.terminated,
-                truncated: part.truncated,
-                infos: part.infos,
-                final_observations: part.final_observations.into_iter().map(|f| (f.env as usize, f.observation)).collect(),
+        // One shard (the common case): its vectors move into the result uncopied.
+        let single = parts.len() == 1;
+        let mut out = VecStep { terminated: vec![false; n], truncated: vec![false; n], ..VecStep::default() };
+        for (shard, part) in self.shards.iter().zip(parts) {
+            for e in &part.ended {
+                let i = shard.first + e.env as usize;
+                out.ended.push(i as u32);
+                out.terminated[i] = e.terminated;
+                out.truncated[i] = e.truncated;
             }
-        } else {
-            let mut out = VecStep { observations: Vec::with_capacity(n * ol), ..VecStep::default() };
-            for (shard, part) in self.shards.iter().zip(parts) {
+            if single {
+                out.observations = part.observations;
+                out.rewards = part.rewards;
+                out.infos = part.infos;
+                out.final_observations = part.final_observations;
+            } else {
                 out.observations.extend_from_slice(&part.observations);
-                out.env_rewards.extend_from_slice(&part.rewards);
-                out.terminated.extend_from_slice(&part.terminated);
-                out.truncated.extend_from_slice(&part.truncated);
+                out.rewards.extend_from_slice(&part.rewards);
                 out.infos.extend_from_slice(&part.infos);
-                out.final_observations.extend(part.final_observations.into_iter().map(|f| (shard.first + f.env as usize, f.observation)));
+                out.final_observations.extend_from_slice(&part.final_observations);
             }
-            out
-        };
-        out.rewards = match &mut self.reward {
-            None => out.env_rewards.clone(),
+        }
+        match &mut self.reward {
+            None => {}
             Some(_) if self.current.len() != n * ol => {
                 return Err(EnvSetError::Options("the reward plugin was set after reset; set it first".into()));
             }
             Some(reward) => {
                 let mut next = out.observations.clone();
-                for (i, obs) in &out.final_observations {
+                for (&i, obs) in out.ended.iter().zip(out.final_observations.chunks_exact(ol)) {
+                    let i = i as usize;
                     next[i * ol..(i + 1) * ol].copy_from_slice(obs);
                 }
-                reward.compute(&Transitions {
+                let shaped = reward.compute(&Transitions {
                     num_envs: n as u32,
                     observations: std::mem::take(&mut self.current),
                     actions: actions.to_vec(),
                     next_observations: next,
-                    env_rewards: out.env_rewards.clone(),
+                    env_rewards: out.rewards.clone(),
                     terminated: out.terminated.clone(),
                     truncated: out.truncated.clone(),
                     infos: out.infos.clone(),
-                })?
+                })?;
+                out.env_rewards = Some(std::mem::replace(&mut out.rewards, shaped));
             }
-        };
+        }
         if self.reward.is_some() {
             self.current.clone_from(&out.observations);
         }

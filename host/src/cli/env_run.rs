@@ -169,13 +169,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
         let step = envs.step(&actions).with_context(|| format!("at step {t}"))?;
-        let mut finals = step.final_observations.iter().peekable();
+        let mut finals = step.ended.iter().zip(step.final_observations.chunks_exact(ol)).peekable();
         for i in 0..n {
             let (ret, len) = &mut running[i];
             *ret += step.rewards[i];
             *len += 1;
             let ended = step.terminated[i] || step.truncated[i];
-            let final_obs = if finals.peek().is_some_and(|(e, _)| *e == i) { finals.next().map(|(_, o)| o.as_slice()) } else { None };
+            let final_obs = if finals.peek().is_some_and(|(e, _)| **e as usize == i) { finals.next().map(|(_, o)| o) } else { None };
             if let Some(w) = &mut record {
                 let cur = &step.observations[i * ol..(i + 1) * ol];
                 let rec = Record {

@@ -139,32 +139,35 @@ impl EnvInstance {
         let n = self.num_envs;
         let (ol, _, il) = self.lens();
         self.check_obs(CALL, &r.observations, n * ol, 0)?;
-        if r.rewards.len() != n || r.terminated.len() != n || r.truncated.len() != n || r.infos.len() != n * il {
-            return Err(self.invalid(
-                CALL,
-                format!(
-                    "batch of {} rewards, {} terminated, {} truncated and {} info values for {n} envs",
-                    r.rewards.len(),
-                    r.terminated.len(),
-                    r.truncated.len(),
-                    r.infos.len()
-                ),
-            ));
+        if r.rewards.len() != n || r.infos.len() != n * il {
+            return Err(self.invalid(CALL, format!("batch of {} rewards and {} info values for {n} envs", r.rewards.len(), r.infos.len())));
         }
         if !r.rewards.iter().fold(true, |ok, x| ok & x.is_finite())
             && let Some(i) = r.rewards.iter().position(|x| !x.is_finite())
         {
             return Err(self.invalid(CALL, format!("reward {} for env {i}", r.rewards[i])));
         }
-        let mut expected_final = (0..n).filter(|&i| r.terminated[i] || r.truncated[i]);
-        for f in &r.final_observations {
-            if expected_final.next() != Some(f.env as usize) {
-                return Err(self.invalid(CALL, format!("final observation for env {} that did not end (or out of order)", f.env)));
+        let mut previous = None;
+        for e in &r.ended {
+            if e.env as usize >= n || previous.is_some_and(|p| p >= e.env) || !(e.terminated || e.truncated) {
+                return Err(
+                    self.invalid(CALL, format!("`ended` entry {e:?} is out of range, out of order or neither terminated nor truncated"))
+                );
             }
-            self.check_obs(CALL, &f.observation, ol, f.env as usize)?;
+            previous = Some(e.env);
         }
-        if let Some(i) = expected_final.next() {
-            return Err(self.invalid(CALL, format!("no final observation for env {i}, whose episode ended")));
+        if r.final_observations.len() != r.ended.len() * ol {
+            return Err(
+                self.invalid(CALL, format!("{} final observation values for {} ended envs", r.final_observations.len(), r.ended.len()))
+            );
+        }
+        if !r.final_observations.iter().fold(true, |ok, v| ok & v.is_finite())
+            && let Some(i) = r.final_observations.iter().position(|v| !v.is_finite())
+        {
+            return Err(self.invalid(
+                CALL,
+                format!("final observation element {} of env {} is {}", i % ol, r.ended[i / ol].env, r.final_observations[i]),
+            ));
         }
         Ok(r)
     }

@@ -5,7 +5,7 @@
 use crate::Params;
 use crate::rng::Rng;
 use crate::space::flat_len;
-use crate::types::{BatchStep, EnvSpec, FinalObservation, PluginError, ResetResult, StepResult, Value};
+use crate::types::{BatchStep, EnvSpec, EpisodeEnd, PluginError, ResetResult, StepResult, Value};
 
 /// What one step of an env produced (the SDK adds the time limit and the observation).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -160,9 +160,8 @@ impl<E: Environment> VecEnv<E> {
         let mut out = BatchStep {
             observations: vec![0.0; n * obs_len],
             rewards: vec![0.0; n],
-            terminated: vec![false; n],
-            truncated: vec![false; n],
             infos: vec![0.0; n * info_len],
+            ended: Vec::new(),
             final_observations: Vec::new(),
         };
         // Zipped chunk iterators: no bounds checks in the per-env loop. Spaces have at least
@@ -173,8 +172,8 @@ impl<E: Environment> VecEnv<E> {
             .iter_mut()
             .zip(actions.chunks_exact(act_len))
             .zip(out.observations.chunks_exact_mut(obs_len))
-            .zip(out.rewards.iter_mut().zip(out.terminated.iter_mut().zip(out.truncated.iter_mut())));
-        for (i, (((slot, action), obs), (reward, (terminated, truncated)))) in per_env.enumerate() {
+            .zip(out.rewards.iter_mut());
+        for (i, (((slot, action), obs), reward)) in per_env.enumerate() {
             if !slot.live {
                 return Err(PluginError::InvalidState(format!("env {i}: step-all before reset-all")));
             }
@@ -184,14 +183,13 @@ impl<E: Environment> VecEnv<E> {
             slot.env.infos(&mut out.infos[i * info_len..(i + 1) * info_len]);
             slot.env.observe(obs);
             if t.terminated || trunc {
-                out.final_observations.push(FinalObservation { env: i as u32, observation: obs.to_vec() });
+                out.ended.push(EpisodeEnd { env: i as u32, terminated: t.terminated, truncated: trunc });
+                out.final_observations.extend_from_slice(obs);
                 slot.env.reset(&mut slot.rng, &Params::empty())?;
                 slot.elapsed = 0;
                 slot.env.observe(obs);
             }
             *reward = t.reward;
-            *terminated = t.terminated;
-            *truncated = trunc;
         }
         Ok(out)
     }
