@@ -22,8 +22,10 @@ impl std::fmt::Debug for EnvInstance {
     }
 }
 
-fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
-    values.iter().position(|v| !v.is_finite()).map(|i| (i, values[i]))
+/// Index of the first non-finite value: a branch-free scan first (it vectorises; this is
+/// on the hot path), the position only when something is wrong.
+fn first_non_finite<T: Copy>(values: &[T], is_finite: impl Fn(T) -> bool) -> Option<usize> {
+    if values.iter().fold(true, |ok, &v| ok & is_finite(v)) { None } else { values.iter().position(|&v| !is_finite(v)) }
 }
 
 impl EnvInstance {
@@ -85,11 +87,8 @@ impl EnvInstance {
         if obs.len() != expected {
             return Err(self.invalid(call, format!("{} observation values, expected {expected}", obs.len())));
         }
-        // Branch-free scan first (vectorises); locate the culprit only on failure.
-        if obs.iter().fold(true, |ok, v| ok & v.is_finite()) {
-            return Ok(());
-        }
-        if let Some((i, v)) = first_non_finite(obs) {
+        if let Some(i) = first_non_finite(obs, f32::is_finite) {
+            let v = obs[i];
             let ol = self.lens().0.max(1);
             return Err(self.invalid(call, format!("observation element {} of env {} is {v}", i % ol, env_offset + i / ol)));
         }
@@ -142,9 +141,7 @@ impl EnvInstance {
         if r.rewards.len() != n || r.infos.len() != n * il {
             return Err(self.invalid(CALL, format!("batch of {} rewards and {} info values for {n} envs", r.rewards.len(), r.infos.len())));
         }
-        if !r.rewards.iter().fold(true, |ok, x| ok & x.is_finite())
-            && let Some(i) = r.rewards.iter().position(|x| !x.is_finite())
-        {
+        if let Some(i) = first_non_finite(&r.rewards, f64::is_finite) {
             return Err(self.invalid(CALL, format!("reward {} for env {i}", r.rewards[i])));
         }
         let mut previous = None;
@@ -161,9 +158,7 @@ impl EnvInstance {
                 self.invalid(CALL, format!("{} final observation values for {} ended envs", r.final_observations.len(), r.ended.len()))
             );
         }
-        if !r.final_observations.iter().fold(true, |ok, v| ok & v.is_finite())
-            && let Some(i) = r.final_observations.iter().position(|v| !v.is_finite())
-        {
+        if let Some(i) = first_non_finite(&r.final_observations, f32::is_finite) {
             return Err(self.invalid(
                 CALL,
                 format!("final observation element {} of env {} is {}", i % ol, r.ended[i / ol].env, r.final_observations[i]),
