@@ -7,9 +7,6 @@ pub mod environment {
         world: "environment",
         path: "../wit",
         additional_derives: [PartialEq, serde::Serialize],
-        with: {
-            "paddock:rl/physics.simulation": crate::runtime::bindings::Unimplemented,
-        },
     });
 }
 
@@ -25,10 +22,5 @@ pub mod reward {
         },
     });
 }
-
-/// Placeholder type for host resources whose interface is designed but not yet
-/// implemented by this host (physics). Components importing them are refused at load.
-#[derive(Debug)]
-pub enum Unimplemented {}
 
 pub use environment::paddock::rl::types;
