@@ -26,13 +26,18 @@ build_group() { # $1 = group label, rest = crate dirs
 }
 
 shopt -s nullglob
-envs=() rewards=() others=()
-for dir in plugins/envs/*/ plugins/fixtures/*/; do
+# Group crates by the SDK world feature they enable (`features = ["env"]`, …); crates
+# without the SDK are built one by one.
+declare -A groups=()
+standalone=()
+for dir in plugins/envs/*/ plugins/rewards/*/ plugins/algorithms/*/ plugins/fixtures/*/; do
     dir=${dir%/}
-    if grep -q 'features = \["env"\]' "$dir/Cargo.toml"; then envs+=("$dir"); else others+=("$dir"); fi
+    world=$(sed -n 's/^paddock-sdk = .*features = \["\([a-z]*\)"\].*/\1/p' "$dir/Cargo.toml")
+    if [ -n "$world" ]; then groups[$world]+="$dir "; else standalone+=("$dir"); fi
 done
-for dir in plugins/rewards/*/; do rewards+=("${dir%/}"); done
-build_group env "${envs[@]}"
-build_group reward "${rewards[@]}"
-for dir in "${others[@]}"; do build_group standalone "$dir"; done
+for world in "${!groups[@]}"; do
+    # shellcheck disable=SC2086 # word splitting of the dir list is intended
+    build_group "$world" ${groups[$world]}
+done
+for dir in "${standalone[@]}"; do build_group standalone "$dir"; done
 ls "$out"/*.wasm | sed 's/^/  /' >&2

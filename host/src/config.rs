@@ -62,6 +62,12 @@ pub struct RunConfig {
     /// An optional reward plugin replacing the env's reward.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward: Option<PluginSection>,
+    /// The learning algorithm (required by `paddock train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<AlgorithmSection>,
+    /// Training-loop settings.
+    #[serde(default)]
+    pub train: TrainSection,
     /// Sandbox limits and the compile cache.
     #[serde(default)]
     pub runtime: RuntimeSection,
@@ -101,6 +107,56 @@ pub struct PluginSection {
     /// Parameters handed to the plugin.
     #[serde(default)]
     pub params: toml::Table,
+}
+
+/// `[algorithm]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlgorithmSection {
+    /// Path of the algorithm component.
+    pub plugin: PathBuf,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Parameters handed to the plugin.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+
+/// `[train]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Evaluate every this many env steps (0: only at the end).
+    #[serde(default = "default_eval_every")]
+    pub eval_every: u64,
+    /// Episodes per evaluation (deterministic policy, the env's own reward).
+    #[serde(default = "default_eval_episodes")]
+    pub eval_episodes: usize,
+    /// Stop early once an evaluation's mean return reaches this (e.g. 475 for CartPole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_at_return: Option<f64>,
+    /// libtorch intra-op threads (1 is fastest and deterministic for small networks).
+    #[serde(default = "one")]
+    pub threads: usize,
+}
+
+fn default_eval_every() -> u64 {
+    10_000
+}
+
+fn default_eval_episodes() -> usize {
+    10
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection { eval_every: default_eval_every(), eval_episodes: default_eval_episodes(), stop_at_return: None, threads: 1 }
+    }
 }
 
 /// `[runtime]`.
@@ -148,18 +204,34 @@ impl RunConfig {
             store: default_store(),
             env: EnvSection { plugin, num_envs: 1, workers: 0, params: toml::Table::new() },
             reward: None,
+            algorithm: None,
+            train: TrainSection::default(),
             runtime: RuntimeSection::default(),
         }
     }
 
     /// Reads and checks a config file; plugin paths become relative to the current dir.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, &[])
+    }
+
+    /// Like [`RunConfig::load`], first applying `key=value` overrides (dotted paths, TOML
+    /// values; a bare word is a string), as `--set` does.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let mut config = Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(e.to_string().trim_end().to_string()))?;
+        for o in overrides {
+            apply_override(&mut table, o).map_err(invalid)?;
+        }
+        let mut config = RunConfig::deserialize(table).map_err(|e| invalid(e.to_string().trim_end().replace('\n', "\n  ")))?;
         let base = path.parent().unwrap_or(Path::new(""));
         config.env.plugin = base.join(&config.env.plugin);
         if let Some(r) = &mut config.reward {
             r.plugin = base.join(&r.plugin);
+        }
+        if let Some(a) = &mut config.algorithm {
+            a.plugin = base.join(&a.plugin);
         }
         config.check().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
         Ok(config)
@@ -182,8 +254,39 @@ impl RunConfig {
         if let Some(r) = &self.reward {
             to_params("reward.params", &r.params)?;
         }
+        if let Some(a) = &self.algorithm {
+            to_params("algorithm.params", &a.params)?;
+            a.device.parse::<crate::learner::DeviceRequest>().map_err(|e| format!("key `algorithm.device`: {e}"))?;
+        }
+        if self.train.eval_episodes == 0 || self.train.threads == 0 {
+            return Err("keys `train.eval_episodes` and `train.threads` must be at least 1".into());
+        }
         Ok(())
     }
+}
+
+/// Sets `a.b.c = value` in a TOML table; `value` is parsed as TOML, else taken as a string.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| format!("--set `{assignment}`: expected key=value"))?;
+    let (key, raw) = (key.trim(), raw.trim());
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("--set `{assignment}`: empty key segment"));
+    }
+    let mut here = table;
+    for p in &parts[..parts.len() - 1] {
+        here = here
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("--set `{assignment}`: `{p}` is not a table"))?;
+    }
+    here.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
 }
 
 /// Converts a TOML table into plugin parameters; `key` names the table in errors.
@@ -227,5 +330,18 @@ mod tests {
         assert_eq!(to_params("env.params", &c.env.params).unwrap(), vec![("initial-state".into(), Value::Reals(vec![0.0, 0.5]))]);
         let c = RunConfig::parse("[env]\nplugin = \"x.wasm\"\n[env.params]\nbad = { a = 1 }\n").unwrap();
         assert!(c.check().unwrap_err().contains("env.params.bad"));
+    }
+
+    #[test]
+    fn overrides_set_dotted_keys() {
+        let mut t: toml::Table = "seed = 1\n[env]\nplugin = \"x.wasm\"\n".parse().unwrap();
+        apply_override(&mut t, "seed=7").unwrap();
+        apply_override(&mut t, "algorithm.params.learning-rate = 3e-4").unwrap();
+        apply_override(&mut t, "algorithm.device=cpu").unwrap();
+        assert_eq!(t["seed"].as_integer(), Some(7));
+        assert_eq!(t["algorithm"]["params"]["learning-rate"].as_float(), Some(3e-4));
+        assert_eq!(t["algorithm"]["device"].as_str(), Some("cpu"));
+        assert!(apply_override(&mut t, "seed.x=1").unwrap_err().contains("not a table"));
+        assert!(apply_override(&mut t, "novalue").is_err());
     }
 }

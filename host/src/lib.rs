@@ -6,6 +6,8 @@
 //!   typed instances of each world.
 //! - [`envset`]: N envs stepped in batches on worker threads, with autoreset and derived
 //!   seeds.
+//! - [`learner`]: libtorch behind the `tensor` interface: devices, named modules and
+//!   optimizers.
 //! - [`config`]: run configs (TOML) with errors that name the file and key.
 //! - [`spaces`]: host-side helpers for spaces: sizes, checks and seeded random actions.
 //! - [`log`]: the run log that plugin output and host messages go to.
@@ -14,6 +16,7 @@
 pub mod cli;
 pub mod config;
 pub mod envset;
+pub mod learner;
 pub mod log;
 pub mod runtime;
 pub mod seed;

@@ -3,6 +3,7 @@
 
 mod env_run;
 mod inspect;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     /// Work with environments.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Train an agent: the env, reward and algorithm plugins a config names.
+    Train(train::TrainArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plugin(PluginCommand::Inspect(a)) => inspect::run(a),
         Command::Env(EnvCommand::Run(a)) => env_run::run(a),
+        Command::Train(a) => train::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,4 +23,22 @@ pub mod reward {
     });
 }
 
+/// The `algorithm` world (its `tensor` import is implemented by `runtime::tensor_host`).
+/// Tensor errors (shape mismatches, bad dtypes) trap the calling plugin with a message
+/// naming the tensor function, rather than crashing the host.
+pub mod algorithm {
+    wasmtime::component::bindgen!({
+        world: "algorithm",
+        path: "../wit",
+        with: {
+            "paddock:rl/types": crate::runtime::bindings::environment::paddock::rl::types,
+            "paddock:rl/log": crate::runtime::bindings::environment::paddock::rl::log,
+            "paddock:rl/tensor.tensor": tch::Tensor,
+            "paddock:rl/tensor.module": crate::learner::ModuleRes,
+            "paddock:rl/tensor.optimizer": crate::learner::OptimizerRes,
+        },
+        imports: { "paddock:rl/tensor": trappable },
+    });
+}
+
 pub use environment::paddock::rl::types;

@@ -5,6 +5,7 @@
 //! [`Plugin`]; [`sandbox`] builds stores; [`instance`] is the call bridge (deadline, trap
 //! classification, output forwarding); [`env`] and [`reward`] are the typed instances.
 
+pub mod algorithm;
 pub mod bindings;
 pub mod env;
 pub mod error;
@@ -13,7 +14,9 @@ pub mod loader;
 mod log_host;
 pub mod reward;
 pub mod sandbox;
+mod tensor_host;
 
+pub use algorithm::AlgorithmInstance;
 pub use env::EnvInstance;
 pub use error::{CallError, CallErrorKind, LoadError, World};
 pub use loader::{Plugin, PluginInfo};
@@ -66,6 +69,7 @@ struct Shared {
     engine: Engine,
     env_linker: Linker<PluginState>,
     reward_linker: Linker<PluginState>,
+    algorithm_linker: Linker<PluginState>,
     options: RuntimeOptions,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -104,6 +108,14 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut reward_linker)?;
         bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut reward_linker, |s| s)?;
 
+        let mut algorithm_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut algorithm_linker)?;
+        bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut algorithm_linker, |s| s)?;
+        // `tensor` is @unstable in the contract; this host implements it.
+        let mut tensor_options = bindings::algorithm::paddock::rl::tensor::LinkOptions::default();
+        tensor_options.tensor(true);
+        bindings::algorithm::paddock::rl::tensor::add_to_linker::<_, HasSelf<_>>(&mut algorithm_linker, &tensor_options, |s| s)?;
+
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (weak_engine, stop) = (engine.weak(), stop_ticker.clone());
         std::thread::Builder::new().name("paddock-epoch".into()).spawn(move || {
@@ -115,7 +127,7 @@ impl Runtime {
                 }
             }
         })?;
-        Ok(Runtime { shared: Arc::new(Shared { engine, env_linker, reward_linker, options, stop_ticker }) })
+        Ok(Runtime { shared: Arc::new(Shared { engine, env_linker, reward_linker, algorithm_linker, options, stop_ticker }) })
     }
 
     /// The wasmtime engine.
@@ -132,7 +144,7 @@ impl Runtime {
         match world {
             World::Environment => Some(&self.shared.env_linker),
             World::Reward => Some(&self.shared.reward_linker),
-            World::Algorithm => None,
+            World::Algorithm => Some(&self.shared.algorithm_linker),
         }
     }
 

@@ -158,7 +158,7 @@ pub struct PluginMetric {
 /// Everything a plugin's store holds.
 pub struct PluginState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) name: Arc<str>,
     pub(crate) log: RunLog,
@@ -166,6 +166,8 @@ pub struct PluginState {
     pub(crate) stderr: CapturedOutput,
     /// Metrics reported since the host last took them.
     pub(crate) metrics: Vec<PluginMetric>,
+    /// Tensors, modules and optimizers (algorithm plugins only).
+    pub(crate) learner: Option<crate::learner::Learner>,
 }
 
 impl WasiView for PluginState {
@@ -197,7 +199,7 @@ impl PluginState {
             .tables(64)
             .memories(8)
             .build();
-        PluginState { wasi: b.build(), table: ResourceTable::new(), limits, name, log, stdout, stderr, metrics: Vec::new() }
+        PluginState { wasi: b.build(), table: ResourceTable::new(), limits, name, log, stdout, stderr, metrics: Vec::new(), learner: None }
     }
 
     /// Forwards complete lines of captured output to the run log; returns stderr's lines.

@@ -74,6 +74,15 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// A list of reals of any length, if present.
+    pub fn get_reals(&self, name: &str) -> Result<Option<&'a [f64]>, PluginError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Reals(v)) => Ok(Some(v.as_slice())),
+            Some(other) => Err(wrong_type(name, "a list of numbers", other)),
+        }
+    }
+
     /// A list of reals of exactly `len` elements, if present.
     pub fn reals(&self, name: &str, len: usize) -> Result<Option<&'a [f64]>, PluginError> {
         match self.get(name) {

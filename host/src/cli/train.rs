@@ -1,0 +1,112 @@
+//! `paddock train`.
+
+use crate::config::RunConfig;
+use crate::learner::train::{Progress, train};
+use crate::log::{Level, RunLog};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// The run config (`.toml`): `[env]`, `[algorithm]`, `total_steps`, …
+    config: PathBuf,
+    /// Override a config key by its dotted path, e.g. `--set seed=3` or
+    /// `--set algorithm.params.learning-rate=3e-4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print one JSON object at the end (run dir, steps, wall time, SPS, eval returns).
+    #[arg(long)]
+    json: bool,
+}
+
+/// A new, unique run directory under `store`.
+fn make_run_dir(store: &Path, config: &RunConfig) -> anyhow::Result<PathBuf> {
+    let stem = |p: &Path| p.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
+    let algo = config.algorithm.as_ref().map_or_else(|| "none".into(), |a| stem(&a.plugin));
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let base = format!("{}-{}-s{}-{}", stem(&config.env.plugin), algo, config.seed, secs);
+    std::fs::create_dir_all(store).with_context(|| format!("failed to create run store {}", store.display()))?;
+    for k in 0..1000 {
+        let dir = store.join(if k == 0 { base.clone() } else { format!("{base}-{k}") });
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("failed to create run dir {}", dir.display())),
+        }
+    }
+    anyhow::bail!("failed to find a free run dir name under {}", store.display())
+}
+
+pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let config = RunConfig::load_with(&args.config, &args.set)?;
+    if config.algorithm.is_none() {
+        anyhow::bail!("config file {}: `paddock train` needs an [algorithm] section", args.config.display());
+    }
+    let total =
+        config.total_steps.with_context(|| format!("config file {}: key `total_steps` is required to train", args.config.display()))?;
+    let run_dir = make_run_dir(Path::new(&config.store), &config)?;
+    std::fs::write(run_dir.join("config.toml"), toml::to_string_pretty(&config)?).context("failed to write config.toml")?;
+    let log_file = std::fs::File::create(run_dir.join("log.txt")).context("failed to create log.txt")?;
+    let log = RunLog::new(Box::new(log_file), Level::Info);
+    log.line(Level::Info, "paddock", &format!("run {} from {}", run_dir.display(), args.config.display()));
+    let runtime = super::runtime_for(&config.runtime, log.clone())?;
+
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} steps · {per_sec} · {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let mut last_draw = 0u64;
+    let result = train(&config, &runtime, &run_dir, &mut |p: Progress| {
+        if p.steps - last_draw >= 1000 {
+            last_draw = p.steps;
+            bar.set_position(p.steps);
+            let mut msg = String::new();
+            if let Some(r) = p.recent_return {
+                msg += &format!("return {r:.1}");
+            }
+            if let Some(e) = p.last_eval {
+                msg += &format!(" · eval {e:.1}");
+            }
+            bar.set_message(msg);
+        }
+    });
+    bar.finish_and_clear();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            log.line(Level::Error, "paddock", &format!("{e:#}"));
+            return Err(e.context(format!("training run {} failed (its log: {})", run_dir.display(), run_dir.join("log.txt").display())));
+        }
+    };
+    log.line(
+        Level::Info,
+        "paddock",
+        &format!(
+            "done: {} steps in {:.2} s ({:.0} steps/s), last eval {:?}",
+            summary.steps, summary.wall_s, summary.steps_per_s, summary.last_eval_return
+        ),
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
+    }
+    println!("run dir   {}", summary.run_dir.display());
+    println!(
+        "steps     {} in {:.2} s ({:.0} env steps/s, learner on {})",
+        summary.steps, summary.wall_s, summary.steps_per_s, summary.device
+    );
+    if let Some(e) = summary.evals.last() {
+        println!("eval      {:.2} ± {:.2} (95% CI ±{:.2}) over {} episodes at step {}", e.mean, e.std, e.ci95, e.returns.len(), e.step);
+    }
+    if let Some(b) = summary.best_eval_return {
+        println!("best eval {b:.2}");
+    }
+    if let Some(s) = summary.solved_at_step {
+        println!("solved    at step {s} (train.stop_at_return)");
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Host-owned, named networks and optimizers.
+//!
+//! Optimizers are written here (Adam: Kingma & Ba 2015; RMSprop and SGD with momentum as
+//! in PyTorch) rather than taken from `tch::nn`, so that their state is plain named tensors
+//! that checkpoints can save and that can cover any subset of modules.
+
+use crate::runtime::bindings::algorithm::paddock::rl::tensor::{Activation, MlpSpec, OptimizerKind};
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+/// Handle a plugin holds for a module: its name.
+#[derive(Debug)]
+pub struct ModuleRes(pub(crate) String);
+
+/// Handle a plugin holds for an optimizer: its name.
+#[derive(Debug)]
+pub struct OptimizerRes(pub(crate) String);
+
+/// A named network.
+#[derive(Debug)]
+pub enum Module {
+    /// A multi-layer perceptron: `(weight [out, in], bias [out])` per layer.
+    Mlp {
+        /// Its spec (compared when got again).
+        spec: MlpSpec,
+        /// Layers.
+        layers: Vec<(Tensor, Tensor)>,
+    },
+    /// A free parameter tensor.
+    Parameter(Tensor),
+}
+
+impl Module {
+    /// Every trainable tensor, in a fixed order.
+    pub fn parameters(&self) -> Vec<&Tensor> {
+        match self {
+            Module::Mlp { layers, .. } => layers.iter().flat_map(|(w, b)| [w, b]).collect(),
+            Module::Parameter(p) => vec![p],
+        }
+    }
+
+    /// Applies the network.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
+        match self {
+            Module::Parameter(p) => Ok(p.shallow_clone()),
+            Module::Mlp { spec, layers } => {
+                let mut h = x.shallow_clone();
+                for (i, (w, b)) in layers.iter().enumerate() {
+                    h = h.f_matmul(&w.f_tr()?)?.f_add(b)?;
+                    if i + 1 < layers.len() {
+                        h = match spec.activation {
+                            Activation::Tanh => h.f_tanh()?,
+                            Activation::Relu => h.f_relu()?,
+                            Activation::Elu => h.f_elu()?,
+                        };
+                    }
+                }
+                Ok(h)
+            }
+        }
+    }
+}
+
+/// Optimizer state.
+#[derive(Debug)]
+pub struct Optimizer {
+    /// Module names it steps, in order.
+    pub modules: Vec<String>,
+    /// Algorithm and settings.
+    pub kind: OptimizerKind,
+    /// Learning rate.
+    pub learning_rate: f64,
+    /// Steps taken.
+    pub steps: i64,
+    /// Per-parameter state (Adam: m, v; RMSprop: square average; SGD: momentum buffer).
+    pub state: Vec<(Tensor, Tensor)>,
+}
+
+/// Everything the learner owns for one run.
+#[derive(Debug)]
+pub struct Learner {
+    /// Where tensors live.
+    pub device: Device,
+    /// Named modules.
+    pub modules: BTreeMap<String, Module>,
+    /// Named optimizers.
+    pub optimizers: BTreeMap<String, Optimizer>,
+}
+
+fn same_spec(a: &MlpSpec, b: &MlpSpec) -> bool {
+    a.input == b.input
+        && a.hidden == b.hidden
+        && a.output == b.output
+        && a.activation == b.activation
+        && a.hidden_gain == b.hidden_gain
+        && a.output_gain == b.output_gain
+}
+
+impl Learner {
+    /// An empty learner on `device`.
+    pub fn new(device: Device) -> Self {
+        Learner { device, modules: BTreeMap::new(), optimizers: BTreeMap::new() }
+    }
+
+    /// Gets or creates the MLP `name`.
+    pub fn mlp(&mut self, name: &str, spec: &MlpSpec) -> Result<(), String> {
+        if let Some(existing) = self.modules.get(name) {
+            return match existing {
+                Module::Mlp { spec: s, .. } if same_spec(s, spec) => Ok(()),
+                Module::Mlp { spec: s, .. } => Err(format!("module `{name}` exists with another spec ({s:?}), asked for {spec:?}")),
+                Module::Parameter(_) => Err(format!("module `{name}` exists as a parameter, asked for an MLP")),
+            };
+        }
+        if spec.input == 0 || spec.output == 0 || spec.hidden.contains(&0) {
+            return Err(format!("module `{name}`: layer widths must be positive ({spec:?})"));
+        }
+        let mut widths = vec![spec.input as i64];
+        widths.extend(spec.hidden.iter().map(|&h| i64::from(h)));
+        widths.push(i64::from(spec.output));
+        let n = widths.len() - 1;
+        let mut layers = Vec::with_capacity(n);
+        for (i, pair) in widths.windows(2).enumerate() {
+            let gain = if i + 1 == n { spec.output_gain } else { spec.hidden_gain };
+            let w = tch::nn::init::f_init(tch::nn::Init::Orthogonal { gain }, &[pair[1], pair[0]], self.device, Kind::Float)
+                .map_err(|e| format!("module `{name}`: {e}"))?
+                .set_requires_grad(true);
+            let b = Tensor::zeros([pair[1]], (Kind::Float, self.device)).set_requires_grad(true);
+            layers.push((w, b));
+        }
+        self.modules.insert(name.to_string(), Module::Mlp { spec: spec.clone(), layers });
+        Ok(())
+    }
+
+    /// Gets or creates the parameter `name` from `init`.
+    pub fn parameter(&mut self, name: &str, init: &Tensor) -> Result<(), String> {
+        match self.modules.get(name) {
+            Some(Module::Parameter(_)) => Ok(()),
+            Some(Module::Mlp { .. }) => Err(format!("module `{name}` exists as an MLP, asked for a parameter")),
+            None => {
+                let p = init.detach().to_kind(Kind::Float).to_device(self.device).copy().set_requires_grad(true);
+                self.modules.insert(name.to_string(), Module::Parameter(p));
+                Ok(())
+            }
+        }
+    }
+
+    /// Gets or creates the optimizer `name` over `modules`.
+    pub fn optimizer(&mut self, name: &str, modules: Vec<String>, kind: OptimizerKind, learning_rate: f64) -> Result<(), String> {
+        if let Some(existing) = self.optimizers.get(name) {
+            if existing.modules != modules {
+                return Err(format!("optimizer `{name}` exists over modules {:?}, asked for {modules:?}", existing.modules));
+            }
+            return Ok(());
+        }
+        let mut state = Vec::new();
+        for m in &modules {
+            let module = self.modules.get(m).ok_or_else(|| format!("optimizer `{name}`: no module `{m}`"))?;
+            for p in module.parameters() {
+                state.push((p.zeros_like(), p.zeros_like()));
+            }
+        }
+        self.optimizers.insert(name.to_string(), Optimizer { modules, kind, learning_rate, steps: 0, state });
+        Ok(())
+    }
+
+    /// Back-propagates `loss`, clips the global gradient norm, steps the optimizer `name`;
+    /// returns the norm before clipping.
+    pub fn minimize(&mut self, name: &str, loss: &Tensor, max_grad_norm: Option<f64>) -> Result<f64, String> {
+        let opt = self.optimizers.get_mut(name).ok_or_else(|| format!("no optimizer `{name}`"))?;
+        let params: Vec<Tensor> = opt
+            .modules
+            .iter()
+            .filter_map(|m| self.modules.get(m))
+            .flat_map(|m| m.parameters().into_iter().map(Tensor::shallow_clone).collect::<Vec<_>>())
+            .collect();
+        for p in &params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.f_zero_().map_err(|e| e.to_string())?;
+            }
+        }
+        loss.f_backward().map_err(|e| format!("backward: {e}"))?;
+        let _guard = tch::no_grad_guard();
+        let grads: Vec<Tensor> = params.iter().map(|p| if p.grad().defined() { p.grad() } else { p.zeros_like() }).collect();
+        let norm = grads.iter().map(|g| g.square().sum(Kind::Float).double_value(&[])).sum::<f64>().sqrt();
+        if !norm.is_finite() {
+            return Err(format!("gradient norm is {norm} (NaN or infinite loss?)"));
+        }
+        let scale = match max_grad_norm {
+            Some(m) if norm > m => m / (norm + 1e-6),
+            _ => 1.0,
+        };
+        opt.steps += 1;
+        let (lr, t) = (opt.learning_rate, opt.steps as f64);
+        for ((p, g), (s1, s2)) in params.iter().zip(&grads).zip(opt.state.iter_mut()) {
+            let g = g * scale;
+            let mut p = p.shallow_clone();
+            match opt.kind {
+                OptimizerKind::Adam(eps) => {
+                    let (b1, b2) = (0.9, 0.999);
+                    *s1 = &*s1 * b1 + &g * (1.0 - b1);
+                    *s2 = &*s2 * b2 + g.square() * (1.0 - b2);
+                    let m_hat = &*s1 / (1.0 - b1.powf(t));
+                    let v_hat = &*s2 / (1.0 - b2.powf(t));
+                    let _ = p.f_sub_(&(m_hat * lr / (v_hat.sqrt() + eps))).map_err(|e| e.to_string())?;
+                }
+                OptimizerKind::Rmsprop((alpha, eps)) => {
+                    *s1 = &*s1 * alpha + g.square() * (1.0 - alpha);
+                    let _ = p.f_sub_(&(&g * lr / (s1.sqrt() + eps))).map_err(|e| e.to_string())?;
+                }
+                OptimizerKind::Sgd(momentum) => {
+                    *s1 = &*s1 * momentum + &g;
+                    let _ = p.f_sub_(&(&*s1 * lr)).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(norm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(hidden: Vec<u32>) -> MlpSpec {
+        MlpSpec { input: 3, hidden, output: 2, activation: Activation::Tanh, hidden_gain: 2f64.sqrt(), output_gain: 1.0 }
+    }
+
+    #[test]
+    fn modules_are_got_or_created_by_name() {
+        tch::set_num_threads(1);
+        let mut l = Learner::new(Device::Cpu);
+        l.mlp("pi", &spec(vec![8])).expect("create");
+        l.mlp("pi", &spec(vec![8])).expect("get again");
+        let err = l.mlp("pi", &spec(vec![16])).expect_err("another spec");
+        assert!(err.contains("module `pi` exists with another spec"), "{err}");
+        assert!(l.mlp("bad", &spec(vec![0])).expect_err("zero width").contains("positive"));
+        let x = Tensor::ones([5, 3], (Kind::Float, Device::Cpu));
+        assert_eq!(l.modules["pi"].forward(&x).expect("forward").size(), [5, 2]);
+        // Orthogonal init: W Wᵀ = gain² I for the square-or-wide output layer.
+        let Module::Mlp { layers, .. } = &l.modules["pi"] else { panic!("an MLP") };
+        let w = &layers[1].0; // [2, 8]
+        let wwt = w.matmul(&w.tr());
+        assert!(wwt.allclose(&Tensor::eye(2, (Kind::Float, Device::Cpu)), 1e-4, 1e-5, false));
+    }
+
+    #[test]
+    fn each_optimizer_minimises_a_quadratic() {
+        tch::set_num_threads(1);
+        tch::manual_seed(0);
+        for kind in [OptimizerKind::Adam(1e-8), OptimizerKind::Rmsprop((0.99, 1e-8)), OptimizerKind::Sgd(0.9)] {
+            let mut l = Learner::new(Device::Cpu);
+            l.parameter("x", &Tensor::from_slice(&[3.0f32, -2.0])).expect("parameter");
+            l.optimizer("opt", vec!["x".into()], kind, 0.05).expect("optimizer");
+            let target = Tensor::from_slice(&[1.0f32, 1.0]);
+            let loss = |l: &Learner| (l.modules["x"].parameters()[0] - &target).square().sum(Kind::Float);
+            let before = loss(&l).double_value(&[]);
+            for _ in 0..300 {
+                let lo = loss(&l);
+                l.minimize("opt", &lo, Some(10.0)).expect("step");
+            }
+            let after = loss(&l).double_value(&[]);
+            assert!(after < before * 1e-2, "{kind:?}: loss {before} -> {after}");
+        }
+        let mut l = Learner::new(Device::Cpu);
+        assert!(l.optimizer("o", vec!["nope".into()], OptimizerKind::Sgd(0.0), 0.1).expect_err("no module").contains("no module `nope`"));
+    }
+}

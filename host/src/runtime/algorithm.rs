@@ -1,0 +1,143 @@
+//! A typed instance of an algorithm plugin. Batch data goes in as host tensors (handles in
+//! the store's resource table), actions come back as a host tensor: nothing crosses into
+//! Wasm memory unless the plugin reads it back.
+
+use super::bindings::algorithm::exports::paddock::rl::algo::Metric;
+use super::bindings::algorithm::{Algorithm, AlgorithmPre};
+use super::bindings::types::{EnvSpec, Params};
+use super::error::{CallError, CallErrorKind, World};
+use super::instance::Bridge;
+use super::loader::Plugin;
+use crate::learner::Learner;
+use tch::Tensor;
+use wasmtime::component::Resource;
+
+/// One instance of an algorithm component with its learner.
+pub struct AlgorithmInstance {
+    bridge: Bridge,
+    bindings: Algorithm,
+}
+
+impl std::fmt::Debug for AlgorithmInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlgorithmInstance").field("plugin", &self.bridge.name()).finish()
+    }
+}
+
+impl AlgorithmInstance {
+    /// Instantiates `plugin` (world `algorithm`) around `learner`, which owns its named
+    /// modules and optimizers (a reloaded plugin gets the same learner back).
+    pub fn new(plugin: &Plugin, seed: u64, learner: Learner) -> Result<Self, CallError> {
+        let mut bridge = Bridge::new(plugin, seed);
+        let Some(pre) = plugin.pre.clone().filter(|_| plugin.info.world == World::Algorithm) else {
+            return Err(
+                bridge.error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `algorithm`", plugin.info.world)))
+            );
+        };
+        bridge.store.data_mut().learner = Some(learner);
+        let bindings = bridge.call("instantiate", |store| AlgorithmPre::new(pre)?.instantiate(store))?;
+        Ok(AlgorithmInstance { bridge, bindings })
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.bridge.name()
+    }
+
+    /// The learner (named modules and optimizers).
+    pub fn learner(&self) -> &Learner {
+        self.bridge.store.data().learner.as_ref().expect("algorithm stores always hold a learner")
+    }
+
+    /// Takes the learner back out (to hand it to a reloaded plugin, or to checkpoint it).
+    pub fn into_learner(mut self) -> Learner {
+        self.bridge.store.data_mut().learner.take().expect("algorithm stores always hold a learner")
+    }
+
+    fn lend(&mut self, t: &Tensor) -> Result<Resource<Tensor>, CallError> {
+        self.bridge
+            .store
+            .data_mut()
+            .table
+            .push(t.shallow_clone())
+            .map_err(|e| self.bridge.error("lend tensor", CallErrorKind::Trap(e.to_string())))
+    }
+
+    fn reclaim(&mut self, r: Resource<Tensor>) -> Option<Tensor> {
+        self.bridge.store.data_mut().table.delete(r).ok()
+    }
+
+    /// `algo.init`.
+    pub fn init(&mut self, spec: &EnvSpec, num_envs: u32, params: &Params) -> Result<(), CallError> {
+        let b = &self.bindings;
+        self.bridge.call_result("init", |s| b.paddock_rl_algo().call_init(s, spec, num_envs, params))
+    }
+
+    /// `algo.act`: actions for a `[num_envs, obs_len]` batch.
+    pub fn act(&mut self, observations: &Tensor, deterministic: bool) -> Result<Tensor, CallError> {
+        let obs = self.lend(observations)?;
+        let b = &self.bindings;
+        let obs_rep = Resource::<Tensor>::new_borrow(obs.rep());
+        let result = self.bridge.call_result("act", |s| b.paddock_rl_algo().call_act(s, obs_rep, deterministic));
+        self.reclaim(obs);
+        let actions = result?;
+        self.reclaim(actions).ok_or_else(|| self.bridge.error("act", CallErrorKind::InvalidOutput("returned a dead tensor handle".into())))
+    }
+
+    /// `algo.observe`.
+    pub fn observe(
+        &mut self,
+        observations: &Tensor,
+        actions: &Tensor,
+        rewards: &Tensor,
+        next_observations: &Tensor,
+        terminated: &Tensor,
+        truncated: &Tensor,
+    ) -> Result<(), CallError> {
+        let lent = [observations, actions, rewards, next_observations, terminated, truncated]
+            .into_iter()
+            .map(|t| self.lend(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let r: Vec<Resource<Tensor>> = lent.iter().map(|l| Resource::new_borrow(l.rep())).collect();
+        let b = &self.bindings;
+        let result = self.bridge.call_result("observe", |s| {
+            b.paddock_rl_algo().call_observe(s, clone(&r[0]), clone(&r[1]), clone(&r[2]), clone(&r[3]), clone(&r[4]), clone(&r[5]))
+        });
+        for l in lent {
+            self.reclaim(l);
+        }
+        result
+    }
+
+    /// `algo.wants-update`.
+    pub fn wants_update(&mut self) -> Result<bool, CallError> {
+        let b = &self.bindings;
+        self.bridge.call("wants-update", |s| b.paddock_rl_algo().call_wants_update(s))
+    }
+
+    /// `algo.update`: metrics to log.
+    pub fn update(&mut self) -> Result<Vec<Metric>, CallError> {
+        let b = &self.bindings;
+        let metrics = self.bridge.call_result("update", |s| b.paddock_rl_algo().call_update(s))?;
+        if let Some(m) = metrics.iter().find(|m| !m.value.is_finite()) {
+            return Err(self.bridge.error("update", CallErrorKind::InvalidOutput(format!("metric `{}` is {}", m.name, m.value))));
+        }
+        Ok(metrics)
+    }
+
+    /// `algo.save-state`.
+    pub fn save_state(&mut self) -> Result<Vec<u8>, CallError> {
+        let b = &self.bindings;
+        self.bridge.call("save-state", |s| b.paddock_rl_algo().call_save_state(s))
+    }
+
+    /// `algo.load-state`.
+    pub fn load_state(&mut self, state: &[u8]) -> Result<(), CallError> {
+        let b = &self.bindings;
+        self.bridge.call_result("load-state", |s| b.paddock_rl_algo().call_load_state(s, state))
+    }
+}
+
+fn clone(r: &Resource<Tensor>) -> Resource<Tensor> {
+    Resource::new_borrow(r.rep())
+}

@@ -1,0 +1,97 @@
+//! `paddock train` end to end: PPO learns CartPole, runs are reproducible, and bad input is
+//! a clear error naming the file, key or plugin call.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn paddock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(args)
+        .current_dir(common::root())
+        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
+        .output()
+        .expect("run paddock")
+}
+
+fn train_json(store: &Path, extra: &[&str]) -> serde_json::Value {
+    let store_set = format!("store={}", store.display());
+    let mut args = vec!["train", "configs/cartpole-ppo.toml", "--json", "--set", &store_set];
+    args.extend_from_slice(extra);
+    let out = paddock(&args);
+    assert!(out.status.success(), "train {extra:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json summary")
+}
+
+#[test]
+fn ppo_solves_cartpole_for_three_seeds_within_100k_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for seed in ["1", "2", "3"] {
+        let seed_set = format!("seed={seed}");
+        let s = train_json(dir.path(), &["--set", &seed_set, "--set", "algorithm.device=cpu"]);
+        let solved = s["solved_at_step"].as_u64().unwrap_or_else(|| panic!("seed {seed} did not reach 475: {s}"));
+        assert!(solved <= 100_000, "seed {seed} solved only at {solved}");
+        let last = s["evals"].as_array().and_then(|e| e.last()).expect("an evaluation");
+        assert_eq!(last["returns"].as_array().map(Vec::len), Some(10), "10-episode evaluation");
+        assert!(last["mean"].as_f64().expect("mean") >= 475.0);
+        let run_dir = Path::new(s["run_dir"].as_str().expect("run dir"));
+        for f in ["config.toml", "plugins.lock", "metrics.jsonl", "log.txt"] {
+            assert!(run_dir.join(f).exists(), "{f} missing in {}", run_dir.display());
+        }
+        let lock = std::fs::read_to_string(run_dir.join("plugins.lock")).expect("lock");
+        assert!(lock.contains("\"role\": \"algorithm\"") && lock.contains("\"sha256\""), "{lock}");
+    }
+}
+
+#[test]
+fn same_config_and_seed_give_identical_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |_: u8| {
+        let s = train_json(dir.path(), &["--set", "total_steps=3000", "--set", "train.eval_every=1000", "--set", "algorithm.device=cpu"]);
+        std::fs::read(Path::new(s["run_dir"].as_str().expect("run dir")).join("metrics.jsonl")).expect("metrics")
+    };
+    let (a, b) = (run(0), run(1));
+    assert!(a.len() > 500, "metrics too short: {}", a.len());
+    assert!(a == b, "two runs with the same seed wrote different metrics.jsonl");
+}
+
+fn train_fails(extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store_set = format!("store={}", dir.path().display());
+    let mut args = vec!["train", "configs/cartpole-ppo.toml", "--set", &store_set, "--set", "total_steps=2000"];
+    args.extend_from_slice(extra);
+    let out = paddock(&args);
+    assert_eq!(out.status.code(), Some(1), "train {extra:?} should fail");
+    String::from_utf8(out.stderr).expect("utf8")
+}
+
+#[test]
+fn bad_config_and_plugins_are_clear_errors() {
+    let err = train_fails(&["--set", "train.evaluate=3"]);
+    assert!(err.contains("cartpole-ppo.toml") && err.contains("evaluate"), "{err}");
+    let err = train_fails(&["--set", "seed=\"x\""]);
+    assert!(err.contains("cartpole-ppo.toml") && err.contains("seed"), "{err}");
+    let err = train_fails(&["--set", "algorithm.device=gpu"]);
+    assert!(err.contains("algorithm.device") && err.contains("device `gpu`"), "{err}");
+    let err = train_fails(&["--set", "algorithm.params.learning-rat=0.1"]);
+    assert!(err.contains("plugin `ppo` failed in `init`") && err.contains("unknown parameter `learning-rat`"), "{err}");
+    let err = train_fails(&["--set", "algorithm.plugin=missing.wasm"]);
+    assert!(err.contains("missing.wasm"), "{err}");
+    let err = train_fails(&["--set", "algorithm.plugin=../target/plugins/cartpole.wasm"]);
+    assert!(err.contains("expected world `algorithm`") && err.contains("found world `environment`"), "{err}");
+}
+
+#[test]
+fn bad_actions_from_an_algorithm_plugin_are_clear_errors() {
+    let algo = common::plugin("hostile-algorithm");
+    let plugin_set = format!("algorithm.plugin={}", algo.display());
+    for (mode, expected) in
+        [("shape", "returned actions of shape [9, 3], expected [8, 1]"), ("nan", "is NaN"), ("range", "is not in Discrete(2)")]
+    {
+        let misbehave = format!("algorithm.params={{ misbehave = \"{mode}\" }}");
+        let err = train_fails(&["--set", &plugin_set, "--set", &misbehave]);
+        assert!(err.contains("plugin `hostile-algorithm` failed in `act`") && err.contains(expected), "{mode}: {err}");
+        assert!(err.contains("log.txt"), "the error points at the run's log: {err}");
+    }
+}
