@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job from a fresh clone: set-up, an optimised build, then a vectorized CartPole
-# rollout (64 envs, random actions) on the embedded defaults. Extra arguments go to
-# `paddock env run`, e.g. `scripts/run.sh --steps 1000000 --json`.
+# The main job from a fresh clone: set-up, an optimised build, then a PPO training run on
+# CartPole-v1 (configs/cartpole-ppo.toml: local run dir under runs/, CUDA when libtorch
+# sees a GPU, else CPU). Extra arguments go to `paddock train`, e.g.
+# `./scripts/run.sh --set seed=3 --json`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --locked --release -p paddock
-exec target/release/paddock env run configs/cartpole-rollout.toml --steps 100000 "$@"
+exec target/release/paddock train configs/cartpole-ppo.toml "$@"

@@ -143,6 +143,20 @@ pub struct TrainSection {
     /// libtorch intra-op threads (1 is fastest and deterministic for small networks).
     #[serde(default = "one")]
     pub threads: usize,
+    /// Checkpoint every this many env steps, at the next update (0: never).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (older ones are deleted).
+    #[serde(default = "default_keep")]
+    pub keep_checkpoints: usize,
+}
+
+fn default_checkpoint_every() -> u64 {
+    10_000
+}
+
+fn default_keep() -> usize {
+    2
 }
 
 fn default_eval_every() -> u64 {
@@ -155,7 +169,14 @@ fn default_eval_episodes() -> usize {
 
 impl Default for TrainSection {
     fn default() -> Self {
-        TrainSection { eval_every: default_eval_every(), eval_episodes: default_eval_episodes(), stop_at_return: None, threads: 1 }
+        TrainSection {
+            eval_every: default_eval_every(),
+            eval_episodes: default_eval_episodes(),
+            stop_at_return: None,
+            threads: 1,
+            checkpoint_every: default_checkpoint_every(),
+            keep_checkpoints: default_keep(),
+        }
     }
 }
 
@@ -213,6 +234,14 @@ impl RunConfig {
     /// Reads and checks a config file; plugin paths become relative to the current dir.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::load_with(path, &[])
+    }
+
+    /// Reads a run directory's resolved `config.toml` (plugin paths stay as written there).
+    pub fn load_resolved(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let config = Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        config.check().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        Ok(config)
     }
 
     /// Like [`RunConfig::load`], first applying `key=value` overrides (dotted paths, TOML

@@ -11,11 +11,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// The run config (`.toml`): `[env]`, `[algorithm]`, `total_steps`, …
-    config: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    config: Option<PathBuf>,
     /// Override a config key by its dotted path, e.g. `--set seed=3` or
     /// `--set algorithm.params.learning-rate=3e-4` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Continue a run from its newest complete checkpoint (with the run's own config, run
+    /// from the directory it was started in).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set"])]
+    resume: Option<PathBuf>,
     /// Print one JSON object at the end (run dir, steps, wall time, SPS, eval returns).
     #[arg(long)]
     json: bool,
@@ -40,17 +45,32 @@ fn make_run_dir(store: &Path, config: &RunConfig) -> anyhow::Result<PathBuf> {
 }
 
 pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let config = RunConfig::load_with(&args.config, &args.set)?;
-    if config.algorithm.is_none() {
-        anyhow::bail!("config file {}: `paddock train` needs an [algorithm] section", args.config.display());
-    }
-    let total =
-        config.total_steps.with_context(|| format!("config file {}: key `total_steps` is required to train", args.config.display()))?;
-    let run_dir = make_run_dir(Path::new(&config.store), &config)?;
-    std::fs::write(run_dir.join("config.toml"), toml::to_string_pretty(&config)?).context("failed to write config.toml")?;
-    let log_file = std::fs::File::create(run_dir.join("log.txt")).context("failed to create log.txt")?;
+    let (config, run_dir, source) = match (&args.resume, &args.config) {
+        (Some(dir), _) => {
+            if !dir.join("config.toml").exists() {
+                anyhow::bail!("{} is not a run directory (it has no config.toml)", dir.display());
+            }
+            (RunConfig::load_resolved(&dir.join("config.toml"))?, dir.clone(), dir.join("config.toml"))
+        }
+        (None, Some(path)) => {
+            let config = RunConfig::load_with(path, &args.set)?;
+            if config.algorithm.is_none() {
+                anyhow::bail!("config file {}: `paddock train` needs an [algorithm] section", path.display());
+            }
+            if config.total_steps.is_none() {
+                anyhow::bail!("config file {}: key `total_steps` is required to train", path.display());
+            }
+            let run_dir = make_run_dir(Path::new(&config.store), &config)?;
+            std::fs::write(run_dir.join("config.toml"), toml::to_string_pretty(&config)?).context("failed to write config.toml")?;
+            (config, run_dir, path.clone())
+        }
+        (None, None) => anyhow::bail!("give a config file or --resume RUN_DIR"),
+    };
+    let total = config.total_steps.unwrap_or(0);
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("log.txt")).context("failed to open log.txt")?;
     let log = RunLog::new(Box::new(log_file), Level::Info);
-    log.line(Level::Info, "paddock", &format!("run {} from {}", run_dir.display(), args.config.display()));
+    let verb = if args.resume.is_some() { "resuming" } else { "starting" };
+    log.line(Level::Info, "paddock", &format!("{verb} run {} from {}", run_dir.display(), source.display()));
     let runtime = super::runtime_for(&config.runtime, log.clone())?;
 
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()) };
@@ -60,7 +80,7 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     let mut last_draw = 0u64;
-    let result = train(&config, &runtime, &run_dir, &mut |p: Progress| {
+    let result = train(&config, &runtime, &run_dir, args.resume.is_some(), &mut |p: Progress| {
         if p.steps - last_draw >= 1000 {
             last_draw = p.steps;
             bar.set_position(p.steps);
@@ -95,6 +115,9 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("run dir   {}", summary.run_dir.display());
+    if let Some(c) = &summary.resumed_from {
+        println!("resumed   from {}", c.display());
+    }
     println!(
         "steps     {} in {:.2} s ({:.0} env steps/s, learner on {})",
         summary.steps, summary.wall_s, summary.steps_per_s, summary.device

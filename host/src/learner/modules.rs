@@ -87,6 +87,14 @@ pub struct Learner {
     pub optimizers: BTreeMap<String, Optimizer>,
 }
 
+/// What `learner.json` in a checkpoint says about each module and optimizer; the tensors
+/// themselves are in `learner.pt`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    modules: BTreeMap<String, Option<MlpSpec>>,
+    optimizers: BTreeMap<String, (Vec<String>, OptimizerKind, f64, i64)>,
+}
+
 fn same_spec(a: &MlpSpec, b: &MlpSpec) -> bool {
     a.input == b.input
         && a.hidden == b.hidden
@@ -161,6 +169,81 @@ impl Learner {
         }
         self.optimizers.insert(name.to_string(), Optimizer { modules, kind, learning_rate, steps: 0, state });
         Ok(())
+    }
+
+    /// Writes `learner.json` and `learner.pt` (every parameter and optimizer state
+    /// tensor, by name) into `dir`.
+    pub fn save(&self, dir: &std::path::Path) -> Result<(), String> {
+        let manifest = Manifest {
+            modules: self
+                .modules
+                .iter()
+                .map(|(n, m)| (n.clone(), if let Module::Mlp { spec, .. } = m { Some(spec.clone()) } else { None }))
+                .collect(),
+            optimizers: self
+                .optimizers
+                .iter()
+                .map(|(n, o)| (n.clone(), (o.modules.clone(), o.kind.clone(), o.learning_rate, o.steps)))
+                .collect(),
+        };
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for (n, m) in &self.modules {
+            for (i, p) in m.parameters().into_iter().enumerate() {
+                named.push((format!("module/{n}/{i}"), p.detach().to_device(Device::Cpu)));
+            }
+        }
+        for (n, o) in &self.optimizers {
+            for (i, (a, b)) in o.state.iter().enumerate() {
+                named.push((format!("optimizer/{n}/{i}/a"), a.to_device(Device::Cpu)));
+                named.push((format!("optimizer/{n}/{i}/b"), b.to_device(Device::Cpu)));
+            }
+        }
+        let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        Tensor::save_multi(&refs, dir.join("learner.pt")).map_err(|e| format!("failed to write learner.pt: {e}"))?;
+        let json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("learner.json"), json).map_err(|e| format!("failed to write learner.json: {e}"))
+    }
+
+    /// Reads a learner written by [`Learner::save`] onto `device`.
+    pub fn load(dir: &std::path::Path, device: Device) -> Result<Learner, String> {
+        let text = std::fs::read_to_string(dir.join("learner.json"))
+            .map_err(|e| format!("failed to read {}: {e}", dir.join("learner.json").display()))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", dir.join("learner.json").display()))?;
+        let tensors: BTreeMap<String, Tensor> = Tensor::load_multi(dir.join("learner.pt"))
+            .map_err(|e| format!("failed to read {}: {e}", dir.join("learner.pt").display()))?
+            .into_iter()
+            .collect();
+        let take = |name: String| -> Result<Tensor, String> {
+            tensors.get(&name).map(|t| t.to_device(device)).ok_or_else(|| format!("learner.pt lacks tensor `{name}`"))
+        };
+        let mut learner = Learner::new(device);
+        for (n, spec) in manifest.modules {
+            match spec {
+                Some(spec) => {
+                    learner.mlp(&n, &spec)?;
+                    if let Some(Module::Mlp { layers, .. }) = learner.modules.get_mut(&n) {
+                        for (i, (w, b)) in layers.iter_mut().enumerate() {
+                            *w = take(format!("module/{n}/{}", 2 * i))?.set_requires_grad(true);
+                            *b = take(format!("module/{n}/{}", 2 * i + 1))?.set_requires_grad(true);
+                        }
+                    }
+                }
+                None => {
+                    let t = take(format!("module/{n}/0"))?;
+                    learner.parameter(&n, &t)?;
+                }
+            }
+        }
+        for (n, (modules, kind, lr, steps)) in manifest.optimizers {
+            learner.optimizer(&n, modules, kind, lr)?;
+            let opt = learner.optimizers.get_mut(&n).expect("just created");
+            opt.steps = steps;
+            for (i, (a, b)) in opt.state.iter_mut().enumerate() {
+                *a = take(format!("optimizer/{n}/{i}/a"))?;
+                *b = take(format!("optimizer/{n}/{i}/b"))?;
+            }
+        }
+        Ok(learner)
     }
 
     /// Back-propagates `loss`, clips the global gradient norm, steps the optimizer `name`;
@@ -264,5 +347,28 @@ mod tests {
         }
         let mut l = Learner::new(Device::Cpu);
         assert!(l.optimizer("o", vec!["nope".into()], OptimizerKind::Sgd(0.0), 0.1).expect_err("no module").contains("no module `nope`"));
+    }
+
+    #[test]
+    fn a_saved_learner_loads_identically() {
+        tch::set_num_threads(1);
+        let mut l = Learner::new(Device::Cpu);
+        l.mlp("pi", &spec(vec![4])).expect("mlp");
+        l.parameter("log-std", &Tensor::from_slice(&[0.5f32])).expect("param");
+        l.optimizer("adam", vec!["pi".into(), "log-std".into()], OptimizerKind::Adam(1e-5), 0.01).expect("opt");
+        let x = Tensor::ones([2, 3], (Kind::Float, Device::Cpu));
+        let loss = l.modules["pi"].forward(&x).expect("fwd").square().sum(Kind::Float);
+        l.minimize("adam", &loss, None).expect("step");
+        let dir = tempfile::tempdir().expect("tempdir");
+        l.save(dir.path()).expect("save");
+        let back = Learner::load(dir.path(), Device::Cpu).expect("load");
+        for (n, m) in &l.modules {
+            for (a, b) in m.parameters().into_iter().zip(back.modules[n].parameters()) {
+                assert!(a.equal(b), "module {n} differs");
+            }
+        }
+        let (o, p) = (&l.optimizers["adam"], &back.optimizers["adam"]);
+        assert_eq!((o.steps, &o.modules), (p.steps, &p.modules));
+        assert!(o.state.iter().zip(&p.state).all(|(a, b)| a.0.equal(&b.0) && a.1.equal(&b.1)));
     }
 }

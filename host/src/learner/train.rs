@@ -4,7 +4,14 @@
 //!
 //! The run directory holds the resolved `config.toml`, `plugins.lock`, `metrics.jsonl`
 //! (deterministic: no wall-clock values, so the same config and seed on CPU give the same
-//! bytes) and `log.txt` (written by the caller's run log).
+//! bytes), `log.txt` (written by the caller's run log) and `checkpoints/<step>/`.
+//!
+//! Checkpoints are taken right after an update (the algorithm's rollout is empty then):
+//! the learner's named tensors, the plugin's own state, every env's snapshot and the loop's
+//! counters, written to a temporary directory and renamed, so a kill at any moment leaves
+//! the last complete checkpoint loadable. libtorch's generator is reseeded from the run
+//! seed and the update count at every update, so a resumed run continues exactly as an
+//! uninterrupted one would, without saving generator state.
 
 use super::{DeviceRequest, Learner, resolve_device};
 use crate::config::{RunConfig, to_params};
@@ -19,7 +26,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// One evaluation.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     /// Env steps of training when it ran.
     pub step: u64,
@@ -63,6 +70,8 @@ pub struct TrainSummary {
     pub evals: Vec<Evaluation>,
     /// The learner's device.
     pub device: String,
+    /// The checkpoint this run resumed from.
+    pub resumed_from: Option<PathBuf>,
 }
 
 /// Progress the loop reports to the caller (for a progress bar).
@@ -146,12 +155,87 @@ fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device) -> 
     Ok(returns)
 }
 
-/// Trains per `config`, writing into `run_dir` (which must exist).
-pub fn train(config: &RunConfig, runtime: &Runtime, run_dir: &Path, progress: &mut dyn FnMut(Progress)) -> anyhow::Result<TrainSummary> {
+/// Everything the loop needs to continue from a checkpoint.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct LoopState {
+    steps: u64,
+    next_eval: u64,
+    updates: u64,
+    running: Vec<(f64, u64)>,
+    finished: Vec<(f64, u64)>,
+    recent: Vec<f64>,
+    observations: Vec<f32>,
+    env_states: Vec<Vec<u8>>,
+    eval_env_states: Vec<Vec<u8>>,
+    evals: Vec<Evaluation>,
+    best_eval_return: Option<f64>,
+    last_eval_return: Option<f64>,
+    solved_at_step: Option<u64>,
+    metrics_bytes: u64,
+}
+
+/// Checkpoint directory names: the env step, zero-padded so names sort by step.
+fn checkpoint_name(step: u64) -> String {
+    format!("{step:012}")
+}
+
+/// The newest complete checkpoint of a run, if any.
+pub fn latest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(run_dir.join("checkpoints")).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 12 && n.bytes().all(|b| b.is_ascii_digit())))
+        .max()
+}
+
+fn write_checkpoint(run_dir: &Path, keep: usize, algo: &mut AlgorithmInstance, state: &LoopState) -> anyhow::Result<PathBuf> {
+    let dir = run_dir.join("checkpoints");
+    std::fs::create_dir_all(&dir).context("failed to create checkpoints/")?;
+    let name = checkpoint_name(state.steps);
+    let tmp = dir.join(format!(".tmp-{name}"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir(&tmp)?;
+    algo.learner().save(&tmp).map_err(anyhow::Error::msg)?;
+    std::fs::write(tmp.join("algorithm.bin"), algo.save_state()?)?;
+    let f = std::fs::File::create(tmp.join("state.json"))?;
+    serde_json::to_writer(&f, state)?;
+    f.sync_all()?;
+    let done = dir.join(&name);
+    if done.exists() {
+        std::fs::remove_dir_all(&done)?;
+    }
+    std::fs::rename(&tmp, &done).context("failed to publish the checkpoint")?;
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 12 && n.bytes().all(|b| b.is_ascii_digit())))
+        .collect();
+    all.sort();
+    for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {
+        std::fs::remove_dir_all(old)?;
+    }
+    Ok(done)
+}
+
+fn reseed_torch(config: &RunConfig, updates: u64) {
+    tch::manual_seed(derive(config.seed, Stream::PluginRandom, (1 << 40) + updates) as i64);
+}
+
+/// Trains per `config`, writing into `run_dir` (which must exist). With `resume`, continues
+/// from the run's newest complete checkpoint (or starts afresh if it has none).
+pub fn train(
+    config: &RunConfig,
+    runtime: &Runtime,
+    run_dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<TrainSummary> {
     let algo_cfg = config.algorithm.as_ref().context("the config has no [algorithm] section")?;
     let total = config.total_steps.context("the config has no `total_steps`")?;
     tch::set_num_threads(config.train.threads as i32);
-    tch::manual_seed(derive(config.seed, Stream::PluginRandom, 1 << 40) as i64);
     let request: DeviceRequest = algo_cfg.device.parse().map_err(anyhow::Error::msg)?;
     let device = resolve_device(request)?;
 
@@ -168,43 +252,69 @@ pub fn train(config: &RunConfig, runtime: &Runtime, run_dir: &Path, progress: &m
         envs.set_reward(RewardInstance::new(plugin, derive(config.seed, Stream::PluginRandom, 1 << 32), envs.spec(), &params)?);
     }
     let algo_params = to_params("algorithm.params", &algo_cfg.params).map_err(anyhow::Error::msg)?;
-    let mut algo = AlgorithmInstance::new(&algo_plugin, derive(config.seed, Stream::PluginRandom, 1 << 33), Learner::new(device))?;
+    let checkpoint = if resume { latest_checkpoint(run_dir) } else { None };
+    let learner = match &checkpoint {
+        Some(dir) => Learner::load(dir, device).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", dir.display()))?,
+        None => Learner::new(device),
+    };
+    // Seeded before `init`: the plugin's networks are initialised from this generator.
+    reseed_torch(config, 0);
+    let mut algo = AlgorithmInstance::new(&algo_plugin, derive(config.seed, Stream::PluginRandom, 1 << 33), learner)?;
     let (n, ol, al) = (envs.num_envs(), envs.obs_len(), envs.act_len());
     algo.init(envs.spec(), n as u32, &algo_params)?;
+    let mut st =
+        LoopState { next_eval: if config.train.eval_every == 0 { u64::MAX } else { config.train.eval_every }, ..LoopState::default() };
+    if let Some(dir) = &checkpoint {
+        let text = std::fs::read_to_string(dir.join("state.json"))
+            .with_context(|| format!("failed to read {}", dir.join("state.json").display()))?;
+        st = serde_json::from_str(&text).with_context(|| format!("checkpoint {} is corrupt", dir.display()))?;
+        algo.load_state(&std::fs::read(dir.join("algorithm.bin"))?)?;
+        envs.restore(&st.env_states, &st.observations)?;
+        let eval_obs = vec![0.0; eval_envs.num_envs() * ol];
+        eval_envs.restore(&st.eval_env_states, &eval_obs)?;
+    }
+    reseed_torch(config, st.updates);
 
     let mut lock = vec![lock_entry("env", &env_plugin), lock_entry("algorithm", &algo_plugin)];
     if let Some(p) = &reward_plugin {
         lock.push(lock_entry("reward", p));
     }
-    std::fs::write(run_dir.join("plugins.lock"), serde_json::to_string_pretty(&lock)? + "\n").context("failed to write plugins.lock")?;
-    let mut metrics =
-        std::io::BufWriter::new(std::fs::File::create(run_dir.join("metrics.jsonl")).context("failed to create metrics.jsonl")?);
+    if checkpoint.is_none() {
+        std::fs::write(run_dir.join("plugins.lock"), serde_json::to_string_pretty(&lock)? + "\n")
+            .context("failed to write plugins.lock")?;
+    }
+    // A run killed while writing a checkpoint leaves a `.tmp-*` directory: never loaded.
+    if let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                std::fs::remove_dir_all(e.path()).context("failed to remove a partial checkpoint")?;
+            }
+        }
+    }
+    // Metrics written after the checkpoint by the run that stopped are cut off: the resumed
+    // run writes them again, the same.
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(run_dir.join("metrics.jsonl"))
+        .context("failed to open metrics.jsonl")?;
+    metrics_file.set_len(st.metrics_bytes).context("failed to truncate metrics.jsonl")?;
+    std::io::Seek::seek(&mut metrics_file, std::io::SeekFrom::End(0))?;
+    let mut metrics = std::io::BufWriter::new(metrics_file);
 
     let space = envs.spec().action_space.clone();
     let threshold = config.train.stop_at_return;
-    let mut summary = TrainSummary {
-        run_dir: run_dir.to_path_buf(),
-        steps: 0,
-        wall_s: 0.0,
-        steps_per_s: 0.0,
-        best_eval_return: None,
-        last_eval_return: None,
-        solved_at_step: None,
-        evals: Vec::new(),
-        device: format!("{device:?}").to_lowercase(),
-    };
-    let mut running = vec![(0.0f64, 0u64); n];
-    let mut finished: Vec<(f64, u64)> = Vec::new();
-    let mut recent: Vec<f64> = Vec::new();
-    let mut next_eval = if config.train.eval_every == 0 { u64::MAX } else { config.train.eval_every };
     let start = Instant::now();
-    let mut obs = envs.reset()?;
-    let mut steps = 0u64;
-    while steps < total {
+    let start_steps = st.steps;
+    let mut obs = if checkpoint.is_some() { st.observations.clone() } else { envs.reset()? };
+    let checkpoint_every = config.train.checkpoint_every;
+    let mut next_checkpoint = if checkpoint_every == 0 { u64::MAX } else { (st.steps / checkpoint_every + 1) * checkpoint_every };
+    while st.steps < total {
         let obs_t = obs_tensor(&obs, n, ol, device);
         let a = algo.act(&obs_t, false)?;
         let actions = actions_for_envs(algo.name(), &a, n, al, &space)?;
-        let step = envs.step(&actions).with_context(|| format!("at env step {steps}"))?;
+        let step = envs.step(&actions).with_context(|| format!("at env step {}", st.steps))?;
         let mut next = step.observations.clone();
         for (&i, fin) in step.ended.iter().zip(step.final_observations.chunks_exact(ol)) {
             let i = i as usize;
@@ -214,59 +324,85 @@ pub fn train(config: &RunConfig, runtime: &Runtime, run_dir: &Path, progress: &m
         let terminated = Tensor::from_slice(&step.terminated).to_device(device);
         let truncated = Tensor::from_slice(&step.truncated).to_device(device);
         algo.observe(&obs_t, &a, &rewards, &obs_tensor(&next, n, ol, device), &terminated, &truncated)?;
-        steps += n as u64;
+        st.steps += n as u64;
+        if st.running.len() != n {
+            st.running = vec![(0.0, 0); n];
+        }
         for i in 0..n {
-            running[i].0 += step.rewards[i];
-            running[i].1 += 1;
+            st.running[i].0 += step.rewards[i];
+            st.running[i].1 += 1;
             if step.terminated[i] || step.truncated[i] {
-                finished.push(running[i]);
-                recent.push(running[i].0);
-                running[i] = (0.0, 0);
+                st.finished.push(st.running[i]);
+                st.recent.push(st.running[i].0);
+                st.running[i] = (0.0, 0);
             }
         }
-        if recent.len() > 20 {
-            recent.drain(..recent.len() - 20);
+        if st.recent.len() > 20 {
+            st.recent.drain(..st.recent.len() - 20);
         }
+        obs = step.observations;
+        let mut updated = false;
         if algo.wants_update()? {
             let mut line = serde_json::Map::new();
-            line.insert("step".into(), steps.into());
-            if !finished.is_empty() {
-                let k = finished.len() as f64;
-                line.insert("rollout/episodes".into(), finished.len().into());
-                line.insert("rollout/return_mean".into(), (finished.iter().map(|e| e.0).sum::<f64>() / k).into());
-                line.insert("rollout/length_mean".into(), (finished.iter().map(|e| e.1 as f64).sum::<f64>() / k).into());
-                finished.clear();
+            line.insert("step".into(), st.steps.into());
+            if !st.finished.is_empty() {
+                let k = st.finished.len() as f64;
+                line.insert("rollout/episodes".into(), st.finished.len().into());
+                line.insert("rollout/return_mean".into(), (st.finished.iter().map(|e| e.0).sum::<f64>() / k).into());
+                line.insert("rollout/length_mean".into(), (st.finished.iter().map(|e| e.1 as f64).sum::<f64>() / k).into());
+                st.finished.clear();
             }
             for m in algo.update()? {
                 line.insert(format!("train/{}", m.name), m.value.into());
             }
             writeln!(metrics, "{}", serde_json::Value::Object(line))?;
+            st.updates += 1;
+            reseed_torch(config, st.updates);
+            updated = true;
         }
-        obs = step.observations;
-        if steps >= next_eval || steps >= total {
-            next_eval = next_eval.saturating_add(config.train.eval_every);
-            let e = Evaluation::of(steps, evaluate(&mut algo, &mut eval_envs, device)?);
-            writeln!(metrics, "{}", serde_json::json!({"step": steps, "eval/return_mean": e.mean, "eval/return_std": e.std}))?;
-            summary.best_eval_return = Some(summary.best_eval_return.map_or(e.mean, |b: f64| b.max(e.mean)));
-            summary.last_eval_return = Some(e.mean);
-            let solved = threshold.is_some_and(|t| e.mean >= t);
-            if solved && summary.solved_at_step.is_none() {
-                summary.solved_at_step = Some(steps);
+        let mut stop = false;
+        if st.steps >= st.next_eval || st.steps >= total {
+            st.next_eval = st.next_eval.saturating_add(config.train.eval_every);
+            let e = Evaluation::of(st.steps, evaluate(&mut algo, &mut eval_envs, device)?);
+            writeln!(metrics, "{}", serde_json::json!({"step": st.steps, "eval/return_mean": e.mean, "eval/return_std": e.std}))?;
+            st.best_eval_return = Some(st.best_eval_return.map_or(e.mean, |b: f64| b.max(e.mean)));
+            st.last_eval_return = Some(e.mean);
+            stop = threshold.is_some_and(|t| e.mean >= t);
+            if stop && st.solved_at_step.is_none() {
+                st.solved_at_step = Some(st.steps);
             }
-            summary.evals.push(e);
-            if solved {
-                break;
-            }
+            st.evals.push(e);
+        }
+        if updated && st.steps >= next_checkpoint && !stop && st.steps < total {
+            next_checkpoint = (st.steps / checkpoint_every + 1) * checkpoint_every;
+            metrics.flush().context("failed to write metrics.jsonl")?;
+            st.metrics_bytes = metrics.get_ref().metadata()?.len();
+            st.observations.clone_from(&obs);
+            st.env_states = envs.snapshot()?;
+            st.eval_env_states = eval_envs.snapshot()?;
+            write_checkpoint(run_dir, config.train.keep_checkpoints, &mut algo, &st)?;
         }
         progress(Progress {
-            steps,
-            recent_return: (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64),
-            last_eval: summary.last_eval_return,
+            steps: st.steps,
+            recent_return: (!st.recent.is_empty()).then(|| st.recent.iter().sum::<f64>() / st.recent.len() as f64),
+            last_eval: st.last_eval_return,
         });
+        if stop {
+            break;
+        }
     }
     metrics.flush().context("failed to write metrics.jsonl")?;
-    summary.steps = steps;
-    summary.wall_s = start.elapsed().as_secs_f64();
-    summary.steps_per_s = steps as f64 / summary.wall_s.max(1e-9);
-    Ok(summary)
+    let wall_s = start.elapsed().as_secs_f64();
+    Ok(TrainSummary {
+        run_dir: run_dir.to_path_buf(),
+        steps: st.steps,
+        wall_s,
+        steps_per_s: (st.steps - start_steps) as f64 / wall_s.max(1e-9),
+        best_eval_return: st.best_eval_return,
+        last_eval_return: st.last_eval_return,
+        solved_at_step: st.solved_at_step,
+        evals: st.evals,
+        device: format!("{device:?}").to_lowercase(),
+        resumed_from: checkpoint,
+    })
 }

@@ -30,6 +30,7 @@ pub mod algorithm {
     wasmtime::component::bindgen!({
         world: "algorithm",
         path: "../wit",
+        additional_derives: [serde::Serialize, serde::Deserialize],
         with: {
             "paddock:rl/types": crate::runtime::bindings::environment::paddock::rl::types,
             "paddock:rl/log": crate::runtime::bindings::environment::paddock::rl::log,
