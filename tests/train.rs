@@ -164,3 +164,49 @@ fn a_killed_run_resumes_exactly() {
     let metrics = std::fs::read(run_dir.join("metrics.jsonl")).expect("metrics");
     assert!(metrics == whole_metrics, "the resumed run's metrics differ from the uninterrupted run's");
 }
+
+#[test]
+fn eval_reports_a_confidence_interval_and_the_run_has_tensorboard_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = train_json(
+        dir.path(),
+        &[
+            "--set",
+            "total_steps=4096",
+            "--set",
+            "train.eval_every=2048",
+            "--set",
+            "train.stop_at_return=1e9",
+            "--set",
+            "algorithm.device=cpu",
+        ],
+    );
+    let run_dir = s["run_dir"].as_str().expect("run dir");
+    let out = paddock(&["eval", run_dir, "--episodes", "7", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(e["returns"].as_array().map(Vec::len), Some(7));
+    assert_eq!(e["step"], 4096, "the final checkpoint is evaluated");
+    let (mean, ci) = (e["mean"].as_f64().expect("mean"), e["ci95"].as_f64().expect("ci"));
+    assert!(mean > 0.0 && ci >= 0.0);
+    let again = paddock(&["eval", run_dir, "--episodes", "7", "--json"]);
+    assert_eq!(out.stdout, again.stdout, "evaluation is deterministic for a seed");
+    let err = paddock(&["eval", dir.path().to_str().expect("utf8")]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("has no complete checkpoint"), "{}", String::from_utf8_lossy(&err.stderr));
+
+    // TensorBoard event file: TFRecord framing (u64 length, u32 crc, data, u32 crc) to the end.
+    let events = std::fs::read_dir(run_dir)
+        .expect("run dir")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents."))
+        .expect("an events file");
+    let bytes = std::fs::read(events.path()).expect("read events");
+    let (mut at, mut records) = (0usize, 0);
+    while at < bytes.len() {
+        let len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
+        at += 8 + 4 + len + 4;
+        records += 1;
+    }
+    assert_eq!(at, bytes.len(), "records end exactly at the end of the file");
+    assert!(records > 10, "{records} records");
+}

@@ -2,6 +2,7 @@
 //! names the file, key, plugin or call), 2 a usage error.
 
 mod env_run;
+mod eval;
 mod inspect;
 mod train;
 
@@ -27,6 +28,8 @@ enum Command {
     Env(EnvCommand),
     /// Train an agent: the env, reward and algorithm plugins a config names.
     Train(train::TrainArgs),
+    /// Evaluate a trained run or checkpoint: mean, std and 95% confidence interval.
+    Eval(eval::EvalArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Inspect(a)) => inspect::run(a),
         Command::Env(EnvCommand::Run(a)) => env_run::run(a),
         Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -134,7 +134,7 @@ fn obs_tensor(obs: &[f32], n: usize, ol: usize, device: Device) -> Tensor {
 }
 
 /// Runs one deterministic episode in every eval env; returns their env returns.
-fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device) -> anyhow::Result<Vec<f64>> {
+pub fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device) -> anyhow::Result<Vec<f64>> {
     let (n, ol, al) = (envs.num_envs(), envs.obs_len(), envs.act_len());
     let space = envs.spec().action_space.clone();
     let mut returns = vec![0.0; n];
@@ -153,6 +153,32 @@ fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device) -> 
         obs = step.observations;
     }
     Ok(returns)
+}
+
+/// Where metric lines go: `metrics.jsonl` (deterministic bytes) and a TensorBoard event file
+/// in the run directory (`tensorboard --logdir runs/`).
+struct MetricsSink {
+    jsonl: std::io::BufWriter<std::fs::File>,
+    tensorboard: tensorboard_rs::summary_writer::SummaryWriter,
+}
+
+impl MetricsSink {
+    fn write(&mut self, line: serde_json::Map<String, serde_json::Value>) -> anyhow::Result<()> {
+        let step = line.get("step").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        for (k, v) in &line {
+            if let (true, Some(x)) = (k != "step", v.as_f64()) {
+                self.tensorboard.add_scalar(k, x as f32, step as usize);
+            }
+        }
+        writeln!(self.jsonl, "{}", serde_json::Value::Object(line)).context("failed to write metrics.jsonl")
+    }
+
+    /// Flushes both; returns the length of `metrics.jsonl`.
+    fn flush(&mut self) -> anyhow::Result<u64> {
+        self.tensorboard.flush();
+        self.jsonl.flush().context("failed to write metrics.jsonl")?;
+        Ok(self.jsonl.get_ref().metadata()?.len())
+    }
 }
 
 /// Everything the loop needs to continue from a checkpoint.
@@ -301,7 +327,10 @@ pub fn train(
         .context("failed to open metrics.jsonl")?;
     metrics_file.set_len(st.metrics_bytes).context("failed to truncate metrics.jsonl")?;
     std::io::Seek::seek(&mut metrics_file, std::io::SeekFrom::End(0))?;
-    let mut metrics = std::io::BufWriter::new(metrics_file);
+    let mut metrics = MetricsSink {
+        jsonl: std::io::BufWriter::new(metrics_file),
+        tensorboard: tensorboard_rs::summary_writer::SummaryWriter::new(run_dir),
+    };
 
     let space = envs.spec().action_space.clone();
     let threshold = config.train.stop_at_return;
@@ -355,7 +384,7 @@ pub fn train(
             for m in algo.update()? {
                 line.insert(format!("train/{}", m.name), m.value.into());
             }
-            writeln!(metrics, "{}", serde_json::Value::Object(line))?;
+            metrics.write(line)?;
             st.updates += 1;
             reseed_torch(config, st.updates);
             updated = true;
@@ -364,7 +393,8 @@ pub fn train(
         if st.steps >= st.next_eval || st.steps >= total {
             st.next_eval = st.next_eval.saturating_add(config.train.eval_every);
             let e = Evaluation::of(st.steps, evaluate(&mut algo, &mut eval_envs, device)?);
-            writeln!(metrics, "{}", serde_json::json!({"step": st.steps, "eval/return_mean": e.mean, "eval/return_std": e.std}))?;
+            let line = serde_json::json!({"step": st.steps, "eval/return_mean": e.mean, "eval/return_std": e.std});
+            metrics.write(line.as_object().cloned().unwrap_or_default())?;
             st.best_eval_return = Some(st.best_eval_return.map_or(e.mean, |b: f64| b.max(e.mean)));
             st.last_eval_return = Some(e.mean);
             stop = threshold.is_some_and(|t| e.mean >= t);
@@ -375,8 +405,7 @@ pub fn train(
         }
         if updated && st.steps >= next_checkpoint && !stop && st.steps < total {
             next_checkpoint = (st.steps / checkpoint_every + 1) * checkpoint_every;
-            metrics.flush().context("failed to write metrics.jsonl")?;
-            st.metrics_bytes = metrics.get_ref().metadata()?.len();
+            st.metrics_bytes = metrics.flush()?;
             st.observations.clone_from(&obs);
             st.env_states = envs.snapshot()?;
             st.eval_env_states = eval_envs.snapshot()?;
@@ -391,7 +420,19 @@ pub fn train(
             break;
         }
     }
-    metrics.flush().context("failed to write metrics.jsonl")?;
+    let metrics_bytes = metrics.flush()?;
+    // A final checkpoint, for `paddock eval` and for resuming with more steps. (The rollout
+    // may be part-filled here; resuming continues from the last update-time checkpoint
+    // unless this one is newer.)
+    if checkpoint_every > 0
+        && latest_checkpoint(run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != checkpoint_name(st.steps).as_str()))
+    {
+        st.metrics_bytes = metrics_bytes;
+        st.observations.clone_from(&obs);
+        st.env_states = envs.snapshot()?;
+        st.eval_env_states = eval_envs.snapshot()?;
+        write_checkpoint(run_dir, config.train.keep_checkpoints, &mut algo, &st)?;
+    }
     let wall_s = start.elapsed().as_secs_f64();
     Ok(TrainSummary {
         run_dir: run_dir.to_path_buf(),
@@ -405,4 +446,39 @@ pub fn train(
         device: format!("{device:?}").to_lowercase(),
         resumed_from: checkpoint,
     })
+}
+
+/// Evaluates a checkpoint: `episodes` deterministic episodes on fresh eval envs seeded from
+/// `seed`, scored with the env's own reward.
+pub fn evaluate_checkpoint(
+    config: &RunConfig,
+    runtime: &Runtime,
+    checkpoint: &Path,
+    episodes: usize,
+    seed: u64,
+) -> anyhow::Result<Evaluation> {
+    let algo_cfg = config.algorithm.as_ref().context("the run's config has no [algorithm] section")?;
+    tch::set_num_threads(config.train.threads as i32);
+    let request: DeviceRequest = algo_cfg.device.parse().map_err(anyhow::Error::msg)?;
+    let device = resolve_device(request)?;
+    let env_plugin = runtime.load(&config.env.plugin, World::Environment)?;
+    let algo_plugin = runtime.load(&algo_cfg.plugin, World::Algorithm)?;
+    let env_params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;
+    let opts = EnvSetOptions { num_envs: episodes, workers: config.env.workers, seed, stream: Stream::EvalEnv, params: env_params };
+    let mut envs = EnvSet::new(&env_plugin, &opts)?;
+    let learner =
+        Learner::load(checkpoint, device).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", checkpoint.display()))?;
+    tch::manual_seed(derive(seed, Stream::PluginRandom, 1 << 41) as i64);
+    let mut algo = AlgorithmInstance::new(&algo_plugin, derive(seed, Stream::PluginRandom, 1 << 33), learner)?;
+    let algo_params = to_params("algorithm.params", &algo_cfg.params).map_err(anyhow::Error::msg)?;
+    algo.init(envs.spec(), config.env.num_envs as u32, &algo_params)?;
+    if let Ok(state) = std::fs::read(checkpoint.join("algorithm.bin")) {
+        algo.load_state(&state)?;
+    }
+    let steps = std::fs::read_to_string(checkpoint.join("state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["steps"].as_u64())
+        .unwrap_or(0);
+    Ok(Evaluation::of(steps, evaluate(&mut algo, &mut envs, device)?))
 }
