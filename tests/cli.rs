@@ -4,16 +4,8 @@ mod common;
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn paddock(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(args)
-        .current_dir(common::root())
-        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
-        .output()
-        .expect("run paddock")
-}
+use common::paddock;
 
 fn ok(args: &[&str]) -> String {
     let out = paddock(args);

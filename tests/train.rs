@@ -4,16 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn paddock(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(args)
-        .current_dir(common::root())
-        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
-        .output()
-        .expect("run paddock")
-}
+use common::paddock;
 
 fn train_json(store: &Path, extra: &[&str]) -> serde_json::Value {
     let store_set = format!("store={}", store.display());

@@ -5,6 +5,7 @@
 use paddock::log::RunLog;
 use paddock::runtime::{Limits, Runtime, RuntimeOptions};
 use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The repository root.
@@ -27,4 +28,14 @@ pub fn runtime() -> Runtime {
 /// A runtime with the given limits and log.
 pub fn runtime_with(limits: Limits, log: RunLog) -> Runtime {
     Runtime::new(RuntimeOptions { limits, cache_dir: Some(root().join("target/test-cache")), log }).expect("runtime")
+}
+
+/// Runs the real `paddock` binary from the repository root, with the test compile cache.
+pub fn paddock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(args)
+        .current_dir(root())
+        .env("PADDOCK_CACHE_DIR", root().join("target/test-cache"))
+        .output()
+        .expect("run paddock")
 }
