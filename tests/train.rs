@@ -9,8 +9,12 @@ use std::process::Command;
 use common::paddock;
 
 fn train_json(store: &Path, extra: &[&str]) -> serde_json::Value {
+    train_config_json("configs/cartpole-ppo.toml", store, extra)
+}
+
+fn train_config_json(config: &str, store: &Path, extra: &[&str]) -> serde_json::Value {
     let store_set = format!("store={}", store.display());
-    let mut args = vec!["train", "configs/cartpole-ppo.toml", "--json", "--set", &store_set];
+    let mut args = vec!["train", config, "--json", "--set", &store_set];
     args.extend_from_slice(extra);
     let out = paddock(&args);
     assert!(out.status.success(), "train {extra:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -34,6 +38,17 @@ fn ppo_solves_cartpole_for_three_seeds_within_100k_steps() {
         }
         let lock = std::fs::read_to_string(run_dir.join("plugins.lock")).expect("lock");
         assert!(lock.contains("\"role\": \"algorithm\"") && lock.contains("\"sha256\""), "{lock}");
+    }
+}
+
+#[test]
+fn a2c_solves_cartpole_for_three_seeds_within_500k_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for seed in ["1", "2", "3"] {
+        let seed_set = format!("seed={seed}");
+        let s = train_config_json("configs/cartpole-a2c.toml", dir.path(), &["--set", &seed_set, "--set", "algorithm.device=cpu"]);
+        let solved = s["solved_at_step"].as_u64().unwrap_or_else(|| panic!("A2C seed {seed} did not reach 475: {s}"));
+        assert!(solved <= 500_000, "A2C seed {seed} solved only at {solved}");
     }
 }
 

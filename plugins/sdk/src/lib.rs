@@ -19,6 +19,8 @@
 extern crate self as paddock_sdk;
 
 #[cfg(feature = "algorithm")]
+pub mod actor_critic;
+#[cfg(feature = "algorithm")]
 pub mod algorithm;
 #[cfg(feature = "env")]
 pub mod env;
