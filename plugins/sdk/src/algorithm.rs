@@ -54,6 +54,18 @@ pub fn metric(name: &str, value: f64) -> Metric {
     Metric { name: name.to_string(), value }
 }
 
+/// Plugin state that is one counter (e.g. updates done), for [`Algorithm::save_state`].
+pub fn counter_to_state(count: u64) -> Vec<u8> {
+    count.to_le_bytes().to_vec()
+}
+
+/// Reads [`counter_to_state`]'s bytes; `plugin` names the plugin in the error.
+pub fn counter_from_state(plugin: &str, state: &[u8]) -> Result<u64, PluginError> {
+    let bytes: [u8; 8] =
+        state.try_into().map_err(|_| PluginError::InvalidParams(format!("{plugin} state is 8 bytes, got {}", state.len())))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 impl Tensor {
     /// `self + other` (broadcasting).
     pub fn add(&self, other: &Tensor) -> Tensor {

@@ -10,7 +10,7 @@
 //! `log-std-init` 0.
 
 use paddock_sdk::actor_critic::{ActorCritic, Rollout};
-use paddock_sdk::algorithm::{Metric, metric};
+use paddock_sdk::algorithm::{Metric, counter_from_state, counter_to_state, metric};
 use paddock_sdk::tensor::{Optimizer, OptimizerKind, Tensor};
 use paddock_sdk::types::{EnvSpec, PluginError};
 use paddock_sdk::{Algorithm, Params, Transitions};
@@ -107,13 +107,11 @@ impl Algorithm for A2c {
     }
 
     fn save_state(&self) -> Vec<u8> {
-        self.updates.to_le_bytes().to_vec()
+        counter_to_state(self.updates)
     }
 
     fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        let bytes: [u8; 8] =
-            state.try_into().map_err(|_| PluginError::InvalidParams(format!("A2C state is 8 bytes, got {}", state.len())))?;
-        self.updates = u64::from_le_bytes(bytes);
+        self.updates = counter_from_state("A2C", state)?;
         Ok(())
     }
 }

@@ -14,7 +14,7 @@
 //! `learning-rate` 1e-3, `hidden` [64, 64], `log-std-init` 0, `normalize-advantage` true.
 
 use paddock_sdk::actor_critic::{ActorCritic, Rollout};
-use paddock_sdk::algorithm::{Metric, metric};
+use paddock_sdk::algorithm::{Metric, counter_from_state, counter_to_state, metric};
 use paddock_sdk::tensor::{BinaryOp, Optimizer, OptimizerKind, Tensor, UnaryOp};
 use paddock_sdk::types::{EnvSpec, PluginError};
 use paddock_sdk::{Algorithm, Params, Transitions};
@@ -158,13 +158,11 @@ impl Algorithm for Ppo {
     }
 
     fn save_state(&self) -> Vec<u8> {
-        self.updates.to_le_bytes().to_vec()
+        counter_to_state(self.updates)
     }
 
     fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        let bytes: [u8; 8] =
-            state.try_into().map_err(|_| PluginError::InvalidParams(format!("PPO state is 8 bytes, got {}", state.len())))?;
-        self.updates = u64::from_le_bytes(bytes);
+        self.updates = counter_from_state("PPO", state)?;
         Ok(())
     }
 }
