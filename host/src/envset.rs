@@ -79,6 +79,19 @@ pub struct VecStep {
     pub final_observations: Vec<f32>,
 }
 
+impl VecStep {
+    /// Observations after the step with each ended env's final observation in place of its
+    /// reset one: the `next-observations` of a transition (`obs_len` values per env).
+    pub fn next_observations(&self, obs_len: usize) -> Vec<f32> {
+        let mut next = self.observations.clone();
+        for (&i, fin) in self.ended.iter().zip(self.final_observations.chunks_exact(obs_len)) {
+            let i = i as usize;
+            next[i * obs_len..(i + 1) * obs_len].copy_from_slice(fin);
+        }
+        next
+    }
+}
+
 /// Envs stepped in batches; see the module docs.
 pub struct EnvSet {
     shards: Vec<Shard>,
@@ -225,11 +238,7 @@ impl EnvSet {
                 return Err(EnvSetError::Options("the reward plugin was set after reset; set it first".into()));
             }
             Some(reward) => {
-                let mut next = out.observations.clone();
-                for (&i, obs) in out.ended.iter().zip(out.final_observations.chunks_exact(ol)) {
-                    let i = i as usize;
-                    next[i * ol..(i + 1) * ol].copy_from_slice(obs);
-                }
+                let next = out.next_observations(ol);
                 let shaped = reward.compute(&Transitions {
                     num_envs: n as u32,
                     observations: std::mem::take(&mut self.current),

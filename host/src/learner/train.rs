@@ -14,7 +14,7 @@
 //! uninterrupted one would, without saving generator state.
 
 use super::{DeviceRequest, Learner, resolve_device};
-use crate::config::{RunConfig, to_params};
+use crate::config::{AlgorithmSection, RunConfig, to_params};
 use crate::envset::{EnvSet, EnvSetOptions};
 use crate::runtime::bindings::types::Space;
 use crate::runtime::{AlgorithmInstance, Plugin, RewardInstance, Runtime, World};
@@ -205,17 +205,34 @@ fn checkpoint_name(step: u64) -> String {
     format!("{step:012}")
 }
 
+/// Whether `path` is a complete checkpoint's directory (named by [`checkpoint_name`]; a
+/// `.tmp-*` one is not).
+fn is_checkpoint_dir(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 12 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The newest complete checkpoint of a run, if any.
 pub fn latest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
     let entries = std::fs::read_dir(run_dir.join("checkpoints")).ok()?;
-    entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 12 && n.bytes().all(|b| b.is_ascii_digit())))
-        .max()
+    entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| is_checkpoint_dir(p)).max()
 }
 
-fn write_checkpoint(run_dir: &Path, keep: usize, algo: &mut AlgorithmInstance, state: &LoopState) -> anyhow::Result<PathBuf> {
+/// What a checkpoint captures beside the loop state.
+struct Live<'a> {
+    algo: &'a mut AlgorithmInstance,
+    envs: &'a mut EnvSet,
+    eval_envs: &'a mut EnvSet,
+    observations: &'a [f32],
+    metrics: &'a mut MetricsSink,
+}
+
+/// Captures the envs, observations and metrics length into `state`, then writes a checkpoint.
+fn write_checkpoint(run_dir: &Path, keep: usize, live: Live<'_>, state: &mut LoopState) -> anyhow::Result<PathBuf> {
+    state.metrics_bytes = live.metrics.flush()?;
+    state.observations = live.observations.to_vec();
+    state.env_states = live.envs.snapshot()?;
+    state.eval_env_states = live.eval_envs.snapshot()?;
+    let (algo, state) = (live.algo, &*state);
     let dir = run_dir.join("checkpoints");
     std::fs::create_dir_all(&dir).context("failed to create checkpoints/")?;
     let name = checkpoint_name(state.steps);
@@ -234,16 +251,21 @@ fn write_checkpoint(run_dir: &Path, keep: usize, algo: &mut AlgorithmInstance, s
         std::fs::remove_dir_all(&done)?;
     }
     std::fs::rename(&tmp, &done).context("failed to publish the checkpoint")?;
-    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 12 && n.bytes().all(|b| b.is_ascii_digit())))
-        .collect();
+    let mut all: Vec<PathBuf> =
+        std::fs::read_dir(&dir)?.filter_map(Result::ok).map(|e| e.path()).filter(|p| is_checkpoint_dir(p)).collect();
     all.sort();
     for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {
         std::fs::remove_dir_all(old)?;
     }
     Ok(done)
+}
+
+/// The `[algorithm]` section and its device, with libtorch's thread count set.
+fn learner_setup(config: &RunConfig) -> anyhow::Result<(&AlgorithmSection, Device)> {
+    let algo_cfg = config.algorithm.as_ref().context("the config has no [algorithm] section")?;
+    tch::set_num_threads(config.train.threads as i32);
+    let request: DeviceRequest = algo_cfg.device.parse().map_err(anyhow::Error::msg)?;
+    Ok((algo_cfg, resolve_device(request)?))
 }
 
 fn reseed_torch(config: &RunConfig, updates: u64) {
@@ -259,11 +281,8 @@ pub fn train(
     resume: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> anyhow::Result<TrainSummary> {
-    let algo_cfg = config.algorithm.as_ref().context("the config has no [algorithm] section")?;
+    let (algo_cfg, device) = learner_setup(config)?;
     let total = config.total_steps.context("the config has no `total_steps`")?;
-    tch::set_num_threads(config.train.threads as i32);
-    let request: DeviceRequest = algo_cfg.device.parse().map_err(anyhow::Error::msg)?;
-    let device = resolve_device(request)?;
 
     let env_plugin = runtime.load(&config.env.plugin, World::Environment)?;
     let algo_plugin = runtime.load(&algo_cfg.plugin, World::Algorithm)?;
@@ -344,11 +363,7 @@ pub fn train(
         let a = algo.act(&obs_t, false)?;
         let actions = actions_for_envs(algo.name(), &a, n, al, &space)?;
         let step = envs.step(&actions).with_context(|| format!("at env step {}", st.steps))?;
-        let mut next = step.observations.clone();
-        for (&i, fin) in step.ended.iter().zip(step.final_observations.chunks_exact(ol)) {
-            let i = i as usize;
-            next[i * ol..(i + 1) * ol].copy_from_slice(fin);
-        }
+        let next = step.next_observations(ol);
         let rewards = Tensor::from_slice(&step.rewards).to_kind(Kind::Float).to_device(device);
         let terminated = Tensor::from_slice(&step.terminated).to_device(device);
         let truncated = Tensor::from_slice(&step.truncated).to_device(device);
@@ -405,11 +420,8 @@ pub fn train(
         }
         if updated && st.steps >= next_checkpoint && !stop && st.steps < total {
             next_checkpoint = (st.steps / checkpoint_every + 1) * checkpoint_every;
-            st.metrics_bytes = metrics.flush()?;
-            st.observations.clone_from(&obs);
-            st.env_states = envs.snapshot()?;
-            st.eval_env_states = eval_envs.snapshot()?;
-            write_checkpoint(run_dir, config.train.keep_checkpoints, &mut algo, &st)?;
+            let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
+            write_checkpoint(run_dir, config.train.keep_checkpoints, live, &mut st)?;
         }
         progress(Progress {
             steps: st.steps,
@@ -420,18 +432,15 @@ pub fn train(
             break;
         }
     }
-    let metrics_bytes = metrics.flush()?;
+    metrics.flush()?;
     // A final checkpoint, for `paddock eval` and for resuming with more steps. (The rollout
     // may be part-filled here; resuming continues from the last update-time checkpoint
     // unless this one is newer.)
     if checkpoint_every > 0
         && latest_checkpoint(run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != checkpoint_name(st.steps).as_str()))
     {
-        st.metrics_bytes = metrics_bytes;
-        st.observations.clone_from(&obs);
-        st.env_states = envs.snapshot()?;
-        st.eval_env_states = eval_envs.snapshot()?;
-        write_checkpoint(run_dir, config.train.keep_checkpoints, &mut algo, &st)?;
+        let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
+        write_checkpoint(run_dir, config.train.keep_checkpoints, live, &mut st)?;
     }
     let wall_s = start.elapsed().as_secs_f64();
     Ok(TrainSummary {
@@ -457,10 +466,7 @@ pub fn evaluate_checkpoint(
     episodes: usize,
     seed: u64,
 ) -> anyhow::Result<Evaluation> {
-    let algo_cfg = config.algorithm.as_ref().context("the run's config has no [algorithm] section")?;
-    tch::set_num_threads(config.train.threads as i32);
-    let request: DeviceRequest = algo_cfg.device.parse().map_err(anyhow::Error::msg)?;
-    let device = resolve_device(request)?;
+    let (algo_cfg, device) = learner_setup(config)?;
     let env_plugin = runtime.load(&config.env.plugin, World::Environment)?;
     let algo_plugin = runtime.load(&algo_cfg.plugin, World::Algorithm)?;
     let env_params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;

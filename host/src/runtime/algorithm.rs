@@ -29,11 +29,7 @@ impl AlgorithmInstance {
     /// modules and optimizers (a reloaded plugin gets the same learner back).
     pub fn new(plugin: &Plugin, seed: u64, learner: Learner) -> Result<Self, CallError> {
         let mut bridge = Bridge::new(plugin, seed);
-        let Some(pre) = plugin.pre.clone().filter(|_| plugin.info.world == World::Algorithm) else {
-            return Err(
-                bridge.error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `algorithm`", plugin.info.world)))
-            );
-        };
+        let pre = bridge.pre_for(World::Algorithm)?;
         bridge.store.data_mut().learner = Some(learner);
         let bindings = bridge.call("instantiate", |store| AlgorithmPre::new(pre)?.instantiate(store))?;
         Ok(AlgorithmInstance { bridge, bindings })

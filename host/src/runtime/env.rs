@@ -32,10 +32,7 @@ impl EnvInstance {
     /// Instantiates `plugin` (which must target the `environment` world) in a fresh store.
     pub fn new(plugin: &Plugin, seed: u64) -> Result<Self, CallError> {
         let mut bridge = Bridge::new(plugin, seed);
-        let Some(pre) = plugin.pre.clone().filter(|_| plugin.info.world == World::Environment) else {
-            return Err(bridge
-                .error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `environment`", plugin.info.world))));
-        };
+        let pre = bridge.pre_for(World::Environment)?;
         let bindings = bridge.call("instantiate", |store| EnvironmentPre::new(pre)?.instantiate(store))?;
         Ok(EnvInstance { bridge, bindings, spec: None, num_envs: 0 })
     }

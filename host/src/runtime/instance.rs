@@ -40,6 +40,18 @@ impl Bridge {
         Bridge { store, plugin: plugin.clone(), dead: false, deadline_ticks: rt.deadline_ticks() }
     }
 
+    /// The pre-instantiated component, if the plugin targets `world` (else an error for
+    /// the `instantiate` call).
+    pub(crate) fn pre_for(&self, world: super::error::World) -> Result<wasmtime::component::InstancePre<PluginState>, CallError> {
+        match &self.plugin.pre {
+            Some(pre) if self.plugin.info.world == world => Ok(pre.clone()),
+            _ => Err(self.error(
+                "instantiate",
+                CallErrorKind::Trap(format!("plugin targets world `{}`, not `{}`", self.plugin.info.world, world.name())),
+            )),
+        }
+    }
+
     /// The plugin's name.
     pub(crate) fn name(&self) -> &str {
         &self.plugin.info.name

@@ -101,16 +101,16 @@ impl Runtime {
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         let engine = Engine::new(&config)?;
 
-        let mut env_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut env_linker)?;
-        bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut env_linker, |s| s)?;
-        let mut reward_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut reward_linker)?;
-        bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut reward_linker, |s| s)?;
-
-        let mut algorithm_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut algorithm_linker)?;
-        bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut algorithm_linker, |s| s)?;
+        // Every world gets the (sandboxed) WASI interfaces and `log`.
+        let base_linker = || -> anyhow::Result<Linker<PluginState>> {
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+            bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+            Ok(linker)
+        };
+        let env_linker = base_linker()?;
+        let reward_linker = base_linker()?;
+        let mut algorithm_linker = base_linker()?;
         // `tensor` is @unstable in the contract; this host implements it.
         let mut tensor_options = bindings::algorithm::paddock::rl::tensor::LinkOptions::default();
         tensor_options.tensor(true);

@@ -23,11 +23,7 @@ impl RewardInstance {
     /// Instantiates `plugin` (world `reward`) and calls `init` with the env's spec.
     pub fn new(plugin: &Plugin, seed: u64, spec: &EnvSpec, params: &Params) -> Result<Self, CallError> {
         let mut bridge = Bridge::new(plugin, seed);
-        let Some(pre) = plugin.pre.clone().filter(|_| plugin.info.world == World::Reward) else {
-            return Err(
-                bridge.error("instantiate", CallErrorKind::Trap(format!("plugin targets world `{}`, not `reward`", plugin.info.world)))
-            );
-        };
+        let pre = bridge.pre_for(World::Reward)?;
         let bindings = bridge.call("instantiate", |store| RewardPre::new(pre)?.instantiate(store))?;
         let mut r = RewardInstance { bridge, bindings };
         let b = &r.bindings;
