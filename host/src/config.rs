@@ -149,6 +149,10 @@ pub struct TrainSection {
     /// Checkpoints kept (older ones are deleted).
     #[serde(default = "default_keep")]
     pub keep_checkpoints: usize,
+    /// Whether checkpoints include the algorithm's replay buffers (they can be large).
+    /// Without them a resumed off-policy run starts with empty buffers.
+    #[serde(default)]
+    pub checkpoint_replay: bool,
 }
 
 fn default_checkpoint_every() -> u64 {
@@ -176,6 +180,7 @@ impl Default for TrainSection {
             threads: 1,
             checkpoint_every: default_checkpoint_every(),
             keep_checkpoints: default_keep(),
+            checkpoint_replay: false,
         }
     }
 }

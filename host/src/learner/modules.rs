@@ -4,7 +4,9 @@
 //! in PyTorch) rather than taken from `tch::nn`, so that their state is plain named tensors
 //! that checkpoints can save and that can cover any subset of modules.
 
-use crate::runtime::bindings::algorithm::paddock::rl::tensor::{Activation, MlpSpec, OptimizerKind};
+use super::persist::{MlpSpecJson, OptimizerKindJson};
+use super::replay::{Batch, GoalOracle, Replay};
+use crate::runtime::bindings::algorithm::paddock::rl::tensor::{Activation, MlpSpec, OptimizerKind, ReplaySpec};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
@@ -85,14 +87,28 @@ pub struct Learner {
     pub modules: BTreeMap<String, Module>,
     /// Named optimizers.
     pub optimizers: BTreeMap<String, Optimizer>,
+    /// Named replay buffers.
+    pub replays: BTreeMap<String, Replay>,
+    /// The env's goal rewards, for hindsight relabeling (goal-conditioned envs only).
+    pub goal_oracle: OracleSlot,
+}
+
+/// Holds the run's [`GoalOracle`], if its env is goal-conditioned.
+#[derive(Default)]
+pub struct OracleSlot(pub Option<Box<dyn GoalOracle>>);
+
+impl std::fmt::Debug for OracleSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "OracleSlot(Some)" } else { "OracleSlot(None)" })
+    }
 }
 
 /// What `learner.json` in a checkpoint says about each module and optimizer; the tensors
 /// themselves are in `learner.pt`.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Manifest {
-    modules: BTreeMap<String, Option<MlpSpec>>,
-    optimizers: BTreeMap<String, (Vec<String>, OptimizerKind, f64, i64)>,
+    modules: BTreeMap<String, Option<MlpSpecJson>>,
+    optimizers: BTreeMap<String, (Vec<String>, OptimizerKindJson, f64, i64)>,
 }
 
 fn same_spec(a: &MlpSpec, b: &MlpSpec) -> bool {
@@ -107,7 +123,53 @@ fn same_spec(a: &MlpSpec, b: &MlpSpec) -> bool {
 impl Learner {
     /// An empty learner on `device`.
     pub fn new(device: Device) -> Self {
-        Learner { device, modules: BTreeMap::new(), optimizers: BTreeMap::new() }
+        Learner {
+            device,
+            modules: BTreeMap::new(),
+            optimizers: BTreeMap::new(),
+            replays: BTreeMap::new(),
+            goal_oracle: OracleSlot::default(),
+        }
+    }
+
+    /// Gets or creates the replay buffer `name`.
+    pub fn replay(&mut self, name: &str, spec: &ReplaySpec) -> Result<(), String> {
+        if let Some(existing) = self.replays.get(name) {
+            if existing.has_spec(spec) {
+                return Ok(());
+            }
+            return Err(format!("replay `{name}` exists with another spec ({:?}), asked for {spec:?}", existing.spec()));
+        }
+        let replay = Replay::new(name, spec, self.device, self.goal_oracle.0.is_some())?;
+        self.replays.insert(name.to_string(), replay);
+        Ok(())
+    }
+
+    /// Samples from the replay buffer `name` (relabeling with the goal oracle if it asks).
+    pub fn sample(&mut self, name: &str, batch_size: usize) -> Result<Batch, String> {
+        let replay = self.replays.get_mut(name).ok_or_else(|| format!("no replay buffer `{name}`"))?;
+        replay.sample(batch_size, self.goal_oracle.0.as_deref_mut())
+    }
+
+    /// Writes every replay buffer into `dir` (`replays.json` names them; `replay-<i>.*`).
+    pub fn save_replays(&self, dir: &std::path::Path) -> Result<(), String> {
+        let names: Vec<&String> = self.replays.keys().collect();
+        for (i, (_, r)) in self.replays.iter().enumerate() {
+            r.save(dir, &format!("replay-{i}"))?;
+        }
+        let json = serde_json::to_string(&names).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("replays.json"), json).map_err(|e| format!("failed to write replays.json: {e}"))
+    }
+
+    /// Reads replay buffers written by [`Learner::save_replays`], if `dir` has any.
+    pub fn load_replays(&mut self, dir: &std::path::Path) -> Result<(), String> {
+        let Ok(text) = std::fs::read_to_string(dir.join("replays.json")) else { return Ok(()) };
+        let names: Vec<String> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", dir.join("replays.json").display()))?;
+        for (i, name) in names.into_iter().enumerate() {
+            let r = Replay::load(dir, &format!("replay-{i}"), &name, self.device, self.goal_oracle.0.is_some())?;
+            self.replays.insert(name, r);
+        }
+        Ok(())
     }
 
     /// Gets or creates the MLP `name`.
@@ -178,12 +240,12 @@ impl Learner {
             modules: self
                 .modules
                 .iter()
-                .map(|(n, m)| (n.clone(), if let Module::Mlp { spec, .. } = m { Some(spec.clone()) } else { None }))
+                .map(|(n, m)| (n.clone(), if let Module::Mlp { spec, .. } = m { Some(MlpSpecJson(spec.clone())) } else { None }))
                 .collect(),
             optimizers: self
                 .optimizers
                 .iter()
-                .map(|(n, o)| (n.clone(), (o.modules.clone(), o.kind.clone(), o.learning_rate, o.steps)))
+                .map(|(n, o)| (n.clone(), (o.modules.clone(), OptimizerKindJson(o.kind.clone()), o.learning_rate, o.steps)))
                 .collect(),
         };
         let mut named: Vec<(String, Tensor)> = Vec::new();
@@ -219,7 +281,7 @@ impl Learner {
         let mut learner = Learner::new(device);
         for (n, spec) in manifest.modules {
             match spec {
-                Some(spec) => {
+                Some(MlpSpecJson(spec)) => {
                     learner.mlp(&n, &spec)?;
                     if let Some(Module::Mlp { layers, .. }) = learner.modules.get_mut(&n) {
                         for (i, (w, b)) in layers.iter_mut().enumerate() {
@@ -235,7 +297,7 @@ impl Learner {
             }
         }
         for (n, (modules, kind, lr, steps)) in manifest.optimizers {
-            learner.optimizer(&n, modules, kind, lr)?;
+            learner.optimizer(&n, modules, kind.0, lr)?;
             let opt = learner.optimizers.get_mut(&n).expect("just created");
             opt.steps = steps;
             for (i, (a, b)) in opt.state.iter_mut().enumerate() {
@@ -311,6 +373,7 @@ mod tests {
 
     #[test]
     fn modules_are_got_or_created_by_name() {
+        let _rng = crate::learner::torch_rng_lock();
         tch::set_num_threads(1);
         let mut l = Learner::new(Device::Cpu);
         l.mlp("pi", &spec(vec![8])).expect("create");
@@ -329,6 +392,7 @@ mod tests {
 
     #[test]
     fn each_optimizer_minimises_a_quadratic() {
+        let _rng = crate::learner::torch_rng_lock();
         tch::set_num_threads(1);
         tch::manual_seed(0);
         for kind in [OptimizerKind::Adam(1e-8), OptimizerKind::Rmsprop((0.99, 1e-8)), OptimizerKind::Sgd(0.9)] {
@@ -351,6 +415,7 @@ mod tests {
 
     #[test]
     fn a_saved_learner_loads_identically() {
+        let _rng = crate::learner::torch_rng_lock();
         tch::set_num_threads(1);
         let mut l = Learner::new(Device::Cpu);
         l.mlp("pi", &spec(vec![4])).expect("mlp");

@@ -16,8 +16,8 @@
 use super::{DeviceRequest, Learner, resolve_device};
 use crate::config::{AlgorithmSection, RunConfig, to_params};
 use crate::envset::{EnvSet, EnvSetOptions};
-use crate::runtime::bindings::types::Space;
-use crate::runtime::{AlgorithmInstance, Plugin, RewardInstance, Runtime, World};
+use crate::runtime::bindings::types::{Params, Space};
+use crate::runtime::{AlgorithmInstance, GoalInstance, Plugin, RewardInstance, Runtime, World};
 use crate::seed::{Stream, derive};
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -38,15 +38,29 @@ pub struct Evaluation {
     pub ci95: f64,
     /// Every episode's return.
     pub returns: Vec<f64>,
+    /// Fraction of episodes whose last step reported the info feature `is-success` non-zero
+    /// (Gymnasium-Robotics' convention), for envs that report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
 }
 
 impl Evaluation {
-    fn of(step: u64, returns: Vec<f64>) -> Self {
+    fn of(step: u64, episodes: EvalEpisodes) -> Self {
+        let returns = episodes.returns;
         let n = returns.len().max(1) as f64;
         let mean = returns.iter().sum::<f64>() / n;
         let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
-        Evaluation { step, mean, std, ci95: 1.96 * std / n.sqrt(), returns }
+        let success_rate = episodes.successes.map(|s| s.iter().filter(|&&x| x).count() as f64 / n);
+        Evaluation { step, mean, std, ci95: 1.96 * std / n.sqrt(), returns, success_rate }
     }
+}
+
+/// What one round of evaluation episodes gave.
+pub struct EvalEpisodes {
+    /// Each episode's return.
+    pub returns: Vec<f64>,
+    /// Whether each episode ended in success (envs with an `is-success` info feature).
+    pub successes: Option<Vec<bool>>,
 }
 
 /// What a finished run reports.
@@ -133,10 +147,14 @@ fn obs_tensor(obs: &[f32], n: usize, ol: usize, device: Device) -> Tensor {
     Tensor::from_slice(obs).reshape([n as i64, ol as i64]).to_device(device)
 }
 
-/// Runs one deterministic episode in every eval env; returns their env returns.
-pub fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device) -> anyhow::Result<Vec<f64>> {
+/// Runs one deterministic episode in every eval env; returns their env returns (and
+/// successes, where the env reports `is-success`).
+pub fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device) -> anyhow::Result<EvalEpisodes> {
     let (n, ol, al) = (envs.num_envs(), envs.obs_len(), envs.act_len());
     let space = envs.spec().action_space.clone();
+    let info_len = envs.spec().info_features.len();
+    let success_at = envs.spec().info_features.iter().position(|f| f == "is-success");
+    let mut successes = vec![false; n];
     let mut returns = vec![0.0; n];
     let mut done = vec![false; n];
     let mut obs = envs.reset()?;
@@ -148,11 +166,14 @@ pub fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device)
             if !done[i] {
                 returns[i] += step.rewards[i];
                 done[i] = step.terminated[i] || step.truncated[i];
+                if let (true, Some(k)) = (done[i], success_at) {
+                    successes[i] = step.infos[i * info_len + k] != 0.0;
+                }
             }
         }
         obs = step.observations;
     }
-    Ok(returns)
+    Ok(EvalEpisodes { returns, successes: success_at.map(|_| successes) })
 }
 
 /// Where metric lines go: `metrics.jsonl` (deterministic bytes) and a TensorBoard event file
@@ -224,6 +245,7 @@ struct Live<'a> {
     eval_envs: &'a mut EnvSet,
     observations: &'a [f32],
     metrics: &'a mut MetricsSink,
+    checkpoint_replay: bool,
 }
 
 /// Captures the envs, observations and metrics length into `state`, then writes a checkpoint.
@@ -232,6 +254,7 @@ fn write_checkpoint(run_dir: &Path, keep: usize, live: Live<'_>, state: &mut Loo
     state.observations = live.observations.to_vec();
     state.env_states = live.envs.snapshot()?;
     state.eval_env_states = live.eval_envs.snapshot()?;
+    let replay = live.checkpoint_replay;
     let (algo, state) = (live.algo, &*state);
     let dir = run_dir.join("checkpoints");
     std::fs::create_dir_all(&dir).context("failed to create checkpoints/")?;
@@ -242,6 +265,9 @@ fn write_checkpoint(run_dir: &Path, keep: usize, live: Live<'_>, state: &mut Loo
     }
     std::fs::create_dir(&tmp)?;
     algo.learner().save(&tmp).map_err(anyhow::Error::msg)?;
+    if replay {
+        algo.learner().save_replays(&tmp).map_err(anyhow::Error::msg)?;
+    }
     std::fs::write(tmp.join("algorithm.bin"), algo.save_state()?)?;
     let f = std::fs::File::create(tmp.join("state.json"))?;
     serde_json::to_writer(&f, state)?;
@@ -266,6 +292,16 @@ fn learner_setup(config: &RunConfig) -> anyhow::Result<(&AlgorithmSection, Devic
     tch::set_num_threads(config.train.threads as i32);
     let request: DeviceRequest = algo_cfg.device.parse().map_err(anyhow::Error::msg)?;
     Ok((algo_cfg, resolve_device(request)?))
+}
+
+/// Gives the learner the env's goal rewards when the env is goal-conditioned (for
+/// hindsight relabeling): `goal-env` on an instance of its own.
+fn attach_goal_oracle(learner: &mut Learner, env_plugin: &Plugin, seed: u64, params: &Params) -> anyhow::Result<()> {
+    if env_plugin.info().goals {
+        let oracle = GoalInstance::new(env_plugin, derive(seed, Stream::PluginRandom, 1 << 34), params)?;
+        learner.goal_oracle.0 = Some(Box::new(oracle));
+    }
+    Ok(())
 }
 
 fn reseed_torch(config: &RunConfig, updates: u64) {
@@ -298,10 +334,14 @@ pub fn train(
     }
     let algo_params = to_params("algorithm.params", &algo_cfg.params).map_err(anyhow::Error::msg)?;
     let checkpoint = if resume { latest_checkpoint(run_dir) } else { None };
-    let learner = match &checkpoint {
+    let mut learner = match &checkpoint {
         Some(dir) => Learner::load(dir, device).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", dir.display()))?,
         None => Learner::new(device),
     };
+    attach_goal_oracle(&mut learner, &env_plugin, config.seed, &env_params)?;
+    if let Some(dir) = &checkpoint {
+        learner.load_replays(dir).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", dir.display()))?;
+    }
     // Seeded before `init`: the plugin's networks are initialised from this generator.
     reseed_torch(config, 0);
     let mut algo = AlgorithmInstance::new(&algo_plugin, derive(config.seed, Stream::PluginRandom, 1 << 33), learner)?;
@@ -408,7 +448,10 @@ pub fn train(
         if st.steps >= st.next_eval || st.steps >= total {
             st.next_eval = st.next_eval.saturating_add(config.train.eval_every);
             let e = Evaluation::of(st.steps, evaluate(&mut algo, &mut eval_envs, device)?);
-            let line = serde_json::json!({"step": st.steps, "eval/return_mean": e.mean, "eval/return_std": e.std});
+            let mut line = serde_json::json!({"step": st.steps, "eval/return_mean": e.mean, "eval/return_std": e.std});
+            if let Some(rate) = e.success_rate {
+                line["eval/success_rate"] = rate.into();
+            }
             metrics.write(line.as_object().cloned().unwrap_or_default())?;
             st.best_eval_return = Some(st.best_eval_return.map_or(e.mean, |b: f64| b.max(e.mean)));
             st.last_eval_return = Some(e.mean);
@@ -420,7 +463,14 @@ pub fn train(
         }
         if updated && st.steps >= next_checkpoint && !stop && st.steps < total {
             next_checkpoint = (st.steps / checkpoint_every + 1) * checkpoint_every;
-            let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
+            let live = Live {
+                algo: &mut algo,
+                envs: &mut envs,
+                eval_envs: &mut eval_envs,
+                observations: &obs,
+                metrics: &mut metrics,
+                checkpoint_replay: config.train.checkpoint_replay,
+            };
             write_checkpoint(run_dir, config.train.keep_checkpoints, live, &mut st)?;
         }
         progress(Progress {
@@ -439,7 +489,14 @@ pub fn train(
     if checkpoint_every > 0
         && latest_checkpoint(run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != checkpoint_name(st.steps).as_str()))
     {
-        let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
+        let live = Live {
+            algo: &mut algo,
+            envs: &mut envs,
+            eval_envs: &mut eval_envs,
+            observations: &obs,
+            metrics: &mut metrics,
+            checkpoint_replay: config.train.checkpoint_replay,
+        };
         write_checkpoint(run_dir, config.train.keep_checkpoints, live, &mut st)?;
     }
     let wall_s = start.elapsed().as_secs_f64();
@@ -472,8 +529,9 @@ pub fn evaluate_checkpoint(
     let env_params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;
     let opts = EnvSetOptions { num_envs: episodes, workers: config.env.workers, seed, stream: Stream::EvalEnv, params: env_params };
     let mut envs = EnvSet::new(&env_plugin, &opts)?;
-    let learner =
+    let mut learner =
         Learner::load(checkpoint, device).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", checkpoint.display()))?;
+    attach_goal_oracle(&mut learner, &env_plugin, seed, &opts.params)?;
     tch::manual_seed(derive(seed, Stream::PluginRandom, 1 << 41) as i64);
     let mut algo = AlgorithmInstance::new(&algo_plugin, derive(seed, Stream::PluginRandom, 1 << 33), learner)?;
     let algo_params = to_params("algorithm.params", &algo_cfg.params).map_err(anyhow::Error::msg)?;

@@ -10,6 +10,20 @@ pub mod environment {
     });
 }
 
+/// The `goal-environment` world: an environment that also exports `goal-env` (used on a
+/// separate instance to recompute rewards for hindsight relabeling).
+pub mod goal_environment {
+    wasmtime::component::bindgen!({
+        world: "goal-environment",
+        path: "../wit",
+        with: {
+            "paddock:rl/types": crate::runtime::bindings::environment::paddock::rl::types,
+            "paddock:rl/log": crate::runtime::bindings::environment::paddock::rl::log,
+            "paddock:rl/physics": crate::runtime::bindings::environment::paddock::rl::physics,
+        },
+    });
+}
+
 /// The `reward` world.
 pub mod reward {
     wasmtime::component::bindgen!({
@@ -30,13 +44,13 @@ pub mod algorithm {
     wasmtime::component::bindgen!({
         world: "algorithm",
         path: "../wit",
-        additional_derives: [serde::Serialize, serde::Deserialize],
         with: {
             "paddock:rl/types": crate::runtime::bindings::environment::paddock::rl::types,
             "paddock:rl/log": crate::runtime::bindings::environment::paddock::rl::log,
             "paddock:rl/tensor.tensor": tch::Tensor,
             "paddock:rl/tensor.module": crate::learner::ModuleRes,
             "paddock:rl/tensor.optimizer": crate::learner::OptimizerRes,
+            "paddock:rl/tensor.replay": crate::learner::ReplayRes,
         },
         imports: { "paddock:rl/tensor": trappable },
     });

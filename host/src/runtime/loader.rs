@@ -30,6 +30,9 @@ pub struct PluginInfo {
     pub imports: Vec<String>,
     /// Every export, by name.
     pub exports: Vec<String>,
+    /// Whether it is a goal-conditioned env (exports `goal-env` beside `env`, world
+    /// `goal-environment`), usable for hindsight relabeling.
+    pub goals: bool,
     /// Whether the compiled code came from the disk cache.
     pub cache_hit: bool,
 }
@@ -59,6 +62,9 @@ impl Plugin {
         &self.info.name
     }
 }
+
+/// The interface a goal-conditioned env exports beside `env`.
+const GOAL_ENV: &str = "goal-env";
 
 /// Splits `paddock:rl/env@0.1.0` into (`paddock:rl`, `env`, `0.1.0`).
 fn split_name(name: &str) -> Option<(&str, &str, &str)> {
@@ -146,9 +152,12 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
 
-    // Which world: the paddock:rl interface it exports.
-    let ours: Vec<(&str, &str)> =
+    // Which world: the paddock:rl interface it exports. `goal-env` rides along with `env`
+    // (world `goal-environment`, an environment with hindsight support).
+    let all_ours: Vec<(&str, &str)> =
         exports.iter().filter_map(|e| split_name(e)).filter(|(pkg, _, _)| *pkg == PACKAGE).map(|(_, iface, ver)| (iface, ver)).collect();
+    let goal_export = all_ours.iter().find(|(iface, _)| *iface == GOAL_ENV).map(|(_, v)| v.to_string());
+    let ours: Vec<(&str, &str)> = all_ours.iter().filter(|(iface, _)| *iface != GOAL_ENV).copied().collect();
     let mismatch = |found: String| LoadError::Mismatch {
         plugin: name.clone(),
         path: path.clone(),
@@ -169,6 +178,14 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
             return Err(mismatch(format!("several {PACKAGE} exports ({})", list.join(", "))));
         }
     };
+    if let Some(goal_version) = &goal_export {
+        if world != World::Environment {
+            return Err(mismatch(format!("{PACKAGE}/{GOAL_ENV} exported by a component of world `{}`", world.name())));
+        }
+        if goal_version != version {
+            return Err(mismatch(format!("{PACKAGE}/{GOAL_ENV}@{goal_version} beside {PACKAGE}/env@{version} (one package version)")));
+        }
+    }
     if let Some(want) = expected
         && want != world
     {
@@ -214,6 +231,7 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
         package_version: version.to_string(),
         imports,
         exports,
+        goals: goal_export.is_some(),
         cache_hit,
     };
     Ok(Plugin { info: Arc::new(info), runtime: runtime.clone(), pre })

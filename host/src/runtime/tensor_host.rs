@@ -3,10 +3,11 @@
 //! tch's `f_` form, and its error becomes a trap whose message names the tensor function.
 
 use super::bindings::algorithm::paddock::rl::tensor::{
-    BinaryOp, Dtype, Host, HostModule, HostOptimizer, HostTensor, MlpSpec, OptimizerKind, ReduceOp, UnaryOp,
+    BinaryOp, Dtype, Host, HostModule, HostOptimizer, HostReplay, HostTensor, MlpSpec, OptimizerKind, ReduceOp, ReplayBatch, ReplaySpec,
+    UnaryOp,
 };
 use super::sandbox::PluginState;
-use crate::learner::{Learner, ModuleRes, OptimizerRes};
+use crate::learner::{Learner, ModuleRes, OptimizerRes, ReplayRes};
 use tch::{Kind, Tensor};
 use wasmtime::component::Resource;
 
@@ -397,6 +398,69 @@ impl HostOptimizer for PluginState {
         Ok(())
     }
     fn drop(&mut self, s: Resource<OptimizerRes>) -> R<()> {
+        self.table.delete(s)?;
+        Ok(())
+    }
+}
+
+impl HostReplay for PluginState {
+    fn get(&mut self, name: String, spec: ReplaySpec) -> R<Result<Resource<ReplayRes>, String>> {
+        match self.learner()?.replay(&name, &spec) {
+            Ok(()) => Ok(Ok(self.table.push(ReplayRes(name))?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+    fn add(
+        &mut self,
+        s: Resource<ReplayRes>,
+        observations: Resource<Tensor>,
+        actions: Resource<Tensor>,
+        rewards: Resource<Tensor>,
+        next_observations: Resource<Tensor>,
+        terminated: Resource<Tensor>,
+        truncated: Resource<Tensor>,
+    ) -> R<Result<(), String>> {
+        let name = self.table.get(&s)?.0.clone();
+        let ts = [&observations, &actions, &rewards, &next_observations, &terminated, &truncated]
+            .into_iter()
+            .map(|t| Ok(self.tensor(t)?.shallow_clone()))
+            .collect::<R<Vec<_>>>()?;
+        let Some(replay) = self.learner()?.replays.get_mut(&name) else { return Ok(Err(format!("no replay buffer `{name}`"))) };
+        Ok(replay.add(&ts[0], &ts[1], &ts[2], &ts[3], &ts[4], &ts[5]).map_err(|e| format!("replay `{name}`: {e}")))
+    }
+    fn len(&mut self, s: Resource<ReplayRes>) -> R<u64> {
+        let name = self.table.get(&s)?.0.clone();
+        Ok(self.learner()?.replays.get(&name).map_or(0, |r| r.len() as u64))
+    }
+    fn sample(&mut self, s: Resource<ReplayRes>, batch_size: u32) -> R<Result<ReplayBatch, String>> {
+        let name = self.table.get(&s)?.0.clone();
+        let b = match self.learner()?.sample(&name, batch_size as usize) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(format!("replay `{name}`: {e}"))),
+        };
+        Ok(Ok(ReplayBatch {
+            observations: self.put(b.observations)?,
+            actions: self.put(b.actions)?,
+            rewards: self.put(b.rewards)?,
+            next_observations: self.put(b.next_observations)?,
+            dones: self.put(b.dones)?,
+            discounts: self.put(b.discounts)?,
+            weights: self.put(b.weights)?,
+            indices: self.put(b.indices)?,
+        }))
+    }
+    fn update_priorities(
+        &mut self,
+        s: Resource<ReplayRes>,
+        indices: Resource<Tensor>,
+        td_errors: Resource<Tensor>,
+    ) -> R<Result<(), String>> {
+        let name = self.table.get(&s)?.0.clone();
+        let (i, e) = (self.tensor(&indices)?.shallow_clone(), self.tensor(&td_errors)?.shallow_clone());
+        let Some(replay) = self.learner()?.replays.get_mut(&name) else { return Ok(Err(format!("no replay buffer `{name}`"))) };
+        Ok(replay.update_priorities(&i, &e).map_err(|e| format!("replay `{name}`: {e}")))
+    }
+    fn drop(&mut self, s: Resource<ReplayRes>) -> R<()> {
         self.table.delete(s)?;
         Ok(())
     }

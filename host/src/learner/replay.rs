@@ -1,0 +1,913 @@
+//! Host-owned, named replay buffers (`paddock:rl/tensor.replay`).
+//!
+//! Storage is one preallocated tensor per field on the learner's device; the bookkeeping
+//! (n-step queues, priorities, episode positions) is plain Rust on the CPU.
+//!
+//! - **Uniform** sampling with replacement from libtorch's seeded CPU generator (the
+//!   training loop reseeds it at every update, so sampling is reproducible and resumes
+//!   exactly).
+//! - **Prioritized** replay, proportional variant (Schaul, Quan, Antonoglou & Silver,
+//!   "Prioritized Experience Replay", ICLR 2016): priorities `p^α` in a sum-tree, stratified
+//!   sampling (one draw per equal segment of the total), importance weights
+//!   `(N · P(i))^-β / max_batch`, β annealed linearly; new transitions get the largest
+//!   priority seen so far.
+//! - **n-step** returns: each env's last n steps wait in a queue; a stored transition holds
+//!   `Σ γ^k r_k`, the observation after the last step it covers, `done` if that step
+//!   terminated, and the discount `γ^m` for its bootstrap (m ≤ n steps covered).
+//! - **Hindsight** relabeling (Andrychowicz et al., "Hindsight Experience Replay", NeurIPS
+//!   2017) at sampling time: a fraction `k/(k+1)` of a batch gets its desired goal replaced
+//!   by a goal achieved in the same episode (future/final/episode strategy), and its reward
+//!   and termination recomputed by the env's `goal-env.compute-outcomes` ([`GoalOracle`]).
+//!   With hindsight every `add` writes exactly one row per env, so env `e`'s transition `k`
+//!   steps later sits `k · num_envs` positions further on.
+
+use super::persist::{ReplaySpecJson, same_replay_spec};
+use crate::runtime::bindings::algorithm::paddock::rl::tensor::{Dtype, HindsightStrategy, ReplaySpec};
+use std::collections::VecDeque;
+use tch::{Device, Kind, Tensor};
+
+/// Handle a plugin holds for a replay buffer: its name.
+#[derive(Debug)]
+pub struct ReplayRes(pub(crate) String);
+
+/// Recomputes rewards for relabelled goals: the env's `goal-env` on an instance of its own.
+pub trait GoalOracle: Send {
+    /// `(observation-len, goal-len)` of the flat observation `[obs, achieved, desired]`.
+    fn layout(&self) -> (usize, usize);
+    /// `(reward, terminated)` for each `achieved[i]` (after the step) against `desired[i]`.
+    fn outcomes(&mut self, achieved: &[f32], desired: &[f32]) -> Result<Vec<(f64, bool)>, String>;
+}
+
+/// A sampled batch (see `replay-batch` in `wit/tensor.wit`).
+#[derive(Debug)]
+pub struct Batch {
+    /// `[b, ol]`.
+    pub observations: Tensor,
+    /// `[b, al]`.
+    pub actions: Tensor,
+    /// `[b]`.
+    pub rewards: Tensor,
+    /// `[b, ol]`.
+    pub next_observations: Tensor,
+    /// `[b]` 0/1.
+    pub dones: Tensor,
+    /// `[b]` γ^m.
+    pub discounts: Tensor,
+    /// `[b]` importance weights.
+    pub weights: Tensor,
+    /// `[b]` int64 positions.
+    pub indices: Tensor,
+}
+
+/// One env step waiting in an n-step queue.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Pending {
+    obs: Vec<f32>,
+    action: Vec<f64>,
+    reward: f64,
+    next_obs: Vec<f32>,
+    terminated: bool,
+    truncated: bool,
+}
+
+/// A sum-tree over `size` leaves (a power of two): `nodes[1]` is the total, leaf `i` is
+/// `nodes[size + i]`.
+#[derive(Clone, Debug)]
+struct SumTree {
+    size: usize,
+    nodes: Vec<f64>,
+}
+
+impl SumTree {
+    fn new(capacity: usize) -> Self {
+        let size = capacity.next_power_of_two();
+        SumTree { size, nodes: vec![0.0; 2 * size] }
+    }
+
+    fn set(&mut self, i: usize, value: f64) {
+        let mut n = self.size + i;
+        self.nodes[n] = value;
+        while n > 1 {
+            n /= 2;
+            self.nodes[n] = self.nodes[2 * n] + self.nodes[2 * n + 1];
+        }
+    }
+
+    fn get(&self, i: usize) -> f64 {
+        self.nodes[self.size + i]
+    }
+
+    fn total(&self) -> f64 {
+        self.nodes[1]
+    }
+
+    /// The leaf where the prefix sum passes `u` (`0 ≤ u < total`), skipping empty leaves.
+    fn find(&self, mut u: f64) -> usize {
+        let mut n = 1;
+        while n < self.size {
+            let left = self.nodes[2 * n];
+            if u < left || self.nodes[2 * n + 1] <= 0.0 {
+                n *= 2;
+            } else {
+                u -= left;
+                n = 2 * n + 1;
+            }
+        }
+        n - self.size
+    }
+}
+
+/// What `replay.json` in a checkpoint holds beside the tensors in `replay.pt`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    spec: ReplaySpecJson,
+    pos: usize,
+    len: usize,
+    samples: u64,
+    max_priority: f64,
+    next_episode: i64,
+    pending: Vec<VecDeque<Pending>>,
+    env_episode: Vec<(i64, i64)>,
+}
+
+/// One named replay buffer.
+#[derive(Debug)]
+pub struct Replay {
+    spec: ReplaySpec,
+    device: Device,
+    observations: Tensor,
+    actions: Tensor,
+    rewards: Tensor,
+    next_observations: Tensor,
+    dones: Tensor,
+    discounts: Tensor,
+    pos: usize,
+    len: usize,
+    /// `sample` calls so far (β annealing).
+    samples: u64,
+    tree: Option<SumTree>,
+    max_priority: f64,
+    pending: Vec<VecDeque<Pending>>,
+    /// Hindsight bookkeeping per position: episode id (-1: none), index in the episode,
+    /// episode length (0 while the episode goes on).
+    ep_id: Vec<i64>,
+    ep_index: Vec<i64>,
+    ep_len: Vec<i64>,
+    /// Per env: (current episode id, steps so far).
+    env_episode: Vec<(i64, i64)>,
+    next_episode: i64,
+}
+
+fn action_kind(d: Dtype) -> Kind {
+    match d {
+        Dtype::Int64 => Kind::Int64,
+        Dtype::Float64 => Kind::Double,
+        Dtype::Boolean => Kind::Bool,
+        Dtype::Float32 => Kind::Float,
+    }
+}
+
+fn cpu_f32(t: &Tensor) -> Result<Vec<f32>, String> {
+    Vec::<f32>::try_from(t.detach().to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).map_err(|e| e.to_string())
+}
+
+fn cpu_f64(t: &Tensor) -> Result<Vec<f64>, String> {
+    Vec::<f64>::try_from(t.detach().to_device(Device::Cpu).to_kind(Kind::Double).flatten(0, -1)).map_err(|e| e.to_string())
+}
+
+impl Replay {
+    /// An empty buffer per `spec` on `device`; `name` is for messages.
+    pub fn new(name: &str, spec: &ReplaySpec, device: Device, has_oracle: bool) -> Result<Self, String> {
+        let (cap, n) = (spec.capacity as usize, spec.num_envs as usize);
+        if cap == 0 || n == 0 || spec.observation_len == 0 || spec.action_len == 0 {
+            return Err(format!("replay `{name}`: capacity, num-envs, observation-len and action-len must be positive ({spec:?})"));
+        }
+        if spec.n_step == 0 {
+            return Err(format!("replay `{name}`: n-step must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&spec.gamma) {
+            return Err(format!("replay `{name}`: gamma must be in [0, 1], got {}", spec.gamma));
+        }
+        if let Some(p) = &spec.prioritized
+            && (p.alpha < 0.0 || p.beta < 0.0 || p.beta_final < 0.0 || p.epsilon <= 0.0)
+        {
+            return Err(format!("replay `{name}`: prioritized alpha/beta must be ≥ 0 and epsilon > 0 ({p:?})"));
+        }
+        if spec.hindsight.is_some() {
+            if spec.n_step > 1 {
+                return Err(format!("replay `{name}`: hindsight relabeling cannot be combined with n-step > 1"));
+            }
+            if !has_oracle {
+                return Err(format!(
+                    "replay `{name}`: hindsight relabeling needs a goal-conditioned env (a component exporting paddock:rl/goal-env); this run's env is not one"
+                ));
+            }
+        }
+        let (ol, al) = (i64::from(spec.observation_len), i64::from(spec.action_len));
+        let c = cap as i64;
+        let f = (Kind::Float, device);
+        let her = spec.hindsight.is_some();
+        Ok(Replay {
+            observations: Tensor::zeros([c, ol], f),
+            actions: Tensor::zeros([c, al], (action_kind(spec.action_dtype), device)),
+            rewards: Tensor::zeros([c], f),
+            next_observations: Tensor::zeros([c, ol], f),
+            dones: Tensor::zeros([c], f),
+            discounts: Tensor::zeros([c], f),
+            pos: 0,
+            len: 0,
+            samples: 0,
+            tree: spec.prioritized.as_ref().map(|_| SumTree::new(cap)),
+            max_priority: 1.0,
+            pending: vec![VecDeque::new(); n],
+            ep_id: if her { vec![-1; cap] } else { Vec::new() },
+            ep_index: if her { vec![0; cap] } else { Vec::new() },
+            ep_len: if her { vec![0; cap] } else { Vec::new() },
+            env_episode: (0..n as i64).map(|e| (e, 0)).collect(),
+            next_episode: n as i64,
+            spec: spec.clone(),
+            device,
+        })
+    }
+
+    /// Whether `spec` is this buffer's spec.
+    pub fn has_spec(&self, spec: &ReplaySpec) -> bool {
+        same_replay_spec(&self.spec, spec)
+    }
+
+    /// Its spec.
+    pub fn spec(&self) -> &ReplaySpec {
+        &self.spec
+    }
+
+    /// Transitions stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds one step of every env (tensors as `algo.observe` gets them).
+    pub fn add(
+        &mut self,
+        obs: &Tensor,
+        actions: &Tensor,
+        rewards: &Tensor,
+        next_obs: &Tensor,
+        terminated: &Tensor,
+        truncated: &Tensor,
+    ) -> Result<(), String> {
+        let (n, ol, al) = (self.spec.num_envs as usize, self.spec.observation_len as usize, self.spec.action_len as usize);
+        let check = |what: &str, t: &Tensor, want: usize| {
+            if t.numel() != want || t.size().first().copied() != Some(n as i64) {
+                Err(format!("replay.add: `{what}` has shape {:?}, expected [{n}{}]", t.size(), if want == n { "" } else { ", …" }))
+            } else {
+                Ok(())
+            }
+        };
+        check("observations", obs, n * ol)?;
+        check("actions", actions, n * al)?;
+        check("rewards", rewards, n)?;
+        check("next-observations", next_obs, n * ol)?;
+        check("terminated", terminated, n)?;
+        check("truncated", truncated, n)?;
+        let term: Vec<bool> = cpu_f32(terminated)?.iter().map(|&x| x != 0.0).collect();
+        let trunc: Vec<bool> = cpu_f32(truncated)?.iter().map(|&x| x != 0.0).collect();
+        if self.spec.n_step == 1 {
+            // Rows go straight from the device tensors into storage.
+            let idx: Vec<i64> = (0..n).map(|i| ((self.pos + i) % self.spec.capacity as usize) as i64).collect();
+            let dones = Tensor::from_slice(&term.iter().map(|&t| f32::from(u8::from(t))).collect::<Vec<_>>());
+            let discounts = Tensor::full([n as i64], self.spec.gamma, (Kind::Float, Device::Cpu));
+            self.write_rows(&idx, obs, actions, rewards, next_obs, &dones, &discounts)?;
+            self.after_write(&idx, &term, &trunc);
+            return Ok(());
+        }
+        let (o, a, r, no) = (cpu_f32(obs)?, cpu_f64(actions)?, cpu_f64(rewards)?, cpu_f32(next_obs)?);
+        let mut out: Vec<(Pending, usize)> = Vec::new();
+        let nstep = self.spec.n_step as usize;
+        for e in 0..n {
+            let q = &mut self.pending[e];
+            q.push_back(Pending {
+                obs: o[e * ol..(e + 1) * ol].to_vec(),
+                action: a[e * al..(e + 1) * al].to_vec(),
+                reward: r[e],
+                next_obs: no[e * ol..(e + 1) * ol].to_vec(),
+                terminated: term[e],
+                truncated: trunc[e],
+            });
+            if q.len() == nstep {
+                out.push(fold(q, self.spec.gamma));
+                q.pop_front();
+            }
+            if term[e] || trunc[e] {
+                while !q.is_empty() {
+                    out.push(fold(q, self.spec.gamma));
+                    q.pop_front();
+                }
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        let k = out.len();
+        let idx: Vec<i64> = (0..k).map(|i| ((self.pos + i) % self.spec.capacity as usize) as i64).collect();
+        let cat_f32 = |f: &dyn Fn(&Pending) -> &[f32], w: usize| {
+            Tensor::from_slice(&out.iter().flat_map(|(p, _)| f(p).iter().copied()).collect::<Vec<f32>>()).reshape([k as i64, w as i64])
+        };
+        let obs_rows = cat_f32(&|p| &p.obs, ol);
+        let next_rows = cat_f32(&|p| &p.next_obs, ol);
+        let act_rows = Tensor::from_slice(&out.iter().flat_map(|(p, _)| p.action.iter().copied()).collect::<Vec<f64>>())
+            .reshape([k as i64, al as i64]);
+        let rew = Tensor::from_slice(&out.iter().map(|(p, _)| p.reward as f32).collect::<Vec<_>>());
+        let dones = Tensor::from_slice(&out.iter().map(|(p, _)| f32::from(u8::from(p.terminated))).collect::<Vec<_>>());
+        let disc = Tensor::from_slice(&out.iter().map(|(_, m)| self.spec.gamma.powi(*m as i32) as f32).collect::<Vec<_>>());
+        self.write_rows(&idx, &obs_rows, &act_rows, &rew, &next_rows, &dones, &disc)?;
+        self.after_write(&idx, &[], &[]);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_rows(
+        &mut self,
+        idx: &[i64],
+        obs: &Tensor,
+        actions: &Tensor,
+        rewards: &Tensor,
+        next_obs: &Tensor,
+        dones: &Tensor,
+        discounts: &Tensor,
+    ) -> Result<(), String> {
+        let _guard = tch::no_grad_guard();
+        let (k, d) = (idx.len() as i64, self.device);
+        let index = Tensor::from_slice(idx).to_device(d);
+        let (ol, al) = (i64::from(self.spec.observation_len), i64::from(self.spec.action_len));
+        let ak = self.actions.kind();
+        let fields: [(&str, &mut Tensor, &Tensor, Option<i64>, Kind); 6] = [
+            ("observations", &mut self.observations, obs, Some(ol), Kind::Float),
+            ("actions", &mut self.actions, actions, Some(al), ak),
+            ("rewards", &mut self.rewards, rewards, None, Kind::Float),
+            ("next-observations", &mut self.next_observations, next_obs, Some(ol), Kind::Float),
+            ("dones", &mut self.dones, dones, None, Kind::Float),
+            ("discounts", &mut self.discounts, discounts, None, Kind::Float),
+        ];
+        for (what, dst, src, width, kind) in fields {
+            let shape: Vec<i64> = width.map_or_else(|| vec![k], |w| vec![k, w]);
+            let _ = src
+                .f_detach()
+                .and_then(|t| t.f_to_device(d))
+                .and_then(|t| t.f_to_kind(kind))
+                .and_then(|t| t.f_reshape(&shape))
+                .and_then(|rows| dst.f_index_copy_(0, &index, &rows))
+                .map_err(|err| format!("replay.add: `{what}`: {err}"))?;
+        }
+        Ok(())
+    }
+
+    /// Priorities and hindsight bookkeeping for rows just written at `idx` (`ended` per
+    /// env, only with hindsight).
+    fn after_write(&mut self, idx: &[i64], terminated: &[bool], truncated: &[bool]) {
+        let cap = self.spec.capacity as usize;
+        if let (Some(tree), Some(p)) = (&mut self.tree, &self.spec.prioritized) {
+            for &i in idx {
+                tree.set(i as usize, self.max_priority.powf(p.alpha));
+            }
+        }
+        if self.spec.hindsight.is_some() {
+            let n = self.spec.num_envs as usize;
+            for (e, &i) in idx.iter().enumerate().take(n) {
+                let i = i as usize;
+                let (ep, t) = self.env_episode[e];
+                self.ep_id[i] = ep;
+                self.ep_index[i] = t;
+                self.ep_len[i] = 0;
+                if terminated[e] || truncated[e] {
+                    let len = t + 1;
+                    for back in 0..len {
+                        let q = (i + cap * (len as usize) - (back as usize) * n) % cap;
+                        if self.ep_id[q] == ep {
+                            self.ep_len[q] = len;
+                        }
+                    }
+                    self.env_episode[e] = (self.next_episode, 0);
+                    self.next_episode += 1;
+                } else {
+                    self.env_episode[e].1 = t + 1;
+                }
+            }
+        }
+        self.pos = (self.pos + idx.len()) % cap;
+        self.len = (self.len + idx.len()).min(cap);
+    }
+
+    /// Draws `b` transitions; `oracle` recomputes rewards for hindsight relabeling.
+    pub fn sample(&mut self, b: usize, oracle: Option<&mut (dyn GoalOracle + '_)>) -> Result<Batch, String> {
+        if self.len == 0 {
+            return Err("replay.sample: the buffer is empty".into());
+        }
+        if b == 0 {
+            return Err("replay.sample: batch size must be positive".into());
+        }
+        let _guard = tch::no_grad_guard();
+        let (indices, weights): (Vec<i64>, Vec<f32>) = match (&self.tree, &self.spec.prioritized) {
+            (Some(tree), Some(p)) => {
+                let frac = if p.beta_samples == 0 { 1.0 } else { (self.samples as f64 / p.beta_samples as f64).min(1.0) };
+                let beta = p.beta + (p.beta_final - p.beta) * frac;
+                let draws = Vec::<f64>::try_from(Tensor::rand([b as i64], (Kind::Double, Device::Cpu))).map_err(|e| e.to_string())?;
+                let (total, seg) = (tree.total(), tree.total() / b as f64);
+                let mut idx = Vec::with_capacity(b);
+                let mut w = Vec::with_capacity(b);
+                for (k, u) in draws.into_iter().enumerate() {
+                    let i = tree.find(((k as f64 + u) * seg).min(total * (1.0 - 1e-12))).min(self.len - 1);
+                    let prob = tree.get(i) / total;
+                    idx.push(i as i64);
+                    w.push((self.len as f64 * prob).powf(-beta));
+                }
+                let max = w.iter().copied().fold(f64::MIN, f64::max);
+                (idx, w.into_iter().map(|x| (x / max) as f32).collect())
+            }
+            _ => {
+                let idx = Vec::<i64>::try_from(Tensor::randint(self.len as i64, [b as i64], (Kind::Int64, Device::Cpu)))
+                    .map_err(|e| e.to_string())?;
+                (idx, vec![1.0; b])
+            }
+        };
+        self.samples += 1;
+        let d = self.device;
+        let index = Tensor::from_slice(&indices).to_device(d);
+        let pick = |t: &Tensor| t.index_select(0, &index);
+        let mut batch = Batch {
+            observations: pick(&self.observations),
+            actions: pick(&self.actions),
+            rewards: pick(&self.rewards),
+            next_observations: pick(&self.next_observations),
+            dones: pick(&self.dones),
+            discounts: pick(&self.discounts),
+            weights: Tensor::from_slice(&weights).to_device(d),
+            indices: index,
+        };
+        if let Some(h) = &self.spec.hindsight {
+            let oracle = oracle.ok_or("replay.sample: hindsight relabeling needs the env's goal-env, which this run lacks")?;
+            self.relabel(&mut batch, &indices, h.strategy, h.k, oracle)?;
+        }
+        Ok(batch)
+    }
+
+    fn relabel(
+        &self,
+        batch: &mut Batch,
+        indices: &[i64],
+        strategy: HindsightStrategy,
+        k: u32,
+        oracle: &mut (dyn GoalOracle + '_),
+    ) -> Result<(), String> {
+        let (cap, n) = (self.spec.capacity as usize, self.spec.num_envs as usize);
+        let (obs_len, goal_len) = oracle.layout();
+        if obs_len + 2 * goal_len != self.spec.observation_len as usize {
+            return Err(format!(
+                "replay.sample: the env's goal layout ({obs_len} + 2 × {goal_len}) does not match observation-len {}",
+                self.spec.observation_len
+            ));
+        }
+        let p_relabel = f64::from(k) / (f64::from(k) + 1.0);
+        let draws =
+            Vec::<f64>::try_from(Tensor::rand([indices.len() as i64 * 2], (Kind::Double, Device::Cpu))).map_err(|e| e.to_string())?;
+        // (row in batch, position of the transition whose achieved goal becomes the goal)
+        let mut chosen: Vec<(i64, i64)> = Vec::new();
+        for (row, &i) in indices.iter().enumerate() {
+            let i = i as usize;
+            let (len, t) = (self.ep_len[i], self.ep_index[i]);
+            if self.ep_id[i] < 0 || len == 0 || draws[2 * row] >= p_relabel {
+                continue;
+            }
+            let u = draws[2 * row + 1];
+            let target_t = match strategy {
+                HindsightStrategy::FutureGoal => t + ((u * (len - t) as f64) as i64).min(len - t - 1),
+                HindsightStrategy::FinalGoal => len - 1,
+                HindsightStrategy::EpisodeGoal => ((u * len as f64) as i64).min(len - 1),
+            };
+            let q = (i as i64 + (target_t - t) * n as i64).rem_euclid(cap as i64) as usize;
+            if self.ep_id[q] != self.ep_id[i] {
+                continue; // that part of the episode was overwritten
+            }
+            chosen.push((row as i64, q as i64));
+        }
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let d = self.device;
+        let rows = Tensor::from_slice(&chosen.iter().map(|c| c.0).collect::<Vec<_>>()).to_device(d);
+        let sources = Tensor::from_slice(&chosen.iter().map(|c| c.1).collect::<Vec<_>>()).to_device(d);
+        let (og, gl) = (obs_len as i64, goal_len as i64);
+        let goals = self.next_observations.index_select(0, &sources).narrow(1, og, gl);
+        let achieved = batch.next_observations.index_select(0, &rows).narrow(1, og, gl);
+        let outcomes = oracle.outcomes(&cpu_f32(&achieved)?, &cpu_f32(&goals)?)?;
+        if outcomes.len() != chosen.len() {
+            return Err(format!("goal-env.compute-outcomes returned {} outcomes for {} transitions", outcomes.len(), chosen.len()));
+        }
+        let rewards = Tensor::from_slice(&outcomes.iter().map(|o| o.0 as f32).collect::<Vec<_>>()).to_device(d);
+        let dones = Tensor::from_slice(&outcomes.iter().map(|o| f32::from(u8::from(o.1))).collect::<Vec<_>>()).to_device(d);
+        let _ = batch.rewards.index_copy_(0, &rows, &rewards);
+        let _ = batch.dones.index_copy_(0, &rows, &dones);
+        for t in [&mut batch.observations, &mut batch.next_observations] {
+            let mut part = t.narrow(1, og + gl, gl);
+            let _ = part.index_copy_(0, &rows, &goals);
+        }
+        Ok(())
+    }
+
+    /// `p = (|δ| + ε)^α` for sampled positions.
+    pub fn update_priorities(&mut self, indices: &Tensor, td_errors: &Tensor) -> Result<(), String> {
+        let (Some(tree), Some(p)) = (&mut self.tree, &self.spec.prioritized) else {
+            return Err("replay.update-priorities: this buffer samples uniformly (its spec has no `prioritized`)".into());
+        };
+        let idx = Vec::<i64>::try_from(indices.to_device(Device::Cpu).to_kind(Kind::Int64).flatten(0, -1)).map_err(|e| e.to_string())?;
+        let err = cpu_f64(td_errors)?;
+        if idx.len() != err.len() {
+            return Err(format!("replay.update-priorities: {} indices but {} TD errors", idx.len(), err.len()));
+        }
+        for (&i, &e) in idx.iter().zip(&err) {
+            if i < 0 || i as usize >= self.len {
+                return Err(format!("replay.update-priorities: index {i} is outside the {} stored transitions", self.len));
+            }
+            if !e.is_finite() {
+                return Err(format!("replay.update-priorities: TD error {e} for index {i}"));
+            }
+            let prio = e.abs() + p.epsilon;
+            self.max_priority = self.max_priority.max(prio);
+            tree.set(i as usize, prio.powf(p.alpha));
+        }
+        Ok(())
+    }
+
+    /// Writes `replay-<k>.json` and `replay-<k>.pt` into `dir`.
+    pub fn save(&self, dir: &std::path::Path, file_stem: &str) -> Result<(), String> {
+        let manifest = Manifest {
+            spec: ReplaySpecJson(self.spec.clone()),
+            pos: self.pos,
+            len: self.len,
+            samples: self.samples,
+            max_priority: self.max_priority,
+            next_episode: self.next_episode,
+            pending: self.pending.clone(),
+            env_episode: self.env_episode.clone(),
+        };
+        let c = |t: &Tensor| t.narrow(0, 0, self.len as i64).to_device(Device::Cpu);
+        let mut named: Vec<(&str, Tensor)> = vec![
+            ("observations", c(&self.observations)),
+            ("actions", c(&self.actions)),
+            ("rewards", c(&self.rewards)),
+            ("next_observations", c(&self.next_observations)),
+            ("dones", c(&self.dones)),
+            ("discounts", c(&self.discounts)),
+        ];
+        if let Some(tree) = &self.tree {
+            named.push(("priorities", Tensor::from_slice(&tree.nodes[tree.size..tree.size + self.len])));
+        }
+        if self.spec.hindsight.is_some() {
+            named.push(("ep_id", Tensor::from_slice(&self.ep_id)));
+            named.push(("ep_index", Tensor::from_slice(&self.ep_index)));
+            named.push(("ep_len", Tensor::from_slice(&self.ep_len)));
+        }
+        let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (*n, t)).collect();
+        let pt = dir.join(format!("{file_stem}.pt"));
+        Tensor::save_multi(&refs, &pt).map_err(|e| format!("failed to write {}: {e}", pt.display()))?;
+        let json = serde_json::to_string(&manifest).map_err(|e| e.to_string())?;
+        let path = dir.join(format!("{file_stem}.json"));
+        std::fs::write(&path, json).map_err(|e| format!("failed to write {}: {e}", path.display()))
+    }
+
+    /// Reads a buffer written by [`Replay::save`].
+    pub fn load(dir: &std::path::Path, file_stem: &str, name: &str, device: Device, has_oracle: bool) -> Result<Self, String> {
+        let path = dir.join(format!("{file_stem}.json"));
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut r = Replay::new(name, &m.spec.0, device, has_oracle)?;
+        let pt = dir.join(format!("{file_stem}.pt"));
+        let tensors: std::collections::BTreeMap<String, Tensor> =
+            Tensor::load_multi(&pt).map_err(|e| format!("failed to read {}: {e}", pt.display()))?.into_iter().collect();
+        let take = |k: &str| tensors.get(k).ok_or_else(|| format!("{} lacks `{k}`", pt.display()));
+        let _guard = tch::no_grad_guard();
+        let len = m.len as i64;
+        for (k, dst) in [
+            ("observations", &mut r.observations),
+            ("actions", &mut r.actions),
+            ("rewards", &mut r.rewards),
+            ("next_observations", &mut r.next_observations),
+            ("dones", &mut r.dones),
+            ("discounts", &mut r.discounts),
+        ] {
+            let src = take(k)?;
+            if src.size().first().copied() != Some(len) {
+                return Err(format!("{}: `{k}` has {:?} rows, expected {len}", pt.display(), src.size().first()));
+            }
+            dst.narrow(0, 0, len).copy_(&src.to_device(device));
+        }
+        if let Some(tree) = &mut r.tree {
+            let p = Vec::<f64>::try_from(take("priorities")?).map_err(|e| e.to_string())?;
+            for (i, v) in p.into_iter().enumerate() {
+                tree.set(i, v);
+            }
+        }
+        if m.spec.0.hindsight.is_some() {
+            let v = |k: &str| -> Result<Vec<i64>, String> { Vec::<i64>::try_from(take(k)?).map_err(|e| e.to_string()) };
+            (r.ep_id, r.ep_index, r.ep_len) = (v("ep_id")?, v("ep_index")?, v("ep_len")?);
+        }
+        (r.pos, r.len, r.samples, r.max_priority, r.next_episode) = (m.pos, m.len, m.samples, m.max_priority, m.next_episode);
+        (r.pending, r.env_episode) = (m.pending, m.env_episode);
+        Ok(r)
+    }
+}
+
+/// The n-step transition starting at the front of `q` and covering all of `q`: its
+/// discounted reward sum, the last step's next observation and termination, and the
+/// number of steps it covers.
+fn fold(q: &VecDeque<Pending>, gamma: f64) -> (Pending, usize) {
+    let mut reward = 0.0;
+    let mut g = 1.0;
+    for p in q {
+        reward += g * p.reward;
+        g *= gamma;
+    }
+    let (first, last) = (&q[0], &q[q.len() - 1]);
+    let folded = Pending {
+        obs: first.obs.clone(),
+        action: first.action.clone(),
+        reward,
+        next_obs: last.next_obs.clone(),
+        terminated: last.terminated,
+        truncated: last.truncated,
+    };
+    (folded, q.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::algorithm::paddock::rl::tensor::{HindsightSpec, PrioritizedSpec};
+
+    fn spec(num_envs: u32, capacity: u32) -> ReplaySpec {
+        ReplaySpec {
+            capacity,
+            num_envs,
+            observation_len: 2,
+            action_len: 1,
+            action_dtype: Dtype::Int64,
+            n_step: 1,
+            gamma: 0.5,
+            prioritized: None,
+            hindsight: None,
+        }
+    }
+
+    fn f(v: &[f32], rows: i64) -> Tensor {
+        Tensor::from_slice(v).reshape([rows, -1])
+    }
+
+    fn b(v: &[bool]) -> Tensor {
+        Tensor::from_slice(v)
+    }
+
+    /// Adds step `t` of one env: obs [t, 0], action t, reward t, next [t + 1, 0].
+    fn add_step(r: &mut Replay, t: f32, term: bool, trunc: bool) {
+        r.add(
+            &f(&[t, 0.0], 1),
+            &Tensor::from_slice(&[t as i64]).reshape([1, 1]),
+            &Tensor::from_slice(&[t]),
+            &f(&[t + 1.0, 0.0], 1),
+            &b(&[term]),
+            &b(&[trunc]),
+        )
+        .expect("add");
+    }
+
+    fn col(t: &Tensor) -> Vec<f32> {
+        cpu_f32(t).expect("read")
+    }
+
+    #[test]
+    fn sum_tree_finds_prefix_sums() {
+        let _rng = crate::learner::torch_rng_lock();
+        let mut t = SumTree::new(5);
+        for (i, v) in [1.0, 0.0, 2.0, 3.0, 4.0].into_iter().enumerate() {
+            t.set(i, v);
+        }
+        assert_eq!(t.total(), 10.0);
+        let found: Vec<usize> = [0.0, 0.99, 1.0, 2.99, 3.0, 5.99, 6.0, 9.99].iter().map(|&u| t.find(u)).collect();
+        assert_eq!(found, [0, 0, 2, 2, 3, 3, 4, 4]);
+    }
+
+    #[test]
+    fn uniform_buffer_wraps_and_samples_what_was_added() {
+        let _rng = crate::learner::torch_rng_lock();
+        tch::manual_seed(0);
+        let mut r = Replay::new("r", &spec(2, 5), Device::Cpu, false).expect("new");
+        for t in 0..4 {
+            let t = t as f32;
+            r.add(
+                &f(&[t, 0.0, t, 1.0], 2),
+                &Tensor::from_slice(&[t as i64, t as i64]).reshape([2, 1]),
+                &Tensor::from_slice(&[t, t + 0.5]),
+                &f(&[t + 1.0, 0.0, t + 1.0, 1.0], 2),
+                &b(&[false, t == 3.0]),
+                &b(&[false, false]),
+            )
+            .expect("add");
+        }
+        assert_eq!(r.len(), 5, "capacity 5 holds the newest five of eight");
+        let s = r.sample(256, None).expect("sample");
+        let (obs, rew, next, done) = (col(&s.observations), col(&s.rewards), col(&s.next_observations), col(&s.dones));
+        for i in 0..256 {
+            // Rows stay intact: next obs is obs + 1 in the first column, same env column.
+            assert_eq!(next[2 * i], obs[2 * i] + 1.0);
+            assert_eq!(next[2 * i + 1], obs[2 * i + 1]);
+            assert_eq!(rew[i], obs[2 * i] + 0.5 * obs[2 * i + 1]);
+            assert_eq!(done[i], f32::from(u8::from(obs[2 * i] == 3.0 && obs[2 * i + 1] == 1.0)));
+            assert!(obs[2 * i] >= 1.0, "the oldest three were overwritten: {}", obs[2 * i]);
+        }
+        assert!(col(&s.discounts).iter().all(|&d| d == 0.5));
+        assert!(col(&s.weights).iter().all(|&w| w == 1.0));
+        let err = r.add(
+            &f(&[0.0; 6], 3),
+            &Tensor::zeros([3, 1], (Kind::Int64, Device::Cpu)),
+            &Tensor::zeros([3], (Kind::Float, Device::Cpu)),
+            &f(&[0.0; 6], 3),
+            &b(&[false; 3]),
+            &b(&[false; 3]),
+        );
+        assert!(err.expect_err("3 envs into a 2-env buffer").contains("`observations` has shape [3, 2], expected [2, …]"));
+    }
+
+    #[test]
+    fn n_step_sums_discounted_rewards_and_stops_at_episode_ends() {
+        let _rng = crate::learner::torch_rng_lock();
+        let mut s = spec(1, 100);
+        s.n_step = 3;
+        let mut r = Replay::new("r", &s, Device::Cpu, false).expect("new");
+        // Episode 1: steps 0..5, terminated at step 4. Episode 2: steps 10, 11, truncated.
+        for t in 0..5 {
+            add_step(&mut r, t as f32, t == 4, false);
+        }
+        add_step(&mut r, 10.0, false, false);
+        add_step(&mut r, 11.0, false, true);
+        assert_eq!(r.len(), 7);
+        let n = r.len() as i64;
+        let obs = col(&r.observations.narrow(0, 0, n));
+        let (rew, next, done, disc) = (
+            col(&r.rewards.narrow(0, 0, n)),
+            col(&r.next_observations.narrow(0, 0, n)),
+            col(&r.dones.narrow(0, 0, n)),
+            col(&r.discounts.narrow(0, 0, n)),
+        );
+        let starts: Vec<f32> = obs.chunks(2).map(|c| c[0]).collect();
+        assert_eq!(starts, [0.0, 1.0, 2.0, 3.0, 4.0, 10.0, 11.0]);
+        // From 0: 0 + .5·1 + .25·2 = 1, bootstrap from obs 3 with γ³.
+        assert_eq!((rew[0], next[0], done[0], disc[0]), (1.0, 3.0, 0.0, 0.125));
+        // From 2: 2 + .5·3 + .25·4 = 4.5, ends in the terminal step: done.
+        assert_eq!((rew[2], next[4], done[2], disc[2]), (4.5, 5.0, 1.0, 0.125));
+        // From 3: two steps left in the episode: 3 + .5·4, γ².
+        assert_eq!((rew[3], done[3], disc[3]), (5.0, 1.0, 0.25));
+        // Truncated episode: 10 + .5·11, bootstrap (not done) from 12 with γ².
+        assert_eq!((rew[5], next[10], done[5], disc[5]), (15.5, 12.0, 0.0, 0.25));
+        assert_eq!((rew[6], done[6], disc[6]), (11.0, 0.0, 0.5));
+    }
+
+    #[test]
+    fn prioritized_sampling_follows_priorities_chi_squared() {
+        let _rng = crate::learner::torch_rng_lock();
+        tch::manual_seed(7);
+        let mut s = spec(1, 8);
+        s.prioritized = Some(PrioritizedSpec { alpha: 0.6, beta: 0.4, beta_final: 1.0, beta_samples: 1000, epsilon: 1e-6 });
+        let mut r = Replay::new("r", &s, Device::Cpu, false).expect("new");
+        for t in 0..8 {
+            add_step(&mut r, t as f32, false, false);
+        }
+        let td = [0.1f32, 0.5, 1.0, 2.0, 0.2, 3.0, 0.05, 1.5];
+        r.update_priorities(&Tensor::from_slice(&(0..8i64).collect::<Vec<_>>()), &Tensor::from_slice(&td)).expect("priorities");
+        let p: Vec<f64> = td.iter().map(|&d| (f64::from(d) + 1e-6).powf(0.6)).collect();
+        let total: f64 = p.iter().sum();
+        let mut counts = [0u64; 8];
+        let batches = 2000;
+        for k in 0..batches {
+            let b = r.sample(32, None).expect("sample");
+            let idx = Vec::<i64>::try_from(&b.indices).expect("indices");
+            let w = col(&b.weights);
+            // Importance weights against the formula, β annealed linearly over 1000 samples.
+            let beta = 0.4 + 0.6 * (f64::from(k) / 1000.0).min(1.0);
+            let raw: Vec<f64> = idx.iter().map(|&i| (8.0 * p[i as usize] / total).powf(-beta)).collect();
+            let max = raw.iter().copied().fold(f64::MIN, f64::max);
+            for (wi, ri) in w.iter().zip(&raw) {
+                assert!((f64::from(*wi) - ri / max).abs() < 1e-5, "weight {wi} vs {}", ri / max);
+            }
+            for i in idx {
+                counts[i as usize] += 1;
+            }
+        }
+        let n = f64::from(batches * 32);
+        let chi2: f64 = counts.iter().zip(&p).map(|(&c, &pi)| (c as f64 - n * pi / total).powi(2) / (n * pi / total)).sum();
+        // 7 degrees of freedom: P(χ² > 24.32) = 0.001.
+        assert!(chi2 < 24.32, "χ² = {chi2}, counts {counts:?}");
+        assert!(
+            r.update_priorities(&Tensor::from_slice(&[9i64]), &Tensor::from_slice(&[1.0f32]))
+                .expect_err("out of range")
+                .contains("index 9")
+        );
+        let mut u = Replay::new("u", &spec(1, 8), Device::Cpu, false).expect("new");
+        add_step(&mut u, 0.0, false, false);
+        assert!(
+            u.update_priorities(&Tensor::from_slice(&[0i64]), &Tensor::from_slice(&[1.0f32])).expect_err("uniform").contains("uniformly")
+        );
+    }
+
+    /// Goals of one dim: the observation is [x, achieved, desired]; success when equal.
+    struct Equal;
+    impl GoalOracle for Equal {
+        fn layout(&self) -> (usize, usize) {
+            (1, 1)
+        }
+        fn outcomes(&mut self, a: &[f32], d: &[f32]) -> Result<Vec<(f64, bool)>, String> {
+            Ok(a.iter().zip(d).map(|(x, y)| if x == y { (0.0, true) } else { (-1.0, false) }).collect())
+        }
+    }
+
+    #[test]
+    fn hindsight_relabels_with_goals_achieved_later_in_the_episode() {
+        let _rng = crate::learner::torch_rng_lock();
+        tch::manual_seed(3);
+        let mut s = spec(2, 64);
+        s.observation_len = 3;
+        s.hindsight = Some(HindsightSpec { strategy: HindsightStrategy::FutureGoal, k: 4 });
+        assert!(Replay::new("h", &s, Device::Cpu, false).expect_err("no oracle").contains("goal-conditioned env"));
+        let mut r = Replay::new("h", &s, Device::Cpu, true).expect("new");
+        // Two envs, episodes of 4 steps; achieved goal after step t is 10·env + t + 1; the
+        // desired goal 99 is never reached.
+        for t in 0..4 {
+            let t = t as f32;
+            let obs = [t, 10.0 * 0.0 + t, 99.0, t, 10.0 + t, 99.0];
+            let next = [t + 1.0, t + 1.0, 99.0, t + 1.0, 10.0 + t + 1.0, 99.0];
+            r.add(
+                &f(&obs, 2),
+                &Tensor::zeros([2, 1], (Kind::Int64, Device::Cpu)),
+                &Tensor::from_slice(&[-1.0f32, -1.0]),
+                &f(&next, 2),
+                &b(&[false, false]),
+                &b(&[false, t == 3.0]),
+            )
+            .expect("add");
+        }
+        // Env 1's episode is finished; env 0's goes on (not relabelled).
+        let mut oracle = Equal;
+        let batch = r.sample(2000, Some(&mut oracle)).expect("sample");
+        let (obs, next, rew, done) = (col(&batch.observations), col(&batch.next_observations), col(&batch.rewards), col(&batch.dones));
+        let idx = Vec::<i64>::try_from(&batch.indices).expect("indices");
+        let mut relabelled = 0;
+        for (row, &i) in idx.iter().enumerate() {
+            let (t, ach, goal, next_goal) = (obs[3 * row], next[3 * row + 1], obs[3 * row + 2], next[3 * row + 2]);
+            assert_eq!(goal, next_goal, "obs and next obs carry the same goal");
+            if i % 2 == 0 || goal == 99.0 {
+                assert_eq!((rew[row], done[row]), (-1.0, 0.0));
+                continue;
+            }
+            relabelled += 1;
+            // future: a goal achieved at this step or later in env 1's episode (11..=14).
+            assert!(goal >= 10.0 + t + 1.0 && goal <= 14.0, "t {t}: goal {goal}");
+            let hit = goal == ach;
+            assert_eq!((rew[row], done[row]), if hit { (0.0, 1.0) } else { (-1.0, 0.0) });
+        }
+        let env1 = idx.iter().filter(|&&i| i % 2 == 1).count();
+        let frac = f64::from(relabelled) / env1 as f64;
+        assert!((frac - 0.8).abs() < 0.05, "k = 4 relabels 80% of finished-episode samples, got {frac}");
+        assert!(r.sample(4, None).expect_err("no oracle").contains("goal-env"));
+    }
+
+    #[test]
+    fn a_saved_buffer_loads_identically() {
+        let _rng = crate::learner::torch_rng_lock();
+        let mut s = spec(1, 16);
+        s.n_step = 2;
+        s.prioritized = Some(PrioritizedSpec { alpha: 0.6, beta: 0.4, beta_final: 1.0, beta_samples: 10, epsilon: 1e-6 });
+        let mut r = Replay::new("r", &s, Device::Cpu, false).expect("new");
+        for t in 0..7 {
+            add_step(&mut r, t as f32, false, false);
+        }
+        r.update_priorities(&Tensor::from_slice(&[1i64, 3]), &Tensor::from_slice(&[2.0f32, 0.3])).expect("priorities");
+        let dir = tempfile::tempdir().expect("tempdir");
+        r.save(dir.path(), "replay-0").expect("save");
+        let mut back = Replay::load(dir.path(), "replay-0", "r", Device::Cpu, false).expect("load");
+        assert!(back.has_spec(&s));
+        // One more step completes the pending n-step transition in both; then both sample the same.
+        add_step(&mut r, 7.0, false, false);
+        add_step(&mut back, 7.0, false, false);
+        assert_eq!(r.len(), back.len());
+        tch::manual_seed(1);
+        let a = r.sample(64, None).expect("sample");
+        tch::manual_seed(1);
+        let b2 = back.sample(64, None).expect("sample");
+        for (x, y) in [(&a.observations, &b2.observations), (&a.rewards, &b2.rewards), (&a.weights, &b2.weights), (&a.indices, &b2.indices)]
+        {
+            assert!(x.equal(y), "{x:?} vs {y:?}");
+        }
+    }
+}
