@@ -48,7 +48,7 @@ impl Module {
             Module::Mlp { spec, layers } => {
                 let mut h = x.shallow_clone();
                 for (i, (w, b)) in layers.iter().enumerate() {
-                    h = h.f_matmul(&w.f_tr()?)?.f_add(b)?;
+                    h = h.f_linear(w, Some(b))?;
                     if i + 1 < layers.len() {
                         h = match spec.activation {
                             Activation::Tanh => h.f_tanh()?,
@@ -327,7 +327,9 @@ impl Learner {
         loss.f_backward().map_err(|e| format!("backward: {e}"))?;
         let _guard = tch::no_grad_guard();
         let grads: Vec<Tensor> = params.iter().map(|p| if p.grad().defined() { p.grad() } else { p.zeros_like() }).collect();
-        let norm = grads.iter().map(|g| g.square().sum(Kind::Float).double_value(&[])).sum::<f64>().sqrt();
+        // One norm over all gradients, one read-back.
+        let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
+        let norm = Tensor::f_cat(&flat, 0).and_then(|c| c.f_norm()).and_then(|n| n.f_double_value(&[])).map_err(|e| e.to_string())?;
         if !norm.is_finite() {
             return Err(format!("gradient norm is {norm} (NaN or infinite loss?)"));
         }
@@ -337,27 +339,33 @@ impl Learner {
         };
         opt.steps += 1;
         let (lr, t) = (opt.learning_rate, opt.steps as f64);
-        for ((p, g), (s1, s2)) in params.iter().zip(&grads).zip(opt.state.iter_mut()) {
-            let g = g * scale;
+        // In-place updates, as torch.optim's single-tensor implementations do them.
+        let step = |p: &Tensor, g: &Tensor, s1: &mut Tensor, s2: &mut Tensor| -> Result<(), tch::TchError> {
+            let g = if scale == 1.0 { g.shallow_clone() } else { g.f_mul_scalar(scale)? };
             let mut p = p.shallow_clone();
             match opt.kind {
                 OptimizerKind::Adam(eps) => {
-                    let (b1, b2) = (0.9, 0.999);
-                    *s1 = &*s1 * b1 + &g * (1.0 - b1);
-                    *s2 = &*s2 * b2 + g.square() * (1.0 - b2);
-                    let m_hat = &*s1 / (1.0 - b1.powf(t));
-                    let v_hat = &*s2 / (1.0 - b2.powf(t));
-                    let _ = p.f_sub_(&(m_hat * lr / (v_hat.sqrt() + eps))).map_err(|e| e.to_string())?;
+                    let (b1, b2) = (0.9f64, 0.999f64);
+                    let _ = s1.f_lerp_(&g, 1.0 - b1)?;
+                    let _ = s2.f_mul_scalar_(b2)?.f_addcmul_(&g, &g.f_mul_scalar(1.0 - b2)?)?;
+                    let (bc1, bc2) = (1.0 - b1.powf(t), 1.0 - b2.powf(t));
+                    let mut denom = s2.f_sqrt()?.f_div_scalar_(bc2.sqrt())?.f_add_scalar_(eps)?;
+                    let _ = p.f_addcdiv_(&*s1, &denom.f_mul_scalar_(-bc1 / lr)?)?;
                 }
                 OptimizerKind::Rmsprop((alpha, eps)) => {
-                    *s1 = &*s1 * alpha + g.square() * (1.0 - alpha);
-                    let _ = p.f_sub_(&(&g * lr / (s1.sqrt() + eps))).map_err(|e| e.to_string())?;
+                    let _ = s1.f_mul_scalar_(alpha)?.f_addcmul_(&g, &g.f_mul_scalar(1.0 - alpha)?)?;
+                    let mut denom = s1.f_sqrt()?.f_add_scalar_(eps)?;
+                    let _ = p.f_addcdiv_(&g, &denom.f_mul_scalar_(-1.0 / lr)?)?;
                 }
                 OptimizerKind::Sgd(momentum) => {
-                    *s1 = &*s1 * momentum + &g;
-                    let _ = p.f_sub_(&(&*s1 * lr)).map_err(|e| e.to_string())?;
+                    let _ = s1.f_mul_scalar_(momentum)?.f_add_(&g)?;
+                    let _ = p.f_sub_(&s1.f_mul_scalar(lr)?)?;
                 }
             }
+            Ok(())
+        };
+        for ((p, g), (s1, s2)) in params.iter().zip(&grads).zip(opt.state.iter_mut()) {
+            step(p, g, s1, s2).map_err(|e| format!("optimizer step: {e}"))?;
         }
         Ok(norm)
     }

@@ -115,6 +115,18 @@ impl Tensor {
     pub fn to_float(&self) -> Tensor {
         self.unary(UnaryOp::ToFloat)
     }
+    /// `self / v`.
+    pub fn div_s(&self, v: f64) -> Tensor {
+        self.scalar(BinaryOp::Div, v)
+    }
+    /// `self - v`.
+    pub fn sub_s(&self, v: f64) -> Tensor {
+        self.scalar(BinaryOp::Sub, v)
+    }
+    /// `tanh(self)`.
+    pub fn tanh(&self) -> Tensor {
+        self.unary(UnaryOp::Tanh)
+    }
     /// Mean of all elements.
     pub fn mean_all(&self) -> Tensor {
         self.reduce(ReduceOp::Mean, &[], false)

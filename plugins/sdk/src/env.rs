@@ -250,6 +250,18 @@ pub mod state {
     }
 }
 
+/// A goal-conditioned environment (world `goal-environment`, SDK feature `goals`): its
+/// flat observation is `[observation, achieved-goal, desired-goal]` and the outcome of a
+/// transition can be recomputed for another goal, so hindsight replay can relabel it.
+#[cfg(feature = "goals")]
+pub trait GoalEnvironment: Environment {
+    /// `(observation-len, goal-len)` for these parameters.
+    fn goal_layout(params: &Params) -> Result<(u32, u32), PluginError>;
+    /// Reward and termination of a transition that achieved `achieved` if the desired goal
+    /// had been `desired` (both `goal-len` long). Depends on nothing but its arguments.
+    fn outcome(params: &Params, achieved: &[f32], desired: &[f32]) -> (f64, bool);
+}
+
 /// Exports an [`Environment`] as the component's `env` interface.
 ///
 /// ```ignore
@@ -261,49 +273,102 @@ pub mod state {
 macro_rules! export_env {
     ($ty:ty) => {
         const _: () = {
-            use $crate::env_bindings::exports::paddock::rl::env::Guest;
-            use $crate::types as __t;
-            static STATE: ::std::sync::Mutex<::std::option::Option<$crate::VecEnv<$ty>>> =
-                ::std::sync::Mutex::new(::std::option::Option::None);
+            $crate::__env_guest!($ty);
+    $crate::env_bindings::__export_environment!(PaddockEnvExport with_types_in $crate::env_bindings);
+        };
+    };
+}
 
-            fn with<R>(f: impl FnOnce(&mut $crate::VecEnv<$ty>) -> Result<R, __t::PluginError>) -> Result<R, __t::PluginError> {
-                let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
-                match guard.as_mut() {
-                    Some(v) => f(v),
-                    None => Err(__t::PluginError::InvalidState("call `init` first".into())),
+/// Exports a [`GoalEnvironment`] as the component's `env` and `goal-env` interfaces
+/// (SDK feature `goals`).
+#[cfg(feature = "goals")]
+#[macro_export]
+macro_rules! export_goal_env {
+    ($ty:ty) => {
+        const _: () = {
+            $crate::__env_guest!($ty);
+            impl $crate::env_bindings::exports::paddock::rl::goal_env::Guest for PaddockEnvExport {
+                fn layout(
+                    params: $crate::types::Params,
+                ) -> Result<$crate::env_bindings::exports::paddock::rl::goal_env::GoalLayout, $crate::types::PluginError> {
+                    let (observation_len, goal_len) = <$ty as $crate::env::GoalEnvironment>::goal_layout(&$crate::Params::new(&params))?;
+                    Ok($crate::env_bindings::exports::paddock::rl::goal_env::GoalLayout { observation_len, goal_len })
                 }
-            }
-
-            struct PaddockEnvExport;
-            impl Guest for PaddockEnvExport {
-                fn spec(params: __t::Params) -> Result<__t::EnvSpec, __t::PluginError> {
-                    <$ty as $crate::Environment>::spec(&$crate::Params::new(&params))
-                }
-                fn init(params: __t::Params, seeds: Vec<u64>) -> Result<(), __t::PluginError> {
-                    let v = $crate::VecEnv::<$ty>::new(&params, &seeds)?;
-                    *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
-                    Ok(())
-                }
-                fn reset(index: u32, seed: Option<u64>, options: __t::Params) -> Result<__t::ResetResult, __t::PluginError> {
-                    with(|v| v.reset(index, seed, &options))
-                }
-                fn step(index: u32, action: Vec<f32>) -> Result<__t::StepResult, __t::PluginError> {
-                    with(|v| v.step(index, &action))
-                }
-                fn reset_all() -> Result<Vec<f32>, __t::PluginError> {
-                    with(|v| v.reset_all())
-                }
-                fn step_all(actions: Vec<f32>) -> Result<__t::BatchStep, __t::PluginError> {
-                    with(|v| v.step_all(&actions))
-                }
-                fn snapshot(index: u32) -> Result<Vec<u8>, __t::PluginError> {
-                    with(|v| v.snapshot(index))
-                }
-                fn restore(index: u32, state: Vec<u8>) -> Result<(), __t::PluginError> {
-                    with(|v| v.restore(index, &state))
+                fn compute_outcomes(
+                    params: $crate::types::Params,
+                    achieved: Vec<f32>,
+                    desired: Vec<f32>,
+                ) -> Result<Vec<$crate::env_bindings::exports::paddock::rl::goal_env::GoalOutcome>, $crate::types::PluginError> {
+                    let p = $crate::Params::new(&params);
+                    let (_, g) = <$ty as $crate::env::GoalEnvironment>::goal_layout(&p)?;
+                    let g = g as usize;
+                    if g == 0 || achieved.len() != desired.len() || achieved.len() % g != 0 {
+                        return Err($crate::types::PluginError::InvalidState(format!(
+                            "compute-outcomes: {} achieved and {} desired values for goals of length {g}",
+                            achieved.len(),
+                            desired.len()
+                        )));
+                    }
+                    Ok(achieved
+                        .chunks_exact(g)
+                        .zip(desired.chunks_exact(g))
+                        .map(|(a, d)| {
+                            let (reward, terminated) = <$ty as $crate::env::GoalEnvironment>::outcome(&p, a, d);
+                            $crate::env_bindings::exports::paddock::rl::goal_env::GoalOutcome { reward, terminated }
+                        })
+                        .collect())
                 }
             }
     $crate::env_bindings::__export_environment!(PaddockEnvExport with_types_in $crate::env_bindings);
         };
+    };
+}
+
+/// The `env` implementation shared by [`export_env!`] and [`export_goal_env!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __env_guest {
+    ($ty:ty) => {
+        use $crate::env_bindings::exports::paddock::rl::env::Guest;
+        use $crate::types as __t;
+        static STATE: ::std::sync::Mutex<::std::option::Option<$crate::VecEnv<$ty>>> = ::std::sync::Mutex::new(::std::option::Option::None);
+
+        fn with<R>(f: impl FnOnce(&mut $crate::VecEnv<$ty>) -> Result<R, __t::PluginError>) -> Result<R, __t::PluginError> {
+            let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_mut() {
+                Some(v) => f(v),
+                None => Err(__t::PluginError::InvalidState("call `init` first".into())),
+            }
+        }
+
+        struct PaddockEnvExport;
+        impl Guest for PaddockEnvExport {
+            fn spec(params: __t::Params) -> Result<__t::EnvSpec, __t::PluginError> {
+                <$ty as $crate::Environment>::spec(&$crate::Params::new(&params))
+            }
+            fn init(params: __t::Params, seeds: Vec<u64>) -> Result<(), __t::PluginError> {
+                let v = $crate::VecEnv::<$ty>::new(&params, &seeds)?;
+                *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+                Ok(())
+            }
+            fn reset(index: u32, seed: Option<u64>, options: __t::Params) -> Result<__t::ResetResult, __t::PluginError> {
+                with(|v| v.reset(index, seed, &options))
+            }
+            fn step(index: u32, action: Vec<f32>) -> Result<__t::StepResult, __t::PluginError> {
+                with(|v| v.step(index, &action))
+            }
+            fn reset_all() -> Result<Vec<f32>, __t::PluginError> {
+                with(|v| v.reset_all())
+            }
+            fn step_all(actions: Vec<f32>) -> Result<__t::BatchStep, __t::PluginError> {
+                with(|v| v.step_all(&actions))
+            }
+            fn snapshot(index: u32) -> Result<Vec<u8>, __t::PluginError> {
+                with(|v| v.snapshot(index))
+            }
+            fn restore(index: u32, state: Vec<u8>) -> Result<(), __t::PluginError> {
+                with(|v| v.restore(index, &state))
+            }
+        }
     };
 }

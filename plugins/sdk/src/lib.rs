@@ -24,6 +24,8 @@ pub mod actor_critic;
 pub mod algorithm;
 #[cfg(feature = "env")]
 pub mod env;
+#[cfg(feature = "algorithm")]
+pub mod off_policy;
 #[cfg(any(feature = "env", feature = "reward", feature = "algorithm"))]
 pub mod params;
 #[cfg(feature = "reward")]
@@ -38,18 +40,37 @@ pub use rng::Rng;
 
 #[cfg(feature = "algorithm")]
 pub use algorithm::{Algorithm, Transitions};
+#[cfg(feature = "goals")]
+pub use env::GoalEnvironment;
 #[cfg(feature = "env")]
 pub use env::{Environment, Transition, VecEnv};
 #[cfg(feature = "reward")]
 pub use reward::{RewardFunction, TransitionView};
 
 /// Bindings generated from `wit/` for the `environment` world.
-#[cfg(feature = "env")]
+#[cfg(all(feature = "env", not(feature = "goals")))]
 #[doc(hidden)]
 pub mod env_bindings {
     wit_bindgen::generate!({
         world: "environment",
         path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_environment",
+        default_bindings_module: "paddock_sdk::env_bindings",
+        runtime_path: "paddock_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+/// Bindings generated from `wit/` for the `goal-environment` world (feature `goals`: an
+/// environment that also exports `goal-env`, still `@unstable` in the contract).
+#[cfg(feature = "goals")]
+#[doc(hidden)]
+pub mod env_bindings {
+    wit_bindgen::generate!({
+        world: "goal-environment",
+        path: "../../wit",
+        features: ["goals"],
         pub_export_macro: true,
         export_macro_name: "__export_environment",
         default_bindings_module: "paddock_sdk::env_bindings",
