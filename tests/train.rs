@@ -122,69 +122,8 @@ fn bad_actions_from_an_algorithm_plugin_are_clear_errors() {
 /// uninterrupted run, and a partial checkpoint (a kill during a write) is never loaded.
 #[test]
 fn a_killed_run_resumes_exactly() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store_set = format!("store={}", dir.path().display());
-    let args = [
-        "train",
-        "configs/cartpole-ppo.toml",
-        "--json",
-        "--set",
-        &store_set,
-        "--set",
-        "total_steps=12288",
-        "--set",
-        "train.eval_every=4096",
-        "--set",
-        "train.checkpoint_every=2048",
-        "--set",
-        "train.stop_at_return=1e9",
-        "--set",
-        "algorithm.device=cpu",
-    ];
-    let whole = paddock(&args);
-    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
-    let whole: serde_json::Value = serde_json::from_slice(&whole.stdout).expect("json");
-    let whole_metrics = std::fs::read(Path::new(whole["run_dir"].as_str().expect("dir")).join("metrics.jsonl")).expect("metrics");
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(args)
-        .current_dir(common::root())
-        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let run_dir = loop {
-        let found = std::fs::read_dir(dir.path())
-            .expect("store")
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| *p != Path::new(whole["run_dir"].as_str().expect("dir")) && p.join("checkpoints").exists());
-        if let Some(d) = found
-            && paddock::learner::train::latest_checkpoint(&d).is_some()
-        {
-            break d;
-        }
-        assert!(std::time::Instant::now() < deadline, "no checkpoint appeared");
-        assert!(child.try_wait().expect("wait").is_none(), "the run ended before it could be killed");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    // A kill during a checkpoint write leaves a partial directory behind: it must be ignored.
-    let partial = run_dir.join("checkpoints/.tmp-000000999999");
-    std::fs::create_dir_all(&partial).expect("partial");
-    std::fs::write(partial.join("state.json"), "{ truncated").expect("partial state");
-
-    let out = paddock(&["train", "--json", "--resume", run_dir.to_str().expect("utf8")]);
-    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
-    let resumed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(resumed["resumed_from"].is_string(), "{resumed}");
-    assert_eq!(resumed["steps"], 12288);
-    assert!(!partial.exists(), "the partial checkpoint was cleaned up");
-    let metrics = std::fs::read(run_dir.join("metrics.jsonl")).expect("metrics");
-    assert!(metrics == whole_metrics, "the resumed run's metrics differ from the uninterrupted run's");
+    let sets = ["total_steps=12288", "train.eval_every=4096", "train.checkpoint_every=2048", "train.stop_at_return=1e9"];
+    common::kill_and_resume_matches("configs/cartpole-ppo.toml", &sets, 12288, |_| {});
 }
 
 #[test]

@@ -39,3 +39,64 @@ pub fn paddock(args: &[&str]) -> Output {
         .output()
         .expect("run paddock")
 }
+
+/// Trains `config` with `sets` (plus a temporary store and `algorithm.device=cpu`) once
+/// uninterrupted; then again, killed with SIGKILL once a checkpoint exists (`check` looks at
+/// that run's directory), with a partial checkpoint planted as a kill during a write would
+/// leave it, and continued with `--resume`. The resumed run must finish at `total` steps,
+/// ignore and clean the partial checkpoint, and write the same `metrics.jsonl` bytes.
+pub fn kill_and_resume_matches(config: &str, sets: &[&str], total: u64, check: impl Fn(&std::path::Path)) {
+    use std::path::Path;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store_set = format!("store={}", dir.path().display());
+    let mut args = vec!["train", config, "--json", "--set", &store_set, "--set", "algorithm.device=cpu"];
+    for s in sets {
+        args.extend_from_slice(&["--set", s]);
+    }
+    let whole = paddock(&args);
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    let whole: serde_json::Value = serde_json::from_slice(&whole.stdout).expect("json");
+    let whole_dir = Path::new(whole["run_dir"].as_str().expect("dir")).to_path_buf();
+    let whole_metrics = std::fs::read(whole_dir.join("metrics.jsonl")).expect("metrics");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(&args)
+        .current_dir(root())
+        .env("PADDOCK_CACHE_DIR", root().join("target/test-cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let run_dir = loop {
+        let found = std::fs::read_dir(dir.path())
+            .expect("store")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| *p != whole_dir && p.join("checkpoints").exists());
+        if let Some(d) = found
+            && paddock::learner::train::latest_checkpoint(&d).is_some()
+        {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint appeared");
+        assert!(child.try_wait().expect("wait").is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    check(&run_dir);
+    // A kill during a checkpoint write leaves a partial directory behind: it must be ignored.
+    let partial = run_dir.join("checkpoints/.tmp-000000999999");
+    std::fs::create_dir_all(&partial).expect("partial");
+    std::fs::write(partial.join("state.json"), "{ truncated").expect("partial state");
+
+    let out = paddock(&["train", "--json", "--resume", run_dir.to_str().expect("utf8")]);
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    let resumed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(resumed["resumed_from"].is_string(), "{resumed}");
+    assert_eq!(resumed["steps"], total);
+    assert!(!partial.exists(), "the partial checkpoint was cleaned up");
+    let metrics = std::fs::read(run_dir.join("metrics.jsonl")).expect("metrics");
+    assert!(metrics == whole_metrics, "the resumed run's metrics differ from the uninterrupted run's");
+}

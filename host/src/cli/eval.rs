@@ -52,6 +52,9 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
             e.mean + e.ci95,
             e.returns.len()
         );
+        if let Some(rate) = e.success_rate {
+            println!("success    {:.1}%", 100.0 * rate);
+        }
     }
     Ok(())
 }

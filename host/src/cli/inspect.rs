@@ -41,7 +41,8 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<()> {
     println!("plugin    {}", info.name);
     println!("file      {} ({} bytes)", info.path.display(), info.size_bytes);
     println!("sha256    {}", info.sha256);
-    println!("world     {} (paddock:rl@{})", info.world, info.package_version);
+    let goals = if info.goals { " — goal-conditioned (exports goal-env: world goal-environment)" } else { "" };
+    println!("world     {} (paddock:rl@{}){goals}", info.world, info.package_version);
     println!("exports   {}", info.exports.join(", "));
     println!("imports   {}", if info.imports.is_empty() { "none".to_string() } else { info.imports.join(",\n          ") });
     match spec {

@@ -124,6 +124,9 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     if let Some(e) = summary.evals.last() {
         println!("eval      {:.2} ± {:.2} (95% CI ±{:.2}) over {} episodes at step {}", e.mean, e.std, e.ci95, e.returns.len(), e.step);
+        if let Some(rate) = e.success_rate {
+            println!("success   {:.1}%", 100.0 * rate);
+        }
     }
     if let Some(b) = summary.best_eval_return {
         println!("best eval {b:.2}");
