@@ -155,19 +155,7 @@ fn eval_reports_a_confidence_interval_and_the_run_has_tensorboard_events() {
     let err = paddock(&["eval", dir.path().to_str().expect("utf8")]);
     assert!(String::from_utf8_lossy(&err.stderr).contains("has no complete checkpoint"), "{}", String::from_utf8_lossy(&err.stderr));
 
-    // TensorBoard event file: TFRecord framing (u64 length, u32 crc, data, u32 crc) to the end.
-    let events = std::fs::read_dir(run_dir)
-        .expect("run dir")
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents."))
-        .expect("an events file");
-    let bytes = std::fs::read(events.path()).expect("read events");
-    let (mut at, mut records) = (0usize, 0);
-    while at < bytes.len() {
-        let len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
-        at += 8 + 4 + len + 4;
-        records += 1;
-    }
-    assert_eq!(at, bytes.len(), "records end exactly at the end of the file");
+    let (files, records) = common::tensorboard_records(Path::new(run_dir));
+    assert_eq!(files, 1, "one event file");
     assert!(records > 10, "{records} records");
 }

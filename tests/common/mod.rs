@@ -99,4 +99,27 @@ pub fn kill_and_resume_matches(config: &str, sets: &[&str], total: u64, check: i
     assert!(!partial.exists(), "the partial checkpoint was cleaned up");
     let metrics = std::fs::read(run_dir.join("metrics.jsonl")).expect("metrics");
     assert!(metrics == whole_metrics, "the resumed run's metrics differ from the uninterrupted run's");
+    // TensorBoard shows the resumed run once: the same records as the uninterrupted run's.
+    assert_eq!(tensorboard_records(&run_dir), tensorboard_records(&whole_dir), "TensorBoard event files (count, records)");
+}
+
+/// The TensorBoard event files of a run directory and their records in all, checking each
+/// file's TFRecord framing (u64 length, u32 crc, data, u32 crc) to its end.
+pub fn tensorboard_records(run_dir: &std::path::Path) -> (usize, usize) {
+    let (mut files, mut records) = (0, 0);
+    for e in std::fs::read_dir(run_dir).expect("run dir").filter_map(Result::ok) {
+        if !e.file_name().to_string_lossy().starts_with("events.out.tfevents.") {
+            continue;
+        }
+        files += 1;
+        let bytes = std::fs::read(e.path()).expect("read events");
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
+            at += 8 + 4 + len + 4;
+            records += 1;
+        }
+        assert_eq!(at, bytes.len(), "records end exactly at the end of {}", e.path().display());
+    }
+    (files, records)
 }

@@ -10,7 +10,7 @@ pub mod replay;
 pub mod train;
 
 pub use device::{DeviceRequest, resolve as resolve_device};
-pub use modules::{Learner, Module, ModuleRes, Optimizer, OptimizerRes, OracleSlot};
+pub use modules::{Learner, Module, ModuleKind, ModuleRes, Optimizer, OptimizerRes, OracleSlot};
 pub use replay::{GoalOracle, Replay, ReplayRes};
 
 /// Serialises unit tests that seed or draw from libtorch's process-wide generator (the test

@@ -18,38 +18,61 @@ pub struct ModuleRes(pub(crate) String);
 #[derive(Debug)]
 pub struct OptimizerRes(pub(crate) String);
 
-/// A named network.
+/// What kind of module.
 #[derive(Debug)]
-pub enum Module {
-    /// A multi-layer perceptron: `(weight [out, in], bias [out])` per layer.
-    Mlp {
-        /// Its spec (compared when got again).
-        spec: MlpSpec,
-        /// Layers.
-        layers: Vec<(Tensor, Tensor)>,
-    },
+pub enum ModuleKind {
+    /// A multi-layer perceptron; its parameters are `weight [out, in], bias [out]` per layer.
+    Mlp(MlpSpec),
     /// A free parameter tensor.
-    Parameter(Tensor),
+    Parameter,
+}
+
+/// A named network. Its parameters are views into one flat float32 tensor, so that an
+/// optimizer step or a Polyak update is a handful of libtorch calls per module rather than
+/// per parameter (each call costs microseconds of dispatch for these small networks).
+#[derive(Debug)]
+pub struct Module {
+    /// MLP (with its spec) or free parameter.
+    pub kind: ModuleKind,
+    /// Every parameter's values, concatenated (no autograd).
+    pub flat: Tensor,
+    /// The parameters: leaves that require grad and share `flat`'s storage.
+    params: Vec<Tensor>,
 }
 
 impl Module {
+    /// A module whose parameters start as `init` (copied into one flat buffer on `device`).
+    fn from_tensors(kind: ModuleKind, init: &[Tensor], device: Device) -> Self {
+        let _guard = tch::no_grad_guard();
+        let total: i64 = init.iter().map(|t| t.numel() as i64).sum();
+        let flat = Tensor::zeros([total], (Kind::Float, device));
+        let mut params = Vec::with_capacity(init.len());
+        let mut at = 0;
+        for t in init {
+            let n = t.numel() as i64;
+            let mut view = flat.narrow(0, at, n).view(t.size().as_slice());
+            view.copy_(&t.to_kind(Kind::Float).to_device(device));
+            params.push(view.detach().set_requires_grad(true));
+            at += n;
+        }
+        Module { kind, flat, params }
+    }
+
     /// Every trainable tensor, in a fixed order.
     pub fn parameters(&self) -> Vec<&Tensor> {
-        match self {
-            Module::Mlp { layers, .. } => layers.iter().flat_map(|(w, b)| [w, b]).collect(),
-            Module::Parameter(p) => vec![p],
-        }
+        self.params.iter().collect()
     }
 
     /// Applies the network.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
-        match self {
-            Module::Parameter(p) => Ok(p.shallow_clone()),
-            Module::Mlp { spec, layers } => {
+        match &self.kind {
+            ModuleKind::Parameter => Ok(self.params[0].shallow_clone()),
+            ModuleKind::Mlp(spec) => {
                 let mut h = x.shallow_clone();
-                for (i, (w, b)) in layers.iter().enumerate() {
-                    h = h.f_linear(w, Some(b))?;
-                    if i + 1 < layers.len() {
+                let layers = self.params.len() / 2;
+                for i in 0..layers {
+                    h = h.f_linear(&self.params[2 * i], Some(&self.params[2 * i + 1]))?;
+                    if i + 1 < layers {
                         h = match spec.activation {
                             Activation::Tanh => h.f_tanh()?,
                             Activation::Relu => h.f_relu()?,
@@ -60,6 +83,40 @@ impl Module {
                 Ok(h)
             }
         }
+    }
+
+    /// The gradients of the parameters, concatenated like `flat` (zeros where a parameter
+    /// took no part in the loss).
+    fn flat_grad(&self) -> Result<Tensor, tch::TchError> {
+        let parts: Vec<Tensor> =
+            self.params.iter().map(|p| if p.grad().defined() { p.grad().reshape([-1]) } else { p.zeros_like().reshape([-1]) }).collect();
+        Tensor::f_cat(&parts, 0)
+    }
+
+    /// Copies `values` (one tensor per parameter, same shapes) into the parameters.
+    fn load_values(&mut self, values: &[Tensor]) -> Result<(), String> {
+        if values.len() != self.params.len() || values.iter().zip(&self.params).any(|(v, p)| v.size() != p.size()) {
+            return Err("parameter shapes differ from the module's".into());
+        }
+        let _guard = tch::no_grad_guard();
+        for (p, v) in self.params.iter().zip(values) {
+            p.shallow_clone().copy_(&v.to_device(p.device()));
+        }
+        Ok(())
+    }
+
+    /// Views of `flat`-shaped `state` with each parameter's shape (for checkpoints).
+    fn views_of(&self, state: &Tensor) -> Vec<Tensor> {
+        let mut at = 0;
+        self.params
+            .iter()
+            .map(|p| {
+                let n = p.numel() as i64;
+                let v = state.narrow(0, at, n).view(p.size().as_slice());
+                at += n;
+                v
+            })
+            .collect()
     }
 }
 
@@ -74,7 +131,8 @@ pub struct Optimizer {
     pub learning_rate: f64,
     /// Steps taken.
     pub steps: i64,
-    /// Per-parameter state (Adam: m, v; RMSprop: square average; SGD: momentum buffer).
+    /// State per module, flat like the module's parameters (Adam: m, v; RMSprop: square
+    /// average; SGD: momentum buffer).
     pub state: Vec<(Tensor, Tensor)>,
 }
 
@@ -175,10 +233,10 @@ impl Learner {
     /// Gets or creates the MLP `name`.
     pub fn mlp(&mut self, name: &str, spec: &MlpSpec) -> Result<(), String> {
         if let Some(existing) = self.modules.get(name) {
-            return match existing {
-                Module::Mlp { spec: s, .. } if same_spec(s, spec) => Ok(()),
-                Module::Mlp { spec: s, .. } => Err(format!("module `{name}` exists with another spec ({s:?}), asked for {spec:?}")),
-                Module::Parameter(_) => Err(format!("module `{name}` exists as a parameter, asked for an MLP")),
+            return match &existing.kind {
+                ModuleKind::Mlp(s) if same_spec(s, spec) => Ok(()),
+                ModuleKind::Mlp(s) => Err(format!("module `{name}` exists with another spec ({s:?}), asked for {spec:?}")),
+                ModuleKind::Parameter => Err(format!("module `{name}` exists as a parameter, asked for an MLP")),
             };
         }
         if spec.input == 0 || spec.output == 0 || spec.hidden.contains(&0) {
@@ -188,30 +246,43 @@ impl Learner {
         widths.extend(spec.hidden.iter().map(|&h| i64::from(h)));
         widths.push(i64::from(spec.output));
         let n = widths.len() - 1;
-        let mut layers = Vec::with_capacity(n);
+        let mut init = Vec::with_capacity(2 * n);
         for (i, pair) in widths.windows(2).enumerate() {
             let gain = if i + 1 == n { spec.output_gain } else { spec.hidden_gain };
             let w = tch::nn::init::f_init(tch::nn::Init::Orthogonal { gain }, &[pair[1], pair[0]], self.device, Kind::Float)
-                .map_err(|e| format!("module `{name}`: {e}"))?
-                .set_requires_grad(true);
-            let b = Tensor::zeros([pair[1]], (Kind::Float, self.device)).set_requires_grad(true);
-            layers.push((w, b));
+                .map_err(|e| format!("module `{name}`: {e}"))?;
+            init.push(w);
+            init.push(Tensor::zeros([pair[1]], (Kind::Float, self.device)));
         }
-        self.modules.insert(name.to_string(), Module::Mlp { spec: spec.clone(), layers });
+        self.modules.insert(name.to_string(), Module::from_tensors(ModuleKind::Mlp(spec.clone()), &init, self.device));
         Ok(())
     }
 
     /// Gets or creates the parameter `name` from `init`.
     pub fn parameter(&mut self, name: &str, init: &Tensor) -> Result<(), String> {
-        match self.modules.get(name) {
-            Some(Module::Parameter(_)) => Ok(()),
-            Some(Module::Mlp { .. }) => Err(format!("module `{name}` exists as an MLP, asked for a parameter")),
+        match self.modules.get(name).map(|m| &m.kind) {
+            Some(ModuleKind::Parameter) => Ok(()),
+            Some(ModuleKind::Mlp(_)) => Err(format!("module `{name}` exists as an MLP, asked for a parameter")),
             None => {
-                let p = init.detach().to_kind(Kind::Float).to_device(self.device).copy().set_requires_grad(true);
-                self.modules.insert(name.to_string(), Module::Parameter(p));
+                let m = Module::from_tensors(ModuleKind::Parameter, &[init.detach()], self.device);
+                self.modules.insert(name.to_string(), m);
                 Ok(())
             }
         }
+    }
+
+    /// `target ← tau · source + (1 − tau) · target` over the flat parameters.
+    pub fn soft_update(&mut self, target: &str, source: &str, tau: f64) -> Result<(), String> {
+        let (Some(d), Some(s)) = (self.modules.get(target), self.modules.get(source)) else {
+            return Err(format!("soft-update: no module `{target}` or `{source}`"));
+        };
+        let same = d.params.len() == s.params.len() && d.params.iter().zip(&s.params).all(|(a, b)| a.size() == b.size());
+        if !same {
+            return Err(format!("soft-update: modules `{target}` and `{source}` have different shapes"));
+        }
+        let _guard = tch::no_grad_guard();
+        let _ = d.flat.shallow_clone().f_lerp_(&s.flat, tau).map_err(|e| format!("soft-update: {e}"))?;
+        Ok(())
     }
 
     /// Gets or creates the optimizer `name` over `modules`.
@@ -225,9 +296,7 @@ impl Learner {
         let mut state = Vec::new();
         for m in &modules {
             let module = self.modules.get(m).ok_or_else(|| format!("optimizer `{name}`: no module `{m}`"))?;
-            for p in module.parameters() {
-                state.push((p.zeros_like(), p.zeros_like()));
-            }
+            state.push((module.flat.zeros_like(), module.flat.zeros_like()));
         }
         self.optimizers.insert(name.to_string(), Optimizer { modules, kind, learning_rate, steps: 0, state });
         Ok(())
@@ -240,7 +309,7 @@ impl Learner {
             modules: self
                 .modules
                 .iter()
-                .map(|(n, m)| (n.clone(), if let Module::Mlp { spec, .. } = m { Some(MlpSpecJson(spec.clone())) } else { None }))
+                .map(|(n, m)| (n.clone(), if let ModuleKind::Mlp(spec) = &m.kind { Some(MlpSpecJson(spec.clone())) } else { None }))
                 .collect(),
             optimizers: self
                 .optimizers
@@ -254,10 +323,17 @@ impl Learner {
                 named.push((format!("module/{n}/{i}"), p.detach().to_device(Device::Cpu)));
             }
         }
+        // Optimizer state is saved per parameter (views of the flat state), as a plain
+        // optimizer would hold it: the file does not depend on the flat layout.
         for (n, o) in &self.optimizers {
-            for (i, (a, b)) in o.state.iter().enumerate() {
-                named.push((format!("optimizer/{n}/{i}/a"), a.to_device(Device::Cpu)));
-                named.push((format!("optimizer/{n}/{i}/b"), b.to_device(Device::Cpu)));
+            let mut i = 0;
+            for (m, (a, b)) in o.modules.iter().zip(&o.state) {
+                let module = self.modules.get(m).ok_or_else(|| format!("optimizer `{n}`: no module `{m}`"))?;
+                for (va, vb) in module.views_of(a).into_iter().zip(module.views_of(b)) {
+                    named.push((format!("optimizer/{n}/{i}/a"), va.to_device(Device::Cpu)));
+                    named.push((format!("optimizer/{n}/{i}/b"), vb.to_device(Device::Cpu)));
+                    i += 1;
+                }
             }
         }
         let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
@@ -283,12 +359,9 @@ impl Learner {
             match spec {
                 Some(MlpSpecJson(spec)) => {
                     learner.mlp(&n, &spec)?;
-                    if let Some(Module::Mlp { layers, .. }) = learner.modules.get_mut(&n) {
-                        for (i, (w, b)) in layers.iter_mut().enumerate() {
-                            *w = take(format!("module/{n}/{}", 2 * i))?.set_requires_grad(true);
-                            *b = take(format!("module/{n}/{}", 2 * i + 1))?.set_requires_grad(true);
-                        }
-                    }
+                    let module = learner.modules.get_mut(&n).expect("just created");
+                    let values = (0..module.params.len()).map(|i| take(format!("module/{n}/{i}"))).collect::<Result<Vec<_>, _>>()?;
+                    module.load_values(&values).map_err(|e| format!("learner.pt, module `{n}`: {e}"))?;
                 }
                 None => {
                     let t = take(format!("module/{n}/0"))?;
@@ -300,9 +373,15 @@ impl Learner {
             learner.optimizer(&n, modules, kind.0, lr)?;
             let opt = learner.optimizers.get_mut(&n).expect("just created");
             opt.steps = steps;
-            for (i, (a, b)) in opt.state.iter_mut().enumerate() {
-                *a = take(format!("optimizer/{n}/{i}/a"))?;
-                *b = take(format!("optimizer/{n}/{i}/b"))?;
+            let _guard = tch::no_grad_guard();
+            let mut i = 0;
+            for (m, (a, b)) in opt.modules.iter().zip(&opt.state) {
+                let module = &learner.modules[m];
+                for (mut va, mut vb) in module.views_of(a).into_iter().zip(module.views_of(b)) {
+                    va.copy_(&take(format!("optimizer/{n}/{i}/a"))?);
+                    vb.copy_(&take(format!("optimizer/{n}/{i}/b"))?);
+                    i += 1;
+                }
             }
         }
         Ok(learner)
@@ -312,13 +391,12 @@ impl Learner {
     /// returns the norm before clipping.
     pub fn minimize(&mut self, name: &str, loss: &Tensor, max_grad_norm: Option<f64>) -> Result<f64, String> {
         let opt = self.optimizers.get_mut(name).ok_or_else(|| format!("no optimizer `{name}`"))?;
-        let params: Vec<Tensor> = opt
+        let modules: Vec<&Module> = opt
             .modules
             .iter()
-            .filter_map(|m| self.modules.get(m))
-            .flat_map(|m| m.parameters().into_iter().map(Tensor::shallow_clone).collect::<Vec<_>>())
-            .collect();
-        for p in &params {
+            .map(|m| self.modules.get(m).ok_or_else(|| format!("optimizer `{name}`: no module `{m}`")))
+            .collect::<Result<_, _>>()?;
+        for p in modules.iter().flat_map(|m| &m.params) {
             let mut g = p.grad();
             if g.defined() {
                 let _ = g.f_zero_().map_err(|e| e.to_string())?;
@@ -326,10 +404,9 @@ impl Learner {
         }
         loss.f_backward().map_err(|e| format!("backward: {e}"))?;
         let _guard = tch::no_grad_guard();
-        let grads: Vec<Tensor> = params.iter().map(|p| if p.grad().defined() { p.grad() } else { p.zeros_like() }).collect();
+        let grads: Vec<Tensor> = modules.iter().map(|m| m.flat_grad()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
         // One norm over all gradients, one read-back.
-        let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
-        let norm = Tensor::f_cat(&flat, 0).and_then(|c| c.f_norm()).and_then(|n| n.f_double_value(&[])).map_err(|e| e.to_string())?;
+        let norm = Tensor::f_cat(&grads, 0).and_then(|c| c.f_norm()).and_then(|n| n.f_double_value(&[])).map_err(|e| e.to_string())?;
         if !norm.is_finite() {
             return Err(format!("gradient norm is {norm} (NaN or infinite loss?)"));
         }
@@ -339,7 +416,7 @@ impl Learner {
         };
         opt.steps += 1;
         let (lr, t) = (opt.learning_rate, opt.steps as f64);
-        // In-place updates, as torch.optim's single-tensor implementations do them.
+        // In place on each module's flat parameters, as torch.optim's implementations do it.
         let step = |p: &Tensor, g: &Tensor, s1: &mut Tensor, s2: &mut Tensor| -> Result<(), tch::TchError> {
             let g = if scale == 1.0 { g.shallow_clone() } else { g.f_mul_scalar(scale)? };
             let mut p = p.shallow_clone();
@@ -364,8 +441,8 @@ impl Learner {
             }
             Ok(())
         };
-        for ((p, g), (s1, s2)) in params.iter().zip(&grads).zip(opt.state.iter_mut()) {
-            step(p, g, s1, s2).map_err(|e| format!("optimizer step: {e}"))?;
+        for ((m, g), (s1, s2)) in modules.iter().zip(&grads).zip(opt.state.iter_mut()) {
+            step(&m.flat, g, s1, s2).map_err(|e| format!("optimizer step: {e}"))?;
         }
         Ok(norm)
     }
@@ -392,8 +469,7 @@ mod tests {
         let x = Tensor::ones([5, 3], (Kind::Float, Device::Cpu));
         assert_eq!(l.modules["pi"].forward(&x).expect("forward").size(), [5, 2]);
         // Orthogonal init: W Wᵀ = gain² I for the square-or-wide output layer.
-        let Module::Mlp { layers, .. } = &l.modules["pi"] else { panic!("an MLP") };
-        let w = &layers[1].0; // [2, 8]
+        let w = l.modules["pi"].parameters()[2]; // output weight [2, 8]
         let wwt = w.matmul(&w.tr());
         assert!(wwt.allclose(&Tensor::eye(2, (Kind::Float, Device::Cpu)), 1e-4, 1e-5, false));
     }

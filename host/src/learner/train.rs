@@ -14,7 +14,7 @@
 //! uninterrupted one would, without saving generator state.
 
 use super::{DeviceRequest, Learner, resolve_device};
-use crate::config::{AlgorithmSection, RunConfig, to_params};
+use crate::config::{AlgorithmSection, RunConfig, TrainSection, to_params};
 use crate::envset::{EnvSet, EnvSetOptions};
 use crate::runtime::bindings::types::{Params, Space};
 use crate::runtime::{AlgorithmInstance, GoalInstance, Plugin, RewardInstance, Runtime, World};
@@ -184,13 +184,50 @@ struct MetricsSink {
 }
 
 impl MetricsSink {
-    fn write(&mut self, line: serde_json::Map<String, serde_json::Value>) -> anyhow::Result<()> {
-        let step = line.get("step").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        for (k, v) in &line {
-            if let (true, Some(x)) = (k != "step", v.as_f64()) {
-                self.tensorboard.add_scalar(k, x as f32, step as usize);
+    /// Opens the sink of `run_dir` at `bytes` of `metrics.jsonl`. Lines written after that
+    /// by a run that stopped are cut off (the resumed run writes them again, the same). On
+    /// `resume`, the TensorBoard events are rebuilt from the kept lines into a fresh event
+    /// file, so the stopped run's later points do not show beside the resumed run's.
+    fn open(run_dir: &Path, bytes: u64, resume: bool) -> anyhow::Result<Self> {
+        let path = run_dir.join("metrics.jsonl");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .context("failed to open metrics.jsonl")?;
+        file.set_len(bytes).context("failed to truncate metrics.jsonl")?;
+        let mut kept = String::new();
+        if resume {
+            std::io::Read::read_to_string(&mut file, &mut kept).context("failed to read metrics.jsonl")?;
+            for e in std::fs::read_dir(run_dir)?.filter_map(Result::ok) {
+                if e.file_name().to_string_lossy().starts_with("events.out.tfevents.") {
+                    std::fs::remove_file(e.path()).context("failed to replace the TensorBoard event file")?;
+                }
             }
         }
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
+        let mut tensorboard = tensorboard_rs::summary_writer::SummaryWriter::new(run_dir);
+        for line in kept.lines() {
+            let v: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(line).with_context(|| format!("{}: a line before the checkpoint is not JSON", path.display()))?;
+            Self::to_tensorboard(&mut tensorboard, &v);
+        }
+        Ok(MetricsSink { jsonl: std::io::BufWriter::new(file), tensorboard })
+    }
+
+    fn to_tensorboard(tb: &mut tensorboard_rs::summary_writer::SummaryWriter, line: &serde_json::Map<String, serde_json::Value>) {
+        let step = line.get("step").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        for (k, v) in line {
+            if let (true, Some(x)) = (k != "step", v.as_f64()) {
+                tb.add_scalar(k, x as f32, step as usize);
+            }
+        }
+    }
+
+    fn write(&mut self, line: serde_json::Map<String, serde_json::Value>) -> anyhow::Result<()> {
+        Self::to_tensorboard(&mut self.tensorboard, &line);
         writeln!(self.jsonl, "{}", serde_json::Value::Object(line)).context("failed to write metrics.jsonl")
     }
 
@@ -245,16 +282,16 @@ struct Live<'a> {
     eval_envs: &'a mut EnvSet,
     observations: &'a [f32],
     metrics: &'a mut MetricsSink,
-    checkpoint_replay: bool,
 }
 
 /// Captures the envs, observations and metrics length into `state`, then writes a checkpoint.
-fn write_checkpoint(run_dir: &Path, keep: usize, live: Live<'_>, state: &mut LoopState) -> anyhow::Result<PathBuf> {
+/// `train` gives how many checkpoints to keep and whether they hold the replay buffers.
+fn write_checkpoint(run_dir: &Path, train: &TrainSection, live: Live<'_>, state: &mut LoopState) -> anyhow::Result<PathBuf> {
     state.metrics_bytes = live.metrics.flush()?;
     state.observations = live.observations.to_vec();
     state.env_states = live.envs.snapshot()?;
     state.eval_env_states = live.eval_envs.snapshot()?;
-    let replay = live.checkpoint_replay;
+    let (replay, keep) = (train.checkpoint_replay, train.keep_checkpoints);
     let (algo, state) = (live.algo, &*state);
     let dir = run_dir.join("checkpoints");
     std::fs::create_dir_all(&dir).context("failed to create checkpoints/")?;
@@ -376,20 +413,7 @@ pub fn train(
             }
         }
     }
-    // Metrics written after the checkpoint by the run that stopped are cut off: the resumed
-    // run writes them again, the same.
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(run_dir.join("metrics.jsonl"))
-        .context("failed to open metrics.jsonl")?;
-    metrics_file.set_len(st.metrics_bytes).context("failed to truncate metrics.jsonl")?;
-    std::io::Seek::seek(&mut metrics_file, std::io::SeekFrom::End(0))?;
-    let mut metrics = MetricsSink {
-        jsonl: std::io::BufWriter::new(metrics_file),
-        tensorboard: tensorboard_rs::summary_writer::SummaryWriter::new(run_dir),
-    };
+    let mut metrics = MetricsSink::open(run_dir, st.metrics_bytes, checkpoint.is_some())?;
 
     let space = envs.spec().action_space.clone();
     let threshold = config.train.stop_at_return;
@@ -463,15 +487,8 @@ pub fn train(
         }
         if updated && st.steps >= next_checkpoint && !stop && st.steps < total {
             next_checkpoint = (st.steps / checkpoint_every + 1) * checkpoint_every;
-            let live = Live {
-                algo: &mut algo,
-                envs: &mut envs,
-                eval_envs: &mut eval_envs,
-                observations: &obs,
-                metrics: &mut metrics,
-                checkpoint_replay: config.train.checkpoint_replay,
-            };
-            write_checkpoint(run_dir, config.train.keep_checkpoints, live, &mut st)?;
+            let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
+            write_checkpoint(run_dir, &config.train, live, &mut st)?;
         }
         progress(Progress {
             steps: st.steps,
@@ -489,15 +506,8 @@ pub fn train(
     if checkpoint_every > 0
         && latest_checkpoint(run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != checkpoint_name(st.steps).as_str()))
     {
-        let live = Live {
-            algo: &mut algo,
-            envs: &mut envs,
-            eval_envs: &mut eval_envs,
-            observations: &obs,
-            metrics: &mut metrics,
-            checkpoint_replay: config.train.checkpoint_replay,
-        };
-        write_checkpoint(run_dir, config.train.keep_checkpoints, live, &mut st)?;
+        let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
+        write_checkpoint(run_dir, &config.train, live, &mut st)?;
     }
     let wall_s = start.elapsed().as_secs_f64();
     Ok(TrainSummary {

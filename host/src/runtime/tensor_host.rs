@@ -350,20 +350,7 @@ impl HostModule for PluginState {
     }
     fn soft_update(&mut self, s: Resource<ModuleRes>, source: Resource<ModuleRes>, tau: f64) -> R<Result<(), String>> {
         let (dst, src) = (self.table.get(&s)?.0.clone(), self.table.get(&source)?.0.clone());
-        let learner = self.learner()?;
-        let (Some(d), Some(sm)) = (learner.modules.get(&dst), learner.modules.get(&src)) else {
-            return Ok(Err(format!("soft-update: no module `{dst}` or `{src}`")));
-        };
-        let (dp, sp) = (d.parameters(), sm.parameters());
-        if dp.len() != sp.len() || dp.iter().zip(&sp).any(|(a, b)| a.size() != b.size()) {
-            return Ok(Err(format!("soft-update: modules `{dst}` and `{src}` have different shapes")));
-        }
-        let _guard = tch::no_grad_guard();
-        for (a, b) in dp.into_iter().zip(sp) {
-            let mixed = b * tau + a * (1.0 - tau);
-            a.shallow_clone().copy_(&mixed);
-        }
-        Ok(Ok(()))
+        Ok(self.learner()?.soft_update(&dst, &src, tau))
     }
     fn drop(&mut self, s: Resource<ModuleRes>) -> R<()> {
         self.table.delete(s)?;

@@ -281,15 +281,21 @@ pub fn huber(x: &Tensor) -> Tensor {
     quad.square().mul_s(0.5).add(&a.sub(&quad))
 }
 
-/// Plugin state of several counters, for `save-state`.
-pub fn counters_to_state(counters: &[u64]) -> Vec<u8> {
-    counters.iter().flat_map(|c| c.to_le_bytes()).collect()
+/// Plugin state of an off-policy learner for `save-state`: the schedule's counters and two
+/// of the plugin's own (e.g. gradient steps and updates done).
+pub fn state_of(schedule: &TrainSchedule, own: [u64; 2]) -> Vec<u8> {
+    let mut c = schedule.to_state();
+    c.extend(own);
+    c.iter().flat_map(|c| c.to_le_bytes()).collect()
 }
 
-/// Reads [`counters_to_state`]'s bytes, `n` counters; `plugin` names the plugin in errors.
-pub fn counters_from_state(plugin: &str, state: &[u8], n: usize) -> Result<Vec<u64>, PluginError> {
-    if state.len() != 8 * n {
-        return Err(PluginError::InvalidParams(format!("{plugin} state is {} bytes, got {}", 8 * n, state.len())));
+/// Restores [`state_of`]'s bytes into `schedule` and returns the plugin's own two counters;
+/// `plugin` names the plugin in errors.
+pub fn load_state(plugin: &str, state: &[u8], schedule: &mut TrainSchedule) -> Result<[u64; 2], PluginError> {
+    if state.len() != 32 {
+        return Err(PluginError::InvalidParams(format!("{plugin} state is 32 bytes, got {}", state.len())));
     }
-    Ok(state.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect())
+    let c: Vec<u64> = state.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect();
+    schedule.load(&c);
+    Ok([c[2], c[3]])
 }

@@ -83,6 +83,21 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// Layer widths (e.g. `hidden = [64, 64]`): whole numbers from 1 to 65536; `default`
+    /// when absent.
+    pub fn widths(&self, name: &str, default: &[u32]) -> Result<Vec<u32>, PluginError> {
+        let Some(v) = self.get_reals(name)? else { return Ok(default.to_vec()) };
+        v.iter()
+            .map(|&x| {
+                if x.fract() == 0.0 && (1.0..=65536.0).contains(&x) {
+                    Ok(x as u32)
+                } else {
+                    Err(PluginError::InvalidParams(format!("parameter `{name}` must list whole widths from 1 to 65536, got {x}")))
+                }
+            })
+            .collect()
+    }
+
     /// A list of reals of exactly `len` elements, if present.
     pub fn reals(&self, name: &str, len: usize) -> Result<Option<&'a [f64]>, PluginError> {
         match self.get(name) {

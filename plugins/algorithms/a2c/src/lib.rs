@@ -52,7 +52,7 @@ impl Algorithm for A2c {
         if n_steps < 1 {
             return Err(PluginError::InvalidParams(format!("parameter `n-steps` must be at least 1, got {n_steps}")));
         }
-        let hidden: Vec<u32> = p.get_reals("hidden")?.map_or_else(|| vec![64, 64], |v| v.iter().map(|&x| x as u32).collect());
+        let hidden = p.widths("hidden", &[64, 64])?;
         let ac = ActorCritic::new("a2c", spec, &hidden, p.real("log-std-init", 0.0)?)?;
         let kind = OptimizerKind::Rmsprop((p.real("rms-alpha", 0.99)?, p.real("rms-eps", 1e-5)?));
         let optimizer = Optimizer::get("a2c/rmsprop", &ac.modules(), kind, p.real("learning-rate", 7e-4)?).map_err(PluginError::Failed)?;

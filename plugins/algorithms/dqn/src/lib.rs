@@ -15,7 +15,7 @@
 //! parameters of `paddock_sdk::off_policy` (`buffer-size` 1000000, …).
 
 use paddock_sdk::algorithm::{Metric, metric};
-use paddock_sdk::off_policy::{self, REPLAY_PARAMS, SCHEDULE_PARAMS, TrainSchedule, counters_from_state, counters_to_state};
+use paddock_sdk::off_policy::{self, REPLAY_PARAMS, SCHEDULE_PARAMS, TrainSchedule};
 use paddock_sdk::tensor::{Dtype, Module, Optimizer, OptimizerKind, ReduceOp, Replay, Tensor, UnaryOp, set_grad_enabled};
 use paddock_sdk::types::{EnvSpec, PluginError, Space};
 use paddock_sdk::{Algorithm, Params, Transitions};
@@ -68,7 +68,7 @@ impl Algorithm for Dqn {
             return Err(PluginError::Unsupported("DQN needs a discrete action space".into()));
         };
         let obs_len = paddock_sdk::space::flat_len(&spec.observation_space) as i64;
-        let hidden: Vec<u32> = p.get_reals("hidden")?.map_or_else(|| vec![64, 64], |v| v.iter().map(|&x| x as u32).collect());
+        let hidden = p.widths("hidden", &[64, 64])?;
         let (q, target) = off_policy::with_target("dqn/q", &off_policy::relu_mlp(obs_len, &hidden, i64::from(d.n), 1.0))?;
         let optimizer =
             Optimizer::get("dqn/adam", &[&q], OptimizerKind::Adam(1e-8), p.real("learning-rate", 1e-4)?).map_err(PluginError::Failed)?;
@@ -173,15 +173,11 @@ impl Algorithm for Dqn {
     }
 
     fn save_state(&self) -> Vec<u8> {
-        let mut c = self.schedule.to_state();
-        c.extend([self.since_target_update, self.updates]);
-        counters_to_state(&c)
+        off_policy::state_of(&self.schedule, [self.since_target_update, self.updates])
     }
 
     fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        let c = counters_from_state("DQN", state, 4)?;
-        self.schedule.load(&c);
-        (self.since_target_update, self.updates) = (c[2], c[3]);
+        [self.since_target_update, self.updates] = off_policy::load_state("DQN", state, &mut self.schedule)?;
         Ok(())
     }
 }

@@ -87,7 +87,7 @@ impl Algorithm for Ppo {
             normalize_advantage: p.flag("normalize-advantage", true)?,
         };
         let lr = p.real("learning-rate", 1e-3)?;
-        let hidden: Vec<u32> = p.get_reals("hidden")?.map_or_else(|| vec![64, 64], |v| v.iter().map(|&x| x as u32).collect());
+        let hidden = p.widths("hidden", &[64, 64])?;
         let ac = ActorCritic::new("ppo", spec, &hidden, p.real("log-std-init", 0.0)?)?;
         let optimizer = Optimizer::get("ppo/adam", &ac.modules(), OptimizerKind::Adam(1e-5), lr).map_err(PluginError::Failed)?;
         Ok(Ppo { h, ac, optimizer, rollout: Rollout::default(), updates: 0 })

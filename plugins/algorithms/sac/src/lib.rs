@@ -15,9 +15,7 @@
 //! `learning-starts` env steps it acts uniformly at random, as SB3 does.
 
 use paddock_sdk::algorithm::{Metric, metric};
-use paddock_sdk::off_policy::{
-    self, BoxScale, REPLAY_PARAMS, SCHEDULE_PARAMS, TrainSchedule, TwinQ, counters_from_state, counters_to_state,
-};
+use paddock_sdk::off_policy::{self, BoxScale, REPLAY_PARAMS, SCHEDULE_PARAMS, TrainSchedule, TwinQ};
 use paddock_sdk::tensor::{Module, Optimizer, OptimizerKind, Replay, Tensor, set_grad_enabled, squashed_normal_sample};
 use paddock_sdk::types::{EnvSpec, PluginError};
 use paddock_sdk::{Algorithm, Params, Transitions};
@@ -73,7 +71,7 @@ impl Algorithm for Sac {
         p.check_known(&[PARAMS, REPLAY_PARAMS, SCHEDULE_PARAMS].concat())?;
         let scale = BoxScale::new(&spec.action_space)?;
         let obs_len = paddock_sdk::space::flat_len(&spec.observation_space) as i64;
-        let hidden: Vec<u32> = p.get_reals("hidden")?.map_or_else(|| vec![256, 256], |v| v.iter().map(|&x| x as u32).collect());
+        let hidden = p.widths("hidden", &[256, 256])?;
         let actor = Module::get_mlp("sac/actor", &off_policy::relu_mlp(obs_len, &hidden, 2 * scale.len, 0.01))?;
         let critics = TwinQ::new("sac/critic", obs_len, scale.len, &hidden)?;
         let init = p.real("ent-coef-init", 1.0)?;
@@ -180,15 +178,11 @@ impl Algorithm for Sac {
     }
 
     fn save_state(&self) -> Vec<u8> {
-        let mut c = self.schedule.to_state();
-        c.extend([self.gradient_steps_done, self.updates]);
-        counters_to_state(&c)
+        off_policy::state_of(&self.schedule, [self.gradient_steps_done, self.updates])
     }
 
     fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        let c = counters_from_state("SAC", state, 4)?;
-        self.schedule.load(&c);
-        (self.gradient_steps_done, self.updates) = (c[2], c[3]);
+        [self.gradient_steps_done, self.updates] = off_policy::load_state("SAC", state, &mut self.schedule)?;
         Ok(())
     }
 }

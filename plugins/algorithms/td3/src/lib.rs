@@ -14,9 +14,7 @@
 //! random.
 
 use paddock_sdk::algorithm::{Metric, metric};
-use paddock_sdk::off_policy::{
-    self, BoxScale, REPLAY_PARAMS, SCHEDULE_PARAMS, TrainSchedule, TwinQ, counters_from_state, counters_to_state,
-};
+use paddock_sdk::off_policy::{self, BoxScale, REPLAY_PARAMS, SCHEDULE_PARAMS, TrainSchedule, TwinQ};
 use paddock_sdk::tensor::{Module, Optimizer, OptimizerKind, Replay, Tensor, set_grad_enabled};
 use paddock_sdk::types::{EnvSpec, PluginError};
 use paddock_sdk::{Algorithm, Params, Transitions};
@@ -49,7 +47,7 @@ impl Algorithm for Td3 {
         p.check_known(&[PARAMS, REPLAY_PARAMS, SCHEDULE_PARAMS].concat())?;
         let scale = BoxScale::new(&spec.action_space)?;
         let obs_len = paddock_sdk::space::flat_len(&spec.observation_space) as i64;
-        let hidden: Vec<u32> = p.get_reals("hidden")?.map_or_else(|| vec![400, 300], |v| v.iter().map(|&x| x as u32).collect());
+        let hidden = p.widths("hidden", &[400, 300])?;
         let (actor, actor_target) = off_policy::with_target("td3/actor", &off_policy::relu_mlp(obs_len, &hidden, scale.len, 0.01))?;
         let critics = TwinQ::new("td3/critic", obs_len, scale.len, &hidden)?;
         let lr = p.real("learning-rate", 1e-3)?;
@@ -147,15 +145,11 @@ impl Algorithm for Td3 {
     }
 
     fn save_state(&self) -> Vec<u8> {
-        let mut c = self.schedule.to_state();
-        c.extend([self.critic_updates, self.updates]);
-        counters_to_state(&c)
+        off_policy::state_of(&self.schedule, [self.critic_updates, self.updates])
     }
 
     fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        let c = counters_from_state("TD3", state, 4)?;
-        self.schedule.load(&c);
-        (self.critic_updates, self.updates) = (c[2], c[3]);
+        [self.critic_updates, self.updates] = off_policy::load_state("TD3", state, &mut self.schedule)?;
         Ok(())
     }
 }
