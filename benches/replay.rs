@@ -34,7 +34,7 @@ fn filled(prioritized: bool) -> Replay {
         }),
         hindsight: None,
     };
-    let mut r = Replay::new("bench", &spec, Device::Cpu, false).expect("replay");
+    let mut r = Replay::new("bench", &spec, Device::Cpu, Ok(())).expect("replay");
     let f = (Kind::Float, Device::Cpu);
     for _ in 0..(CAPACITY / 1000) {
         let obs = Tensor::randn([1000, 17], f);

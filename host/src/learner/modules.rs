@@ -151,9 +151,22 @@ pub struct Learner {
     pub goal_oracle: OracleSlot,
 }
 
-/// Holds the run's [`GoalOracle`], if its env is goal-conditioned.
+/// Holds the run's [`GoalOracle`], if its env is goal-conditioned, or why there is none.
 #[derive(Default)]
-pub struct OracleSlot(pub Option<Box<dyn GoalOracle>>);
+pub struct OracleSlot(pub Option<Box<dyn GoalOracle>>, pub Option<String>);
+
+impl OracleSlot {
+    /// `Ok` with an oracle, else why hindsight relabeling cannot work in this run.
+    fn available(&self) -> Result<(), String> {
+        match (&self.0, &self.1) {
+            (Some(_), _) => Ok(()),
+            (None, Some(why)) => Err(why.clone()),
+            (None, None) => {
+                Err("needs a goal-conditioned env (a component exporting paddock:rl/goal-env); this run's env is not one".into())
+            }
+        }
+    }
+}
 
 impl std::fmt::Debug for OracleSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,7 +211,7 @@ impl Learner {
             }
             return Err(format!("replay `{name}` exists with another spec ({:?}), asked for {spec:?}", existing.spec()));
         }
-        let replay = Replay::new(name, spec, self.device, self.goal_oracle.0.is_some())?;
+        let replay = Replay::new(name, spec, self.device, self.goal_oracle.available())?;
         self.replays.insert(name.to_string(), replay);
         Ok(())
     }
@@ -224,7 +237,7 @@ impl Learner {
         let Ok(text) = std::fs::read_to_string(dir.join("replays.json")) else { return Ok(()) };
         let names: Vec<String> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", dir.join("replays.json").display()))?;
         for (i, name) in names.into_iter().enumerate() {
-            let r = Replay::load(dir, &format!("replay-{i}"), &name, self.device, self.goal_oracle.0.is_some())?;
+            let r = Replay::load(dir, &format!("replay-{i}"), &name, self.device, self.goal_oracle.available())?;
             self.replays.insert(name, r);
         }
         Ok(())

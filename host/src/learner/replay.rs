@@ -177,7 +177,8 @@ fn cpu_f64(t: &Tensor) -> Result<Vec<f64>, String> {
 
 impl Replay {
     /// An empty buffer per `spec` on `device`; `name` is for messages.
-    pub fn new(name: &str, spec: &ReplaySpec, device: Device, has_oracle: bool) -> Result<Self, String> {
+    /// `oracle` says whether hindsight relabeling can get rewards in this run (and why not).
+    pub fn new(name: &str, spec: &ReplaySpec, device: Device, oracle: Result<(), String>) -> Result<Self, String> {
         let (cap, n) = (spec.capacity as usize, spec.num_envs as usize);
         if cap == 0 || n == 0 || spec.observation_len == 0 || spec.action_len == 0 {
             return Err(format!("replay `{name}`: capacity, num-envs, observation-len and action-len must be positive ({spec:?})"));
@@ -197,10 +198,8 @@ impl Replay {
             if spec.n_step > 1 {
                 return Err(format!("replay `{name}`: hindsight relabeling cannot be combined with n-step > 1"));
             }
-            if !has_oracle {
-                return Err(format!(
-                    "replay `{name}`: hindsight relabeling needs a goal-conditioned env (a component exporting paddock:rl/goal-env); this run's env is not one"
-                ));
+            if let Err(why) = oracle {
+                return Err(format!("replay `{name}`: hindsight relabeling {why}"));
             }
         }
         let (ol, al) = (i64::from(spec.observation_len), i64::from(spec.action_len));
@@ -580,11 +579,11 @@ impl Replay {
     }
 
     /// Reads a buffer written by [`Replay::save`].
-    pub fn load(dir: &std::path::Path, file_stem: &str, name: &str, device: Device, has_oracle: bool) -> Result<Self, String> {
+    pub fn load(dir: &std::path::Path, file_stem: &str, name: &str, device: Device, oracle: Result<(), String>) -> Result<Self, String> {
         let path = dir.join(format!("{file_stem}.json"));
         let text = std::fs::read_to_string(&path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut r = Replay::new(name, &m.spec.0, device, has_oracle)?;
+        let mut r = Replay::new(name, &m.spec.0, device, oracle)?;
         let pt = dir.join(format!("{file_stem}.pt"));
         let tensors: std::collections::BTreeMap<String, Tensor> =
             Tensor::load_multi(&pt).map_err(|e| format!("failed to read {}: {e}", pt.display()))?.into_iter().collect();
@@ -703,7 +702,7 @@ mod tests {
     fn uniform_buffer_wraps_and_samples_what_was_added() {
         let _rng = crate::learner::torch_rng_lock();
         tch::manual_seed(0);
-        let mut r = Replay::new("r", &spec(2, 5), Device::Cpu, false).expect("new");
+        let mut r = Replay::new("r", &spec(2, 5), Device::Cpu, Ok(())).expect("new");
         for t in 0..4 {
             let t = t as f32;
             r.add(
@@ -745,7 +744,7 @@ mod tests {
         let _rng = crate::learner::torch_rng_lock();
         let mut s = spec(1, 100);
         s.n_step = 3;
-        let mut r = Replay::new("r", &s, Device::Cpu, false).expect("new");
+        let mut r = Replay::new("r", &s, Device::Cpu, Ok(())).expect("new");
         // Episode 1: steps 0..5, terminated at step 4. Episode 2: steps 10, 11, truncated.
         for t in 0..5 {
             add_step(&mut r, t as f32, t == 4, false);
@@ -780,7 +779,7 @@ mod tests {
         tch::manual_seed(7);
         let mut s = spec(1, 8);
         s.prioritized = Some(PrioritizedSpec { alpha: 0.6, beta: 0.4, beta_final: 1.0, beta_samples: 1000, epsilon: 1e-6 });
-        let mut r = Replay::new("r", &s, Device::Cpu, false).expect("new");
+        let mut r = Replay::new("r", &s, Device::Cpu, Ok(())).expect("new");
         for t in 0..8 {
             add_step(&mut r, t as f32, false, false);
         }
@@ -814,7 +813,7 @@ mod tests {
                 .expect_err("out of range")
                 .contains("index 9")
         );
-        let mut u = Replay::new("u", &spec(1, 8), Device::Cpu, false).expect("new");
+        let mut u = Replay::new("u", &spec(1, 8), Device::Cpu, Ok(())).expect("new");
         add_step(&mut u, 0.0, false, false);
         assert!(
             u.update_priorities(&Tensor::from_slice(&[0i64]), &Tensor::from_slice(&[1.0f32])).expect_err("uniform").contains("uniformly")
@@ -839,8 +838,12 @@ mod tests {
         let mut s = spec(2, 64);
         s.observation_len = 3;
         s.hindsight = Some(HindsightSpec { strategy: HindsightStrategy::FutureGoal, k: 4 });
-        assert!(Replay::new("h", &s, Device::Cpu, false).expect_err("no oracle").contains("goal-conditioned env"));
-        let mut r = Replay::new("h", &s, Device::Cpu, true).expect("new");
+        assert!(
+            Replay::new("h", &s, Device::Cpu, Err("needs a goal-conditioned env".into()))
+                .expect_err("no oracle")
+                .contains("goal-conditioned env")
+        );
+        let mut r = Replay::new("h", &s, Device::Cpu, Ok(())).expect("new");
         // Two envs, episodes of 4 steps; achieved goal after step t is 10·env + t + 1; the
         // desired goal 99 is never reached.
         for t in 0..4 {
@@ -888,14 +891,14 @@ mod tests {
         let mut s = spec(1, 16);
         s.n_step = 2;
         s.prioritized = Some(PrioritizedSpec { alpha: 0.6, beta: 0.4, beta_final: 1.0, beta_samples: 10, epsilon: 1e-6 });
-        let mut r = Replay::new("r", &s, Device::Cpu, false).expect("new");
+        let mut r = Replay::new("r", &s, Device::Cpu, Ok(())).expect("new");
         for t in 0..7 {
             add_step(&mut r, t as f32, false, false);
         }
         r.update_priorities(&Tensor::from_slice(&[1i64, 3]), &Tensor::from_slice(&[2.0f32, 0.3])).expect("priorities");
         let dir = tempfile::tempdir().expect("tempdir");
         r.save(dir.path(), "replay-0").expect("save");
-        let mut back = Replay::load(dir.path(), "replay-0", "r", Device::Cpu, false).expect("load");
+        let mut back = Replay::load(dir.path(), "replay-0", "r", Device::Cpu, Ok(())).expect("load");
         assert!(back.has_spec(&s));
         // One more step completes the pending n-step transition in both; then both sample the same.
         add_step(&mut r, 7.0, false, false);

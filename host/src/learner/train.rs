@@ -333,8 +333,15 @@ fn learner_setup(config: &RunConfig) -> anyhow::Result<(&AlgorithmSection, Devic
 
 /// Gives the learner the env's goal rewards when the env is goal-conditioned (for
 /// hindsight relabeling): `goal-env` on an instance of its own.
-fn attach_goal_oracle(learner: &mut Learner, env_plugin: &Plugin, seed: u64, params: &Params) -> anyhow::Result<()> {
-    if env_plugin.info().goals {
+/// A reward plugin replaces the env's rewards, and relabelled rewards would come from the
+/// env: that combination is refused (by name) when an algorithm asks for hindsight.
+fn attach_goal_oracle(learner: &mut Learner, env_plugin: &Plugin, seed: u64, params: &Params, reward: Option<&Path>) -> anyhow::Result<()> {
+    if let (true, Some(r)) = (env_plugin.info().goals, reward) {
+        learner.goal_oracle.1 = Some(format!(
+            "cannot be combined with the reward plugin {} (relabelled rewards come from the env's goal-env, not from the reward plugin)",
+            r.display()
+        ));
+    } else if env_plugin.info().goals {
         let oracle = GoalInstance::new(env_plugin, derive(seed, Stream::PluginRandom, 1 << 34), params)?;
         learner.goal_oracle.0 = Some(Box::new(oracle));
     }
@@ -375,7 +382,7 @@ pub fn train(
         Some(dir) => Learner::load(dir, device).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", dir.display()))?,
         None => Learner::new(device),
     };
-    attach_goal_oracle(&mut learner, &env_plugin, config.seed, &env_params)?;
+    attach_goal_oracle(&mut learner, &env_plugin, config.seed, &env_params, config.reward.as_ref().map(|r| r.plugin.as_path()))?;
     if let Some(dir) = &checkpoint {
         learner.load_replays(dir).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", dir.display()))?;
     }
@@ -541,7 +548,7 @@ pub fn evaluate_checkpoint(
     let mut envs = EnvSet::new(&env_plugin, &opts)?;
     let mut learner =
         Learner::load(checkpoint, device).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", checkpoint.display()))?;
-    attach_goal_oracle(&mut learner, &env_plugin, seed, &opts.params)?;
+    attach_goal_oracle(&mut learner, &env_plugin, seed, &opts.params, config.reward.as_ref().map(|r| r.plugin.as_path()))?;
     tch::manual_seed(derive(seed, Stream::PluginRandom, 1 << 41) as i64);
     let mut algo = AlgorithmInstance::new(&algo_plugin, derive(seed, Stream::PluginRandom, 1 << 33), learner)?;
     let algo_params = to_params("algorithm.params", &algo_cfg.params).map_err(anyhow::Error::msg)?;
