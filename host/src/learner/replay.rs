@@ -186,6 +186,9 @@ impl Replay {
         if spec.n_step == 0 {
             return Err(format!("replay `{name}`: n-step must be at least 1"));
         }
+        if cap < n {
+            return Err(format!("replay `{name}`: capacity {cap} is smaller than one step of the {n} envs"));
+        }
         if !(0.0..=1.0).contains(&spec.gamma) {
             return Err(format!("replay `{name}`: gamma must be in [0, 1], got {}", spec.gamma));
         }
@@ -728,6 +731,7 @@ mod tests {
         }
         assert!(col(&s.discounts).iter().all(|&d| d == 0.5));
         assert!(col(&s.weights).iter().all(|&w| w == 1.0));
+        assert!(Replay::new("tiny", &spec(8, 4), Device::Cpu, Ok(())).expect_err("too small").contains("capacity 4 is smaller"));
         let err = r.add(
             &f(&[0.0; 6], 3),
             &Tensor::zeros([3, 1], (Kind::Int64, Device::Cpu)),
