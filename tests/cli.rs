@@ -25,7 +25,14 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["plugin", "--help"], &["plugin", "inspect", "--help"], &["env", "--help"], &["env", "run", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["plugin", "--help"],
+        &["plugin", "inspect", "--help"],
+        &["plugin", "new", "--help"],
+        &["env", "--help"],
+        &["env", "run", "--help"],
+    ] {
         let text = ok(args);
         assert!(text.contains("Usage: paddock"), "{args:?}: {text}");
     }
@@ -159,4 +166,36 @@ fn a_hostile_plugin_fails_the_command_cleanly() {
     .expect("write");
     let err = fails(&["env", "run", p(&cfg)]);
     assert!(err.contains("plugin `hostile` failed in `step-all`: did not return within 200ms"), "{err}");
+}
+
+/// `plugin new` starters for each world build into components of that world (with the
+/// versions in Paddock's Cargo.lock), and bad requests are clear errors.
+#[test]
+fn plugin_new_starters_build_and_pass_inspect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = common::root().join("target/starter-test");
+    for (world, expected) in [("env", "environment"), ("reward", "reward"), ("algorithm", "algorithm")] {
+        let name = format!("starter-{world}");
+        let project = dir.path().join(&name);
+        let out = ok(&["plugin", "new", &name, "--world", world, "--dir", p(&project)]);
+        assert!(out.contains("cargo build --release --target wasm32-wasip2"), "{out}");
+        assert!(project.join("Cargo.lock").exists(), "the starter pins Paddock's tested versions");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let build = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo");
+        assert!(build.status.success(), "{world} starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+        let wasm = target.join(format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_")));
+        let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+        assert_eq!(info["world"], expected, "{info}");
+    }
+    let err = fails(&["plugin", "new", "Bad_Name", "--world", "env", "--dir", p(&dir.path().join("x"))]);
+    assert!(err.contains("plugin name `Bad_Name`"), "{err}");
+    let err = fails(&["plugin", "new", "again", "--world", "env", "--dir", p(&dir.path().join("starter-env"))]);
+    assert!(err.contains("exists already"), "{err}");
+    let err = fails(&["plugin", "new", "py", "--world", "reward", "--lang", "python", "--dir", p(&dir.path().join("py"))]);
+    assert!(err.contains("not available yet"), "{err}");
 }

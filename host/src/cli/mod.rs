@@ -4,6 +4,7 @@
 mod env_run;
 mod eval;
 mod inspect;
+mod new;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
 enum PluginCommand {
     /// Show a plugin's world, package version, imports, sha256 and (for envs) its spec.
     Inspect(inspect::InspectArgs),
+    /// Write a starter plugin project (Rust) that builds into a working component.
+    New(new::NewArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plugin(PluginCommand::Inspect(a)) => inspect::run(a),
+        Command::Plugin(PluginCommand::New(a)) => new::run(a),
         Command::Env(EnvCommand::Run(a)) => env_run::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

@@ -1,0 +1,174 @@
+//! `paddock plugin new`: writes a starter plugin project that builds into a working
+//! component (`cargo build --release --target wasm32-wasip2`) and passes
+//! `paddock plugin inspect`. Rust today; Python, JavaScript and C arrive with their
+//! toolchains (the storage-and-sharing issue).
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `paddock plugin new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Plugin name: lowercase letters, digits and dashes (the crate and component name).
+    pub name: String,
+    /// The plugin's language.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
+    /// The world it targets.
+    #[arg(long, value_enum)]
+    pub world: NewWorld,
+    /// Directory to create (default: ./NAME). It must not exist yet.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Path to this Paddock's `plugins/sdk` (default: the checkout this binary was built in).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
+}
+
+/// Plugin languages.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Lang {
+    /// Rust with paddock-sdk.
+    Rust,
+    /// Python (componentize-py): not yet.
+    Python,
+    /// JavaScript (componentize-js): not yet.
+    Js,
+    /// C (wit-bindgen c + wasi-libc): not yet.
+    C,
+}
+
+/// Worlds a starter can target.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NewWorld {
+    /// An environment (exports `env`).
+    Env,
+    /// A reward function (exports `reward-fn`).
+    Reward,
+    /// A learning algorithm (exports `algo`; uses host tensors).
+    Algorithm,
+}
+
+const ENV: &str = include_str!("templates/env.rs.txt");
+const REWARD: &str = include_str!("templates/reward.rs.txt");
+const ALGORITHM: &str = include_str!("templates/algorithm.rs.txt");
+
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !name.ends_with('-')
+}
+
+/// The manifest of the starter crate. Outside a Cargo workspace it declares its own (empty)
+/// one, so that cargo does not look for a parent workspace.
+fn manifest(name: &str, feature: &str, sdk: &Path, own_workspace: bool) -> String {
+    let workspace = if own_workspace { "\n[workspace]\n" } else { "" };
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+# cdylib: the component; rlib: native unit tests and benchmarks of the same code.
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+paddock-sdk = {{ path = "{sdk}", features = ["{feature}"] }}
+
+[profile.release]
+opt-level = 3
+lto = true
+strip = true
+{workspace}"#,
+        sdk = sdk.display().to_string().replace('\\', "/"),
+    )
+}
+
+fn readme(name: &str, world: &str) -> String {
+    let crate_file = name.replace('-', "_");
+    format!(
+        "# {name}\n\nA Paddock `{world}` plugin, made by `paddock plugin new`.\n\n```sh\n\
+         rustup target add wasm32-wasip2\n\
+         cargo build --release --target wasm32-wasip2\n\
+         paddock plugin inspect target/wasm32-wasip2/release/{crate_file}.wasm\n```\n\n\
+         See the Rust plugin guide (docs/plugins/rust.md in the Paddock repository).\n"
+    )
+}
+
+/// Whether `dir` lies inside a Cargo workspace (a parent `Cargo.toml` with `[workspace]`).
+fn inside_workspace(dir: &Path) -> bool {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    abs.ancestors().skip(1).any(|p| std::fs::read_to_string(p.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]")))
+}
+
+pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
+    if !valid_name(&args.name) {
+        bail!("plugin name `{}`: use lowercase letters, digits and dashes, starting with a letter", args.name);
+    }
+    if !matches!(args.lang, Lang::Rust) {
+        bail!("`--lang {:?}` starters are not available yet: only `--lang rust` (see docs/plugins/)", args.lang);
+    }
+    let (feature, template) = match args.world {
+        NewWorld::Env => ("env", ENV),
+        NewWorld::Reward => ("reward", REWARD),
+        NewWorld::Algorithm => ("algorithm", ALGORITHM),
+    };
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() {
+        bail!("{} exists already: choose another --dir", dir.display());
+    }
+    let sdk = match &args.sdk {
+        Some(p) => p.clone(),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk"),
+    };
+    let sdk = std::fs::canonicalize(&sdk)
+        .with_context(|| format!("the Paddock SDK is not at {} (pass --sdk PATH/TO/paddock/plugins/sdk)", sdk.display()))?;
+    if !sdk.join("Cargo.toml").exists() {
+        bail!("{} is not the Paddock SDK (no Cargo.toml)", sdk.display());
+    }
+    let own_workspace = !inside_workspace(&dir);
+    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("failed to create {}", dir.display()))?;
+    let world = match args.world {
+        NewWorld::Env => "environment",
+        NewWorld::Reward => "reward",
+        NewWorld::Algorithm => "algorithm",
+    };
+    let files = [
+        ("Cargo.toml", manifest(&args.name, feature, &sdk, own_workspace)),
+        ("src/lib.rs", template.replace("{{name}}", &args.name)),
+        ("README.md", readme(&args.name, world)),
+        (".gitignore", "/target\n".to_string()),
+    ];
+    for (file, text) in files {
+        let path = dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    // The versions Paddock is tested with (cargo drops what the starter does not use).
+    let lock = sdk.join("../../Cargo.lock");
+    if own_workspace && lock.exists() {
+        std::fs::copy(&lock, dir.join("Cargo.lock")).with_context(|| format!("failed to copy {}", lock.display()))?;
+    }
+    println!("created {} ({} plugin, world `{world}`)", dir.display(), args.name);
+    println!("build:  cd {} && cargo build --release --target wasm32-wasip2", dir.display());
+    println!("check:  paddock plugin inspect {}/target/wasm32-wasip2/release/{}.wasm", dir.display(), args.name.replace('-', "_"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(valid_name("my-env2"));
+        for bad in ["", "My", "2x", "a_b", "x-", "a b"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+}
