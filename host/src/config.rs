@@ -149,10 +149,18 @@ pub struct TrainSection {
     /// Checkpoints kept (older ones are deleted).
     #[serde(default = "default_keep")]
     pub keep_checkpoints: usize,
+    /// Whether a new version of the reward plugin's file is picked up while the run goes on
+    /// (hot reload; the run's `log.txt`, metrics and `plugins.lock` record every swap).
+    #[serde(default = "yes")]
+    pub hot_reload: bool,
     /// Whether checkpoints include the algorithm's replay buffers (they can be large).
     /// Without them a resumed off-policy run starts with empty buffers.
     #[serde(default)]
     pub checkpoint_replay: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_checkpoint_every() -> u64 {
@@ -181,6 +189,7 @@ impl Default for TrainSection {
             checkpoint_every: default_checkpoint_every(),
             keep_checkpoints: default_keep(),
             checkpoint_replay: false,
+            hot_reload: true,
         }
     }
 }

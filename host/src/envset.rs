@@ -181,6 +181,30 @@ impl EnvSet {
         self.act_len
     }
 
+    /// Swaps in a new reward instance (hot reload), after a trial `compute` on the current
+    /// observations (as a batch of still transitions): a version that traps or returns
+    /// garbage on its first call is refused and handed back with the error, and the old
+    /// one stays. Returns the old instance on success.
+    pub fn swap_reward(&mut self, mut new: RewardInstance) -> Result<Option<RewardInstance>, (RewardInstance, CallError)> {
+        let n = self.num_envs;
+        if self.current.len() == n * self.obs_len {
+            let trial = Transitions {
+                num_envs: n as u32,
+                observations: self.current.clone(),
+                actions: vec![0.0; n * self.act_len],
+                next_observations: self.current.clone(),
+                env_rewards: vec![0.0; n],
+                terminated: vec![false; n],
+                truncated: vec![false; n],
+                infos: vec![0.0; n * self.spec.info_features.len()],
+            };
+            if let Err(e) = new.compute(&trial) {
+                return Err((new, e));
+            }
+        }
+        Ok(self.reward.replace(new))
+    }
+
     /// The reward plugin's name, if one is used.
     pub fn reward_name(&self) -> Option<&str> {
         self.reward.as_ref().map(|r| r.name())

@@ -6,6 +6,7 @@
 pub mod device;
 pub mod modules;
 mod persist;
+pub mod reload;
 pub mod replay;
 pub mod train;
 

@@ -13,6 +13,7 @@
 //! seed and the update count at every update, so a resumed run continues exactly as an
 //! uninterrupted one would, without saving generator state.
 
+use super::reload::PluginWatcher;
 use super::{DeviceRequest, Learner, resolve_device};
 use crate::config::{AlgorithmSection, RunConfig, TrainSection, to_params};
 use crate::envset::{EnvSet, EnvSetOptions};
@@ -99,29 +100,38 @@ pub struct Progress {
     pub last_eval: Option<f64>,
 }
 
-/// A plugin's entry in `plugins.lock`.
-#[derive(serde::Serialize)]
-struct LockEntry<'a> {
-    role: &'a str,
-    name: &'a str,
+/// A plugin's entry in `plugins.lock`: one per version a run used, with the env step it went
+/// live at (0 for the versions a run started with; later ones come from hot reload).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LockEntry {
+    role: String,
+    name: String,
     source: String,
-    sha256: &'a str,
+    sha256: String,
     world: String,
-    package_version: &'a str,
+    package_version: String,
     since_step: u64,
 }
 
-fn lock_entry<'a>(role: &'a str, p: &'a Plugin) -> LockEntry<'a> {
+fn lock_entry(role: &str, p: &Plugin, since_step: u64) -> LockEntry {
     let i = p.info();
     LockEntry {
-        role,
-        name: &i.name,
+        role: role.to_string(),
+        name: i.name.clone(),
         source: i.path.display().to_string(),
-        sha256: &i.sha256,
+        sha256: i.sha256.clone(),
         world: i.world.to_string(),
-        package_version: &i.package_version,
-        since_step: 0,
+        package_version: i.package_version.clone(),
+        since_step,
     }
+}
+
+/// Appends a hot-reloaded version to `plugins.lock`.
+fn lock_append(run_dir: &Path, entry: LockEntry) -> anyhow::Result<()> {
+    let path = run_dir.join("plugins.lock");
+    let mut lock: Vec<LockEntry> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    lock.push(entry);
+    std::fs::write(&path, serde_json::to_string_pretty(&lock)? + "\n").context("failed to write plugins.lock")
 }
 
 /// Checks and converts the algorithm's actions into flat env actions.
@@ -404,9 +414,9 @@ pub fn train(
     }
     reseed_torch(config, st.updates);
 
-    let mut lock = vec![lock_entry("env", &env_plugin), lock_entry("algorithm", &algo_plugin)];
+    let mut lock = vec![lock_entry("env", &env_plugin, 0), lock_entry("algorithm", &algo_plugin, 0)];
     if let Some(p) = &reward_plugin {
-        lock.push(lock_entry("reward", p));
+        lock.push(lock_entry("reward", p, 0));
     }
     if checkpoint.is_none() {
         std::fs::write(run_dir.join("plugins.lock"), serde_json::to_string_pretty(&lock)? + "\n")
@@ -422,6 +432,19 @@ pub fn train(
     }
     let mut metrics = MetricsSink::open(run_dir, st.metrics_bytes, checkpoint.is_some())?;
 
+    // Hot reload of the reward plugin: new versions compile on a watcher thread and are
+    // swapped in before the next env step.
+    let watcher = match (&reward_plugin, config.train.hot_reload) {
+        (Some(p), true) => Some(PluginWatcher::new(runtime, vec![("reward", p.info().path.clone(), World::Reward)])?),
+        _ => None,
+    };
+    let reward_seed = derive(config.seed, Stream::PluginRandom, 1 << 32);
+    let reward_params = match &config.reward {
+        Some(r) => to_params("reward.params", &r.params).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let log = runtime.options().log.clone();
+
     let space = envs.spec().action_space.clone();
     let threshold = config.train.stop_at_return;
     let start = Instant::now();
@@ -430,6 +453,46 @@ pub fn train(
     let checkpoint_every = config.train.checkpoint_every;
     let mut next_checkpoint = if checkpoint_every == 0 { u64::MAX } else { (st.steps / checkpoint_every + 1) * checkpoint_every };
     while st.steps < total {
+        for c in watcher.as_ref().map(PluginWatcher::poll).unwrap_or_default() {
+            let outcome = c.plugin.map_err(anyhow::Error::from).and_then(|p| {
+                let new = RewardInstance::new(&p, reward_seed, envs.spec(), &reward_params)?;
+                envs.swap_reward(new).map_err(|(_, e)| anyhow::Error::from(e))?;
+                Ok(p)
+            });
+            let mut line = serde_json::Map::new();
+            line.insert("step".into(), st.steps.into());
+            match outcome {
+                Ok(p) => {
+                    let ms = c.seen.elapsed().as_secs_f64() * 1e3;
+                    log.line(
+                        crate::log::Level::Info,
+                        "host",
+                        &format!(
+                            "hot reload: {} plugin {} (sha256 {}) is live from step {} ({ms:.0} ms after the change)",
+                            c.role,
+                            c.path.display(),
+                            &p.info().sha256[..12],
+                            st.steps
+                        ),
+                    );
+                    lock_append(run_dir, lock_entry(c.role, &p, st.steps))?;
+                    line.insert(format!("reload/{}", c.role), 1.into());
+                }
+                Err(e) => {
+                    log.line(
+                        crate::log::Level::Warn,
+                        "host",
+                        &format!(
+                            "hot reload: refused the new {} plugin {}, the run goes on with the old one: {e:#}",
+                            c.role,
+                            c.path.display()
+                        ),
+                    );
+                    line.insert(format!("reload/{}_refused", c.role), 1.into());
+                }
+            }
+            metrics.write(line)?;
+        }
         let obs_t = obs_tensor(&obs, n, ol, device);
         let a = algo.act(&obs_t, false)?;
         let actions = actions_for_envs(algo.name(), &a, n, al, &space)?;
