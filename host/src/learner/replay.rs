@@ -67,7 +67,6 @@ struct Pending {
     reward: f64,
     next_obs: Vec<f32>,
     terminated: bool,
-    truncated: bool,
 }
 
 /// A sum-tree over `size` leaves (a power of two): `nodes[1]` is the total, leaf `i` is
@@ -276,17 +275,19 @@ impl Replay {
         check("next-observations", next_obs, n * ol)?;
         check("terminated", terminated, n)?;
         check("truncated", truncated, n)?;
-        let term: Vec<bool> = cpu_f32(terminated)?.iter().map(|&x| x != 0.0).collect();
-        let trunc: Vec<bool> = cpu_f32(truncated)?.iter().map(|&x| x != 0.0).collect();
+        let flags = |t: &Tensor| -> Result<Vec<bool>, String> { Ok(cpu_f32(t)?.iter().map(|&x| x != 0.0).collect()) };
         if self.spec.n_step == 1 {
-            // Rows go straight from the device tensors into storage.
+            // Rows go straight from the device tensors into storage (`terminated` is the
+            // `dones` column); the flags are read back only for hindsight's episode tracking.
             let idx: Vec<i64> = (0..n).map(|i| ((self.pos + i) % self.spec.capacity as usize) as i64).collect();
-            let dones = Tensor::from_slice(&term.iter().map(|&t| f32::from(u8::from(t))).collect::<Vec<_>>());
             let discounts = Tensor::full([n as i64], self.spec.gamma, (Kind::Float, Device::Cpu));
-            self.write_rows(&idx, obs, actions, rewards, next_obs, &dones, &discounts)?;
+            self.write_rows(&idx, obs, actions, rewards, next_obs, terminated, &discounts)?;
+            let (term, trunc) =
+                if self.spec.hindsight.is_some() { (flags(terminated)?, flags(truncated)?) } else { (Vec::new(), Vec::new()) };
             self.after_write(&idx, &term, &trunc);
             return Ok(());
         }
+        let (term, trunc) = (flags(terminated)?, flags(truncated)?);
         let (o, a, r, no) = (cpu_f32(obs)?, cpu_f64(actions)?, cpu_f64(rewards)?, cpu_f32(next_obs)?);
         let mut out: Vec<(Pending, usize)> = Vec::new();
         let nstep = self.spec.n_step as usize;
@@ -298,7 +299,6 @@ impl Replay {
                 reward: r[e],
                 next_obs: no[e * ol..(e + 1) * ol].to_vec(),
                 terminated: term[e],
-                truncated: trunc[e],
             });
             if q.len() == nstep {
                 out.push(fold(q, self.spec.gamma));
@@ -368,8 +368,8 @@ impl Replay {
         Ok(())
     }
 
-    /// Priorities and hindsight bookkeeping for rows just written at `idx` (`ended` per
-    /// env, only with hindsight).
+    /// Priorities and hindsight bookkeeping for rows just written at `idx` (the per-env
+    /// `terminated`/`truncated` flags are read only with hindsight).
     fn after_write(&mut self, idx: &[i64], terminated: &[bool], truncated: &[bool]) {
         let cap = self.spec.capacity as usize;
         if let (Some(tree), Some(p)) = (&mut self.tree, &self.spec.prioritized) {
@@ -640,7 +640,6 @@ fn fold(q: &VecDeque<Pending>, gamma: f64) -> (Pending, usize) {
         reward,
         next_obs: last.next_obs.clone(),
         terminated: last.terminated,
-        truncated: last.truncated,
     };
     (folded, q.len())
 }

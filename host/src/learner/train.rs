@@ -129,7 +129,12 @@ fn lock_entry(role: &str, p: &Plugin, since_step: u64) -> LockEntry {
 /// Appends a hot-reloaded version to `plugins.lock`.
 fn lock_append(run_dir: &Path, entry: LockEntry) -> anyhow::Result<()> {
     let path = run_dir.join("plugins.lock");
-    let mut lock: Vec<LockEntry> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    // A missing lock starts afresh; an unreadable one is an error rather than overwritten.
+    let mut lock: Vec<LockEntry> = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not a plugins.lock", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to read {}", path.display()))),
+    };
     lock.push(entry);
     std::fs::write(&path, serde_json::to_string_pretty(&lock)? + "\n").context("failed to write plugins.lock")
 }
@@ -382,9 +387,14 @@ pub fn train(
         |num_envs, stream| EnvSetOptions { num_envs, workers: config.env.workers, seed: config.seed, stream, params: env_params.clone() };
     let mut envs = EnvSet::new(&env_plugin, &opts(config.env.num_envs, Stream::Env))?;
     let mut eval_envs = EnvSet::new(&env_plugin, &opts(config.train.eval_episodes, Stream::EvalEnv))?;
-    if let (Some(plugin), Some(r)) = (&reward_plugin, &config.reward) {
-        let params = to_params("reward.params", &r.params).map_err(anyhow::Error::msg)?;
-        envs.set_reward(RewardInstance::new(plugin, derive(config.seed, Stream::PluginRandom, 1 << 32), envs.spec(), &params)?);
+    // The reward plugin's seed and parameters serve its first instance and every hot-reloaded one.
+    let reward_seed = derive(config.seed, Stream::PluginRandom, 1 << 32);
+    let reward_params = match &config.reward {
+        Some(r) => to_params("reward.params", &r.params).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    if let Some(plugin) = &reward_plugin {
+        envs.set_reward(RewardInstance::new(plugin, reward_seed, envs.spec(), &reward_params)?);
     }
     let algo_params = to_params("algorithm.params", &algo_cfg.params).map_err(anyhow::Error::msg)?;
     let checkpoint = if resume { latest_checkpoint(run_dir) } else { None };
@@ -437,11 +447,6 @@ pub fn train(
     let watcher = match (&reward_plugin, config.train.hot_reload) {
         (Some(p), true) => Some(PluginWatcher::new(runtime, vec![("reward", p.info().path.clone(), World::Reward)])?),
         _ => None,
-    };
-    let reward_seed = derive(config.seed, Stream::PluginRandom, 1 << 32);
-    let reward_params = match &config.reward {
-        Some(r) => to_params("reward.params", &r.params).map_err(anyhow::Error::msg)?,
-        None => Vec::new(),
     };
     let log = runtime.options().log.clone();
 
