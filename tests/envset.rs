@@ -137,3 +137,68 @@ fn shards_respect_the_plugins_batch_limit_and_bad_actions_are_refused() {
     let err = EnvSet::new(&plugin, &bad).expect_err("unknown param");
     assert!(err.to_string().contains("unknown parameter `no-such-param`"), "{err}");
 }
+
+#[test]
+fn a_new_env_version_takes_each_env_over_at_its_episode_boundary() {
+    let plugin = common::runtime().load(common::plugin("cartpole"), World::Environment).expect("load");
+    let (mut reference, mut swapped) = (envset("cartpole", &options(6, 2, 4)), envset("cartpole", &options(6, 2, 4)));
+    let acrobot = common::runtime().load(common::plugin("acrobot"), World::Environment).expect("load");
+    let err = swapped.begin_swap(&acrobot).expect_err("other spaces are refused").to_string();
+    assert!(err.contains("other spaces") && err.contains("Box"), "{err}");
+    assert!(swapped.swapping().is_none(), "a refused version changes nothing");
+
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+    let mut actions = vec![0.0; 6];
+    assert_eq!(reference.reset().expect("reset"), swapped.reset().expect("reset"));
+    let mut step = |a: &mut EnvSet, b: &mut EnvSet| {
+        for x in actions.iter_mut() {
+            *x = rand::RngExt::random_range(&mut rng, 0..2) as f32;
+        }
+        (a.step(&actions).expect("step"), b.step(&actions).expect("step"))
+    };
+    for _ in 0..5 {
+        let (a, b) = step(&mut reference, &mut swapped);
+        assert!(a == b);
+    }
+    swapped.begin_swap(&plugin).expect("same spaces: accepted");
+    assert_eq!(swapped.swapping(), Some((0, 6)));
+    let mut moved = [false; 6];
+    let mut snapshots_during_swap = 0;
+    for _ in 0..2000 {
+        let (a, b) = step(&mut reference, &mut swapped);
+        for i in 0..6 {
+            if moved[i] {
+                continue;
+            }
+            // Until its episode ends, env i is the old version's, step for step.
+            assert_eq!(a.rewards[i], b.rewards[i]);
+            assert_eq!((a.terminated[i], a.truncated[i]), (b.terminated[i], b.truncated[i]));
+            if a.ended.contains(&(i as u32)) {
+                let k = a.ended.iter().position(|&e| e == i as u32).expect("ended");
+                let kb = b.ended.iter().position(|&e| e == i as u32).expect("ended in both");
+                assert_eq!(a.final_observations[k * 4..k * 4 + 4], b.final_observations[kb * 4..kb * 4 + 4], "env {i}: final observation");
+                moved[i] = true;
+            } else {
+                assert_eq!(a.observations[i * 4..i * 4 + 4], b.observations[i * 4..i * 4 + 4], "env {i}: observation");
+            }
+        }
+        let count = moved.iter().filter(|&&m| m).count();
+        match swapped.swapping() {
+            Some((m, 6)) => {
+                assert_eq!(m, count, "envs move exactly at their episode boundaries");
+                assert_eq!(swapped.snapshot().expect("snapshot during a swap").len(), 6);
+                snapshots_during_swap += 1;
+            }
+            None => {
+                assert_eq!(count, 6, "the swap ends when every env has moved");
+                break;
+            }
+            other => panic!("unexpected progress {other:?}"),
+        }
+    }
+    assert!(swapped.swapping().is_none(), "every env moved within 2000 steps");
+    assert!(snapshots_during_swap > 0);
+    // The new version goes on stepping every env by itself.
+    let (_, b) = step(&mut reference, &mut swapped);
+    assert_eq!(b.observations.len(), 24);
+}

@@ -1,6 +1,8 @@
-//! Hot reload of the reward plugin in a live `paddock train`: a broken version is refused
-//! and the run goes on; a new version takes over at the next step, with no step lost or
-//! repeated, and the run's metrics, log and plugins.lock say when.
+//! Hot reload of the reward, env and algorithm plugins in a live `paddock train`: a broken
+//! version is refused and the run goes on; a new version takes over at its safe point (a
+//! reward at the next step, the env at each env's episode boundary, the algorithm after the
+//! next update, on the same weights), with no step lost or repeated, and the run's
+//! metrics, log and plugins.lock say when.
 
 mod common;
 
@@ -26,6 +28,143 @@ fn replace(dst: &Path, bytes: &[u8]) {
     let tmp = dst.with_extension("tmp");
     std::fs::write(&tmp, bytes).expect("write");
     std::fs::rename(&tmp, dst).expect("rename");
+}
+
+/// The same component with a custom section appended: a "rebuilt" version whose bytes (and
+/// sha256) differ and whose behaviour does not.
+fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { b } else { b | 0x80 });
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let mut payload = Vec::new();
+    leb("paddock-test".len(), &mut payload);
+    payload.extend_from_slice(b"paddock-test");
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Starts `paddock train configs/cartpole-ppo.toml` with `sets`, its store in `store`.
+fn spawn_train(store: &Path, sets: &[String]) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args(["train", "configs/cartpole-ppo.toml", "--set", &format!("store={}", store.display())]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd.args(["--set", "total_steps=10000000", "--set", "train.stop_at_return=1e9"])
+        .args(["--set", "algorithm.device=cpu", "--set", "train.checkpoint_every=0"])
+        .current_dir(common::root())
+        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+fn only_run_dir(store: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(store).ok()?.filter_map(Result::ok).map(|e| e.path()).next()
+}
+
+/// Update steps are 8 envs × 32 steps apart, with no gap or repeat.
+fn assert_updates_contiguous(m: &[serde_json::Value]) {
+    let updates: Vec<u64> = m.iter().filter(|l| l.get("train/loss/policy").is_some()).filter_map(|l| l["step"].as_u64()).collect();
+    assert!(updates.len() > 10 && updates.windows(2).all(|w| w[1] == w[0] + 256), "update steps {updates:?}");
+}
+
+fn lock_entries(run: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(run.join("plugins.lock")).expect("lock")).expect("json")
+}
+
+#[test]
+fn an_algorithm_swapped_mid_run_keeps_its_weights_and_broken_ones_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let algo = dir.path().join("ppo.wasm");
+    let ppo = std::fs::read(common::plugin("ppo")).expect("ppo");
+    std::fs::write(&algo, &ppo).expect("copy");
+    let store = dir.path().join("runs");
+    let mut child = spawn_train(&store, &[format!("algorithm.plugin={}", algo.display()), "train.eval_every=2048".into()]);
+    let evals = |m: &[serde_json::Value]| -> Vec<(u64, f64)> {
+        m.iter().filter_map(|l| Some((l["step"].as_u64()?, l.get("eval/return_mean")?.as_f64()?))).collect()
+    };
+    let metrics = || only_run_dir(&store).map(|d| lines(&d.join("metrics.jsonl"))).unwrap_or_default();
+    wait_for("a trained policy", &mut child, || evals(&metrics()).iter().any(|e| e.1 >= 450.0));
+    let run = only_run_dir(&store).expect("run dir");
+    let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
+
+    replace(&algo, b"\0asm garbage");
+    wait_for("the refusal of garbage", &mut child, || log().contains("refused the new algorithm plugin"));
+    replace(&algo, &std::fs::read(common::plugin("cartpole")).expect("env"));
+    wait_for("the refusal of an env", &mut child, || log().matches("refused the new algorithm plugin").count() >= 2);
+    // Fails its first call: `init` refuses PPO's parameters.
+    replace(&algo, &std::fs::read(common::plugin("hostile-algorithm")).expect("hostile"));
+    wait_for("the refusal of a failing version", &mut child, || log().matches("refused the new algorithm plugin").count() >= 3);
+    replace(&algo, &rebuilt(&ppo, "v2"));
+    wait_for("the swap", &mut child, || log().contains("hot reload: algorithm plugin"));
+    let swapped_at =
+        || lines(&run.join("metrics.jsonl")).iter().find(|l| l.get("reload/algorithm").is_some()).and_then(|l| l["step"].as_u64());
+    wait_for("the swap in metrics", &mut child, || swapped_at().is_some());
+    let s = swapped_at().expect("the swap is in metrics");
+    wait_for("an eval after the swap", &mut child, || evals(&metrics()).iter().any(|e| e.0 > s));
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+
+    let m = lines(&run.join("metrics.jsonl"));
+    assert_eq!(m.iter().filter(|l| l.get("reload/algorithm_refused").is_some()).count(), 3, "three refusals recorded");
+    let first_after = evals(&m).into_iter().find(|e| e.0 > s).expect("eval after");
+    // A fresh PPO policy scores ~10–40 on CartPole; the swapped one kept its weights.
+    assert!(first_after.1 >= 300.0, "eval right after the swap at step {s}: {first_after:?}");
+    assert_updates_contiguous(&m);
+    let lock = lock_entries(&run);
+    let last = lock.last().expect("entries");
+    assert_eq!((last["role"].as_str(), last["since_step"].as_u64()), (Some("algorithm"), Some(s)), "{lock:?}");
+    assert_ne!(lock[1]["sha256"], last["sha256"], "the new version's hash is recorded");
+    let log = log();
+    assert!(log.contains("expected world `algorithm`") && log.contains("misbehave"), "refusals name what was wrong: {log}");
+}
+
+#[test]
+fn an_env_swapped_mid_run_takes_over_at_episode_boundaries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = dir.path().join("cartpole.wasm");
+    let cartpole = std::fs::read(common::plugin("cartpole")).expect("cartpole");
+    std::fs::write(&env, &cartpole).expect("copy");
+    let store = dir.path().join("runs");
+    let mut child = spawn_train(&store, &[format!("env.plugin={}", env.display()), "train.eval_every=0".into()]);
+    let rollouts = |m: &[serde_json::Value]| m.iter().filter(|l| l.get("rollout/return_mean").is_some()).count();
+    wait_for("rollout metrics", &mut child, || only_run_dir(&store).is_some_and(|d| rollouts(&lines(&d.join("metrics.jsonl"))) >= 3));
+    let run = only_run_dir(&store).expect("run dir");
+    let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
+
+    replace(&env, &std::fs::read(common::plugin("acrobot")).expect("acrobot"));
+    wait_for("the refusal of other spaces", &mut child, || log().contains("refused the new env plugin"));
+    replace(&env, &std::fs::read(common::plugin("ppo")).expect("ppo"));
+    wait_for("the refusal of another world", &mut child, || log().matches("refused the new env plugin").count() >= 2);
+    replace(&env, &rebuilt(&cartpole, "v2"));
+    wait_for("every env on the new version", &mut child, || log().contains("serves all 8 envs"));
+    let after = lines(&run.join("metrics.jsonl")).len();
+    wait_for("more updates", &mut child, || lines(&run.join("metrics.jsonl")).len() > after + 5);
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+
+    let m = lines(&run.join("metrics.jsonl"));
+    let began = m.iter().find(|l| l.get("reload/env").is_some()).and_then(|l| l["step"].as_u64()).expect("swap began");
+    let done = m.iter().find(|l| l.get("reload/env_complete").is_some()).and_then(|l| l["step"].as_u64()).expect("swap done");
+    assert!(done > began, "envs move over as their episodes end ({began} → {done})");
+    assert_eq!(m.iter().filter(|l| l.get("reload/env_refused").is_some()).count(), 2);
+    assert_updates_contiguous(&m);
+    let last = lock_entries(&run).last().cloned().expect("entries");
+    assert_eq!((last["role"].as_str(), last["since_step"].as_u64()), (Some("env"), Some(began)));
+    assert!(log().contains("other spaces"), "{}", log());
 }
 
 #[test]

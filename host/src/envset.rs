@@ -6,10 +6,11 @@
 //! not on how envs are spread over workers.
 
 use crate::runtime::bindings::reward::exports::paddock::rl::reward_fn::Transitions;
-use crate::runtime::bindings::types::{EnvSpec, Params};
+use crate::runtime::bindings::types::{BatchStep, EnvSpec, Params};
 use crate::runtime::{CallError, EnvInstance, Plugin, RewardInstance};
 use crate::seed::{Stream, derive};
 use crate::spaces::flat_len;
+use rand::SeedableRng;
 use rayon::prelude::*;
 
 /// How an [`EnvSet`] is made.
@@ -55,6 +56,73 @@ struct Shard {
     inst: EnvInstance,
     first: usize,
     len: usize,
+    /// A hot-reloaded version taking over this shard's envs one episode boundary at a time.
+    incoming: Option<Incoming>,
+}
+
+/// The new version of a shard during an env swap: it is stepped beside the old one with the
+/// same actions; env `i` is served by it from the first episode boundary of `i` after the
+/// swap began (`moved[i]`), and the old instance goes once every env has moved.
+struct Incoming {
+    inst: EnvInstance,
+    moved: Vec<bool>,
+}
+
+impl Shard {
+    /// Steps the shard (and its incoming version, if any), moving envs whose episode ended
+    /// to the incoming version, which resets them.
+    fn step(&mut self, actions: &[f32], ol: usize, il: usize) -> Result<BatchStep, CallError> {
+        let old = self.inst.step_all(actions)?;
+        let Some(inc) = &mut self.incoming else { return Ok(old) };
+        let new = inc.inst.step_all(actions)?;
+        let mut out = BatchStep {
+            observations: Vec::with_capacity(old.observations.len()),
+            rewards: Vec::with_capacity(self.len),
+            infos: Vec::with_capacity(old.infos.len()),
+            ended: Vec::new(),
+            final_observations: Vec::new(),
+        };
+        let (mut oi, mut ni) = (0, 0);
+        for i in 0..self.len {
+            let src = if inc.moved[i] { &new } else { &old };
+            out.rewards.push(src.rewards[i]);
+            out.infos.extend_from_slice(&src.infos[i * il..(i + 1) * il]);
+            let ended_old = old.ended.get(oi).filter(|e| e.env as usize == i).copied();
+            let ended_new = new.ended.get(ni).filter(|e| e.env as usize == i).copied();
+            oi += usize::from(ended_old.is_some());
+            ni += usize::from(ended_new.is_some());
+            let (ended, finals, k) =
+                if inc.moved[i] { (ended_new, &new.final_observations, ni) } else { (ended_old, &old.final_observations, oi) };
+            match ended {
+                Some(e) => {
+                    out.ended.push(e);
+                    out.final_observations.extend_from_slice(&finals[(k - 1) * ol..k * ol]);
+                    if !inc.moved[i] {
+                        // The episode boundary: the new version takes this env over.
+                        inc.moved[i] = true;
+                        let first = inc.inst.reset(i as u32, None, &Vec::new())?;
+                        out.observations.extend_from_slice(&first.observation);
+                        continue;
+                    }
+                    out.observations.extend_from_slice(&new.observations[i * ol..(i + 1) * ol]);
+                }
+                None => out.observations.extend_from_slice(&src.observations[i * ol..(i + 1) * ol]),
+            }
+        }
+        if inc.moved.iter().all(|&m| m) {
+            let inc = self.incoming.take().expect("checked above");
+            self.inst = inc.inst;
+        }
+        Ok(out)
+    }
+
+    /// Which instance serves env `i` of this shard now.
+    fn owner(&mut self, i: usize) -> &mut EnvInstance {
+        match &mut self.incoming {
+            Some(inc) if inc.moved[i] => &mut inc.inst,
+            _ => &mut self.inst,
+        }
+    }
 }
 
 /// One step of every env.
@@ -102,6 +170,8 @@ pub struct EnvSet {
     reward: Option<RewardInstance>,
     /// Current observations (kept only when a reward plugin needs transitions).
     current: Vec<f32>,
+    /// How the shards were made (for hot-reloaded versions).
+    opts: EnvSetOptions,
 }
 
 impl std::fmt::Debug for EnvSet {
@@ -137,7 +207,7 @@ impl EnvSet {
             };
             let seeds: Vec<u64> = (first..first + len).map(|i| derive(opts.seed, opts.stream, i as u64)).collect();
             inst.init(&opts.params, &seeds)?;
-            shards.push(Shard { inst, first, len });
+            shards.push(Shard { inst, first, len, incoming: None });
             first += len;
         }
         Ok(EnvSet {
@@ -148,6 +218,75 @@ impl EnvSet {
             num_envs: n,
             reward: None,
             current: Vec::new(),
+            opts: opts.clone(),
+        })
+    }
+
+    /// Starts handing the envs over to a new version of the env plugin (hot reload): each
+    /// env moves at its next episode boundary (its ended episode is the old version's; the
+    /// next one is the new version's), or all at once at the next [`EnvSet::reset`]. The
+    /// new version must describe the same spaces and info features, and survive a trial
+    /// `reset-all` and `step-all`; otherwise it is refused with the reason and nothing
+    /// changes. A swap already under way is completed first (its envs all reset).
+    pub fn begin_swap(&mut self, plugin: &Plugin) -> Result<(), EnvSetError> {
+        if self.swapping().is_some() {
+            return Err(EnvSetError::Options(format!(
+                "a previous env version is still taking over ({} of {} envs moved); save the file again once it has",
+                self.swapping().map_or(0, |p| p.0),
+                self.num_envs
+            )));
+        }
+        let mut incoming = Vec::with_capacity(self.shards.len());
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(derive(self.opts.seed, Stream::PluginRandom, 1 << 36));
+        for (s, sh) in self.shards.iter().enumerate() {
+            let mut inst = EnvInstance::new(plugin, derive(self.opts.seed, Stream::PluginRandom, (1 << 35) + s as u64))?;
+            let seeds: Vec<u64> = (sh.first..sh.first + sh.len).map(|i| derive(self.opts.seed, self.opts.stream, i as u64)).collect();
+            let spec = inst.init(&self.opts.params, &seeds)?;
+            if (&spec.observation_space, &spec.action_space, &spec.info_features)
+                != (&self.spec.observation_space, &self.spec.action_space, &self.spec.info_features)
+            {
+                return Err(EnvSetError::Options(format!(
+                    "the new version of `{}` describes other spaces or info features (observation {}, action {}, infos {:?}; the run has observation {}, action {}, infos {:?}); a run keeps its spaces, start a new run for this version",
+                    spec.id,
+                    crate::spaces::describe(&spec.observation_space),
+                    crate::spaces::describe(&spec.action_space),
+                    spec.info_features,
+                    crate::spaces::describe(&self.spec.observation_space),
+                    crate::spaces::describe(&self.spec.action_space),
+                    self.spec.info_features
+                )));
+            }
+            inst.reset_all()?;
+            let mut actions = vec![0.0; sh.len * self.act_len];
+            for a in actions.chunks_exact_mut(self.act_len.max(1)) {
+                crate::spaces::sample(&self.spec.action_space, &mut rng, a);
+            }
+            inst.step_all(&actions)?;
+            incoming.push(Incoming { inst, moved: vec![false; sh.len] });
+        }
+        for (sh, inc) in self.shards.iter_mut().zip(incoming) {
+            sh.incoming = Some(inc);
+        }
+        Ok(())
+    }
+
+    /// Abandons an env swap that has just begun, before any step (when a sibling set refused
+    /// the same version): every env stays with the old version. Returns whether there was
+    /// one to cancel.
+    pub fn cancel_swap(&mut self) -> bool {
+        let mut any = false;
+        for sh in &mut self.shards {
+            any |= sh.incoming.take().is_some();
+        }
+        any
+    }
+
+    /// During an env swap: how many envs have moved to the new version, of how many.
+    pub fn swapping(&self) -> Option<(usize, usize)> {
+        let busy = self.shards.iter().any(|s| s.incoming.is_some());
+        busy.then(|| {
+            let moved = self.shards.iter().map(|s| s.incoming.as_ref().map_or(s.len, |i| i.moved.iter().filter(|&&m| m).count())).sum();
+            (moved, self.num_envs)
         })
     }
 
@@ -212,6 +351,11 @@ impl EnvSet {
 
     /// Resets every env; returns `num_envs × obs_len` observations.
     pub fn reset(&mut self) -> Result<Vec<f32>, EnvSetError> {
+        for sh in &mut self.shards {
+            if let Some(inc) = sh.incoming.take() {
+                sh.inst = inc.inst;
+            }
+        }
         let parts = self.map_shards(|sh| sh.inst.reset_all())?;
         let obs = parts.concat();
         if self.reward.is_some() {
@@ -233,7 +377,8 @@ impl EnvSet {
         if actions.len() != n * al {
             return Err(EnvSetError::ActionCount { expected: n * al, num_envs: n, per_env: al, got: actions.len() });
         }
-        let parts = self.map_shards(|sh| sh.inst.step_all(&actions[sh.first * al..(sh.first + sh.len) * al]))?;
+        let il = self.spec.info_features.len();
+        let parts = self.map_shards(|sh| sh.step(&actions[sh.first * al..(sh.first + sh.len) * al], ol, il))?;
         // One shard (the common case): its vectors move into the result uncopied.
         let single = parts.len() == 1;
         let mut out = VecStep { terminated: vec![false; n], truncated: vec![false; n], ..VecStep::default() };
@@ -284,7 +429,7 @@ impl EnvSet {
 
     /// The complete state of every env (for checkpoints), env order.
     pub fn snapshot(&mut self) -> Result<Vec<Vec<u8>>, EnvSetError> {
-        let parts = self.map_shards(|sh| (0..sh.len as u32).map(|i| sh.inst.snapshot(i)).collect::<Result<Vec<_>, _>>())?;
+        let parts = self.map_shards(|sh| (0..sh.len).map(|i| sh.owner(i).snapshot(i as u32)).collect::<Result<Vec<_>, _>>())?;
         Ok(parts.concat())
     }
 
@@ -298,7 +443,10 @@ impl EnvSet {
                 self.num_envs
             )));
         }
-        self.map_shards(|sh| (0..sh.len).try_for_each(|i| sh.inst.restore(i as u32, &states[sh.first + i])))?;
+        self.map_shards(|sh| {
+            let first = sh.first;
+            (0..sh.len).try_for_each(|i| sh.owner(i).restore(i as u32, &states[first + i]))
+        })?;
         self.current = observations.to_vec();
         Ok(())
     }

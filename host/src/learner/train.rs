@@ -363,6 +363,159 @@ fn attach_goal_oracle(learner: &mut Learner, env_plugin: &Plugin, seed: u64, par
     Ok(())
 }
 
+/// Where hot-reloaded versions of a run's plugins wait for their safe point, and what they
+/// need to take over: a reward at the next step, the env at each env's next episode
+/// boundary, the algorithm right after its next update (re-attached to its named
+/// parameters and given its saved state). Every swap and refusal goes to the log, to
+/// `metrics.jsonl` (`reload/<role>`, `reload/<role>_refused`) and, for swaps, to
+/// `plugins.lock` with the step it went live.
+struct Reloads {
+    watcher: Option<PluginWatcher>,
+    /// An algorithm version waiting for the next update, and when its file changed.
+    algorithm: Option<(Plugin, Instant)>,
+    /// The env swap under way: when it began (step) and when its file changed.
+    env_began: Option<(u64, Instant, String)>,
+    reward_seed: u64,
+    reward_params: Params,
+    algo_params: Params,
+    log: crate::log::RunLog,
+}
+
+struct ReloadCtx<'a> {
+    run_dir: &'a Path,
+    seed: u64,
+    env_params: &'a Params,
+    reward: Option<&'a Path>,
+    step: u64,
+}
+
+impl Reloads {
+    fn record(
+        &self,
+        ctx: &ReloadCtx<'_>,
+        role: &str,
+        path: &Path,
+        outcome: &anyhow::Result<Plugin>,
+        seen: Instant,
+        what: &str,
+        metrics: &mut MetricsSink,
+    ) -> anyhow::Result<()> {
+        let mut line = serde_json::Map::new();
+        line.insert("step".into(), ctx.step.into());
+        match outcome {
+            Ok(p) => {
+                let ms = seen.elapsed().as_secs_f64() * 1e3;
+                self.log.line(
+                    crate::log::Level::Info,
+                    "host",
+                    &format!(
+                        "hot reload: {role} plugin {} (sha256 {}) {what} from step {} ({ms:.0} ms after the change)",
+                        path.display(),
+                        &p.info().sha256[..12],
+                        ctx.step
+                    ),
+                );
+                lock_append(ctx.run_dir, lock_entry(role, p, ctx.step))?;
+                line.insert(format!("reload/{role}"), 1.into());
+            }
+            Err(e) => {
+                self.log.line(
+                    crate::log::Level::Warn,
+                    "host",
+                    &format!("hot reload: refused the new {role} plugin {}, the run goes on with the old one: {e:#}", path.display()),
+                );
+                line.insert(format!("reload/{role}_refused"), 1.into());
+            }
+        }
+        metrics.write(line)
+    }
+
+    /// Takes new versions from the watcher: swaps a reward in now, starts an env swap, and
+    /// keeps an algorithm for the next update. Called before each env step.
+    fn poll(
+        &mut self,
+        ctx: &ReloadCtx<'_>,
+        envs: &mut EnvSet,
+        eval_envs: &mut EnvSet,
+        algo: &mut AlgorithmInstance,
+        metrics: &mut MetricsSink,
+    ) -> anyhow::Result<()> {
+        let Some(watcher) = &self.watcher else { return Ok(()) };
+        for c in watcher.poll() {
+            let loaded = c.plugin.map_err(anyhow::Error::from);
+            match c.role {
+                "reward" => {
+                    let outcome = loaded.and_then(|p| {
+                        let new = RewardInstance::new(&p, self.reward_seed, envs.spec(), &self.reward_params)?;
+                        envs.swap_reward(new).map_err(|(_, e)| anyhow::Error::from(e))?;
+                        Ok(p)
+                    });
+                    self.record(ctx, c.role, &c.path, &outcome, c.seen, "is live", metrics)?;
+                }
+                "env" => {
+                    let outcome = loaded.and_then(|p| {
+                        eval_envs.begin_swap(&p)?;
+                        if let Err(e) = envs.begin_swap(&p) {
+                            eval_envs.cancel_swap();
+                            return Err(e.into());
+                        }
+                        if p.info().goals {
+                            attach_goal_oracle(algo.learner_mut(), &p, ctx.seed, ctx.env_params, ctx.reward)?;
+                        }
+                        Ok(p)
+                    });
+                    if let Ok(p) = &outcome {
+                        self.env_began = Some((ctx.step, c.seen, p.info().sha256[..12].to_string()));
+                    }
+                    self.record(ctx, c.role, &c.path, &outcome, c.seen, "takes each env over at its next episode boundary", metrics)?;
+                }
+                _ => match loaded {
+                    // Checked again at the next update, where it takes over.
+                    Ok(p) => self.algorithm = Some((p, c.seen)),
+                    Err(e) => self.record(ctx, c.role, &c.path, &Err(e), c.seen, "", metrics)?,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// After an env step: logs the end of an env swap once every env has moved.
+    fn env_progress(&mut self, envs: &EnvSet, step: u64, metrics: &mut MetricsSink) -> anyhow::Result<()> {
+        if envs.swapping().is_none()
+            && let Some((began, seen, sha)) = self.env_began.take()
+        {
+            let ms = seen.elapsed().as_secs_f64() * 1e3;
+            self.log.line(
+                crate::log::Level::Info,
+                "host",
+                &format!("hot reload: env plugin (sha256 {sha}) serves all {} envs from step {step} (the swap began at step {began}; {ms:.0} ms after the change)", envs.num_envs()),
+            );
+            let mut line = serde_json::Map::new();
+            line.insert("step".into(), step.into());
+            line.insert("reload/env_complete".into(), 1.into());
+            metrics.write(line)?;
+        }
+        Ok(())
+    }
+
+    /// Right after an update: hands the learner to a waiting algorithm version.
+    fn swap_algorithm(
+        &mut self,
+        ctx: &ReloadCtx<'_>,
+        algo: &mut AlgorithmInstance,
+        spec: &crate::runtime::bindings::types::EnvSpec,
+        n: usize,
+        probe: &Tensor,
+        metrics: &mut MetricsSink,
+    ) -> anyhow::Result<()> {
+        let Some((p, seen)) = self.algorithm.take() else { return Ok(()) };
+        let seed = derive(ctx.seed, Stream::PluginRandom, (1 << 33) + ctx.step);
+        let path = p.info().path.clone();
+        let outcome = algo.reload(&p, seed, spec, n as u32, &self.algo_params, probe).map(|()| p).map_err(anyhow::Error::from);
+        self.record(ctx, "algorithm", &path, &outcome, seen, "is live, on the same named parameters,", metrics)
+    }
+}
+
 fn reseed_torch(config: &RunConfig, updates: u64) {
     tch::manual_seed(derive(config.seed, Stream::PluginRandom, (1 << 40) + updates) as i64);
 }
@@ -442,13 +595,27 @@ pub fn train(
     }
     let mut metrics = MetricsSink::open(run_dir, st.metrics_bytes, checkpoint.is_some())?;
 
-    // Hot reload of the reward plugin: new versions compile on a watcher thread and are
-    // swapped in before the next env step.
-    let watcher = match (&reward_plugin, config.train.hot_reload) {
-        (Some(p), true) => Some(PluginWatcher::new(runtime, vec![("reward", p.info().path.clone(), World::Reward)])?),
-        _ => None,
+    // Hot reload: new versions of the env, algorithm and reward plugins compile on a watcher
+    // thread; each takes over at its safe point (see `Reloads`).
+    let mut reloads = Reloads {
+        watcher: None,
+        algorithm: None,
+        env_began: None,
+        reward_seed,
+        reward_params,
+        algo_params: algo_params.clone(),
+        log: runtime.options().log.clone(),
     };
-    let log = runtime.options().log.clone();
+    if config.train.hot_reload {
+        let mut files = vec![
+            ("env", env_plugin.info().path.clone(), World::Environment),
+            ("algorithm", algo_plugin.info().path.clone(), World::Algorithm),
+        ];
+        if let Some(p) = &reward_plugin {
+            files.push(("reward", p.info().path.clone(), World::Reward));
+        }
+        reloads.watcher = Some(PluginWatcher::new(runtime, files)?);
+    }
 
     let space = envs.spec().action_space.clone();
     let threshold = config.train.stop_at_return;
@@ -458,50 +625,19 @@ pub fn train(
     let checkpoint_every = config.train.checkpoint_every;
     let mut next_checkpoint = if checkpoint_every == 0 { u64::MAX } else { (st.steps / checkpoint_every + 1) * checkpoint_every };
     while st.steps < total {
-        for c in watcher.as_ref().map(PluginWatcher::poll).unwrap_or_default() {
-            let outcome = c.plugin.map_err(anyhow::Error::from).and_then(|p| {
-                let new = RewardInstance::new(&p, reward_seed, envs.spec(), &reward_params)?;
-                envs.swap_reward(new).map_err(|(_, e)| anyhow::Error::from(e))?;
-                Ok(p)
-            });
-            let mut line = serde_json::Map::new();
-            line.insert("step".into(), st.steps.into());
-            match outcome {
-                Ok(p) => {
-                    let ms = c.seen.elapsed().as_secs_f64() * 1e3;
-                    log.line(
-                        crate::log::Level::Info,
-                        "host",
-                        &format!(
-                            "hot reload: {} plugin {} (sha256 {}) is live from step {} ({ms:.0} ms after the change)",
-                            c.role,
-                            c.path.display(),
-                            &p.info().sha256[..12],
-                            st.steps
-                        ),
-                    );
-                    lock_append(run_dir, lock_entry(c.role, &p, st.steps))?;
-                    line.insert(format!("reload/{}", c.role), 1.into());
-                }
-                Err(e) => {
-                    log.line(
-                        crate::log::Level::Warn,
-                        "host",
-                        &format!(
-                            "hot reload: refused the new {} plugin {}, the run goes on with the old one: {e:#}",
-                            c.role,
-                            c.path.display()
-                        ),
-                    );
-                    line.insert(format!("reload/{}_refused", c.role), 1.into());
-                }
-            }
-            metrics.write(line)?;
-        }
+        let ctx = ReloadCtx {
+            run_dir,
+            seed: config.seed,
+            env_params: &env_params,
+            reward: config.reward.as_ref().map(|r| r.plugin.as_path()),
+            step: st.steps,
+        };
+        reloads.poll(&ctx, &mut envs, &mut eval_envs, &mut algo, &mut metrics)?;
         let obs_t = obs_tensor(&obs, n, ol, device);
         let a = algo.act(&obs_t, false)?;
         let actions = actions_for_envs(algo.name(), &a, n, al, &space)?;
         let step = envs.step(&actions).with_context(|| format!("at env step {}", st.steps))?;
+        reloads.env_progress(&envs, st.steps + n as u64, &mut metrics)?;
         let next = step.next_observations(ol);
         let rewards = Tensor::from_slice(&step.rewards).to_kind(Kind::Float).to_device(device);
         let terminated = Tensor::from_slice(&step.terminated).to_device(device);
@@ -540,6 +676,8 @@ pub fn train(
             }
             metrics.write(line)?;
             st.updates += 1;
+            let ctx = ReloadCtx { run_dir, seed: config.seed, env_params: &env_params, reward: None, step: st.steps };
+            reloads.swap_algorithm(&ctx, &mut algo, envs.spec(), n, &obs_tensor(&obs, n, ol, device), &mut metrics)?;
             reseed_torch(config, st.updates);
             updated = true;
         }
@@ -560,7 +698,8 @@ pub fn train(
             }
             st.evals.push(e);
         }
-        if updated && st.steps >= next_checkpoint && !stop && st.steps < total {
+        // Not while an env swap is under way: every env of a checkpoint is of one version.
+        if updated && st.steps >= next_checkpoint && !stop && st.steps < total && envs.swapping().is_none() {
             next_checkpoint = (st.steps / checkpoint_every + 1) * checkpoint_every;
             let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
             write_checkpoint(run_dir, &config.train, live, &mut st)?;

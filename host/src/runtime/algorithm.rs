@@ -45,9 +45,55 @@ impl AlgorithmInstance {
         self.bridge.store.data().learner.as_ref().expect("algorithm stores always hold a learner")
     }
 
+    /// The learner, to change (e.g. to attach a new goal oracle after an env reload).
+    pub fn learner_mut(&mut self) -> &mut Learner {
+        self.bridge.store.data_mut().learner.as_mut().expect("algorithm stores always hold a learner")
+    }
+
     /// Takes the learner back out (to hand it to a reloaded plugin, or to checkpoint it).
     pub fn into_learner(mut self) -> Learner {
         self.bridge.store.data_mut().learner.take().expect("algorithm stores always hold a learner")
+    }
+
+    /// Hot reload: hands this instance's learner (its named modules, optimizers and replay
+    /// buffers) and the plugin's saved state to a new version of the plugin, which `init`s
+    /// against the same names, takes the state and must answer a trial `act` on `probe`
+    /// observations. Call it between updates (a rollout in progress lives in the old
+    /// instance and is not carried over). If any step fails, the new version is dropped,
+    /// this instance keeps running unchanged and the error says which call failed.
+    pub fn reload(
+        &mut self,
+        plugin: &Plugin,
+        seed: u64,
+        spec: &EnvSpec,
+        num_envs: u32,
+        params: &Params,
+        probe: &Tensor,
+    ) -> Result<(), CallError> {
+        let state = self.save_state()?;
+        let learner = self.bridge.store.data_mut().learner.take().expect("algorithm stores always hold a learner");
+        let mut bridge = Bridge::new(plugin, seed);
+        bridge.store.data_mut().learner = Some(learner);
+        let instantiated =
+            bridge.pre_for(World::Algorithm).and_then(|pre| bridge.call("instantiate", |store| AlgorithmPre::new(pre)?.instantiate(store)));
+        let mut new = match instantiated {
+            Ok(bindings) => AlgorithmInstance { bridge, bindings },
+            Err(e) => {
+                self.bridge.store.data_mut().learner = bridge.store.data_mut().learner.take();
+                return Err(e);
+            }
+        };
+        let trial = new.init(spec, num_envs, params).and_then(|()| new.load_state(&state)).and_then(|()| new.act(probe, true).map(drop));
+        match trial {
+            Ok(()) => {
+                *self = new;
+                Ok(())
+            }
+            Err(e) => {
+                self.bridge.store.data_mut().learner = Some(new.into_learner());
+                Err(e)
+            }
+        }
     }
 
     fn lend(&mut self, t: &Tensor) -> Result<Resource<Tensor>, CallError> {
