@@ -36,5 +36,16 @@ fi
 torch_dir=$(.venv/bin/python -c 'import os, importlib.util; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
 ln -sfn "$torch_dir" libtorch
 
+# tmux runs the terminal monitor's end-to-end test (tests/tui.rs) in a real terminal.
+if ! command -v tmux >/dev/null; then
+    if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+        say "installing tmux (for the monitor's end-to-end test)"
+        SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+        $SUDO apt-get install -y -qq tmux >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tmux >/dev/null; }
+    else
+        echo "warning: tmux not found and cannot be installed here; tests/tui.rs will fail (install tmux)" >&2
+    fi
+fi
+
 say "building plugins (wasm32-wasip2)"
 scripts/build-plugins.sh

@@ -10,6 +10,8 @@
 //!   optimizers.
 //! - [`config`]: run configs (TOML) with errors that name the file and key.
 //! - [`spaces`]: host-side helpers for spaces: sizes, checks and seeded random actions.
+//! - [`runstatus`]: a run's `status.json` and `control/` requests (pause, checkpoint, stop).
+//! - [`monitor`]: the terminal monitor (`paddock watch`, `train --tui`) over run directories.
 //! - [`log`]: the run log that plugin output and host messages go to.
 //! - [`cli`]: the `paddock` commands.
 
@@ -18,6 +20,8 @@ pub mod config;
 pub mod envset;
 pub mod learner;
 pub mod log;
+pub mod monitor;
+pub mod runstatus;
 pub mod runtime;
 pub mod seed;
 pub mod spaces;

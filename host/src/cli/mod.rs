@@ -6,6 +6,7 @@ mod eval;
 mod inspect;
 mod new;
 mod train;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained run or checkpoint: mean, std and 95% confidence interval.
     Eval(eval::EvalArgs),
+    /// Watch runs in a terminal monitor: status, charts, plugins and reloads, log; pause,
+    /// checkpoint or stop them from the keyboard.
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Env(EnvCommand::Run(a)) => env_run::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Watch(a) => watch::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

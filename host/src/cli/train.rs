@@ -24,6 +24,10 @@ pub struct TrainArgs {
     /// Print one JSON object at the end (run dir, steps, wall time, SPS, eval returns).
     #[arg(long)]
     json: bool,
+    /// Watch the run in the terminal monitor while it trains (`q` stops it with a final
+    /// checkpoint; the summary prints after the monitor closes).
+    #[arg(long)]
+    tui: bool,
 }
 
 /// A new, unique run directory under `store`.
@@ -73,6 +77,31 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
     log.line(Level::Info, "paddock", &format!("{verb} run {} from {}", run_dir.display(), source.display()));
     let runtime = super::runtime_for(&config.runtime, log.clone())?;
 
+    if args.tui {
+        use std::io::IsTerminal;
+        if !std::io::stdout().is_terminal() {
+            anyhow::bail!(
+                "--tui needs a terminal (stdout is not one); leave out --tui, or watch the run from a terminal with `paddock watch {}`",
+                run_dir.display()
+            );
+        }
+        let (cfg, rt, dir, resume) = (config.clone(), runtime.clone(), run_dir.clone(), args.resume.is_some());
+        let worker = std::thread::Builder::new()
+            .name("paddock-train".into())
+            .spawn(move || train(&cfg, &rt, &dir, resume, &mut |_| {}))
+            .context("failed to start the training thread")?;
+        let mut app = crate::monitor::App::new(vec![run_dir.clone()]);
+        app.owns_run = true;
+        let shown = crate::monitor::run(app, Some(&|| worker.is_finished()));
+        if let Err(e) = &shown {
+            // The monitor failed; the run goes on, stopped cleanly.
+            let _ = crate::runstatus::request(&run_dir, crate::runstatus::Request::Stop);
+            log.line(Level::Warn, "paddock", &format!("the monitor failed: {e:#}"));
+        }
+        let result = worker.join().map_err(|_| anyhow::anyhow!("the training thread panicked"))?;
+        shown?;
+        return finish(result, &log, &run_dir, args.json);
+    }
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} steps · {per_sec} · {msg}")
@@ -95,6 +124,11 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
     });
     bar.finish_and_clear();
+    finish(result, &log, &run_dir, args.json)
+}
+
+/// Logs and prints a run's end.
+fn finish(result: anyhow::Result<crate::learner::train::TrainSummary>, log: &RunLog, run_dir: &Path, json: bool) -> anyhow::Result<()> {
     let summary = match result {
         Ok(s) => s,
         Err(e) => {
@@ -110,7 +144,7 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
             summary.steps, summary.wall_s, summary.steps_per_s, summary.last_eval_return
         ),
     );
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
@@ -130,6 +164,9 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(b) = summary.best_eval_return {
         println!("best eval {b:.2}");
+    }
+    if summary.stopped {
+        println!("stopped   on request; continue with `paddock train --resume {}`", summary.run_dir.display());
     }
     if let Some(s) = summary.solved_at_step {
         println!("solved    at step {s} (train.stop_at_return)");

@@ -17,6 +17,7 @@ use super::reload::PluginWatcher;
 use super::{DeviceRequest, Learner, resolve_device};
 use crate::config::{AlgorithmSection, RunConfig, TrainSection, to_params};
 use crate::envset::{EnvSet, EnvSetOptions};
+use crate::runstatus::{self, Request, State, Status};
 use crate::runtime::bindings::types::{Params, Space};
 use crate::runtime::{AlgorithmInstance, GoalInstance, Plugin, RewardInstance, Runtime, World};
 use crate::seed::{Stream, derive};
@@ -87,6 +88,8 @@ pub struct TrainSummary {
     pub device: String,
     /// The checkpoint this run resumed from.
     pub resumed_from: Option<PathBuf>,
+    /// Whether the run stopped on request (`control/stop`, `q` in the monitor) before its end.
+    pub stopped: bool,
 }
 
 /// Progress the loop reports to the caller (for a progress bar).
@@ -520,14 +523,113 @@ fn reseed_torch(config: &RunConfig, updates: u64) {
     tch::manual_seed(derive(config.seed, Stream::PluginRandom, (1 << 40) + updates) as i64);
 }
 
+/// Keeps `status.json` current and serves `control/` requests (see [`crate::runstatus`]),
+/// looking at the clock each step and at the files four times a second.
+struct Ticker<'a> {
+    run_dir: &'a Path,
+    status: Status,
+    last: Instant,
+    last_steps: u64,
+    /// A checkpoint was asked for: written at the next update.
+    checkpoint_asked: bool,
+    log: crate::log::RunLog,
+}
+
+const TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Ticker<'_> {
+    fn write(&mut self, state: State, st: &LoopState, message: Option<String>) {
+        let s = &mut self.status;
+        (s.state, s.step, s.best_eval, s.last_eval, s.message) = (state, st.steps, st.best_eval_return, st.last_eval_return, message);
+        s.updated_unix = runstatus::unix_now();
+        // A status that cannot be written (full disk) must not stop training.
+        let _ = runstatus::write(self.run_dir, s);
+    }
+
+    /// Called before each step: updates the status when due, waits while paused; returns
+    /// whether a stop was asked for.
+    fn tick(&mut self, st: &LoopState, message: Option<String>) -> bool {
+        if self.last.elapsed() < TICK {
+            return false;
+        }
+        let dt = self.last.elapsed().as_secs_f64();
+        self.status.sps = (st.steps - self.last_steps) as f64 / dt;
+        (self.last, self.last_steps) = (Instant::now(), st.steps);
+        if runstatus::take(self.run_dir, Request::Checkpoint) {
+            self.checkpoint_asked = true;
+            self.log.line(
+                crate::log::Level::Info,
+                "host",
+                &format!("a checkpoint was asked for at step {}; it is written at the next update", st.steps),
+            );
+        }
+        if runstatus::take(self.run_dir, Request::Stop) {
+            self.log.line(crate::log::Level::Info, "host", &format!("stop asked for at step {}", st.steps));
+            return true;
+        }
+        if runstatus::pause_requested(self.run_dir) {
+            self.log.line(crate::log::Level::Info, "host", &format!("paused at step {}", st.steps));
+            self.status.sps = 0.0;
+            while runstatus::pause_requested(self.run_dir) {
+                self.write(State::Paused, st, message.clone());
+                if runstatus::take(self.run_dir, Request::Stop) {
+                    self.log.line(crate::log::Level::Info, "host", &format!("stop asked for while paused at step {}", st.steps));
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            self.log.line(crate::log::Level::Info, "host", &format!("resumed at step {}", st.steps));
+            (self.last, self.last_steps) = (Instant::now(), st.steps);
+        }
+        self.write(State::Running, st, message);
+        false
+    }
+}
+
 /// Trains per `config`, writing into `run_dir` (which must exist). With `resume`, continues
-/// from the run's newest complete checkpoint (or starts afresh if it has none).
+/// from the run's newest complete checkpoint (or starts afresh if it has none). The run's
+/// `status.json` follows it (running, paused, finished, stopped, failed with the error).
 pub fn train(
     config: &RunConfig,
     runtime: &Runtime,
     run_dir: &Path,
     resume: bool,
     progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<TrainSummary> {
+    let started_unix = runstatus::unix_now();
+    let mut status = Status {
+        state: State::Starting,
+        pid: std::process::id(),
+        step: 0,
+        total_steps: config.total_steps.unwrap_or(0),
+        sps: 0.0,
+        best_eval: None,
+        last_eval: None,
+        device: String::new(),
+        started_unix,
+        updated_unix: started_unix,
+        message: None,
+    };
+    let _ = runstatus::write(run_dir, &status);
+    let result = train_run(config, runtime, run_dir, resume, progress, status.clone());
+    if let Err(e) = &result {
+        // The loop writes its own end states; a failure anywhere is written here.
+        (status.state, status.message, status.updated_unix) = (State::Failed, Some(format!("{e:#}")), runstatus::unix_now());
+        if let Some(Ok(last)) = runstatus::read(run_dir) {
+            (status.step, status.best_eval, status.last_eval, status.device) = (last.step, last.best_eval, last.last_eval, last.device);
+        }
+        let _ = runstatus::write(run_dir, &status);
+    }
+    result
+}
+
+fn train_run(
+    config: &RunConfig,
+    runtime: &Runtime,
+    run_dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(Progress),
+    mut status: Status,
 ) -> anyhow::Result<TrainSummary> {
     let (algo_cfg, device) = learner_setup(config)?;
     let total = config.total_steps.context("the config has no `total_steps`")?;
@@ -624,7 +726,22 @@ pub fn train(
     let mut obs = if checkpoint.is_some() { st.observations.clone() } else { envs.reset()? };
     let checkpoint_every = config.train.checkpoint_every;
     let mut next_checkpoint = if checkpoint_every == 0 { u64::MAX } else { (st.steps / checkpoint_every + 1) * checkpoint_every };
+    status.device = format!("{device:?}").to_lowercase();
+    let mut ticker = Ticker {
+        run_dir,
+        status,
+        last: Instant::now() - TICK,
+        last_steps: st.steps,
+        checkpoint_asked: false,
+        log: runtime.options().log.clone(),
+    };
+    let mut stopped = false;
     while st.steps < total {
+        let news = envs.swapping().map(|(m, n)| format!("env swap under way: {m} of {n} envs on the new version"));
+        if ticker.tick(&st, news) {
+            stopped = true;
+            break;
+        }
         let ctx = ReloadCtx {
             run_dir,
             seed: config.seed,
@@ -699,8 +816,14 @@ pub fn train(
             st.evals.push(e);
         }
         // Not while an env swap is under way: every env of a checkpoint is of one version.
-        if updated && st.steps >= next_checkpoint && !stop && st.steps < total && envs.swapping().is_none() {
-            next_checkpoint = (st.steps / checkpoint_every + 1) * checkpoint_every;
+        let due = st.steps >= next_checkpoint || ticker.checkpoint_asked;
+        if updated && due && !stop && st.steps < total && envs.swapping().is_none() {
+            if checkpoint_every > 0 {
+                next_checkpoint = (st.steps / checkpoint_every + 1) * checkpoint_every;
+            }
+            if std::mem::take(&mut ticker.checkpoint_asked) {
+                ticker.log.line(crate::log::Level::Info, "host", &format!("checkpoint at step {} written as asked", st.steps));
+            }
             let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
             write_checkpoint(run_dir, &config.train, live, &mut st)?;
         }
@@ -717,13 +840,15 @@ pub fn train(
     // A final checkpoint, for `paddock eval` and for resuming with more steps. (The rollout
     // may be part-filled here; resuming continues from the last update-time checkpoint
     // unless this one is newer.)
-    if checkpoint_every > 0
+    if (checkpoint_every > 0 || stopped)
         && latest_checkpoint(run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != checkpoint_name(st.steps).as_str()))
     {
         let live = Live { algo: &mut algo, envs: &mut envs, eval_envs: &mut eval_envs, observations: &obs, metrics: &mut metrics };
         write_checkpoint(run_dir, &config.train, live, &mut st)?;
     }
     let wall_s = start.elapsed().as_secs_f64();
+    ticker.status.sps = (st.steps - start_steps) as f64 / wall_s.max(1e-9);
+    ticker.write(if stopped { State::Stopped } else { State::Finished }, &st, None);
     Ok(TrainSummary {
         run_dir: run_dir.to_path_buf(),
         steps: st.steps,
@@ -735,6 +860,7 @@ pub fn train(
         evals: st.evals,
         device: format!("{device:?}").to_lowercase(),
         resumed_from: checkpoint,
+        stopped,
     })
 }
 
