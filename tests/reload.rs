@@ -30,30 +30,6 @@ fn replace(dst: &Path, bytes: &[u8]) {
     std::fs::rename(&tmp, dst).expect("rename");
 }
 
-/// The same component with a custom section appended: a "rebuilt" version whose bytes (and
-/// sha256) differ and whose behaviour does not.
-fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            out.push(if n == 0 { b } else { b | 0x80 });
-            if n == 0 {
-                break;
-            }
-        }
-    }
-    let mut payload = Vec::new();
-    leb("paddock-test".len(), &mut payload);
-    payload.extend_from_slice(b"paddock-test");
-    payload.extend_from_slice(tag.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0);
-    leb(payload.len(), &mut out);
-    out.extend_from_slice(&payload);
-    out
-}
-
 /// Starts `paddock train configs/cartpole-ppo.toml` with `sets`, its store in `store`.
 fn spawn_train(store: &Path, sets: &[String]) -> std::process::Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
@@ -108,7 +84,7 @@ fn an_algorithm_swapped_mid_run_keeps_its_weights_and_broken_ones_are_refused() 
     // Fails its first call: `init` refuses PPO's parameters.
     replace(&algo, &std::fs::read(common::plugin("hostile-algorithm")).expect("hostile"));
     wait_for("the refusal of a failing version", &mut child, || log().matches("refused the new algorithm plugin").count() >= 3);
-    replace(&algo, &rebuilt(&ppo, "v2"));
+    replace(&algo, &common::rebuilt(&ppo, "v2"));
     wait_for("the swap", &mut child, || log().contains("hot reload: algorithm plugin"));
     let swapped_at =
         || lines(&run.join("metrics.jsonl")).iter().find(|l| l.get("reload/algorithm").is_some()).and_then(|l| l["step"].as_u64());
@@ -149,7 +125,7 @@ fn an_env_swapped_mid_run_takes_over_at_episode_boundaries() {
     wait_for("the refusal of other spaces", &mut child, || log().contains("refused the new env plugin"));
     replace(&env, &std::fs::read(common::plugin("ppo")).expect("ppo"));
     wait_for("the refusal of another world", &mut child, || log().matches("refused the new env plugin").count() >= 2);
-    replace(&env, &rebuilt(&cartpole, "v2"));
+    replace(&env, &common::rebuilt(&cartpole, "v2"));
     wait_for("every env on the new version", &mut child, || log().contains("serves all 8 envs"));
     let after = lines(&run.join("metrics.jsonl")).len();
     wait_for("more updates", &mut child, || lines(&run.join("metrics.jsonl")).len() > after + 5);

@@ -123,3 +123,27 @@ pub fn tensorboard_records(run_dir: &std::path::Path) -> (usize, usize) {
     }
     (files, records)
 }
+
+/// The same component with a custom section appended: a "rebuilt" version whose bytes (and
+/// sha256) differ and whose behaviour does not.
+pub fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { b } else { b | 0x80 });
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let mut payload = Vec::new();
+    leb("paddock-test".len(), &mut payload);
+    payload.extend_from_slice(b"paddock-test");
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}

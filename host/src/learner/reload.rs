@@ -23,6 +23,8 @@ pub struct Candidate {
     pub plugin: Result<Plugin, LoadError>,
     /// When the change was first seen (for the reload latency).
     pub seen: Instant,
+    /// How long loading (compiling, checking) took on the watcher thread.
+    pub load_time: Duration,
 }
 
 /// Watches plugin files; new versions arrive on [`PluginWatcher::poll`].
@@ -76,8 +78,10 @@ impl PluginWatcher {
                 for (path, seen, _) in ready {
                     for (role, file, world) in &files {
                         if *file == path {
+                            let t = Instant::now();
                             let plugin = runtime.load(file, *world);
-                            if tx.send(Candidate { role, path: file.clone(), plugin, seen }).is_err() {
+                            let load_time = t.elapsed();
+                            if tx.send(Candidate { role, path: file.clone(), plugin, seen, load_time }).is_err() {
                                 return;
                             }
                         }

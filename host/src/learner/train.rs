@@ -375,7 +375,7 @@ fn attach_goal_oracle(learner: &mut Learner, env_plugin: &Plugin, seed: u64, par
 struct Reloads {
     watcher: Option<PluginWatcher>,
     /// An algorithm version waiting for the next update, and when its file changed.
-    algorithm: Option<(Plugin, Instant)>,
+    algorithm: Option<(Plugin, Instant, std::time::Duration)>,
     /// The env swap under way: when it began (step) and when its file changed.
     env_began: Option<(u64, Instant, String)>,
     reward_seed: u64,
@@ -400,6 +400,7 @@ impl Reloads {
         path: &Path,
         outcome: &anyhow::Result<Plugin>,
         seen: Instant,
+        load_time: std::time::Duration,
         what: &str,
         metrics: &mut MetricsSink,
     ) -> anyhow::Result<()> {
@@ -412,10 +413,11 @@ impl Reloads {
                     crate::log::Level::Info,
                     "host",
                     &format!(
-                        "hot reload: {role} plugin {} (sha256 {}) {what} from step {} ({ms:.0} ms after the change)",
+                        "hot reload: {role} plugin {} (sha256 {}) {what} from step {} ({ms:.0} ms after the change; loaded in {:.0} ms)",
                         path.display(),
                         &p.info().sha256[..12],
-                        ctx.step
+                        ctx.step,
+                        load_time.as_secs_f64() * 1e3
                     ),
                 );
                 lock_append(ctx.run_dir, lock_entry(role, p, ctx.step))?;
@@ -453,7 +455,7 @@ impl Reloads {
                         envs.swap_reward(new).map_err(|(_, e)| anyhow::Error::from(e))?;
                         Ok(p)
                     });
-                    self.record(ctx, c.role, &c.path, &outcome, c.seen, "is live", metrics)?;
+                    self.record(ctx, c.role, &c.path, &outcome, c.seen, c.load_time, "is live", metrics)?;
                 }
                 "env" => {
                     let outcome = loaded.and_then(|p| {
@@ -470,12 +472,21 @@ impl Reloads {
                     if let Ok(p) = &outcome {
                         self.env_began = Some((ctx.step, c.seen, p.info().sha256[..12].to_string()));
                     }
-                    self.record(ctx, c.role, &c.path, &outcome, c.seen, "takes each env over at its next episode boundary", metrics)?;
+                    self.record(
+                        ctx,
+                        c.role,
+                        &c.path,
+                        &outcome,
+                        c.seen,
+                        c.load_time,
+                        "takes each env over at its next episode boundary",
+                        metrics,
+                    )?;
                 }
                 _ => match loaded {
                     // Checked again at the next update, where it takes over.
-                    Ok(p) => self.algorithm = Some((p, c.seen)),
-                    Err(e) => self.record(ctx, c.role, &c.path, &Err(e), c.seen, "", metrics)?,
+                    Ok(p) => self.algorithm = Some((p, c.seen, c.load_time)),
+                    Err(e) => self.record(ctx, c.role, &c.path, &Err(e), c.seen, c.load_time, "", metrics)?,
                 },
             }
         }
@@ -511,11 +522,11 @@ impl Reloads {
         probe: &Tensor,
         metrics: &mut MetricsSink,
     ) -> anyhow::Result<()> {
-        let Some((p, seen)) = self.algorithm.take() else { return Ok(()) };
+        let Some((p, seen, load_time)) = self.algorithm.take() else { return Ok(()) };
         let seed = derive(ctx.seed, Stream::PluginRandom, (1 << 33) + ctx.step);
         let path = p.info().path.clone();
         let outcome = algo.reload(&p, seed, spec, n as u32, &self.algo_params, probe).map(|()| p).map_err(anyhow::Error::from);
-        self.record(ctx, "algorithm", &path, &outcome, seen, "is live, on the same named parameters,", metrics)
+        self.record(ctx, "algorithm", &path, &outcome, seen, load_time, "is live, on the same named parameters,", metrics)
     }
 }
 
