@@ -170,6 +170,8 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
     wait_for("the refusal", &mut child, || log().contains("refused the new reward plugin"));
     replace(&reward, &std::fs::read(common::plugin("hostile")).expect("hostile"));
     wait_for("the second refusal", &mut child, || log().matches("refused the new reward plugin").count() >= 2);
+    replace(&reward, &std::fs::read(common::plugin("panicking-reward")).expect("panicking"));
+    wait_for("the third refusal", &mut child, || log().matches("refused the new reward plugin").count() >= 3);
     replace(&reward, &std::fs::read(common::plugin("constant-reward")).expect("constant"));
     wait_for("the swap", &mut child, || log().contains("hot reload: reward plugin"));
     let swapped_at =
@@ -186,7 +188,7 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
     child.wait().expect("reap");
 
     let m = lines(&run.join("metrics.jsonl"));
-    assert_eq!(m.iter().filter(|l| l.get("reload/reward_refused").is_some()).count(), 2, "two refusals recorded");
+    assert_eq!(m.iter().filter(|l| l.get("reload/reward_refused").is_some()).count(), 3, "three refusals recorded");
     for l in m.iter().filter(|l| l.get("rollout/return_mean").is_some()) {
         let (ret, len) = (l["rollout/return_mean"].as_f64().expect("return"), l["rollout/length_mean"].as_f64().expect("length"));
         let step = l["step"].as_u64().expect("step");
@@ -204,5 +206,6 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
     let last = lock.last().expect("entries");
     assert_eq!((last["role"].as_str(), last["since_step"].as_u64()), (Some("reward"), Some(s)), "{lock:?}");
     assert_eq!(lock.iter().filter(|e| e["role"] == "reward").count(), 2, "the first version and the swapped-in one");
-    assert!(log().contains("expected world `reward`"), "the refusal names what was wrong: {}", log());
+    let log = log();
+    assert!(log.contains("expected world `reward`") && log.contains("deliberate trap"), "the refusals name what was wrong: {log}");
 }

@@ -112,7 +112,7 @@ impl RunView {
 
     fn refresh_status(&mut self) -> bool {
         let stamp = std::fs::metadata(self.dir.join("status.json")).and_then(|m| m.modified()).ok();
-        if stamp.is_some() && stamp == self.status_stamp {
+        if stamp == self.status_stamp && (stamp.is_some() || self.status.is_none()) {
             return false;
         }
         self.status_stamp = stamp;
