@@ -40,4 +40,25 @@ for world in "${!groups[@]}"; do
     build_group "$world" ${groups[$world]}
 done
 for dir in "${standalone[@]}"; do build_group standalone "$dir"; done
+
+# Python plugins (plugins/python/<name>/app.py, world named in its `# world:` line) via
+# componentize-py from .venv (scripts/setup.sh installs it) → target/plugins/<name>-py.wasm.
+# A build takes ~10–25 s, so it is skipped when the inputs (the app's files, wit/ and the
+# componentize-py version) hash the same as last time.
+componentize_py=.venv/bin/componentize-py
+for dir in plugins/python/*/; do
+    dir=${dir%/}
+    name=$(basename "$dir")
+    world=$(sed -n 's/^# world: *\([a-z-]*\).*/\1/p' "$dir/app.py" | head -1)
+    [ -n "$world" ] || { echo "error: $dir/app.py has no '# world: NAME' line" >&2; exit 1; }
+    [ -x "$componentize_py" ] || { echo "error: $componentize_py is missing; run scripts/setup.sh" >&2; exit 1; }
+    stamp="$out/.$name-py.inputs"
+    inputs=$( { "$componentize_py" --version; cat wit/*.wit; find "$dir" -type f -name '*.py' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
+    if [ -f "$out/$name-py.wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ]; then
+        continue
+    fi
+    echo "building Python plugin $dir (world $world; componentize-py)" >&2
+    "$componentize_py" -d wit -w "$world" componentize app -p "$dir" -o "$out/$name-py.wasm" >/dev/null
+    echo "$inputs" > "$stamp"
+done
 ls "$out"/*.wasm | sed 's/^/  /' >&2

@@ -33,6 +33,13 @@ if [ ! -f .venv/.torch-$TORCH_VERSION ]; then
     fi
     touch .venv/.torch-$TORCH_VERSION
 fi
+# componentize-py builds the Python plugins (plugins/python/*) into components.
+COMPONENTIZE_PY_VERSION=0.25.1
+if [ ! -f .venv/.componentize-py-$COMPONENTIZE_PY_VERSION ]; then
+    say "installing componentize-py $COMPONENTIZE_PY_VERSION (Python plugins) into .venv/"
+    .venv/bin/python -m pip install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+    touch .venv/.componentize-py-$COMPONENTIZE_PY_VERSION
+fi
 torch_dir=$(.venv/bin/python -c 'import os, importlib.util; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
 ln -sfn "$torch_dir" libtorch
 

@@ -196,6 +196,41 @@ fn plugin_new_starters_build_and_pass_inspect() {
     assert!(err.contains("plugin name `Bad_Name`"), "{err}");
     let err = fails(&["plugin", "new", "again", "--world", "env", "--dir", p(&dir.path().join("starter-env"))]);
     assert!(err.contains("exists already"), "{err}");
-    let err = fails(&["plugin", "new", "py", "--world", "reward", "--lang", "python", "--dir", p(&dir.path().join("py"))]);
+    let err = fails(&["plugin", "new", "js", "--world", "reward", "--lang", "js", "--dir", p(&dir.path().join("js"))]);
     assert!(err.contains("not available yet"), "{err}");
+    let err = fails(&["plugin", "new", "py-env", "--world", "env", "--lang", "python", "--dir", p(&dir.path().join("py-env"))]);
+    assert!(err.contains("`--world reward`"), "{err}");
+}
+
+#[test]
+fn python_reward_starter_builds_and_passes_inspect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("my-reward");
+    let out = ok(&["plugin", "new", "my-reward", "--world", "reward", "--lang", "python", "--dir", p(&project)]);
+    assert!(out.contains("componentize-py -d wit -w reward"), "{out}");
+    assert!(project.join("wit/worlds.wit").exists() && project.join("app.py").exists());
+    let componentize = common::root().join(".venv/bin/componentize-py");
+    assert!(componentize.exists(), "{} is missing: run scripts/setup.sh", componentize.display());
+    let build = std::process::Command::new(&componentize)
+        .args(["-d", "wit", "-w", "reward", "componentize", "app", "-o", "my-reward.wasm"])
+        .current_dir(&project)
+        .output()
+        .expect("componentize-py");
+    assert!(build.status.success(), "the Python starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    let wasm = project.join("my-reward.wasm");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert_eq!(info["world"], "reward", "{info}");
+    // It scores CartPole in a rollout (pays the env's reward, scaled).
+    let config = dir.path().join("rollout.toml");
+    let cartpole = common::plugin("cartpole");
+    std::fs::write(
+        &config,
+        format!("seed = 1\n[env]\nplugin = {:?}\nnum_envs = 2\n[reward]\nplugin = {:?}\n[reward.params]\nscale = 2.0\n", cartpole, wasm),
+    )
+    .expect("config");
+    let out = ok(&["env", "run", p(&config), "--steps", "300", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
+    let (ret, len) = (v["mean_return"].as_f64().expect("return"), v["mean_length"].as_f64().expect("length"));
+    assert_eq!(v["reward_plugin"], "my-reward");
+    assert!((ret - 2.0 * len).abs() < 1e-9, "the starter pays 2 × CartPole's 1 per step: {v}");
 }

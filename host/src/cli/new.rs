@@ -1,7 +1,7 @@
 //! `paddock plugin new`: writes a starter plugin project that builds into a working
-//! component (`cargo build --release --target wasm32-wasip2`) and passes
-//! `paddock plugin inspect`. Rust today; Python, JavaScript and C arrive with their
-//! toolchains (the storage-and-sharing issue).
+//! component and passes `paddock plugin inspect`: Rust (`cargo build --release --target
+//! wasm32-wasip2`) for every world, Python (componentize-py, with a copy of the contract in
+//! `wit/`) for reward plugins. JavaScript and C arrive with their toolchains.
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -31,7 +31,7 @@ pub struct NewArgs {
 pub enum Lang {
     /// Rust with paddock-sdk.
     Rust,
-    /// Python (componentize-py): not yet.
+    /// Python (componentize-py): reward plugins.
     Python,
     /// JavaScript (componentize-js): not yet.
     Js,
@@ -53,6 +53,49 @@ pub enum NewWorld {
 const ENV: &str = include_str!("templates/env.rs.txt");
 const REWARD: &str = include_str!("templates/reward.rs.txt");
 const ALGORITHM: &str = include_str!("templates/algorithm.rs.txt");
+const REWARD_PY: &str = include_str!("templates/reward.py.txt");
+
+/// The plugin contract, copied into non-Rust starters (their binding generators read WIT).
+const WIT: &[(&str, &str)] = &[
+    ("_types.wit", include_str!("../../../wit/_types.wit")),
+    ("env.wit", include_str!("../../../wit/env.wit")),
+    ("goal-env.wit", include_str!("../../../wit/goal-env.wit")),
+    ("reward.wit", include_str!("../../../wit/reward.wit")),
+    ("algorithm.wit", include_str!("../../../wit/algorithm.wit")),
+    ("tensor.wit", include_str!("../../../wit/tensor.wit")),
+    ("physics.wit", include_str!("../../../wit/physics.wit")),
+    ("log.wit", include_str!("../../../wit/log.wit")),
+    ("worlds.wit", include_str!("../../../wit/worlds.wit")),
+];
+
+/// A Python starter: `app.py`, `wit/`, README and .gitignore.
+fn python_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
+    let NewWorld::Reward = world else {
+        bail!(
+            "Python starters exist for `--world reward` so far; write envs and algorithms in Rust (`--lang rust`), see docs/plugins/python.md"
+        );
+    };
+    std::fs::create_dir_all(dir.join("wit")).with_context(|| format!("failed to create {}", dir.display()))?;
+    for (file, text) in WIT {
+        std::fs::write(dir.join("wit").join(file), text).with_context(|| format!("failed to write {}/wit/{file}", dir.display()))?;
+    }
+    let readme = format!(
+        "# {name}\n\nA Paddock `reward` plugin in Python, made by `paddock plugin new`.\n\n```sh\n\
+         pip install componentize-py==0.25.1\n\
+         componentize-py -d wit -w reward componentize app -o {name}.wasm\n\
+         paddock plugin inspect {name}.wasm\n```\n\n\
+         See the Python plugin guide (docs/plugins/python.md in the Paddock repository).\n"
+    );
+    let files = [("app.py", REWARD_PY.replace("{{name}}", name)), ("README.md", readme), (".gitignore", "__pycache__/\n*.wasm\n".into())];
+    for (file, text) in files {
+        let path = dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    println!("created {} ({name} plugin, world `reward`, Python)", dir.display());
+    println!("build:  cd {} && componentize-py -d wit -w reward componentize app -o {name}.wasm", dir.display());
+    println!("check:  paddock plugin inspect {}/{name}.wasm", dir.display());
+    Ok(())
+}
 
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
@@ -111,18 +154,21 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
     if !valid_name(&args.name) {
         bail!("plugin name `{}`: use lowercase letters, digits and dashes, starting with a letter", args.name);
     }
-    if !matches!(args.lang, Lang::Rust) {
-        bail!("`--lang {:?}` starters are not available yet: only `--lang rust` (see docs/plugins/)", args.lang);
+    if matches!(args.lang, Lang::Js | Lang::C) {
+        bail!("`--lang {:?}` starters are not available yet: use `--lang rust` or `--lang python` (see docs/plugins/)", args.lang);
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() {
+        bail!("{} exists already: choose another --dir", dir.display());
+    }
+    if let Lang::Python = args.lang {
+        return python_starter(&args.name, args.world, &dir);
     }
     let (feature, template) = match args.world {
         NewWorld::Env => ("env", ENV),
         NewWorld::Reward => ("reward", REWARD),
         NewWorld::Algorithm => ("algorithm", ALGORITHM),
     };
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
-    if dir.exists() {
-        bail!("{} exists already: choose another --dir", dir.display());
-    }
     let sdk = match &args.sdk {
         Some(p) => p.clone(),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk"),

@@ -1,0 +1,83 @@
+//! Plugins written in other languages, built by scripts/build-plugins.sh and run through the
+//! same host as the Rust ones: the Python reward plugin (componentize-py) scores a full
+//! CartPole episode exactly as the Rust `cartpole-shaped` does, refuses bad parameters by
+//! name, and PPO trained on its rewards still solves CartPole.
+
+mod common;
+
+use paddock::envset::{EnvSet, EnvSetOptions};
+use paddock::log::RunLog;
+use paddock::runtime::{Limits, RewardInstance, World};
+use paddock::seed::Stream;
+use paddock::spaces::sample;
+use rand::SeedableRng;
+use std::time::Duration;
+
+/// A CPython component needs more memory and time (its first call imports the app) than the
+/// test runtime's defaults; these are the run config's defaults.
+fn runtime() -> paddock::runtime::Runtime {
+    common::runtime_with(Limits { memory_bytes: 256 << 20, call_timeout: Duration::from_secs(10) }, RunLog::discard())
+}
+
+#[test]
+fn the_python_reward_scores_a_cartpole_episode_like_the_rust_one() {
+    let rt = runtime();
+    let env = rt.load(common::plugin("cartpole"), World::Environment).expect("cartpole");
+    let python = rt.load(common::plugin("cartpole-shaped-py"), World::Reward).expect("the Python reward loads");
+    assert_eq!(python.info().world, World::Reward);
+    let rust = rt.load(common::plugin("cartpole-shaped"), World::Reward).expect("rust reward");
+    let opts = EnvSetOptions { num_envs: 4, workers: 1, seed: 5, stream: Stream::Env, params: Vec::new() };
+    let (mut a, mut b) = (EnvSet::new(&env, &opts).expect("envs"), EnvSet::new(&env, &opts).expect("envs"));
+    a.set_reward(RewardInstance::new(&python, 1, a.spec(), &Vec::new()).expect("python init"));
+    b.set_reward(RewardInstance::new(&rust, 1, b.spec(), &Vec::new()).expect("rust init"));
+    assert_eq!(a.reset().expect("reset"), b.reset().expect("reset"));
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+    let mut actions = vec![0.0; 4];
+    let mut ended = [false; 4];
+    let mut steps = 0;
+    while !ended.iter().all(|&e| e) {
+        for x in actions.iter_mut() {
+            sample(&a.spec().action_space.clone(), &mut rng, std::slice::from_mut(x));
+        }
+        let (sa, sb) = (a.step(&actions).expect("python step"), b.step(&actions).expect("rust step"));
+        assert_eq!(sa.rewards, sb.rewards, "step {steps}: Python and Rust rewards differ");
+        assert_eq!(sa.env_rewards, sb.env_rewards);
+        assert!(sa.rewards.iter().any(|&r| r != 1.0), "the rewards are shaped, not the env's");
+        for &i in &sa.ended {
+            ended[i as usize] = true;
+        }
+        steps += 1;
+    }
+    assert!(steps > 5);
+
+    let err =
+        RewardInstance::new(&python, 1, a.spec(), &vec![("angle-wieght".into(), paddock::runtime::bindings::types::Value::Real(1.0))])
+            .expect_err("a misspelt parameter is refused")
+            .to_string();
+    assert!(err.contains("cartpole-shaped-py") && err.contains("angle-wieght"), "{err}");
+    let acrobot = EnvSet::new(&rt.load(common::plugin("acrobot"), World::Environment).expect("acrobot"), &opts).expect("envs");
+    let err = RewardInstance::new(&python, 1, acrobot.spec(), &Vec::new()).expect_err("other envs are refused").to_string();
+    assert!(err.contains("4 observation values"), "{err}");
+}
+
+#[test]
+fn ppo_on_the_python_reward_still_solves_cartpole() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let out = common::paddock(&[
+        "train",
+        "configs/cartpole-ppo-python-reward.toml",
+        "--set",
+        &format!("store={}", store.path().display()),
+        "--set",
+        "algorithm.device=cpu",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_slice(out.stdout.split(|&b| b == b'\n').rfind(|l| !l.is_empty()).expect("json")).expect("json");
+    let best = summary["best_eval_return"].as_f64().expect("evaluated");
+    assert!(best >= 475.0 && summary["solved_at_step"].is_u64(), "PPO with the Python reward: {summary}");
+    let run = std::path::PathBuf::from(summary["run_dir"].as_str().expect("run dir"));
+    let lock = std::fs::read_to_string(run.join("plugins.lock")).expect("lock");
+    assert!(lock.contains("cartpole-shaped-py"), "{lock}");
+}
