@@ -61,4 +61,23 @@ for dir in plugins/python/*/; do
     "$componentize_py" -d wit -w "$world" componentize app -p "$dir" -o "$out/$name-py.wasm" >/dev/null
     echo "$inputs" > "$stamp"
 done
+
+# JavaScript plugins (plugins/js/<name>/app.js, world named in its `// world:` line) via
+# componentize-js (scripts/js, installed by scripts/setup.sh) → target/plugins/<name>-js.wasm,
+# skipped when the inputs hash the same as last time (a build takes ~20 s).
+for dir in plugins/js/*/; do
+    dir=${dir%/}
+    name=$(basename "$dir")
+    world=$(sed -n 's|^// world: *\([a-z-]*\).*|\1|p' "$dir/app.js" | head -1)
+    [ -n "$world" ] || { echo "error: $dir/app.js has no '// world: NAME' line" >&2; exit 1; }
+    [ -d scripts/js/node_modules/@bytecodealliance/componentize-js ] || { echo "error: componentize-js is missing; run scripts/setup.sh" >&2; exit 1; }
+    stamp="$out/.$name-js.inputs"
+    inputs=$( { cat scripts/js/package.json scripts/js/componentize.mjs wit/*.wit; find "$dir" -type f -name '*.js' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
+    if [ -f "$out/$name-js.wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ]; then
+        continue
+    fi
+    echo "building JavaScript plugin $dir (world $world; componentize-js)" >&2
+    node scripts/js/componentize.mjs wit "$world" "$dir/app.js" "$out/$name-js.wasm"
+    echo "$inputs" > "$stamp"
+done
 ls "$out"/*.wasm | sed 's/^/  /' >&2

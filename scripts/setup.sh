@@ -40,6 +40,19 @@ if [ ! -f .venv/.componentize-py-$COMPONENTIZE_PY_VERSION ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
     touch .venv/.componentize-py-$COMPONENTIZE_PY_VERSION
 fi
+# componentize-js builds the JavaScript plugins (plugins/js/*): npm into scripts/js/, at the
+# exact version scripts/js/package.json pins, again only when that file changes. No lock
+# file: npm 10 drops componentize-js's optional per-platform packages from its own lock on
+# reinstall (npm/cli#4828), which breaks the install.
+command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm are needed to build the JavaScript plugins (apt install nodejs npm, Node 18+)" >&2; exit 1; }
+js_stamp=scripts/js/node_modules/.paddock-$(sha256sum scripts/js/package.json | cut -c1-16)
+if [ ! -f "$js_stamp" ]; then
+    say "installing componentize-js (JavaScript plugins) into scripts/js/node_modules"
+    # Into a fresh tree: over an existing one npm prunes a package it still needs.
+    rm -rf scripts/js/node_modules
+    npm install --prefix scripts/js --no-package-lock --no-audit --no-fund --loglevel=error
+    touch "$js_stamp"
+fi
 torch_dir=$(.venv/bin/python -c 'import os, importlib.util; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
 ln -sfn "$torch_dir" libtorch
 

@@ -196,7 +196,7 @@ fn plugin_new_starters_build_and_pass_inspect() {
     assert!(err.contains("plugin name `Bad_Name`"), "{err}");
     let err = fails(&["plugin", "new", "again", "--world", "env", "--dir", p(&dir.path().join("starter-env"))]);
     assert!(err.contains("exists already"), "{err}");
-    let err = fails(&["plugin", "new", "js", "--world", "reward", "--lang", "js", "--dir", p(&dir.path().join("js"))]);
+    let err = fails(&["plugin", "new", "c", "--world", "env", "--lang", "c", "--dir", p(&dir.path().join("c"))]);
     assert!(err.contains("not available yet"), "{err}");
     let err = fails(&["plugin", "new", "py-env", "--world", "env", "--lang", "python", "--dir", p(&dir.path().join("py-env"))]);
     assert!(err.contains("`--world reward`"), "{err}");
@@ -233,4 +233,32 @@ fn python_reward_starter_builds_and_passes_inspect() {
     let (ret, len) = (v["mean_return"].as_f64().expect("return"), v["mean_length"].as_f64().expect("length"));
     assert_eq!(v["reward_plugin"], "my-reward");
     assert!((ret - 2.0 * len).abs() < 1e-9, "the starter pays 2 × CartPole's 1 per step: {v}");
+}
+
+#[test]
+fn javascript_reward_starter_builds_and_passes_inspect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("js-reward");
+    let out = ok(&["plugin", "new", "js-reward", "--world", "reward", "--lang", "js", "--dir", p(&project)]);
+    assert!(out.contains("node build.mjs"), "{out}");
+    // The repository's componentize-js (scripts/setup.sh installs it) stands in for `npm install`.
+    let modules = common::root().join("scripts/js/node_modules");
+    assert!(modules.exists(), "{} is missing: run scripts/setup.sh", modules.display());
+    std::os::unix::fs::symlink(&modules, project.join("node_modules")).expect("link node_modules");
+    let build = std::process::Command::new("node").arg("build.mjs").current_dir(&project).output().expect("node");
+    assert!(build.status.success(), "the JavaScript starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    let wasm = project.join("js-reward.wasm");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert_eq!(info["world"], "reward", "{info}");
+    let config = dir.path().join("rollout.toml");
+    let cartpole = common::plugin("cartpole");
+    std::fs::write(
+        &config,
+        format!("seed = 1\n[env]\nplugin = {:?}\nnum_envs = 2\n[reward]\nplugin = {:?}\n[reward.params]\nscale = 3\n", cartpole, wasm),
+    )
+    .expect("config");
+    let out = ok(&["env", "run", p(&config), "--steps", "300", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
+    let (ret, len) = (v["mean_return"].as_f64().expect("return"), v["mean_length"].as_f64().expect("length"));
+    assert!((ret - 3.0 * len).abs() < 1e-9, "the starter pays 3 × CartPole's 1 per step: {v}");
 }

@@ -1,7 +1,7 @@
 //! Plugins written in other languages, built by scripts/build-plugins.sh and run through the
-//! same host as the Rust ones: the Python reward plugin (componentize-py) scores a full
-//! CartPole episode exactly as the Rust `cartpole-shaped` does, refuses bad parameters by
-//! name, and PPO trained on its rewards still solves CartPole.
+//! same host as the Rust ones: the Python (componentize-py) and JavaScript (componentize-js)
+//! reward plugins score full CartPole episodes exactly as the Rust `cartpole-shaped` does and
+//! refuse bad parameters by name, and PPO trained on the Python one still solves CartPole.
 
 mod common;
 
@@ -21,14 +21,23 @@ fn runtime() -> paddock::runtime::Runtime {
 
 #[test]
 fn the_python_reward_scores_a_cartpole_episode_like_the_rust_one() {
+    scores_like_the_rust_reward("cartpole-shaped-py");
+}
+
+#[test]
+fn the_javascript_reward_scores_a_cartpole_episode_like_the_rust_one() {
+    scores_like_the_rust_reward("cartpole-shaped-js");
+}
+
+fn scores_like_the_rust_reward(plugin: &str) {
     let rt = runtime();
     let env = rt.load(common::plugin("cartpole"), World::Environment).expect("cartpole");
-    let python = rt.load(common::plugin("cartpole-shaped-py"), World::Reward).expect("the Python reward loads");
-    assert_eq!(python.info().world, World::Reward);
+    let other = rt.load(common::plugin(plugin), World::Reward).expect("the reward loads");
+    assert_eq!(other.info().world, World::Reward);
     let rust = rt.load(common::plugin("cartpole-shaped"), World::Reward).expect("rust reward");
     let opts = EnvSetOptions { num_envs: 4, workers: 1, seed: 5, stream: Stream::Env, params: Vec::new() };
     let (mut a, mut b) = (EnvSet::new(&env, &opts).expect("envs"), EnvSet::new(&env, &opts).expect("envs"));
-    a.set_reward(RewardInstance::new(&python, 1, a.spec(), &Vec::new()).expect("python init"));
+    a.set_reward(RewardInstance::new(&other, 1, a.spec(), &Vec::new()).expect("init"));
     b.set_reward(RewardInstance::new(&rust, 1, b.spec(), &Vec::new()).expect("rust init"));
     assert_eq!(a.reset().expect("reset"), b.reset().expect("reset"));
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
@@ -39,8 +48,8 @@ fn the_python_reward_scores_a_cartpole_episode_like_the_rust_one() {
         for x in actions.iter_mut() {
             sample(&a.spec().action_space.clone(), &mut rng, std::slice::from_mut(x));
         }
-        let (sa, sb) = (a.step(&actions).expect("python step"), b.step(&actions).expect("rust step"));
-        assert_eq!(sa.rewards, sb.rewards, "step {steps}: Python and Rust rewards differ");
+        let (sa, sb) = (a.step(&actions).expect("other step"), b.step(&actions).expect("rust step"));
+        assert_eq!(sa.rewards, sb.rewards, "step {steps}: {plugin} and the Rust reward differ");
         assert_eq!(sa.env_rewards, sb.env_rewards);
         assert!(sa.rewards.iter().any(|&r| r != 1.0), "the rewards are shaped, not the env's");
         for &i in &sa.ended {
@@ -50,13 +59,12 @@ fn the_python_reward_scores_a_cartpole_episode_like_the_rust_one() {
     }
     assert!(steps > 5);
 
-    let err =
-        RewardInstance::new(&python, 1, a.spec(), &vec![("angle-wieght".into(), paddock::runtime::bindings::types::Value::Real(1.0))])
-            .expect_err("a misspelt parameter is refused")
-            .to_string();
-    assert!(err.contains("cartpole-shaped-py") && err.contains("angle-wieght"), "{err}");
+    let err = RewardInstance::new(&other, 1, a.spec(), &vec![("angle-wieght".into(), paddock::runtime::bindings::types::Value::Real(1.0))])
+        .expect_err("a misspelt parameter is refused")
+        .to_string();
+    assert!(err.contains(plugin) && err.contains("angle-wieght"), "{err}");
     let acrobot = EnvSet::new(&rt.load(common::plugin("acrobot"), World::Environment).expect("acrobot"), &opts).expect("envs");
-    let err = RewardInstance::new(&python, 1, acrobot.spec(), &Vec::new()).expect_err("other envs are refused").to_string();
+    let err = RewardInstance::new(&other, 1, acrobot.spec(), &Vec::new()).expect_err("other envs are refused").to_string();
     assert!(err.contains("4 observation values"), "{err}");
 }
 

@@ -1,7 +1,7 @@
 //! `paddock plugin new`: writes a starter plugin project that builds into a working
 //! component and passes `paddock plugin inspect`: Rust (`cargo build --release --target
 //! wasm32-wasip2`) for every world, Python (componentize-py, with a copy of the contract in
-//! `wit/`) for reward plugins. JavaScript and C arrive with their toolchains.
+//! `wit/`) and JavaScript (componentize-js) for reward plugins. C arrives with its toolchain.
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -33,7 +33,7 @@ pub enum Lang {
     Rust,
     /// Python (componentize-py): reward plugins.
     Python,
-    /// JavaScript (componentize-js): not yet.
+    /// JavaScript (componentize-js): reward plugins.
     Js,
     /// C (wit-bindgen c + wasi-libc): not yet.
     C,
@@ -54,6 +54,9 @@ const ENV: &str = include_str!("templates/env.rs.txt");
 const REWARD: &str = include_str!("templates/reward.rs.txt");
 const ALGORITHM: &str = include_str!("templates/algorithm.rs.txt");
 const REWARD_PY: &str = include_str!("templates/reward.py.txt");
+const REWARD_JS: &str = include_str!("templates/reward.js.txt");
+/// The build script of JavaScript starters (the one the repository uses).
+const BUILD_JS: &str = include_str!("../../../scripts/js/componentize.mjs");
 
 /// The plugin contract, copied into non-Rust starters (their binding generators read WIT).
 const WIT: &[(&str, &str)] = &[
@@ -68,6 +71,58 @@ const WIT: &[(&str, &str)] = &[
     ("worlds.wit", include_str!("../../../wit/worlds.wit")),
 ];
 
+/// Writes the contract into `dir/wit/`.
+fn write_wit(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("wit")).with_context(|| format!("failed to create {}", dir.display()))?;
+    for (file, text) in WIT {
+        std::fs::write(dir.join("wit").join(file), text).with_context(|| format!("failed to write {}/wit/{file}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A JavaScript starter: `app.js`, `build.mjs`, `package.json`, `wit/`, README, .gitignore.
+fn js_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
+    let NewWorld::Reward = world else {
+        bail!(
+            "JavaScript starters exist for `--world reward` so far; write envs and algorithms in Rust (`--lang rust`), see docs/plugins/javascript.md"
+        );
+    };
+    write_wit(dir)?;
+    let package = format!(
+        "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"dependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"0.23.0\"\n  }}\n}}\n"
+    );
+    let build = format!(
+        "// Builds app.js into {name}.wasm (world `reward`) with componentize-js.\n\
+         import {{ execFileSync }} from \"node:child_process\";\n\
+         import {{ fileURLToPath }} from \"node:url\";\n\
+         const here = fileURLToPath(new URL(\".\", import.meta.url));\n\
+         execFileSync(process.execPath, [here + \"componentize.mjs\", here + \"wit\", \"reward\", here + \"app.js\", here + \"{name}.wasm\"], {{ stdio: \"inherit\" }});\n"
+    );
+    let readme = format!(
+        "# {name}\n\nA Paddock `reward` plugin in JavaScript, made by `paddock plugin new`.\n\n```sh\n\
+         npm install\n\
+         node build.mjs\n\
+         paddock plugin inspect {name}.wasm\n```\n\n\
+         See the JavaScript plugin guide (docs/plugins/javascript.md in the Paddock repository).\n"
+    );
+    let files = [
+        ("app.js", REWARD_JS.replace("{{name}}", name)),
+        ("componentize.mjs", BUILD_JS.to_string()),
+        ("build.mjs", build),
+        ("package.json", package),
+        ("README.md", readme),
+        (".gitignore", "node_modules/\n*.wasm\n".into()),
+    ];
+    for (file, text) in files {
+        let path = dir.join(file);
+        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    println!("created {} ({name} plugin, world `reward`, JavaScript)", dir.display());
+    println!("build:  cd {} && npm install && node build.mjs", dir.display());
+    println!("check:  paddock plugin inspect {}/{name}.wasm", dir.display());
+    Ok(())
+}
+
 /// A Python starter: `app.py`, `wit/`, README and .gitignore.
 fn python_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
     let NewWorld::Reward = world else {
@@ -75,10 +130,7 @@ fn python_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()>
             "Python starters exist for `--world reward` so far; write envs and algorithms in Rust (`--lang rust`), see docs/plugins/python.md"
         );
     };
-    std::fs::create_dir_all(dir.join("wit")).with_context(|| format!("failed to create {}", dir.display()))?;
-    for (file, text) in WIT {
-        std::fs::write(dir.join("wit").join(file), text).with_context(|| format!("failed to write {}/wit/{file}", dir.display()))?;
-    }
+    write_wit(dir)?;
     let readme = format!(
         "# {name}\n\nA Paddock `reward` plugin in Python, made by `paddock plugin new`.\n\n```sh\n\
          pip install componentize-py==0.25.1\n\
@@ -154,15 +206,17 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
     if !valid_name(&args.name) {
         bail!("plugin name `{}`: use lowercase letters, digits and dashes, starting with a letter", args.name);
     }
-    if matches!(args.lang, Lang::Js | Lang::C) {
-        bail!("`--lang {:?}` starters are not available yet: use `--lang rust` or `--lang python` (see docs/plugins/)", args.lang);
+    if matches!(args.lang, Lang::C) {
+        bail!("`--lang c` starters are not available yet: use `--lang rust`, `python` or `js` (see docs/plugins/)");
     }
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() {
         bail!("{} exists already: choose another --dir", dir.display());
     }
-    if let Lang::Python = args.lang {
-        return python_starter(&args.name, args.world, &dir);
+    match args.lang {
+        Lang::Python => return python_starter(&args.name, args.world, &dir),
+        Lang::Js => return js_starter(&args.name, args.world, &dir),
+        Lang::Rust | Lang::C => {}
     }
     let (feature, template) = match args.world {
         NewWorld::Env => ("env", ENV),
