@@ -80,4 +80,26 @@ for dir in plugins/js/*/; do
     node scripts/js/componentize.mjs wit "$world" "$dir/app.js" "$out/$name-js.wasm"
     echo "$inputs" > "$stamp"
 done
+
+# C plugins (plugins/c/<name>/*.c, world named in a `// world:` line): bindings from
+# `wit-bindgen c`, compiled by clang for wasm32-wasi (preview1) with wasi-libc, made a
+# component by `wasm-tools component new` with wasmtime's preview1 adapter →
+# target/plugins/<name>-c.wasm. Tools: scripts/setup.sh.
+for dir in plugins/c/*/; do
+    dir=${dir%/}
+    name=$(basename "$dir")
+    world=$(sed -n 's|^// world: *\([a-z-]*\).*|\1|p' "$dir"/*.c | head -1)
+    [ -n "$world" ] || { echo "error: no '// world: NAME' line in $dir/*.c" >&2; exit 1; }
+    [ -x target/tools/bin/wit-bindgen ] && [ -x .venv/bin/wasm-tools ] || { echo "error: wit-bindgen or wasm-tools is missing; run scripts/setup.sh" >&2; exit 1; }
+    gen=target/c-plugins/$name
+    rm -rf "$gen" && mkdir -p "$gen"
+    [ -f target/tools/wasi_snapshot_preview1.reactor.wasm ] || cargo run --quiet --release -p paddock-wasi-adapter -- target/tools/wasi_snapshot_preview1.reactor.wasm
+    echo "building C plugin $dir (world $world; clang + wasi-libc)" >&2
+    target/tools/bin/wit-bindgen c wit --world "$world" --out-dir "$gen" >"$gen/wit-bindgen.log" 2>&1 || { cat "$gen/wit-bindgen.log" >&2; exit 1; }
+    c_world=${world//-/_}
+    clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Werror -Wno-unused-parameter -I "$gen" \
+        -o "$gen/core.wasm" "$dir"/*.c "$gen/$c_world.c" "$gen/${c_world}_component_type.o"
+    .venv/bin/wasm-tools component new "$gen/core.wasm" \
+        --adapt wasi_snapshot_preview1=target/tools/wasi_snapshot_preview1.reactor.wasm -o "$out/$name-c.wasm"
+done
 ls "$out"/*.wasm | sed 's/^/  /' >&2

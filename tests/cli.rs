@@ -196,8 +196,8 @@ fn plugin_new_starters_build_and_pass_inspect() {
     assert!(err.contains("plugin name `Bad_Name`"), "{err}");
     let err = fails(&["plugin", "new", "again", "--world", "env", "--dir", p(&dir.path().join("starter-env"))]);
     assert!(err.contains("exists already"), "{err}");
-    let err = fails(&["plugin", "new", "c", "--world", "env", "--lang", "c", "--dir", p(&dir.path().join("c"))]);
-    assert!(err.contains("not available yet"), "{err}");
+    let err = fails(&["plugin", "new", "c", "--world", "reward", "--lang", "c", "--dir", p(&dir.path().join("c"))]);
+    assert!(err.contains("`--world env`"), "{err}");
     let err = fails(&["plugin", "new", "py-env", "--world", "env", "--lang", "python", "--dir", p(&dir.path().join("py-env"))]);
     assert!(err.contains("`--world reward`"), "{err}");
 }
@@ -261,4 +261,31 @@ fn javascript_reward_starter_builds_and_passes_inspect() {
     let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
     let (ret, len) = (v["mean_return"].as_f64().expect("return"), v["mean_length"].as_f64().expect("length"));
     assert!((ret - 3.0 * len).abs() < 1e-9, "the starter pays 3 × CartPole's 1 per step: {v}");
+}
+
+#[test]
+fn c_env_starter_builds_and_passes_inspect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("my-c-env");
+    let out = ok(&["plugin", "new", "my-c-env", "--world", "env", "--lang", "c", "--dir", p(&project)]);
+    assert!(out.contains("./build.sh"), "{out}");
+    let root = common::root();
+    let adapter = root.join("target/tools/wasi_snapshot_preview1.reactor.wasm");
+    assert!(adapter.exists(), "{} is missing: run scripts/setup.sh", adapter.display());
+    let build = std::process::Command::new("bash")
+        .arg("build.sh")
+        .current_dir(&project)
+        .env("WIT_BINDGEN", root.join("target/tools/bin/wit-bindgen"))
+        .env("WASM_TOOLS", root.join(".venv/bin/wasm-tools"))
+        .env("ADAPTER", &adapter)
+        .output()
+        .expect("bash");
+    assert!(build.status.success(), "the C starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    let wasm = project.join("my-c-env.wasm");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert_eq!(info["world"], "environment", "{info}");
+    let out = ok(&["env", "run", p(&wasm), "--steps", "500", "--num-envs", "4", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
+    assert_eq!(v["env"], "my-c-env", "{v}");
+    assert!(v["episodes"].as_u64() > Some(10), "{v}");
 }

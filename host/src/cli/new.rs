@@ -1,7 +1,8 @@
 //! `paddock plugin new`: writes a starter plugin project that builds into a working
 //! component and passes `paddock plugin inspect`: Rust (`cargo build --release --target
 //! wasm32-wasip2`) for every world, Python (componentize-py, with a copy of the contract in
-//! `wit/`) and JavaScript (componentize-js) for reward plugins. C arrives with its toolchain.
+//! `wit/`) and JavaScript (componentize-js) for reward plugins, C (wit-bindgen c, clang with
+//! wasi-libc, wasm-tools) for env plugins.
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -35,7 +36,7 @@ pub enum Lang {
     Python,
     /// JavaScript (componentize-js): reward plugins.
     Js,
-    /// C (wit-bindgen c + wasi-libc): not yet.
+    /// C (wit-bindgen c + clang/wasi-libc + wasm-tools): env plugins.
     C,
 }
 
@@ -55,6 +56,8 @@ const REWARD: &str = include_str!("templates/reward.rs.txt");
 const ALGORITHM: &str = include_str!("templates/algorithm.rs.txt");
 const REWARD_PY: &str = include_str!("templates/reward.py.txt");
 const REWARD_JS: &str = include_str!("templates/reward.js.txt");
+/// The C starter is the repository's C CartPole, to adapt.
+const ENV_C: &str = include_str!("../../../plugins/c/cartpole/cartpole.c");
 /// The build script of JavaScript starters (the one the repository uses).
 const BUILD_JS: &str = include_str!("../../../scripts/js/componentize.mjs");
 
@@ -119,6 +122,56 @@ fn js_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
     }
     println!("created {} ({name} plugin, world `reward`, JavaScript)", dir.display());
     println!("build:  cd {} && npm install && node build.mjs", dir.display());
+    println!("check:  paddock plugin inspect {}/{name}.wasm", dir.display());
+    Ok(())
+}
+
+/// A C starter: `NAME.c` (a working CartPole to adapt), `build.sh`, `wit/`, README, .gitignore.
+fn c_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
+    let NewWorld::Env = world else {
+        bail!(
+            "C starters exist for `--world env` so far; write rewards in Rust, Python or JavaScript, algorithms in Rust (see docs/plugins/c.md)"
+        );
+    };
+    write_wit(dir)?;
+    let file = format!("{name}.c");
+    let source = ENV_C.replace("\"CartPole-v1\"", &format!("\"{name}\"")).replace("cartpole-c knows", &format!("{name} knows"));
+    let build = format!(
+        "#!/usr/bin/env bash\n\
+         # Builds {name}.wasm (world `environment`) from {file}: `wit-bindgen c` bindings, clang for\n\
+         # wasm32-wasi with wasi-libc, then `wasm-tools component new` with the WASI preview1 adapter.\n\
+         # Tools: WIT_BINDGEN (wit-bindgen-cli 0.63), WASM_TOOLS (wasm-tools), ADAPTER (the\n\
+         # wasi_snapshot_preview1.reactor.wasm of wasmtime 48: in a Paddock checkout,\n\
+         # `cargo run -p paddock-wasi-adapter -- adapter.wasm`), clang + lld + wasi-libc.\n\
+         set -euo pipefail\n\
+         cd \"$(dirname \"$0\")\"\n\
+         WIT_BINDGEN=${{WIT_BINDGEN:-wit-bindgen}}\n\
+         WASM_TOOLS=${{WASM_TOOLS:-wasm-tools}}\n\
+         ADAPTER=${{ADAPTER:-wasi_snapshot_preview1.reactor.wasm}}\n\
+         [ -f \"$ADAPTER\" ] || {{ echo \"error: the WASI preview1 adapter $ADAPTER is missing (set ADAPTER=PATH)\" >&2; exit 1; }}\n\
+         mkdir -p gen\n\
+         \"$WIT_BINDGEN\" c wit --world environment --out-dir gen >/dev/null\n\
+         clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Wno-unused-parameter -I gen -o gen/core.wasm {file} gen/environment.c gen/environment_component_type.o\n\
+         \"$WASM_TOOLS\" component new gen/core.wasm --adapt wasi_snapshot_preview1=\"$ADAPTER\" -o {name}.wasm\n\
+         echo \"built {name}.wasm\"\n"
+    );
+    let readme = format!(
+        "# {name}\n\nA Paddock `environment` plugin in C, made by `paddock plugin new`: a working CartPole\n\
+         (Gymnasium's dynamics) to turn into your env.\n\n```sh\n./build.sh\npaddock plugin inspect {name}.wasm\n```\n\n\
+         See the C plugin guide (docs/plugins/c.md in the Paddock repository).\n"
+    );
+    let files = [(file.as_str(), source), ("build.sh", build), ("README.md", readme), (".gitignore", "gen/\n*.wasm\n".into())];
+    for (f, text) in files {
+        let path = dir.join(f);
+        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
+    }
+    println!("created {} ({name} plugin, world `environment`, C)", dir.display());
+    println!("build:  cd {} && ./build.sh", dir.display());
     println!("check:  paddock plugin inspect {}/{name}.wasm", dir.display());
     Ok(())
 }
@@ -206,9 +259,6 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
     if !valid_name(&args.name) {
         bail!("plugin name `{}`: use lowercase letters, digits and dashes, starting with a letter", args.name);
     }
-    if matches!(args.lang, Lang::C) {
-        bail!("`--lang c` starters are not available yet: use `--lang rust`, `python` or `js` (see docs/plugins/)");
-    }
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() {
         bail!("{} exists already: choose another --dir", dir.display());
@@ -216,7 +266,8 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
     match args.lang {
         Lang::Python => return python_starter(&args.name, args.world, &dir),
         Lang::Js => return js_starter(&args.name, args.world, &dir),
-        Lang::Rust | Lang::C => {}
+        Lang::C => return c_starter(&args.name, args.world, &dir),
+        Lang::Rust => {}
     }
     let (feature, template) = match args.world {
         NewWorld::Env => ("env", ENV),
