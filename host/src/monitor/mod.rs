@@ -129,11 +129,9 @@ impl App {
             KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => return self.quit(),
             KeyCode::Char('q') | KeyCode::Esc => return self.quit(),
             KeyCode::Char('?') | KeyCode::Char('h') => self.help = true,
-            KeyCode::Down | KeyCode::Char('j') => {
-                if self.selected + 1 < self.runs.len() {
-                    self.selected += 1;
-                    self.metric = 0;
-                }
+            KeyCode::Down | KeyCode::Char('j') if self.selected + 1 < self.runs.len() => {
+                self.selected += 1;
+                self.metric = 0;
             }
             KeyCode::Up | KeyCode::Char('k') => {
                 self.selected = self.selected.saturating_sub(1);

@@ -207,8 +207,11 @@ fn short(x: f64) -> String {
     }
 }
 
-/// A line chart of `series` (name, points, colour) or a note when there is nothing yet.
-fn chart(f: &mut Frame<'_>, area: Rect, title: &str, series: Vec<(String, Vec<(f64, f64)>, Color)>, empty: &str) {
+/// One line of a chart: its name, (step, value) points and colour.
+type Series = (String, Vec<(f64, f64)>, Color);
+
+/// A line chart of `series` or a note when there is nothing yet.
+fn chart(f: &mut Frame<'_>, area: Rect, title: &str, series: Vec<Series>, empty: &str) {
     let block = Block::bordered().title(format!(" {title} "));
     if series.iter().all(|s| s.1.is_empty()) {
         f.render_widget(Paragraph::new(empty).style(Style::default().fg(Color::DarkGray)).wrap(Wrap { trim: true }).block(block), area);
