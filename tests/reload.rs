@@ -166,9 +166,12 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
     let run = run_dir().expect("run dir");
     let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
 
+    // The same bytes written again (in place) are not a new version: no swap follows.
+    std::fs::write(&reward, std::fs::read(common::plugin("cartpole-shaped")).expect("shaped")).expect("rewrite");
     replace(&reward, b"not a component at all");
     wait_for("the refusal", &mut child, || log().contains("refused the new reward plugin"));
-    replace(&reward, &std::fs::read(common::plugin("hostile")).expect("hostile"));
+    // Written in place rather than renamed: loaded once the file is quiet.
+    std::fs::write(&reward, std::fs::read(common::plugin("hostile")).expect("hostile")).expect("write in place");
     wait_for("the second refusal", &mut child, || log().matches("refused the new reward plugin").count() >= 2);
     replace(&reward, &std::fs::read(common::plugin("panicking-reward")).expect("panicking"));
     wait_for("the third refusal", &mut child, || log().matches("refused the new reward plugin").count() >= 3);
@@ -189,6 +192,7 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
 
     let m = lines(&run.join("metrics.jsonl"));
     assert_eq!(m.iter().filter(|l| l.get("reload/reward_refused").is_some()).count(), 3, "three refusals recorded");
+    assert_eq!(m.iter().filter(|l| l.get("reload/reward").is_some()).count(), 1, "one swap: unchanged bytes are not reloaded");
     for l in m.iter().filter(|l| l.get("rollout/return_mean").is_some()) {
         let (ret, len) = (l["rollout/return_mean"].as_f64().expect("return"), l["rollout/length_mean"].as_f64().expect("length"));
         let step = l["step"].as_u64().expect("step");

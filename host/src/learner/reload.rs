@@ -1,8 +1,10 @@
 //! Hot reload: watches the `.wasm` files a run uses (the `notify` crate) and compiles a new
 //! version off the training thread, checked against its world and package version, so the
-//! training loop only swaps instances at a safe point. Editors and build tools replace
-//! files in several steps (truncate, write, rename), so events are debounced: a version is
-//! loaded once its file has been quiet for [`QUIET`].
+//! training loop only swaps instances at a safe point. A file renamed into place (how build
+//! tools and editors replace files atomically) is complete at once and is loaded right
+//! away; a file written in place (truncate, write, write…) is loaded once it has been quiet
+//! for [`QUIET`]. A file whose bytes did not change (touched, or written twice) is not
+//! loaded again.
 
 use crate::runtime::{LoadError, Plugin, Runtime, World};
 use notify::{RecursiveMode, Watcher};
@@ -37,13 +39,18 @@ impl PluginWatcher {
     /// Watches `files` (role, path, world); the directories holding them are watched, so a
     /// file replaced by a rename is seen too.
     pub fn new(runtime: &Runtime, files: Vec<(&'static str, PathBuf, World)>) -> anyhow::Result<Self> {
-        let (events_tx, events) = channel::<PathBuf>();
+        // (path, complete): a rename into place delivers a whole file.
+        let (events_tx, events) = channel::<(PathBuf, bool)>();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            use notify::event::{EventKind, ModifyKind, RenameMode};
             if let Ok(event) = res
                 && (event.kind.is_modify() || event.kind.is_create())
             {
-                for p in event.paths {
-                    let _ = events_tx.send(p);
+                let renamed_in = matches!(event.kind, EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)));
+                // With `Both`, the paths are [from, to]: only `to` is the new file.
+                let skip = usize::from(matches!(event.kind, EventKind::Modify(ModifyKind::Name(RenameMode::Both))));
+                for p in event.paths.into_iter().skip(skip) {
+                    let _ = events_tx.send((p, renamed_in));
                 }
             }
         })?;
@@ -58,26 +65,37 @@ impl PluginWatcher {
         let (tx, candidates) = channel();
         let runtime = runtime.clone();
         std::thread::Builder::new().name("paddock-reload".into()).spawn(move || {
-            // path → when first seen in this burst, when last seen
-            let mut pending: Vec<(PathBuf, Instant, Instant)> = Vec::new();
+            // path → when first seen in this burst, when last seen, complete (renamed in)
+            let mut pending: Vec<(PathBuf, Instant, Instant, bool)> = Vec::new();
+            // path → sha256 of the version last loaded (the run's own at the start)
+            let mut loaded: Vec<(PathBuf, [u8; 32])> =
+                files.iter().filter_map(|(_, p, _)| Some((p.clone(), digest(&std::fs::read(p).ok()?)))).collect();
             loop {
                 match events.recv_timeout(QUIET) {
-                    Ok(p) => {
+                    Ok((p, complete)) => {
                         let now = Instant::now();
                         match pending.iter_mut().find(|e| e.0 == p) {
-                            Some(e) => e.2 = now,
-                            None => pending.push((p, now, now)),
+                            Some(e) => (e.2, e.3) = (now, complete),
+                            None => pending.push((p, now, now, complete)),
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
                 let now = Instant::now();
-                let (ready, waiting): (Vec<_>, Vec<_>) = pending.drain(..).partition(|e| now - e.2 >= QUIET);
+                let (ready, waiting): (Vec<_>, Vec<_>) = pending.drain(..).partition(|e| e.3 || now - e.2 >= QUIET);
                 pending = waiting;
-                for (path, seen, _) in ready {
+                for (path, seen, _, _) in ready {
                     for (role, file, world) in &files {
                         if *file == path {
+                            // Unchanged bytes (or a file gone mid-replace): nothing to load.
+                            let Ok(bytes) = std::fs::read(file) else { continue };
+                            let sha = digest(&bytes);
+                            match loaded.iter_mut().find(|l| l.0 == *file) {
+                                Some(l) if l.1 == sha => continue,
+                                Some(l) => l.1 = sha,
+                                None => loaded.push((file.clone(), sha)),
+                            }
                             let t = Instant::now();
                             let plugin = runtime.load(file, *world);
                             let load_time = t.elapsed();
@@ -96,4 +114,9 @@ impl PluginWatcher {
     pub fn poll(&self) -> Vec<Candidate> {
         self.candidates.try_iter().collect()
     }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
