@@ -12,15 +12,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn replace(dst: &Path, bytes: &[u8]) {
-    let tmp = dst.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("write");
-    std::fs::rename(&tmp, dst).expect("rename");
-}
 
 /// The "(N ms after the change; loaded in M ms)" figures of `role`'s swaps in the log.
 fn figures(log: &str, role: &str) -> Vec<(f64, f64)> {
@@ -84,7 +77,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(1));
     for (role, path, bytes) in [("reward", &reward, &reward_bytes), ("algorithm", &algo, &ppo_bytes)] {
         for i in 0..rounds {
-            replace(path, &common::rebuilt(bytes, &format!("{role}-{i}")));
+            common::replace(path, &common::rebuilt(bytes, &format!("{role}-{i}")));
             wait("the swap", &|l| latencies(l, role).len() > i);
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -46,20 +46,19 @@ for dir in "${standalone[@]}"; do build_group standalone "$dir"; done
 # A build takes ~10–25 s, so it is skipped when the inputs (the app's files, wit/ and the
 # componentize-py version) hash the same as last time.
 componentize_py=.venv/bin/componentize-py
+# up_to_date NAME INPUTS_HASH: target/plugins/NAME.wasm exists and was built from these inputs.
+up_to_date() { [ -f "$out/$1.wasm" ] && [ "$(cat "$out/.$1.inputs" 2>/dev/null)" = "$2" ]; }
 for dir in plugins/python/*/; do
     dir=${dir%/}
     name=$(basename "$dir")
     world=$(sed -n 's/^# world: *\([a-z-]*\).*/\1/p' "$dir/app.py" | head -1)
     [ -n "$world" ] || { echo "error: $dir/app.py has no '# world: NAME' line" >&2; exit 1; }
     [ -x "$componentize_py" ] || { echo "error: $componentize_py is missing; run scripts/setup.sh" >&2; exit 1; }
-    stamp="$out/.$name-py.inputs"
     inputs=$( { "$componentize_py" --version; cat wit/*.wit; find "$dir" -type f -name '*.py' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
-    if [ -f "$out/$name-py.wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ]; then
-        continue
-    fi
+    up_to_date "$name-py" "$inputs" && continue
     echo "building Python plugin $dir (world $world; componentize-py)" >&2
     "$componentize_py" -d wit -w "$world" componentize app -p "$dir" -o "$out/$name-py.wasm" >/dev/null
-    echo "$inputs" > "$stamp"
+    echo "$inputs" > "$out/.$name-py.inputs"
 done
 
 # JavaScript plugins (plugins/js/<name>/app.js, world named in its `// world:` line) via
@@ -71,14 +70,11 @@ for dir in plugins/js/*/; do
     world=$(sed -n 's|^// world: *\([a-z-]*\).*|\1|p' "$dir/app.js" | head -1)
     [ -n "$world" ] || { echo "error: $dir/app.js has no '// world: NAME' line" >&2; exit 1; }
     [ -d scripts/js/node_modules/@bytecodealliance/componentize-js ] || { echo "error: componentize-js is missing; run scripts/setup.sh" >&2; exit 1; }
-    stamp="$out/.$name-js.inputs"
     inputs=$( { cat scripts/js/package.json scripts/js/componentize.mjs wit/*.wit; find "$dir" -type f -name '*.js' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
-    if [ -f "$out/$name-js.wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ]; then
-        continue
-    fi
+    up_to_date "$name-js" "$inputs" && continue
     echo "building JavaScript plugin $dir (world $world; componentize-js)" >&2
     node scripts/js/componentize.mjs wit "$world" "$dir/app.js" "$out/$name-js.wasm"
-    echo "$inputs" > "$stamp"
+    echo "$inputs" > "$out/.$name-js.inputs"
 done
 
 # C plugins (plugins/c/<name>/*.c, world named in a `// world:` line): bindings from

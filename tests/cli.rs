@@ -217,22 +217,27 @@ fn python_reward_starter_builds_and_passes_inspect() {
         .output()
         .expect("componentize-py");
     assert!(build.status.success(), "the Python starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
-    let wasm = project.join("my-reward.wasm");
-    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert_reward_starter_pays_scaled(dir.path(), &project.join("my-reward.wasm"), "my-reward", "2.0");
+}
+
+/// A built reward starter is a `reward` component and, in a CartPole rollout, pays
+/// `scale` (a TOML number: real or integer) × the env's reward (1 per step).
+fn assert_reward_starter_pays_scaled(dir: &std::path::Path, wasm: &std::path::Path, name: &str, scale: &str) {
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(wasm), "--json"])).expect("json");
     assert_eq!(info["world"], "reward", "{info}");
-    // It scores CartPole in a rollout (pays the env's reward, scaled).
-    let config = dir.path().join("rollout.toml");
+    let config = dir.join("rollout.toml");
     let cartpole = common::plugin("cartpole");
     std::fs::write(
         &config,
-        format!("seed = 1\n[env]\nplugin = {:?}\nnum_envs = 2\n[reward]\nplugin = {:?}\n[reward.params]\nscale = 2.0\n", cartpole, wasm),
+        format!("seed = 1\n[env]\nplugin = {cartpole:?}\nnum_envs = 2\n[reward]\nplugin = {wasm:?}\n[reward.params]\nscale = {scale}\n"),
     )
     .expect("config");
     let out = ok(&["env", "run", p(&config), "--steps", "300", "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
     let (ret, len) = (v["mean_return"].as_f64().expect("return"), v["mean_length"].as_f64().expect("length"));
-    assert_eq!(v["reward_plugin"], "my-reward");
-    assert!((ret - 2.0 * len).abs() < 1e-9, "the starter pays 2 × CartPole's 1 per step: {v}");
+    assert_eq!(v["reward_plugin"], name);
+    let factor: f64 = scale.parse().expect("a number");
+    assert!((ret - factor * len).abs() < 1e-9, "the starter pays {scale} × CartPole's 1 per step: {v}");
 }
 
 #[test]
@@ -247,20 +252,7 @@ fn javascript_reward_starter_builds_and_passes_inspect() {
     std::os::unix::fs::symlink(&modules, project.join("node_modules")).expect("link node_modules");
     let build = std::process::Command::new("node").arg("build.mjs").current_dir(&project).output().expect("node");
     assert!(build.status.success(), "the JavaScript starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
-    let wasm = project.join("js-reward.wasm");
-    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
-    assert_eq!(info["world"], "reward", "{info}");
-    let config = dir.path().join("rollout.toml");
-    let cartpole = common::plugin("cartpole");
-    std::fs::write(
-        &config,
-        format!("seed = 1\n[env]\nplugin = {:?}\nnum_envs = 2\n[reward]\nplugin = {:?}\n[reward.params]\nscale = 3\n", cartpole, wasm),
-    )
-    .expect("config");
-    let out = ok(&["env", "run", p(&config), "--steps", "300", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
-    let (ret, len) = (v["mean_return"].as_f64().expect("return"), v["mean_length"].as_f64().expect("length"));
-    assert!((ret - 3.0 * len).abs() < 1e-9, "the starter pays 3 × CartPole's 1 per step: {v}");
+    assert_reward_starter_pays_scaled(dir.path(), &project.join("js-reward.wasm"), "js-reward", "3");
 }
 
 #[test]

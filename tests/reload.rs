@@ -23,13 +23,6 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
-/// Replaces `dst` the way build tools do: write a temporary file beside it, then rename.
-fn replace(dst: &Path, bytes: &[u8]) {
-    let tmp = dst.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("write");
-    std::fs::rename(&tmp, dst).expect("rename");
-}
-
 /// Starts `paddock train configs/cartpole-ppo.toml` with `sets`, its store in `store`.
 fn spawn_train(store: &Path, sets: &[String]) -> std::process::Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
@@ -77,14 +70,14 @@ fn an_algorithm_swapped_mid_run_keeps_its_weights_and_broken_ones_are_refused() 
     let run = only_run_dir(&store).expect("run dir");
     let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
 
-    replace(&algo, b"\0asm garbage");
+    common::replace(&algo, b"\0asm garbage");
     wait_for("the refusal of garbage", &mut child, || log().contains("refused the new algorithm plugin"));
-    replace(&algo, &std::fs::read(common::plugin("cartpole")).expect("env"));
+    common::replace(&algo, &std::fs::read(common::plugin("cartpole")).expect("env"));
     wait_for("the refusal of an env", &mut child, || log().matches("refused the new algorithm plugin").count() >= 2);
     // Fails its first call: `init` refuses PPO's parameters.
-    replace(&algo, &std::fs::read(common::plugin("hostile-algorithm")).expect("hostile"));
+    common::replace(&algo, &std::fs::read(common::plugin("hostile-algorithm")).expect("hostile"));
     wait_for("the refusal of a failing version", &mut child, || log().matches("refused the new algorithm plugin").count() >= 3);
-    replace(&algo, &common::rebuilt(&ppo, "v2"));
+    common::replace(&algo, &common::rebuilt(&ppo, "v2"));
     wait_for("the swap", &mut child, || log().contains("hot reload: algorithm plugin"));
     let swapped_at =
         || lines(&run.join("metrics.jsonl")).iter().find(|l| l.get("reload/algorithm").is_some()).and_then(|l| l["step"].as_u64());
@@ -121,11 +114,11 @@ fn an_env_swapped_mid_run_takes_over_at_episode_boundaries() {
     let run = only_run_dir(&store).expect("run dir");
     let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
 
-    replace(&env, &std::fs::read(common::plugin("acrobot")).expect("acrobot"));
+    common::replace(&env, &std::fs::read(common::plugin("acrobot")).expect("acrobot"));
     wait_for("the refusal of other spaces", &mut child, || log().contains("refused the new env plugin"));
-    replace(&env, &std::fs::read(common::plugin("ppo")).expect("ppo"));
+    common::replace(&env, &std::fs::read(common::plugin("ppo")).expect("ppo"));
     wait_for("the refusal of another world", &mut child, || log().matches("refused the new env plugin").count() >= 2);
-    replace(&env, &common::rebuilt(&cartpole, "v2"));
+    common::replace(&env, &common::rebuilt(&cartpole, "v2"));
     wait_for("every env on the new version", &mut child, || log().contains("serves all 8 envs"));
     let after = lines(&run.join("metrics.jsonl")).len();
     wait_for("more updates", &mut child, || lines(&run.join("metrics.jsonl")).len() > after + 5);
@@ -149,33 +142,22 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
     let reward = dir.path().join("reward.wasm");
     std::fs::copy(common::plugin("cartpole-shaped"), &reward).expect("copy");
     let store = dir.path().join("runs");
-    let (store_set, reward_set) = (format!("store={}", store.display()), format!("reward.plugin={}", reward.display()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(["train", "configs/cartpole-ppo.toml", "--set", &store_set, "--set", &reward_set])
-        .args(["--set", "total_steps=10000000", "--set", "train.stop_at_return=1e9", "--set", "train.eval_every=0"])
-        .args(["--set", "algorithm.device=cpu", "--set", "train.checkpoint_every=0"])
-        .current_dir(common::root())
-        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let run_dir = || std::fs::read_dir(&store).ok()?.filter_map(Result::ok).map(|e| e.path()).next();
+    let mut child = spawn_train(&store, &[format!("reward.plugin={}", reward.display()), "train.eval_every=0".into()]);
     let rollouts = |m: &[serde_json::Value]| m.iter().filter(|l| l.get("rollout/return_mean").is_some()).count();
-    wait_for("rollout metrics", &mut child, || run_dir().is_some_and(|d| rollouts(&lines(&d.join("metrics.jsonl"))) >= 3));
-    let run = run_dir().expect("run dir");
+    wait_for("rollout metrics", &mut child, || only_run_dir(&store).is_some_and(|d| rollouts(&lines(&d.join("metrics.jsonl"))) >= 3));
+    let run = only_run_dir(&store).expect("run dir");
     let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
 
     // The same bytes written again (in place) are not a new version: no swap follows.
     std::fs::write(&reward, std::fs::read(common::plugin("cartpole-shaped")).expect("shaped")).expect("rewrite");
-    replace(&reward, b"not a component at all");
+    common::replace(&reward, b"not a component at all");
     wait_for("the refusal", &mut child, || log().contains("refused the new reward plugin"));
     // Written in place rather than renamed: loaded once the file is quiet.
     std::fs::write(&reward, std::fs::read(common::plugin("hostile")).expect("hostile")).expect("write in place");
     wait_for("the second refusal", &mut child, || log().matches("refused the new reward plugin").count() >= 2);
-    replace(&reward, &std::fs::read(common::plugin("panicking-reward")).expect("panicking"));
+    common::replace(&reward, &std::fs::read(common::plugin("panicking-reward")).expect("panicking"));
     wait_for("the third refusal", &mut child, || log().matches("refused the new reward plugin").count() >= 3);
-    replace(&reward, &std::fs::read(common::plugin("constant-reward")).expect("constant"));
+    common::replace(&reward, &std::fs::read(common::plugin("constant-reward")).expect("constant"));
     wait_for("the swap", &mut child, || log().contains("hot reload: reward plugin"));
     let swapped_at =
         || lines(&run.join("metrics.jsonl")).iter().find(|l| l.get("reload/reward").is_some()).and_then(|l| l["step"].as_u64());

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -51,12 +50,6 @@ impl Drop for Tmux {
     }
 }
 
-fn replace(dst: &Path, bytes: &[u8]) {
-    let tmp = dst.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("write");
-    std::fs::rename(&tmp, dst).expect("rename");
-}
-
 #[test]
 fn train_tui_in_tmux_pause_reload_checkpoint_and_quit() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -90,7 +83,7 @@ fn train_tui_in_tmux_pause_reload_checkpoint_and_quit() {
     tmux.keys("p");
     tmux.wait_for("resumed", |s| s.contains("resumed at step"));
 
-    replace(&reward, &std::fs::read(common::plugin("constant-reward")).expect("constant"));
+    common::replace(&reward, &std::fs::read(common::plugin("constant-reward")).expect("constant"));
     let screen = tmux.wait_for("the swap on screen", |s| s.contains("reward    swapped"));
     assert!(screen.contains("is live from step"), "the log pane shows the swap:\n{screen}");
     let lock: Vec<serde_json::Value> =

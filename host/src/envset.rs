@@ -180,6 +180,12 @@ impl std::fmt::Debug for EnvSet {
     }
 }
 
+/// The seeds of envs `first..first + len`: env `i`'s depends on the run seed, the stream and
+/// `i` only, not on the shard it lands in.
+fn env_seeds(opts: &EnvSetOptions, first: usize, len: usize) -> Vec<u64> {
+    (first..first + len).map(|i| derive(opts.seed, opts.stream, i as u64)).collect()
+}
+
 /// Envs per shard above which extra worker threads pay off (automatic choice).
 const ENVS_PER_AUTO_SHARD: usize = 256;
 
@@ -205,8 +211,7 @@ impl EnvSet {
                 Some(p) => p,
                 None => EnvInstance::new(plugin, derive(opts.seed, Stream::PluginRandom, s as u64))?,
             };
-            let seeds: Vec<u64> = (first..first + len).map(|i| derive(opts.seed, opts.stream, i as u64)).collect();
-            inst.init(&opts.params, &seeds)?;
+            inst.init(&opts.params, &env_seeds(opts, first, len))?;
             shards.push(Shard { inst, first, len, incoming: None });
             first += len;
         }
@@ -240,8 +245,7 @@ impl EnvSet {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(derive(self.opts.seed, Stream::PluginRandom, 1 << 36));
         for (s, sh) in self.shards.iter().enumerate() {
             let mut inst = EnvInstance::new(plugin, derive(self.opts.seed, Stream::PluginRandom, (1 << 35) + s as u64))?;
-            let seeds: Vec<u64> = (sh.first..sh.first + sh.len).map(|i| derive(self.opts.seed, self.opts.stream, i as u64)).collect();
-            let spec = inst.init(&self.opts.params, &seeds)?;
+            let spec = inst.init(&self.opts.params, &env_seeds(&self.opts, sh.first, sh.len))?;
             if (&spec.observation_space, &spec.action_space, &spec.info_features)
                 != (&self.spec.observation_space, &self.spec.action_space, &self.spec.info_features)
             {

@@ -147,3 +147,10 @@ pub fn rebuilt(bytes: &[u8], tag: &str) -> Vec<u8> {
     out.extend_from_slice(&payload);
     out
 }
+
+/// Replaces `dst` the way build tools do: write a temporary file beside it, then rename.
+pub fn replace(dst: &std::path::Path, bytes: &[u8]) {
+    let tmp = dst.with_extension("tmp");
+    std::fs::write(&tmp, bytes).expect("write");
+    std::fs::rename(&tmp, dst).expect("rename");
+}

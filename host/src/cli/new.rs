@@ -74,13 +74,28 @@ const WIT: &[(&str, &str)] = &[
     ("worlds.wit", include_str!("../../../wit/worlds.wit")),
 ];
 
-/// Writes the contract into `dir/wit/`.
-fn write_wit(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir.join("wit")).with_context(|| format!("failed to create {}", dir.display()))?;
-    for (file, text) in WIT {
-        std::fs::write(dir.join("wit").join(file), text).with_context(|| format!("failed to write {}/wit/{file}", dir.display()))?;
+/// Writes `files` (relative path, text) under `dir`, creating folders as needed.
+fn write_files(dir: &Path, files: &[(&str, impl AsRef<str>)]) -> anyhow::Result<()> {
+    for (file, text) in files {
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("failed to create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text.as_ref()).with_context(|| format!("failed to write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Writes the contract into `dir/wit/`.
+fn write_wit(dir: &Path) -> anyhow::Result<()> {
+    write_files(&dir.join("wit"), WIT)
+}
+
+/// Tells the user what was made and how to build and check it.
+fn report(dir: &Path, what: &str, build: &str, wasm: &str) {
+    println!("created {} ({what})", dir.display());
+    println!("build:  cd {} && {build}", dir.display());
+    println!("check:  paddock plugin inspect {}/{wasm}", dir.display());
 }
 
 /// A JavaScript starter: `app.js`, `build.mjs`, `package.json`, `wit/`, README, .gitignore.
@@ -116,13 +131,8 @@ fn js_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
         ("README.md", readme),
         (".gitignore", "node_modules/\n*.wasm\n".into()),
     ];
-    for (file, text) in files {
-        let path = dir.join(file);
-        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
-    }
-    println!("created {} ({name} plugin, world `reward`, JavaScript)", dir.display());
-    println!("build:  cd {} && npm install && node build.mjs", dir.display());
-    println!("check:  paddock plugin inspect {}/{name}.wasm", dir.display());
+    write_files(dir, &files)?;
+    report(dir, &format!("{name} plugin, world `reward`, JavaScript"), "npm install && node build.mjs", &format!("{name}.wasm"));
     Ok(())
 }
 
@@ -161,18 +171,13 @@ fn c_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
          See the C plugin guide (docs/plugins/c.md in the Paddock repository).\n"
     );
     let files = [(file.as_str(), source), ("build.sh", build), ("README.md", readme), (".gitignore", "gen/\n*.wasm\n".into())];
-    for (f, text) in files {
-        let path = dir.join(f);
-        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
-    }
+    write_files(dir, &files)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
     }
-    println!("created {} ({name} plugin, world `environment`, C)", dir.display());
-    println!("build:  cd {} && ./build.sh", dir.display());
-    println!("check:  paddock plugin inspect {}/{name}.wasm", dir.display());
+    report(dir, &format!("{name} plugin, world `environment`, C"), "./build.sh", &format!("{name}.wasm"));
     Ok(())
 }
 
@@ -192,13 +197,9 @@ fn python_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()>
          See the Python plugin guide (docs/plugins/python.md in the Paddock repository).\n"
     );
     let files = [("app.py", REWARD_PY.replace("{{name}}", name)), ("README.md", readme), (".gitignore", "__pycache__/\n*.wasm\n".into())];
-    for (file, text) in files {
-        let path = dir.join(file);
-        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
-    }
-    println!("created {} ({name} plugin, world `reward`, Python)", dir.display());
-    println!("build:  cd {} && componentize-py -d wit -w reward componentize app -o {name}.wasm", dir.display());
-    println!("check:  paddock plugin inspect {}/{name}.wasm", dir.display());
+    write_files(dir, &files)?;
+    let build = format!("componentize-py -d wit -w reward componentize app -o {name}.wasm");
+    report(dir, &format!("{name} plugin, world `reward`, Python"), &build, &format!("{name}.wasm"));
     Ok(())
 }
 
@@ -284,7 +285,6 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
         bail!("{} is not the Paddock SDK (no Cargo.toml)", sdk.display());
     }
     let own_workspace = !inside_workspace(&dir);
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("failed to create {}", dir.display()))?;
     let world = match args.world {
         NewWorld::Env => "environment",
         NewWorld::Reward => "reward",
@@ -296,18 +296,14 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<()> {
         ("README.md", readme(&args.name, world)),
         (".gitignore", "/target\n".to_string()),
     ];
-    for (file, text) in files {
-        let path = dir.join(file);
-        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
-    }
+    write_files(&dir, &files)?;
     // The versions Paddock is tested with (cargo drops what the starter does not use).
     let lock = sdk.join("../../Cargo.lock");
     if own_workspace && lock.exists() {
         std::fs::copy(&lock, dir.join("Cargo.lock")).with_context(|| format!("failed to copy {}", lock.display()))?;
     }
-    println!("created {} ({} plugin, world `{world}`)", dir.display(), args.name);
-    println!("build:  cd {} && cargo build --release --target wasm32-wasip2", dir.display());
-    println!("check:  paddock plugin inspect {}/target/wasm32-wasip2/release/{}.wasm", dir.display(), args.name.replace('-', "_"));
+    let wasm = format!("target/wasm32-wasip2/release/{}.wasm", args.name.replace('-', "_"));
+    report(&dir, &format!("{} plugin, world `{world}`", args.name), "cargo build --release --target wasm32-wasip2", &wasm);
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 use crate::runtime::{LoadError, Plugin, Runtime, World};
 use notify::{RecursiveMode, Watcher};
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -36,9 +37,9 @@ pub struct PluginWatcher {
 }
 
 impl PluginWatcher {
-    /// Watches `files` (role, path, world); the directories holding them are watched, so a
-    /// file replaced by a rename is seen too.
-    pub fn new(runtime: &Runtime, files: Vec<(&'static str, PathBuf, World)>) -> anyhow::Result<Self> {
+    /// Watches the files of `plugins` (role, the version the run uses); the directories
+    /// holding them are watched, so a file replaced by a rename is seen too.
+    pub fn new(runtime: &Runtime, plugins: &[(&'static str, &Plugin)]) -> anyhow::Result<Self> {
         // (path, complete): a rename into place delivers a whole file.
         let (events_tx, events) = channel::<(PathBuf, bool)>();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -54,9 +55,11 @@ impl PluginWatcher {
                 }
             }
         })?;
-        let files: Vec<(&'static str, PathBuf, World)> =
-            files.into_iter().map(|(r, p, w)| (r, std::path::absolute(&p).unwrap_or(p), w)).collect();
-        let mut dirs: Vec<&Path> = files.iter().filter_map(|(_, p, _)| p.parent()).collect();
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        // role, file, world, sha256 (hex) of the version last loaded (the run's own at first)
+        let mut files: Vec<(&'static str, PathBuf, World, String)> =
+            plugins.iter().map(|(r, p)| (*r, absolute(&p.info().path), p.info().world, p.info().sha256.clone())).collect();
+        let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.1.parent()).collect();
         dirs.sort();
         dirs.dedup();
         for d in dirs {
@@ -67,9 +70,6 @@ impl PluginWatcher {
         std::thread::Builder::new().name("paddock-reload".into()).spawn(move || {
             // path → when first seen in this burst, when last seen, complete (renamed in)
             let mut pending: Vec<(PathBuf, Instant, Instant, bool)> = Vec::new();
-            // path → sha256 of the version last loaded (the run's own at the start)
-            let mut loaded: Vec<(PathBuf, [u8; 32])> =
-                files.iter().filter_map(|(_, p, _)| Some((p.clone(), digest(&std::fs::read(p).ok()?)))).collect();
             loop {
                 match events.recv_timeout(QUIET) {
                     Ok((p, complete)) => {
@@ -86,18 +86,17 @@ impl PluginWatcher {
                 let (ready, waiting): (Vec<_>, Vec<_>) = pending.drain(..).partition(|e| e.3 || now - e.2 >= QUIET);
                 pending = waiting;
                 for (path, seen, _, _) in ready {
-                    for (role, file, world) in &files {
+                    for (role, file, world, last) in &mut files {
                         if *file == path {
                             // Unchanged bytes (or a file gone mid-replace): nothing to load.
-                            let Ok(bytes) = std::fs::read(file) else { continue };
-                            let sha = digest(&bytes);
-                            match loaded.iter_mut().find(|l| l.0 == *file) {
-                                Some(l) if l.1 == sha => continue,
-                                Some(l) => l.1 = sha,
-                                None => loaded.push((file.clone(), sha)),
+                            let Ok(bytes) = std::fs::read(&*file) else { continue };
+                            let sha = hex::encode(sha2::Sha256::digest(&bytes));
+                            if *last == sha {
+                                continue;
                             }
+                            *last = sha;
                             let t = Instant::now();
-                            let plugin = runtime.load(file, *world);
+                            let plugin = runtime.load(&*file, *world);
                             let load_time = t.elapsed();
                             if tx.send(Candidate { role, path: file.clone(), plugin, seen, load_time }).is_err() {
                                 return;
@@ -114,9 +113,4 @@ impl PluginWatcher {
     pub fn poll(&self) -> Vec<Candidate> {
         self.candidates.try_iter().collect()
     }
-}
-
-fn digest(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
 }

@@ -720,14 +720,11 @@ fn train_run(
         log: runtime.options().log.clone(),
     };
     if config.train.hot_reload {
-        let mut files = vec![
-            ("env", env_plugin.info().path.clone(), World::Environment),
-            ("algorithm", algo_plugin.info().path.clone(), World::Algorithm),
-        ];
+        let mut plugins = vec![("env", &env_plugin), ("algorithm", &algo_plugin)];
         if let Some(p) = &reward_plugin {
-            files.push(("reward", p.info().path.clone(), World::Reward));
+            plugins.push(("reward", p));
         }
-        reloads.watcher = Some(PluginWatcher::new(runtime, files)?);
+        reloads.watcher = Some(PluginWatcher::new(runtime, &plugins)?);
     }
 
     let space = envs.spec().action_space.clone();
