@@ -40,6 +40,14 @@ if [ ! -f .venv/.componentize-py-$COMPONENTIZE_PY_VERSION ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
     touch .venv/.componentize-py-$COMPONENTIZE_PY_VERSION
 fi
+# moto_server is the S3-compatible server the store and registry tests start on loopback
+# (atomic conditional puts: `If-None-Match: *`).
+MOTO_VERSION=5.2.5
+if [ ! -f .venv/.moto-$MOTO_VERSION ]; then
+    say "installing moto[server] $MOTO_VERSION (the S3 server of the tests) into .venv/"
+    .venv/bin/python -m pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    touch .venv/.moto-$MOTO_VERSION
+fi
 # componentize-js builds the JavaScript plugins (plugins/js/*): npm into scripts/js/, at the
 # exact version scripts/js/package.json pins, again only when that file changes. No lock
 # file: npm 10 drops componentize-js's optional per-platform packages from its own lock on

@@ -71,6 +71,25 @@ pub struct RunConfig {
     /// Sandbox limits and the compile cache.
     #[serde(default)]
     pub runtime: RuntimeSection,
+    /// S3 settings beyond the SDK's environment (for `store = "s3://…"` and S3 registries).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub s3: crate::store::S3Settings,
+    /// The plugin registry that `registry:team/x@REQ` plugin references resolve against.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub registry: crate::registry::RegistrySection,
+    /// Where each plugin came from when not a plain path: resolved file → the exact
+    /// registry reference (filled by [`RunConfig::resolve_registry`]; not written).
+    #[serde(skip)]
+    pub sources: std::collections::BTreeMap<PathBuf, String>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Whether a plugin path is a registry reference (`registry:team/x@REQ`).
+pub fn is_registry_ref(p: &Path) -> bool {
+    p.to_str().is_some_and(|s| s.starts_with(crate::registry::REF_PREFIX))
 }
 
 fn default_store() -> String {
@@ -242,6 +261,9 @@ impl RunConfig {
             algorithm: None,
             train: TrainSection::default(),
             runtime: RuntimeSection::default(),
+            s3: Default::default(),
+            registry: Default::default(),
+            sources: Default::default(),
         }
     }
 
@@ -269,15 +291,63 @@ impl RunConfig {
         }
         let mut config = RunConfig::deserialize(table).map_err(|e| invalid(e.to_string().trim_end().replace('\n', "\n  ")))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        config.env.plugin = base.join(&config.env.plugin);
+        let rebase = |p: &mut PathBuf| {
+            if !is_registry_ref(p) {
+                *p = base.join(&*p);
+            }
+        };
+        rebase(&mut config.env.plugin);
         if let Some(r) = &mut config.reward {
-            r.plugin = base.join(&r.plugin);
+            rebase(&mut r.plugin);
         }
         if let Some(a) = &mut config.algorithm {
-            a.plugin = base.join(&a.plugin);
+            rebase(&mut a.plugin);
         }
         config.check().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
         Ok(config)
+    }
+
+    /// The plugin paths of this config, mutable, by role.
+    fn plugin_paths(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
+        let mut out = vec![("env", &mut self.env.plugin)];
+        if let Some(r) = &mut self.reward {
+            out.push(("reward", &mut r.plugin));
+        }
+        if let Some(a) = &mut self.algorithm {
+            out.push(("algorithm", &mut a.plugin));
+        }
+        out
+    }
+
+    /// Resolves `registry:team/x@REQ` plugin references: each is fetched (verified) into
+    /// the local cache. Returns the config to run (paths into the cache, `sources` filled)
+    /// and the config to record (each reference pinned to the exact version, `=x.y.z`),
+    /// and a warning per yanked version used.
+    pub fn resolve_registry(&self) -> anyhow::Result<(RunConfig, RunConfig, Vec<String>)> {
+        let (mut run, mut record, mut warnings) = (self.clone(), self.clone(), Vec::new());
+        let (registry, s3) = (self.registry.clone(), self.s3.clone());
+        let record_paths: Vec<PathBuf> = record.plugin_paths().into_iter().map(|(_, p)| p.clone()).collect();
+        let mut sources = std::collections::BTreeMap::new();
+        let mut pinned = Vec::new();
+        for ((role, p), original) in run.plugin_paths().into_iter().zip(record_paths) {
+            if !is_registry_ref(&original) {
+                pinned.push(original);
+                continue;
+            }
+            let text = original.to_string_lossy().into_owned();
+            let r = crate::registry::pull_ref(&text, &registry, &s3).map_err(|e| e.context(format!("key `{role}.plugin` = \"{text}\"")))?;
+            if r.yanked {
+                warnings.push(format!("{role} plugin {} is yanked; it is used because the config pins it exactly", r.pinned));
+            }
+            *p = r.path.clone();
+            sources.insert(r.path, format!("{} (sha256 {})", r.pinned, r.manifest.sha256));
+            pinned.push(PathBuf::from(r.pinned));
+        }
+        for ((_, p), new) in record.plugin_paths().into_iter().zip(pinned) {
+            *p = new;
+        }
+        run.sources = sources;
+        Ok((run, record, warnings))
     }
 
     /// Parses config text (paths stay as written).

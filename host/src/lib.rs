@@ -12,6 +12,9 @@
 //! - [`spaces`]: host-side helpers for spaces: sizes, checks and seeded random actions.
 //! - [`runstatus`]: a run's `status.json` and `control/` requests (pause, checkpoint, stop).
 //! - [`monitor`]: the terminal monitor (`paddock watch`, `train --tui`) over run directories.
+//! - [`store`]: run stores on local disk or S3 (`s3://bucket/prefix`): the object
+//!   interface, the background mirror of a run to S3, listing and fetching runs.
+//! - [`registry`]: the plugin registry (publish, resolve, verified pull, yank) in a store.
 //! - [`log`]: the run log that plugin output and host messages go to.
 //! - [`cli`]: the `paddock` commands.
 
@@ -21,7 +24,9 @@ pub mod envset;
 pub mod learner;
 pub mod log;
 pub mod monitor;
+pub mod registry;
 pub mod runstatus;
 pub mod runtime;
 pub mod seed;
 pub mod spaces;
+pub mod store;

@@ -2,6 +2,8 @@
 //! whose compile cache lives under target/ (not the user's cache dir).
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod moto;
+
 use paddock::log::RunLog;
 use paddock::runtime::{Limits, Runtime, RuntimeOptions};
 use std::path::PathBuf;

@@ -106,7 +106,12 @@ struct Summary {
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut config = if super::is_config(&args.target) { RunConfig::load(&args.target)? } else { RunConfig::for_env(args.target.clone()) };
+    let mut config = if super::is_config(&args.target) {
+        let loaded = RunConfig::load(&args.target)?;
+        loaded.resolve_registry().with_context(|| format!("config file {}", args.target.display()))?.0
+    } else {
+        RunConfig::for_env(args.target.clone())
+    };
     if let Some(s) = args.seed {
         config.seed = s;
     }

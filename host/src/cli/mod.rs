@@ -5,6 +5,8 @@ mod env_run;
 mod eval;
 mod inspect;
 mod new;
+mod registry;
+mod runs;
 mod train;
 mod watch;
 
@@ -32,6 +34,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained run or checkpoint: mean, std and 95% confidence interval.
     Eval(eval::EvalArgs),
+    /// Runs in a store (local or `s3://`): list them, fetch one.
+    #[command(subcommand)]
+    Runs(RunsCommand),
     /// Watch runs in a terminal monitor: status, charts, plugins and reloads, log; pause,
     /// checkpoint or stop them from the keyboard.
     Watch(watch::WatchArgs),
@@ -41,8 +46,27 @@ enum Command {
 enum PluginCommand {
     /// Show a plugin's world, package version, imports, sha256 and (for envs) its spec.
     Inspect(inspect::InspectArgs),
-    /// Write a starter plugin project (Rust) that builds into a working component.
+    /// Write a starter plugin project (Rust, Python, JavaScript or C) that builds into a
+    /// working component.
     New(new::NewArgs),
+    /// Publish a component to the registry as TEAM/NAME@VERSION (immutable; optionally signed).
+    Publish(registry::PublishArgs),
+    /// Fetch and verify a published plugin (sha256, signature, trusted keys).
+    Pull(registry::PullArgs),
+    /// List published plugins and versions.
+    Ls(registry::LsArgs),
+    /// Mark a published version yanked (requirements skip it; exact pins still resolve).
+    Yank(registry::YankArgs),
+    /// Make an ed25519 signing key for `plugin publish --sign`.
+    Keygen(registry::KeygenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// List the runs of a store: state, step, best eval, newest complete checkpoint.
+    Ls(runs::LsArgs),
+    /// Fetch a run (its files and complete checkpoints, each checked) to a local directory.
+    Pull(runs::PullArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +81,13 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plugin(PluginCommand::Inspect(a)) => inspect::run(a),
         Command::Plugin(PluginCommand::New(a)) => new::run(a),
+        Command::Plugin(PluginCommand::Publish(a)) => registry::publish(a),
+        Command::Plugin(PluginCommand::Pull(a)) => registry::pull(a),
+        Command::Plugin(PluginCommand::Ls(a)) => registry::ls(a),
+        Command::Plugin(PluginCommand::Yank(a)) => registry::yank(a),
+        Command::Plugin(PluginCommand::Keygen(a)) => registry::keygen(a),
+        Command::Runs(RunsCommand::Ls(a)) => runs::ls(a),
+        Command::Runs(RunsCommand::Pull(a)) => runs::pull(a),
         Command::Env(EnvCommand::Run(a)) => env_run::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
@@ -83,4 +114,13 @@ pub(crate) fn runtime_for(section: &crate::config::RuntimeSection, log: crate::l
 /// `true` if `path` names a TOML config rather than a component.
 pub(crate) fn is_config(path: &std::path::Path) -> bool {
     path.extension().is_some_and(|e| e == "toml")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // clap checks names, ids and flags only when a (sub)command is parsed: check all.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -90,6 +90,10 @@ pub struct TrainSummary {
     pub resumed_from: Option<PathBuf>,
     /// Whether the run stopped on request (`control/stop`, `q` in the monitor) before its end.
     pub stopped: bool,
+    /// Where the run is kept when that is not `run_dir` (an S3 run; `run_dir` is then its
+    /// local working copy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_location: Option<String>,
 }
 
 /// Progress the loop reports to the caller (for a progress bar).
@@ -284,7 +288,7 @@ fn checkpoint_name(step: u64) -> String {
 /// Whether `path` is a complete checkpoint's directory (named by [`checkpoint_name`]; a
 /// `.tmp-*` one is not).
 fn is_checkpoint_dir(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 12 && n.bytes().all(|b| b.is_ascii_digit()))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(crate::store::mirror::is_checkpoint_name)
 }
 
 /// The newest complete checkpoint of a run, if any.
@@ -694,6 +698,11 @@ fn train_run(
     if let Some(p) = &reward_plugin {
         lock.push(lock_entry("reward", p, 0));
     }
+    for e in &mut lock {
+        if let Some(src) = config.sources.get(Path::new(&e.source)) {
+            e.source = src.clone();
+        }
+    }
     if checkpoint.is_none() {
         std::fs::write(run_dir.join("plugins.lock"), serde_json::to_string_pretty(&lock)? + "\n")
             .context("failed to write plugins.lock")?;
@@ -869,6 +878,7 @@ fn train_run(
         device: format!("{device:?}").to_lowercase(),
         resumed_from: checkpoint,
         stopped,
+        store_location: None,
     })
 }
 

@@ -1,0 +1,93 @@
+//! `paddock runs ls|pull`: the runs of a store, local or S3.
+
+use crate::store::runs::{self, Checkpoints};
+use crate::store::{Location, S3Settings};
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// `runs ls`.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// The store: a directory (default `runs/`) or `s3://bucket/prefix`.
+    #[arg(default_value = "runs/")]
+    store: String,
+    /// Print JSON lines, one per run.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `runs pull`.
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// The run: `s3://bucket/prefix/RUN` (or a local run directory).
+    run: String,
+    /// Where to write it (default: `./RUN`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Fetch only the newest complete checkpoint (default: every complete one).
+    #[arg(long)]
+    latest: bool,
+}
+
+pub(crate) fn ls(args: LsArgs) -> anyhow::Result<()> {
+    let store = Location::parse(&args.store)?;
+    let objects = crate::store::open(&store, &S3Settings::default())?;
+    let rows = runs::list_runs(objects.as_ref()).with_context(|| format!("failed to list the runs of {store}"))?;
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no runs in {store}");
+        return Ok(());
+    }
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    println!("{:width$}  {:9}  {:>17}  {:>9}  {:>12}  {:>5}", "RUN", "STATE", "STEP", "BEST EVAL", "CHECKPOINT", "COUNT");
+    for r in &rows {
+        let step = match (r.step, r.total) {
+            (Some(s), Some(t)) => format!("{s}/{t}"),
+            (Some(s), None) => s.to_string(),
+            _ => "-".into(),
+        };
+        println!(
+            "{:width$}  {:9}  {:>17}  {:>9}  {:>12}  {:>5}",
+            r.name,
+            r.state.as_deref().unwrap_or("-"),
+            step,
+            r.best_eval.map_or_else(|| "-".into(), |b| format!("{b:.1}")),
+            r.latest_checkpoint.map_or_else(|| "-".into(), |c| c.to_string()),
+            r.checkpoints
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn pull(args: PullArgs) -> anyhow::Result<()> {
+    let location = Location::parse(&args.run)?;
+    let (store, name) = runs::split_run(&location)?;
+    let objects = crate::store::open(&store, &S3Settings::default())?;
+    let dest = args.out.unwrap_or_else(|| PathBuf::from(&name));
+    if dest.join("config.toml").exists() {
+        anyhow::bail!("{} already holds a run; choose another --out", dest.display());
+    }
+    let which = if args.latest { Checkpoints::Latest } else { Checkpoints::All };
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
+    let mut total = 0u64;
+    let pulled = runs::pull_run(objects.as_ref(), &name, &dest, &which, &mut |file, bytes| {
+        total += bytes;
+        bar.set_message(format!("{:.1} MB · {file}", total as f64 / 1e6));
+        bar.tick();
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "fetched {location} into {} ({} files, {:.1} MB, {} complete checkpoint(s))",
+        dest.display(),
+        pulled.files,
+        pulled.bytes as f64 / 1e6,
+        pulled.checkpoints.len()
+    );
+    Ok(())
+}

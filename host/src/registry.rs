@@ -1,0 +1,528 @@
+//! The plugin registry: published plugin versions in a store (a local directory or an S3
+//! prefix) that teams share.
+//!
+//! Layout under the registry's root:
+//! - `blobs/sha256/<hex>.wasm` — components, addressed by content;
+//! - `plugins/<team>/<name>/<version>/manifest.json` — a [`Manifest`] (sha256, size, world
+//!   and package version, description, author, publish time, optional ed25519 signature);
+//!   created with a conditional put, which is the publish's commit point: of concurrent
+//!   publishers of one version exactly one wins, and a published version never changes;
+//! - `plugins/<team>/<name>/<version>/yanked` — present when the version is yanked (version
+//!   requirements skip it; an exact `=x.y.z` still resolves, with a warning).
+//!
+//! A pull checks the component's size and sha256 against the manifest, the signature (when
+//! there is one) against the manifest's key, and — when trusted keys are configured — that
+//! one of them signed it. The signed message binds the name, the version and the sha256.
+
+use crate::store::{Location, Objects, S3Settings};
+use anyhow::Context;
+use base64::Engine as _;
+use ed25519_dalek::{Signer, Verifier};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The prefix of plugin references in run configs: `registry:team/x@^1.2`.
+pub const REF_PREFIX: &str = "registry:";
+
+/// A plugin name and version requirement: `team/x@^1.2` (no `@`: any version).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginRef {
+    /// `team/x`.
+    pub name: String,
+    /// The version requirement.
+    pub req: semver::VersionReq,
+    /// The requirement as written.
+    pub req_text: String,
+}
+
+/// Checks a published name: `team/x`, each part lowercase letters, digits, `-` or `_`.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok_part = |p: &str| {
+        !p.is_empty() && p.len() <= 64 && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    match name.split_once('/') {
+        Some((team, x)) if ok_part(team) && ok_part(x) => Ok(()),
+        _ => anyhow::bail!("invalid plugin name `{name}`: write TEAM/NAME, each of lowercase letters, digits, `-` and `_`"),
+    }
+}
+
+impl PluginRef {
+    /// Parses `team/x@REQ` (REQ a semver requirement such as `^1.2`, `=1.2.0`, `1.2`).
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        let s = s.strip_prefix(REF_PREFIX).unwrap_or(s);
+        let (name, req_text) = s.split_once('@').unwrap_or((s, "*"));
+        check_name(name)?;
+        let req = semver::VersionReq::parse(req_text)
+            .with_context(|| format!("plugin `{s}`: `{req_text}` is not a version requirement (e.g. ^1.2, =1.2.0)"))?;
+        Ok(PluginRef { name: name.into(), req, req_text: req_text.into() })
+    }
+
+    /// Whether the requirement pins one exact version (`=x.y.z`).
+    pub fn exact(&self) -> Option<semver::Version> {
+        let [c] = self.req.comparators.as_slice() else { return None };
+        if c.op != semver::Op::Exact {
+            return None;
+        }
+        Some(semver::Version { major: c.major, minor: c.minor?, patch: c.patch?, pre: c.pre.clone(), build: Default::default() })
+    }
+}
+
+/// A signature over a published version.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Signature {
+    /// The signer's public key, `ed25519:<base64>`.
+    pub public_key: String,
+    /// The ed25519 signature of [`signed_message`], base64.
+    pub signature: String,
+}
+
+/// What a published version records.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Manifest {
+    /// `team/x`.
+    pub name: String,
+    /// The version (semver).
+    pub version: String,
+    /// sha256 of the component, hex.
+    pub sha256: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// The world it targets (`environment`, `reward`, `algorithm`, …).
+    pub world: String,
+    /// The `paddock:rl` package version it was built against.
+    pub package_version: String,
+    /// What it is.
+    pub description: String,
+    /// Who published it.
+    pub author: String,
+    /// When, Unix seconds.
+    pub published_unix: u64,
+    /// The ed25519 signature, if it was signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+/// The bytes a signature covers: the name, the version and the component's sha256.
+pub fn signed_message(name: &str, version: &str, sha256: &str) -> Vec<u8> {
+    format!("paddock-plugin-signature-v1\n{name}\n{version}\n{sha256}\n").into_bytes()
+}
+
+const SECRET_PREFIX: &str = "paddock-ed25519-secret:";
+const PUBLIC_PREFIX: &str = "ed25519:";
+
+/// A new signing key; returns the secret key file's text and the public key.
+pub fn keygen() -> anyhow::Result<(String, String)> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok((format!("{SECRET_PREFIX}{}\n", b64.encode(seed)), public_key_text(&key.verifying_key())))
+}
+
+/// `ed25519:<base64>`.
+pub fn public_key_text(k: &ed25519_dalek::VerifyingKey) -> String {
+    format!("{PUBLIC_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(k.as_bytes()))
+}
+
+/// Reads a secret key file written by `paddock plugin keygen`.
+pub fn read_signing_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read key file {}", path.display()))?;
+    let b64 = text
+        .trim()
+        .strip_prefix(SECRET_PREFIX)
+        .with_context(|| format!("{} is not a Paddock secret key (made by `paddock plugin keygen`)", path.display()))?;
+    let seed = base64::engine::general_purpose::STANDARD.decode(b64).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
+    let seed = seed.with_context(|| format!("{}: the key is garbled", path.display()))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+/// Parses `ed25519:<base64>`.
+pub fn parse_public_key(text: &str) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    let b64 =
+        text.trim().strip_prefix(PUBLIC_PREFIX).with_context(|| format!("public key `{text}` does not start with `{PUBLIC_PREFIX}`"))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
+    let bytes = bytes.with_context(|| format!("public key `{text}` is not 32 base64 bytes"))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("public key `{text}` is invalid: {e}"))
+}
+
+/// One version as `plugin ls` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VersionRow {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Whether it is yanked.
+    pub yanked: bool,
+}
+
+/// A registry.
+pub struct Registry {
+    objects: Arc<dyn Objects>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Registry({})", self.objects.location())
+    }
+}
+
+/// The registry's settings in a run config (`[registry]`).
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RegistrySection {
+    /// Where the registry is (`s3://bucket/prefix` or a directory); else `$PADDOCK_REGISTRY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Public keys (`ed25519:<base64>`); when any are given, pulled plugins must carry a
+    /// signature by one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<String>,
+}
+
+fn manifest_key(name: &str, version: &str) -> String {
+    format!("plugins/{name}/{version}/manifest.json")
+}
+
+fn yank_key(name: &str, version: &str) -> String {
+    format!("plugins/{name}/{version}/yanked")
+}
+
+fn blob_key(sha256: &str) -> String {
+    format!("blobs/sha256/{sha256}.wasm")
+}
+
+impl Registry {
+    /// The registry at `location`, or `$PADDOCK_REGISTRY` when `None`.
+    pub fn open(location: Option<&str>, s3: &S3Settings) -> anyhow::Result<Self> {
+        let env = std::env::var("PADDOCK_REGISTRY").ok();
+        let text = location
+            .map(String::from)
+            .or(env)
+            .context("no plugin registry given: pass --registry URI, set PADDOCK_REGISTRY, or set [registry] location in the config")?;
+        Ok(Registry { objects: crate::store::open(&Location::parse(&text)?, s3)? })
+    }
+
+    /// A registry over an open store.
+    pub fn over(objects: Arc<dyn Objects>) -> Self {
+        Registry { objects }
+    }
+
+    /// Where it is.
+    pub fn location(&self) -> Location {
+        self.objects.location()
+    }
+
+    /// Publishes `component` (already checked to be a plugin: `world`, `package_version`)
+    /// as `name@version`. Refused when that version exists, whoever published it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish(
+        &self,
+        component: &[u8],
+        name: &str,
+        version: &semver::Version,
+        world: &str,
+        package_version: &str,
+        description: &str,
+        author: &str,
+        key: Option<&ed25519_dalek::SigningKey>,
+    ) -> anyhow::Result<Manifest> {
+        check_name(name)?;
+        let sha256 = hex::encode(sha2::Sha256::digest(component));
+        let v = version.to_string();
+        let signature = key.map(|k| Signature {
+            public_key: public_key_text(&k.verifying_key()),
+            signature: base64::engine::general_purpose::STANDARD.encode(k.sign(&signed_message(name, &v, &sha256)).to_bytes()),
+        });
+        let manifest = Manifest {
+            name: name.into(),
+            version: v.clone(),
+            sha256: sha256.clone(),
+            size: component.len() as u64,
+            world: world.into(),
+            package_version: package_version.into(),
+            description: description.into(),
+            author: author.into(),
+            published_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            signature,
+        };
+        if self.objects.get(&manifest_key(name, &v))?.is_some() {
+            return Err(self.already(name, &v));
+        }
+        // Content-addressed: a concurrent publisher of the same bytes writes the same object.
+        self.objects.put(&blob_key(&sha256), component)?;
+        if !self.objects.put_new(&manifest_key(name, &v), &serde_json::to_vec_pretty(&manifest)?)? {
+            return Err(self.already(name, &v));
+        }
+        Ok(manifest)
+    }
+
+    fn already(&self, name: &str, v: &str) -> anyhow::Error {
+        let sha = self.manifest(name, v).ok().map_or_else(String::new, |m| format!(" (sha256 {})", &m.sha256[..12.min(m.sha256.len())]));
+        anyhow::anyhow!(
+            "{name}@{v} is already published in {}{sha}; published versions are immutable — publish a new version",
+            self.objects.location()
+        )
+    }
+
+    /// The manifest of `name@version`.
+    pub fn manifest(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
+        let data = self
+            .objects
+            .get(&manifest_key(name, version))?
+            .with_context(|| format!("{name}@{version} is not published in {}", self.objects.location()))?;
+        let m: Manifest = serde_json::from_slice(&data)
+            .with_context(|| format!("{name}@{version}: its manifest in {} is garbled", self.objects.location()))?;
+        if m.name != name || m.version != version {
+            anyhow::bail!(
+                "{name}@{version}: the manifest in {} names {}@{} instead; refusing it",
+                self.objects.location(),
+                m.name,
+                m.version
+            );
+        }
+        Ok(m)
+    }
+
+    /// Every version of `name`, oldest first.
+    pub fn versions(&self, name: &str) -> anyhow::Result<Vec<(semver::Version, bool)>> {
+        check_name(name)?;
+        let mut out = Vec::new();
+        let entries = self.objects.list(&format!("plugins/{name}"))?;
+        for e in &entries {
+            let Some(rest) = e.key.strip_prefix(&format!("plugins/{name}/")) else { continue };
+            let Some(v) = rest.strip_suffix("/manifest.json") else { continue };
+            let Ok(version) = semver::Version::parse(v) else { continue };
+            let yanked = entries.iter().any(|y| y.key == yank_key(name, v));
+            out.push((version, yanked));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every published name (`team/x`), sorted.
+    pub fn names(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for team in self.objects.list_dirs("plugins")? {
+            for x in self.objects.list_dirs(&format!("plugins/{team}"))? {
+                out.push(format!("{team}/{x}"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest version `r` admits: yanked versions only when pinned exactly. Returns the
+    /// manifest and whether it is yanked.
+    pub fn resolve(&self, r: &PluginRef) -> anyhow::Result<(Manifest, bool)> {
+        let versions = self.versions(&r.name)?;
+        if versions.is_empty() {
+            anyhow::bail!("plugin {} is not published in {}", r.name, self.objects.location());
+        }
+        let exact = r.exact();
+        let pick = versions.iter().rev().find(|(v, yanked)| r.req.matches(v) && (!yanked || exact.as_ref() == Some(v)));
+        let Some((v, yanked)) = pick else {
+            let list: Vec<String> = versions.iter().map(|(v, y)| if *y { format!("{v} (yanked)") } else { v.to_string() }).collect();
+            anyhow::bail!(
+                "no version of {} matches `{}` in {} (published: {})",
+                r.name,
+                r.req_text,
+                self.objects.location(),
+                list.join(", ")
+            );
+        };
+        Ok((self.manifest(&r.name, &v.to_string())?, *yanked))
+    }
+
+    /// The component of `m`, checked: size and sha256 against the manifest, the signature
+    /// (when present), and a trusted signer when `trusted` is not empty. `cache` keeps
+    /// verified components by hash.
+    pub fn fetch(&self, m: &Manifest, trusted: &[String], cache: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+        let what = format!("plugin {}@{}", m.name, m.version);
+        verify_signature(m, trusted).with_context(|| format!("{what} from {} refused", self.objects.location()))?;
+        let cached = cache.map(|c| c.join(format!("{}.wasm", m.sha256)));
+        if let Some(p) = &cached
+            && let Ok(data) = std::fs::read(p)
+            && hex::encode(sha2::Sha256::digest(&data)) == m.sha256
+        {
+            return Ok(data);
+        }
+        let data = self
+            .objects
+            .get(&blob_key(&m.sha256))?
+            .with_context(|| format!("{what}: its component is missing from {}", self.objects.location()))?;
+        let got = hex::encode(sha2::Sha256::digest(&data));
+        if got != m.sha256 || data.len() as u64 != m.size {
+            anyhow::bail!(
+                "{what} from {} refused: the component's sha256 is {got} ({} bytes) but the manifest says {} ({} bytes) — it was changed after publishing",
+                self.objects.location(),
+                data.len(),
+                m.sha256,
+                m.size
+            );
+        }
+        if let Some(p) = &cached {
+            write_atomically(p, &data)?;
+        }
+        Ok(data)
+    }
+
+    /// Marks `name@version` yanked (or, with `undo`, not).
+    pub fn yank(&self, name: &str, version: &semver::Version, undo: bool) -> anyhow::Result<()> {
+        let v = version.to_string();
+        self.manifest(name, &v)?;
+        if undo {
+            self.objects.delete(&yank_key(name, &v))
+        } else {
+            let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            self.objects.put(&yank_key(name, &v), format!("{{\"yanked_unix\": {at}}}\n").as_bytes())
+        }
+    }
+}
+
+/// Checks `m`'s signature: a present one must verify; with `trusted` keys, one must be
+/// present and by a trusted key.
+pub fn verify_signature(m: &Manifest, trusted: &[String]) -> anyhow::Result<()> {
+    match &m.signature {
+        None if trusted.is_empty() => Ok(()),
+        None => anyhow::bail!("it is not signed, and trusted keys are configured"),
+        Some(s) => {
+            let key = parse_public_key(&s.public_key).context("its signature names a bad key")?;
+            let sig = base64::engine::general_purpose::STANDARD
+                .decode(&s.signature)
+                .ok()
+                .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
+                .context("its signature is garbled")?;
+            key.verify(&signed_message(&m.name, &m.version, &m.sha256), &sig)
+                .map_err(|_| anyhow::anyhow!("its signature does not verify against key {} (bad signature)", s.public_key))?;
+            if !trusted.is_empty() {
+                let keys: Vec<ed25519_dalek::VerifyingKey> = trusted.iter().map(|t| parse_public_key(t)).collect::<anyhow::Result<_>>()?;
+                if !keys.contains(&key) {
+                    anyhow::bail!("it is signed by {}, which is not among the trusted keys", s.public_key);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, data)?;
+    tmp.persist(path).map_err(|e| anyhow::anyhow!("failed to write {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+/// Where pulled components are kept: `$PADDOCK_REGISTRY_CACHE`, else the user's cache.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("PADDOCK_REGISTRY_CACHE") {
+        return Some(PathBuf::from(d));
+    }
+    directories::ProjectDirs::from("", "", "paddock").map(|d| d.cache_dir().join("registry"))
+}
+
+/// A plugin reference resolved and fetched: its local file and the exact reference.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The verified component in the cache.
+    pub path: PathBuf,
+    /// `registry:team/x@=1.2.3`.
+    pub pinned: String,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Whether the version is yanked.
+    pub yanked: bool,
+}
+
+/// Resolves and fetches `registry:team/x@REQ` into the cache.
+pub fn pull_ref(reference: &str, section: &RegistrySection, s3: &S3Settings) -> anyhow::Result<Resolved> {
+    let r = PluginRef::parse(reference)?;
+    let registry = Registry::open(section.location.as_deref(), s3)?;
+    let (manifest, yanked) = registry.resolve(&r)?;
+    let cache = cache_dir().context("no cache directory for pulled plugins (set PADDOCK_REGISTRY_CACHE)")?;
+    registry.fetch(&manifest, &section.trusted_keys, Some(&cache))?;
+    Ok(Resolved {
+        path: cache.join(format!("{}.wasm", manifest.sha256)),
+        pinned: format!("{REF_PREFIX}{}@={}", manifest.name, manifest.version),
+        manifest,
+        yanked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_and_name_what_is_wrong() {
+        let r = PluginRef::parse("registry:team/x@^1.2").expect("ref");
+        assert_eq!(r.name, "team/x");
+        assert!(r.req.matches(&semver::Version::new(1, 4, 0)) && !r.req.matches(&semver::Version::new(2, 0, 0)));
+        assert_eq!(r.exact(), None);
+        assert_eq!(PluginRef::parse("team/x@=1.2.3").expect("ref").exact(), Some(semver::Version::new(1, 2, 3)));
+        assert!(PluginRef::parse("team/x").expect("any").req.matches(&semver::Version::new(9, 0, 0)));
+        for (bad, says) in [
+            ("x@1", "invalid plugin name `x`"),
+            ("Team/x@1", "invalid plugin name"),
+            ("team/x@next", "not a version requirement"),
+            ("a/b/c", "invalid plugin name"),
+        ] {
+            let e = format!("{:#}", PluginRef::parse(bad).expect_err(bad));
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    fn manifest(key: Option<&ed25519_dalek::SigningKey>) -> Manifest {
+        let store: Arc<dyn Objects> = Arc::new(crate::store::LocalObjects { root: tempfile::tempdir().expect("tempdir").keep() });
+        let reg = Registry::over(store);
+        reg.publish(b"component", "team/x", &semver::Version::new(1, 0, 0), "reward", "0.1.0", "d", "a", key).expect("publish")
+    }
+
+    #[test]
+    fn signatures_bind_name_version_and_hash() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let other = public_key_text(&ed25519_dalek::SigningKey::from_bytes(&[8u8; 32]).verifying_key());
+        let mine = public_key_text(&key.verifying_key());
+        let m = manifest(Some(&key));
+        verify_signature(&m, &[]).expect("verifies");
+        verify_signature(&m, std::slice::from_ref(&mine)).expect("trusted");
+        assert!(format!("{:#}", verify_signature(&m, &[other]).expect_err("untrusted")).contains("not among the trusted keys"));
+        for change in [
+            |m: &mut Manifest| m.version = "1.0.1".into(),
+            |m: &mut Manifest| m.name = "team/y".into(),
+            |m: &mut Manifest| m.sha256 = "00".into(),
+        ] {
+            let mut bad = m.clone();
+            change(&mut bad);
+            assert!(format!("{:#}", verify_signature(&bad, &[]).expect_err("moved")).contains("bad signature"));
+        }
+        let unsigned = manifest(None);
+        verify_signature(&unsigned, &[]).expect("unsigned is fine without trusted keys");
+        assert!(format!("{:#}", verify_signature(&unsigned, &[mine]).expect_err("unsigned")).contains("not signed"));
+    }
+
+    #[test]
+    fn a_local_registry_keeps_versions_immutable_even_under_racing_publishers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Objects> = Arc::new(crate::store::LocalObjects { root: dir.path().to_path_buf() });
+        let wins: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let reg = Registry::over(store.clone());
+                    s.spawn(move || {
+                        reg.publish(&[i; 64], "team/x", &semver::Version::new(1, 0, 0), "reward", "0.1.0", "", "", None).is_ok()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| usize::from(h.join().expect("thread"))).sum()
+        });
+        assert_eq!(wins, 1);
+        let reg = Registry::over(store);
+        let (m, yanked) = reg.resolve(&PluginRef::parse("team/x@^1").expect("ref")).expect("resolve");
+        assert!(!yanked);
+        assert_eq!(reg.fetch(&m, &[], None).expect("fetch").len(), 64);
+        reg.yank("team/x", &semver::Version::new(1, 0, 0), false).expect("yank");
+        assert!(reg.resolve(&PluginRef::parse("team/x@^1").expect("ref")).is_err());
+        assert!(reg.resolve(&PluginRef::parse("team/x@=1.0.0").expect("ref")).expect("exact").1);
+    }
+}

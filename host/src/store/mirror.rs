@@ -1,0 +1,271 @@
+//! Mirrors a run's local working copy to its store while the run goes on.
+//!
+//! Every pass (once a second) uploads the files that changed — `metrics.jsonl`, `log.txt`,
+//! `status.json`, the TensorBoard events, `plugins.lock`, `config.toml` — whole, then every
+//! new complete checkpoint: its files first, then `checkpoints/<step>/COMPLETE` (sizes and
+//! sha256 of each file). Readers ([`super::runs`]) load only checkpoints with that marker,
+//! so a checkpoint whose upload broke off is never taken for a loadable one. A checkpoint
+//! the run pruned is deleted marker first. Metrics are uploaded before the checkpoints seen
+//! in the same pass, so a complete checkpoint never points past the uploaded metrics.
+//!
+//! The mirror runs on its own thread: the training loop never waits on S3. When uploads
+//! fail (server down, network gone) it logs once, retries with exponential backoff, and on
+//! recovery uploads everything again (a restarted server may have lost objects).
+
+use super::Objects;
+use crate::log::{Level, RunLog};
+use anyhow::Context;
+use sha2::Digest;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The marker a complete checkpoint ends with in a store.
+pub const COMPLETE: &str = "COMPLETE";
+
+/// One checkpoint file as its `COMPLETE` marker lists it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MarkedFile {
+    /// Path inside the checkpoint directory (`/`-separated).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256, hex.
+    pub sha256: String,
+}
+
+/// The content of a `COMPLETE` marker.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Marker {
+    /// Every file of the checkpoint.
+    pub files: Vec<MarkedFile>,
+}
+
+/// Whether `name` is a complete checkpoint directory's name (the step, 12 digits).
+pub fn is_checkpoint_name(name: &str) -> bool {
+    name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Files under `dir`, relative, `/`-separated, skipping `.tmp-*` entries and the top-level
+/// directories in `skip`.
+pub fn local_files(dir: &Path, skip: &[&str]) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let p = e.path();
+            let Ok(rel) = p.strip_prefix(dir) else { continue };
+            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            if name.starts_with(".tmp-") || skip.contains(&rel.as_str()) {
+                continue;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => out.push((rel, p)),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+struct Syncer {
+    local: PathBuf,
+    remote: Arc<dyn Objects>,
+    files: HashMap<String, (u64, SystemTime)>,
+    checkpoints: BTreeSet<String>,
+    reconcile: bool,
+}
+
+impl Syncer {
+    fn local_checkpoints(&self) -> BTreeSet<String> {
+        let Ok(rd) = std::fs::read_dir(self.local.join("checkpoints")) else { return BTreeSet::new() };
+        rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_checkpoint_name(n)).collect()
+    }
+
+    /// One pass; `Ok(n)` with the number of objects written.
+    fn pass(&mut self) -> anyhow::Result<usize> {
+        let checkpoints = self.local_checkpoints();
+        let mut written = 0;
+        for (rel, path) in local_files(&self.local, &["checkpoints", "control"]) {
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+            if self.files.get(&rel) == Some(&stamp) {
+                continue;
+            }
+            match self.remote.put_file(&rel, &path) {
+                Ok(()) => {}
+                Err(_) if !path.exists() => continue,
+                Err(e) => return Err(e),
+            }
+            self.files.insert(rel, stamp);
+            written += 1;
+        }
+        if self.reconcile {
+            // After an outage: the store may hold checkpoints the run pruned meanwhile.
+            for name in self.remote.list_dirs("checkpoints")? {
+                if !checkpoints.contains(&name) {
+                    self.delete_checkpoint(&name)?;
+                }
+            }
+            self.reconcile = false;
+        }
+        for name in checkpoints.difference(&self.checkpoints.clone()) {
+            if self.upload_checkpoint(name)? {
+                self.checkpoints.insert(name.clone());
+                written += 1;
+            }
+        }
+        for name in self.checkpoints.difference(&checkpoints).cloned().collect::<Vec<_>>() {
+            self.delete_checkpoint(&name)?;
+            self.checkpoints.remove(&name);
+        }
+        Ok(written)
+    }
+
+    /// Uploads a checkpoint, marker last; `false` if the run pruned it meanwhile.
+    fn upload_checkpoint(&self, name: &str) -> anyhow::Result<bool> {
+        let dir = self.local.join("checkpoints").join(name);
+        let mut files = Vec::new();
+        for (rel, path) in local_files(&dir, &[]) {
+            let data = match std::fs::read(&path) {
+                Ok(d) => d,
+                Err(_) if !dir.exists() => return Ok(false),
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to read {}", path.display()))),
+            };
+            self.remote.put(&format!("checkpoints/{name}/{rel}"), &data)?;
+            files.push(MarkedFile { path: rel, size: data.len() as u64, sha256: hex::encode(sha2::Sha256::digest(&data)) });
+        }
+        if !dir.exists() {
+            return Ok(false);
+        }
+        let marker = serde_json::to_vec_pretty(&Marker { files })?;
+        self.remote.put(&format!("checkpoints/{name}/{COMPLETE}"), &marker)?;
+        Ok(true)
+    }
+
+    fn delete_checkpoint(&self, name: &str) -> anyhow::Result<()> {
+        self.remote.delete(&format!("checkpoints/{name}/{COMPLETE}"))?;
+        for e in self.remote.list(&format!("checkpoints/{name}"))? {
+            self.remote.delete(&e.key)?;
+        }
+        Ok(())
+    }
+
+    /// Forget what was uploaded: the next pass writes everything again.
+    fn forget(&mut self) {
+        self.files.clear();
+        self.checkpoints.clear();
+        self.reconcile = true;
+    }
+}
+
+/// A running mirror of one run; [`Mirror::finish`] uploads the rest and stops it.
+pub struct Mirror {
+    stop: Arc<AtomicBool>,
+    deadline: Arc<Mutex<Option<Instant>>>,
+    outcome: Arc<Mutex<Option<anyhow::Error>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    remote: String,
+}
+
+impl Mirror {
+    /// Starts mirroring `local` to `remote` (the run's own location), every `interval`.
+    pub fn start(local: &Path, remote: Arc<dyn Objects>, log: RunLog, interval: Duration) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let deadline = Arc::new(Mutex::new(None));
+        let outcome = Arc::new(Mutex::new(None));
+        let name = remote.location().to_string();
+        let mut syncer =
+            Syncer { local: local.to_path_buf(), remote, files: HashMap::new(), checkpoints: BTreeSet::new(), reconcile: true };
+        let (st, dl, out, where_) = (stop.clone(), deadline.clone(), outcome.clone(), name.clone());
+        let thread = std::thread::Builder::new()
+            .name("paddock-mirror".into())
+            .spawn(move || {
+                let mut failing: Option<(Instant, u32)> = None;
+                let mut delay = Duration::from_millis(500);
+                loop {
+                    let stopping = st.load(Ordering::Acquire);
+                    match syncer.pass() {
+                        Ok(_) => {
+                            if let Some((since, attempts)) = failing.take() {
+                                log.line(
+                                    Level::Info,
+                                    "store",
+                                    &format!(
+                                        "{where_} reachable again after {:.1} s and {attempts} failed attempts; uploading the run again in case the store lost objects",
+                                        since.elapsed().as_secs_f64()
+                                    ),
+                                );
+                                syncer.forget();
+                                delay = Duration::from_millis(500);
+                                continue;
+                            }
+                            if stopping {
+                                break;
+                            }
+                            sleep_unless(&st, interval);
+                        }
+                        Err(e) => {
+                            let attempts = failing.map_or(1, |f| f.1 + 1);
+                            if failing.is_none() {
+                                log.line(Level::Warn, "store", &format!("upload to {where_} failed, retrying with backoff (training goes on): {e:#}"));
+                            }
+                            failing = Some((failing.map_or_else(Instant::now, |f| f.0), attempts));
+                            let past = dl.lock().ok().and_then(|d| *d).is_some_and(|d| Instant::now() >= d);
+                            if stopping && past {
+                                log.line(Level::Error, "store", &format!("gave up uploading to {where_} after {attempts} attempts: {e:#}"));
+                                if let Ok(mut o) = out.lock() {
+                                    *o = Some(e);
+                                }
+                                break;
+                            }
+                            std::thread::sleep(delay);
+                            delay = (delay * 2).min(Duration::from_secs(8));
+                        }
+                    }
+                }
+            })
+            .context("failed to start the store mirror thread")?;
+        Ok(Mirror { stop, deadline, outcome, thread: Some(thread), remote: name })
+    }
+
+    /// Uploads whatever is left and stops, retrying for up to `patience`. An error means
+    /// the store did not get everything (the local copy still has it all).
+    pub fn finish(mut self, patience: Duration) -> anyhow::Result<()> {
+        if let Ok(mut d) = self.deadline.lock() {
+            *d = Some(Instant::now() + patience);
+        }
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.join().map_err(|_| anyhow::anyhow!("the mirror thread of {} panicked", self.remote))?;
+        }
+        match self.outcome.lock().ok().and_then(|mut o| o.take()) {
+            Some(e) => Err(e.context(format!("the run was not fully uploaded to {}", self.remote))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Sleeps for `d`, waking early when `stop` is set.
+fn sleep_unless(stop: &AtomicBool, d: Duration) {
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        if now >= end {
+            return;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}

@@ -1,0 +1,303 @@
+//! Where runs and published plugins live: a directory on local disk or an S3 prefix
+//! (`s3://bucket/prefix`, any S3-compatible server). Both are seen through [`Objects`], a
+//! small blocking key/value interface with the one atomic operation the registry needs
+//! ([`Objects::put_new`]: create a key only if it does not exist).
+//!
+//! - [`s3`]: the S3 side over `aws-sdk-s3` (the SDK's credential chain, region and endpoint
+//!   conventions; its standard retry mode with backoff; multipart uploads for large files).
+//! - [`mirror`]: a run trained into an S3 store runs in a local working copy that a
+//!   background thread mirrors to S3 — metrics and logs while the run goes on, each
+//!   checkpoint whole and marked complete last — so training never waits on an upload.
+//! - [`runs`]: listing runs in a store and fetching one (only complete checkpoints).
+
+pub mod mirror;
+pub mod runs;
+pub mod s3;
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A store location as users write it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A directory on local disk.
+    Local(PathBuf),
+    /// `s3://bucket/prefix` (the prefix may be empty).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// Keys start with this, without a trailing `/` (may be empty).
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// Parses `s3://bucket/prefix`, `file://path` or a plain path.
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                anyhow::bail!("store `{s}` names no bucket (write s3://BUCKET/PREFIX)");
+            }
+            return Ok(Location::S3 { bucket: bucket.into(), prefix: prefix.trim_matches('/').into() });
+        }
+        if s.contains("://") && !s.starts_with("file://") {
+            anyhow::bail!("store `{s}`: only local paths, file:// and s3:// locations are supported");
+        }
+        Ok(Location::Local(PathBuf::from(s.strip_prefix("file://").unwrap_or(s))))
+    }
+
+    /// This location with `name` appended (a run inside a store).
+    pub fn join(&self, name: &str) -> Location {
+        match self {
+            Location::Local(p) => Location::Local(p.join(name)),
+            Location::S3 { bucket, prefix } => Location::S3 { bucket: bucket.clone(), prefix: join_key(prefix, name) },
+        }
+    }
+
+    /// Whether this is an S3 location.
+    pub fn is_s3(&self) -> bool {
+        matches!(self, Location::S3 { .. })
+    }
+
+    /// The last path segment (a run's name).
+    pub fn name(&self) -> Option<String> {
+        match self {
+            Location::Local(p) => p.file_name().map(|n| n.to_string_lossy().into_owned()),
+            Location::S3 { prefix, .. } => prefix.rsplit('/').next().filter(|s| !s.is_empty()).map(String::from),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// `a/b` from `a` and `b`, either possibly empty.
+pub fn join_key(a: &str, b: &str) -> String {
+    match (a.trim_end_matches('/'), b.trim_start_matches('/')) {
+        ("", b) => b.to_string(),
+        (a, "") => a.to_string(),
+        (a, b) => format!("{a}/{b}"),
+    }
+}
+
+/// One stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its key, relative to the store's root.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A blocking key/value view of a store. Keys are `/`-separated and relative to the
+/// store's root. Errors name the location and the key.
+pub trait Objects: Send + Sync {
+    /// Where this store is (for messages).
+    fn location(&self) -> Location;
+    /// The object at `key`, or `None` when there is none.
+    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Writes `key` whole (readers see the old or the new object, never a part; large
+    /// objects go up in parts on S3).
+    fn put(&self, key: &str, data: &[u8]) -> anyhow::Result<()>;
+    /// Creates `key` only if no object has that key: `false` when one already did. Atomic
+    /// against concurrent writers (S3 conditional put `If-None-Match: *`; a hard link
+    /// locally).
+    fn put_new(&self, key: &str, data: &[u8]) -> anyhow::Result<bool>;
+    /// Uploads a file whole (large files in parts).
+    fn put_file(&self, key: &str, path: &Path) -> anyhow::Result<()> {
+        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        self.put(key, &data)
+    }
+    /// Every object whose key starts with `prefix/` (all depths), sorted by key.
+    fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>>;
+    /// The names one level below `prefix/` that hold objects (like `ls`), sorted.
+    fn list_dirs(&self, prefix: &str) -> anyhow::Result<Vec<String>>;
+    /// Deletes `key` (no error when it is gone already).
+    fn delete(&self, key: &str) -> anyhow::Result<()>;
+}
+
+/// Settings for S3 stores beyond the SDK's own environment (`AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, credentials): a run config's `[s3]` section.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct S3Settings {
+    /// Endpoint URL of an S3-compatible server (else `AWS_ENDPOINT_URL`, else AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region (else the SDK's chain: `AWS_REGION`, profile; else `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`); default: on when an endpoint is set
+    /// (most S3-compatible servers want it), off for AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// Attempts per S3 request before an error is reported (the SDK backs off between
+    /// them). Default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
+/// Opens a store.
+pub fn open(location: &Location, s3: &S3Settings) -> anyhow::Result<Arc<dyn Objects>> {
+    Ok(match location {
+        Location::Local(root) => Arc::new(LocalObjects { root: root.clone() }),
+        Location::S3 { bucket, prefix } => Arc::new(s3::S3Objects::connect(bucket, prefix, s3)?),
+    })
+}
+
+/// A store in a local directory: each key a file.
+#[derive(Debug)]
+pub struct LocalObjects {
+    /// The directory.
+    pub root: PathBuf,
+}
+
+impl LocalObjects {
+    fn path(&self, key: &str) -> anyhow::Result<PathBuf> {
+        if key.split('/').any(|s| s == ".." || s.is_empty() && !key.is_empty()) {
+            anyhow::bail!("invalid key `{key}` in store {}", self.root.display());
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn tmp_write(&self, path: &Path, data: &[u8]) -> anyhow::Result<PathBuf> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        let mut tmp =
+            tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).with_context(|| format!("failed to write in {}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, data)?;
+        tmp.as_file().sync_all()?;
+        let (_, p) = tmp.keep().context("failed to keep a temporary file")?;
+        Ok(p)
+    }
+}
+
+impl Objects for LocalObjects {
+    fn location(&self) -> Location {
+        Location::Local(self.root.clone())
+    }
+
+    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let path = self.path(key)?;
+        match std::fs::read(&path) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("failed to read {}", path.display()))),
+        }
+    }
+
+    fn put(&self, key: &str, data: &[u8]) -> anyhow::Result<()> {
+        let path = self.path(key)?;
+        let tmp = self.tmp_write(&path, data)?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("failed to write {}", path.display()))
+    }
+
+    fn put_new(&self, key: &str, data: &[u8]) -> anyhow::Result<bool> {
+        let path = self.path(key)?;
+        let tmp = self.tmp_write(&path, data)?;
+        // A hard link fails if the name exists: whole content, at most one winner.
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("failed to create {}", path.display()))),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let base = self.path(prefix)?;
+        let mut stack = vec![base];
+        while let Some(dir) = stack.pop() {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::NotADirectory => continue,
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to list {}", dir.display()))),
+            };
+            for e in rd.filter_map(Result::ok) {
+                let p = e.path();
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    continue;
+                }
+                let Ok(meta) = e.metadata() else { continue };
+                if meta.is_dir() {
+                    stack.push(p);
+                } else if let Ok(rel) = p.strip_prefix(&self.root) {
+                    let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                    out.push(Entry { key, size: meta.len() });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn list_dirs(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let dir = self.path(prefix)?;
+        let mut out: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to list {}", dir.display()))),
+        };
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        let path = self.path(key)?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(anyhow::Error::new(e).context(format!("failed to delete {}", path.display())))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse() {
+        assert_eq!(Location::parse("s3://b/runs/x/").expect("s3"), Location::S3 { bucket: "b".into(), prefix: "runs/x".into() });
+        assert_eq!(Location::parse("s3://b").expect("s3"), Location::S3 { bucket: "b".into(), prefix: String::new() });
+        assert_eq!(Location::parse("runs/").expect("local"), Location::Local("runs/".into()));
+        assert_eq!(Location::parse("file:///tmp/r").expect("file"), Location::Local("/tmp/r".into()));
+        assert!(format!("{:#}", Location::parse("s3:///x").expect_err("no bucket")).contains("names no bucket"));
+        assert!(format!("{:#}", Location::parse("gs://b/x").expect_err("gcs")).contains("only local paths"));
+        assert_eq!(Location::parse("s3://b/runs").expect("s3").join("r1").to_string(), "s3://b/runs/r1");
+    }
+
+    #[test]
+    fn local_objects_round_trip_and_create_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = LocalObjects { root: dir.path().to_path_buf() };
+        o.put("a/b/c.txt", b"1").expect("put");
+        assert_eq!(o.get("a/b/c.txt").expect("get"), Some(b"1".to_vec()));
+        assert_eq!(o.get("a/none").expect("get"), None);
+        assert!(o.put_new("a/new", b"x").expect("new"));
+        assert!(!o.put_new("a/new", b"y").expect("exists"));
+        assert_eq!(o.get("a/new").expect("get"), Some(b"x".to_vec()));
+        assert_eq!(o.list("a").expect("list").iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["a/b/c.txt", "a/new"]);
+        assert_eq!(o.list_dirs("a").expect("dirs"), ["b"]);
+        o.delete("a/new").expect("delete");
+        o.delete("a/new").expect("delete twice");
+        assert!(o.get("../x").is_err(), "keys cannot leave the store");
+    }
+}

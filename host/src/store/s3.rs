@@ -1,0 +1,271 @@
+//! S3 stores over `aws-sdk-s3`. Credentials, region and endpoint follow the SDK's own
+//! conventions (environment, profile, instance role; `AWS_REGION`, `AWS_ENDPOINT_URL`),
+//! with a run config's `[s3]` section on top. Every request goes through the SDK's
+//! standard retry mode (exponential backoff with jitter on throttling, 5xx and connection
+//! errors); callers that must not give up (the run mirror) retry whole operations again.
+
+use super::{Entry, Location, Objects, S3Settings, join_key};
+use anyhow::Context;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use std::path::Path;
+use std::time::Duration;
+
+/// Files at least this large go up in parts.
+pub const MULTIPART_THRESHOLD: u64 = 16 << 20;
+/// The part size of multipart uploads (S3's minimum is 5 MiB).
+pub const PART_SIZE: usize = 8 << 20;
+
+/// An S3 bucket and prefix.
+pub struct S3Objects {
+    client: aws_sdk_s3::Client,
+    rt: tokio::runtime::Runtime,
+    bucket: String,
+    prefix: String,
+}
+
+impl std::fmt::Debug for S3Objects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3Objects(s3://{}/{})", self.bucket, self.prefix)
+    }
+}
+
+/// The HTTP status of a failed request's response, when one came back.
+fn http_status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+impl S3Objects {
+    /// A client for `s3://bucket/prefix`.
+    pub fn connect(bucket: &str, prefix: &str, settings: &S3Settings) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("failed to start the S3 client's runtime")?;
+        let endpoint = settings
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+        let region = settings.region.clone();
+        let shared = rt.block_on(async {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(r) = region {
+                loader = loader.region(aws_config::Region::new(r));
+            }
+            loader.load().await
+        });
+        let mut b = aws_sdk_s3::config::Builder::from(&shared)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts.unwrap_or(4).max(1)))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if shared.region().is_none() {
+            b = b.region(aws_config::Region::new("us-east-1"));
+        }
+        if let Some(e) = &endpoint {
+            b = b.endpoint_url(e);
+        }
+        b = b.force_path_style(settings.path_style.unwrap_or(endpoint.is_some()));
+        Ok(S3Objects { client: aws_sdk_s3::Client::from_conf(b.build()), rt, bucket: bucket.into(), prefix: prefix.into() })
+    }
+
+    fn key(&self, key: &str) -> String {
+        join_key(&self.prefix, key)
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(key))
+    }
+
+    fn fail<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug + Send + Sync + 'static>(
+        &self,
+        what: &str,
+        key: &str,
+        e: SdkError<E, R>,
+    ) -> anyhow::Error {
+        anyhow::anyhow!("S3 {what} {} failed: {}", self.url(key), DisplayErrorContext(&e))
+    }
+
+    async fn put_multipart(&self, key: &str, mut source: impl std::io::Read) -> anyhow::Result<()> {
+        let full = self.key(key);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.fail("multipart start", key, e))?;
+        let id = created.upload_id().context("S3 gave no multipart upload id")?.to_string();
+        let result: anyhow::Result<()> = async {
+            let mut parts = Vec::new();
+            for n in 1.. {
+                let mut buf = vec![0u8; PART_SIZE];
+                let mut filled = 0;
+                while filled < PART_SIZE {
+                    let k = source.read(&mut buf[filled..])?;
+                    if k == 0 {
+                        break;
+                    }
+                    filled += k;
+                }
+                if filled == 0 {
+                    break;
+                }
+                buf.truncate(filled);
+                let up = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .upload_id(&id)
+                    .part_number(n)
+                    .body(ByteStream::from(buf))
+                    .send()
+                    .await
+                    .map_err(|e| self.fail(&format!("upload of part {n} of"), key, e))?;
+                parts.push(CompletedPart::builder().part_number(n).set_e_tag(up.e_tag().map(String::from)).build());
+                if filled < PART_SIZE {
+                    break;
+                }
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&full)
+                .upload_id(&id)
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .send()
+                .await
+                .map_err(|e| self.fail("multipart completion of", key, e))?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            // Nothing half-written becomes visible: an unfinished multipart upload is no object.
+            let _ = self.client.abort_multipart_upload().bucket(&self.bucket).key(&full).upload_id(&id).send().await;
+        }
+        result
+    }
+}
+
+impl Objects for S3Objects {
+    fn location(&self) -> Location {
+        Location::S3 { bucket: self.bucket.clone(), prefix: self.prefix.clone() }
+    }
+
+    fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.rt.block_on(async {
+            match self.client.get_object().bucket(&self.bucket).key(self.key(key)).send().await {
+                Ok(o) => {
+                    let data = o.body.collect().await.with_context(|| format!("S3 GET {} broke off", self.url(key)))?;
+                    Ok(Some(data.into_bytes().to_vec()))
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || http_status(&e) == Some(404) => Ok(None),
+                Err(e) => Err(self.fail("GET", key, e)),
+            }
+        })
+    }
+
+    fn put(&self, key: &str, data: &[u8]) -> anyhow::Result<()> {
+        if data.len() as u64 >= MULTIPART_THRESHOLD {
+            return self.rt.block_on(self.put_multipart(key, data));
+        }
+        self.rt.block_on(async {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.key(key))
+                .body(ByteStream::from(data.to_vec()))
+                .send()
+                .await
+                .map_err(|e| self.fail("PUT", key, e))?;
+            Ok(())
+        })
+    }
+
+    fn put_new(&self, key: &str, data: &[u8]) -> anyhow::Result<bool> {
+        self.rt.block_on(async {
+            for attempt in 0..8 {
+                let r = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(self.key(key))
+                    .if_none_match("*")
+                    .body(ByteStream::from(data.to_vec()))
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => return Ok(true),
+                    Err(e) if http_status(&e) == Some(412) => return Ok(false),
+                    // 409: another conditional write to the key is in flight; S3 asks to retry.
+                    Err(e) if http_status(&e) == Some(409) && attempt < 7 => {
+                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    }
+                    Err(e) => return Err(self.fail("conditional PUT", key, e)),
+                }
+            }
+            unreachable!("the loop returns on its last attempt")
+        })
+    }
+
+    fn put_file(&self, key: &str, path: &Path) -> anyhow::Result<()> {
+        let len = std::fs::metadata(path).with_context(|| format!("failed to read {}", path.display()))?.len();
+        if len < MULTIPART_THRESHOLD {
+            let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+            return self.put(key, &data);
+        }
+        let file = std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+        self.rt.block_on(self.put_multipart(key, std::io::BufReader::new(file)))
+    }
+
+    fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>> {
+        let full = format!("{}/", self.key(prefix).trim_end_matches('/'));
+        let full = if full == "/" { String::new() } else { full };
+        let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.fail("LIST", prefix, e))?;
+                for o in page.contents() {
+                    if let Some(k) = o.key() {
+                        out.push(Entry { key: k[strip.min(k.len())..].to_string(), size: o.size().unwrap_or(0).max(0) as u64 });
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+    }
+
+    fn list_dirs(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let full = format!("{}/", self.key(prefix).trim_end_matches('/'));
+        let full = if full == "/" { String::new() } else { full };
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full).delimiter("/").into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| self.fail("LIST", prefix, e))?;
+                for p in page.common_prefixes() {
+                    if let Some(name) = p.prefix().and_then(|k| k.strip_prefix(full.as_str())) {
+                        out.push(name.trim_end_matches('/').to_string());
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.rt.block_on(async {
+            self.client.delete_object().bucket(&self.bucket).key(self.key(key)).send().await.map_err(|e| self.fail("DELETE", key, e))?;
+            Ok(())
+        })
+    }
+}
