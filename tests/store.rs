@@ -143,8 +143,9 @@ fn the_s3_server_dying_mid_run_loses_nothing_and_no_partial_checkpoint_is_loadab
     let summary: Value = serde_json::from_str(ok(&out).trim()).expect("summary json");
     assert_eq!(summary["steps"], 150_000, "the run went on through the outage");
     let log = std::fs::read_to_string(Path::new(summary["run_dir"].as_str().expect("dir")).join("log.txt")).expect("log");
-    assert!(log.contains("failed, retrying with backoff"), "the outage is logged:\n{log}");
-    assert!(log.contains("reachable again"), "and the recovery:\n{log}");
+    // Either a request failed (logged, then "reachable again") or the SDK's own retries
+    // bridged the outage and the mirror's check found the objects the restart lost.
+    assert!(log.contains("uploading the run again"), "the outage and the recovery are logged:\n{log}");
 
     // A checkpoint whose upload broke off: files without the COMPLETE marker.
     let at = format!("s3://bkt/runs/{name}");

@@ -10,7 +10,10 @@
 //!
 //! The mirror runs on its own thread: the training loop never waits on S3. When uploads
 //! fail (server down, network gone) it logs once, retries with exponential backoff, and on
-//! recovery uploads everything again (a restarted server may have lost objects).
+//! recovery uploads everything again (a restarted server may have lost objects). Every few
+//! seconds, and before it stops, it also lists what the store holds: objects it uploaded
+//! that are gone (an outage the SDK's retries hid, a server that restarted empty) make it
+//! upload the run again.
 
 use super::Objects;
 use crate::log::{Level, RunLog};
@@ -21,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+
+/// How often the mirror checks that the store still holds what it uploaded.
+const VERIFY_EVERY: Duration = Duration::from_secs(5);
 
 /// The marker a complete checkpoint ends with in a store.
 pub const COMPLETE: &str = "COMPLETE";
@@ -94,16 +100,14 @@ impl Syncer {
         let mut written = 0;
         for (rel, path) in local_files(&self.local, &["checkpoints", "control"]) {
             let Ok(meta) = std::fs::metadata(&path) else { continue };
-            let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
-            if self.files.get(&rel) == Some(&stamp) {
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            if self.files.get(&rel) == Some(&(meta.len(), modified)) {
                 continue;
             }
-            match self.remote.put_file(&rel, &path) {
-                Ok(()) => {}
-                Err(_) if !path.exists() => continue,
-                Err(e) => return Err(e),
-            }
-            self.files.insert(rel, stamp);
+            let Ok(data) = std::fs::read(&path) else { continue };
+            self.remote.put(&rel, &data)?;
+            // The size recorded is the size uploaded (the file may have grown since the stat).
+            self.files.insert(rel, (data.len() as u64, modified));
             written += 1;
         }
         if self.reconcile {
@@ -157,6 +161,16 @@ impl Syncer {
         Ok(())
     }
 
+    /// How many objects this mirror uploaded are missing from the store (or have another
+    /// size): a server that restarted empty, a bucket emptied by hand. The SDK's own retries
+    /// can hide a short outage, so this looks rather than trusting that nothing failed.
+    fn missing(&self) -> anyhow::Result<usize> {
+        let remote: HashMap<String, u64> = self.remote.list("")?.into_iter().map(|e| (e.key, e.size)).collect();
+        let files = self.files.iter().filter(|(rel, (len, _))| remote.get(rel.as_str()) != Some(len)).count();
+        let checkpoints = self.checkpoints.iter().filter(|c| !remote.contains_key(&format!("checkpoints/{c}/{COMPLETE}"))).count();
+        Ok(files + checkpoints)
+    }
+
     /// Forget what was uploaded: the next pass writes everything again.
     fn forget(&mut self) {
         self.files.clear();
@@ -189,11 +203,23 @@ impl Mirror {
             .spawn(move || {
                 let mut failing: Option<(Instant, u32)> = None;
                 let mut delay = Duration::from_millis(500);
+                let mut checked = Instant::now();
                 loop {
                     let stopping = st.load(Ordering::Acquire);
-                    match syncer.pass() {
-                        Ok(_) => {
-                            if let Some((since, attempts)) = failing.take() {
+                    // A pass, then (every few seconds, and before stopping) a look at what the
+                    // store holds.
+                    let result = syncer.pass().and_then(|_| {
+                        if stopping || checked.elapsed() >= VERIFY_EVERY {
+                            checked = Instant::now();
+                            syncer.missing()
+                        } else {
+                            Ok(0)
+                        }
+                    });
+                    match result {
+                        Ok(missing) => {
+                            let recovered = failing.take();
+                            if let Some((since, attempts)) = recovered {
                                 log.line(
                                     Level::Info,
                                     "store",
@@ -202,8 +228,17 @@ impl Mirror {
                                         since.elapsed().as_secs_f64()
                                     ),
                                 );
+                            } else if missing > 0 {
+                                log.line(
+                                    Level::Warn,
+                                    "store",
+                                    &format!("{where_} lost {missing} objects of this run (a restarted or emptied store?); uploading the run again"),
+                                );
+                            }
+                            if recovered.is_some() || missing > 0 {
                                 syncer.forget();
                                 delay = Duration::from_millis(500);
+                                checked = Instant::now().checked_sub(VERIFY_EVERY).unwrap_or_else(Instant::now);
                                 continue;
                             }
                             if stopping {
