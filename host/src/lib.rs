@@ -24,6 +24,7 @@ pub mod envset;
 pub mod learner;
 pub mod log;
 pub mod monitor;
+pub mod physics;
 pub mod registry;
 pub mod runstatus;
 pub mod runtime;

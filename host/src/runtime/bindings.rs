@@ -7,6 +7,8 @@ pub mod environment {
         world: "environment",
         path: "../wit",
         additional_derives: [PartialEq, serde::Serialize],
+        with: { "paddock:rl/physics.simulation": crate::physics::Simulation },
+        imports: { "paddock:rl/physics": trappable },
     });
 }
 

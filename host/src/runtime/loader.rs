@@ -206,8 +206,6 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
             Some(format!("is not part of world `{}` (it may import {})", world.name(), world.allowed_imports().join(", ")))
         } else if !parse_version(ver).is_some_and(compatible) {
             Some(format!("has an incompatible version (this host implements {PACKAGE}@{})", host_version_req()))
-        } else if iface == "physics" {
-            Some("this host does not implement yet".to_string())
         } else {
             None
         };

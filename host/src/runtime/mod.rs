@@ -13,6 +13,7 @@ pub mod goal;
 pub mod instance;
 pub mod loader;
 mod log_host;
+mod physics_host;
 pub mod reward;
 pub mod sandbox;
 mod tensor_host;
@@ -110,7 +111,11 @@ impl Runtime {
             bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
             Ok(linker)
         };
-        let env_linker = base_linker()?;
+        let mut env_linker = base_linker()?;
+        // `physics` is @unstable in the contract; this host implements it (`runtime::physics_host`).
+        let mut physics_options = bindings::environment::paddock::rl::physics::LinkOptions::default();
+        physics_options.physics(true);
+        bindings::environment::paddock::rl::physics::add_to_linker::<_, HasSelf<_>>(&mut env_linker, &physics_options, |s| s)?;
         let reward_linker = base_linker()?;
         let mut algorithm_linker = base_linker()?;
         // `tensor` is @unstable in the contract; this host implements it.

@@ -45,6 +45,33 @@ pub trait Environment: Sized + Send + 'static {
     fn load(&mut self, _state: &[u8]) -> Result<(), PluginError> {
         Err(PluginError::Unsupported("this env does not support snapshots".into()))
     }
+
+    /// Asked after each step: `Some(reason)` ends the episode as *truncated* (not
+    /// terminated: the learner bootstraps from it) and the reason goes to the run log — for
+    /// an action the env cannot apply (NaN, absurd magnitude) or a simulation that blew up.
+    /// Default: never.
+    fn truncation(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// Writes a warning to the run log (a no-op outside a Wasm host).
+fn warn(message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    crate::env_bindings::paddock::rl::log::write(crate::env_bindings::paddock::rl::log::Level::Warn, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = message;
+}
+
+/// The truncation an env asks for, logged with the env's index.
+fn cut<E: Environment>(env: &mut E, index: usize) -> bool {
+    match env.truncation() {
+        Some(reason) => {
+            warn(&format!("env {index}: episode truncated: {reason}"));
+            true
+        }
+        None => false,
+    }
 }
 
 struct Slot<E> {
@@ -130,7 +157,7 @@ impl<E: Environment> VecEnv<E> {
         }
         let t = slot.env.step(action, &mut slot.rng)?;
         slot.elapsed += 1;
-        let truncated = limit.is_some_and(|m| slot.elapsed >= m);
+        let truncated = cut(&mut slot.env, index as usize) | limit.is_some_and(|m| slot.elapsed >= m);
         slot.live = !(t.terminated || truncated);
         let mut observation = vec![0.0; obs_len];
         slot.env.observe(&mut observation);
@@ -179,7 +206,7 @@ impl<E: Environment> VecEnv<E> {
             }
             let t = slot.env.step(action, &mut slot.rng)?;
             slot.elapsed += 1;
-            let trunc = slot.elapsed >= limit;
+            let trunc = cut(&mut slot.env, i) | (slot.elapsed >= limit);
             slot.env.infos(&mut out.infos[i * info_len..(i + 1) * info_len]);
             slot.env.observe(obs);
             if t.terminated || trunc {

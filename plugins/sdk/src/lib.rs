@@ -48,7 +48,7 @@ pub use env::{Environment, Transition, VecEnv};
 pub use reward::{RewardFunction, TransitionView};
 
 /// Bindings generated from `wit/` for the `environment` world.
-#[cfg(all(feature = "env", not(feature = "goals")))]
+#[cfg(all(feature = "env", not(feature = "goals"), not(feature = "physics")))]
 #[doc(hidden)]
 pub mod env_bindings {
     wit_bindgen::generate!({
@@ -62,9 +62,26 @@ pub mod env_bindings {
     });
 }
 
+/// Bindings generated from `wit/` for the `environment` world with the host's `physics`
+/// (feature `physics`, still `@unstable` in the contract).
+#[cfg(all(feature = "physics", not(feature = "goals")))]
+#[doc(hidden)]
+pub mod env_bindings {
+    wit_bindgen::generate!({
+        world: "environment",
+        path: "../../wit",
+        features: ["physics"],
+        pub_export_macro: true,
+        export_macro_name: "__export_environment",
+        default_bindings_module: "paddock_sdk::env_bindings",
+        runtime_path: "paddock_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
 /// Bindings generated from `wit/` for the `goal-environment` world (feature `goals`: an
 /// environment that also exports `goal-env`, still `@unstable` in the contract).
-#[cfg(feature = "goals")]
+#[cfg(all(feature = "goals", not(feature = "physics")))]
 #[doc(hidden)]
 pub mod env_bindings {
     wit_bindgen::generate!({
@@ -77,6 +94,71 @@ pub mod env_bindings {
         runtime_path: "paddock_sdk::__wit_bindgen::rt",
         generate_all,
     });
+}
+
+/// `goal-environment` with `physics`.
+#[cfg(all(feature = "goals", feature = "physics"))]
+#[doc(hidden)]
+pub mod env_bindings {
+    wit_bindgen::generate!({
+        world: "goal-environment",
+        path: "../../wit",
+        features: ["goals", "physics"],
+        pub_export_macro: true,
+        export_macro_name: "__export_environment",
+        default_bindings_module: "paddock_sdk::env_bindings",
+        runtime_path: "paddock_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+/// The host's rigid-body physics (`paddock:rl/physics`, feature `physics`): a `Simulation`
+/// per env, built from bodies, colliders and joints, stepped natively by the host.
+#[cfg(feature = "physics")]
+pub mod physics {
+    pub use crate::env_bindings::paddock::rl::physics::*;
+
+    /// A vector.
+    pub fn v3(x: f32, y: f32, z: f32) -> Vec3 {
+        Vec3 { x, y, z }
+    }
+
+    /// No rotation.
+    pub const IDENTITY: Quat = Quat { x: 0.0, y: 0.0, z: 0.0, w: 1.0 };
+
+    /// A rotation of `angle` radians about a unit `axis`.
+    pub fn axis_angle(axis: Vec3, angle: f32) -> Quat {
+        let (s, c) = (libm::sinf(angle / 2.0), libm::cosf(angle / 2.0));
+        Quat { x: axis.x * s, y: axis.y * s, z: axis.z * s, w: c }
+    }
+
+    /// A pose at `translation` with no rotation.
+    pub fn at(x: f32, y: f32, z: f32) -> Pose {
+        Pose { translation: v3(x, y, z), rotation: IDENTITY }
+    }
+
+    /// A dynamic body that never sleeps, at `pose`.
+    pub fn dynamic(pose: Pose) -> BodyDesc {
+        BodyDesc { kind: BodyKind::Dynamic, pose, linear_damping: 0.0, angular_damping: 0.0, gravity_scale: 1.0, can_sleep: false }
+    }
+
+    /// A fixed body at `pose`.
+    pub fn fixed(pose: Pose) -> BodyDesc {
+        BodyDesc { kind: BodyKind::Fixed, ..dynamic(pose) }
+    }
+
+    /// A collider of `shape` with `density`, centred on its body, colliding with everything.
+    pub fn collider(shape: Shape, density: f32) -> ColliderDesc {
+        ColliderDesc {
+            shape,
+            local_pose: at(0.0, 0.0, 0.0),
+            friction: 0.5,
+            restitution: 0.0,
+            density,
+            memberships: u32::MAX,
+            filter: u32::MAX,
+        }
+    }
 }
 
 /// Bindings generated from `wit/` for the `reward` world.

@@ -1,0 +1,909 @@
+//! Rigid-body physics for env plugins: the host side of the `physics` interface over
+//! rapier3d 0.36 (`PhysicsWorld`), built with rapier's enhanced determinism so the same
+//! actions give bit-identical trajectories.
+//!
+//! One [`Simulation`] per env: bodies, colliders (ball, cuboid, capsule, cylinder, convex
+//! hull), joints — impulse joints or reduced-coordinate multibody links — with limits and
+//! motors (position/velocity targets with stiffness/damping, or a direct effort applied as
+//! equal and opposite forces/torques on the two bodies), readouts (poses, velocities, joint
+//! positions/velocities/efforts, contacts with normal forces, ray casts), and whole-world
+//! snapshots (bincode of the serialisable state) for exact resume.
+//!
+//! Handles: a body or collider handle packs rapier's index and generation into a `u64`; a
+//! joint handle indexes this simulation's joint table (so one handle space covers impulse and
+//! multibody joints). Every non-finite input is refused, and a step that produces a
+//! non-finite pose or velocity reports `diverged` — a blown-up world never hands NaN on.
+
+use rapier3d::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Errors of physics calls (mirrors the WIT `physics-error`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhysicsError {
+    /// A handle that names nothing live.
+    InvalidHandle(u64),
+    /// An invalid description; the text says which field.
+    InvalidDesc(String),
+    /// A robot could not be loaded.
+    Robot(String),
+    /// The simulation produced a non-finite value.
+    Diverged(String),
+    /// Snapshot bytes that do not decode.
+    BadSnapshot(String),
+}
+
+type Res<T> = Result<T, PhysicsError>;
+
+fn desc(msg: impl Into<String>) -> PhysicsError {
+    PhysicsError::InvalidDesc(msg.into())
+}
+
+/// Checks that every value is finite, naming `what`.
+fn finite(what: &str, v: &[f32]) -> Res<()> {
+    if v.iter().all(|x| x.is_finite()) { Ok(()) } else { Err(desc(format!("{what} holds a non-finite value: {v:?}"))) }
+}
+
+/// A vector from WIT-like parts.
+pub fn vec3(x: f32, y: f32, z: f32) -> Vector {
+    Vector::new(x, y, z)
+}
+
+/// Kinds of joints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JointKind {
+    /// One rotation about the axis.
+    Revolute,
+    /// One translation along the axis.
+    Prismatic,
+    /// Three rotations.
+    Spherical,
+    /// None.
+    Fixed,
+}
+
+/// A motor (mirrors the WIT `motor`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Motor {
+    /// No motor.
+    Off,
+    /// Target position, stiffness, damping.
+    Position(f32, f32, f32),
+    /// Target velocity, damping factor.
+    Velocity(f32, f32),
+    /// A direct torque or force.
+    Effort(f32),
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+enum Link {
+    Impulse(ImpulseJointHandle),
+    Multibody(MultibodyJointHandle),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct JointEntry {
+    kind: JointKind,
+    link: Link,
+    parent: RigidBodyHandle,
+    child: RigidBodyHandle,
+    /// Joint frames in each body's coordinates.
+    frame1: Pose,
+    frame2: Pose,
+    /// The joint axis in the joint frame.
+    axis: Vector,
+    effort: f32,
+    /// Effort applied in the last step (for readouts).
+    applied: f32,
+}
+
+/// Joint position, velocity and applied effort.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JointState {
+    /// rad or m.
+    pub position: f32,
+    /// rad/s or m/s.
+    pub velocity: f32,
+    /// N·m or N.
+    pub applied: f32,
+}
+
+/// A contact after the last step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Contact {
+    /// First body.
+    pub body_a: u64,
+    /// Second body.
+    pub body_b: u64,
+    /// A contact point, world coordinates.
+    pub point: Vector,
+    /// Normal from a to b.
+    pub normal: Vector,
+    /// Normal force, N.
+    pub normal_force: f32,
+}
+
+/// A collision shape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShapeDesc {
+    /// Radius.
+    Ball(f32),
+    /// Half-extents.
+    Cuboid(Vector),
+    /// Half-height, radius (along Y).
+    Capsule(f32, f32),
+    /// Half-height, radius (along Y).
+    Cylinder(f32, f32),
+    /// Points.
+    ConvexHull(Vec<Vector>),
+}
+
+/// Body kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// Never moves.
+    Fixed,
+    /// Forces and contacts move it.
+    Dynamic,
+    /// Moved by its next pose.
+    KinematicPosition,
+    /// Moved by its velocity.
+    KinematicVelocity,
+}
+
+/// A body description.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyDesc {
+    /// Kind.
+    pub kind: BodyKind,
+    /// Initial pose.
+    pub pose: Pose,
+    /// Linear damping.
+    pub linear_damping: f32,
+    /// Angular damping.
+    pub angular_damping: f32,
+    /// Gravity multiplier.
+    pub gravity_scale: f32,
+    /// May sleep.
+    pub can_sleep: bool,
+}
+
+/// A collider description.
+#[derive(Clone, Debug)]
+pub struct ColliderDesc {
+    /// Shape.
+    pub shape: ShapeDesc,
+    /// Pose relative to the body.
+    pub local_pose: Pose,
+    /// Friction.
+    pub friction: f32,
+    /// Restitution.
+    pub restitution: f32,
+    /// Density.
+    pub density: f32,
+    /// Group memberships.
+    pub memberships: u32,
+    /// Group filter.
+    pub filter: u32,
+}
+
+/// A joint description.
+#[derive(Clone, Copy, Debug)]
+pub struct JointDesc {
+    /// Kind.
+    pub kind: JointKind,
+    /// Parent body handle.
+    pub parent: u64,
+    /// Child body handle.
+    pub child: u64,
+    /// Joint frame in the parent's coordinates.
+    pub parent_anchor: Pose,
+    /// Joint frame in the child's coordinates.
+    pub child_anchor: Pose,
+    /// Axis in the joint frame.
+    pub axis: Vector,
+    /// Position limits.
+    pub limits: Option<(f32, f32)>,
+    /// A multibody link rather than an impulse joint.
+    pub multibody: bool,
+}
+
+/// What a snapshot holds.
+#[derive(Serialize, Deserialize)]
+struct State {
+    version: u32,
+    world: PhysicsWorld,
+    joints: Vec<JointEntry>,
+    substeps: u32,
+    timestep: f32,
+}
+
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// One simulated world.
+pub struct Simulation {
+    world: PhysicsWorld,
+    joints: Vec<JointEntry>,
+    substeps: u32,
+    timestep: f32,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Simulation({} bodies, {} joints)", self.world.bodies.len(), self.joints.len())
+    }
+}
+
+fn pack(index: u32, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(index)
+}
+
+fn unpack(h: u64) -> (u32, u32) {
+    (h as u32, (h >> 32) as u32)
+}
+
+/// A body handle as the interface carries it.
+pub fn body_id(h: RigidBodyHandle) -> u64 {
+    let (i, g) = h.into_raw_parts();
+    pack(i, g)
+}
+
+fn axis_of(kind: JointKind) -> Option<JointAxis> {
+    match kind {
+        JointKind::Revolute => Some(JointAxis::AngX),
+        JointKind::Prismatic => Some(JointAxis::LinX),
+        _ => None,
+    }
+}
+
+impl Simulation {
+    /// An empty world: gravity, timestep (s) and solver substeps per step.
+    pub fn new(gravity: Vector, timestep: f32, substeps: u32) -> Res<Self> {
+        finite("world-desc.gravity", &[gravity.x, gravity.y, gravity.z])?;
+        if !(timestep.is_finite() && timestep > 0.0 && timestep <= 1.0) {
+            return Err(desc(format!("world-desc.timestep must be in (0, 1] s, got {timestep}")));
+        }
+        if substeps == 0 || substeps > 1000 {
+            return Err(desc(format!("world-desc.substeps must be 1 to 1000, got {substeps}")));
+        }
+        let mut world = PhysicsWorld { gravity, ..PhysicsWorld::default() };
+        world.integration_parameters.dt = timestep / substeps as f32;
+        Ok(Simulation { world, joints: Vec::new(), substeps, timestep })
+    }
+
+    fn body_handle(&self, h: u64) -> Res<RigidBodyHandle> {
+        let (i, g) = unpack(h);
+        let handle = RigidBodyHandle::from_raw_parts(i, g);
+        if self.world.bodies.contains(handle) { Ok(handle) } else { Err(PhysicsError::InvalidHandle(h)) }
+    }
+
+    fn body(&self, h: u64) -> Res<&RigidBody> {
+        let handle = self.body_handle(h)?;
+        self.world.bodies.get(handle).ok_or(PhysicsError::InvalidHandle(h))
+    }
+
+    fn body_mut(&mut self, h: u64) -> Res<&mut RigidBody> {
+        let handle = self.body_handle(h)?;
+        self.world.bodies.get_mut(handle).ok_or(PhysicsError::InvalidHandle(h))
+    }
+
+    fn joint(&self, h: u64) -> Res<&JointEntry> {
+        self.joints.get(h as usize).ok_or(PhysicsError::InvalidHandle(h))
+    }
+
+    /// Adds a rigid body.
+    pub fn add_body(&mut self, d: BodyDesc) -> Res<u64> {
+        check_pose("body-desc.pose", &d.pose)?;
+        finite("body-desc damping/gravity-scale", &[d.linear_damping, d.angular_damping, d.gravity_scale])?;
+        if d.linear_damping < 0.0 || d.angular_damping < 0.0 {
+            return Err(desc("body-desc damping must not be negative"));
+        }
+        let b = match d.kind {
+            BodyKind::Fixed => RigidBodyBuilder::fixed(),
+            BodyKind::Dynamic => RigidBodyBuilder::dynamic(),
+            BodyKind::KinematicPosition => RigidBodyBuilder::kinematic_position_based(),
+            BodyKind::KinematicVelocity => RigidBodyBuilder::kinematic_velocity_based(),
+        }
+        .pose(d.pose)
+        .linear_damping(d.linear_damping)
+        .angular_damping(d.angular_damping)
+        .gravity_scale(d.gravity_scale)
+        .can_sleep(d.can_sleep);
+        Ok(body_id(self.world.insert_body(b)))
+    }
+
+    /// Attaches a collider.
+    pub fn add_collider(&mut self, body: u64, d: ColliderDesc) -> Res<u64> {
+        let parent = self.body_handle(body)?;
+        check_pose("collider-desc.local-pose", &d.local_pose)?;
+        finite("collider-desc friction/restitution/density", &[d.friction, d.restitution, d.density])?;
+        if d.friction < 0.0 || !(0.0..=1.0).contains(&d.restitution) || d.density < 0.0 {
+            return Err(desc("collider-desc: friction and density must be ≥ 0, restitution in [0, 1]"));
+        }
+        let positive = |what: &str, v: &[f32]| -> Res<()> {
+            finite(what, v)?;
+            if v.iter().all(|&x| x > 0.0) { Ok(()) } else { Err(desc(format!("{what} must be positive, got {v:?}"))) }
+        };
+        let builder = match &d.shape {
+            ShapeDesc::Ball(r) => {
+                positive("shape.ball radius", &[*r])?;
+                ColliderBuilder::ball(*r)
+            }
+            ShapeDesc::Cuboid(h) => {
+                positive("shape.cuboid half-extents", &[h.x, h.y, h.z])?;
+                ColliderBuilder::cuboid(h.x, h.y, h.z)
+            }
+            ShapeDesc::Capsule(hh, r) => {
+                positive("shape.capsule half-height and radius", &[*hh, *r])?;
+                ColliderBuilder::capsule_y(*hh, *r)
+            }
+            ShapeDesc::Cylinder(hh, r) => {
+                positive("shape.cylinder half-height and radius", &[*hh, *r])?;
+                ColliderBuilder::cylinder(*hh, *r)
+            }
+            ShapeDesc::ConvexHull(points) => {
+                for p in points {
+                    finite("shape.convex-hull point", &[p.x, p.y, p.z])?;
+                }
+                ColliderBuilder::convex_hull(points)
+                    .ok_or_else(|| desc(format!("shape.convex-hull: {} points span no volume", points.len())))?
+            }
+        };
+        let c = builder.position(d.local_pose).friction(d.friction).restitution(d.restitution).density(d.density).collision_groups(
+            InteractionGroups::new(Group::from_bits_truncate(d.memberships), Group::from_bits_truncate(d.filter), InteractionTestMode::And),
+        );
+        let h = self.world.insert_collider(c, Some(parent));
+        let (i, g) = h.into_raw_parts();
+        Ok(pack(i, g))
+    }
+
+    /// Joins two bodies.
+    pub fn add_joint(&mut self, d: JointDesc) -> Res<u64> {
+        let parent = self.body_handle(d.parent)?;
+        let child = self.body_handle(d.child)?;
+        if parent == child {
+            return Err(desc("joint-desc: parent and child are the same body"));
+        }
+        check_pose("joint-desc.parent-anchor", &d.parent_anchor)?;
+        check_pose("joint-desc.child-anchor", &d.child_anchor)?;
+        finite("joint-desc.axis", &[d.axis.x, d.axis.y, d.axis.z])?;
+        let axis = d.axis.try_normalize().filter(|_| axis_of(d.kind).is_some() || d.axis.length() > 0.0);
+        let axis = match (axis_of(d.kind), axis) {
+            (Some(_), None) => return Err(desc("joint-desc.axis must be a non-zero vector for revolute and prismatic joints")),
+            (_, a) => a.unwrap_or(Vector::X),
+        };
+        let mask = match d.kind {
+            JointKind::Revolute => JointAxesMask::LOCKED_REVOLUTE_AXES,
+            JointKind::Prismatic => JointAxesMask::LOCKED_PRISMATIC_AXES,
+            JointKind::Spherical => JointAxesMask::LOCKED_SPHERICAL_AXES,
+            JointKind::Fixed => JointAxesMask::LOCKED_FIXED_AXES,
+        };
+        // The joint's X axis is `axis` (in the joint frame) expressed in each body's frame.
+        let mut b = GenericJointBuilder::new(mask)
+            .local_anchor1(d.parent_anchor.translation)
+            .local_anchor2(d.child_anchor.translation)
+            .local_axis1(d.parent_anchor.rotation * axis)
+            .local_axis2(d.child_anchor.rotation * axis);
+        if let Some((lo, hi)) = d.limits {
+            finite("joint-desc.limits", &[lo, hi])?;
+            if lo > hi {
+                return Err(desc(format!("joint-desc.limits: lower {lo} above upper {hi}")));
+            }
+            let Some(ax) = axis_of(d.kind) else { return Err(desc("joint-desc.limits apply to revolute and prismatic joints only")) };
+            b = b.limits(ax, [lo, hi]);
+        }
+        let joint = b.build();
+        let (frame1, frame2) = (joint.local_frame1, joint.local_frame2);
+        let link = if d.multibody {
+            let h = self
+                .world
+                .insert_multibody_joint(parent, child, joint)
+                .ok_or_else(|| desc("joint-desc: this multibody link would close a loop (a body can have one multibody parent)"))?;
+            // rapier gives multibody angular dofs a default damping (0.1); a joint here has no
+            // friction or damping of its own unless a motor asks for it.
+            if let Some((mb, id)) = self.world.multibody_joints.get_mut(h)
+                && let Some(link) = mb.link(id)
+            {
+                let (start, n) = (link.assembly_id(), link.joint().ndofs());
+                mb.damping_mut().rows_mut(start, n).fill(0.0);
+            }
+            Link::Multibody(h)
+        } else {
+            Link::Impulse(self.world.insert_impulse_joint(parent, child, joint))
+        };
+        self.joints.push(JointEntry { kind: d.kind, link, parent, child, frame1, frame2, axis, effort: 0.0, applied: 0.0 });
+        Ok(self.joints.len() as u64 - 1)
+    }
+
+    fn generic_mut(&mut self, h: u64) -> Res<&mut GenericJoint> {
+        let link = self.joint(h)?.link;
+        match link {
+            Link::Impulse(ih) => self.world.impulse_joints.get_mut(ih, true).map(|j| &mut j.data).ok_or(PhysicsError::InvalidHandle(h)),
+            Link::Multibody(mh) => {
+                let (mb, id) = self.world.multibody_joints.get_mut(mh).ok_or(PhysicsError::InvalidHandle(h))?;
+                mb.link_mut(id).map(|l| &mut l.joint.data).ok_or(PhysicsError::InvalidHandle(h))
+            }
+        }
+    }
+
+    /// Sets a joint's motor.
+    pub fn set_motor(&mut self, h: u64, m: Motor) -> Res<()> {
+        let kind = self.joint(h)?.kind;
+        let Some(ax) = axis_of(kind) else {
+            return Err(desc(format!("joint {h} is {kind:?}: only revolute and prismatic joints have motors")));
+        };
+        let values: Vec<f32> = match m {
+            Motor::Off => vec![],
+            Motor::Position(a, b, c) => vec![a, b, c],
+            Motor::Velocity(a, b) => vec![a, b],
+            Motor::Effort(a) => vec![a],
+        };
+        finite(&format!("motor of joint {h}"), &values)?;
+        let effort = if let Motor::Effort(e) = m { e } else { 0.0 };
+        let g = self.generic_mut(h)?;
+        match m {
+            Motor::Off | Motor::Effort(_) => {
+                g.set_motor(ax, 0.0, 0.0, 0.0, 0.0);
+                g.set_motor_max_force(ax, 0.0);
+            }
+            Motor::Position(target, stiffness, damping) => {
+                g.set_motor_model(ax, MotorModel::ForceBased);
+                g.set_motor_position(ax, target, stiffness, damping);
+                g.set_motor_max_force(ax, f32::MAX);
+            }
+            Motor::Velocity(target, damping) => {
+                g.set_motor_model(ax, MotorModel::ForceBased);
+                g.set_motor_velocity(ax, target, damping);
+                g.set_motor_max_force(ax, f32::MAX);
+            }
+        }
+        self.joints[h as usize].effort = effort;
+        Ok(())
+    }
+
+    /// The joint axis in world coordinates (from the parent's pose).
+    fn world_axis(&self, j: &JointEntry) -> Vector {
+        let p = self.world.bodies[j.parent].position();
+        p.rotation * (j.frame1.rotation * Vector::X)
+    }
+
+    /// Applies each effort motor as equal and opposite forces/torques for the next substep.
+    fn apply_efforts(&mut self) {
+        for idx in 0..self.joints.len() {
+            let j = self.joints[idx].clone();
+            if j.effort == 0.0 {
+                continue;
+            }
+            let axis = self.world_axis(&j);
+            let v = axis * j.effort;
+            match j.kind {
+                JointKind::Revolute => {
+                    self.world.bodies[j.child].add_torque(v, true);
+                    self.world.bodies[j.parent].add_torque(-v, true);
+                }
+                JointKind::Prismatic => {
+                    self.world.bodies[j.child].add_force(v, true);
+                    self.world.bodies[j.parent].add_force(-v, true);
+                }
+                _ => {}
+            }
+            self.joints[idx].applied = j.effort;
+        }
+    }
+
+    /// Adds a force at a body's centre of mass for the next step.
+    pub fn apply_force(&mut self, body: u64, f: Vector) -> Res<()> {
+        finite("apply-force", &[f.x, f.y, f.z])?;
+        self.body_mut(body)?.add_force(f, true);
+        Ok(())
+    }
+
+    /// Adds a torque for the next step.
+    pub fn apply_torque(&mut self, body: u64, t: Vector) -> Res<()> {
+        finite("apply-torque", &[t.x, t.y, t.z])?;
+        self.body_mut(body)?.add_torque(t, true);
+        Ok(())
+    }
+
+    /// Teleports a body.
+    pub fn set_pose(&mut self, body: u64, pose: Pose) -> Res<()> {
+        check_pose("set-pose", &pose)?;
+        self.body_mut(body)?.set_position(pose, true);
+        Ok(())
+    }
+
+    /// Sets a body's velocities.
+    pub fn set_velocity(&mut self, body: u64, linear: Vector, angular: Vector) -> Res<()> {
+        finite("set-velocity", &[linear.x, linear.y, linear.z, angular.x, angular.y, angular.z])?;
+        let b = self.body_mut(body)?;
+        b.set_linvel(linear, true);
+        b.set_angvel(angular, true);
+        Ok(())
+    }
+
+    /// Sets one joint's position and velocity (resets): a multibody link through its
+    /// generalized coordinates, an impulse joint by placing the child relative to the parent.
+    pub fn set_joint_state(&mut self, h: u64, position: f32, velocity: f32) -> Res<()> {
+        finite("set-joint-state", &[position, velocity])?;
+        let j = self.joint(h)?.clone();
+        let Some(ax) = axis_of(j.kind) else { return Err(desc(format!("joint {h} is {:?}: it has no single coordinate to set", j.kind))) };
+        match j.link {
+            Link::Multibody(mh) => {
+                let (mb, id) = self.world.multibody_joints.get_mut(mh).ok_or(PhysicsError::InvalidHandle(h))?;
+                let link = mb.link(id).ok_or(PhysicsError::InvalidHandle(h))?;
+                let (asm, current) = (link.assembly_id(), link.joint().coords()[ax as usize]);
+                let mut disp = vec![0.0; mb.ndofs()];
+                disp[asm] = position - current;
+                mb.apply_displacements(&disp);
+                mb.generalized_velocity_mut()[asm] = velocity;
+                mb.forward_kinematics(&self.world.bodies, false);
+                mb.update_rigid_bodies(&mut self.world.bodies, false);
+            }
+            Link::Impulse(_) => {
+                let parent = *self.world.bodies[j.parent].position();
+                let motion = match j.kind {
+                    JointKind::Revolute => Pose::from_parts(Vector::ZERO, Rotation::from_axis_angle(Vector::X, position)),
+                    _ => Pose::from_translation(Vector::X * position),
+                };
+                // child = parent · frame1 · motion · frame2⁻¹
+                let child = parent * j.frame1 * motion * j.frame2.inverse();
+                let axis = self.world_axis(&j);
+                let pv = (self.world.bodies[j.parent].linvel(), self.world.bodies[j.parent].angvel());
+                let b = &mut self.world.bodies[j.child];
+                b.set_position(child, true);
+                match j.kind {
+                    JointKind::Revolute => {
+                        b.set_angvel(pv.1 + axis * velocity, true);
+                        b.set_linvel(pv.0, true);
+                    }
+                    _ => {
+                        b.set_linvel(pv.0 + axis * velocity, true);
+                        b.set_angvel(pv.1, true);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Advances `steps` timesteps; `Diverged` when a body's state is no longer finite or
+    /// absurdly large.
+    pub fn step(&mut self, steps: u32) -> Res<()> {
+        for _ in 0..steps {
+            for _ in 0..self.substeps {
+                self.apply_efforts();
+                self.world.step();
+                for (_, b) in self.world.bodies.iter_mut() {
+                    b.reset_forces(false);
+                    b.reset_torques(false);
+                }
+            }
+            for (h, b) in self.world.bodies.iter() {
+                let (t, v, w) = (b.translation(), b.linvel(), b.angvel());
+                let all = [t.x, t.y, t.z, v.x, v.y, v.z, w.x, w.y, w.z];
+                if all.iter().any(|x| !x.is_finite() || x.abs() > 1e6) {
+                    return Err(PhysicsError::Diverged(format!(
+                        "body {} reached position {t:?}, velocity {v:?}, angular velocity {w:?}",
+                        body_id(h)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A body's pose.
+    pub fn pose(&self, body: u64) -> Res<Pose> {
+        Ok(*self.body(body)?.position())
+    }
+
+    /// A body's linear and angular velocity.
+    pub fn velocity(&self, body: u64) -> Res<(Vector, Vector)> {
+        let b = self.body(body)?;
+        Ok((b.linvel(), b.angvel()))
+    }
+
+    /// Position, velocity and last effort of each joint (along its axis).
+    pub fn joint_states(&self, handles: &[u64]) -> Res<Vec<JointState>> {
+        handles
+            .iter()
+            .map(|&h| {
+                let j = self.joint(h)?;
+                // A multibody link's own coordinates are exact (and current right after a
+                // `set-joint-state`, before any step).
+                if let (Link::Multibody(mh), Some(ax)) = (j.link, axis_of(j.kind))
+                    && let Some((mb, id)) = self.world.multibody_joints.get(mh)
+                    && let Some(link) = mb.link(id)
+                {
+                    let position = link.joint().coords()[ax as usize];
+                    let velocity = mb.generalized_velocity()[link.assembly_id()];
+                    let position = if j.kind == JointKind::Revolute { wrap_angle(position) } else { position };
+                    return Ok(JointState { position, velocity, applied: j.applied });
+                }
+                let (p, c) = (&self.world.bodies[j.parent], &self.world.bodies[j.child]);
+                let f1 = *p.position() * j.frame1;
+                let f2 = *c.position() * j.frame2;
+                let rel = f1.inverse() * f2;
+                let axis = self.world_axis(j);
+                let (position, velocity) = match j.kind {
+                    JointKind::Revolute => {
+                        let q = rel.rotation;
+                        let s = Vector::new(q.x, q.y, q.z).dot(Vector::X);
+                        (2.0 * s.atan2(q.w), (c.angvel() - p.angvel()).dot(axis))
+                    }
+                    JointKind::Prismatic => (rel.translation.x, (c.linvel() - p.linvel()).dot(axis)),
+                    _ => (0.0, 0.0),
+                };
+                let position = if j.kind == JointKind::Revolute { wrap_angle(position) } else { position };
+                Ok(JointState { position, velocity, applied: j.applied })
+            })
+            .collect()
+    }
+
+    /// Contacts with a positive normal force after the last step.
+    pub fn contacts(&self) -> Vec<Contact> {
+        let dt = self.world.integration_parameters.dt;
+        let mut out = Vec::new();
+        for pair in self.world.contact_pairs() {
+            let force = pair.total_impulse_magnitude() / dt;
+            if force <= 0.0 {
+                continue;
+            }
+            let (Some(c1), Some(c2)) = (self.world.colliders.get(pair.collider1), self.world.colliders.get(pair.collider2)) else {
+                continue;
+            };
+            let (Some(b1), Some(b2)) = (c1.parent(), c2.parent()) else { continue };
+            let Some(m) = pair.manifolds().iter().find(|m| !m.points.is_empty()) else { continue };
+            let point = *c1.position() * m.points[0].local_p1;
+            out.push(Contact { body_a: body_id(b1), body_b: body_id(b2), point, normal: m.data.normal, normal_force: force });
+        }
+        out
+    }
+
+    /// The first body a ray hits: body, distance, normal.
+    pub fn cast_ray(&self, origin: Vector, direction: Vector, max_distance: f32, filter: u32) -> Option<(u64, f32, Vector)> {
+        let dir = direction.try_normalize()?;
+        if !origin.is_finite() || !max_distance.is_finite() || max_distance <= 0.0 {
+            return None;
+        }
+        let ray = Ray::new(origin, dir);
+        let groups = InteractionGroups::new(Group::ALL, Group::from_bits_truncate(filter), InteractionTestMode::And);
+        let f = QueryFilter::default().groups(groups);
+        let (c, hit) = self.world.cast_ray_and_get_normal(&ray, max_distance, true, f)?;
+        let body = self.world.colliders.get(c)?.parent()?;
+        Some((body_id(body), hit.time_of_impact, hit.normal))
+    }
+
+    /// Every collider with its body pose and shape, for drawing the scene.
+    pub fn shapes(&self) -> Vec<(u64, Pose, ShapeDesc)> {
+        let mut out = Vec::new();
+        for (_, c) in self.world.colliders.iter() {
+            let Some(parent) = c.parent() else { continue };
+            let pose = *c.position();
+            let s = c.shape();
+            let shape = if let Some(b) = s.as_ball() {
+                ShapeDesc::Ball(b.radius)
+            } else if let Some(b) = s.as_cuboid() {
+                ShapeDesc::Cuboid(b.half_extents)
+            } else if let Some(b) = s.as_capsule() {
+                ShapeDesc::Capsule(b.half_height(), b.radius)
+            } else if let Some(b) = s.as_cylinder() {
+                ShapeDesc::Cylinder(b.half_height, b.radius)
+            } else if let Some(h) = s.as_convex_polyhedron() {
+                ShapeDesc::ConvexHull(h.points().to_vec())
+            } else {
+                continue;
+            };
+            out.push((body_id(parent), pose, shape));
+        }
+        out
+    }
+
+    /// The whole world as bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let state = State {
+            version: SNAPSHOT_VERSION,
+            world: clone_world(&self.world),
+            joints: self.joints.clone(),
+            substeps: self.substeps,
+            timestep: self.timestep,
+        };
+        bincode::serde::encode_to_vec(&state, bincode::config::standard()).unwrap_or_default()
+    }
+
+    /// Restores bytes made by [`Simulation::snapshot`].
+    pub fn restore(&mut self, bytes: &[u8]) -> Res<()> {
+        let (state, _): (State, usize) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(|e| PhysicsError::BadSnapshot(format!("{e}")))?;
+        if state.version != SNAPSHOT_VERSION {
+            return Err(PhysicsError::BadSnapshot(format!("snapshot version {} (this host reads {SNAPSHOT_VERSION})", state.version)));
+        }
+        self.world = state.world;
+        self.joints = state.joints;
+        self.substeps = state.substeps;
+        self.timestep = state.timestep;
+        Ok(())
+    }
+}
+
+/// A copy of a world's serialisable state (pipelines and CCD workspace start empty).
+fn clone_world(w: &PhysicsWorld) -> PhysicsWorld {
+    PhysicsWorld {
+        gravity: w.gravity,
+        integration_parameters: w.integration_parameters,
+        islands: w.islands.clone(),
+        broad_phase: w.broad_phase.clone(),
+        narrow_phase: w.narrow_phase.clone(),
+        bodies: w.bodies.clone(),
+        colliders: w.colliders.clone(),
+        impulse_joints: w.impulse_joints.clone(),
+        multibody_joints: w.multibody_joints.clone(),
+        soft_bodies: w.soft_bodies.clone(),
+        ..PhysicsWorld::default()
+    }
+}
+
+fn wrap_angle(a: f32) -> f32 {
+    let two_pi = std::f32::consts::TAU;
+    let mut a = a % two_pi;
+    if a > std::f32::consts::PI {
+        a -= two_pi;
+    } else if a < -std::f32::consts::PI {
+        a += two_pi;
+    }
+    a
+}
+
+fn check_pose(what: &str, p: &Pose) -> Res<()> {
+    let (t, r) = (p.translation, p.rotation);
+    finite(what, &[t.x, t.y, t.z, r.x, r.y, r.z, r.w])?;
+    if (r.length() - 1.0).abs() > 1e-3 {
+        return Err(desc(format!("{what}: the rotation is not a unit quaternion (length {})", r.length())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(kind: BodyKind, z: f32) -> BodyDesc {
+        BodyDesc {
+            kind,
+            pose: Pose::from_translation(vec3(0.0, 0.0, z)),
+            linear_damping: 0.0,
+            angular_damping: 0.0,
+            gravity_scale: 1.0,
+            can_sleep: false,
+        }
+    }
+
+    fn collider(shape: ShapeDesc) -> ColliderDesc {
+        ColliderDesc {
+            shape,
+            local_pose: Pose::IDENTITY,
+            friction: 0.5,
+            restitution: 0.0,
+            density: 1000.0,
+            memberships: u32::MAX,
+            filter: u32::MAX,
+        }
+    }
+
+    /// A two-link pendulum (multibody) beside a box falling on a fixed floor (contacts).
+    fn scene() -> (Simulation, Vec<u64>, Vec<u64>) {
+        let mut s = Simulation::new(vec3(0.0, 0.0, -9.81), 0.01, 2).expect("world");
+        let floor = s.add_body(body(BodyKind::Fixed, 0.0)).expect("floor");
+        s.add_collider(floor, collider(ShapeDesc::Cuboid(vec3(5.0, 5.0, 0.1)))).expect("floor collider");
+        let base = s.add_body(body(BodyKind::Fixed, 3.0)).expect("base");
+        let l1 = s.add_body(body(BodyKind::Dynamic, 2.5)).expect("l1");
+        s.add_collider(l1, ColliderDesc { memberships: 2, filter: 0, ..collider(ShapeDesc::Capsule(0.25, 0.05)) }).expect("c1");
+        let l2 = s.add_body(body(BodyKind::Dynamic, 2.0)).expect("l2");
+        s.add_collider(l2, ColliderDesc { memberships: 2, filter: 0, ..collider(ShapeDesc::Capsule(0.25, 0.05)) }).expect("c2");
+        let hinge = |parent, child| JointDesc {
+            kind: JointKind::Revolute,
+            parent,
+            child,
+            parent_anchor: Pose::from_translation(vec3(0.0, 0.0, -0.25)),
+            child_anchor: Pose::from_translation(vec3(0.0, 0.0, 0.25)),
+            axis: Vector::Y,
+            limits: None,
+            multibody: true,
+        };
+        let j1 = s.add_joint(JointDesc { parent_anchor: Pose::IDENTITY, ..hinge(base, l1) }).expect("j1");
+        let j2 = s.add_joint(hinge(l1, l2)).expect("j2");
+        let cube = s.add_body(body(BodyKind::Dynamic, 1.0)).expect("cube");
+        s.add_collider(
+            cube,
+            collider(ShapeDesc::ConvexHull(vec![
+                vec3(-0.1, -0.1, -0.1),
+                vec3(0.1, -0.1, -0.1),
+                vec3(-0.1, 0.1, -0.1),
+                vec3(0.1, 0.1, -0.1),
+                vec3(-0.1, -0.1, 0.1),
+                vec3(0.1, -0.1, 0.1),
+                vec3(-0.1, 0.1, 0.1),
+                vec3(0.1, 0.1, 0.1),
+            ])),
+        )
+        .expect("hull");
+        s.set_joint_state(j1, 0.3, 0.0).expect("start swinging");
+        (s, vec![l1, l2, cube], vec![j1, j2])
+    }
+
+    fn trace(s: &mut Simulation, bodies: &[u64], joints: &[u64], steps: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        for k in 0..steps {
+            s.set_motor(joints[1], Motor::Effort(if k % 50 < 25 { 0.5 } else { -0.5 })).expect("motor");
+            s.step(1).expect("step");
+            for &b in bodies {
+                let p = s.pose(b).expect("pose");
+                out.extend([p.translation.x, p.translation.y, p.translation.z, p.rotation.x, p.rotation.w].map(f32::to_bits));
+            }
+            for j in s.joint_states(joints).expect("joints") {
+                out.extend([j.position.to_bits(), j.velocity.to_bits()]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_same_actions_give_bit_identical_trajectories_and_snapshots_restore_exactly() {
+        let (mut a, bodies, joints) = scene();
+        let (mut b, _, _) = scene();
+        assert_eq!(trace(&mut a, &bodies, &joints, 1000), trace(&mut b, &bodies, &joints, 1000));
+        let snap = a.snapshot();
+        let first = trace(&mut a, &bodies, &joints, 200);
+        a.restore(&snap).expect("restore");
+        assert_eq!(first, trace(&mut a, &bodies, &joints, 200), "snapshot → step → restore → step");
+        // The cube rests on the floor: a contact carries its weight (m g = 8 kg · 9.81).
+        let contacts = a.contacts();
+        let on_floor: f32 = contacts.iter().filter(|c| c.body_a == bodies[2] || c.body_b == bodies[2]).map(|c| c.normal_force).sum();
+        assert!((on_floor - 8.0 * 9.81).abs() < 2.0, "normal force {on_floor} N for an 8 kg cube: {contacts:?}");
+        // A ray down from above the cube hits it.
+        let (hit, dist, _) = a.cast_ray(vec3(0.0, 0.0, 1.0), vec3(0.0, 0.0, -1.0), 5.0, u32::MAX).expect("hit");
+        assert_eq!(hit, bodies[2]);
+        assert!((dist - (1.0 - 0.3)).abs() < 0.05, "the cube's top rests at 0.3 m: distance {dist}");
+        assert!(a.restore(b"garbage").is_err());
+    }
+
+    #[test]
+    fn a_joint_state_set_is_read_back_and_the_pendulum_swings() {
+        let (mut s, _, joints) = scene();
+        s.set_joint_state(joints[0], -0.4, 1.5).expect("set");
+        let j = s.joint_states(&joints).expect("read")[0];
+        assert!((j.position + 0.4).abs() < 1e-4 && (j.velocity - 1.5).abs() < 1e-3, "{j:?}");
+        s.step(10).expect("step");
+        assert!(s.joint_states(&joints).expect("read")[0].position > -0.4, "it moved with its velocity");
+    }
+
+    #[test]
+    fn bad_input_is_refused_by_name_and_blow_ups_are_reported() {
+        let (mut s, bodies, joints) = scene();
+        let e = |r: Res<()>| match r.expect_err("refused") {
+            PhysicsError::InvalidDesc(m) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(e(s.set_motor(joints[0], Motor::Effort(f32::NAN))).contains("non-finite"));
+        assert!(e(s.apply_force(bodies[0], vec3(f32::INFINITY, 0.0, 0.0))).contains("apply-force"));
+        assert!(matches!(s.pose(12345), Err(PhysicsError::InvalidHandle(12345))));
+        assert!(matches!(s.joint_states(&[99]), Err(PhysicsError::InvalidHandle(99))));
+        assert!(s.add_collider(bodies[0], collider(ShapeDesc::Ball(-1.0))).is_err());
+        assert!(s.add_collider(bodies[0], collider(ShapeDesc::ConvexHull(vec![Vector::ZERO; 3]))).is_err());
+        assert!(Simulation::new(Vector::ZERO, 0.0, 1).is_err());
+        assert!(
+            e(s.set_motor(joints[0], Motor::Effort(0.0))
+                .and_then(|()| s.set_pose(bodies[0], Pose::from_parts(Vector::ZERO, Rotation::from_xyzw(0.0, 0.0, 0.0, 2.0)))))
+            .contains("unit quaternion")
+        );
+        // A huge effort blows the world up: `Diverged`, not a NaN pose handed on.
+        s.set_motor(joints[1], Motor::Effort(1e30)).expect("finite effort");
+        let mut result = Ok(());
+        for _ in 0..100 {
+            result = s.step(1);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(result, Err(PhysicsError::Diverged(_))), "{result:?}");
+    }
+}

@@ -1,0 +1,150 @@
+//! Envs on the host's rigid-body physics (rapier3d behind `paddock:rl/physics`), through
+//! the real runtime: bit-identical trajectories for the same seed and actions, exact
+//! snapshot/restore, and actions the simulation cannot take (1e9, NaN) ending the episode as
+//! truncated with a logged reason — never a NaN observation, never a crash.
+
+mod common;
+
+use paddock::envset::{EnvSet, EnvSetOptions, VecStep};
+use paddock::log::{Level, RunLog};
+use paddock::runtime::{Limits, World};
+use paddock::seed::Stream;
+use paddock::spaces::sample;
+use rand::SeedableRng;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn options(num_envs: usize, seed: u64) -> EnvSetOptions {
+    EnvSetOptions { num_envs, workers: 1, seed, stream: Stream::Env, params: Vec::new() }
+}
+
+/// A log whose lines the test can read.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn envset(name: &str, opts: &EnvSetOptions, log: RunLog) -> EnvSet {
+    let rt = common::runtime_with(Limits { memory_bytes: 64 << 20, call_timeout: Duration::from_secs(5) }, log);
+    let plugin = rt.load(common::plugin(name), World::Environment).expect("load");
+    EnvSet::new(&plugin, opts).expect("env set")
+}
+
+fn bits(steps: &[VecStep]) -> Vec<u32> {
+    steps.iter().flat_map(|s| s.observations.iter().chain(&s.final_observations).map(|x| x.to_bits())).collect()
+}
+
+fn random_steps(set: &mut EnvSet, steps: usize, seed: u64) -> Vec<VecStep> {
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let space = set.spec().action_space.clone();
+    let mut actions = vec![0.0; set.num_envs() * set.act_len()];
+    (0..steps)
+        .map(|_| {
+            for a in actions.chunks_exact_mut(set.act_len()) {
+                sample(&space, &mut rng, a);
+            }
+            set.step(&actions).expect("step")
+        })
+        .collect()
+}
+
+#[test]
+fn cartpole_3d_is_bit_identical_for_the_same_seed_and_actions_over_1000_steps() {
+    let (mut a, mut b) =
+        (envset("cartpole-3d", &options(4, 7), RunLog::discard()), envset("cartpole-3d", &options(4, 7), RunLog::discard()));
+    let (a0, b0) = (a.reset().expect("reset"), b.reset().expect("reset"));
+    assert_eq!(a0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b0.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    let (sa, sb) = (random_steps(&mut a, 1000, 3), random_steps(&mut b, 1000, 3));
+    assert_eq!(bits(&sa), bits(&sb), "same seed and actions, different trajectories");
+    assert!(sa == sb, "rewards and flags agree too");
+    let episodes: usize = sa.iter().map(|s| s.ended.len()).sum();
+    assert!(episodes > 20, "random actions end episodes (pole falls or cart leaves): {episodes}");
+    assert!(sa.iter().all(|s| s.observations.iter().all(|x| x.is_finite())));
+    // Another seed: other initial states.
+    let mut c = envset("cartpole-3d", &options(4, 8), RunLog::discard());
+    assert_ne!(a0, c.reset().expect("reset"));
+}
+
+#[test]
+fn a_snapshot_restores_the_simulation_exactly() {
+    let mut set = envset("cartpole-3d", &options(3, 4), RunLog::discard());
+    set.reset().expect("reset");
+    let obs = random_steps(&mut set, 37, 1).pop().expect("steps").observations;
+    let states = set.snapshot().expect("snapshot");
+    let first = random_steps(&mut set, 300, 9);
+    set.restore(&states, &obs).expect("restore");
+    let second = random_steps(&mut set, 300, 9);
+    assert_eq!(bits(&first), bits(&second), "restored run diverged");
+    assert!(first == second);
+}
+
+#[test]
+fn absurd_and_nan_actions_truncate_the_episode_with_a_logged_reason() {
+    let lines = Lines::default();
+    let mut set = envset("cartpole-3d", &options(2, 5), RunLog::new(Box::new(lines.clone()), Level::Info));
+    set.reset().expect("reset");
+    for (bad, says) in [(1e9f32, "could not be simulated"), (f32::NAN, "non-finite"), (f32::INFINITY, "non-finite")] {
+        let s = set.step(&[bad, 0.0]).expect("an absurd action is not a crash");
+        assert_eq!((s.truncated[0], s.terminated[0]), (true, false), "action {bad}: env 0 is truncated, not terminated");
+        assert!(!s.truncated[1] && !s.terminated[1], "env 1 is untouched");
+        assert!(
+            s.observations.iter().chain(&s.final_observations).all(|x| x.is_finite()),
+            "action {bad}: no NaN reaches the learner: {s:?}"
+        );
+        let log = String::from_utf8_lossy(&lines.0.lock().expect("lock")).into_owned();
+        assert!(log.contains("env 0: episode truncated") && log.contains(says), "action {bad}: the reason is logged:\n{log}");
+        // The env goes on: a fresh episode steps normally.
+        let ok = random_steps(&mut set, 20, 2);
+        assert!(ok.iter().all(|s| s.observations.iter().all(|x| x.is_finite() && x.abs() < 100.0)));
+    }
+}
+
+/// Gymnasium's cart-pole equations of motion (cart 1 kg, pole 0.1 kg, half-length 0.5 m, a
+/// uniform rod), integrated like the physics host does: semi-implicit Euler, 4 substeps of
+/// 5 ms per 20 ms control step.
+fn closed_form_step(state: &mut [f64; 4], force: f64) {
+    let (g, mc, mp, l) = (9.8, 1.0, 0.1, 0.5);
+    for _ in 0..4 {
+        let [x, x_dot, theta, theta_dot] = *state;
+        let (s, c) = theta.sin_cos();
+        let temp = (force + mp * l * theta_dot * theta_dot * s) / (mc + mp);
+        let theta_acc = (g * s - c * temp) / (l * (4.0 / 3.0 - mp * c * c / (mc + mp)));
+        let x_acc = temp - mp * l * theta_acc * c / (mc + mp);
+        let (x_dot, theta_dot) = (x_dot + 0.005 * x_acc, theta_dot + 0.005 * theta_acc);
+        *state = [x + 0.005 * x_dot, x_dot, theta + 0.005 * theta_dot, theta_dot];
+    }
+}
+
+#[test]
+fn cartpole_3d_follows_the_closed_form_cart_pole() {
+    // The same masses and lengths as Gymnasium's CartPole: from each state the rigid-body
+    // cart-pole (rapier multibody: a prismatic and a revolute link) reaches, one control step
+    // under ±10 N lands where the closed-form equations of motion say. (Step by step: the
+    // upright pole is unstable, so whole trajectories of two models part ways.)
+    let mut set = envset("cartpole-3d", &options(1, 11), RunLog::discard());
+    let mut obs = set.reset().expect("reset");
+    let mut worst = [0.0f64; 4];
+    for _ in 0..200 {
+        let mut state = [obs[0] as f64, obs[1] as f64, obs[2] as f64, obs[3] as f64];
+        // A stabilising bang-bang controller keeps the pole up for the whole test.
+        let force = if state[2] + 0.3 * state[3] > 0.0 { 10.0 } else { -10.0 };
+        closed_form_step(&mut state, force);
+        let s = set.step(&[(force / 10.0) as f32]).expect("step");
+        assert!(s.ended.is_empty(), "the controller keeps the pole up: {:?}", s.final_observations);
+        for i in 0..4 {
+            worst[i] = worst[i].max((s.observations[i] as f64 - state[i]).abs());
+        }
+        obs = s.observations;
+    }
+    eprintln!("largest one-step differences over 200 steps (x, ẋ, θ, θ̇): {worst:?}");
+    assert!(worst[0] < 1e-3 && worst[2] < 2e-3, "positions and angles agree: {worst:?}");
+    assert!(worst[1] < 0.01 && worst[3] < 0.02, "velocities agree: {worst:?}");
+}
