@@ -148,3 +148,23 @@ fn cartpole_3d_follows_the_closed_form_cart_pole() {
     assert!(worst[0] < 1e-3 && worst[2] < 2e-3, "positions and angles agree: {worst:?}");
     assert!(worst[1] < 0.01 && worst[3] < 0.02, "velocities agree: {worst:?}");
 }
+
+#[test]
+fn ppo_learns_to_balance_cartpole_3d() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("store={}", dir.path().display());
+    let out = common::paddock(&[
+        "train",
+        "configs/cartpole-3d-ppo.toml",
+        "--json",
+        "--set",
+        &store,
+        "--set",
+        "total_steps=100000",
+        "--set",
+        "algorithm.device=cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert!(s["solved_at_step"].as_u64().is_some_and(|n| n <= 100_000), "eval ≥ 475 within 100k steps: {s}");
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""MuJoCo's InvertedPendulum-v5 (a cart-pole in MuJoCo, through Gymnasium) steps/s on this
+machine: the peer figure for Paddock's `cartpole-3d` in BENCHMARKS.md.
+
+Usage: .venv/bin/python scripts/bench_mujoco.py [--seconds S] [--envs N]
+(`pip install 'gymnasium[mujoco]'`). Prints one JSON line per setup: one env via gym.make
+with random actions, auto-resetting; and N envs in Gymnasium's SyncVectorEnv.
+"""
+import argparse
+import json
+import time
+
+import gymnasium as gym
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--envs", type=int, default=16)
+    args = ap.parse_args()
+
+    env = gym.make("InvertedPendulum-v5")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        for _ in range(1000):
+            _, _, term, trunc, _ = env.step(rng.uniform(-3, 3, size=1).astype(np.float32))
+            if term or trunc:
+                env.reset()
+        n += 1000
+    print(json.dumps({"env": "InvertedPendulum-v5", "setup": "gym.make, 1 env", "steps_per_s": n / (time.perf_counter() - start)}))
+
+    venv = gym.vector.SyncVectorEnv([lambda: gym.make("InvertedPendulum-v5") for _ in range(args.envs)])
+    venv.reset(seed=0)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        for _ in range(100):
+            venv.step(rng.uniform(-3, 3, size=(args.envs, 1)).astype(np.float32))
+        n += 100 * args.envs
+    print(json.dumps({"env": "InvertedPendulum-v5", "setup": f"SyncVectorEnv, {args.envs} envs", "steps_per_s": n / (time.perf_counter() - start)}))
+
+
+if __name__ == "__main__":
+    main()
