@@ -168,3 +168,55 @@ fn ppo_learns_to_balance_cartpole_3d() {
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
     assert!(s["solved_at_step"].as_u64().is_some_and(|n| n <= 100_000), "eval ≥ 475 within 100k steps: {s}");
 }
+
+#[test]
+fn eval_writes_png_frames_of_a_physics_episode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("store={}", dir.path().display());
+    let out = common::paddock(&[
+        "train",
+        "configs/cartpole-3d-ppo.toml",
+        "--json",
+        "--set",
+        &store,
+        "--set",
+        "total_steps=2048",
+        "--set",
+        "algorithm.device=cpu",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let run = s["run_dir"].as_str().expect("run dir").to_string();
+    let frames = dir.path().join("frames");
+    let out = common::paddock(&["eval", &run, "--episodes", "1", "--json", "--frames", frames.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).expect("eval");
+    let length = e["returns"][0].as_f64().expect("return") as usize; // 1 per step
+    let mut names: Vec<_> = std::fs::read_dir(&frames).expect("frames").filter_map(Result::ok).map(|e| e.file_name()).collect();
+    names.sort();
+    // After the reset and after every step but the last (whose state the auto-reset replaced).
+    assert_eq!(names.len(), length, "one picture per step of the episode");
+    let first = std::fs::read(frames.join("frame-00000.png")).expect("first frame");
+    assert_eq!(&first[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(first[16..20].try_into().expect("width")), 640);
+    let last = std::fs::read(frames.join(&names[names.len() - 1])).expect("last frame");
+    assert_ne!(first, last, "the scene moves");
+
+    // An env without physics has no scene: a clear error, not empty pictures.
+    let out = common::paddock(&[
+        "train",
+        "configs/cartpole-ppo.toml",
+        "--json",
+        "--set",
+        &store,
+        "--set",
+        "total_steps=512",
+        "--set",
+        "algorithm.device=cpu",
+    ]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let out =
+        common::paddock(&["eval", s["run_dir"].as_str().expect("dir"), "--episodes", "1", "--frames", frames.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("has no physics scene to draw"), "{err}");
+}

@@ -304,6 +304,12 @@ impl EnvSet {
         &self.spec
     }
 
+    /// The physics scene of the first shard (env 0 alone when every env has its shard):
+    /// colliders posed, and fixed bodies. Empty for envs without physics.
+    pub fn scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
+        self.shards.first().map(|s| s.inst.scene()).unwrap_or_default()
+    }
+
     /// Number of envs.
     pub fn num_envs(&self) -> usize {
         self.num_envs

@@ -23,6 +23,10 @@ pub struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Write a PNG picture of every step of the first episode into DIR (`frame-00000.png`,
+    /// …; envs on the host's physics): a side view of every body.
+    #[arg(long, value_name = "DIR")]
+    frames: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -69,7 +73,7 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
         checkpoint.display().to_string()
     };
     let runtime = super::runtime_for(&config.runtime, RunLog::stderr())?;
-    let e = evaluate_checkpoint(&config, &runtime, &checkpoint, args.episodes, args.seed.unwrap_or(config.seed))?;
+    let e = evaluate_checkpoint(&config, &runtime, &checkpoint, args.episodes, args.seed.unwrap_or(config.seed), args.frames.as_deref())?;
     if args.json {
         let mut v = serde_json::to_value(&e)?;
         v["checkpoint"] = serde_json::json!(checkpoint_shown);
@@ -86,6 +90,9 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
         if let Some(rate) = e.success_rate {
             println!("success    {:.1}%", 100.0 * rate);
+        }
+        if let Some(dir) = &args.frames {
+            println!("frames     {} (first episode)", dir.display());
         }
     }
     Ok(())

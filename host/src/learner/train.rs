@@ -172,6 +172,18 @@ fn obs_tensor(obs: &[f32], n: usize, ol: usize, device: Device) -> Tensor {
 /// Runs one deterministic episode in every eval env; returns their env returns (and
 /// successes, where the env reports `is-success`).
 pub fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device) -> anyhow::Result<EvalEpisodes> {
+    evaluate_observed(algo, envs, device, &mut |_, _| Ok(()))
+}
+
+/// [`evaluate`], calling `observe(envs, t)` after the reset (`t` = 0) and after each step
+/// while env 0's episode goes on (for pictures of it; the state after its last step is not
+/// seen: the env has auto-reset by then).
+pub fn evaluate_observed(
+    algo: &mut AlgorithmInstance,
+    envs: &mut EnvSet,
+    device: Device,
+    observe: &mut dyn FnMut(&EnvSet, usize) -> anyhow::Result<()>,
+) -> anyhow::Result<EvalEpisodes> {
     let (n, ol, al) = (envs.num_envs(), envs.obs_len(), envs.act_len());
     let space = envs.spec().action_space.clone();
     let info_len = envs.spec().info_features.len();
@@ -180,6 +192,8 @@ pub fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device)
     let mut returns = vec![0.0; n];
     let mut done = vec![false; n];
     let mut obs = envs.reset()?;
+    observe(envs, 0)?;
+    let mut t = 0;
     while done.iter().any(|d| !d) {
         let a = algo.act(&obs_tensor(&obs, n, ol, device), true)?;
         let actions = actions_for_envs(algo.name(), &a, n, al, &space)?;
@@ -194,6 +208,10 @@ pub fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device)
             }
         }
         obs = step.observations;
+        t += 1;
+        if !done[0] {
+            observe(envs, t)?;
+        }
     }
     Ok(EvalEpisodes { returns, successes: success_at.map(|_| successes) })
 }
@@ -890,12 +908,15 @@ pub fn evaluate_checkpoint(
     checkpoint: &Path,
     episodes: usize,
     seed: u64,
+    frames: Option<&Path>,
 ) -> anyhow::Result<Evaluation> {
     let (algo_cfg, device) = learner_setup(config)?;
     let env_plugin = runtime.load(&config.env.plugin, World::Environment)?;
     let algo_plugin = runtime.load(&algo_cfg.plugin, World::Algorithm)?;
     let env_params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;
-    let opts = EnvSetOptions { num_envs: episodes, workers: config.env.workers, seed, stream: Stream::EvalEnv, params: env_params };
+    // For frames, every env gets its own shard, so the first shard's scene is env 0 alone.
+    let workers = if frames.is_some() { episodes } else { config.env.workers };
+    let opts = EnvSetOptions { num_envs: episodes, workers, seed, stream: Stream::EvalEnv, params: env_params };
     let mut envs = EnvSet::new(&env_plugin, &opts)?;
     let mut learner =
         Learner::load(checkpoint, device).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", checkpoint.display()))?;
@@ -912,5 +933,16 @@ pub fn evaluate_checkpoint(
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["steps"].as_u64())
         .unwrap_or(0);
-    Ok(Evaluation::of(steps, evaluate(&mut algo, &mut envs, device)?))
+    let Some(dir) = frames else { return Ok(Evaluation::of(steps, evaluate(&mut algo, &mut envs, device)?)) };
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let mut view = None;
+    let episodes = evaluate_observed(&mut algo, &mut envs, device, &mut |envs, t| {
+        let (scene, fixed) = envs.scene();
+        if scene.is_empty() {
+            anyhow::bail!("--frames: env plugin {} has no physics scene to draw", config.env.plugin.display());
+        }
+        let v = *view.get_or_insert_with(|| crate::physics::render::bounds(&scene));
+        crate::physics::render::write_png(&scene, &fixed, v, 640, 360, &dir.join(format!("frame-{t:05}.png")))
+    })?;
+    Ok(Evaluation::of(steps, episodes))
 }

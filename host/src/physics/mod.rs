@@ -14,6 +14,8 @@
 //! multibody joints). Every non-finite input is refused, and a step that produces a
 //! non-finite pose or velocity reports `diverged` — a blown-up world never hands NaN on.
 
+pub mod render;
+
 use rapier3d::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -696,6 +698,11 @@ impl Simulation {
             out.push((body_id(parent), pose, shape));
         }
         out
+    }
+
+    /// Bodies that never move (drawn grey).
+    pub fn fixed_bodies(&self) -> Vec<u64> {
+        self.world.bodies.iter().filter(|(_, b)| b.is_fixed()).map(|(h, _)| body_id(h)).collect()
     }
 
     /// The whole world as bytes.

@@ -16,6 +16,14 @@ pub struct EnvInstance {
     num_envs: usize,
 }
 
+impl EnvInstance {
+    /// The physics scene of this instance's envs: every collider posed, and the fixed bodies.
+    /// Empty for envs without physics.
+    pub fn scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
+        self.bridge.store.data().scene()
+    }
+}
+
 impl std::fmt::Debug for EnvInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnvInstance").field("plugin", &self.bridge.name()).field("num_envs", &self.num_envs).finish()

@@ -69,7 +69,9 @@ impl wit::HostSimulation for PluginState {
         // The constructor cannot return an error: a bad description traps, naming the field.
         let sim = Simulation::new(v(d.gravity), d.timestep, d.substeps)
             .map_err(|e| wasmtime::Error::msg(format!("physics simulation constructor: {e:?}")))?;
-        Ok(self.table.push(sim)?)
+        let r = self.table.push(sim)?;
+        self.simulations.push(r.rep());
+        Ok(r)
     }
 
     fn add_body(&mut self, s: Resource<Simulation>, d: wit::BodyDesc) -> R<Result<u64, wit::PhysicsError>> {
@@ -227,7 +229,24 @@ impl wit::HostSimulation for PluginState {
     }
 
     fn drop(&mut self, s: Resource<Simulation>) -> R<()> {
+        let rep = s.rep();
         self.table.delete(s)?;
+        self.simulations.retain(|&r| r != rep);
         Ok(())
+    }
+}
+
+impl PluginState {
+    /// Every shape of every simulation this plugin holds, and the fixed bodies (for
+    /// pictures of the scene).
+    pub(crate) fn scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
+        let (mut shapes, mut fixed) = (Vec::new(), Vec::new());
+        for &rep in &self.simulations {
+            if let Ok(sim) = self.table.get(&Resource::<Simulation>::new_own(rep)) {
+                shapes.extend(sim.shapes());
+                fixed.extend(sim.fixed_bodies());
+            }
+        }
+        (shapes, fixed)
     }
 }

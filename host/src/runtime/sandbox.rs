@@ -168,6 +168,8 @@ pub struct PluginState {
     pub(crate) metrics: Vec<PluginMetric>,
     /// Tensors, modules and optimizers (algorithm plugins only).
     pub(crate) learner: Option<crate::learner::Learner>,
+    /// The physics simulations this plugin holds (resource reps, oldest first).
+    pub(crate) simulations: Vec<u32>,
 }
 
 impl WasiView for PluginState {
@@ -199,7 +201,18 @@ impl PluginState {
             .tables(64)
             .memories(8)
             .build();
-        PluginState { wasi: b.build(), table: ResourceTable::new(), limits, name, log, stdout, stderr, metrics: Vec::new(), learner: None }
+        PluginState {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limits,
+            name,
+            log,
+            stdout,
+            stderr,
+            metrics: Vec::new(),
+            learner: None,
+            simulations: Vec::new(),
+        }
     }
 
     /// Forwards complete lines of captured output to the run log; returns stderr's lines.

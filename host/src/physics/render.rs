@@ -1,0 +1,171 @@
+//! Pictures of a physics scene: every collider, posed, projected orthographically onto the
+//! x–z plane (a side view: x to the right, z up) and filled as the convex hull of points on
+//! its surface, one colour per body, fixed bodies grey. Simple, but it looks like the robot.
+
+use super::{ShapeDesc, vec3};
+use rapier3d::prelude::{Pose, Vector};
+
+/// One collider to draw: its body, world pose and shape.
+pub type SceneShape = (u64, Pose, ShapeDesc);
+
+/// Points on a shape's surface in its own frame (enough for a convex outline).
+fn outline(shape: &ShapeDesc) -> Vec<Vector> {
+    let ring = |r: f32, h: f32, axis: usize| -> Vec<Vector> {
+        (0..24)
+            .map(|k| {
+                let a = k as f32 / 24.0 * std::f32::consts::TAU;
+                let (s, c) = (a.sin() * r, a.cos() * r);
+                match axis {
+                    0 => vec3(h, s, c),
+                    1 => vec3(s, h, c),
+                    _ => vec3(s, c, h),
+                }
+            })
+            .collect()
+    };
+    let sphere = |r: f32, centre: Vector| -> Vec<Vector> { (0..3).flat_map(|axis| ring(r, 0.0, axis)).map(|p| p + centre).collect() };
+    match shape {
+        ShapeDesc::Ball(r) => sphere(*r, Vector::ZERO),
+        ShapeDesc::Cuboid(h) => {
+            let mut v = Vec::new();
+            for sx in [-1.0, 1.0] {
+                for sy in [-1.0, 1.0] {
+                    for sz in [-1.0, 1.0] {
+                        v.push(vec3(sx * h.x, sy * h.y, sz * h.z));
+                    }
+                }
+            }
+            v
+        }
+        ShapeDesc::Capsule(hh, r) => {
+            let mut v = sphere(*r, vec3(0.0, *hh, 0.0));
+            v.extend(sphere(*r, vec3(0.0, -*hh, 0.0)));
+            v
+        }
+        ShapeDesc::Cylinder(hh, r) => {
+            let mut v = ring(*r, *hh, 1);
+            v.extend(ring(*r, -*hh, 1));
+            v
+        }
+        ShapeDesc::ConvexHull(points) => points.clone(),
+    }
+}
+
+/// The 2D convex hull (Andrew's monotone chain), counter-clockwise.
+fn hull(mut p: Vec<(f32, f32)>) -> Vec<(f32, f32)> {
+    p.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    p.dedup();
+    if p.len() < 3 {
+        return p;
+    }
+    let cross = |o: (f32, f32), a: (f32, f32), b: (f32, f32)| (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0);
+    let mut h: Vec<(f32, f32)> = Vec::with_capacity(p.len() * 2);
+    for pass in 0..2 {
+        let start = h.len();
+        let iter: Box<dyn Iterator<Item = &(f32, f32)>> = if pass == 0 { Box::new(p.iter()) } else { Box::new(p.iter().rev()) };
+        for &q in iter {
+            while h.len() >= start + 2 && cross(h[h.len() - 2], h[h.len() - 1], q) <= 0.0 {
+                h.pop();
+            }
+            h.push(q);
+        }
+        h.pop();
+    }
+    h
+}
+
+/// Each shape's projected outline (x, z) in world units.
+pub fn project(scene: &[SceneShape]) -> Vec<(u64, Vec<(f32, f32)>)> {
+    scene
+        .iter()
+        .map(|(body, pose, shape)| {
+            let pts = outline(shape).into_iter().map(|p| *pose * p).map(|w| (w.x, w.z)).collect();
+            (*body, hull(pts))
+        })
+        .collect()
+}
+
+/// The x–z bounds of a scene, padded by a quarter on each side (at least 0.5 m across).
+pub fn bounds(scene: &[SceneShape]) -> (f32, f32, f32, f32) {
+    let (mut x0, mut x1, mut z0, mut z1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for (_, poly) in project(scene) {
+        for (x, z) in poly {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            z0 = z0.min(z);
+            z1 = z1.max(z);
+        }
+    }
+    if x0 > x1 {
+        return (-1.0, 1.0, -1.0, 1.0);
+    }
+    let pad = ((x1 - x0).max(z1 - z0) * 0.25).max(0.25);
+    (x0 - pad, x1 + pad, z0 - pad, z1 + pad)
+}
+
+const PALETTE: [(u8, u8, u8); 6] = [(52, 101, 164), (204, 0, 0), (78, 154, 6), (196, 160, 0), (117, 80, 123), (206, 92, 0)];
+
+/// Draws `scene` into a `width`×`height` PNG at `path`, fitting `view` (x0, x1, z0, z1).
+/// `fixed` lists bodies drawn grey (the ground, a robot's base).
+pub fn write_png(
+    scene: &[SceneShape],
+    fixed: &[u64],
+    view: (f32, f32, f32, f32),
+    width: u32,
+    height: u32,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
+    let mut pm = Pixmap::new(width, height).ok_or_else(|| anyhow::anyhow!("invalid frame size {width}×{height}"))?;
+    pm.fill(Color::from_rgba8(250, 250, 248, 255));
+    let (x0, x1, z0, z1) = view;
+    let scale = (width as f32 / (x1 - x0)).min(height as f32 / (z1 - z0));
+    let (cx, cz) = ((x0 + x1) / 2.0, (z0 + z1) / 2.0);
+    let to_px = |(x, z): (f32, f32)| (width as f32 / 2.0 + (x - cx) * scale, height as f32 / 2.0 - (z - cz) * scale);
+    // The ground line, z = 0.
+    let mut ground = Paint::default();
+    ground.set_color_rgba8(160, 160, 160, 255);
+    let (gx0, gy) = to_px((x0 - 10.0, 0.0));
+    if let Some(rect) = tiny_skia::Rect::from_xywh(gx0.max(0.0), gy, width as f32, 1.5) {
+        pm.fill_rect(rect, &ground, Transform::identity(), None);
+    }
+    let mut bodies: Vec<u64> = scene.iter().map(|s| s.0).filter(|b| !fixed.contains(b)).collect();
+    bodies.dedup();
+    for (body, poly) in project(scene) {
+        if poly.len() < 3 {
+            continue;
+        }
+        let mut pb = PathBuilder::new();
+        let (px, py) = to_px(poly[0]);
+        pb.move_to(px, py);
+        for &p in &poly[1..] {
+            let (px, py) = to_px(p);
+            pb.line_to(px, py);
+        }
+        pb.close();
+        let Some(path_) = pb.finish() else { continue };
+        let mut paint = Paint::default();
+        paint.anti_alias = true;
+        let (r, g, b) = match bodies.iter().position(|&x| x == body) {
+            Some(i) => PALETTE[i % PALETTE.len()],
+            None => (120, 120, 120),
+        };
+        paint.set_color_rgba8(r, g, b, 230);
+        pm.fill_path(&path_, &paint, FillRule::Winding, Transform::identity(), None);
+    }
+    pm.save_png(path).map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hulls_and_projections() {
+        let square = hull(vec![(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.5, 0.5)]);
+        assert_eq!(square.len(), 4);
+        let ball = project(&[(1, Pose::from_translation(vec3(2.0, 0.0, 1.0)), ShapeDesc::Ball(0.5))]);
+        let xs: Vec<f32> = ball[0].1.iter().map(|p| p.0).collect();
+        assert!(xs.iter().cloned().fold(f32::MIN, f32::max) <= 2.5 + 1e-5 && xs.iter().cloned().fold(f32::MAX, f32::min) >= 1.5 - 1e-5);
+    }
+}
