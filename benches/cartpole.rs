@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
             })
         });
 
-        let opts = EnvSetOptions { num_envs: n, workers: 1, seed: 0, stream: Stream::Env, params: Vec::new() };
+        let opts = EnvSetOptions { num_envs: n, workers: 1, seed: 0, stream: Stream::Env, params: Vec::new(), robots: Default::default() };
         let mut set = EnvSet::new(&plugin, &opts).expect("env set");
         set.reset().expect("reset");
         let mut t = 0;

@@ -10,7 +10,7 @@ use paddock::spaces::sample;
 use rand::SeedableRng;
 
 fn options(num_envs: usize, workers: usize, seed: u64) -> EnvSetOptions {
-    EnvSetOptions { num_envs, workers, seed, stream: Stream::Env, params: Vec::new() }
+    EnvSetOptions { num_envs, workers, seed, stream: Stream::Env, params: Vec::new(), robots: Default::default() }
 }
 
 fn envset(name: &str, opts: &EnvSetOptions) -> EnvSet {

@@ -37,7 +37,7 @@ fn scores_like_the_rust_reward(plugin: &str) {
     let other = rt.load(common::plugin(plugin), World::Reward).expect("the reward loads");
     assert_eq!(other.info().world, World::Reward);
     let rust = rt.load(common::plugin("cartpole-shaped"), World::Reward).expect("rust reward");
-    let opts = EnvSetOptions { num_envs: 4, workers: 1, seed: 5, stream: Stream::Env, params: Vec::new() };
+    let opts = EnvSetOptions { num_envs: 4, workers: 1, seed: 5, stream: Stream::Env, params: Vec::new(), robots: Default::default() };
     let (mut a, mut b) = (EnvSet::new(&env, &opts).expect("envs"), EnvSet::new(&env, &opts).expect("envs"));
     a.set_reward(RewardInstance::new(&other, 1, a.spec(), &Vec::new()).expect("init"));
     b.set_reward(RewardInstance::new(&rust, 1, b.spec(), &Vec::new()).expect("rust init"));
@@ -100,7 +100,7 @@ fn the_c_cartpole_env_runs_full_episodes_like_the_rust_one() {
     let rust = rt.load(common::plugin("cartpole"), World::Environment).expect("cartpole");
     // Both start every episode in the same state, so the dynamics must agree step for step.
     let start = vec![("initial-state".to_string(), Value::Reals(vec![0.01, -0.02, 0.03, 0.04]))];
-    let opts = EnvSetOptions { num_envs: 4, workers: 1, seed: 9, stream: Stream::Env, params: start };
+    let opts = EnvSetOptions { num_envs: 4, workers: 1, seed: 9, stream: Stream::Env, params: start, robots: Default::default() };
     let (mut a, mut b) = (EnvSet::new(&c, &opts).expect("C envs"), EnvSet::new(&rust, &opts).expect("Rust envs"));
     assert_eq!(a.spec(), b.spec(), "the same spec as the Rust CartPole-v1");
     assert_eq!(a.reset().expect("reset"), b.reset().expect("reset"));
@@ -126,7 +126,7 @@ fn the_c_cartpole_env_runs_full_episodes_like_the_rust_one() {
         }
     }
     // Without `initial-state`, seeded start states differ per env; bad input is refused by name.
-    let opts = EnvSetOptions { num_envs: 3, workers: 1, seed: 2, stream: Stream::Env, params: Vec::new() };
+    let opts = EnvSetOptions { num_envs: 3, workers: 1, seed: 2, stream: Stream::Env, params: Vec::new(), robots: Default::default() };
     let mut set = EnvSet::new(&c, &opts).expect("C envs");
     let first = set.reset().expect("reset");
     assert!(first[0..4] != first[4..8] && first.iter().all(|x| x.abs() <= 0.05), "{first:?}");

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn options(num_envs: usize, seed: u64) -> EnvSetOptions {
-    EnvSetOptions { num_envs, workers: 1, seed, stream: Stream::Env, params: Vec::new() }
+    EnvSetOptions { num_envs, workers: 1, seed, stream: Stream::Env, params: Vec::new(), robots: Default::default() }
 }
 
 /// A log whose lines the test can read.

@@ -111,6 +111,10 @@ pub struct EnvSection {
     /// Parameters handed to the plugin.
     #[serde(default)]
     pub params: toml::Table,
+    /// Robot description files (URDF) the plugin may load by name (`load-robot`), e.g.
+    /// `robots = { arm = "../robots/arm7.urdf" }`: the only files an env plugin can reach.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub robots: std::collections::BTreeMap<String, PathBuf>,
 }
 
 fn one() -> usize {
@@ -256,7 +260,7 @@ impl RunConfig {
             seed: 0,
             total_steps: None,
             store: default_store(),
-            env: EnvSection { plugin, num_envs: 1, workers: 0, params: toml::Table::new() },
+            env: EnvSection { plugin, num_envs: 1, workers: 0, params: toml::Table::new(), robots: Default::default() },
             reward: None,
             algorithm: None,
             train: TrainSection::default(),
@@ -297,6 +301,9 @@ impl RunConfig {
             }
         };
         rebase(&mut config.env.plugin);
+        for p in config.env.robots.values_mut() {
+            *p = base.join(&*p);
+        }
         if let Some(r) = &mut config.reward {
             rebase(&mut r.plugin);
         }

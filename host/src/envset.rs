@@ -27,6 +27,8 @@ pub struct EnvSetOptions {
     pub stream: Stream,
     /// The env plugin's parameters.
     pub params: Params,
+    /// Robot files the env may load by name (`[env] robots`).
+    pub robots: crate::runtime::Robots,
 }
 
 /// Errors of an [`EnvSet`].
@@ -197,6 +199,7 @@ impl EnvSet {
             return Err(EnvSetError::Options("num_envs must be at least 1".into()));
         }
         let mut probe = EnvInstance::new(plugin, derive(opts.seed, Stream::PluginRandom, 0))?;
+        probe.grant_robots(opts.robots.clone());
         let spec = probe.describe(&opts.params)?;
         let max_per = spec.max_envs_per_instance.max(1) as usize;
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
@@ -209,7 +212,11 @@ impl EnvSet {
             let len = n / count + usize::from(s < n % count);
             let mut inst = match probe.take() {
                 Some(p) => p,
-                None => EnvInstance::new(plugin, derive(opts.seed, Stream::PluginRandom, s as u64))?,
+                None => {
+                    let mut inst = EnvInstance::new(plugin, derive(opts.seed, Stream::PluginRandom, s as u64))?;
+                    inst.grant_robots(opts.robots.clone());
+                    inst
+                }
             };
             inst.init(&opts.params, &env_seeds(opts, first, len))?;
             shards.push(Shard { inst, first, len, incoming: None });
@@ -245,6 +252,7 @@ impl EnvSet {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(derive(self.opts.seed, Stream::PluginRandom, 1 << 36));
         for (s, sh) in self.shards.iter().enumerate() {
             let mut inst = EnvInstance::new(plugin, derive(self.opts.seed, Stream::PluginRandom, (1 << 35) + s as u64))?;
+            inst.grant_robots(self.opts.robots.clone());
             let spec = inst.init(&self.opts.params, &env_seeds(&self.opts, sh.first, sh.len))?;
             if (&spec.observation_space, &spec.action_space, &spec.info_features)
                 != (&self.spec.observation_space, &self.spec.action_space, &self.spec.info_features)

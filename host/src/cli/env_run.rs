@@ -126,7 +126,14 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let runtime = super::runtime_for(&config.runtime, RunLog::stderr())?;
     let env_plugin = runtime.load(&config.env.plugin, World::Environment)?;
     let params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;
-    let opts = EnvSetOptions { num_envs: config.env.num_envs, workers: config.env.workers, seed: config.seed, stream: Stream::Env, params };
+    let opts = EnvSetOptions {
+        num_envs: config.env.num_envs,
+        workers: config.env.workers,
+        seed: config.seed,
+        stream: Stream::Env,
+        params,
+        robots: std::sync::Arc::new(config.env.robots.clone()),
+    };
     let mut envs = EnvSet::new(&env_plugin, &opts)?;
     if let Some(r) = &config.reward {
         let plugin = runtime.load(&r.plugin, World::Reward)?;

@@ -671,8 +671,14 @@ fn train_run(
     let algo_plugin = runtime.load(&algo_cfg.plugin, World::Algorithm)?;
     let reward_plugin = config.reward.as_ref().map(|r| runtime.load(&r.plugin, World::Reward)).transpose()?;
     let env_params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;
-    let opts =
-        |num_envs, stream| EnvSetOptions { num_envs, workers: config.env.workers, seed: config.seed, stream, params: env_params.clone() };
+    let opts = |num_envs, stream| EnvSetOptions {
+        num_envs,
+        workers: config.env.workers,
+        seed: config.seed,
+        stream,
+        params: env_params.clone(),
+        robots: std::sync::Arc::new(config.env.robots.clone()),
+    };
     let mut envs = EnvSet::new(&env_plugin, &opts(config.env.num_envs, Stream::Env))?;
     let mut eval_envs = EnvSet::new(&env_plugin, &opts(config.train.eval_episodes, Stream::EvalEnv))?;
     // The reward plugin's seed and parameters serve its first instance and every hot-reloaded one.
@@ -916,7 +922,14 @@ pub fn evaluate_checkpoint(
     let env_params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;
     // For frames, every env gets its own shard, so the first shard's scene is env 0 alone.
     let workers = if frames.is_some() { episodes } else { config.env.workers };
-    let opts = EnvSetOptions { num_envs: episodes, workers, seed, stream: Stream::EvalEnv, params: env_params };
+    let opts = EnvSetOptions {
+        num_envs: episodes,
+        workers,
+        seed,
+        stream: Stream::EvalEnv,
+        params: env_params,
+        robots: std::sync::Arc::new(config.env.robots.clone()),
+    };
     let mut envs = EnvSet::new(&env_plugin, &opts)?;
     let mut learner =
         Learner::load(checkpoint, device).map_err(anyhow::Error::msg).with_context(|| format!("checkpoint {}", checkpoint.display()))?;

@@ -3,9 +3,11 @@
 //! actions give bit-identical trajectories.
 //!
 //! One [`Simulation`] per env: bodies, colliders (ball, cuboid, capsule, cylinder, convex
-//! hull), joints — impulse joints or reduced-coordinate multibody links — with limits and
-//! motors (position/velocity targets with stiffness/damping, or a direct effort applied as
-//! equal and opposite forces/torques on the two bodies), readouts (poses, velocities, joint
+//! hull), joints — impulse joints or reduced-coordinate multibody links, whose two bodies do
+//! not collide with each other — with limits and motors (position/velocity targets with
+//! stiffness/damping, acceleration-based as rapier recommends, so gains do not depend on the
+//! link's mass; or a direct effort applied as equal and opposite forces/torques on the two
+//! bodies), URDF robots ([`urdf`]), readouts (poses, velocities, joint
 //! positions/velocities/efforts, contacts with normal forces, ray casts), and whole-world
 //! snapshots (bincode of the serialisable state) for exact resume.
 //!
@@ -15,6 +17,7 @@
 //! non-finite pose or velocity reports `diverged` — a blown-up world never hands NaN on.
 
 pub mod render;
+pub mod urdf;
 
 use rapier3d::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -221,6 +224,10 @@ struct State {
 
 const SNAPSHOT_VERSION: u32 = 1;
 
+/// The largest motor value (target, gain, force) accepted: beyond it the solver's arithmetic
+/// overflows.
+pub const MAX_MOTOR: f32 = 1e9;
+
 /// One simulated world.
 pub struct Simulation {
     world: PhysicsWorld,
@@ -393,7 +400,8 @@ impl Simulation {
             let Some(ax) = axis_of(d.kind) else { return Err(desc("joint-desc.limits apply to revolute and prismatic joints only")) };
             b = b.limits(ax, [lo, hi]);
         }
-        let joint = b.build();
+        // Two jointed bodies never collide with each other (their shapes meet at the joint).
+        let joint = b.contacts_enabled(false).build();
         let (frame1, frame2) = (joint.local_frame1, joint.local_frame2);
         let link = if d.multibody {
             let h = self
@@ -440,6 +448,9 @@ impl Simulation {
             Motor::Effort(a) => vec![a],
         };
         finite(&format!("motor of joint {h}"), &values)?;
+        if values.iter().any(|v| v.abs() > MAX_MOTOR) {
+            return Err(desc(format!("motor of joint {h}: {values:?} exceeds ±{MAX_MOTOR:e} (no real actuator does)")));
+        }
         let effort = if let Motor::Effort(e) = m { e } else { 0.0 };
         let g = self.generic_mut(h)?;
         match m {
@@ -448,14 +459,14 @@ impl Simulation {
                 g.set_motor_max_force(ax, 0.0);
             }
             Motor::Position(target, stiffness, damping) => {
-                g.set_motor_model(ax, MotorModel::ForceBased);
+                g.set_motor_model(ax, MotorModel::AccelerationBased);
                 g.set_motor_position(ax, target, stiffness, damping);
-                g.set_motor_max_force(ax, f32::MAX);
+                g.set_motor_max_force(ax, MAX_MOTOR);
             }
             Motor::Velocity(target, damping) => {
-                g.set_motor_model(ax, MotorModel::ForceBased);
+                g.set_motor_model(ax, MotorModel::AccelerationBased);
                 g.set_motor_velocity(ax, target, damping);
-                g.set_motor_max_force(ax, f32::MAX);
+                g.set_motor_max_force(ax, MAX_MOTOR);
             }
         }
         self.joints[h as usize].effort = effort;
@@ -573,7 +584,14 @@ impl Simulation {
         for _ in 0..steps {
             for _ in 0..self.substeps {
                 self.apply_efforts();
-                self.world.step();
+                // rapier asserts on some degenerate inputs; a panic here must not take the
+                // host down with the plugin's call.
+                let world = &mut self.world;
+                if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.step())) {
+                    let what =
+                        p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                    return Err(PhysicsError::Diverged(format!("the physics engine failed: {what}")));
+                }
                 for (_, b) in self.world.bodies.iter_mut() {
                     b.reset_forces(false);
                     b.reset_torques(false);
@@ -903,7 +921,7 @@ mod tests {
             .contains("unit quaternion")
         );
         // A huge effort blows the world up: `Diverged`, not a NaN pose handed on.
-        s.set_motor(joints[1], Motor::Effort(1e30)).expect("finite effort");
+        s.set_motor(joints[1], Motor::Effort(1e9)).expect("the largest effort");
         let mut result = Ok(());
         for _ in 0..100 {
             result = s.step(1);

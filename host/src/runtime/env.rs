@@ -17,6 +17,11 @@ pub struct EnvInstance {
 }
 
 impl EnvInstance {
+    /// Lets the env load these robot files by name (before `init`).
+    pub fn grant_robots(&mut self, robots: super::Robots) {
+        self.bridge.store.data_mut().robots = robots;
+    }
+
     /// The physics scene of this instance's envs: every collider posed, and the fixed bodies.
     /// Empty for envs without physics.
     pub fn scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {

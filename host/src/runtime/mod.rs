@@ -43,6 +43,9 @@ pub const PACKAGE_VERSION: (u64, u64, u64) = (0, 1, 0);
 /// How often the epoch ticks; call deadlines are counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Robot description files an env may load, by the name the config gives them.
+pub type Robots = std::sync::Arc<std::collections::BTreeMap<String, std::path::PathBuf>>;
+
 /// Settings of a [`Runtime`].
 #[derive(Clone, Debug)]
 pub struct RuntimeOptions {

@@ -128,12 +128,19 @@ impl wit::HostSimulation for PluginState {
 
     fn load_robot(
         &mut self,
-        _s: Resource<Simulation>,
+        s: Resource<Simulation>,
         name: String,
-        _base: wit::Pose,
-        _fixed: bool,
+        base: wit::Pose,
+        fixed: bool,
     ) -> R<Result<wit::Robot, wit::PhysicsError>> {
-        Ok(Err(wit::PhysicsError::Robot(format!("robot `{name}`: URDF import is not implemented in this host yet"))))
+        let Some(path) = self.robots.get(&name).cloned() else {
+            let granted: Vec<&String> = self.robots.keys().collect();
+            return Ok(Err(wit::PhysicsError::Robot(format!(
+                "robot `{name}` is not granted by the run config (granted: {granted:?}; add it under [env] robots = {{ {name} = \"path.urdf\" }})"
+            ))));
+        };
+        let loaded = self.sim(&s)?.load_urdf(&path, pose(base), fixed);
+        Ok(loaded.map(|r| wit::Robot { links: r.links, joints: r.joints }).map_err(err))
     }
 
     fn set_motor(&mut self, s: Resource<Simulation>, joint: u64, m: wit::Motor) -> R<Result<(), wit::PhysicsError>> {

@@ -170,6 +170,8 @@ pub struct PluginState {
     pub(crate) learner: Option<crate::learner::Learner>,
     /// The physics simulations this plugin holds (resource reps, oldest first).
     pub(crate) simulations: Vec<u32>,
+    /// Robot files this plugin may load by name (granted by the run config).
+    pub(crate) robots: super::Robots,
 }
 
 impl WasiView for PluginState {
@@ -212,6 +214,7 @@ impl PluginState {
             metrics: Vec::new(),
             learner: None,
             simulations: Vec::new(),
+            robots: Default::default(),
         }
     }
 
