@@ -11,25 +11,10 @@ use paddock::runtime::{Limits, World};
 use paddock::seed::Stream;
 use paddock::spaces::sample;
 use rand::SeedableRng;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn options(num_envs: usize, seed: u64) -> EnvSetOptions {
     EnvSetOptions { num_envs, workers: 1, seed, stream: Stream::Env, params: Vec::new(), robots: Default::default() }
-}
-
-/// A log whose lines the test can read.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn envset(name: &str, opts: &EnvSetOptions, log: RunLog) -> EnvSet {
@@ -88,7 +73,7 @@ fn a_snapshot_restores_the_simulation_exactly() {
 
 #[test]
 fn absurd_and_nan_actions_truncate_the_episode_with_a_logged_reason() {
-    let lines = Lines::default();
+    let lines = common::Captured::default();
     let mut set = envset("cartpole-3d", &options(2, 5), RunLog::new(Box::new(lines.clone()), Level::Info));
     set.reset().expect("reset");
     for (bad, says) in [(1e9f32, "could not be simulated"), (f32::NAN, "non-finite"), (f32::INFINITY, "non-finite")] {
@@ -99,7 +84,7 @@ fn absurd_and_nan_actions_truncate_the_episode_with_a_logged_reason() {
             s.observations.iter().chain(&s.final_observations).all(|x| x.is_finite()),
             "action {bad}: no NaN reaches the learner: {s:?}"
         );
-        let log = String::from_utf8_lossy(&lines.0.lock().expect("lock")).into_owned();
+        let log = lines.text();
         assert!(log.contains("env 0: episode truncated") && log.contains(says), "action {bad}: the reason is logged:\n{log}");
         // The env goes on: a fresh episode steps normally.
         let ok = random_steps(&mut set, 20, 2);
@@ -149,43 +134,25 @@ fn cartpole_3d_follows_the_closed_form_cart_pole() {
     assert!(worst[1] < 0.01 && worst[3] < 0.02, "velocities agree: {worst:?}");
 }
 
+/// Trains `config` for `steps` env steps on the CPU into `store`; the summary.
+fn train(config: &str, store: &std::path::Path, steps: u64) -> serde_json::Value {
+    let (store, steps) = (format!("store={}", store.display()), format!("total_steps={steps}"));
+    let out = common::paddock(&["train", config, "--json", "--set", &store, "--set", &steps, "--set", "algorithm.device=cpu"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("summary")
+}
+
 #[test]
 fn ppo_learns_to_balance_cartpole_3d() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = format!("store={}", dir.path().display());
-    let out = common::paddock(&[
-        "train",
-        "configs/cartpole-3d-ppo.toml",
-        "--json",
-        "--set",
-        &store,
-        "--set",
-        "total_steps=100000",
-        "--set",
-        "algorithm.device=cpu",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let s = train("configs/cartpole-3d-ppo.toml", dir.path(), 100_000);
     assert!(s["solved_at_step"].as_u64().is_some_and(|n| n <= 100_000), "eval ≥ 475 within 100k steps: {s}");
 }
 
 #[test]
 fn eval_writes_png_frames_of_a_physics_episode() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = format!("store={}", dir.path().display());
-    let out = common::paddock(&[
-        "train",
-        "configs/cartpole-3d-ppo.toml",
-        "--json",
-        "--set",
-        &store,
-        "--set",
-        "total_steps=2048",
-        "--set",
-        "algorithm.device=cpu",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let s = train("configs/cartpole-3d-ppo.toml", dir.path(), 2048);
     let run = s["run_dir"].as_str().expect("run dir").to_string();
     let frames = dir.path().join("frames");
     let out = common::paddock(&["eval", &run, "--episodes", "1", "--json", "--frames", frames.to_str().expect("utf-8")]);
@@ -203,18 +170,7 @@ fn eval_writes_png_frames_of_a_physics_episode() {
     assert_ne!(first, last, "the scene moves");
 
     // An env without physics has no scene: a clear error, not empty pictures.
-    let out = common::paddock(&[
-        "train",
-        "configs/cartpole-ppo.toml",
-        "--json",
-        "--set",
-        &store,
-        "--set",
-        "total_steps=512",
-        "--set",
-        "algorithm.device=cpu",
-    ]);
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let s = train("configs/cartpole-ppo.toml", dir.path(), 512);
     let out =
         common::paddock(&["eval", s["run_dir"].as_str().expect("dir"), "--episodes", "1", "--frames", frames.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&out.stderr);

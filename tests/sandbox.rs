@@ -7,8 +7,6 @@ mod common;
 use paddock::log::RunLog;
 use paddock::runtime::bindings::types::Value;
 use paddock::runtime::{CallError, CallErrorKind, EnvInstance, Limits, LoadError, Runtime, World};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn hostile(runtime: &Runtime, misbehave: &str, at: &str) -> Result<EnvInstance, CallError> {
@@ -153,17 +151,7 @@ fn truncated_and_non_wasm_files_are_refused() {
     good_plugin_still_runs(&rt);
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::Captured;
 
 #[test]
 fn output_goes_to_the_run_log_and_the_sandbox_has_no_ambient_authority() {

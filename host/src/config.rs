@@ -332,26 +332,22 @@ impl RunConfig {
     /// and a warning per yanked version used.
     pub fn resolve_registry(&self) -> anyhow::Result<(RunConfig, RunConfig, Vec<String>)> {
         let (mut run, mut record, mut warnings) = (self.clone(), self.clone(), Vec::new());
-        let (registry, s3) = (self.registry.clone(), self.s3.clone());
-        let record_paths: Vec<PathBuf> = record.plugin_paths().into_iter().map(|(_, p)| p.clone()).collect();
         let mut sources = std::collections::BTreeMap::new();
-        let mut pinned = Vec::new();
-        for ((role, p), original) in run.plugin_paths().into_iter().zip(record_paths) {
-            if !is_registry_ref(&original) {
-                pinned.push(original);
+        // The same slots of two copies: the one to run gets the cached file, the one to
+        // record the exact reference.
+        for ((role, to_run), (_, to_record)) in run.plugin_paths().into_iter().zip(record.plugin_paths()) {
+            if !is_registry_ref(to_run) {
                 continue;
             }
-            let text = original.to_string_lossy().into_owned();
-            let r = crate::registry::pull_ref(&text, &registry, &s3).map_err(|e| e.context(format!("key `{role}.plugin` = \"{text}\"")))?;
+            let text = to_run.to_string_lossy().into_owned();
+            let r = crate::registry::pull_ref(&text, &self.registry, &self.s3)
+                .map_err(|e| e.context(format!("key `{role}.plugin` = \"{text}\"")))?;
             if r.yanked {
                 warnings.push(format!("{role} plugin {} is yanked; it is used because the config pins it exactly", r.pinned));
             }
-            *p = r.path.clone();
-            sources.insert(r.path, format!("{} (sha256 {})", r.pinned, r.manifest.sha256));
-            pinned.push(PathBuf::from(r.pinned));
-        }
-        for ((_, p), new) in record.plugin_paths().into_iter().zip(pinned) {
-            *p = new;
+            sources.insert(r.path.clone(), format!("{} (sha256 {})", r.pinned, r.manifest.sha256));
+            *to_run = r.path;
+            *to_record = PathBuf::from(r.pinned);
         }
         run.sources = sources;
         Ok((run, record, warnings))

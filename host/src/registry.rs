@@ -360,7 +360,7 @@ impl Registry {
             );
         }
         if let Some(p) = &cached {
-            write_atomically(p, &data)?;
+            crate::store::write_atomically(p, &data)?;
         }
         Ok(data)
     }
@@ -402,15 +402,6 @@ pub fn verify_signature(m: &Manifest, trusted: &[String]) -> anyhow::Result<()> 
             Ok(())
         }
     }
-}
-
-fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, data)?;
-    tmp.persist(path).map_err(|e| anyhow::anyhow!("failed to write {}: {}", path.display(), e.error))?;
-    Ok(())
 }
 
 /// Where pulled components are kept: `$PADDOCK_REGISTRY_CACHE`, else the user's cache.

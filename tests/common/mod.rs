@@ -32,6 +32,27 @@ pub fn runtime_with(limits: Limits, log: RunLog) -> Runtime {
     Runtime::new(RuntimeOptions { limits, cache_dir: Some(root().join("target/test-cache")), log }).expect("runtime")
 }
 
+/// A log sink whose bytes a test can read back (clone it into a `RunLog`).
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Runs the real `paddock` binary from the repository root, with the test compile cache.
 pub fn paddock(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_paddock"))

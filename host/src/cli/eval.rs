@@ -44,8 +44,7 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
                 Some((run, step)) => (Location::parse(run)?, Checkpoints::One(step.trim_end_matches('/').to_string())),
                 None => (loc.clone(), Checkpoints::Latest),
             };
-            let (store, name) = runs::split_run(&run_loc)?;
-            let objects = crate::store::open(&store, &Default::default())?;
+            let (objects, name) = runs::open_run(&run_loc)?;
             let tmp = tempfile::Builder::new().prefix("paddock-eval-").tempdir().context("failed to make a temporary directory")?;
             let dir = tmp.path().join(&name);
             let pulled = runs::pull_run(objects.as_ref(), &name, &dir, &which, &mut |_, _| {})?;

@@ -66,8 +66,7 @@ pub(crate) fn ls(args: LsArgs) -> anyhow::Result<()> {
 
 pub(crate) fn pull(args: PullArgs) -> anyhow::Result<()> {
     let location = Location::parse(&args.run)?;
-    let (store, name) = runs::split_run(&location)?;
-    let objects = crate::store::open(&store, &S3Settings::default())?;
+    let (objects, name) = runs::open_run(&location)?;
     let dest = args.out.unwrap_or_else(|| PathBuf::from(&name));
     if dest.join("config.toml").exists() {
         anyhow::bail!("{} already holds a run; choose another --out", dest.display());

@@ -47,11 +47,15 @@ fn run_name(config: &RunConfig) -> String {
     format!("{}-{}-s{}-{}", stem(&config.env.plugin), algo, config.seed, secs)
 }
 
+/// The names a new run may take, in order: `base`, `base-1`, … (1000 of them).
+fn run_names(base: &str) -> impl Iterator<Item = String> + '_ {
+    (0..1000).map(move |k| if k == 0 { base.to_string() } else { format!("{base}-{k}") })
+}
+
 /// A new, unique run directory under a local `store`, holding `config_text`.
 fn make_run_dir(store: &Path, base: &str, config_text: &str) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(store).with_context(|| format!("failed to create run store {}", store.display()))?;
-    for k in 0..1000 {
-        let dir = store.join(if k == 0 { base.to_string() } else { format!("{base}-{k}") });
+    for dir in run_names(base).map(|name| store.join(name)) {
         match std::fs::create_dir(&dir) {
             Ok(()) => {
                 std::fs::write(dir.join("config.toml"), config_text).context("failed to write config.toml")?;
@@ -68,8 +72,7 @@ fn make_run_dir(store: &Path, base: &str, config_text: &str) -> anyhow::Result<P
 /// `config.toml`, and the run trains in a fresh local working copy.
 fn make_s3_run(store: &Location, s3: &crate::store::S3Settings, base: &str, config_text: &str) -> anyhow::Result<(Location, PathBuf)> {
     let objects = crate::store::open(store, s3)?;
-    for k in 0..1000 {
-        let name = if k == 0 { base.to_string() } else { format!("{base}-{k}") };
+    for name in run_names(base) {
         if objects.put_new(&format!("{name}/config.toml"), config_text.as_bytes())? {
             let location = store.join(&name);
             let (dir, _) = runs::fresh_working_copy(&location)?;
@@ -82,8 +85,7 @@ fn make_s3_run(store: &Location, s3: &crate::store::S3Settings, base: &str, conf
 
 /// Fetches an S3 run (its files and newest complete checkpoint) into a fresh working copy.
 fn fetch_s3_run(location: &Location) -> anyhow::Result<PathBuf> {
-    let (store, name) = runs::split_run(location)?;
-    let objects = crate::store::open(&store, &Default::default())?;
+    let (objects, name) = runs::open_run(location)?;
     let (dir, aside) = runs::fresh_working_copy(location)?;
     if let Some(a) = aside {
         eprintln!("note: the older local working copy of this run was moved to {}", a.display());
@@ -104,8 +106,9 @@ fn fetch_s3_run(location: &Location) -> anyhow::Result<PathBuf> {
 
 pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
     // `record` is the config as the run keeps it (registry references pinned); `remote` the
-    // run's place in an S3 store, when it has one.
-    let (record, run_dir, source, remote) = match (&args.resume, &args.config) {
+    // run's place in an S3 store, when it has one; `resolved` the config to run and the
+    // registry's warnings, when a new run has resolved them already.
+    let (record, run_dir, source, remote, resolved) = match (&args.resume, &args.config) {
         (Some(target), _) => {
             let location = Location::parse(target)?;
             let (dir, remote) = match &location {
@@ -115,7 +118,7 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
             if !dir.join("config.toml").exists() {
                 anyhow::bail!("{target} is not a run directory (it has no config.toml)");
             }
-            (RunConfig::load_resolved(&dir.join("config.toml"))?, dir.clone(), target.clone(), remote)
+            (RunConfig::load_resolved(&dir.join("config.toml"))?, dir.clone(), target.clone(), remote, None)
         }
         (None, Some(path)) => {
             let config = RunConfig::load_with(path, &args.set)?;
@@ -125,7 +128,7 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
             if config.total_steps.is_none() {
                 anyhow::bail!("config file {}: key `total_steps` is required to train", path.display());
             }
-            let (_, record, _) = config.resolve_registry().with_context(|| format!("config file {}", path.display()))?;
+            let (to_run, record, warnings) = config.resolve_registry().with_context(|| format!("config file {}", path.display()))?;
             let text = toml::to_string_pretty(&record)?;
             let store = Location::parse(&config.store).with_context(|| format!("config file {}: key `store`", path.display()))?;
             let (run_dir, remote) = match &store {
@@ -135,11 +138,17 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
                     (dir, Some(loc))
                 }
             };
-            (record, run_dir, path.display().to_string(), remote)
+            (record, run_dir, path.display().to_string(), remote, Some((to_run, warnings)))
         }
         (None, None) => anyhow::bail!("give a config file or --resume RUN_DIR"),
     };
-    let (config, _, warnings) = record.resolve_registry().with_context(|| format!("run {}", run_dir.display()))?;
+    let (config, warnings) = match resolved {
+        Some(r) => r,
+        None => {
+            let (config, _, warnings) = record.resolve_registry().with_context(|| format!("run {}", run_dir.display()))?;
+            (config, warnings)
+        }
+    };
     let total = config.total_steps.unwrap_or(0);
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("log.txt")).context("failed to open log.txt")?;
     let log = RunLog::new(Box::new(log_file), Level::Info);

@@ -85,7 +85,7 @@ enum Link {
     Multibody(MultibodyJointHandle),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct JointEntry {
     kind: JointKind,
     link: Link,
@@ -482,7 +482,7 @@ impl Simulation {
     /// Applies each effort motor as equal and opposite forces/torques for the next substep.
     fn apply_efforts(&mut self) {
         for idx in 0..self.joints.len() {
-            let j = self.joints[idx].clone();
+            let j = self.joints[idx];
             if j.effort == 0.0 {
                 continue;
             }
@@ -537,7 +537,7 @@ impl Simulation {
     /// generalized coordinates, an impulse joint by placing the child relative to the parent.
     pub fn set_joint_state(&mut self, h: u64, position: f32, velocity: f32) -> Res<()> {
         finite("set-joint-state", &[position, velocity])?;
-        let j = self.joint(h)?.clone();
+        let j = *self.joint(h)?;
         let Some(ax) = axis_of(j.kind) else { return Err(desc(format!("joint {h} is {:?}: it has no single coordinate to set", j.kind))) };
         match j.link {
             Link::Multibody(mh) => {

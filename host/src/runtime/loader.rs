@@ -7,7 +7,7 @@ use super::sandbox::PluginState;
 use super::{PACKAGE, PACKAGE_VERSION, Runtime};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{Component, InstancePre};
 
@@ -120,18 +120,9 @@ fn compile(runtime: &Runtime, bytes: &[u8], sha256: &str) -> (Result<Component, 
     };
     if let Some(file) = &cache_file {
         // The cache is an optimisation: failing to write it is not an error.
-        let _ = write_atomically(file, &component);
+        let _ = component.serialize().map_err(anyhow::Error::from).and_then(|bytes| crate::store::write_atomically(file, &bytes));
     }
     (Ok(component), false)
-}
-
-fn write_atomically(file: &Path, component: &Component) -> anyhow::Result<()> {
-    let dir = file.parent().ok_or_else(|| anyhow::anyhow!("cache file has no parent"))?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::write(tmp.path(), component.serialize()?)?;
-    tmp.persist(file)?;
-    Ok(())
 }
 
 pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) -> Result<Plugin, LoadError> {

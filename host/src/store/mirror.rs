@@ -54,32 +54,6 @@ pub fn is_checkpoint_name(name: &str) -> bool {
     name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Files under `dir`, relative, `/`-separated, skipping `.tmp-*` entries and the top-level
-/// directories in `skip`.
-pub fn local_files(dir: &Path, skip: &[&str]) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.filter_map(Result::ok) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let p = e.path();
-            let Ok(rel) = p.strip_prefix(dir) else { continue };
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
-            if name.starts_with(".tmp-") || skip.contains(&rel.as_str()) {
-                continue;
-            }
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(p),
-                Ok(t) if t.is_file() => out.push((rel, p)),
-                _ => {}
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 struct Syncer {
     local: PathBuf,
     remote: Arc<dyn Objects>,
@@ -98,7 +72,11 @@ impl Syncer {
     fn pass(&mut self) -> anyhow::Result<usize> {
         let checkpoints = self.local_checkpoints();
         let mut written = 0;
-        for (rel, path) in local_files(&self.local, &["checkpoints", "control"]) {
+        for (rel, _) in super::walk(&self.local)? {
+            if rel.starts_with("checkpoints/") || rel.starts_with("control/") {
+                continue;
+            }
+            let path = self.local.join(&rel);
             let Ok(meta) = std::fs::metadata(&path) else { continue };
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if self.files.get(&rel) == Some(&(meta.len(), modified)) {
@@ -136,7 +114,8 @@ impl Syncer {
     fn upload_checkpoint(&self, name: &str) -> anyhow::Result<bool> {
         let dir = self.local.join("checkpoints").join(name);
         let mut files = Vec::new();
-        for (rel, path) in local_files(&dir, &[]) {
+        for (rel, _) in super::walk(&dir)? {
+            let path = dir.join(&rel);
             let data = match std::fs::read(&path) {
                 Ok(d) => d,
                 Err(_) if !dir.exists() => return Ok(false),

@@ -89,6 +89,14 @@ pub fn join_key(a: &str, b: &str) -> String {
     }
 }
 
+/// `key/` — the prefix of every key below `key` — or `""` for the root.
+pub fn dir_prefix(key: &str) -> String {
+    match key.trim_end_matches('/') {
+        "" => String::new(),
+        k => format!("{k}/"),
+    }
+}
+
 /// One stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -112,11 +120,6 @@ pub trait Objects: Send + Sync {
     /// against concurrent writers (S3 conditional put `If-None-Match: *`; a hard link
     /// locally).
     fn put_new(&self, key: &str, data: &[u8]) -> anyhow::Result<bool>;
-    /// Uploads a file whole (large files in parts).
-    fn put_file(&self, key: &str, path: &Path) -> anyhow::Result<()> {
-        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-        self.put(key, &data)
-    }
     /// Every object whose key starts with `prefix/` (all depths), sorted by key.
     fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>>;
     /// The names one level below `prefix/` that hold objects (like `ls`), sorted.
@@ -168,17 +171,54 @@ impl LocalObjects {
         }
         Ok(self.root.join(key))
     }
+}
 
-    fn tmp_write(&self, path: &Path, data: &[u8]) -> anyhow::Result<PathBuf> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-        let mut tmp =
-            tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).with_context(|| format!("failed to write in {}", dir.display()))?;
-        std::io::Write::write_all(&mut tmp, data)?;
-        tmp.as_file().sync_all()?;
-        let (_, p) = tmp.keep().context("failed to keep a temporary file")?;
-        Ok(p)
+/// `data` in a synced `.tmp-*` file beside `path` (its directory created); returns the
+/// temporary file's path.
+fn temp_beside(path: &Path, data: &[u8]) -> anyhow::Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).with_context(|| format!("failed to write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, data)?;
+    tmp.as_file().sync_all()?;
+    let (_, p) = tmp.keep().context("failed to keep a temporary file")?;
+    Ok(p)
+}
+
+/// Writes `path` whole (a temporary file beside it, renamed over it): readers see the old
+/// content or the new, never a part. Creates the directory.
+pub fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let tmp = temp_beside(path, data)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// Every file under `dir` (all depths) as a `/`-separated path relative to it, with its
+/// size, sorted; `.tmp-*` entries (writes in progress) are skipped. A missing `dir` has none.
+pub fn walk(dir: &Path) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = match std::fs::read_dir(&d) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::NotADirectory => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to list {}", d.display()))),
+        };
+        for e in rd.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                continue;
+            }
+            let Ok(meta) = e.metadata() else { continue };
+            let p = e.path();
+            if meta.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push((rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"), meta.len()));
+            }
+        }
     }
+    out.sort();
+    Ok(out)
 }
 
 impl Objects for LocalObjects {
@@ -196,14 +236,12 @@ impl Objects for LocalObjects {
     }
 
     fn put(&self, key: &str, data: &[u8]) -> anyhow::Result<()> {
-        let path = self.path(key)?;
-        let tmp = self.tmp_write(&path, data)?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("failed to write {}", path.display()))
+        write_atomically(&self.path(key)?, data)
     }
 
     fn put_new(&self, key: &str, data: &[u8]) -> anyhow::Result<bool> {
         let path = self.path(key)?;
-        let tmp = self.tmp_write(&path, data)?;
+        let tmp = temp_beside(&path, data)?;
         // A hard link fails if the name exists: whole content, at most one winner.
         let linked = std::fs::hard_link(&tmp, &path);
         let _ = std::fs::remove_file(&tmp);
@@ -215,31 +253,7 @@ impl Objects for LocalObjects {
     }
 
     fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        let base = self.path(prefix)?;
-        let mut stack = vec![base];
-        while let Some(dir) = stack.pop() {
-            let rd = match std::fs::read_dir(&dir) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::NotADirectory => continue,
-                Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to list {}", dir.display()))),
-            };
-            for e in rd.filter_map(Result::ok) {
-                let p = e.path();
-                if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                    continue;
-                }
-                let Ok(meta) = e.metadata() else { continue };
-                if meta.is_dir() {
-                    stack.push(p);
-                } else if let Ok(rel) = p.strip_prefix(&self.root) {
-                    let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
-                    out.push(Entry { key, size: meta.len() });
-                }
-            }
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        Ok(walk(&self.path(prefix)?)?.into_iter().map(|(rel, size)| Entry { key: join_key(prefix, &rel), size }).collect())
     }
 
     fn list_dirs(&self, prefix: &str) -> anyhow::Result<Vec<String>> {

@@ -93,13 +93,6 @@ pub struct Pulled {
     pub checkpoints: Vec<PathBuf>,
 }
 
-fn write_file(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).with_context(|| format!("failed to create {}", d.display()))?;
-    }
-    std::fs::write(path, data).with_context(|| format!("failed to write {}", path.display()))
-}
-
 /// Fetches the run at key prefix `run` of `objects` into `dest` (created): its files and the
 /// chosen complete checkpoints, each file checked against its checkpoint's marker.
 /// `progress` is called with each file written.
@@ -132,15 +125,14 @@ pub fn pull_run(
     };
     std::fs::create_dir_all(dest).with_context(|| format!("failed to create {}", dest.display()))?;
     let mut pulled = Pulled { files: 0, bytes: 0, checkpoints: Vec::new() };
-    let run_prefix = format!("{}/", run.trim_end_matches('/'));
-    let run_prefix = if run_prefix == "/" { String::new() } else { run_prefix };
+    let run_prefix = super::dir_prefix(run);
     for e in &all {
         let Some(rel) = e.key.strip_prefix(&run_prefix) else { continue };
         if rel.starts_with("checkpoints/") || rel.starts_with("control/") {
             continue;
         }
         let data = objects.get(&e.key)?.with_context(|| format!("{from}/{rel} vanished while it was fetched"))?;
-        write_file(&dest.join(rel), &data)?;
+        super::write_atomically(&dest.join(rel), &data)?;
         progress(rel, data.len() as u64);
         pulled.files += 1;
         pulled.bytes += data.len() as u64;
@@ -172,7 +164,7 @@ pub fn pull_run(
                     );
                 }
             }
-            write_file(&tmp.join(&rel), &data)?;
+            super::write_atomically(&tmp.join(&rel), &data)?;
             progress(&format!("checkpoints/{name}/{rel}"), data.len() as u64);
             pulled.files += 1;
             pulled.bytes += data.len() as u64;
@@ -208,6 +200,12 @@ pub fn fresh_working_copy(location: &Location) -> anyhow::Result<(PathBuf, Optio
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     Ok((dir, moved))
+}
+
+/// The store a run lies in (opened with the SDK's environment) and the run's name there.
+pub fn open_run(location: &Location) -> anyhow::Result<(std::sync::Arc<dyn Objects>, String)> {
+    let (store, name) = split_run(location)?;
+    Ok((super::open(&store, &Default::default())?, name))
 }
 
 /// Splits an S3 location into its store (parent) and run name.

@@ -10,7 +10,6 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use std::path::Path;
 use std::time::Duration;
 
 /// Files at least this large go up in parts.
@@ -213,19 +212,8 @@ impl Objects for S3Objects {
         })
     }
 
-    fn put_file(&self, key: &str, path: &Path) -> anyhow::Result<()> {
-        let len = std::fs::metadata(path).with_context(|| format!("failed to read {}", path.display()))?.len();
-        if len < MULTIPART_THRESHOLD {
-            let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-            return self.put(key, &data);
-        }
-        let file = std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
-        self.rt.block_on(self.put_multipart(key, std::io::BufReader::new(file)))
-    }
-
     fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>> {
-        let full = format!("{}/", self.key(prefix).trim_end_matches('/'));
-        let full = if full == "/" { String::new() } else { full };
+        let full = super::dir_prefix(&self.key(prefix));
         let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
         self.rt.block_on(async {
             let mut out = Vec::new();
@@ -244,8 +232,7 @@ impl Objects for S3Objects {
     }
 
     fn list_dirs(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
-        let full = format!("{}/", self.key(prefix).trim_end_matches('/'));
-        let full = if full == "/" { String::new() } else { full };
+        let full = super::dir_prefix(&self.key(prefix));
         self.rt.block_on(async {
             let mut out = Vec::new();
             let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full).delimiter("/").into_paginator().send();
