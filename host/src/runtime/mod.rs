@@ -105,6 +105,14 @@ impl Runtime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // No copy-on-write memory images. For a component read from bytes (we never map
+        // cache files: see `loader::compile`) wasmtime builds each image in a sealed memfd,
+        // and on a busy Linux machine sealing a large one (a Python plugin's tens of MB) can
+        // fail with EBUSY while the kernel still holds its pages — CI saw
+        // "cannot add seals to the memfd" fail a Python plugin's instantiation. Copying the
+        // data segments instead costs 5 ms per instantiation of that plugin (0.5 ms with
+        // images) and nothing measurable for a Rust one (10 µs either way).
+        config.memory_init_cow(false);
         let engine = Engine::new(&config)?;
 
         // Every world gets the (sandboxed) WASI interfaces and `log`.
