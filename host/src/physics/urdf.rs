@@ -229,22 +229,22 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_arm_loads_with_seven_joints_falls_within_its_limits_and_deterministically() {
+    fn the_shipped_arm_loads_with_seven_joints_and_two_fingers_falls_within_its_limits_and_deterministically() {
         let mut s = sim();
         let r = s.load_urdf(&arm(), Pose::IDENTITY, true).expect("arm7.urdf loads");
-        assert_eq!(r.links.len(), 9);
+        assert_eq!(r.links.len(), 11);
         assert_eq!(
             r.joints.iter().map(|j| j.0.as_str()).collect::<Vec<_>>(),
-            ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"]
+            ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7", "finger_left_joint", "finger_right_joint"]
         );
         // The hand starts straight above the base: 0.1 + 0.2 + 0.3 + 0.2 + 0.3 + 0.1 + 0.1 + 0.05 m.
         let hand = r.links.iter().find(|l| l.0 == "hand").expect("hand").1;
         let z = s.pose(hand).expect("pose").translation.z;
         assert!((z - 1.35).abs() < 1e-4, "hand at z = {z}");
-        assert_eq!(s.shapes().len(), 9, "one collider per link");
+        assert_eq!(s.shapes().len(), 11, "one collider per link");
         let a = fall(&mut s, &r);
         // Joint 2 (limits ±1.76) falls onto its limit and stays within it.
-        let j2: Vec<f32> = a.chunks(14).map(|c| f32::from_bits(c[2])).collect();
+        let j2: Vec<f32> = a.chunks(18).map(|c| f32::from_bits(c[2])).collect();
         assert!(j2.iter().all(|p| p.abs() < 1.76 + 0.05), "joint 2 within its limits: {:?}", &j2[j2.len() - 5..]);
         assert!(j2[j2.len() - 1] > 1.0, "the arm fell: {}", j2[j2.len() - 1]);
         // Deterministic: a second arm, the same bits.

@@ -1,0 +1,389 @@
+//! `arm-reach`: a 7-DOF arm reaching random targets — the seeds' reaching task, in the
+//! spirit of Gymnasium-Robotics' FetchReach (Plappert et al., 2018, "Multi-Goal
+//! Reinforcement Learning: Challenging Robotics Environments and Request for Research") with
+//! joint-velocity instead of Cartesian control. The arm is loaded from a URDF the run config
+//! grants (`[env] robots = { arm = "../robots/arm7.urdf" }`) and simulated by the host's
+//! physics (rapier3d multibody).
+//!
+//! - Action: one real in [-1, 1] per arm joint, a joint velocity target of
+//!   `max-joint-velocity` rad/s per unit (values beyond ±1 are clipped; a non-finite action
+//!   or one beyond ±100, which no policy means, ends the episode *truncated* with the reason
+//!   in the run log).
+//! - The gripper closes by itself while the fingertip point is within `gripper-distance`
+//!   (15 cm) of the target and opens again outside it (info feature `gripper-closed`).
+//! - Observation (24): joint positions (7, rad), joint velocities (7, rad/s), fingertip
+//!   position (3, m), target (3), target − fingertip (3), gripper closed (1: 0 or 1).
+//! - Reward: −distance (m) − `action-cost` × ‖action‖², plus `success-bonus` on the step
+//!   that reaches the target; success is the fingertip within `success-distance` (5 cm),
+//!   which ends the episode (terminated). 100 steps of 50 ms at most.
+//! - A grey ball marks the target in pictures (`paddock eval --frames`); it touches nothing.
+//! - Targets are drawn uniformly in a shell around the shoulder (0.35 to 0.85 m away, at
+//!   least 10 cm above the floor), all of it within the arm's reach; the arm starts near a
+//!   bent "ready" pose with ±0.1 rad of noise per joint.
+//!
+//! Parameters: `robot` (the granted name, default `arm`), `arm-joints` and `finger-joints`
+//! (comma-separated joint names, defaults those of `robots/arm7.urdf`; `finger-joints = ""`
+//! for a robot without a gripper), `hand` (link name), `max-joint-velocity` (2.0),
+//! `motor-gain` (velocity motors' gain, 1/s, 1000), `substeps` (solver substeps per 50 ms
+//! step, 1), `success-distance` (0.05), `gripper-distance` (0.15), `success-bonus` (1.0),
+//! `action-cost` (0.01), `episode-steps` (100). Reset options: `target` (x, y, z) and `initial-joints` (one
+//! position per arm joint).
+
+use paddock_sdk::physics::{self as ph, Motor, Simulation, WorldDesc};
+use paddock_sdk::space::box1d;
+use paddock_sdk::types::{EnvSpec, PluginError};
+use paddock_sdk::{Environment, Params, Rng, Transition, math};
+
+const PARAMS: &[&str] = &[
+    "robot",
+    "arm-joints",
+    "finger-joints",
+    "hand",
+    "max-joint-velocity",
+    "motor-gain",
+    "substeps",
+    "success-distance",
+    "gripper-distance",
+    "success-bonus",
+    "action-cost",
+    "episode-steps",
+];
+const DEFAULT_ARM: &str = "joint1,joint2,joint3,joint4,joint5,joint6,joint7";
+const DEFAULT_FINGERS: &str = "finger_left_joint,finger_right_joint";
+/// A bent pose away from the straight-up singularity (joints 2, 4 and 6 bent).
+const READY: [f32; 7] = [0.0, 0.4, 0.0, -1.6, 0.0, 1.2, 0.0];
+/// The point between the fingertips, in the hand link's frame.
+const TIP: [f32; 3] = [0.0, 0.0, 0.1];
+/// Where targets are drawn around: the shoulder (joint 2) of `arm7.urdf`.
+const SHOULDER: [f32; 3] = [0.0, 0.0, 0.3];
+/// Finger travel when closed (the URDF's upper limit is 0.045).
+const FINGER_CLOSED: f32 = 0.04;
+const CONTROL_DT: f32 = 0.05;
+/// Largest action magnitude taken as meant (then clipped to ±1).
+const ACTION_SANE: f32 = 100.0;
+/// Joint-position bound of the observation space (every `arm7` limit is within it).
+const Q_BOUND: f32 = 4.0;
+
+fn physics_err(call: &str, e: ph::PhysicsError) -> PluginError {
+    PluginError::Failed(format!("physics {call}: {e}"))
+}
+
+fn names(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// Rotates `v` by the unit quaternion `q`.
+fn rotate(q: ph::Quat, v: [f32; 3]) -> [f32; 3] {
+    let u = [q.x, q.y, q.z];
+    let cross = |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+    let t = cross(u, v).map(|c| 2.0 * c);
+    let ut = cross(u, t);
+    core::array::from_fn(|i| v[i] + q.w * t[i] + ut[i])
+}
+
+/// Settings from the parameters.
+#[derive(Clone)]
+struct Settings {
+    robot: String,
+    arm: Vec<String>,
+    fingers: Vec<String>,
+    hand: String,
+    max_velocity: f32,
+    gain: f32,
+    substeps: u32,
+    success_distance: f32,
+    gripper_distance: f32,
+    bonus: f64,
+    action_cost: f64,
+}
+
+impl Settings {
+    fn from(params: &Params) -> Result<Self, PluginError> {
+        params.check_known(PARAMS)?;
+        let arm = names(params.text("arm-joints")?.unwrap_or(DEFAULT_ARM));
+        if arm.is_empty() || arm.len() > READY.len() {
+            return Err(PluginError::InvalidParams(format!("`arm-joints` must name 1 to {} joints, got {}", READY.len(), arm.len())));
+        }
+        let positive = |name: &str, default: f64| -> Result<f32, PluginError> {
+            let v = params.real(name, default)?;
+            if v.is_finite() && v > 0.0 {
+                Ok(v as f32)
+            } else {
+                Err(PluginError::InvalidParams(format!("`{name}` must be a positive number, got {v}")))
+            }
+        };
+        let substeps = params.int("substeps", 1)?;
+        if !(1..=100).contains(&substeps) {
+            return Err(PluginError::InvalidParams(format!("`substeps` must be 1 to 100, got {substeps}")));
+        }
+        let episode_steps = params.int("episode-steps", 100)?;
+        if !(1..=100_000).contains(&episode_steps) {
+            return Err(PluginError::InvalidParams(format!("`episode-steps` must be 1 to 100000, got {episode_steps}")));
+        }
+        Ok(Settings {
+            robot: params.text("robot")?.unwrap_or("arm").to_string(),
+            arm,
+            fingers: names(params.text("finger-joints")?.unwrap_or(DEFAULT_FINGERS)),
+            hand: params.text("hand")?.unwrap_or("hand").to_string(),
+            max_velocity: positive("max-joint-velocity", 2.0)?,
+            gain: positive("motor-gain", 1000.0)?,
+            substeps: substeps as u32,
+            success_distance: positive("success-distance", 0.05)?,
+            gripper_distance: positive("gripper-distance", 0.15)?,
+            bonus: params.real("success-bonus", 1.0)?,
+            action_cost: params.real("action-cost", 0.01)?,
+        })
+    }
+}
+
+/// The world and the handles the env reads and drives.
+struct Scene {
+    sim: Simulation,
+    /// Arm joints, then finger joints (one `joint-states` call reads them all).
+    joints: Vec<u64>,
+    hand: u64,
+    /// The fixed body that shows the target.
+    marker: u64,
+}
+
+fn build(s: &Settings) -> Result<Scene, PluginError> {
+    let sim = Simulation::new(WorldDesc { gravity: ph::v3(0.0, 0.0, -9.81), timestep: CONTROL_DT, substeps: s.substeps });
+    let floor = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -0.05))).map_err(|e| physics_err("add-body", e))?;
+    sim.add_collider(floor, &ph::collider(ph::Shape::Cuboid(ph::v3(1.0, 1.0, 0.05)), 1.0)).map_err(|e| physics_err("add-collider", e))?;
+    let robot = sim.load_robot(&s.robot, ph::at(0.0, 0.0, 0.0), true).map_err(|e| physics_err("load-robot", e))?;
+    let find_joint = |name: &String| {
+        robot.joints.iter().find(|(n, _)| n == name).map(|(_, h)| *h).ok_or_else(|| {
+            let have: Vec<&str> = robot.joints.iter().map(|(n, _)| n.as_str()).collect();
+            PluginError::InvalidParams(format!("robot `{}` has no movable joint `{name}` (it has {have:?})", s.robot))
+        })
+    };
+    let joints = s.arm.iter().chain(&s.fingers).map(find_joint).collect::<Result<Vec<_>, _>>()?;
+    let hand = robot.links.iter().find(|(n, _)| *n == s.hand).map(|(_, h)| *h).ok_or_else(|| {
+        let have: Vec<&str> = robot.links.iter().map(|(n, _)| n.as_str()).collect();
+        PluginError::InvalidParams(format!("robot `{}` has no link `{}` (it has {have:?})", s.robot, s.hand))
+    })?;
+    // The target: a small ball that touches nothing, there to be drawn (frames, the monitor).
+    let marker = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -1.0))).map_err(|e| physics_err("add-body", e))?;
+    let ghost = ph::ColliderDesc { memberships: 0, filter: 0, ..ph::collider(ph::Shape::Ball(0.025), 1.0) };
+    sim.add_collider(marker, &ghost).map_err(|e| physics_err("add-collider", e))?;
+    Ok(Scene { sim, joints, hand, marker })
+}
+
+/// One arm in its own simulated world.
+pub struct ArmReach {
+    settings: Settings,
+    scene: Scene,
+    target: [f32; 3],
+    q: Vec<f32>,
+    qd: Vec<f32>,
+    tip: [f32; 3],
+    gripper_closed: bool,
+    /// Why the last step could not be simulated (the episode is cut; the world is rebuilt at
+    /// the next reset).
+    broken: Option<String>,
+}
+
+impl ArmReach {
+    fn distance(&self) -> f32 {
+        let d: [f32; 3] = core::array::from_fn(|i| self.target[i] - self.tip[i]);
+        math::sqrtf(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+    }
+
+    /// Reads joints and the fingertip from the world.
+    fn read(&mut self) -> Result<(), PluginError> {
+        let sim = &self.scene.sim;
+        let states = sim.joint_states(&self.scene.joints).map_err(|e| physics_err("joint-states", e))?;
+        let hand = sim.pose(self.scene.hand).map_err(|e| physics_err("pose", e))?;
+        let off = rotate(hand.rotation, TIP);
+        let t = hand.translation;
+        let tip = [t.x + off[0], t.y + off[1], t.z + off[2]];
+        let n = self.settings.arm.len();
+        let q: Vec<f32> = states[..n].iter().map(|s| s.position).collect();
+        let qd: Vec<f32> = states[..n].iter().map(|s| s.velocity).collect();
+        if q.iter().chain(&qd).chain(&tip).all(|x| x.is_finite()) {
+            (self.q, self.qd, self.tip) = (q, qd, tip);
+        } else {
+            self.broken = Some(format!("the simulation produced a non-finite state: joints {q:?}, velocities {qd:?}, fingertip {tip:?}"));
+        }
+        Ok(())
+    }
+
+    fn draw_target(rng: &mut Rng) -> [f32; 3] {
+        loop {
+            let r = rng.uniform(0.35, 0.85);
+            let azimuth = rng.uniform(-core::f64::consts::PI, core::f64::consts::PI);
+            let elevation = rng.uniform(-0.35, 1.2);
+            let (se, ce) = (math::sin(elevation), math::cos(elevation));
+            let (sa, ca) = (math::sin(azimuth), math::cos(azimuth));
+            let p = [SHOULDER[0] + (r * ce * ca) as f32, SHOULDER[1] + (r * ce * sa) as f32, SHOULDER[2] + (r * se) as f32];
+            if p[2] >= 0.1 {
+                return p;
+            }
+        }
+    }
+
+    fn obs_len(arm: usize) -> usize {
+        2 * arm + 10
+    }
+}
+
+impl Environment for ArmReach {
+    fn spec(params: &Params) -> Result<EnvSpec, PluginError> {
+        let s = Settings::from(params)?;
+        let n = s.arm.len();
+        let mut high = vec![Q_BOUND; n];
+        high.extend(vec![f32::INFINITY; n]);
+        high.extend([2.0; 9]);
+        high.push(1.0);
+        let mut low: Vec<f32> = high.iter().map(|h| -h).collect();
+        *low.last_mut().expect("gripper") = 0.0;
+        Ok(EnvSpec {
+            id: "ArmReach-v0".into(),
+            observation_space: box1d(&low, &high),
+            action_space: box1d(&vec![-1.0; n], &vec![1.0; n]),
+            max_episode_steps: Some(params.int("episode-steps", 100)? as u32),
+            info_features: vec!["distance".into(), "gripper-closed".into(), "is-success".into()],
+            reward_threshold: None,
+            max_envs_per_instance: 256,
+            supports_snapshot: true,
+        })
+    }
+
+    fn new(params: &Params) -> Result<Self, PluginError> {
+        let settings = Settings::from(params)?;
+        let scene = build(&settings)?;
+        let n = settings.arm.len();
+        Ok(ArmReach {
+            settings,
+            scene,
+            target: [0.0; 3],
+            q: vec![0.0; n],
+            qd: vec![0.0; n],
+            tip: [0.0; 3],
+            gripper_closed: false,
+            broken: None,
+        })
+    }
+
+    fn reset(&mut self, rng: &mut Rng, options: &Params) -> Result<(), PluginError> {
+        options.check_known(&["target", "initial-joints"])?;
+        if self.broken.take().is_some() {
+            self.scene = build(&self.settings)?;
+        }
+        let n = self.settings.arm.len();
+        let q0: Vec<f32> = match options.reals("initial-joints", n)? {
+            Some(v) => v.iter().map(|&x| x as f32).collect(),
+            None => (0..n).map(|i| READY[i] + rng.uniform(-0.1, 0.1) as f32).collect(),
+        };
+        self.target = match options.reals("target", 3)? {
+            Some(v) => [v[0] as f32, v[1] as f32, v[2] as f32],
+            None => Self::draw_target(rng),
+        };
+        if q0.iter().chain(&self.target).any(|x| !x.is_finite()) {
+            return Err(PluginError::InvalidParams("reset options `target` and `initial-joints` must be finite".into()));
+        }
+        let sim = &self.scene.sim;
+        let [x, y, z] = self.target;
+        sim.set_pose(self.scene.marker, ph::at(x, y, z)).map_err(|e| physics_err("set-pose", e))?;
+        for (&j, &q) in self.scene.joints.iter().zip(&q0) {
+            sim.set_joint_state(j, q, 0.0).map_err(|e| physics_err("set-joint-state", e))?;
+        }
+        for &j in &self.scene.joints[n..] {
+            sim.set_joint_state(j, 0.0, 0.0).map_err(|e| physics_err("set-joint-state", e))?;
+        }
+        self.gripper_closed = false;
+        self.read()
+    }
+
+    fn step(&mut self, action: &[f32], _rng: &mut Rng) -> Result<Transition, PluginError> {
+        if let Some(bad) = action.iter().find(|a| !a.is_finite() || a.abs() > ACTION_SANE) {
+            self.broken = Some(format!("action {action:?} has {bad}, not a joint velocity command (finite, within ±{ACTION_SANE})"));
+            return Ok(Transition { reward: 0.0, terminated: false });
+        }
+        let s = &self.settings;
+        let clipped: Vec<f32> = action.iter().map(|a| a.clamp(-1.0, 1.0)).collect();
+        // The gripper acts on where the hand was when the command was given.
+        self.gripper_closed = self.distance() <= s.gripper_distance;
+        let finger = if self.gripper_closed { FINGER_CLOSED } else { 0.0 };
+        let motors: Vec<(u64, Motor)> = self
+            .scene
+            .joints
+            .iter()
+            .enumerate()
+            .map(|(i, &j)| match clipped.get(i) {
+                Some(a) => (j, Motor::Velocity((a * s.max_velocity, s.gain))),
+                None => (j, Motor::Position((finger, 400.0, 40.0))),
+            })
+            .collect();
+        let sim = &self.scene.sim;
+        if let Err(e) = sim.set_motors(&motors).and_then(|()| sim.step(1)) {
+            self.broken = Some(format!("action {action:?} could not be simulated: {e}"));
+            return Ok(Transition { reward: 0.0, terminated: false });
+        }
+        self.read()?;
+        if self.broken.is_some() {
+            return Ok(Transition { reward: 0.0, terminated: false });
+        }
+        let d = self.distance();
+        let success = d <= self.settings.success_distance;
+        let effort: f64 = clipped.iter().map(|a| f64::from(a * a)).sum();
+        let reward = -f64::from(d) - self.settings.action_cost * effort + if success { self.settings.bonus } else { 0.0 };
+        Ok(Transition { reward, terminated: success })
+    }
+
+    fn observe(&self, out: &mut [f32]) {
+        let n = self.q.len();
+        out[..n].copy_from_slice(&self.q);
+        out[n..2 * n].copy_from_slice(&self.qd);
+        let rest = &mut out[2 * n..];
+        rest[..3].copy_from_slice(&self.tip);
+        rest[3..6].copy_from_slice(&self.target);
+        for i in 0..3 {
+            rest[6 + i] = self.target[i] - self.tip[i];
+        }
+        rest[9] = if self.gripper_closed { 1.0 } else { 0.0 };
+    }
+
+    fn infos(&self, out: &mut [f64]) {
+        let d = self.distance();
+        out[0] = f64::from(d);
+        out[1] = if self.gripper_closed { 1.0 } else { 0.0 };
+        out[2] = if d <= self.settings.success_distance { 1.0 } else { 0.0 };
+    }
+
+    fn truncation(&mut self) -> Option<String> {
+        self.broken.clone()
+    }
+
+    fn save(&self, out: &mut Vec<u8>) -> Result<(), PluginError> {
+        let mut obs = vec![0.0; Self::obs_len(self.q.len())];
+        self.observe(&mut obs);
+        for v in obs {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.scene.sim.snapshot());
+        Ok(())
+    }
+
+    fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        let n = self.q.len();
+        let len = 4 * Self::obs_len(n);
+        if state.len() < len {
+            return Err(PluginError::InvalidState(format!(
+                "arm-reach snapshot is {} bytes, shorter than its {len}-byte header",
+                state.len()
+            )));
+        }
+        let f: Vec<f32> = state[..len].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        self.scene.sim.restore(&state[len..]).map_err(|e| physics_err("restore", e))?;
+        self.q = f[..n].to_vec();
+        self.qd = f[n..2 * n].to_vec();
+        self.tip = [f[2 * n], f[2 * n + 1], f[2 * n + 2]];
+        self.target = [f[2 * n + 3], f[2 * n + 4], f[2 * n + 5]];
+        self.gripper_closed = f[2 * n + 9] != 0.0;
+        self.broken = None;
+        Ok(())
+    }
+}
+
+paddock_sdk::export_env!(ArmReach);
