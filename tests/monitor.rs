@@ -2,7 +2,8 @@
 //! files (`tests/snapshots/`, reviewed with `cargo insta review`): a full screen, a 40×12
 //! terminal, the help overlay, a run that has not logged yet, a `metrics.jsonl` whose last
 //! line is cut off, a run directory deleted while watched, and every terminal size from
-//! 1×1 up drawing without a panic. Keys steer a live run through its `control/` folder.
+//! 1×1 up drawing without a panic, a physics run's robot (and a `scene.json` that cannot be
+//! read). Keys steer a live run through its `control/` folder.
 
 use paddock::monitor::App;
 use paddock::monitor::ui::render_to_string;
@@ -96,10 +97,50 @@ fn full_screen_compact_screen_and_help() {
     insta::assert_snapshot!("not_logged_yet_100x30", render_to_string(&app, 100, 30));
 }
 
+/// `scene.json` as a cart-pole run on the host's physics writes it: a 100 m floor and a rail
+/// (fixed, grey; the floor reaches far outside the view), the cart and the pole.
+fn write_scene(dir: &Path) {
+    let scene = serde_json::json!({
+        "step": 15360,
+        "view": [-1.5, 1.5, -0.4, 1.4],
+        "polygons": [
+            {"body": null, "points": [[-50.0, -0.1], [50.0, -0.1], [50.0, 0.0], [-50.0, 0.0]]},
+            {"body": null, "points": [[-1.2, 0.0], [1.2, 0.0], [1.2, 0.05], [-1.2, 0.05]]},
+            {"body": 0, "points": [[-0.2, 0.0], [0.2, 0.0], [0.2, 0.15], [-0.2, 0.15]]},
+            {"body": 1, "points": [[-0.02, 0.15], [0.02, 0.15], [0.25, 1.1], [0.21, 1.11]]}
+        ]
+    });
+    std::fs::write(dir.join("scene.json"), scene.to_string()).expect("scene");
+}
+
+#[test]
+fn a_physics_run_shows_its_robot_and_a_bad_scene_file_says_why() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let run = store.path().join("cartpole-3d-ppo-s1-a");
+    write_run(&run, State::Running);
+    write_scene(&run);
+    let mut app = app(store.path());
+    let screen = render_to_string(&app, 120, 40);
+    assert!(screen.contains("scene · step 15360") && screen.contains("plugins"), "{screen}");
+    insta::assert_snapshot!("scene_120x40", screen);
+    // Too little room for both: the plugin panel alone, no panic.
+    assert!(!render_to_string(&app, 80, 24).contains("scene ·"));
+
+    std::fs::write(run.join("scene.json"), "{\"step\": 1, \"view\": [0, 1]}").expect("garble");
+    app.refresh();
+    app.now = NOW;
+    let screen = render_to_string(&app, 120, 40);
+    assert!(screen.contains("scene.json:"), "{screen}");
+    std::fs::remove_file(run.join("scene.json")).expect("remove");
+    app.refresh();
+    assert!(app.runs[0].scene.is_none());
+}
+
 #[test]
 fn every_terminal_size_draws_without_a_panic() {
     let store = tempfile::tempdir().expect("tempdir");
     write_run(&store.path().join("run-a"), State::Running);
+    write_scene(&store.path().join("run-a"));
     let mut app = app(store.path());
     for zoom in [false, true] {
         if zoom {

@@ -318,6 +318,12 @@ impl EnvSet {
         self.shards.first().map(|s| s.inst.scene()).unwrap_or_default()
     }
 
+    /// The physics scene of one env (the first shard's oldest simulation, normally env 0's),
+    /// for a live picture. Empty for envs without physics.
+    pub fn first_scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
+        self.shards.first().map(|s| s.inst.first_scene()).unwrap_or_default()
+    }
+
     /// Number of envs.
     pub fn num_envs(&self) -> usize {
         self.num_envs

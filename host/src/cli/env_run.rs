@@ -37,7 +37,8 @@ pub struct RunArgs {
     #[arg(long)]
     actions: Option<PathBuf>,
     /// Write one JSON line per env step: t, env, action, obs (the final observation when
-    /// the episode ended), reward, terminated, truncated, and reset_obs after an end.
+    /// the episode ended), reward, terminated, truncated, infos (when the env has info
+    /// features), and reset_obs after an end.
     #[arg(long)]
     record: Option<PathBuf>,
     /// Print one JSON summary object instead of text.
@@ -80,6 +81,9 @@ struct Record<'a> {
     reward: f64,
     terminated: bool,
     truncated: bool,
+    /// The step's info values, in the spec's `info-features` order (absent when it has none).
+    #[serde(skip_serializing_if = "<[f64]>::is_empty")]
+    infos: &'a [f64],
     #[serde(skip_serializing_if = "Option::is_none")]
     reset_obs: Option<&'a [f32]>,
 }
@@ -101,6 +105,9 @@ struct Summary {
     min_return: Option<f64>,
     max_return: Option<f64>,
     mean_length: Option<f64>,
+    /// Mean of each info feature at the ended episodes' last step (how far a walker got, …).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    final_infos: std::collections::BTreeMap<String, f64>,
     wall_s: f64,
     env_steps_per_s: f64,
 }
@@ -169,6 +176,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut actions = vec![0.0f32; n * al];
     let mut running = vec![(0.0f64, 0u64); n];
     let mut finished: Vec<(f64, u64)> = Vec::new();
+    let il = envs.spec().info_features.len();
+    let mut info_sums = vec![0.0f64; il];
     let start = Instant::now();
     envs.reset()?;
     for t in 0..steps {
@@ -198,12 +207,16 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
                     reward: step.rewards[i],
                     terminated: step.terminated[i],
                     truncated: step.truncated[i],
+                    infos: &step.infos[i * il..(i + 1) * il],
                     reset_obs: final_obs.map(|_| cur),
                 };
                 serde_json::to_writer(&mut *w, &rec)?;
                 w.write_all(b"\n")?;
             }
             if ended {
+                for (sum, v) in info_sums.iter_mut().zip(&step.infos[i * il..(i + 1) * il]) {
+                    *sum += v;
+                }
                 finished.push((*ret, *len));
                 running[i] = (0.0, 0);
             }
@@ -239,6 +252,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         min_return: returns.iter().cloned().reduce(f64::min),
         max_return: returns.iter().cloned().reduce(f64::max),
         mean_length: mean.map(|_| finished.iter().map(|x| x.1 as f64).sum::<f64>() / finished.len() as f64),
+        final_infos: if finished.is_empty() {
+            Default::default()
+        } else {
+            envs.spec().info_features.iter().cloned().zip(info_sums.iter().map(|s| s / finished.len() as f64)).collect()
+        },
         wall_s: wall,
         env_steps_per_s: (steps * n as u64) as f64 / wall.max(1e-9),
     };
@@ -261,6 +279,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
                 summary.mean_length.unwrap_or(0.0)
             ),
             _ => println!("no episode finished"),
+        }
+        for (name, mean) in &summary.final_infos {
+            println!("final {name} = {mean:.4} (mean at the episodes' last step)");
         }
         if let Some(p) = &args.record {
             println!("recorded {} lines to {}", summary.env_steps, p.display());

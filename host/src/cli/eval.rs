@@ -90,6 +90,9 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
         if let Some(rate) = e.success_rate {
             println!("success    {:.1}%", 100.0 * rate);
         }
+        for (name, mean) in &e.final_infos {
+            println!("final      {name} = {mean:.4} (mean at the episodes' last step)");
+        }
         if let Some(dir) = &args.frames {
             println!("frames     {} (first episode)", dir.display());
         }

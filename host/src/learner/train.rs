@@ -44,6 +44,10 @@ pub struct Evaluation {
     /// (Gymnasium-Robotics' convention), for envs that report it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<f64>,
+    /// Mean over the episodes of each info feature at the episode's last step (e.g. how far
+    /// a walker got: `distance`), for envs that report info features.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub final_infos: std::collections::BTreeMap<String, f64>,
 }
 
 impl Evaluation {
@@ -53,7 +57,13 @@ impl Evaluation {
         let mean = returns.iter().sum::<f64>() / n;
         let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
         let success_rate = episodes.successes.map(|s| s.iter().filter(|&&x| x).count() as f64 / n);
-        Evaluation { step, mean, std, ci95: 1.96 * std / n.sqrt(), returns, success_rate }
+        let final_infos = episodes
+            .info_features
+            .iter()
+            .enumerate()
+            .map(|(k, name)| (name.clone(), episodes.final_infos.iter().map(|v| v[k]).sum::<f64>() / n))
+            .collect();
+        Evaluation { step, mean, std, ci95: 1.96 * std / n.sqrt(), returns, success_rate, final_infos }
     }
 }
 
@@ -63,6 +73,10 @@ pub struct EvalEpisodes {
     pub returns: Vec<f64>,
     /// Whether each episode ended in success (envs with an `is-success` info feature).
     pub successes: Option<Vec<bool>>,
+    /// The env's info feature names.
+    pub info_features: Vec<String>,
+    /// Each episode's info values at its last step.
+    pub final_infos: Vec<Vec<f64>>,
 }
 
 /// What a finished run reports.
@@ -189,6 +203,7 @@ pub fn evaluate_observed(
     let info_len = envs.spec().info_features.len();
     let success_at = envs.spec().info_features.iter().position(|f| f == "is-success");
     let mut successes = vec![false; n];
+    let mut final_infos = vec![vec![0.0; info_len]; n];
     let mut returns = vec![0.0; n];
     let mut done = vec![false; n];
     let mut obs = envs.reset()?;
@@ -202,6 +217,9 @@ pub fn evaluate_observed(
             if !done[i] {
                 returns[i] += step.rewards[i];
                 done[i] = step.terminated[i] || step.truncated[i];
+                if done[i] {
+                    final_infos[i].copy_from_slice(&step.infos[i * info_len..(i + 1) * info_len]);
+                }
                 if let (true, Some(k)) = (done[i], success_at) {
                     successes[i] = step.infos[i * info_len + k] != 0.0;
                 }
@@ -213,7 +231,8 @@ pub fn evaluate_observed(
             observe(envs, t)?;
         }
     }
-    Ok(EvalEpisodes { returns, successes: success_at.map(|_| successes) })
+    let info_features = envs.spec().info_features.clone();
+    Ok(EvalEpisodes { returns, successes: success_at.map(|_| successes), info_features, final_infos })
 }
 
 /// Where metric lines go: `metrics.jsonl` (deterministic bytes) and a TensorBoard event file
@@ -556,6 +575,37 @@ fn reseed_torch(config: &RunConfig, updates: u64) {
     tch::manual_seed(derive(config.seed, Stream::PluginRandom, (1 << 40) + updates) as i64);
 }
 
+/// Writes `scene.json` (one env's physics scene, see [`crate::physics::render::SceneFile`])
+/// about once a second for the monitor; nothing for envs without physics.
+struct ScenePainter {
+    last: Option<Instant>,
+    view: Option<[f32; 4]>,
+    /// False once the env turned out to have no scene.
+    active: bool,
+}
+
+const SCENE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl ScenePainter {
+    fn paint(&mut self, run_dir: &Path, envs: &EnvSet, step: u64) {
+        if !self.active || self.last.is_some_and(|t| t.elapsed() < SCENE_EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let (scene, fixed) = envs.first_scene();
+        if scene.is_empty() {
+            self.active = false;
+            return;
+        }
+        let file = crate::physics::render::SceneFile::new(step, &scene, &fixed, self.view);
+        self.view = Some(file.view);
+        // A picture that cannot be written (full disk) must not stop training.
+        if let Ok(text) = serde_json::to_vec(&file) {
+            let _ = crate::store::write_atomically(&run_dir.join("scene.json"), &text);
+        }
+    }
+}
+
 /// Keeps `status.json` current and serves `control/` requests (see [`crate::runstatus`]),
 /// looking at the clock each step and at the files four times a second.
 struct Ticker<'a> {
@@ -777,12 +827,14 @@ fn train_run(
         log: runtime.options().log.clone(),
     };
     let mut stopped = false;
+    let mut painter = ScenePainter { last: None, view: None, active: true };
     while st.steps < total {
         let news = envs.swapping().map(|(m, n)| format!("env swap under way: {m} of {n} envs on the new version"));
         if ticker.tick(&st, news) {
             stopped = true;
             break;
         }
+        painter.paint(run_dir, &envs, st.steps);
         let ctx = ReloadCtx {
             run_dir,
             seed: config.seed,
@@ -846,6 +898,9 @@ fn train_run(
             let mut line = serde_json::json!({"step": st.steps, "eval/return_mean": e.mean, "eval/return_std": e.std});
             if let Some(rate) = e.success_rate {
                 line["eval/success_rate"] = rate.into();
+            }
+            for (name, mean) in &e.final_infos {
+                line[format!("eval/final/{name}")] = (*mean).into();
             }
             metrics.write(line.as_object().cloned().unwrap_or_default())?;
             st.best_eval_return = Some(st.best_eval_return.map_or(e.mean, |b: f64| b.max(e.mean)));
@@ -954,7 +1009,11 @@ pub fn evaluate_checkpoint(
         if scene.is_empty() {
             anyhow::bail!("--frames: env plugin {} has no physics scene to draw", config.env.plugin.display());
         }
-        let v = *view.get_or_insert_with(|| crate::physics::render::bounds(&scene));
+        let v = match view {
+            Some(v) => crate::physics::render::follow(v, &scene, &fixed),
+            None => crate::physics::render::bounds(&scene, &fixed),
+        };
+        view = Some(v);
         crate::physics::render::write_png(&scene, &fixed, v, 640, 360, &dir.join(format!("frame-{t:05}.png")))
     })?;
     Ok(Evaluation::of(steps, episodes))

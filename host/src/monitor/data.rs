@@ -4,6 +4,7 @@
 //! again from the start), `status.json`, `plugins.lock` and the end of `log.txt`. Nothing
 //! here fails: a missing, deleted or garbled file becomes a state the monitor shows.
 
+use crate::physics::render::SceneFile;
 use crate::runstatus::{self, State, Status};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -65,10 +66,14 @@ pub struct RunView {
     pub bad_lines: usize,
     /// SPS samples seen in `status.json`: (step, SPS).
     pub sps: Vec<(f64, f64)>,
+    /// `scene.json` (runs on the host's physics): none, the latest picture, or why it cannot
+    /// be read.
+    pub scene: Option<Result<SceneFile, String>>,
     metrics_offset: u64,
     log_len: Option<u64>,
     lock_stamp: Option<(u64, std::time::SystemTime)>,
     status_stamp: Option<std::time::SystemTime>,
+    scene_stamp: Option<(u64, std::time::SystemTime)>,
 }
 
 impl RunView {
@@ -86,10 +91,12 @@ impl RunView {
             log: Vec::new(),
             bad_lines: 0,
             sps: Vec::new(),
+            scene: None,
             metrics_offset: 0,
             log_len: None,
             lock_stamp: None,
             status_stamp: None,
+            scene_stamp: None,
         };
         v.refresh();
         v
@@ -107,7 +114,23 @@ impl RunView {
         changed |= self.refresh_metrics();
         changed |= self.refresh_lock();
         changed |= self.refresh_log();
+        changed |= self.refresh_scene();
         changed
+    }
+
+    fn refresh_scene(&mut self) -> bool {
+        let path = self.dir.join("scene.json");
+        let stamp = std::fs::metadata(&path).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
+        if stamp == self.scene_stamp {
+            return false;
+        }
+        self.scene_stamp = stamp;
+        self.scene = match std::fs::read(&path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("scene.json: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Err(format!("scene.json: {e}"))),
+        };
+        true
     }
 
     fn refresh_status(&mut self) -> bool {

@@ -85,22 +85,98 @@ pub fn project(scene: &[SceneShape]) -> Vec<(u64, Vec<(f32, f32)>)> {
         .collect()
 }
 
-/// The x–z bounds of a scene, padded by a quarter on each side (at least 0.5 m across).
-pub fn bounds(scene: &[SceneShape]) -> (f32, f32, f32, f32) {
+/// The x–z extent of some outlines: (x0, x1, z0, z1), or `None` when there are none.
+fn extent<'a>(polys: impl Iterator<Item = &'a Vec<(f32, f32)>>) -> Option<(f32, f32, f32, f32)> {
     let (mut x0, mut x1, mut z0, mut z1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-    for (_, poly) in project(scene) {
-        for (x, z) in poly {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            z0 = z0.min(z);
-            z1 = z1.max(z);
+    for &(x, z) in polys.flatten() {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        z0 = z0.min(z);
+        z1 = z1.max(z);
+    }
+    (x0 <= x1).then_some((x0, x1, z0, z1))
+}
+
+/// How far beside the moving bodies fixed ones still count for the view (m).
+const FIXED_REACH: f32 = 1.5;
+
+/// The window to draw a scene in, (x0, x1, z0, z1): the moving bodies and the fixed ones
+/// (`fixed`) within [`FIXED_REACH`] of them — so a 100 m floor does not shrink a hopper to a
+/// dot — padded by a quarter on each side (at least 0.25 m).
+pub fn bounds(scene: &[SceneShape], fixed: &[u64]) -> (f32, f32, f32, f32) {
+    let polys = project(scene);
+    let moving = extent(polys.iter().filter(|(b, _)| !fixed.contains(b)).map(|(_, p)| p));
+    let still = extent(polys.iter().filter(|(b, _)| fixed.contains(b)).map(|(_, p)| p));
+    let (x0, x1, z0, z1) = match (moving, still) {
+        (None, None) => return (-1.0, 1.0, -1.0, 1.0),
+        (Some(m), None) => m,
+        (None, Some(s)) => s,
+        (Some(m), Some(s)) => {
+            let (sx0, sx1) = (s.0.max(m.0 - FIXED_REACH), s.1.min(m.1 + FIXED_REACH));
+            if sx0 > sx1 { m } else { (m.0.min(sx0), m.1.max(sx1), m.2.min(s.2), m.3.max(s.3)) }
         }
-    }
-    if x0 > x1 {
-        return (-1.0, 1.0, -1.0, 1.0);
-    }
+    };
     let pad = ((x1 - x0).max(z1 - z0) * 0.25).max(0.25);
     (x0 - pad, x1 + pad, z0 - pad, z1 + pad)
+}
+
+/// `view` as it was, or panned sideways to centre the moving bodies once one of them leaves
+/// it (a walker walking off the picture); its size never changes, so the picture holds still
+/// between pans.
+pub fn follow(view: (f32, f32, f32, f32), scene: &[SceneShape], fixed: &[u64]) -> (f32, f32, f32, f32) {
+    let polys = project(scene);
+    let Some((mx0, mx1, _, _)) = extent(polys.iter().filter(|(b, _)| !fixed.contains(b)).map(|(_, p)| p)) else { return view };
+    let (x0, x1, z0, z1) = view;
+    if mx0 >= x0 && mx1 <= x1 {
+        return view;
+    }
+    let shift = (mx0 + mx1) / 2.0 - (x0 + x1) / 2.0;
+    (x0 + shift, x1 + shift, z0, z1)
+}
+
+/// A run's live picture, `scene.json` in its run dir: one env's scene projected as in the
+/// PNG frames, written by the training loop about once a second for envs on the host's
+/// physics and drawn by the monitor (`paddock watch`, `train --tui`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SceneFile {
+    /// Env steps of training when it was taken.
+    pub step: u64,
+    /// The x–z window to draw (x0, x1, z0, z1), fixed for the run so the picture holds still.
+    pub view: [f32; 4],
+    /// Outlines (convex polygons, x–z), one per collider, in drawing order.
+    pub polygons: Vec<ScenePolygon>,
+}
+
+/// One collider's outline in a [`SceneFile`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScenePolygon {
+    /// Which body (colour index among the moving bodies); `None` for fixed bodies (grey).
+    pub body: Option<usize>,
+    /// The outline's corners, (x, z).
+    pub points: Vec<[f32; 2]>,
+}
+
+impl SceneFile {
+    /// Projects `scene`; `fixed` bodies get no colour. `view` is the previous picture's,
+    /// kept (or panned, see [`follow`]); the first one is [`bounds`].
+    pub fn new(step: u64, scene: &[SceneShape], fixed: &[u64], view: Option<[f32; 4]>) -> Self {
+        let (x0, x1, z0, z1) = match view {
+            Some([x0, x1, z0, z1]) => follow((x0, x1, z0, z1), scene, fixed),
+            None => bounds(scene, fixed),
+        };
+        let view = [x0, x1, z0, z1];
+        let mut moving: Vec<u64> = scene.iter().map(|s| s.0).filter(|b| !fixed.contains(b)).collect();
+        moving.dedup();
+        let polygons = project(scene)
+            .into_iter()
+            .filter(|(_, poly)| poly.len() >= 3)
+            .map(|(body, poly)| ScenePolygon {
+                body: moving.iter().position(|&b| b == body),
+                points: poly.into_iter().map(|(x, z)| [x, z]).collect(),
+            })
+            .collect();
+        SceneFile { step, view, polygons }
+    }
 }
 
 const PALETTE: [(u8, u8, u8); 6] = [(52, 101, 164), (204, 0, 0), (78, 154, 6), (196, 160, 0), (117, 80, 123), (206, 92, 0)];
@@ -159,6 +235,36 @@ pub fn write_png(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scene_files_colour_moving_bodies_and_keep_their_view() {
+        let scene = vec![
+            (1, Pose::from_translation(vec3(0.0, 0.0, -0.05)), ShapeDesc::Cuboid(vec3(1.0, 1.0, 0.05))),
+            (2, Pose::from_translation(vec3(0.0, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
+            (3, Pose::from_translation(vec3(0.3, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
+        ];
+        let f = SceneFile::new(7, &scene, &[1], None);
+        assert_eq!(f.polygons.iter().map(|p| p.body).collect::<Vec<_>>(), [None, Some(0), Some(1)]);
+        assert!(f.view[0] < -1.0 && f.view[1] > 1.0 && f.view[3] > 0.6, "{:?}", f.view);
+        let again = SceneFile::new(8, &scene, &[1], Some(f.view));
+        assert_eq!(again.view, f.view);
+        // A walker 10 m down a 100 m floor: the view stays its size and pans to it.
+        let far = vec![
+            (1, Pose::from_translation(vec3(0.0, 0.0, -0.05)), ShapeDesc::Cuboid(vec3(50.0, 1.0, 0.05))),
+            (2, Pose::from_translation(vec3(10.0, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
+        ];
+        let first = SceneFile::new(9, &far, &[1], None);
+        assert!(first.view[1] - first.view[0] < 10.0, "the floor must not set the view: {:?}", first.view);
+        assert!(first.view[0] < 10.0 && first.view[1] > 10.0);
+        let near = vec![far[0].clone(), (2, Pose::from_translation(vec3(0.0, 0.0, 0.5)), ShapeDesc::Ball(0.1))];
+        let start = SceneFile::new(10, &near, &[1], None);
+        let panned = SceneFile::new(11, &far, &[1], Some(start.view));
+        assert!((panned.view[1] - panned.view[0] - (start.view[1] - start.view[0])).abs() < 1e-4);
+        assert!(((panned.view[0] + panned.view[1]) / 2.0 - 10.0).abs() < 1e-4, "{:?}", panned.view);
+        assert_eq!(panned.view[2..], start.view[2..]);
+        let text = serde_json::to_string(&f).expect("json");
+        assert_eq!(serde_json::from_str::<SceneFile>(&text).expect("back"), f);
+    }
 
     #[test]
     fn hulls_and_projections() {

@@ -25,7 +25,12 @@ impl EnvInstance {
     /// The physics scene of this instance's envs: every collider posed, and the fixed bodies.
     /// Empty for envs without physics.
     pub fn scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
-        self.bridge.store.data().scene()
+        self.bridge.store.data().scene(false)
+    }
+
+    /// The scene of this instance's oldest simulation alone (normally its first env's).
+    pub fn first_scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
+        self.bridge.store.data().scene(true)
     }
 }
 

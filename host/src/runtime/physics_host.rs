@@ -246,9 +246,10 @@ impl wit::HostSimulation for PluginState {
 impl PluginState {
     /// Every shape of every simulation this plugin holds, and the fixed bodies (for
     /// pictures of the scene).
-    pub(crate) fn scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
+    pub(crate) fn scene(&self, first_only: bool) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
         let (mut shapes, mut fixed) = (Vec::new(), Vec::new());
-        for &rep in &self.simulations {
+        let take = if first_only { 1 } else { usize::MAX };
+        for &rep in self.simulations.iter().take(take) {
             if let Ok(sim) = self.table.get(&Resource::<Simulation>::new_own(rep)) {
                 shapes.extend(sim.shapes());
                 fixed.extend(sim.fixed_bodies());

@@ -1,7 +1,7 @@
 //! Mirrors a run's local working copy to its store while the run goes on.
 //!
 //! Every pass (once a second) uploads the files that changed — `metrics.jsonl`, `log.txt`,
-//! `status.json`, the TensorBoard events, `plugins.lock`, `config.toml` — whole, then every
+//! `status.json`, `scene.json`, the TensorBoard events, `plugins.lock`, `config.toml` — whole, then every
 //! new complete checkpoint: its files first, then `checkpoints/<step>/COMPLETE` (sizes and
 //! sha256 of each file). Readers ([`super::runs`]) load only checkpoints with that marker,
 //! so a checkpoint whose upload broke off is never taken for a loadable one. A checkpoint
