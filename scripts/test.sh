@@ -7,3 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all --check
 cargo test --locked -p paddock -p paddock-sdk
+# The SDK's parameter and env helpers exist only with a world's feature.
+cargo test --locked -p paddock-sdk --features env --lib

@@ -46,13 +46,32 @@ fn inspect_shows_world_version_spec_and_hash() {
     let sha = hex::encode(Sha256::digest(std::fs::read(&file).expect("read")));
     assert_eq!(json["sha256"], sha.as_str());
     assert_eq!(json["world"], "environment");
-    assert_eq!(json["package"], "paddock:rl@0.1.0");
+    assert_eq!(json["package"], "paddock:rl@0.1.1");
     assert_eq!(json["spec"]["id"], "CartPole-v1");
     assert_eq!(json["spec"]["max_episode_steps"], 500);
     let text = ok(&["plugin", "inspect", p(&common::plugin("cartpole-shaped"))]);
-    assert!(text.contains("world     reward (paddock:rl@0.1.0)"), "{text}");
+    assert!(text.contains("world     reward (paddock:rl@0.1.1)"), "{text}");
     let err = fails(&["plugin", "inspect", p(&common::plugin("wrong-version"))]);
     assert!(err.contains("paddock:rl@9.0.0"), "{err}");
+}
+
+#[test]
+fn a_plugin_built_against_contract_0_1_0_still_loads_and_runs() {
+    // 0.1.1 made `physics` stable (additive): a component whose exports and imports say
+    // @0.1.0 (`plugins/fixtures/contract-0.1.0`, built from a frozen copy of those files)
+    // must still load, link its `log` import and pay its reward.
+    let old = common::plugin("contract-0.1.0");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&old), "--json"])).expect("json");
+    assert_eq!((info["world"].as_str(), info["package"].as_str()), (Some("reward"), Some("paddock:rl@0.1.0")), "{info}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("old.toml");
+    let cartpole = common::plugin("cartpole");
+    std::fs::write(&config, format!("seed = 1\n[env]\nplugin = {cartpole:?}\nnum_envs = 2\n[reward]\nplugin = {old:?}\n")).expect("config");
+    let out = ok(&["env", "run", p(&config), "--steps", "300", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
+    assert_eq!(v["reward_plugin"], "contract-0.1.0");
+    let (ret, len) = (v["mean_return"].as_f64().expect("return"), v["mean_length"].as_f64().expect("length"));
+    assert!((ret - len).abs() < 1e-9, "it pays 1 per step: {v}");
 }
 
 #[test]

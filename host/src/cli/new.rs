@@ -51,6 +51,12 @@ pub enum NewWorld {
     Algorithm,
 }
 
+/// The contract version the starters are written against: this host's.
+fn package_version() -> String {
+    let (a, b, c) = crate::runtime::PACKAGE_VERSION;
+    format!("{a}.{b}.{c}")
+}
+
 const ENV: &str = include_str!("templates/env.rs.txt");
 const REWARD: &str = include_str!("templates/reward.rs.txt");
 const ALGORITHM: &str = include_str!("templates/algorithm.rs.txt");
@@ -124,7 +130,7 @@ fn js_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
          See the JavaScript plugin guide (docs/plugins/javascript.md in the Paddock repository).\n"
     );
     let files = [
-        ("app.js", REWARD_JS.replace("{{name}}", name)),
+        ("app.js", REWARD_JS.replace("{{name}}", name).replace("{{package_version}}", &package_version())),
         ("componentize.mjs", BUILD_JS.to_string()),
         ("build.mjs", build),
         ("package.json", package),

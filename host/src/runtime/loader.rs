@@ -79,15 +79,17 @@ fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
     Some((it.next()??, it.next()??, it.next()??))
 }
 
-/// Semver compatibility with the host's package version.
+/// Semver compatibility with the host's package version: the same major version (for 0.x,
+/// the same minor), and not newer than the host — a newer component may use what this host
+/// lacks.
 fn compatible(v: (u64, u64, u64)) -> bool {
     let h = PACKAGE_VERSION;
-    v.0 == h.0 && (h.0 != 0 || v.1 == h.1)
+    v.0 == h.0 && (h.0 != 0 || v.1 == h.1) && v <= h
 }
 
 fn host_version_req() -> String {
-    let (a, b, _) = PACKAGE_VERSION;
-    if a == 0 { format!("{a}.{b}.x") } else { format!("{a}.x") }
+    let (a, b, c) = PACKAGE_VERSION;
+    if a == 0 { format!("{a}.{b}.x up to {a}.{b}.{c}") } else { format!("{a}.x up to {a}.{b}.{c}") }
 }
 
 fn expected_text(world: World) -> String {
@@ -234,6 +236,10 @@ mod tests {
     fn names_and_versions() {
         assert_eq!(split_name("paddock:rl/env@0.1.0"), Some(("paddock:rl", "env", "0.1.0")));
         assert_eq!(parse_version("0.1.2"), Some((0, 1, 2)));
+        let (a, b, c) = PACKAGE_VERSION;
+        assert!(compatible((a, b, 0)) && compatible((a, b, c)), "older patch versions load");
+        assert!(!compatible((a, b, c + 1)), "a newer patch may use what this host lacks");
+        assert!(!compatible((a, b + 1, 0)) && !compatible((a + 1, 0, 0)));
         assert_eq!(parse_version("0.1"), None);
         assert!(compatible((0, 1, 0)));
         assert!(!compatible((0, 2, 0)));

@@ -37,8 +37,8 @@ use wasmtime::{Config, Engine};
 
 /// The package this host implements; components must target a compatible version.
 pub const PACKAGE: &str = "paddock:rl";
-/// The package version this host implements (semver: 0.1.x components are accepted).
-pub const PACKAGE_VERSION: (u64, u64, u64) = (0, 1, 0);
+/// The package version this host implements (semver: components of 0.1.0 up to it load).
+pub const PACKAGE_VERSION: (u64, u64, u64) = (0, 1, 1);
 
 /// How often the epoch ticks; call deadlines are counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -123,10 +123,8 @@ impl Runtime {
             Ok(linker)
         };
         let mut env_linker = base_linker()?;
-        // `physics` is @unstable in the contract; this host implements it (`runtime::physics_host`).
-        let mut physics_options = bindings::environment::paddock::rl::physics::LinkOptions::default();
-        physics_options.physics(true);
-        bindings::environment::paddock::rl::physics::add_to_linker::<_, HasSelf<_>>(&mut env_linker, &physics_options, |s| s)?;
+        // `physics` (stable since contract 0.1.1), implemented by `runtime::physics_host`.
+        bindings::environment::paddock::rl::physics::add_to_linker::<_, HasSelf<_>>(&mut env_linker, |s| s)?;
         let reward_linker = base_linker()?;
         let mut algorithm_linker = base_linker()?;
         // `tensor` is @unstable in the contract; this host implements it.

@@ -13,7 +13,7 @@
 //!   `algorithm`; the `tensor` interface is still `@unstable` in the contract).
 //!
 //! Build with `cargo build --target wasm32-wasip2`; the result is a component targeting
-//! `paddock:rl@0.1.0`. See `docs/plugins/rust.md`.
+//! `paddock:rl@0.1.1`. See `docs/plugins/rust.md`.
 
 // Lets generated code name this crate by its public path from inside it too.
 extern crate self as paddock_sdk;
@@ -47,30 +47,14 @@ pub use env::{Environment, Transition, VecEnv};
 #[cfg(feature = "reward")]
 pub use reward::{RewardFunction, TransitionView};
 
-/// Bindings generated from `wit/` for the `environment` world.
-#[cfg(all(feature = "env", not(feature = "goals"), not(feature = "physics")))]
+/// Bindings generated from `wit/` for the `environment` world (its `physics` import is
+/// stable since contract 0.1.1: an env that does not call it does not import it).
+#[cfg(all(feature = "env", not(feature = "goals")))]
 #[doc(hidden)]
 pub mod env_bindings {
     wit_bindgen::generate!({
         world: "environment",
         path: "../../wit",
-        pub_export_macro: true,
-        export_macro_name: "__export_environment",
-        default_bindings_module: "paddock_sdk::env_bindings",
-        runtime_path: "paddock_sdk::__wit_bindgen::rt",
-        generate_all,
-    });
-}
-
-/// Bindings generated from `wit/` for the `environment` world with the host's `physics`
-/// (feature `physics`, still `@unstable` in the contract).
-#[cfg(all(feature = "physics", not(feature = "goals")))]
-#[doc(hidden)]
-pub mod env_bindings {
-    wit_bindgen::generate!({
-        world: "environment",
-        path: "../../wit",
-        features: ["physics"],
         pub_export_macro: true,
         export_macro_name: "__export_environment",
         default_bindings_module: "paddock_sdk::env_bindings",
@@ -81,7 +65,7 @@ pub mod env_bindings {
 
 /// Bindings generated from `wit/` for the `goal-environment` world (feature `goals`: an
 /// environment that also exports `goal-env`, still `@unstable` in the contract).
-#[cfg(all(feature = "goals", not(feature = "physics")))]
+#[cfg(feature = "goals")]
 #[doc(hidden)]
 pub mod env_bindings {
     wit_bindgen::generate!({
@@ -96,27 +80,18 @@ pub mod env_bindings {
     });
 }
 
-/// `goal-environment` with `physics`.
-#[cfg(all(feature = "goals", feature = "physics"))]
-#[doc(hidden)]
-pub mod env_bindings {
-    wit_bindgen::generate!({
-        world: "goal-environment",
-        path: "../../wit",
-        features: ["goals", "physics"],
-        pub_export_macro: true,
-        export_macro_name: "__export_environment",
-        default_bindings_module: "paddock_sdk::env_bindings",
-        runtime_path: "paddock_sdk::__wit_bindgen::rt",
-        generate_all,
-    });
-}
-
 /// The host's rigid-body physics (`paddock:rl/physics`, feature `physics`): a `Simulation`
-/// per env, built from bodies, colliders and joints, stepped natively by the host.
+/// per env, built from bodies, colliders and joints, stepped natively by the host, and
+/// helpers to describe them.
 #[cfg(feature = "physics")]
 pub mod physics {
     pub use crate::env_bindings::paddock::rl::physics::*;
+
+    /// A host refusal as the plugin's error, naming the physics call: use as
+    /// `sim.step(1).map_err(failed("step"))?`.
+    pub fn failed(call: &'static str) -> impl Fn(PhysicsError) -> crate::types::PluginError {
+        move |e| crate::types::PluginError::Failed(format!("physics {call}: {e}"))
+    }
 
     /// A vector.
     pub fn v3(x: f32, y: f32, z: f32) -> Vec3 {

@@ -47,6 +47,23 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// A real parameter that must be finite and pass `ok` — described by `what` in the error,
+    /// e.g. `"≥ 0"` — or `default` when absent.
+    pub fn real_if(&self, name: &str, default: f64, what: &str, ok: impl Fn(f64) -> bool) -> Result<f64, PluginError> {
+        let v = self.real(name, default)?;
+        if v.is_finite() && ok(v) { Ok(v) } else { Err(PluginError::InvalidParams(format!("`{name}` must be {what}, got {v}"))) }
+    }
+
+    /// An integer parameter within `range`, or `default` when absent.
+    pub fn int_in(&self, name: &str, default: i64, range: std::ops::RangeInclusive<i64>) -> Result<i64, PluginError> {
+        let v = self.int(name, default)?;
+        if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(PluginError::InvalidParams(format!("`{name}` must be {} to {}, got {v}", range.start(), range.end())))
+        }
+    }
+
     /// An integer parameter, or `default` when absent.
     pub fn int(&self, name: &str, default: i64) -> Result<i64, PluginError> {
         match self.get(name) {
@@ -118,4 +135,29 @@ fn wrong_type(name: &str, expected: &str, found: &Value) -> PluginError {
         Value::Reals(_) => "a list of numbers",
     };
     PluginError::InvalidParams(format!("parameter `{name}` must be {expected}, got {found}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err<T: std::fmt::Debug>(r: Result<T, PluginError>) -> String {
+        match r {
+            Err(PluginError::InvalidParams(m)) => m,
+            other => panic!("expected invalid-params, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn range_checked_parameters_name_the_parameter_and_the_range() {
+        let list =
+            [("substeps".to_string(), Value::Int(0)), ("gear".to_string(), Value::Real(-1.0)), ("nan".to_string(), Value::Real(f64::NAN))];
+        let p = Params::new(&list);
+        assert_eq!(err(p.int_in("substeps", 4, 1..=100)), "`substeps` must be 1 to 100, got 0");
+        assert_eq!(err(p.real_if("gear", 200.0, "≥ 0", |v| v >= 0.0)), "`gear` must be ≥ 0, got -1");
+        assert!(err(p.real_if("nan", 1.0, "any number", |_| true)).contains("`nan` must be any number, got NaN"));
+        assert_eq!(p.int_in("absent", 4, 1..=100).ok(), Some(4));
+        assert_eq!(p.real_if("absent", 0.5, "> 0", |v| v > 0.0).ok(), Some(0.5));
+        assert!(err(p.int_in("gear", 4, 1..=100)).contains("must be an integer"));
+    }
 }

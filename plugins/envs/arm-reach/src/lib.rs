@@ -64,10 +64,6 @@ const ACTION_SANE: f32 = 100.0;
 /// Joint-position bound of the observation space (every `arm7` limit is within it).
 const Q_BOUND: f32 = 4.0;
 
-fn physics_err(call: &str, e: ph::PhysicsError) -> PluginError {
-    PluginError::Failed(format!("physics {call}: {e}"))
-}
-
 fn names(text: &str) -> Vec<String> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
@@ -104,22 +100,8 @@ impl Settings {
         if arm.is_empty() || arm.len() > READY.len() {
             return Err(PluginError::InvalidParams(format!("`arm-joints` must name 1 to {} joints, got {}", READY.len(), arm.len())));
         }
-        let positive = |name: &str, default: f64| -> Result<f32, PluginError> {
-            let v = params.real(name, default)?;
-            if v.is_finite() && v > 0.0 {
-                Ok(v as f32)
-            } else {
-                Err(PluginError::InvalidParams(format!("`{name}` must be a positive number, got {v}")))
-            }
-        };
-        let substeps = params.int("substeps", 1)?;
-        if !(1..=100).contains(&substeps) {
-            return Err(PluginError::InvalidParams(format!("`substeps` must be 1 to 100, got {substeps}")));
-        }
-        let episode_steps = params.int("episode-steps", 100)?;
-        if !(1..=100_000).contains(&episode_steps) {
-            return Err(PluginError::InvalidParams(format!("`episode-steps` must be 1 to 100000, got {episode_steps}")));
-        }
+        let positive = |name: &str, default: f64| params.real_if(name, default, "a positive number", |v| v > 0.0).map(|v| v as f32);
+        let substeps = params.int_in("substeps", 1, 1..=100)?;
         Ok(Settings {
             robot: params.text("robot")?.unwrap_or("arm").to_string(),
             arm,
@@ -148,9 +130,9 @@ struct Scene {
 
 fn build(s: &Settings) -> Result<Scene, PluginError> {
     let sim = Simulation::new(WorldDesc { gravity: ph::v3(0.0, 0.0, -9.81), timestep: CONTROL_DT, substeps: s.substeps });
-    let floor = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -0.05))).map_err(|e| physics_err("add-body", e))?;
-    sim.add_collider(floor, &ph::collider(ph::Shape::Cuboid(ph::v3(1.0, 1.0, 0.05)), 1.0)).map_err(|e| physics_err("add-collider", e))?;
-    let robot = sim.load_robot(&s.robot, ph::at(0.0, 0.0, 0.0), true).map_err(|e| physics_err("load-robot", e))?;
+    let floor = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -0.05))).map_err(ph::failed("add-body"))?;
+    sim.add_collider(floor, &ph::collider(ph::Shape::Cuboid(ph::v3(1.0, 1.0, 0.05)), 1.0)).map_err(ph::failed("add-collider"))?;
+    let robot = sim.load_robot(&s.robot, ph::at(0.0, 0.0, 0.0), true).map_err(ph::failed("load-robot"))?;
     let find_joint = |name: &String| {
         robot.joints.iter().find(|(n, _)| n == name).map(|(_, h)| *h).ok_or_else(|| {
             let have: Vec<&str> = robot.joints.iter().map(|(n, _)| n.as_str()).collect();
@@ -163,9 +145,9 @@ fn build(s: &Settings) -> Result<Scene, PluginError> {
         PluginError::InvalidParams(format!("robot `{}` has no link `{}` (it has {have:?})", s.robot, s.hand))
     })?;
     // The target: a small ball that touches nothing, there to be drawn (frames, the monitor).
-    let marker = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -1.0))).map_err(|e| physics_err("add-body", e))?;
+    let marker = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -1.0))).map_err(ph::failed("add-body"))?;
     let ghost = ph::ColliderDesc { memberships: 0, filter: 0, ..ph::collider(ph::Shape::Ball(0.025), 1.0) };
-    sim.add_collider(marker, &ghost).map_err(|e| physics_err("add-collider", e))?;
+    sim.add_collider(marker, &ghost).map_err(ph::failed("add-collider"))?;
     Ok(Scene { sim, joints, hand, marker })
 }
 
@@ -192,8 +174,8 @@ impl ArmReach {
     /// Reads joints and the fingertip from the world.
     fn read(&mut self) -> Result<(), PluginError> {
         let sim = &self.scene.sim;
-        let states = sim.joint_states(&self.scene.joints).map_err(|e| physics_err("joint-states", e))?;
-        let hand = sim.pose(self.scene.hand).map_err(|e| physics_err("pose", e))?;
+        let states = sim.joint_states(&self.scene.joints).map_err(ph::failed("joint-states"))?;
+        let hand = sim.pose(self.scene.hand).map_err(ph::failed("pose"))?;
         let off = rotate(hand.rotation, TIP);
         let t = hand.translation;
         let tip = [t.x + off[0], t.y + off[1], t.z + off[2]];
@@ -241,7 +223,7 @@ impl Environment for ArmReach {
             id: "ArmReach-v0".into(),
             observation_space: box1d(&low, &high),
             action_space: box1d(&vec![-1.0; n], &vec![1.0; n]),
-            max_episode_steps: Some(params.int("episode-steps", 100)? as u32),
+            max_episode_steps: Some(params.int_in("episode-steps", 100, 1..=100_000)? as u32),
             info_features: vec!["distance".into(), "gripper-closed".into(), "is-success".into()],
             reward_threshold: None,
             max_envs_per_instance: 256,
@@ -284,12 +266,12 @@ impl Environment for ArmReach {
         }
         let sim = &self.scene.sim;
         let [x, y, z] = self.target;
-        sim.set_pose(self.scene.marker, ph::at(x, y, z)).map_err(|e| physics_err("set-pose", e))?;
+        sim.set_pose(self.scene.marker, ph::at(x, y, z)).map_err(ph::failed("set-pose"))?;
         for (&j, &q) in self.scene.joints.iter().zip(&q0) {
-            sim.set_joint_state(j, q, 0.0).map_err(|e| physics_err("set-joint-state", e))?;
+            sim.set_joint_state(j, q, 0.0).map_err(ph::failed("set-joint-state"))?;
         }
         for &j in &self.scene.joints[n..] {
-            sim.set_joint_state(j, 0.0, 0.0).map_err(|e| physics_err("set-joint-state", e))?;
+            sim.set_joint_state(j, 0.0, 0.0).map_err(ph::failed("set-joint-state"))?;
         }
         self.gripper_closed = false;
         self.read()
@@ -375,7 +357,7 @@ impl Environment for ArmReach {
             )));
         }
         let f: Vec<f32> = state[..len].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        self.scene.sim.restore(&state[len..]).map_err(|e| physics_err("restore", e))?;
+        self.scene.sim.restore(&state[len..]).map_err(ph::failed("restore"))?;
         self.q = f[..n].to_vec();
         self.qd = f[n..2 * n].to_vec();
         self.tip = [f[2 * n], f[2 * n + 1], f[2 * n + 2]];

@@ -25,10 +25,6 @@ const PARAMS: &[&str] = &["force", "substeps"];
 const POLE_HALF: f32 = 0.5;
 const POLE_RADIUS: f32 = 0.025;
 
-fn physics_err(call: &str, e: ph::PhysicsError) -> PluginError {
-    PluginError::Failed(format!("physics {call}: {e}"))
-}
-
 /// The world and the handles the env reads and drives.
 struct Scene {
     sim: Simulation,
@@ -38,18 +34,17 @@ struct Scene {
 
 fn build(substeps: u32) -> Result<Scene, PluginError> {
     let sim = Simulation::new(WorldDesc { gravity: ph::v3(0.0, 0.0, -9.8), timestep: 0.02, substeps });
-    let e = |c| move |err| physics_err(c, err);
-    let base = sim.add_body(ph::fixed(ph::at(0.0, 0.0, 0.0))).map_err(e("add-body"))?;
+    let base = sim.add_body(ph::fixed(ph::at(0.0, 0.0, 0.0))).map_err(ph::failed("add-body"))?;
     sim.add_collider(base, &ph::ColliderDesc { memberships: 0, filter: 0, ..ph::collider(Shape::Cuboid(ph::v3(2.6, 0.02, 0.02)), 1.0) })
-        .map_err(e("add-collider"))?;
-    let cart = sim.add_body(ph::dynamic(ph::at(0.0, 0.0, 0.1))).map_err(e("add-body"))?;
+        .map_err(ph::failed("add-collider"))?;
+    let cart = sim.add_body(ph::dynamic(ph::at(0.0, 0.0, 0.1))).map_err(ph::failed("add-body"))?;
     // 0.5 × 0.3 × 0.2 m: 1 kg.
     sim.add_collider(
         cart,
         &ph::ColliderDesc { memberships: 1, filter: 0, ..ph::collider(Shape::Cuboid(ph::v3(0.25, 0.15, 0.1)), 1.0 / 0.03) },
     )
-    .map_err(e("add-collider"))?;
-    let pole = sim.add_body(ph::dynamic(ph::at(0.0, 0.0, 0.2 + POLE_HALF))).map_err(e("add-body"))?;
+    .map_err(ph::failed("add-collider"))?;
+    let pole = sim.add_body(ph::dynamic(ph::at(0.0, 0.0, 0.2 + POLE_HALF))).map_err(ph::failed("add-body"))?;
     // A capsule along local Y, turned to stand along Z; 0.1 kg.
     let volume = core::f32::consts::PI * POLE_RADIUS * POLE_RADIUS * (2.0 * POLE_HALF + 4.0 / 3.0 * POLE_RADIUS);
     let upright = ph::axis_angle(ph::v3(1.0, 0.0, 0.0), core::f32::consts::FRAC_PI_2);
@@ -59,7 +54,7 @@ fn build(substeps: u32) -> Result<Scene, PluginError> {
         filter: 0,
         ..ph::collider(Shape::Capsule((POLE_HALF, POLE_RADIUS)), 0.1 / volume)
     };
-    sim.add_collider(pole, &pole_collider).map_err(e("add-collider"))?;
+    sim.add_collider(pole, &pole_collider).map_err(ph::failed("add-collider"))?;
     let rail = sim
         .add_joint(ph::JointDesc {
             kind: JointKind::Prismatic,
@@ -71,7 +66,7 @@ fn build(substeps: u32) -> Result<Scene, PluginError> {
             limits: None,
             multibody: true,
         })
-        .map_err(e("add-joint"))?;
+        .map_err(ph::failed("add-joint"))?;
     let hinge = sim
         .add_joint(ph::JointDesc {
             kind: JointKind::Revolute,
@@ -83,7 +78,7 @@ fn build(substeps: u32) -> Result<Scene, PluginError> {
             limits: None,
             multibody: true,
         })
-        .map_err(e("add-joint"))?;
+        .map_err(ph::failed("add-joint"))?;
     Ok(Scene { sim, rail, hinge })
 }
 
@@ -100,7 +95,7 @@ pub struct CartPole3d {
 
 impl CartPole3d {
     fn read(&mut self) -> Result<(), PluginError> {
-        let s = self.scene.sim.joint_states(&[self.scene.rail, self.scene.hinge]).map_err(|e| physics_err("joint-states", e))?;
+        let s = self.scene.sim.joint_states(&[self.scene.rail, self.scene.hinge]).map_err(ph::failed("joint-states"))?;
         let obs = [s[0].position, s[0].velocity, s[1].position, s[1].velocity];
         if obs.iter().all(|x| x.is_finite()) {
             self.obs = obs;
@@ -130,11 +125,7 @@ impl Environment for CartPole3d {
     fn new(params: &Params) -> Result<Self, PluginError> {
         params.check_known(PARAMS)?;
         let force = params.real("force", 10.0)? as f32;
-        let substeps = params.int("substeps", 4)?;
-        if !(1..=100).contains(&substeps) {
-            return Err(PluginError::InvalidParams(format!("`substeps` must be 1 to 100, got {substeps}")));
-        }
-        let substeps = substeps as u32;
+        let substeps = params.int_in("substeps", 4, 1..=100)? as u32;
         Ok(CartPole3d { scene: build(substeps)?, force, substeps, obs: [0.0; 4], broken: None })
     }
 
@@ -154,8 +145,8 @@ impl Environment for CartPole3d {
             }
         };
         let sim = &self.scene.sim;
-        sim.set_joint_state(self.scene.rail, state[0], state[1]).map_err(|e| physics_err("set-joint-state", e))?;
-        sim.set_joint_state(self.scene.hinge, state[2], state[3]).map_err(|e| physics_err("set-joint-state", e))?;
+        sim.set_joint_state(self.scene.rail, state[0], state[1]).map_err(ph::failed("set-joint-state"))?;
+        sim.set_joint_state(self.scene.hinge, state[2], state[3]).map_err(ph::failed("set-joint-state"))?;
         self.read()
     }
 
@@ -199,7 +190,7 @@ impl Environment for CartPole3d {
         for (i, o) in self.obs.iter_mut().enumerate() {
             *o = f32::from_le_bytes([state[4 * i], state[4 * i + 1], state[4 * i + 2], state[4 * i + 3]]);
         }
-        self.scene.sim.restore(&state[16..]).map_err(|e| physics_err("restore", e))?;
+        self.scene.sim.restore(&state[16..]).map_err(ph::failed("restore"))?;
         self.broken = None;
         Ok(())
     }

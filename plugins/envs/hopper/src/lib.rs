@@ -33,10 +33,6 @@ const ACTION_SANE: f32 = 100.0;
 /// Torso centre height at rest (joint positions zero).
 const TORSO_Z: f32 = 1.25;
 
-fn physics_err(call: &str, e: ph::PhysicsError) -> PluginError {
-    PluginError::Failed(format!("physics {call}: {e}"))
-}
-
 #[derive(Clone, Copy)]
 struct Settings {
     gear: f32,
@@ -51,14 +47,8 @@ struct Settings {
 impl Settings {
     fn from(p: &Params) -> Result<Self, PluginError> {
         p.check_known(PARAMS)?;
-        let non_negative = |name: &str, default: f64| -> Result<f64, PluginError> {
-            let v = p.real(name, default)?;
-            if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(PluginError::InvalidParams(format!("`{name}` must be ≥ 0, got {v}"))) }
-        };
-        let substeps = p.int("substeps", 4)?;
-        if !(1..=100).contains(&substeps) {
-            return Err(PluginError::InvalidParams(format!("`substeps` must be 1 to 100, got {substeps}")));
-        }
+        let non_negative = |name: &str, default: f64| p.real_if(name, default, "≥ 0", |v| v >= 0.0);
+        let substeps = p.int_in("substeps", 4, 1..=100)?;
         Ok(Settings {
             gear: non_negative("gear", 200.0)? as f32,
             damping: non_negative("damping", 1.0)? as f32,
@@ -96,24 +86,23 @@ struct Scene {
 }
 
 fn build(s: &Settings) -> Result<Scene, PluginError> {
-    let e = |c: &'static str| move |err| physics_err(c, err);
     let sim = Simulation::new(WorldDesc { gravity: ph::v3(0.0, 0.0, -9.81), timestep: DT, substeps: s.substeps });
     // The floor is group 1; the hopper's parts (group 2) collide with it only.
-    let floor = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -0.05))).map_err(e("add-body"))?;
+    let floor = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -0.05))).map_err(ph::failed("add-body"))?;
     sim.add_collider(
         floor,
         &ph::ColliderDesc { friction: 0.9, memberships: 1, filter: 2, ..ph::collider(Shape::Cuboid(ph::v3(50.0, 2.0, 0.05)), 1.0) },
     )
-    .map_err(e("add-collider"))?;
+    .map_err(ph::failed("add-collider"))?;
     // Two light carriers for the planar root (slide x, then slide z), touching nothing.
     let ghost = ph::ColliderDesc { memberships: 0, filter: 0, ..ph::collider(Shape::Ball(0.02), 1000.0) };
-    let carrier_x = sim.add_body(ph::dynamic(ph::at(0.0, 0.0, TORSO_Z))).map_err(e("add-body"))?;
-    sim.add_collider(carrier_x, &ghost).map_err(e("add-collider"))?;
-    let carrier_z = sim.add_body(ph::dynamic(ph::at(0.0, 0.0, TORSO_Z))).map_err(e("add-body"))?;
-    sim.add_collider(carrier_z, &ghost).map_err(e("add-collider"))?;
+    let carrier_x = sim.add_body(ph::dynamic(ph::at(0.0, 0.0, TORSO_Z))).map_err(ph::failed("add-body"))?;
+    sim.add_collider(carrier_x, &ghost).map_err(ph::failed("add-collider"))?;
+    let carrier_z = sim.add_body(ph::dynamic(ph::at(0.0, 0.0, TORSO_Z))).map_err(ph::failed("add-body"))?;
+    sim.add_collider(carrier_z, &ghost).map_err(ph::failed("add-collider"))?;
     let part = |z: f32, x: f32, half: f32, radius: f32, horizontal: bool| -> Result<u64, PluginError> {
-        let b = sim.add_body(ph::dynamic(ph::at(x, 0.0, z))).map_err(e("add-body"))?;
-        sim.add_collider(b, &capsule(half, radius, horizontal, 2)).map_err(e("add-collider"))?;
+        let b = sim.add_body(ph::dynamic(ph::at(x, 0.0, z))).map_err(ph::failed("add-body"))?;
+        sim.add_collider(b, &capsule(half, radius, horizontal, 2)).map_err(ph::failed("add-collider"))?;
         Ok(b)
     };
     let torso = part(1.25, 0.0, 0.2, 0.05, false)?;
@@ -122,7 +111,7 @@ fn build(s: &Settings) -> Result<Scene, PluginError> {
     let foot = part(0.1, 0.065, 0.195, 0.06, true)?;
     let joint = |kind, parent, child, parent_anchor: ph::Pose, child_anchor: ph::Pose, axis, limits| {
         sim.add_joint(ph::JointDesc { kind, parent, child, parent_anchor, child_anchor, axis, limits, multibody: true })
-            .map_err(e("add-joint"))
+            .map_err(ph::failed("add-joint"))
     };
     let origin = ph::at(0.0, 0.0, 0.0);
     let x = ph::v3(1.0, 0.0, 0.0);
@@ -153,7 +142,7 @@ pub struct Hopper {
 
 impl Hopper {
     fn read(&mut self) -> Result<(), PluginError> {
-        let states = self.scene.sim.joint_states(&self.scene.joints).map_err(|e| physics_err("joint-states", e))?;
+        let states = self.scene.sim.joint_states(&self.scene.joints).map_err(ph::failed("joint-states"))?;
         let q: [f32; 6] = core::array::from_fn(|i| states[i].position);
         let qd: [f32; 6] = core::array::from_fn(|i| states[i].velocity);
         if q.iter().chain(&qd).all(|v| v.is_finite()) {
@@ -209,7 +198,7 @@ impl Environment for Hopper {
         for (i, &j) in self.scene.joints.iter().enumerate() {
             let high = if i == 3 || i == 4 { 0.0 } else { n };
             let (q, qd) = (rng.uniform(-n, high) as f32, rng.uniform(-n, n) as f32);
-            sim.set_joint_state(j, q, qd).map_err(|e| physics_err("set-joint-state", e))?;
+            sim.set_joint_state(j, q, qd).map_err(ph::failed("set-joint-state"))?;
         }
         self.read()?;
         self.start_x = self.q[0];
@@ -274,7 +263,7 @@ impl Environment for Hopper {
             )));
         }
         let f: Vec<f32> = state[..HEAD].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        self.scene.sim.restore(&state[HEAD..]).map_err(|e| physics_err("restore", e))?;
+        self.scene.sim.restore(&state[HEAD..]).map_err(ph::failed("restore"))?;
         self.q.copy_from_slice(&f[..6]);
         self.qd.copy_from_slice(&f[6..12]);
         self.start_x = f[12];
