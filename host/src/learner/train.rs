@@ -1009,12 +1009,9 @@ pub fn evaluate_checkpoint(
         if scene.is_empty() {
             anyhow::bail!("--frames: env plugin {} has no physics scene to draw", config.env.plugin.display());
         }
-        let v = match view {
-            Some(v) => crate::physics::render::follow(v, &scene, &fixed),
-            None => crate::physics::render::bounds(&scene, &fixed),
-        };
-        view = Some(v);
-        crate::physics::render::write_png(&scene, &fixed, v, 640, 360, &dir.join(format!("frame-{t:05}.png")))
+        let picture = crate::physics::render::SceneFile::new(t as u64, &scene, &fixed, view);
+        view = Some(picture.view);
+        crate::physics::render::write_png(&picture, 640, 360, &dir.join(format!("frame-{t:05}.png")))
     })?;
     Ok(Evaluation::of(steps, episodes))
 }

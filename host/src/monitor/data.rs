@@ -76,6 +76,27 @@ pub struct RunView {
     scene_stamp: Option<(u64, std::time::SystemTime)>,
 }
 
+/// A JSON file of the run dir read again when its size or modification time differ from
+/// `stamp` (then updated): `None` when unchanged, `Some(None)` when there is no such file,
+/// else what it holds or why that cannot be read (named).
+fn reread_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    stamp: &mut Option<(u64, std::time::SystemTime)>,
+) -> Option<Option<Result<T, String>>> {
+    let path = dir.join(name);
+    let now = std::fs::metadata(&path).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
+    if now == *stamp {
+        return None;
+    }
+    *stamp = now;
+    Some(match std::fs::read(&path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{name}: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(Err(format!("{name}: {e}"))),
+    })
+}
+
 impl RunView {
     /// A view of `dir`, read once.
     pub fn open(dir: &Path) -> Self {
@@ -119,17 +140,8 @@ impl RunView {
     }
 
     fn refresh_scene(&mut self) -> bool {
-        let path = self.dir.join("scene.json");
-        let stamp = std::fs::metadata(&path).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
-        if stamp == self.scene_stamp {
-            return false;
-        }
-        self.scene_stamp = stamp;
-        self.scene = match std::fs::read(&path) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("scene.json: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => Some(Err(format!("scene.json: {e}"))),
-        };
+        let Some(scene) = reread_json(&self.dir, "scene.json", &mut self.scene_stamp) else { return false };
+        self.scene = scene;
         true
     }
 
@@ -199,17 +211,8 @@ impl RunView {
     }
 
     fn refresh_lock(&mut self) -> bool {
-        let path = self.dir.join("plugins.lock");
-        let stamp = std::fs::metadata(&path).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
-        if stamp == self.lock_stamp {
-            return false;
-        }
-        self.lock_stamp = stamp;
-        self.plugins = match std::fs::read_to_string(&path) {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| format!("plugins.lock: {e}")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(format!("plugins.lock: {e}")),
-        };
+        let Some(lock) = reread_json(&self.dir, "plugins.lock", &mut self.lock_stamp) else { return false };
+        self.plugins = lock.unwrap_or(Ok(Vec::new()));
         true
     }
 

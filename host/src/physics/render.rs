@@ -74,8 +74,11 @@ fn hull(mut p: Vec<(f32, f32)>) -> Vec<(f32, f32)> {
     h
 }
 
-/// Each shape's projected outline (x, z) in world units.
-pub fn project(scene: &[SceneShape]) -> Vec<(u64, Vec<(f32, f32)>)> {
+/// A shape's projected outline: its body and the corners (x, z) in world units.
+pub type Outline = (u64, Vec<(f32, f32)>);
+
+/// Each shape's projected outline.
+pub fn project(scene: &[SceneShape]) -> Vec<Outline> {
     scene
         .iter()
         .map(|(body, pose, shape)| {
@@ -85,10 +88,11 @@ pub fn project(scene: &[SceneShape]) -> Vec<(u64, Vec<(f32, f32)>)> {
         .collect()
 }
 
-/// The x–z extent of some outlines: (x0, x1, z0, z1), or `None` when there are none.
-fn extent<'a>(polys: impl Iterator<Item = &'a Vec<(f32, f32)>>) -> Option<(f32, f32, f32, f32)> {
+/// The x–z extent of the outlines of fixed (`still`) or moving bodies: (x0, x1, z0, z1), or
+/// `None` when there are none.
+fn extent(polys: &[Outline], fixed: &[u64], still: bool) -> Option<(f32, f32, f32, f32)> {
     let (mut x0, mut x1, mut z0, mut z1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-    for &(x, z) in polys.flatten() {
+    for &(x, z) in polys.iter().filter(|(b, _)| fixed.contains(b) == still).flat_map(|(_, p)| p) {
         x0 = x0.min(x);
         x1 = x1.max(x);
         z0 = z0.min(z);
@@ -103,11 +107,8 @@ const FIXED_REACH: f32 = 1.5;
 /// The window to draw a scene in, (x0, x1, z0, z1): the moving bodies and the fixed ones
 /// (`fixed`) within [`FIXED_REACH`] of them — so a 100 m floor does not shrink a hopper to a
 /// dot — padded by a quarter on each side (at least 0.25 m).
-pub fn bounds(scene: &[SceneShape], fixed: &[u64]) -> (f32, f32, f32, f32) {
-    let polys = project(scene);
-    let moving = extent(polys.iter().filter(|(b, _)| !fixed.contains(b)).map(|(_, p)| p));
-    let still = extent(polys.iter().filter(|(b, _)| fixed.contains(b)).map(|(_, p)| p));
-    let (x0, x1, z0, z1) = match (moving, still) {
+fn bounds(polys: &[Outline], fixed: &[u64]) -> (f32, f32, f32, f32) {
+    let (x0, x1, z0, z1) = match (extent(polys, fixed, false), extent(polys, fixed, true)) {
         (None, None) => return (-1.0, 1.0, -1.0, 1.0),
         (Some(m), None) => m,
         (None, Some(s)) => s,
@@ -123,9 +124,8 @@ pub fn bounds(scene: &[SceneShape], fixed: &[u64]) -> (f32, f32, f32, f32) {
 /// `view` as it was, or panned sideways to centre the moving bodies once one of them leaves
 /// it (a walker walking off the picture); its size never changes, so the picture holds still
 /// between pans.
-pub fn follow(view: (f32, f32, f32, f32), scene: &[SceneShape], fixed: &[u64]) -> (f32, f32, f32, f32) {
-    let polys = project(scene);
-    let Some((mx0, mx1, _, _)) = extent(polys.iter().filter(|(b, _)| !fixed.contains(b)).map(|(_, p)| p)) else { return view };
+fn follow(view: (f32, f32, f32, f32), polys: &[Outline], fixed: &[u64]) -> (f32, f32, f32, f32) {
+    let Some((mx0, mx1, _, _)) = extent(polys, fixed, false) else { return view };
     let (x0, x1, z0, z1) = view;
     if mx0 >= x0 && mx1 <= x1 {
         return view;
@@ -134,12 +134,13 @@ pub fn follow(view: (f32, f32, f32, f32), scene: &[SceneShape], fixed: &[u64]) -
     (x0 + shift, x1 + shift, z0, z1)
 }
 
-/// A run's live picture, `scene.json` in its run dir: one env's scene projected as in the
-/// PNG frames, written by the training loop about once a second for envs on the host's
-/// physics and drawn by the monitor (`paddock watch`, `train --tui`).
+/// A picture of a scene, projected: what `paddock eval --frames` draws into each PNG
+/// ([`write_png`]) and, as `scene.json` in a run dir, one env's live picture, written by the
+/// training loop about once a second for envs on the host's physics and drawn by the
+/// monitor (`paddock watch`, `train --tui`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SceneFile {
-    /// Env steps of training when it was taken.
+    /// When it was taken: env steps of training (`scene.json`), the episode's step (frames).
     pub step: u64,
     /// The x–z window to draw (x0, x1, z0, z1), fixed for the run so the picture holds still.
     pub view: [f32; 4],
@@ -160,14 +161,15 @@ impl SceneFile {
     /// Projects `scene`; `fixed` bodies get no colour. `view` is the previous picture's,
     /// kept (or panned, see [`follow`]); the first one is [`bounds`].
     pub fn new(step: u64, scene: &[SceneShape], fixed: &[u64], view: Option<[f32; 4]>) -> Self {
+        let polys = project(scene);
         let (x0, x1, z0, z1) = match view {
-            Some([x0, x1, z0, z1]) => follow((x0, x1, z0, z1), scene, fixed),
-            None => bounds(scene, fixed),
+            Some([x0, x1, z0, z1]) => follow((x0, x1, z0, z1), &polys, fixed),
+            None => bounds(&polys, fixed),
         };
         let view = [x0, x1, z0, z1];
-        let mut moving: Vec<u64> = scene.iter().map(|s| s.0).filter(|b| !fixed.contains(b)).collect();
+        let mut moving: Vec<u64> = polys.iter().map(|p| p.0).filter(|b| !fixed.contains(b)).collect();
         moving.dedup();
-        let polygons = project(scene)
+        let polygons = polys
             .into_iter()
             .filter(|(_, poly)| poly.len() >= 3)
             .map(|(body, poly)| ScenePolygon {
@@ -181,20 +183,13 @@ impl SceneFile {
 
 const PALETTE: [(u8, u8, u8); 6] = [(52, 101, 164), (204, 0, 0), (78, 154, 6), (196, 160, 0), (117, 80, 123), (206, 92, 0)];
 
-/// Draws `scene` into a `width`×`height` PNG at `path`, fitting `view` (x0, x1, z0, z1).
-/// `fixed` lists bodies drawn grey (the ground, a robot's base).
-pub fn write_png(
-    scene: &[SceneShape],
-    fixed: &[u64],
-    view: (f32, f32, f32, f32),
-    width: u32,
-    height: u32,
-    path: &std::path::Path,
-) -> anyhow::Result<()> {
+/// Draws `picture` into a `width`×`height` PNG at `path`, fitting its view: each outline
+/// filled in its body's colour, fixed bodies (the ground, a robot's base) grey.
+pub fn write_png(picture: &SceneFile, width: u32, height: u32, path: &std::path::Path) -> anyhow::Result<()> {
     use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
     let mut pm = Pixmap::new(width, height).ok_or_else(|| anyhow::anyhow!("invalid frame size {width}×{height}"))?;
     pm.fill(Color::from_rgba8(250, 250, 248, 255));
-    let (x0, x1, z0, z1) = view;
+    let [x0, x1, z0, z1] = picture.view;
     let scale = (width as f32 / (x1 - x0)).min(height as f32 / (z1 - z0));
     let (cx, cz) = ((x0 + x1) / 2.0, (z0 + z1) / 2.0);
     let to_px = |(x, z): (f32, f32)| (width as f32 / 2.0 + (x - cx) * scale, height as f32 / 2.0 - (z - cz) * scale);
@@ -205,24 +200,20 @@ pub fn write_png(
     if let Some(rect) = tiny_skia::Rect::from_xywh(gx0.max(0.0), gy, width as f32, 1.5) {
         pm.fill_rect(rect, &ground, Transform::identity(), None);
     }
-    let mut bodies: Vec<u64> = scene.iter().map(|s| s.0).filter(|b| !fixed.contains(b)).collect();
-    bodies.dedup();
-    for (body, poly) in project(scene) {
-        if poly.len() < 3 {
-            continue;
-        }
+    for outline in &picture.polygons {
+        let poly = &outline.points;
         let mut pb = PathBuilder::new();
-        let (px, py) = to_px(poly[0]);
+        let (px, py) = to_px((poly[0][0], poly[0][1]));
         pb.move_to(px, py);
-        for &p in &poly[1..] {
-            let (px, py) = to_px(p);
+        for &[x, z] in &poly[1..] {
+            let (px, py) = to_px((x, z));
             pb.line_to(px, py);
         }
         pb.close();
         let Some(path_) = pb.finish() else { continue };
         let mut paint = Paint::default();
         paint.anti_alias = true;
-        let (r, g, b) = match bodies.iter().position(|&x| x == body) {
+        let (r, g, b) = match outline.body {
             Some(i) => PALETTE[i % PALETTE.len()],
             None => (120, 120, 120),
         };
