@@ -93,6 +93,33 @@ pub mod physics {
         move |e| crate::types::PluginError::Failed(format!("physics {call}: {e}"))
     }
 
+    /// An env snapshot of a physics env: `header` (the env's own state, little-endian `f32`s)
+    /// then the world's bytes. Undo with [`load_snapshot`].
+    pub fn save_snapshot(sim: &Simulation, header: &[f32], out: &mut Vec<u8>) {
+        for v in header {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&sim.snapshot());
+    }
+
+    /// Restores a [`save_snapshot`]: the world from its bytes, then `header` from the first
+    /// `header.len()` values — left as it was when the snapshot is refused. `env` names the
+    /// env in the error.
+    pub fn load_snapshot(sim: &Simulation, state: &[u8], header: &mut [f32], env: &str) -> Result<(), crate::types::PluginError> {
+        let len = 4 * header.len();
+        if state.len() < len {
+            return Err(crate::types::PluginError::InvalidState(format!(
+                "{env} snapshot is {} bytes, shorter than its {len}-byte header",
+                state.len()
+            )));
+        }
+        sim.restore(&state[len..]).map_err(failed("restore"))?;
+        for (v, c) in header.iter_mut().zip(state[..len].chunks_exact(4)) {
+            *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        Ok(())
+    }
+
     /// A vector.
     pub fn v3(x: f32, y: f32, z: f32) -> Vec3 {
         Vec3 { x, y, z }

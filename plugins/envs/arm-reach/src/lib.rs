@@ -340,24 +340,14 @@ impl Environment for ArmReach {
     fn save(&self, out: &mut Vec<u8>) -> Result<(), PluginError> {
         let mut obs = vec![0.0; Self::obs_len(self.q.len())];
         self.observe(&mut obs);
-        for v in obs {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&self.scene.sim.snapshot());
+        ph::save_snapshot(&self.scene.sim, &obs, out);
         Ok(())
     }
 
     fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let n = self.q.len();
-        let len = 4 * Self::obs_len(n);
-        if state.len() < len {
-            return Err(PluginError::InvalidState(format!(
-                "arm-reach snapshot is {} bytes, shorter than its {len}-byte header",
-                state.len()
-            )));
-        }
-        let f: Vec<f32> = state[..len].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        self.scene.sim.restore(&state[len..]).map_err(ph::failed("restore"))?;
+        let mut f = vec![0.0; Self::obs_len(n)];
+        ph::load_snapshot(&self.scene.sim, state, &mut f, "arm-reach")?;
         self.q = f[..n].to_vec();
         self.qd = f[n..2 * n].to_vec();
         self.tip = [f[2 * n], f[2 * n + 1], f[2 * n + 2]];

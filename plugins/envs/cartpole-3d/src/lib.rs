@@ -176,21 +176,12 @@ impl Environment for CartPole3d {
     }
 
     fn save(&self, out: &mut Vec<u8>) -> Result<(), PluginError> {
-        for v in self.obs {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&self.scene.sim.snapshot());
+        ph::save_snapshot(&self.scene.sim, &self.obs, out);
         Ok(())
     }
 
     fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        if state.len() < 16 {
-            return Err(PluginError::InvalidState("cartpole-3d snapshot is too short".into()));
-        }
-        for (i, o) in self.obs.iter_mut().enumerate() {
-            *o = f32::from_le_bytes([state[4 * i], state[4 * i + 1], state[4 * i + 2], state[4 * i + 3]]);
-        }
-        self.scene.sim.restore(&state[16..]).map_err(ph::failed("restore"))?;
+        ph::load_snapshot(&self.scene.sim, state, &mut self.obs, "cartpole-3d")?;
         self.broken = None;
         Ok(())
     }

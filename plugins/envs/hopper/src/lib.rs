@@ -247,23 +247,14 @@ impl Environment for Hopper {
     }
 
     fn save(&self, out: &mut Vec<u8>) -> Result<(), PluginError> {
-        for v in self.q.iter().chain(&self.qd).chain([&self.start_x]) {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&self.scene.sim.snapshot());
+        let head: Vec<f32> = self.q.iter().chain(&self.qd).chain([&self.start_x]).copied().collect();
+        ph::save_snapshot(&self.scene.sim, &head, out);
         Ok(())
     }
 
     fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        const HEAD: usize = 4 * 13;
-        if state.len() < HEAD {
-            return Err(PluginError::InvalidState(format!(
-                "hopper snapshot is {} bytes, shorter than its {HEAD}-byte header",
-                state.len()
-            )));
-        }
-        let f: Vec<f32> = state[..HEAD].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        self.scene.sim.restore(&state[HEAD..]).map_err(ph::failed("restore"))?;
+        let mut f = [0.0; 13];
+        ph::load_snapshot(&self.scene.sim, state, &mut f, "hopper")?;
         self.q.copy_from_slice(&f[..6]);
         self.qd.copy_from_slice(&f[6..12]);
         self.start_x = f[12];
