@@ -85,11 +85,15 @@ impl Module {
         }
     }
 
-    /// The gradients of the parameters, concatenated like `flat` (zeros where a parameter
-    /// took no part in the loss).
-    fn flat_grad(&self) -> Result<Tensor, tch::TchError> {
-        let parts: Vec<Tensor> =
-            self.params.iter().map(|p| if p.grad().defined() { p.grad().reshape([-1]) } else { p.zeros_like().reshape([-1]) }).collect();
+    /// `grads` (one per parameter, as `run_backward` returns them) concatenated like `flat`,
+    /// zeros where a parameter took no part in the loss.
+    fn flat_grad(&self, grads: &[Tensor]) -> Result<Tensor, tch::TchError> {
+        let parts: Vec<Tensor> = self
+            .params
+            .iter()
+            .zip(grads)
+            .map(|(p, g)| if g.defined() { g.f_reshape([-1]) } else { p.f_zeros_like()?.f_reshape([-1]) })
+            .collect::<Result<_, _>>()?;
         Tensor::f_cat(&parts, 0)
     }
 
@@ -409,15 +413,37 @@ impl Learner {
             .iter()
             .map(|m| self.modules.get(m).ok_or_else(|| format!("optimizer `{name}`: no module `{m}`")))
             .collect::<Result<_, _>>()?;
-        for p in modules.iter().flat_map(|m| &m.params) {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.f_zero_().map_err(|e| e.to_string())?;
-            }
+        if loss.numel() != 1 {
+            return Err(format!("backward: the loss must be a single value, got shape {:?}", loss.size()));
         }
-        loss.f_backward().map_err(|e| format!("backward: {e}"))?;
+        if !loss.requires_grad() {
+            // (libtorch's run_backward dereferences the missing graph: check first.)
+            return Err("backward: the loss does not depend on any parameter (computed without gradients?)".into());
+        }
+        let params: Vec<&Tensor> = modules.iter().flat_map(|m| &m.params).collect();
+        let grads: Vec<Tensor> = if opt.modules.len() == self.modules.len() {
+            // The optimizer covers every module: zero, back-propagate into `.grad`, read.
+            for p in &params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.f_zero_().map_err(|e| e.to_string())?;
+                }
+            }
+            loss.f_backward().map_err(|e| format!("backward: {e}"))?;
+            params.iter().map(|p| p.grad()).collect()
+        } else {
+            // Other modules exist: return this optimizer's gradients only (torch.autograd.grad),
+            // so none is computed for other modules the loss went through (SAC's critics in its
+            // actor loss: ~10% of its update). Slower than `backward` when there are none.
+            Tensor::f_run_backward(&[loss], &params, false, false).map_err(|e| format!("backward: {e}"))?
+        };
         let _guard = tch::no_grad_guard();
-        let grads: Vec<Tensor> = modules.iter().map(|m| m.flat_grad()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let mut grads = grads.into_iter();
+        let grads: Vec<Tensor> = modules
+            .iter()
+            .map(|m| m.flat_grad(&grads.by_ref().take(m.params.len()).collect::<Vec<_>>()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         // One norm over all gradients, one read-back.
         let norm = Tensor::f_cat(&grads, 0).and_then(|c| c.f_norm()).and_then(|n| n.f_double_value(&[])).map_err(|e| e.to_string())?;
         if !norm.is_finite() {
@@ -508,6 +534,36 @@ mod tests {
         }
         let mut l = Learner::new(Device::Cpu);
         assert!(l.optimizer("o", vec!["nope".into()], OptimizerKind::Sgd(0.0), 0.1).expect_err("no module").contains("no module `nope`"));
+    }
+
+    #[test]
+    fn an_optimizer_over_some_modules_steps_those_only() {
+        let _rng = crate::learner::torch_rng_lock();
+        tch::set_num_threads(1);
+        let mut l = Learner::new(Device::Cpu);
+        l.parameter("x", &Tensor::from_slice(&[1.0f32, 2.0])).expect("x");
+        l.parameter("y", &Tensor::from_slice(&[3.0f32, -4.0])).expect("y");
+        l.optimizer("over-x", vec!["x".into()], OptimizerKind::Sgd(0.0), 0.5).expect("optimizer");
+        l.optimizer("over-both", vec!["x".into(), "y".into()], OptimizerKind::Sgd(0.0), 0.5).expect("optimizer");
+        let value = |l: &Learner, n: &str| Vec::<f32>::try_from(l.modules[n].parameters()[0].detach()).expect("read");
+        let loss = |l: &Learner| (l.modules["x"].parameters()[0] * l.modules["y"].parameters()[0]).sum(Kind::Float);
+        // d/dx Σ x·y = y: x ← x − 0.5·y; y is not stepped and gets no gradient.
+        let norm = l.minimize("over-x", &loss(&l), None).expect("step");
+        assert_eq!(value(&l, "x"), [-0.5, 4.0]);
+        assert_eq!(value(&l, "y"), [3.0, -4.0]);
+        assert!(!l.modules["y"].parameters()[0].grad().defined(), "y got a gradient");
+        assert!((norm - 5.0).abs() < 1e-6, "norm of y = (3, -4): {norm}");
+        // Both: x ← x − 0.5·y, y ← y − 0.5·x (old x), one norm over both gradients.
+        let norm = l.minimize("over-both", &loss(&l), None).expect("step");
+        assert_eq!(value(&l, "x"), [-2.0, 6.0]);
+        assert_eq!(value(&l, "y"), [3.25, -6.0]);
+        assert!((norm - (25.0f64 + 0.25 + 16.0).sqrt()).abs() < 1e-5, "{norm}");
+        // A loss without a graph is an error, not a crash.
+        let flat = Tensor::from_slice(&[1.0f32]).sum(Kind::Float);
+        assert!(l.minimize("over-x", &flat, None).expect_err("no graph").contains("backward"));
+        assert!(l.minimize("over-both", &flat, None).expect_err("no graph").contains("backward"));
+        let wide = l.modules["x"].parameters()[0] * 2.0;
+        assert!(l.minimize("over-x", &wide, None).expect_err("not a scalar").contains("single value, got shape [2]"));
     }
 
     #[test]

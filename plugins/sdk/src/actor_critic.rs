@@ -95,6 +95,30 @@ impl ActorCritic {
         actions.reshape(&[obs.shape()[0], self.act_len])
     }
 
+    /// Exploration actions `[n, act_len]` for `[n, obs_len]` observations, with their
+    /// log-probabilities `[n]` and the observations' values `[n]` from the same forward pass
+    /// (without gradients) — what a rollout stores for each step.
+    pub fn explore(&self, obs: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let prev = set_grad_enabled(false);
+        let out = self.policy.forward(obs);
+        let (actions, log_probs) = match &self.head {
+            Head::Discrete => {
+                let a = crate::tensor::categorical_sample(&out);
+                let lp = crate::tensor::categorical_log_prob(&out, &a);
+                (a, lp)
+            }
+            Head::Gaussian { log_std } => {
+                let ls = log_std.forward(obs);
+                let a = crate::tensor::normal_sample(&out, &ls);
+                let lp = crate::tensor::normal_log_prob(&out, &ls, &a);
+                (a, lp)
+            }
+        };
+        let values = self.values(obs);
+        set_grad_enabled(prev);
+        (actions.reshape(&[obs.shape()[0], self.act_len]), log_probs, values)
+    }
+
     /// Values `[n]` of observations.
     pub fn values(&self, obs: &Tensor) -> Tensor {
         self.value.forward(obs).reshape(&[-1])
@@ -148,6 +172,10 @@ pub struct Batch {
 pub struct Rollout {
     steps: Vec<Step>,
     last_next_obs: Option<Tensor>,
+    /// Log-probabilities and values computed by the last exploring [`Rollout::act`], for
+    /// the [`Rollout::push`] of the same step (so the policy runs once per step, as in
+    /// Stable-Baselines3, not again in `observe`).
+    pending: Option<(Tensor, Tensor)>,
 }
 
 impl Rollout {
@@ -161,13 +189,41 @@ impl Rollout {
         self.steps.is_empty()
     }
 
+    /// Actions for `obs`: deterministic ones for evaluation, or exploration actions whose
+    /// log-probabilities and values are kept for the next [`Rollout::push`].
+    pub fn act(&mut self, ac: &ActorCritic, obs: &Tensor, deterministic: bool) -> Tensor {
+        if deterministic {
+            return ac.act(obs, true);
+        }
+        let (actions, log_probs, values) = ac.explore(obs);
+        self.pending = Some((log_probs, values));
+        actions
+    }
+
     /// Stores one transition of every env. A time-limit truncation is not a terminal state:
     /// its reward is bootstrapped with γ·V(final observation), as Stable-Baselines3 does.
+    ///
+    /// The log-probabilities and values come from the exploring [`Rollout::act`] that chose
+    /// these actions (the host calls `observe` with the observations and actions of its last
+    /// `act`); without one — the first step after a reload, say — they are computed here.
     pub fn push(&mut self, ac: &ActorCritic, t: &Transitions<'_>, gamma: f64) {
         let prev = set_grad_enabled(false);
-        let (log_probs, _, values) = ac.evaluate(t.observations, t.actions);
-        let cut = t.truncated.to_float().mul(&t.terminated.unary(UnaryOp::LogicalNot).to_float());
-        let rewards = t.rewards.add(&cut.mul(&ac.values(t.next_observations)).mul_s(gamma));
+        let n = t.observations.shape()[0];
+        let (log_probs, values) = match self.pending.take() {
+            Some((lp, v)) if lp.shape() == [n] => (lp, v),
+            _ => {
+                let (lp, _, v) = ac.evaluate(t.observations, t.actions);
+                (lp, v)
+            }
+        };
+        // V(final observation) only on a step where some episode was cut short.
+        let any_truncated = t.truncated.to_float().reduce(crate::tensor::ReduceOp::Max, &[], false).item() > 0.0;
+        let rewards = if any_truncated {
+            let cut = t.truncated.to_float().mul(&t.terminated.unary(UnaryOp::LogicalNot).to_float());
+            t.rewards.add(&cut.mul(&ac.values(t.next_observations)).mul_s(gamma))
+        } else {
+            t.rewards.copy()
+        };
         let dones = t.terminated.to_float().maximum(&t.truncated.to_float());
         set_grad_enabled(prev);
         self.steps.push(Step { obs: t.observations.copy(), actions: t.actions.copy(), rewards, dones, values, log_probs });
@@ -178,22 +234,26 @@ impl Rollout {
     pub fn take_batch(&mut self, ac: &ActorCritic, gamma: f64, lambda: f64) -> Result<Batch, PluginError> {
         let last = self.last_next_obs.take().ok_or_else(|| PluginError::InvalidState("update before observe".into()))?;
         let prev = set_grad_enabled(false);
-        let mut next_value = ac.values(&last);
-        let n = next_value.shape()[0];
-        let mut adv = Tensor::full(&[n], 0.0, Dtype::Float32);
-        let mut advantages = Vec::with_capacity(self.steps.len());
-        for step in self.steps.iter().rev() {
-            let not_done = step.dones.neg().add_s(1.0);
-            let delta = step.rewards.add(&next_value.mul(&not_done).mul_s(gamma)).sub(&step.values);
-            adv = delta.add(&adv.mul(&not_done).mul_s(gamma * lambda));
-            advantages.push(adv.copy());
-            next_value = step.values.copy();
-        }
-        advantages.reverse();
         let steps = std::mem::take(&mut self.steps);
+        let t_len = steps.len() as i64;
         let cat = |f: &dyn Fn(&Step) -> &Tensor| Tensor::cat(&steps.iter().map(f).collect::<Vec<_>>(), 0);
+        // [T, n] at once: δ_t = r_t + γ·V_{t+1}·(1 − d_t) − V_t, with V_T = V(last next obs).
+        let n = steps.first().map_or(0, |s| s.values.shape()[0]);
         let values = cat(&|s| &s.values);
-        let advantages = Tensor::cat(&advantages.iter().collect::<Vec<_>>(), 0);
+        let values_tn = values.reshape(&[t_len, n]);
+        let next_values = Tensor::cat(&[&values_tn.narrow(0, 1, t_len - 1), &ac.values(&last).reshape(&[1, n])], 0);
+        let not_done = cat(&|s| &s.dones).reshape(&[t_len, n]).neg().add_s(1.0);
+        let delta = cat(&|s| &s.rewards).reshape(&[t_len, n]).add(&next_values.mul(&not_done).mul_s(gamma)).sub(&values_tn);
+        // A_t = δ_t + γλ·(1 − d_t)·A_{t+1}, backwards (two ops a step).
+        let mut advantages = Vec::with_capacity(steps.len());
+        let mut adv = delta.narrow(0, t_len - 1, 1);
+        for t in (0..t_len - 1).rev() {
+            let earlier = delta.narrow(0, t, 1).add(&adv.mul(&not_done.narrow(0, t, 1)).mul_s(gamma * lambda));
+            advantages.push(std::mem::replace(&mut adv, earlier));
+        }
+        advantages.push(adv);
+        advantages.reverse();
+        let advantages = Tensor::cat(&advantages.iter().collect::<Vec<_>>(), 0).reshape(&[-1]);
         let batch = Batch {
             obs: cat(&|s| &s.obs).reshape(&[-1, ac.obs_len]),
             actions: cat(&|s| &s.actions).reshape(&[-1, ac.act_len]),

@@ -72,7 +72,7 @@ impl Algorithm for A2c {
     }
 
     fn act(&mut self, obs: &Tensor, deterministic: bool) -> Result<Tensor, PluginError> {
-        Ok(self.ac.act(obs, deterministic))
+        Ok(self.rollout.act(&self.ac, obs, deterministic))
     }
 
     fn observe(&mut self, t: Transitions<'_>) -> Result<(), PluginError> {

@@ -59,6 +59,52 @@ pub struct Ppo {
     updates: u64,
 }
 
+/// One minibatch of a rollout (advantages already normalised when asked).
+struct Minibatch<'a> {
+    obs: &'a Tensor,
+    actions: &'a Tensor,
+    advantages: &'a Tensor,
+    log_probs: &'a Tensor,
+    returns: &'a Tensor,
+    values: &'a Tensor,
+}
+
+/// Loss terms summed over an update's minibatches, for its metrics.
+#[derive(Default)]
+struct Sums {
+    pg: f64,
+    vf: f64,
+    ent: f64,
+    clip_frac: f64,
+    n: f64,
+}
+
+impl Ppo {
+    /// One gradient step on the clipped surrogate, value and entropy losses.
+    fn step(&mut self, b: &Minibatch<'_>, sums: &mut Sums) -> Result<(), PluginError> {
+        let h = &self.h;
+        let (lp, ent, v) = self.ac.evaluate(b.obs, b.actions);
+        let ratio = lp.sub(b.log_probs).exp();
+        let surr1 = ratio.mul(b.advantages);
+        let surr2 = ratio.clamp(1.0 - h.clip, 1.0 + h.clip).mul(b.advantages);
+        let pg_loss = surr1.minimum(&surr2).mean_all().neg();
+        let v_pred = match h.clip_vf {
+            None => v,
+            Some(c) => b.values.add(&v.sub(b.values).clamp(-c, c)),
+        };
+        let vf_loss = b.returns.sub(&v_pred).square().mean_all();
+        let ent_loss = ent.mean_all().neg();
+        let loss = pg_loss.add(&ent_loss.mul_s(h.ent_coef)).add(&vf_loss.mul_s(h.vf_coef));
+        self.optimizer.minimize(&loss, Some(h.max_grad_norm)).map_err(PluginError::Failed)?;
+        sums.pg += pg_loss.item();
+        sums.vf += vf_loss.item();
+        sums.ent += -ent_loss.item();
+        sums.clip_frac += ratio.add_s(-1.0).unary(UnaryOp::Abs).scalar(BinaryOp::Gt, h.clip).to_float().mean_all().item();
+        sums.n += 1.0;
+        Ok(())
+    }
+}
+
 fn invalid(msg: String) -> PluginError {
     PluginError::InvalidParams(msg)
 }
@@ -94,7 +140,7 @@ impl Algorithm for Ppo {
     }
 
     fn act(&mut self, obs: &Tensor, deterministic: bool) -> Result<Tensor, PluginError> {
-        Ok(self.ac.act(obs, deterministic))
+        Ok(self.rollout.act(&self.ac, obs, deterministic))
     }
 
     fn observe(&mut self, t: Transitions<'_>) -> Result<(), PluginError> {
@@ -107,52 +153,57 @@ impl Algorithm for Ppo {
     }
 
     fn update(&mut self) -> Result<Vec<Metric>, PluginError> {
-        let h = &self.h;
-        let b = self.rollout.take_batch(&self.ac, h.gamma, h.lambda)?;
+        let (n_epochs, minibatch, normalize_advantage) = (self.h.n_epochs, self.h.minibatch, self.h.normalize_advantage);
+        let b = self.rollout.take_batch(&self.ac, self.h.gamma, self.h.lambda)?;
         let total = b.obs.shape()[0];
-        let mb = h.minibatch.min(total);
-        let (mut pg_sum, mut vf_sum, mut ent_sum, mut clip_frac, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for _ in 0..h.n_epochs {
+        let mb = minibatch.min(total);
+        let normalize = |a: Tensor| {
+            if normalize_advantage && a.shape()[0] > 1 { a.sub(&a.mean_all()).div(&a.std_all().add_s(1e-8)) } else { a }
+        };
+        // One minibatch holding the whole rollout (the zoo's CartPole setting): the loss is a
+        // mean, so shuffling changes nothing; use the batch as it is and normalise once.
+        let whole = (mb == total).then(|| normalize(b.advantages.copy()));
+        let mut sums = Sums::default();
+        for _ in 0..n_epochs {
+            if let Some(adv) = &whole {
+                let mb = Minibatch {
+                    obs: &b.obs,
+                    actions: &b.actions,
+                    advantages: adv,
+                    log_probs: &b.log_probs,
+                    returns: &b.returns,
+                    values: &b.values,
+                };
+                self.step(&mb, &mut sums)?;
+                continue;
+            }
             let perm = Tensor::randperm(total);
             let mut start = 0;
             while start + mb <= total {
                 let idx = perm.narrow(0, start, mb);
                 start += mb;
-                let (lp, ent, v) = self.ac.evaluate(&b.obs.index_select(0, &idx), &b.actions.index_select(0, &idx));
-                let mut a = b.advantages.index_select(0, &idx);
-                if h.normalize_advantage && mb > 1 {
-                    a = a.sub(&a.mean_all()).div(&a.std_all().add_s(1e-8));
-                }
-                let ratio = lp.sub(&b.log_probs.index_select(0, &idx)).exp();
-                let surr1 = ratio.mul(&a);
-                let surr2 = ratio.clamp(1.0 - h.clip, 1.0 + h.clip).mul(&a);
-                let pg_loss = surr1.minimum(&surr2).mean_all().neg();
-                let ret = b.returns.index_select(0, &idx);
-                let v_pred = match h.clip_vf {
-                    None => v,
-                    Some(c) => {
-                        let old = b.values.index_select(0, &idx);
-                        old.add(&v.sub(&old).clamp(-c, c))
-                    }
+                let pick = |t: &Tensor| t.index_select(0, &idx);
+                let (obs, actions, log_probs, returns, values) =
+                    (pick(&b.obs), pick(&b.actions), pick(&b.log_probs), pick(&b.returns), pick(&b.values));
+                let advantages = normalize(pick(&b.advantages));
+                let m = Minibatch {
+                    obs: &obs,
+                    actions: &actions,
+                    advantages: &advantages,
+                    log_probs: &log_probs,
+                    returns: &returns,
+                    values: &values,
                 };
-                let vf_loss = ret.sub(&v_pred).square().mean_all();
-                let ent_loss = ent.mean_all().neg();
-                let loss = pg_loss.add(&ent_loss.mul_s(h.ent_coef)).add(&vf_loss.mul_s(h.vf_coef));
-                self.optimizer.minimize(&loss, Some(h.max_grad_norm)).map_err(PluginError::Failed)?;
-                pg_sum += pg_loss.item();
-                vf_sum += vf_loss.item();
-                ent_sum += -ent_loss.item();
-                clip_frac += ratio.add_s(-1.0).unary(UnaryOp::Abs).scalar(BinaryOp::Gt, h.clip).to_float().mean_all().item();
-                n += 1.0;
+                self.step(&m, &mut sums)?;
             }
         }
         self.updates += 1;
-        let n = f64::max(n, 1.0);
+        let n = f64::max(sums.n, 1.0);
         Ok(vec![
-            metric("loss/policy", pg_sum / n),
-            metric("loss/value", vf_sum / n),
-            metric("entropy", ent_sum / n),
-            metric("clip-fraction", clip_frac / n),
+            metric("loss/policy", sums.pg / n),
+            metric("loss/value", sums.vf / n),
+            metric("entropy", sums.ent / n),
+            metric("clip-fraction", sums.clip_frac / n),
             metric("updates", self.updates as f64),
         ])
     }
