@@ -94,7 +94,10 @@ impl Algorithm for A2c {
         let pg_loss = adv.mul(&log_probs).mean_all().neg();
         let vf_loss = b.returns.sub(&values).square().mean_all();
         let ent_loss = entropy.mean_all().neg();
-        let loss = pg_loss.add(&ent_loss.mul_s(self.ent_coef)).add(&vf_loss.mul_s(self.vf_coef));
+        // With no entropy bonus (the zoo's setting) the entropy stays out of the graph that is
+        // back-propagated: the same gradient without its backward ops.
+        let policy_loss = if self.ent_coef == 0.0 { pg_loss.copy() } else { pg_loss.add(&ent_loss.mul_s(self.ent_coef)) };
+        let loss = policy_loss.add(&vf_loss.mul_s(self.vf_coef));
         let grad_norm = self.optimizer.minimize(&loss, Some(self.max_grad_norm)).map_err(PluginError::Failed)?;
         self.updates += 1;
         Ok(vec![

@@ -94,7 +94,10 @@ impl Ppo {
         };
         let vf_loss = b.returns.sub(&v_pred).square().mean_all();
         let ent_loss = ent.mean_all().neg();
-        let loss = pg_loss.add(&ent_loss.mul_s(h.ent_coef)).add(&vf_loss.mul_s(h.vf_coef));
+        // With no entropy bonus (the zoo's setting) the entropy stays out of the graph that is
+        // back-propagated: the same gradient without its backward ops.
+        let policy_loss = if h.ent_coef == 0.0 { pg_loss.copy() } else { pg_loss.add(&ent_loss.mul_s(h.ent_coef)) };
+        let loss = policy_loss.add(&vf_loss.mul_s(h.vf_coef));
         self.optimizer.minimize(&loss, Some(h.max_grad_norm)).map_err(PluginError::Failed)?;
         sums.pg += pg_loss.item();
         sums.vf += vf_loss.item();
