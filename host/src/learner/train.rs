@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// One evaluation.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -167,7 +167,7 @@ fn actions_for_envs(plugin: &str, t: &Tensor, n: usize, al: usize, space: &Space
     if !ok_shape {
         bail!("plugin `{plugin}` failed in `act`: returned actions of shape {shape:?}, expected [{n}, {al}]");
     }
-    let flat = Vec::<f32>::try_from(t.detach().to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?;
+    let flat = Vec::<f32>::try_from(on_cpu(t).flatten(0, -1))?;
     if let Some(i) = flat.iter().position(|a| !a.is_finite()) {
         bail!("plugin `{plugin}` failed in `act`: action {} of env {} is {}", i % al, i / al, flat[i]);
     }
@@ -179,8 +179,20 @@ fn actions_for_envs(plugin: &str, t: &Tensor, n: usize, al: usize, space: &Space
     Ok(flat)
 }
 
+/// `t` without autograd on the CPU, moved only when it is elsewhere.
+fn on_cpu(t: &Tensor) -> Tensor {
+    let t = if t.requires_grad() { t.detach() } else { t.shallow_clone() };
+    if t.device() == Device::Cpu { t } else { t.to_device(Device::Cpu) }
+}
+
 fn obs_tensor(obs: &[f32], n: usize, ol: usize, device: Device) -> Tensor {
-    Tensor::from_slice(obs).reshape([n as i64, ol as i64]).to_device(device)
+    on_device(Tensor::from_slice(obs).reshape([n as i64, ol as i64]), device)
+}
+
+/// `t` on `device` (no libtorch call when that is the CPU, where every step's tensors are
+/// made: a call costs microseconds at these sizes).
+fn on_device(t: Tensor, device: Device) -> Tensor {
+    if device == Device::Cpu { t } else { t.to_device(device) }
 }
 
 /// Runs one deterministic episode in every eval env; returns their env returns (and
@@ -849,9 +861,9 @@ fn train_run(
         let step = envs.step(&actions).with_context(|| format!("at env step {}", st.steps))?;
         reloads.env_progress(&envs, st.steps + n as u64, &mut metrics)?;
         let next = step.next_observations(ol);
-        let rewards = Tensor::from_slice(&step.rewards).to_kind(Kind::Float).to_device(device);
-        let terminated = Tensor::from_slice(&step.terminated).to_device(device);
-        let truncated = Tensor::from_slice(&step.truncated).to_device(device);
+        let rewards = on_device(Tensor::from_slice(&step.rewards.iter().map(|&r| r as f32).collect::<Vec<_>>()), device);
+        let terminated = on_device(Tensor::from_slice(&step.terminated), device);
+        let truncated = on_device(Tensor::from_slice(&step.truncated), device);
         algo.observe(&obs_t, &a, &rewards, &obs_tensor(&next, n, ol, device), &terminated, &truncated)?;
         st.steps += n as u64;
         if st.running.len() != n {
