@@ -142,6 +142,14 @@ impl ActorCritic {
     }
 }
 
+/// The actor-critic loss `pg + ent_coef·ent + vf_coef·vf`. With `ent_coef` 0 (the zoo's
+/// usual setting) the entropy term stays out of the graph: the same gradient without the
+/// entropy's backward ops.
+pub fn combined_loss(pg_loss: &Tensor, ent_loss: &Tensor, vf_loss: &Tensor, ent_coef: f64, vf_coef: f64) -> Tensor {
+    let policy_loss = if ent_coef == 0.0 { pg_loss.copy() } else { pg_loss.add(&ent_loss.mul_s(ent_coef)) };
+    policy_loss.add(&vf_loss.mul_s(vf_coef))
+}
+
 struct Step {
     obs: Tensor,
     actions: Tensor,

@@ -9,7 +9,7 @@
 //! `rms-alpha` 0.99, `rms-eps` 1e-5, `normalize-advantage` false, `hidden` [64, 64],
 //! `log-std-init` 0.
 
-use paddock_sdk::actor_critic::{ActorCritic, Rollout};
+use paddock_sdk::actor_critic::{ActorCritic, Rollout, combined_loss};
 use paddock_sdk::algorithm::{Metric, counter_from_state, counter_to_state, metric};
 use paddock_sdk::tensor::{Optimizer, OptimizerKind, Tensor};
 use paddock_sdk::types::{EnvSpec, PluginError};
@@ -94,10 +94,7 @@ impl Algorithm for A2c {
         let pg_loss = adv.mul(&log_probs).mean_all().neg();
         let vf_loss = b.returns.sub(&values).square().mean_all();
         let ent_loss = entropy.mean_all().neg();
-        // With no entropy bonus (the zoo's setting) the entropy stays out of the graph that is
-        // back-propagated: the same gradient without its backward ops.
-        let policy_loss = if self.ent_coef == 0.0 { pg_loss.copy() } else { pg_loss.add(&ent_loss.mul_s(self.ent_coef)) };
-        let loss = policy_loss.add(&vf_loss.mul_s(self.vf_coef));
+        let loss = combined_loss(&pg_loss, &ent_loss, &vf_loss, self.ent_coef, self.vf_coef);
         let grad_norm = self.optimizer.minimize(&loss, Some(self.max_grad_norm)).map_err(PluginError::Failed)?;
         self.updates += 1;
         Ok(vec![

@@ -13,7 +13,7 @@
 //! `clip-range-vf` (off), `ent-coef` 0, `vf-coef` 0.5, `max-grad-norm` 0.5,
 //! `learning-rate` 1e-3, `hidden` [64, 64], `log-std-init` 0, `normalize-advantage` true.
 
-use paddock_sdk::actor_critic::{ActorCritic, Rollout};
+use paddock_sdk::actor_critic::{ActorCritic, Rollout, combined_loss};
 use paddock_sdk::algorithm::{Metric, counter_from_state, counter_to_state, metric};
 use paddock_sdk::tensor::{BinaryOp, Optimizer, OptimizerKind, Tensor, UnaryOp};
 use paddock_sdk::types::{EnvSpec, PluginError};
@@ -94,10 +94,7 @@ impl Ppo {
         };
         let vf_loss = b.returns.sub(&v_pred).square().mean_all();
         let ent_loss = ent.mean_all().neg();
-        // With no entropy bonus (the zoo's setting) the entropy stays out of the graph that is
-        // back-propagated: the same gradient without its backward ops.
-        let policy_loss = if h.ent_coef == 0.0 { pg_loss.copy() } else { pg_loss.add(&ent_loss.mul_s(h.ent_coef)) };
-        let loss = policy_loss.add(&vf_loss.mul_s(h.vf_coef));
+        let loss = combined_loss(&pg_loss, &ent_loss, &vf_loss, h.ent_coef, h.vf_coef);
         self.optimizer.minimize(&loss, Some(h.max_grad_norm)).map_err(PluginError::Failed)?;
         sums.pg += pg_loss.item();
         sums.vf += vf_loss.item();
