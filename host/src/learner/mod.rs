@@ -14,6 +14,24 @@ pub use device::{DeviceRequest, resolve as resolve_device};
 pub use modules::{Learner, Module, ModuleKind, ModuleRes, Optimizer, OptimizerRes, OracleSlot};
 pub use replay::{GoalOracle, Replay, ReplayRes};
 
+/// `t` without autograd on the CPU: no libtorch call for what is already so (each costs
+/// microseconds at a step's sizes).
+fn on_cpu(t: &tch::Tensor) -> tch::Tensor {
+    let t = if t.requires_grad() { t.detach() } else { t.shallow_clone() };
+    if t.device() == tch::Device::Cpu { t } else { t.to_device(tch::Device::Cpu) }
+}
+
+/// Every value of `t`, flattened, as `f32` on the CPU (the training loop's actions, the
+/// transitions a replay buffer stores).
+pub(crate) fn cpu_f32(t: &tch::Tensor) -> Result<Vec<f32>, String> {
+    Vec::<f32>::try_from(on_cpu(t).flatten(0, -1)).map_err(|e| e.to_string())
+}
+
+/// [`cpu_f32`] in `f64`.
+pub(crate) fn cpu_f64(t: &tch::Tensor) -> Result<Vec<f64>, String> {
+    Vec::<f64>::try_from(on_cpu(t).flatten(0, -1)).map_err(|e| e.to_string())
+}
+
 /// Serialises unit tests that seed or draw from libtorch's process-wide generator (the test
 /// harness runs tests on parallel threads).
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //!   steps later sits `k · num_envs` positions further on.
 
 use super::persist::{ReplaySpecJson, same_replay_spec};
+use super::{cpu_f32, cpu_f64};
 use crate::runtime::bindings::algorithm::paddock::rl::tensor::{Dtype, HindsightStrategy, ReplaySpec};
 use std::collections::VecDeque;
 use tch::{Device, Kind, Tensor};
@@ -164,14 +165,6 @@ fn action_kind(d: Dtype) -> Kind {
         Dtype::Boolean => Kind::Bool,
         Dtype::Float32 => Kind::Float,
     }
-}
-
-fn cpu_f32(t: &Tensor) -> Result<Vec<f32>, String> {
-    Vec::<f32>::try_from(t.detach().to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).map_err(|e| e.to_string())
-}
-
-fn cpu_f64(t: &Tensor) -> Result<Vec<f64>, String> {
-    Vec::<f64>::try_from(t.detach().to_device(Device::Cpu).to_kind(Kind::Double).flatten(0, -1)).map_err(|e| e.to_string())
 }
 
 impl Replay {

@@ -167,7 +167,7 @@ fn actions_for_envs(plugin: &str, t: &Tensor, n: usize, al: usize, space: &Space
     if !ok_shape {
         bail!("plugin `{plugin}` failed in `act`: returned actions of shape {shape:?}, expected [{n}, {al}]");
     }
-    let flat = Vec::<f32>::try_from(on_cpu(t).flatten(0, -1))?;
+    let flat = super::cpu_f32(t).map_err(|e| anyhow::anyhow!("plugin `{plugin}` failed in `act`: reading its actions: {e}"))?;
     if let Some(i) = flat.iter().position(|a| !a.is_finite()) {
         bail!("plugin `{plugin}` failed in `act`: action {} of env {} is {}", i % al, i / al, flat[i]);
     }
@@ -177,12 +177,6 @@ fn actions_for_envs(plugin: &str, t: &Tensor, n: usize, al: usize, space: &Space
         bail!("plugin `{plugin}` failed in `act`: action {} for env {i} is not in Discrete({})", flat[i], d.n);
     }
     Ok(flat)
-}
-
-/// `t` without autograd on the CPU, moved only when it is elsewhere.
-fn on_cpu(t: &Tensor) -> Tensor {
-    let t = if t.requires_grad() { t.detach() } else { t.shallow_clone() };
-    if t.device() == Device::Cpu { t } else { t.to_device(Device::Cpu) }
 }
 
 fn obs_tensor(obs: &[f32], n: usize, ol: usize, device: Device) -> Tensor {

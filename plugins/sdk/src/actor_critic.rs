@@ -142,6 +142,12 @@ impl ActorCritic {
     }
 }
 
+/// Advantages scaled to mean 0 and standard deviation 1 (Stable-Baselines3's
+/// `normalize_advantage`).
+pub fn normalized(advantages: &Tensor) -> Tensor {
+    advantages.sub(&advantages.mean_all()).div(&advantages.std_all().add_s(1e-8))
+}
+
 /// The actor-critic loss `pg + ent_coef·ent + vf_coef·vf`. With `ent_coef` 0 (the zoo's
 /// usual setting) the entropy term stays out of the graph: the same gradient without the
 /// entropy's backward ops.
@@ -224,15 +230,15 @@ impl Rollout {
                 (lp, v)
             }
         };
+        let truncated = t.truncated.to_float();
         // V(final observation) only on a step where some episode was cut short.
-        let any_truncated = t.truncated.to_float().reduce(crate::tensor::ReduceOp::Max, &[], false).item() > 0.0;
-        let rewards = if any_truncated {
-            let cut = t.truncated.to_float().mul(&t.terminated.unary(UnaryOp::LogicalNot).to_float());
+        let rewards = if truncated.reduce(crate::tensor::ReduceOp::Max, &[], false).item() > 0.0 {
+            let cut = truncated.mul(&t.terminated.unary(UnaryOp::LogicalNot).to_float());
             t.rewards.add(&cut.mul(&ac.values(t.next_observations)).mul_s(gamma))
         } else {
             t.rewards.copy()
         };
-        let dones = t.terminated.to_float().maximum(&t.truncated.to_float());
+        let dones = t.terminated.to_float().maximum(&truncated);
         set_grad_enabled(prev);
         self.steps.push(Step { obs: t.observations.copy(), actions: t.actions.copy(), rewards, dones, values, log_probs });
         self.last_next_obs = Some(t.next_observations.copy());

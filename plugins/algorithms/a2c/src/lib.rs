@@ -9,7 +9,7 @@
 //! `rms-alpha` 0.99, `rms-eps` 1e-5, `normalize-advantage` false, `hidden` [64, 64],
 //! `log-std-init` 0.
 
-use paddock_sdk::actor_critic::{ActorCritic, Rollout, combined_loss};
+use paddock_sdk::actor_critic::{ActorCritic, Rollout, combined_loss, normalized};
 use paddock_sdk::algorithm::{Metric, counter_from_state, counter_to_state, metric};
 use paddock_sdk::tensor::{Optimizer, OptimizerKind, Tensor};
 use paddock_sdk::types::{EnvSpec, PluginError};
@@ -89,7 +89,7 @@ impl Algorithm for A2c {
         let (log_probs, entropy, values) = self.ac.evaluate(&b.obs, &b.actions);
         let mut adv = b.advantages;
         if self.normalize_advantage {
-            adv = adv.sub(&adv.mean_all()).div(&adv.std_all().add_s(1e-8));
+            adv = normalized(&adv);
         }
         let pg_loss = adv.mul(&log_probs).mean_all().neg();
         let vf_loss = b.returns.sub(&values).square().mean_all();

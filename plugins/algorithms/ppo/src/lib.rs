@@ -13,7 +13,7 @@
 //! `clip-range-vf` (off), `ent-coef` 0, `vf-coef` 0.5, `max-grad-norm` 0.5,
 //! `learning-rate` 1e-3, `hidden` [64, 64], `log-std-init` 0, `normalize-advantage` true.
 
-use paddock_sdk::actor_critic::{ActorCritic, Rollout, combined_loss};
+use paddock_sdk::actor_critic::{ActorCritic, Rollout, combined_loss, normalized};
 use paddock_sdk::algorithm::{Metric, counter_from_state, counter_to_state, metric};
 use paddock_sdk::tensor::{BinaryOp, Optimizer, OptimizerKind, Tensor, UnaryOp};
 use paddock_sdk::types::{EnvSpec, PluginError};
@@ -158,7 +158,7 @@ impl Algorithm for Ppo {
         let total = b.obs.shape()[0];
         let mb = minibatch.min(total);
         let normalize = |a: Tensor| {
-            if normalize_advantage && a.shape()[0] > 1 { a.sub(&a.mean_all()).div(&a.std_all().add_s(1e-8)) } else { a }
+            if normalize_advantage && a.shape()[0] > 1 { normalized(&a) } else { a }
         };
         // One minibatch holding the whole rollout (the zoo's CartPole setting): the loss is a
         // mean, so shuffling changes nothing; use the batch as it is and normalise once.
