@@ -11,7 +11,7 @@ hyperparameters, timed the way `paddock train` is:
 Prints one JSON line per seed: wall time, env steps/s (training, evaluation excluded) and
 the final 10-episode deterministic evaluation mean.
 
-Usage: python3 scripts/bench_sb3_offpolicy.py --algo sac [--seeds 1] [--threads 2]
+Usage: python3 scripts/bench_sb3_offpolicy.py --algo sac [--seeds 1] [--threads 2] [--device cuda] [--steps N]
 Needs: pip install torch==2.11.0 stable-baselines3==2.7.0 gymnasium==1.2.2
 """
 import argparse
@@ -38,13 +38,13 @@ def evaluate(model, env_id, episodes=10):
     return float(np.mean(returns))
 
 
-def run(algo, seed):
+def run(algo, seed, device="auto", sac_steps=20_000):
     from stable_baselines3 import DQN, SAC, TD3
     from stable_baselines3.common.noise import NormalActionNoise
 
     if algo == "sac":
-        env_id, steps = "Pendulum-v1", 20_000
-        model = SAC("MlpPolicy", gym.make(env_id), learning_rate=1e-3, seed=seed, verbose=0)
+        env_id, steps = "Pendulum-v1", sac_steps
+        model = SAC("MlpPolicy", gym.make(env_id), learning_rate=1e-3, seed=seed, device=device, verbose=0)
     elif algo == "td3":
         env_id, steps = "Pendulum-v1", 20_000
         env = gym.make(env_id)
@@ -101,14 +101,17 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--replay", action="store_true")
+    p.add_argument("--device", default="auto", help="torch device for SAC (auto: the GPU when torch sees one)")
+    p.add_argument("--steps", type=int, default=20_000, help="SAC's env steps (the bar's figure is 20k)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.replay:
         print(json.dumps(replay_bench()), flush=True)
     if a.algo:
         for s in a.seeds:
-            r = run(a.algo, s)
+            r = run(a.algo, s, a.device, a.steps)
             r["threads"] = a.threads
+            r["device"] = a.device
             print(json.dumps(r), flush=True)
 
 

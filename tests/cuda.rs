@@ -1,0 +1,103 @@
+//! The learner on a GPU, end to end through the real binary. Ignored by default so a machine
+//! without a GPU passes; where libtorch sees one:
+//!
+//!     cargo test --release --test cuda -- --ignored
+//!
+//! (`scripts/gpu-checks.sh` runs these on a machine that has the GPU but no Rust toolchain.)
+
+mod common;
+
+use common::paddock;
+use std::path::Path;
+
+fn train(config: &str, store: &Path, sets: &[&str]) -> serde_json::Value {
+    let store_set = format!("store={}", store.display());
+    let mut args = vec!["train", config, "--json", "--set", &store_set];
+    for s in sets {
+        args.extend_from_slice(&["--set", s]);
+    }
+    let out = paddock(&args);
+    assert!(out.status.success(), "train {config} {sets:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json summary")
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+fn ppo_solves_cartpole_on_the_gpu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for seed in ["seed=1", "seed=2", "seed=3"] {
+        let s = train("configs/cartpole-ppo.toml", dir.path(), &[seed, "algorithm.device=cuda"]);
+        assert_eq!(s["device"], "cuda(0)", "{s}");
+        let solved = s["solved_at_step"].as_u64().unwrap_or_else(|| panic!("{seed} did not reach 475 on the GPU: {s}"));
+        assert!(solved <= 100_000, "{seed} solved only at {solved}");
+    }
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+fn auto_picks_the_gpu_and_a_missing_one_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = train("configs/cartpole-ppo.toml", dir.path(), &["total_steps=512", "train.eval_every=0", "algorithm.device=auto"]);
+    assert_eq!(s["device"], "cuda(0)", "auto must pick the GPU libtorch sees: {s}");
+    let store_set = format!("store={}", dir.path().display());
+    let out = paddock(&["train", "configs/cartpole-ppo.toml", "--set", &store_set, "--set", "algorithm.device=cuda:7"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CUDA device 7 was requested but libtorch sees"), "{err}");
+}
+
+/// Same seed, same GPU: the same `metrics.jsonl`, and a run killed with SIGKILL continues
+/// from its checkpoint to the uninterrupted run's metrics.
+#[test]
+#[ignore = "needs a GPU"]
+fn a_gpu_run_killed_and_resumed_matches_the_uninterrupted_one() {
+    let sets =
+        ["algorithm.device=cuda", "total_steps=12288", "train.eval_every=4096", "train.checkpoint_every=2048", "train.stop_at_return=1e9"];
+    common::kill_and_resume_matches("configs/cartpole-ppo.toml", &sets, 12288, |_| {});
+}
+
+/// Checkpoints hold CPU tensors: a run trained on the GPU evaluates where libtorch sees none.
+#[test]
+#[ignore = "needs a GPU"]
+fn a_gpu_checkpoint_evaluates_on_the_cpu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = train(
+        "configs/cartpole-ppo.toml",
+        dir.path(),
+        &["algorithm.device=auto", "total_steps=20480", "train.eval_every=0", "train.checkpoint_every=20480"],
+    );
+    assert_eq!(s["device"], "cuda(0)", "{s}");
+    let run_dir = s["run_dir"].as_str().expect("run dir");
+    let eval = |hide_gpu: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
+        cmd.args(["eval", run_dir, "--episodes", "5", "--json"]).current_dir(common::root());
+        if hide_gpu {
+            cmd.env("CUDA_VISIBLE_DEVICES", "");
+        }
+        let out = cmd.output().expect("run paddock eval");
+        assert!(out.status.success(), "eval (GPU hidden: {hide_gpu}) failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("eval json")
+    };
+    let (gpu, cpu) = (eval(false), eval(true));
+    for e in [&gpu, &cpu] {
+        assert_eq!(e["returns"].as_array().map(Vec::len), Some(5), "{e}");
+        assert!(e["mean"].as_f64().is_some_and(f64::is_finite), "{e}");
+    }
+}
+
+/// The off-policy path (replay buffers on the device, target networks, two optimizers).
+#[test]
+#[ignore = "needs a GPU"]
+fn sac_and_dqn_train_on_the_gpu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = train(
+        "configs/pendulum-sac.toml",
+        dir.path(),
+        &["algorithm.device=cuda", "total_steps=3000", "train.eval_every=3000", "train.checkpoint_every=0"],
+    );
+    assert_eq!(s["device"], "cuda(0)", "{s}");
+    assert!(s["last_eval_return"].as_f64().is_some_and(f64::is_finite), "{s}");
+    let s = train("configs/cartpole-dqn.toml", dir.path(), &["algorithm.device=cuda", "total_steps=5000", "train.eval_every=5000"]);
+    assert_eq!(s["device"], "cuda(0)", "{s}");
+    assert!(s["last_eval_return"].as_f64().is_some_and(f64::is_finite), "{s}");
+}
