@@ -85,19 +85,35 @@ fn a_gpu_checkpoint_evaluates_on_the_cpu() {
     }
 }
 
-/// The off-policy path (replay buffers on the device, target networks, two optimizers).
+/// The off-policy path (replay buffers on the device, target networks, two or three
+/// optimizers, exploration noise).
 #[test]
 #[ignore = "needs a GPU"]
-fn sac_and_dqn_train_on_the_gpu() {
+fn sac_td3_and_dqn_train_on_the_gpu() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = train(
-        "configs/pendulum-sac.toml",
-        dir.path(),
-        &["algorithm.device=cuda", "total_steps=3000", "train.eval_every=3000", "train.checkpoint_every=0"],
-    );
-    assert_eq!(s["device"], "cuda(0)", "{s}");
-    assert!(s["last_eval_return"].as_f64().is_some_and(f64::is_finite), "{s}");
-    let s = train("configs/cartpole-dqn.toml", dir.path(), &["algorithm.device=cuda", "total_steps=5000", "train.eval_every=5000"]);
-    assert_eq!(s["device"], "cuda(0)", "{s}");
-    assert!(s["last_eval_return"].as_f64().is_some_and(f64::is_finite), "{s}");
+    let short = ["algorithm.device=cuda", "total_steps=3000", "train.eval_every=3000", "train.checkpoint_every=0"];
+    for (config, extra) in [
+        ("configs/pendulum-sac.toml", None),
+        ("configs/pendulum-td3.toml", Some("algorithm.params.learning-starts=1000")),
+        ("configs/cartpole-dqn.toml", None),
+    ] {
+        let sets: Vec<&str> = short.iter().copied().chain(extra).collect();
+        let s = train(config, dir.path(), &sets);
+        assert_eq!(s["device"], "cuda(0)", "{config}: {s}");
+        assert!(s["last_eval_return"].as_f64().is_some_and(f64::is_finite), "{config}: {s}");
+    }
+}
+
+/// A2C (RMSprop) solves CartPole on the GPU; PPO's Gaussian head learns Pendulum there (the
+/// CPU tests' bars).
+#[test]
+#[ignore = "needs a GPU"]
+fn a2c_and_continuous_ppo_learn_on_the_gpu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = train("configs/cartpole-a2c.toml", dir.path(), &["algorithm.device=cuda"]);
+    let solved = s["solved_at_step"].as_u64().unwrap_or_else(|| panic!("A2C did not reach 475 on the GPU: {s}"));
+    assert!(solved <= 500_000, "A2C solved only at {solved}");
+    let s = train("configs/pendulum-ppo.toml", dir.path(), &["algorithm.device=cuda", "total_steps=61440", "train.eval_every=61440"]);
+    let last = s["last_eval_return"].as_f64().expect("an evaluation");
+    assert!(last > -500.0, "PPO on Pendulum on the GPU after 60k steps: eval return {last} (random ≈ -1200)");
 }
