@@ -8,7 +8,7 @@
 //!
 //!     cargo bench --bench ppo_update
 //!
-//! `PADDOCK_BENCH_DEVICES=cpu` (or `cuda`) measures one device only; `PADDOCK_BENCH_THREADS`
+//! `PADDOCK_BENCH_DEVICES=cpu` (or `cuda`, `cuda:N`, `auto`) measures one device only; `PADDOCK_BENCH_THREADS`
 //! sets libtorch's CPU threads (default: all cores).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -31,17 +31,17 @@ fn sync(device: Device) {
     }
 }
 
+/// The devices `PADDOCK_BENCH_DEVICES` names (as a config's `device` would), those libtorch
+/// cannot provide left out with a message.
 fn devices() -> Vec<Device> {
     let wanted = std::env::var("PADDOCK_BENCH_DEVICES").unwrap_or_else(|_| "cpu,cuda".into());
     let mut out = Vec::new();
     for name in wanted.split(',') {
-        match name.trim() {
-            "cpu" => out.push(Device::Cpu),
-            "cuda" => match resolve_device(DeviceRequest::Auto) {
-                Ok(d @ Device::Cuda(_)) => out.push(d),
-                _ => eprintln!("ppo_update: libtorch sees no GPU; measuring the CPU only"),
-            },
-            other => panic!("PADDOCK_BENCH_DEVICES: unknown device `{other}` (cpu, cuda)"),
+        let request: DeviceRequest = name.trim().parse().unwrap_or_else(|e| panic!("PADDOCK_BENCH_DEVICES: {e}"));
+        match resolve_device(request) {
+            Ok(d) if !out.contains(&d) => out.push(d),
+            Ok(_) => {}
+            Err(e) => eprintln!("ppo_update: {e}; not measured"),
         }
     }
     out

@@ -35,7 +35,7 @@ unpack() {
     local built_root
     mkdir -p target/release target/plugins
     for b in paddock cuda-tests ppo-update-bench; do
-        [ -x "target/release/$b" ] || xz -dc ".gpu/$b.xz" > "target/release/$b"
+        xz -dc ".gpu/$b.xz" > "target/release/$b" # always: a warm machine may hold an older bundle's
         chmod +x "target/release/$b"
     done
     cp .gpu/plugins/*.wasm target/plugins/

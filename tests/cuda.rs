@@ -7,19 +7,7 @@
 
 mod common;
 
-use common::paddock;
-use std::path::Path;
-
-fn train(config: &str, store: &Path, sets: &[&str]) -> serde_json::Value {
-    let store_set = format!("store={}", store.display());
-    let mut args = vec!["train", config, "--json", "--set", &store_set];
-    for s in sets {
-        args.extend_from_slice(&["--set", s]);
-    }
-    let out = paddock(&args);
-    assert!(out.status.success(), "train {config} {sets:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json summary")
-}
+use common::{paddock, paddock_with_env, train_json as train};
 
 #[test]
 #[ignore = "needs a GPU"]
@@ -69,12 +57,8 @@ fn a_gpu_checkpoint_evaluates_on_the_cpu() {
     assert_eq!(s["device"], "cuda(0)", "{s}");
     let run_dir = s["run_dir"].as_str().expect("run dir");
     let eval = |hide_gpu: bool| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"));
-        cmd.args(["eval", run_dir, "--episodes", "5", "--json"]).current_dir(common::root());
-        if hide_gpu {
-            cmd.env("CUDA_VISIBLE_DEVICES", "");
-        }
-        let out = cmd.output().expect("run paddock eval");
+        let env: &[(&str, &str)] = if hide_gpu { &[("CUDA_VISIBLE_DEVICES", "")] } else { &[] };
+        let out = paddock_with_env(&["eval", run_dir, "--episodes", "5", "--json"], env);
         assert!(out.status.success(), "eval (GPU hidden: {hide_gpu}) failed:\n{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("eval json")
     };

@@ -8,14 +8,7 @@ use common::paddock;
 use std::path::Path;
 
 fn train(config: &str, store: &Path, sets: &[&str]) -> serde_json::Value {
-    let store_set = format!("store={}", store.display());
-    let mut args = vec!["train", config, "--json", "--set", &store_set, "--set", "algorithm.device=cpu"];
-    for s in sets {
-        args.extend_from_slice(&["--set", s]);
-    }
-    let out = paddock(&args);
-    assert!(out.status.success(), "train {config} {sets:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json summary")
+    common::train_json(config, store, &[&["algorithm.device=cpu"], sets].concat())
 }
 
 fn train_fails(config: &str, sets: &[&str]) -> String {

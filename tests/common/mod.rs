@@ -55,12 +55,31 @@ impl std::io::Write for Captured {
 
 /// Runs the real `paddock` binary from the repository root, with the test compile cache.
 pub fn paddock(args: &[&str]) -> Output {
+    paddock_with_env(args, &[])
+}
+
+/// [`paddock`] with extra environment variables.
+pub fn paddock_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_paddock"))
         .args(args)
         .current_dir(root())
         .env("PADDOCK_CACHE_DIR", root().join("target/test-cache"))
+        .envs(env.iter().copied())
         .output()
         .expect("run paddock")
+}
+
+/// `paddock train CONFIG --json` into `store` with `--set` for each of `sets`; the run must
+/// succeed, and its JSON summary is returned.
+pub fn train_json(config: &str, store: &std::path::Path, sets: &[&str]) -> serde_json::Value {
+    let store_set = format!("store={}", store.display());
+    let mut args = vec!["train", config, "--json", "--set", &store_set];
+    for s in sets {
+        args.extend_from_slice(&["--set", s]);
+    }
+    let out = paddock(&args);
+    assert!(out.status.success(), "train {config} {sets:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json summary")
 }
 
 /// Trains `config` with `sets` (plus a temporary store and `algorithm.device=cpu`) once
