@@ -152,8 +152,8 @@ pub fn normalized(advantages: &Tensor) -> Tensor {
 /// usual setting) the entropy term stays out of the graph: the same gradient without the
 /// entropy's backward ops.
 pub fn combined_loss(pg_loss: &Tensor, ent_loss: &Tensor, vf_loss: &Tensor, ent_coef: f64, vf_coef: f64) -> Tensor {
-    let policy_loss = if ent_coef == 0.0 { pg_loss.copy() } else { pg_loss.add(&ent_loss.mul_s(ent_coef)) };
-    policy_loss.add(&vf_loss.mul_s(vf_coef))
+    let value_term = vf_loss.mul_s(vf_coef);
+    if ent_coef == 0.0 { pg_loss.add(&value_term) } else { pg_loss.add(&ent_loss.mul_s(ent_coef)).add(&value_term) }
 }
 
 struct Step {
