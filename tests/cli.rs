@@ -1,6 +1,6 @@
 //! The real `paddock` binary on real plugins and configs.
 
-mod common;
+use crate::common;
 
 use sha2::{Digest, Sha256};
 use std::path::Path;

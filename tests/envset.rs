@@ -1,7 +1,7 @@
 //! The vectorized env set: determinism (same seed, same trajectories, whatever the number
 //! of workers), autoreset with final observations, snapshots, and the reward plugin.
 
-mod common;
+use crate::common;
 
 use paddock::envset::{EnvSet, EnvSetError, EnvSetOptions, VecStep};
 use paddock::runtime::{RewardInstance, World};

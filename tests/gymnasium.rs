@@ -3,7 +3,7 @@
 //! and Gymnasium's results; the plugin must agree on observations and rewards to 1e-5 and
 //! on terminated/truncated exactly, over at least 1,000 steps per env.
 
-mod common;
+use crate::common;
 
 use paddock::runtime::bindings::types::Value;
 use paddock::runtime::{EnvInstance, World};

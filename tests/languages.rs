@@ -5,7 +5,7 @@
 //! The C CartPole env (clang + wasi-libc + `wit-bindgen c`) follows the Rust env's dynamics
 //! step for step through full episodes, with autoreset, snapshots and clear errors.
 
-mod common;
+use crate::common;
 
 use paddock::envset::{EnvSet, EnvSetOptions};
 use paddock::log::RunLog;

@@ -7,7 +7,7 @@
 
 use paddock::monitor::App;
 use paddock::monitor::ui::render_to_string;
-use paddock::runstatus::{self, State, Status};
+use paddock::rundir::status::{self as runstatus, State, Status};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! snapshot/restore, and actions the simulation cannot take (1e9, NaN) ending the episode as
 //! truncated with a logged reason — never a NaN observation, never a crash.
 
-mod common;
+use crate::common;
 
 use paddock::envset::{EnvSet, EnvSetOptions, VecStep};
 use paddock::log::{Level, RunLog};

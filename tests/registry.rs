@@ -2,7 +2,7 @@
 //! concurrent publishers of one version, tampered components and bad signatures refused at
 //! pull, yanking, and a training config that names `registry:team/x@^1.0`.
 
-mod common;
+use crate::common;
 
 use common::moto::Moto;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! next update, on the same weights), with no step lost or repeated, and the run's
 //! metrics, log and plugins.lock say when.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

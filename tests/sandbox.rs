@@ -2,7 +2,7 @@
 //! failure is an error naming the plugin and the call, and the host keeps working — a
 //! good plugin runs afterwards in the same process and runtime.
 
-mod common;
+use crate::common;
 
 use paddock::log::RunLog;
 use paddock::runtime::bindings::types::Value;

@@ -2,7 +2,7 @@
 //! training with `store = "s3://…"`, SIGKILL and `--resume s3://…` from a machine without
 //! the local copy, `eval s3://…`, `runs ls/pull`, and the server dying mid-run.
 
-mod common;
+use crate::common;
 
 use common::moto::Moto;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! `paddock train` end to end: PPO learns CartPole, runs are reproducible, and bad input is
 //! a clear error naming the file, key or plugin call.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

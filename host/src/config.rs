@@ -121,6 +121,28 @@ fn one() -> usize {
     1
 }
 
+impl EnvSection {
+    /// The env set of this section: `num_envs` envs (the training set's own count, the
+    /// evaluation episodes, …) on `stream` of `seed`. The one place a config becomes
+    /// [`crate::envset::EnvSetOptions`]; `workers = None` keeps the section's.
+    pub fn set_options(
+        &self,
+        num_envs: usize,
+        workers: Option<usize>,
+        seed: u64,
+        stream: crate::seed::Stream,
+    ) -> Result<crate::envset::EnvSetOptions, String> {
+        Ok(crate::envset::EnvSetOptions {
+            num_envs,
+            workers: workers.unwrap_or(self.workers),
+            seed,
+            stream,
+            params: to_params("env.params", &self.params)?,
+            robots: std::sync::Arc::new(self.robots.clone()),
+        })
+    }
+}
+
 /// A plugin section with parameters (`[reward]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,10 @@
 //!   optimizers.
 //! - [`config`]: run configs (TOML) with errors that name the file and key.
 //! - [`spaces`]: host-side helpers for spaces: sizes, checks and seeded random actions.
-//! - [`runstatus`]: a run's `status.json` and `control/` requests (pause, checkpoint, stop).
+//! - [`rundir`]: the run directory's format: file names, `plugins.lock`, checkpoint names,
+//!   `status.json` and `control/` requests, naming and claiming runs.
+//! - [`run`]: the run as a library: start, resume, train (the loop's named steps and
+//!   hooks), evaluate a checkpoint.
 //! - [`monitor`]: the terminal monitor (`paddock watch`, `train --tui`) over run directories.
 //! - [`store`]: run stores on local disk or S3 (`s3://bucket/prefix`): the object
 //!   interface, the background mirror of a run to S3, listing and fetching runs.
@@ -26,7 +29,8 @@ pub mod log;
 pub mod monitor;
 pub mod physics;
 pub mod registry;
-pub mod runstatus;
+pub mod run;
+pub mod rundir;
 pub mod runtime;
 pub mod seed;
 pub mod spaces;

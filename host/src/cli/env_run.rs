@@ -1,7 +1,7 @@
 //! `paddock env run`: step an env plugin (vectorized) with random or given actions.
 
 use crate::config::{RunConfig, to_params};
-use crate::envset::{EnvSet, EnvSetOptions};
+use crate::envset::EnvSet;
 use crate::log::RunLog;
 use crate::runtime::{RewardInstance, World};
 use crate::seed::{Stream, derive};
@@ -130,17 +130,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     config.check().map_err(|m| anyhow::anyhow!("invalid options: {m}"))?;
 
-    let runtime = super::runtime_for(&config.runtime, RunLog::stderr())?;
+    let runtime = crate::run::runtime_for(&config.runtime, RunLog::stderr())?;
     let env_plugin = runtime.load(&config.env.plugin, World::Environment)?;
-    let params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;
-    let opts = EnvSetOptions {
-        num_envs: config.env.num_envs,
-        workers: config.env.workers,
-        seed: config.seed,
-        stream: Stream::Env,
-        params,
-        robots: std::sync::Arc::new(config.env.robots.clone()),
-    };
+    let opts = config.env.set_options(config.env.num_envs, None, config.seed, Stream::Env).map_err(anyhow::Error::msg)?;
     let mut envs = EnvSet::new(&env_plugin, &opts)?;
     if let Some(r) = &config.reward {
         let plugin = runtime.load(&r.plugin, World::Reward)?;

@@ -1,11 +1,7 @@
 //! `paddock eval`.
 
-use crate::config::RunConfig;
-use crate::learner::train::{evaluate_checkpoint, latest_checkpoint};
 use crate::log::RunLog;
-use crate::store::Location;
-use crate::store::runs::{self, Checkpoints};
-use anyhow::Context;
+use crate::run::{CheckpointTarget, evaluate_checkpoint};
 use std::path::PathBuf;
 
 /// Arguments of `eval`.
@@ -35,44 +31,12 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     // An S3 target is fetched into a temporary directory: the run's files and the one
     // complete checkpoint asked for (or the newest).
-    let mut _fetched = None;
-    let target = match Location::parse(&args.target)? {
-        Location::Local(p) => p,
-        loc @ Location::S3 { .. } => {
-            let text = loc.to_string();
-            let (run_loc, which) = match text.rsplit_once("/checkpoints/") {
-                Some((run, step)) => (Location::parse(run)?, Checkpoints::One(step.trim_end_matches('/').to_string())),
-                None => (loc.clone(), Checkpoints::Latest),
-            };
-            let (objects, name) = runs::open_run(&run_loc)?;
-            let tmp = tempfile::Builder::new().prefix("paddock-eval-").tempdir().context("failed to make a temporary directory")?;
-            let dir = tmp.path().join(&name);
-            let pulled = runs::pull_run(objects.as_ref(), &name, &dir, &which, &mut |_, _| {})?;
-            let c = pulled.checkpoints.last().with_context(|| format!("{run_loc} has no complete checkpoint"))?.clone();
-            _fetched = Some(tmp);
-            if matches!(which, Checkpoints::One(_)) { c } else { dir }
-        }
-    };
-    let (run_dir, checkpoint) = if target.join("state.json").exists() {
-        let run_dir = target.parent().and_then(|p| p.parent()).map(PathBuf::from).context("a checkpoint lies in <run>/checkpoints/")?;
-        (run_dir, target.clone())
-    } else {
-        let c =
-            latest_checkpoint(&target).with_context(|| format!("{} has no complete checkpoint (is it a run directory?)", args.target))?;
-        (target.clone(), c)
-    };
-    let (config, _, _) = RunConfig::load_resolved(&run_dir.join("config.toml"))?.resolve_registry()?;
-    let checkpoint_shown = if _fetched.is_some() {
-        format!(
-            "{}/checkpoints/{}",
-            args.target.split("/checkpoints/").next().unwrap_or(&args.target).trim_end_matches('/'),
-            checkpoint.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        )
-    } else {
-        checkpoint.display().to_string()
-    };
-    let runtime = super::runtime_for(&config.runtime, RunLog::stderr())?;
-    let e = evaluate_checkpoint(&config, &runtime, &checkpoint, args.episodes, args.seed.unwrap_or(config.seed), args.frames.as_deref())?;
+    let target = CheckpointTarget::open(&args.target)?;
+    let config = &target.config;
+    let runtime = crate::run::runtime_for(&config.runtime, RunLog::stderr())?;
+    let seed = args.seed.unwrap_or(config.seed);
+    let e = evaluate_checkpoint(config, &runtime, &target.checkpoint, args.episodes, seed, args.frames.as_deref())?;
+    let checkpoint_shown = &target.shown;
     if args.json {
         let mut v = serde_json::to_value(&e)?;
         v["checkpoint"] = serde_json::json!(checkpoint_shown);

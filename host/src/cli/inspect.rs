@@ -18,7 +18,7 @@ pub struct InspectArgs {
 }
 
 pub(crate) fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let runtime = super::runtime_for(&RuntimeSection::default(), RunLog::stderr())?;
+    let runtime = crate::run::runtime_for(&RuntimeSection::default(), RunLog::stderr())?;
     let plugin = runtime.load_any(&args.file)?;
     let info = plugin.info();
     // An env describes itself with its default parameters.

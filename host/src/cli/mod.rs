@@ -105,12 +105,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// A runtime for one command, from a config's `[runtime]` section.
-pub(crate) fn runtime_for(section: &crate::config::RuntimeSection, log: crate::log::RunLog) -> anyhow::Result<crate::runtime::Runtime> {
-    let cache_dir = section.cache_dir.clone().or_else(crate::runtime::default_cache_dir);
-    crate::runtime::Runtime::new(crate::runtime::RuntimeOptions { limits: section.limits(), cache_dir, log })
-}
-
 /// `true` if `path` names a TOML config rather than a component.
 pub(crate) fn is_config(path: &std::path::Path) -> bool {
     path.extension().is_some_and(|e| e == "toml")

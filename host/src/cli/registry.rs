@@ -104,7 +104,7 @@ pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
     registry::check_name(&args.name)?;
     let version = semver::Version::parse(&args.plugin_version)
         .with_context(|| format!("--version `{}` is not a version (e.g. 1.2.0)", args.plugin_version))?;
-    let runtime = super::runtime_for(&Default::default(), RunLog::discard())?;
+    let runtime = crate::run::runtime_for(&Default::default(), RunLog::discard())?;
     let plugin =
         runtime.load_any(&args.file).with_context(|| format!("{} is not a Paddock plugin; nothing was published", args.file.display()))?;
     let info = plugin.info();

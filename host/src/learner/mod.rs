@@ -6,9 +6,7 @@
 pub mod device;
 pub mod modules;
 mod persist;
-pub mod reload;
 pub mod replay;
-pub mod train;
 
 pub use device::{DeviceRequest, resolve as resolve_device};
 pub use modules::{Learner, Module, ModuleKind, ModuleRes, Optimizer, OptimizerRes, OracleSlot};
@@ -23,7 +21,7 @@ fn on_cpu(t: &tch::Tensor) -> tch::Tensor {
 
 /// Every value of `t`, flattened, as `f32` on the CPU (the training loop's actions, the
 /// transitions a replay buffer stores).
-pub(crate) fn cpu_f32(t: &tch::Tensor) -> Result<Vec<f32>, String> {
+pub fn cpu_f32(t: &tch::Tensor) -> Result<Vec<f32>, String> {
     Vec::<f32>::try_from(on_cpu(t).flatten(0, -1)).map_err(|e| e.to_string())
 }
 

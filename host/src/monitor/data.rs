@@ -5,27 +5,13 @@
 //! here fails: a missing, deleted or garbled file becomes a state the monitor shows.
 
 use crate::physics::render::SceneFile;
-use crate::runstatus::{self, State, Status};
+use crate::rundir::status::{self, State, Status};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// One version of a plugin a run used (an entry of `plugins.lock`).
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct PluginEntry {
-    /// `env`, `reward` or `algorithm`.
-    pub role: String,
-    /// The plugin's name.
-    pub name: String,
-    /// Hex sha256 of the component.
-    pub sha256: String,
-    /// Its world.
-    pub world: String,
-    /// Its `paddock:rl` package version.
-    pub package_version: String,
-    /// The env step it went live at.
-    pub since_step: u64,
-}
+pub type PluginEntry = crate::rundir::LockEntry;
 
 /// A hot-reload event from `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,7 +137,7 @@ impl RunView {
             return false;
         }
         self.status_stamp = stamp;
-        self.status = runstatus::read(&self.dir);
+        self.status = status::read(&self.dir);
         if let Some(Ok(s)) = &self.status
             && s.state == State::Running
             && self.sps.last().is_none_or(|l| l.0 != s.step as f64)
@@ -211,7 +197,7 @@ impl RunView {
     }
 
     fn refresh_lock(&mut self) -> bool {
-        let Some(lock) = reread_json(&self.dir, "plugins.lock", &mut self.lock_stamp) else { return false };
+        let Some(lock) = reread_json(&self.dir, crate::rundir::PLUGINS_LOCK, &mut self.lock_stamp) else { return false };
         self.plugins = lock.unwrap_or(Ok(Vec::new()));
         true
     }

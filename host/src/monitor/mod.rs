@@ -1,13 +1,13 @@
 //! The terminal monitor (`paddock watch`, `paddock train --tui`), on ratatui + crossterm.
 //! It only reads run directories (see [`data`]) and files requests in their `control/`
-//! folder (see [`crate::runstatus`]), so it watches runs started anywhere, survives runs
+//! folder (see [`crate::rundir::status`]), so it watches runs started anywhere, survives runs
 //! that end, restart or vanish, and steers any live run. At rest it wakes four times a
 //! second, looks at file sizes and times, and draws only when something changed.
 
 pub mod data;
 pub mod ui;
 
-use crate::runstatus::{self, Request};
+use crate::rundir::status::{self, Request};
 use data::RunView;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::path::PathBuf;
@@ -54,7 +54,7 @@ impl App {
             big_log: false,
             message: None,
             owns_run: false,
-            now: runstatus::unix_now(),
+            now: status::unix_now(),
             last_scan: None,
         };
         app.scan();
@@ -83,7 +83,7 @@ impl App {
         for r in &mut self.runs {
             changed |= r.refresh();
         }
-        let now = runstatus::unix_now();
+        let now = status::unix_now();
         // Elapsed times tick once a second on live runs.
         if self.runs.iter().any(|r| r.elapsed(now).is_some() && r.state_label(now) == "running") && now.floor() != self.now.floor() {
             changed = true;
@@ -105,7 +105,7 @@ impl App {
             self.message = Some(format!("{name} is not running"));
             return;
         }
-        self.message = Some(match runstatus::request(&dir, r) {
+        self.message = Some(match status::request(&dir, r) {
             Ok(()) => match r {
                 Request::Pause => format!("asked {name} to pause"),
                 Request::Resume => format!("asked {name} to resume"),
@@ -148,7 +148,7 @@ impl App {
             KeyCode::Char('o') => self.overlay = !self.overlay,
             KeyCode::Char('l') => self.big_log = !self.big_log,
             KeyCode::Char('p') => {
-                let paused = self.current().is_some_and(|r| r.state_label(self.now) == "paused" || runstatus::pause_requested(&r.dir));
+                let paused = self.current().is_some_and(|r| r.state_label(self.now) == "paused" || status::pause_requested(&r.dir));
                 self.ask(if paused { Request::Resume } else { Request::Pause });
             }
             KeyCode::Char('c') => self.ask(Request::Checkpoint),
@@ -163,7 +163,7 @@ impl App {
             // `train --tui`: stop the run cleanly (final checkpoint), then leave.
             self.ask(Request::Stop);
             if let Some(r) = self.current() {
-                let _ = runstatus::request(&r.dir, Request::Resume);
+                let _ = status::request(&r.dir, Request::Resume);
             }
             self.message = Some("stopping the run: it writes a final checkpoint, then the monitor closes".into());
             return true;

@@ -17,6 +17,7 @@ mod physics_host;
 pub mod reward;
 pub mod sandbox;
 mod tensor_host;
+pub mod watcher;
 
 pub use algorithm::AlgorithmInstance;
 pub use env::EnvInstance;

@@ -5,13 +5,10 @@
 //!
 //! - [`s3`]: the S3 side over `aws-sdk-s3` (the SDK's credential chain, region and endpoint
 //!   conventions; its standard retry mode with backoff; multipart uploads for large files).
-//! - [`mirror`]: a run trained into an S3 store runs in a local working copy that a
-//!   background thread mirrors to S3 — metrics and logs while the run goes on, each
-//!   checkpoint whole and marked complete last — so training never waits on an upload.
-//! - [`runs`]: listing runs in a store and fetching one (only complete checkpoints).
+//!
+//! What a run looks like in a store (mirroring, listing, fetching) belongs to the run
+//! directory's format: [`crate::rundir::mirror`] and [`crate::rundir::runs`].
 
-pub mod mirror;
-pub mod runs;
 pub mod s3;
 
 use anyhow::Context;

@@ -15,8 +15,9 @@
 //! that are gone (an outage the SDK's retries hid, a server that restarted empty) make it
 //! upload the run again.
 
-use super::Objects;
+use super::{CHECKPOINTS, is_checkpoint_name};
 use crate::log::{Level, RunLog};
+use crate::store::Objects;
 use anyhow::Context;
 use sha2::Digest;
 use std::collections::{BTreeSet, HashMap};
@@ -49,11 +50,6 @@ pub struct Marker {
     pub files: Vec<MarkedFile>,
 }
 
-/// Whether `name` is a complete checkpoint directory's name (the step, 12 digits).
-pub fn is_checkpoint_name(name: &str) -> bool {
-    name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())
-}
-
 struct Syncer {
     local: PathBuf,
     remote: Arc<dyn Objects>,
@@ -64,7 +60,7 @@ struct Syncer {
 
 impl Syncer {
     fn local_checkpoints(&self) -> BTreeSet<String> {
-        let Ok(rd) = std::fs::read_dir(self.local.join("checkpoints")) else { return BTreeSet::new() };
+        let Ok(rd) = std::fs::read_dir(self.local.join(CHECKPOINTS)) else { return BTreeSet::new() };
         rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_checkpoint_name(n)).collect()
     }
 
@@ -72,7 +68,7 @@ impl Syncer {
     fn pass(&mut self) -> anyhow::Result<usize> {
         let checkpoints = self.local_checkpoints();
         let mut written = 0;
-        for (rel, _) in super::walk(&self.local)? {
+        for (rel, _) in crate::store::walk(&self.local)? {
             if rel.starts_with("checkpoints/") || rel.starts_with("control/") {
                 continue;
             }
@@ -90,7 +86,7 @@ impl Syncer {
         }
         if self.reconcile {
             // After an outage: the store may hold checkpoints the run pruned meanwhile.
-            for name in self.remote.list_dirs("checkpoints")? {
+            for name in self.remote.list_dirs(CHECKPOINTS)? {
                 if !checkpoints.contains(&name) {
                     self.delete_checkpoint(&name)?;
                 }
@@ -112,9 +108,9 @@ impl Syncer {
 
     /// Uploads a checkpoint, marker last; `false` if the run pruned it meanwhile.
     fn upload_checkpoint(&self, name: &str) -> anyhow::Result<bool> {
-        let dir = self.local.join("checkpoints").join(name);
+        let dir = self.local.join(CHECKPOINTS).join(name);
         let mut files = Vec::new();
-        for (rel, _) in super::walk(&dir)? {
+        for (rel, _) in crate::store::walk(&dir)? {
             let path = dir.join(&rel);
             let data = match std::fs::read(&path) {
                 Ok(d) => d,

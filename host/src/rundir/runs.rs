@@ -2,8 +2,9 @@
 //! an S3 store counts only with its `COMPLETE` marker, and every file fetched is checked
 //! against the marker's size and sha256.
 
-use super::mirror::{COMPLETE, Marker, is_checkpoint_name};
-use super::{Location, Objects};
+use super::mirror::{COMPLETE, Marker};
+use super::{CHECKPOINTS, CONFIG, PARTIAL_PREFIX, is_checkpoint_name};
+use crate::store::{Location, Objects};
 use anyhow::Context;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// The complete checkpoints of the run at `run` (a key prefix), oldest first.
 pub fn complete_checkpoints(objects: &dyn Objects, run: &str) -> anyhow::Result<Vec<String>> {
     let local = matches!(objects.location(), Location::Local(_));
-    let prefix = super::join_key(run, "checkpoints");
+    let prefix = crate::store::join_key(run, CHECKPOINTS);
     let mut names: Vec<String> = if local {
         // A local store: the directory rename is the commit point; `.tmp-*` are partial.
         objects.list_dirs(&prefix)?.into_iter().filter(|n| is_checkpoint_name(n)).collect()
@@ -105,7 +106,7 @@ pub fn pull_run(
 ) -> anyhow::Result<Pulled> {
     let from = objects.location().join(run);
     let all = objects.list(run)?;
-    if !all.iter().any(|e| e.key == super::join_key(run, "config.toml")) {
+    if !all.iter().any(|e| e.key == crate::store::join_key(run, CONFIG)) {
         anyhow::bail!("{from} is not a run (it has no config.toml)");
     }
     let complete = complete_checkpoints(objects, run)?;
@@ -125,22 +126,22 @@ pub fn pull_run(
     };
     std::fs::create_dir_all(dest).with_context(|| format!("failed to create {}", dest.display()))?;
     let mut pulled = Pulled { files: 0, bytes: 0, checkpoints: Vec::new() };
-    let run_prefix = super::dir_prefix(run);
+    let run_prefix = crate::store::dir_prefix(run);
     for e in &all {
         let Some(rel) = e.key.strip_prefix(&run_prefix) else { continue };
         if rel.starts_with("checkpoints/") || rel.starts_with("control/") {
             continue;
         }
         let data = objects.get(&e.key)?.with_context(|| format!("{from}/{rel} vanished while it was fetched"))?;
-        super::write_atomically(&dest.join(rel), &data)?;
+        crate::store::write_atomically(&dest.join(rel), &data)?;
         progress(rel, data.len() as u64);
         pulled.files += 1;
         pulled.bytes += data.len() as u64;
     }
     for name in wanted {
         let base = format!("{run_prefix}checkpoints/{name}");
-        let local_dir = dest.join("checkpoints").join(&name);
-        let tmp = dest.join("checkpoints").join(format!(".tmp-{name}"));
+        let local_dir = dest.join(CHECKPOINTS).join(&name);
+        let tmp = dest.join(CHECKPOINTS).join(format!("{PARTIAL_PREFIX}{name}"));
         let _ = std::fs::remove_dir_all(&tmp);
         let files: Vec<(String, Option<(u64, String)>)> = if matches!(objects.location(), Location::Local(_)) {
             all.iter().filter_map(|e| e.key.strip_prefix(&format!("{base}/")).map(|r| (r.to_string(), None))).collect()
@@ -164,7 +165,7 @@ pub fn pull_run(
                     );
                 }
             }
-            super::write_atomically(&tmp.join(&rel), &data)?;
+            crate::store::write_atomically(&tmp.join(&rel), &data)?;
             progress(&format!("checkpoints/{name}/{rel}"), data.len() as u64);
             pulled.files += 1;
             pulled.bytes += data.len() as u64;
@@ -205,7 +206,7 @@ pub fn fresh_working_copy(location: &Location) -> anyhow::Result<(PathBuf, Optio
 /// The store a run lies in (opened with the SDK's environment) and the run's name there.
 pub fn open_run(location: &Location) -> anyhow::Result<(std::sync::Arc<dyn Objects>, String)> {
     let (store, name) = split_run(location)?;
-    Ok((super::open(&store, &Default::default())?, name))
+    Ok((crate::store::open(&store, &Default::default())?, name))
 }
 
 /// Splits an S3 location into its store (parent) and run name.

@@ -11,6 +11,7 @@
 //!   asks the run to stop at the next step, writing a final checkpoint (resume with
 //!   `paddock train --resume`). The loop removes the last two once served.
 
+use super::{CONTROL, STATUS};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -86,15 +87,15 @@ pub fn unix_now() -> f64 {
 
 /// Writes `status.json` atomically.
 pub fn write(run_dir: &Path, status: &Status) -> std::io::Result<()> {
-    let tmp = run_dir.join(".status.json.tmp");
+    let tmp = run_dir.join(format!(".{STATUS}.tmp"));
     std::fs::write(&tmp, serde_json::to_vec(status)?)?;
-    std::fs::rename(&tmp, run_dir.join("status.json"))
+    std::fs::rename(&tmp, run_dir.join(STATUS))
 }
 
 /// Reads `status.json`: `None` when there is none yet, an error naming the file when it is
 /// unreadable.
 pub fn read(run_dir: &Path) -> Option<Result<Status, String>> {
-    let path = run_dir.join("status.json");
+    let path = run_dir.join(STATUS);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -117,7 +118,7 @@ pub enum Request {
 }
 
 fn control_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("control")
+    run_dir.join(CONTROL)
 }
 
 /// Files a request in `run_dir/control/`.

@@ -1,0 +1,192 @@
+//! Hot reload in a running loop: new versions of the run's plugins (compiled and checked
+//! on the [`PluginWatcher`]'s thread) wait here for their safe point.
+
+use super::metrics::MetricsSink;
+use super::setup::attach_goal_oracle;
+use crate::envset::EnvSet;
+use crate::rundir::{self, LockEntry};
+use crate::runtime::bindings::types::Params;
+use crate::runtime::watcher::PluginWatcher;
+use crate::runtime::{AlgorithmInstance, Plugin, RewardInstance};
+use crate::seed::{Stream, derive};
+use std::path::Path;
+use std::time::Instant;
+use tch::Tensor;
+
+/// `plugins.lock`'s entry for `p` in `role`, live since `since_step`.
+pub(super) fn lock_entry(role: &str, p: &Plugin, since_step: u64) -> LockEntry {
+    let i = p.info();
+    LockEntry {
+        role: role.to_string(),
+        name: i.name.clone(),
+        source: i.path.display().to_string(),
+        sha256: i.sha256.clone(),
+        world: i.world.to_string(),
+        package_version: i.package_version.clone(),
+        since_step,
+    }
+}
+
+/// Where hot-reloaded versions of a run's plugins wait for their safe point, and what they
+/// need to take over: a reward at the next step, the env at each env's next episode
+/// boundary, the algorithm right after its next update (re-attached to its named
+/// parameters and given its saved state). Every swap and refusal goes to the log, to
+/// `metrics.jsonl` (`reload/<role>`, `reload/<role>_refused`) and, for swaps, to
+/// `plugins.lock` with the step it went live.
+pub(super) struct Reloads {
+    pub watcher: Option<PluginWatcher>,
+    /// An algorithm version waiting for the next update, and when its file changed.
+    pub algorithm: Option<(Plugin, Instant, std::time::Duration)>,
+    /// The env swap under way: when it began (step) and when its file changed.
+    pub env_began: Option<(u64, Instant, String)>,
+    pub reward_seed: u64,
+    pub reward_params: Params,
+    pub algo_params: Params,
+    pub log: crate::log::RunLog,
+}
+
+pub(super) struct ReloadCtx<'a> {
+    pub run_dir: &'a Path,
+    pub seed: u64,
+    pub env_params: &'a Params,
+    pub reward: Option<&'a Path>,
+    pub step: u64,
+}
+
+impl Reloads {
+    fn record(
+        &self,
+        ctx: &ReloadCtx<'_>,
+        role: &str,
+        path: &Path,
+        outcome: &anyhow::Result<Plugin>,
+        seen: Instant,
+        load_time: std::time::Duration,
+        what: &str,
+        metrics: &mut MetricsSink,
+    ) -> anyhow::Result<()> {
+        let mut line = serde_json::Map::new();
+        line.insert("step".into(), ctx.step.into());
+        match outcome {
+            Ok(p) => {
+                let ms = seen.elapsed().as_secs_f64() * 1e3;
+                self.log.line(
+                    crate::log::Level::Info,
+                    "host",
+                    &format!(
+                        "hot reload: {role} plugin {} (sha256 {}) {what} from step {} ({ms:.0} ms after the change; loaded in {:.0} ms)",
+                        path.display(),
+                        &p.info().sha256[..12],
+                        ctx.step,
+                        load_time.as_secs_f64() * 1e3
+                    ),
+                );
+                rundir::append_lock(ctx.run_dir, lock_entry(role, p, ctx.step))?;
+                line.insert(format!("reload/{role}"), 1.into());
+            }
+            Err(e) => {
+                self.log.line(
+                    crate::log::Level::Warn,
+                    "host",
+                    &format!("hot reload: refused the new {role} plugin {}, the run goes on with the old one: {e:#}", path.display()),
+                );
+                line.insert(format!("reload/{role}_refused"), 1.into());
+            }
+        }
+        metrics.write(line)
+    }
+
+    /// Takes new versions from the watcher: swaps a reward in now, starts an env swap, and
+    /// keeps an algorithm for the next update. Called before each env step.
+    pub(super) fn poll(
+        &mut self,
+        ctx: &ReloadCtx<'_>,
+        envs: &mut EnvSet,
+        eval_envs: &mut EnvSet,
+        algo: &mut AlgorithmInstance,
+        metrics: &mut MetricsSink,
+    ) -> anyhow::Result<()> {
+        let Some(watcher) = &self.watcher else { return Ok(()) };
+        for c in watcher.poll() {
+            let loaded = c.plugin.map_err(anyhow::Error::from);
+            match c.role {
+                "reward" => {
+                    let outcome = loaded.and_then(|p| {
+                        let new = RewardInstance::new(&p, self.reward_seed, envs.spec(), &self.reward_params)?;
+                        envs.swap_reward(new).map_err(|(_, e)| anyhow::Error::from(e))?;
+                        Ok(p)
+                    });
+                    self.record(ctx, c.role, &c.path, &outcome, c.seen, c.load_time, "is live", metrics)?;
+                }
+                "env" => {
+                    let outcome = loaded.and_then(|p| {
+                        eval_envs.begin_swap(&p)?;
+                        if let Err(e) = envs.begin_swap(&p) {
+                            eval_envs.cancel_swap();
+                            return Err(e.into());
+                        }
+                        if p.info().goals {
+                            attach_goal_oracle(algo.learner_mut(), &p, ctx.seed, ctx.env_params, ctx.reward)?;
+                        }
+                        Ok(p)
+                    });
+                    if let Ok(p) = &outcome {
+                        self.env_began = Some((ctx.step, c.seen, p.info().sha256[..12].to_string()));
+                    }
+                    self.record(
+                        ctx,
+                        c.role,
+                        &c.path,
+                        &outcome,
+                        c.seen,
+                        c.load_time,
+                        "takes each env over at its next episode boundary",
+                        metrics,
+                    )?;
+                }
+                _ => match loaded {
+                    // Checked again at the next update, where it takes over.
+                    Ok(p) => self.algorithm = Some((p, c.seen, c.load_time)),
+                    Err(e) => self.record(ctx, c.role, &c.path, &Err(e), c.seen, c.load_time, "", metrics)?,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// After an env step: logs the end of an env swap once every env has moved.
+    pub(super) fn env_progress(&mut self, envs: &EnvSet, step: u64, metrics: &mut MetricsSink) -> anyhow::Result<()> {
+        if envs.swapping().is_none()
+            && let Some((began, seen, sha)) = self.env_began.take()
+        {
+            let ms = seen.elapsed().as_secs_f64() * 1e3;
+            self.log.line(
+                crate::log::Level::Info,
+                "host",
+                &format!("hot reload: env plugin (sha256 {sha}) serves all {} envs from step {step} (the swap began at step {began}; {ms:.0} ms after the change)", envs.num_envs()),
+            );
+            let mut line = serde_json::Map::new();
+            line.insert("step".into(), step.into());
+            line.insert("reload/env_complete".into(), 1.into());
+            metrics.write(line)?;
+        }
+        Ok(())
+    }
+
+    /// Right after an update: hands the learner to a waiting algorithm version.
+    pub(super) fn swap_algorithm(
+        &mut self,
+        ctx: &ReloadCtx<'_>,
+        algo: &mut AlgorithmInstance,
+        spec: &crate::runtime::bindings::types::EnvSpec,
+        n: usize,
+        probe: &Tensor,
+        metrics: &mut MetricsSink,
+    ) -> anyhow::Result<()> {
+        let Some((p, seen, load_time)) = self.algorithm.take() else { return Ok(()) };
+        let seed = derive(ctx.seed, Stream::PluginRandom, (1 << 33) + ctx.step);
+        let path = p.info().path.clone();
+        let outcome = algo.reload(&p, seed, spec, n as u32, &self.algo_params, probe).map(|()| p).map_err(anyhow::Error::from);
+        self.record(ctx, "algorithm", &path, &outcome, seen, load_time, "is live, on the same named parameters,", metrics)
+    }
+}

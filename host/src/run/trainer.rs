@@ -1,0 +1,360 @@
+//! The training loop, made of named steps: [`Trainer::setup`] (plugins, envs, learner,
+//! checkpoint restore), [`Trainer::collect`] (one vectorized env step: `act` → env step →
+//! `observe`), [`Trainer::update`] (when the algorithm asks), [`Trainer::evaluate`]
+//! (deterministic episodes on envs of their own, on a schedule) and
+//! [`Trainer::checkpoint`]. Between updates the caller's [`Hooks`] can act: stop, ask for
+//! a checkpoint now, prune after an evaluation.
+//!
+//! Batch data goes to the algorithm as host tensors on the learner's device.
+//! `metrics.jsonl` is deterministic (no wall-clock values), so the same config and seed on
+//! CPU give the same bytes; libtorch's generator is reseeded from the run seed and the
+//! update count at every update, so a resumed run continues exactly as an uninterrupted
+//! one would, without saving generator state.
+
+use super::checkpoint::{self, Live, LoopState, Policy};
+use super::eval::{Evaluation, actions_for_envs, evaluate, obs_tensor, on_device};
+use super::metrics::MetricsSink;
+use super::reloads::{ReloadCtx, Reloads, lock_entry};
+use super::setup::{Plugins, reseed_torch};
+use super::ticker::{ScenePainter, TICK, Ticker};
+use super::{Directive, Hooks, Progress, TrainSummary};
+use crate::config::{RunConfig, to_params};
+use crate::envset::EnvSet;
+use crate::rundir;
+use crate::rundir::status::{State, Status};
+use crate::runtime::bindings::types::{Params, Space};
+use crate::runtime::watcher::PluginWatcher;
+use crate::runtime::{AlgorithmInstance, Plugin, RewardInstance, Runtime, World};
+use crate::seed::{Stream, derive};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+/// A run being trained: its plugins, envs, learner and counters.
+pub(super) struct Trainer<'a> {
+    config: &'a RunConfig,
+    run_dir: &'a Path,
+    device: Device,
+    total: u64,
+    envs: EnvSet,
+    eval_envs: EnvSet,
+    algo: AlgorithmInstance,
+    env_params: Params,
+    space: Space,
+    /// Training envs, observation length, action length.
+    dims: (usize, usize, usize),
+    /// The current observations of the training envs.
+    obs: Vec<f32>,
+    st: LoopState,
+    metrics: MetricsSink,
+    reloads: Reloads,
+    ticker: Ticker<'a>,
+    painter: ScenePainter,
+    next_checkpoint: u64,
+    resumed_from: Option<PathBuf>,
+}
+
+impl<'a> Trainer<'a> {
+    /// Loads the plugins, builds the envs and the learner, and restores the run's newest
+    /// complete checkpoint when `resume` (or starts afresh if it has none).
+    pub fn setup(config: &'a RunConfig, runtime: &Runtime, run_dir: &'a Path, resume: bool, status: Status) -> anyhow::Result<Self> {
+        let plugins = Plugins::load(config, runtime)?;
+        let total = config.total_steps.context("the config has no `total_steps`")?;
+        let reward_plugin = config.reward.as_ref().map(|r| runtime.load(&r.plugin, World::Reward)).transpose()?;
+        let opts = |num_envs, stream| config.env.set_options(num_envs, None, config.seed, stream).map_err(anyhow::Error::msg);
+        let mut envs = EnvSet::new(&plugins.env, &opts(config.env.num_envs, Stream::Env)?)?;
+        let mut eval_envs = EnvSet::new(&plugins.env, &opts(config.train.eval_episodes, Stream::EvalEnv)?)?;
+        // The reward plugin's seed and parameters serve its first instance and every hot-reloaded one.
+        let reward_seed = derive(config.seed, Stream::PluginRandom, 1 << 32);
+        let reward_params = match &config.reward {
+            Some(r) => to_params("reward.params", &r.params).map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        };
+        if let Some(plugin) = &reward_plugin {
+            envs.set_reward(RewardInstance::new(plugin, reward_seed, envs.spec(), &reward_params)?);
+        }
+        let resumed_from = if resume { rundir::latest_checkpoint(run_dir) } else { None };
+        let learner = plugins.learner(config, resumed_from.as_deref(), config.seed, true)?;
+        // Seeded before `init`: the plugin's networks are initialised from this generator.
+        reseed_torch(config.seed, 0);
+        let mut algo = AlgorithmInstance::new(&plugins.algorithm, derive(config.seed, Stream::PluginRandom, 1 << 33), learner)?;
+        let (n, ol, al) = (envs.num_envs(), envs.obs_len(), envs.act_len());
+        algo.init(envs.spec(), n as u32, &plugins.algorithm_params)?;
+        let mut st =
+            LoopState { next_eval: if config.train.eval_every == 0 { u64::MAX } else { config.train.eval_every }, ..LoopState::default() };
+        if let Some(dir) = &resumed_from {
+            st = checkpoint::read_loop_state(dir)?;
+            if let Some(state) = checkpoint::read_algorithm_state(dir)? {
+                algo.load_state(&state)?;
+            }
+            envs.restore(&st.env_states, &st.observations)?;
+            let eval_obs = vec![0.0; eval_envs.num_envs() * ol];
+            eval_envs.restore(&st.eval_env_states, &eval_obs)?;
+        }
+        reseed_torch(config.seed, st.updates);
+
+        if resumed_from.is_none() {
+            let mut lock = vec![lock_entry("env", &plugins.env, 0), lock_entry("algorithm", &plugins.algorithm, 0)];
+            if let Some(p) = &reward_plugin {
+                lock.push(lock_entry("reward", p, 0));
+            }
+            for e in &mut lock {
+                if let Some(src) = config.sources.get(Path::new(&e.source)) {
+                    e.source = src.clone();
+                }
+            }
+            rundir::write_lock(run_dir, &lock)?;
+        }
+        rundir::remove_partial_checkpoints(run_dir).context("failed to remove a partial checkpoint")?;
+        let metrics = MetricsSink::open(run_dir, st.metrics_bytes, resumed_from.is_some())?;
+        let log = runtime.options().log.clone();
+        let reloads = Reloads {
+            watcher: watch(config, runtime, &plugins, reward_plugin.as_ref())?,
+            algorithm: None,
+            env_began: None,
+            reward_seed,
+            reward_params,
+            algo_params: plugins.algorithm_params.clone(),
+            log: log.clone(),
+        };
+        let obs = if resumed_from.is_some() { st.observations.clone() } else { envs.reset()? };
+        let every = config.train.checkpoint_every;
+        let next_checkpoint = if every == 0 { u64::MAX } else { (st.steps / every + 1) * every };
+        let mut status = status;
+        status.device = format!("{:?}", plugins.device).to_lowercase();
+        let ticker = Ticker { run_dir, status, last: Instant::now() - TICK, last_steps: st.steps, checkpoint_asked: false, log };
+        Ok(Trainer {
+            config,
+            run_dir,
+            device: plugins.device,
+            total,
+            space: envs.spec().action_space.clone(),
+            envs,
+            eval_envs,
+            algo,
+            env_params: plugins.env_params,
+            dims: (n, ol, al),
+            obs,
+            st,
+            metrics,
+            reloads,
+            ticker,
+            painter: ScenePainter { last: None, view: None, active: true },
+            next_checkpoint,
+            resumed_from,
+        })
+    }
+
+    /// One vectorized env step: hot-reloaded versions taken in, `act` on the current
+    /// observations, the envs stepped, the transition `observe`d, episodes counted.
+    pub fn collect(&mut self) -> anyhow::Result<()> {
+        let (n, ol, al) = self.dims;
+        self.painter.paint(self.run_dir, &self.envs, self.st.steps);
+        let reward = self.config.reward.as_ref().map(|r| r.plugin.as_path());
+        let ctx = ReloadCtx { run_dir: self.run_dir, seed: self.config.seed, env_params: &self.env_params, reward, step: self.st.steps };
+        self.reloads.poll(&ctx, &mut self.envs, &mut self.eval_envs, &mut self.algo, &mut self.metrics)?;
+        let obs_t = obs_tensor(&self.obs, n, ol, self.device);
+        let a = self.algo.act(&obs_t, false)?;
+        let actions = actions_for_envs(self.algo.name(), &a, n, al, &self.space)?;
+        let step = self.envs.step(&actions).with_context(|| format!("at env step {}", self.st.steps))?;
+        self.reloads.env_progress(&self.envs, self.st.steps + n as u64, &mut self.metrics)?;
+        let next = step.next_observations(ol);
+        let device = self.device;
+        let rewards = on_device(Tensor::from_slice(&step.rewards.iter().map(|&r| r as f32).collect::<Vec<_>>()), device);
+        let terminated = on_device(Tensor::from_slice(&step.terminated), device);
+        let truncated = on_device(Tensor::from_slice(&step.truncated), device);
+        self.algo.observe(&obs_t, &a, &rewards, &obs_tensor(&next, n, ol, device), &terminated, &truncated)?;
+        let st = &mut self.st;
+        st.steps += n as u64;
+        if st.running.len() != n {
+            st.running = vec![(0.0, 0); n];
+        }
+        for i in 0..n {
+            st.running[i].0 += step.rewards[i];
+            st.running[i].1 += 1;
+            if step.terminated[i] || step.truncated[i] {
+                st.finished.push(st.running[i]);
+                st.recent.push(st.running[i].0);
+                st.running[i] = (0.0, 0);
+            }
+        }
+        if st.recent.len() > 20 {
+            st.recent.drain(..st.recent.len() - 20);
+        }
+        self.obs = step.observations;
+        Ok(())
+    }
+
+    /// Updates when the algorithm asks (its metrics and the episodes finished since the
+    /// last update go to `metrics.jsonl`); a waiting algorithm version takes over right
+    /// after. Returns whether it updated: the loop's safe point.
+    pub fn update(&mut self) -> anyhow::Result<bool> {
+        if !self.algo.wants_update()? {
+            return Ok(false);
+        }
+        let st = &mut self.st;
+        let mut line = serde_json::Map::new();
+        line.insert("step".into(), st.steps.into());
+        if !st.finished.is_empty() {
+            let k = st.finished.len() as f64;
+            line.insert("rollout/episodes".into(), st.finished.len().into());
+            line.insert("rollout/return_mean".into(), (st.finished.iter().map(|e| e.0).sum::<f64>() / k).into());
+            line.insert("rollout/length_mean".into(), (st.finished.iter().map(|e| e.1 as f64).sum::<f64>() / k).into());
+            st.finished.clear();
+        }
+        for m in self.algo.update()? {
+            line.insert(format!("train/{}", m.name), m.value.into());
+        }
+        self.metrics.write(line)?;
+        self.st.updates += 1;
+        let (n, ol, _) = self.dims;
+        let ctx =
+            ReloadCtx { run_dir: self.run_dir, seed: self.config.seed, env_params: &self.env_params, reward: None, step: self.st.steps };
+        let probe = obs_tensor(&self.obs, n, ol, self.device);
+        self.reloads.swap_algorithm(&ctx, &mut self.algo, self.envs.spec(), n, &probe, &mut self.metrics)?;
+        reseed_torch(self.config.seed, self.st.updates);
+        Ok(true)
+    }
+
+    /// Evaluates when due (every `train.eval_every` steps, and at the end): one
+    /// deterministic episode per eval env. Returns the evaluation and whether it reached
+    /// `train.stop_at_return`.
+    pub fn evaluate(&mut self) -> anyhow::Result<Option<(Evaluation, bool)>> {
+        let st = &mut self.st;
+        if st.steps < st.next_eval && st.steps < self.total {
+            return Ok(None);
+        }
+        st.next_eval = st.next_eval.saturating_add(self.config.train.eval_every);
+        let e = Evaluation::of(st.steps, evaluate(&mut self.algo, &mut self.eval_envs, self.device)?);
+        self.metrics.write(e.metrics_line())?;
+        let st = &mut self.st;
+        st.best_eval_return = Some(st.best_eval_return.map_or(e.mean, |b: f64| b.max(e.mean)));
+        st.last_eval_return = Some(e.mean);
+        let solved = self.config.train.stop_at_return.is_some_and(|t| e.mean >= t);
+        if solved && st.solved_at_step.is_none() {
+            st.solved_at_step = Some(st.steps);
+        }
+        st.evals.push(e.clone());
+        Ok(Some((e, solved)))
+    }
+
+    /// Whether a checkpoint is due now (on the interval, or asked for). Not while an env
+    /// swap is under way: every env of a checkpoint is of one version.
+    fn checkpoint_due(&self) -> bool {
+        let due = self.st.steps >= self.next_checkpoint || self.ticker.checkpoint_asked;
+        due && self.st.steps < self.total && self.envs.swapping().is_none()
+    }
+
+    /// Writes a checkpoint of the run as it is now.
+    pub fn checkpoint(&mut self) -> anyhow::Result<PathBuf> {
+        let every = self.config.train.checkpoint_every;
+        if every > 0 {
+            self.next_checkpoint = (self.st.steps / every + 1) * every;
+        }
+        if std::mem::take(&mut self.ticker.checkpoint_asked) {
+            let msg = format!("checkpoint at step {} written as asked", self.st.steps);
+            self.ticker.log.line(crate::log::Level::Info, "host", &msg);
+        }
+        let metrics_bytes = self.metrics.flush()?;
+        let live =
+            Live { algo: &mut self.algo, envs: &mut self.envs, eval_envs: &mut self.eval_envs, observations: &self.obs, metrics_bytes };
+        let policy = Policy { keep: self.config.train.keep_checkpoints, replay: self.config.train.checkpoint_replay };
+        checkpoint::write(self.run_dir, policy, live, &mut self.st)
+    }
+
+    /// Acts on a hook's directive; a stop is taken at the top of the next iteration.
+    fn steer(&mut self, d: Directive, stop_asked: &mut Option<bool>) {
+        match d {
+            Directive::Continue => {}
+            Directive::Checkpoint => self.ticker.checkpoint_asked = true,
+            Directive::Stop => _ = stop_asked.get_or_insert(false),
+            Directive::Prune => *stop_asked = Some(true),
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        let recent = &self.st.recent;
+        Progress {
+            steps: self.st.steps,
+            total_steps: self.total,
+            recent_return: (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64),
+            last_eval: self.st.last_eval_return,
+        }
+    }
+
+    /// The loop: collect, update, evaluate and checkpoint until `total_steps`, a solved
+    /// evaluation, or a stop (from `control/`, or from `hooks`).
+    pub fn run(mut self, hooks: &mut dyn Hooks) -> anyhow::Result<TrainSummary> {
+        let start = Instant::now();
+        let start_steps = self.st.steps;
+        // A stop a hook asked for: `Some(pruned)`.
+        let (mut stopped, mut stop_asked) = (false, None);
+        while self.st.steps < self.total {
+            let news = self.envs.swapping().map(|(m, n)| format!("env swap under way: {m} of {n} envs on the new version"));
+            if self.ticker.tick(&self.st, news) || stop_asked.is_some() {
+                stopped = true;
+                break;
+            }
+            self.collect()?;
+            let updated = self.update()?;
+            if updated {
+                self.steer(hooks.at_update(self.st.steps), &mut stop_asked);
+            }
+            let mut solved = false;
+            if let Some((e, reached)) = self.evaluate()? {
+                solved = reached;
+                self.steer(hooks.evaluated(&e), &mut stop_asked);
+            }
+            if updated && !solved && self.checkpoint_due() {
+                let dir = self.checkpoint()?;
+                hooks.checkpointed(&dir, self.st.steps)?;
+            }
+            hooks.progress(self.progress());
+            if solved {
+                break;
+            }
+        }
+        self.metrics.flush()?;
+        // A final checkpoint, for `paddock eval` and for resuming with more steps. (The rollout
+        // may be part-filled here; resuming continues from the last update-time checkpoint
+        // unless this one is newer.)
+        let name = rundir::checkpoint_name(self.st.steps);
+        let stale = rundir::latest_checkpoint(self.run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != name.as_str()));
+        if (self.config.train.checkpoint_every > 0 || stopped) && stale {
+            let dir = self.checkpoint()?;
+            hooks.checkpointed(&dir, self.st.steps)?;
+        }
+        let wall_s = start.elapsed().as_secs_f64();
+        let sps = (self.st.steps - start_steps) as f64 / wall_s.max(1e-9);
+        self.ticker.status.sps = sps;
+        self.ticker.write(if stopped { State::Stopped } else { State::Finished }, &self.st, None);
+        Ok(TrainSummary {
+            run_dir: self.run_dir.to_path_buf(),
+            steps: self.st.steps,
+            wall_s,
+            steps_per_s: sps,
+            best_eval_return: self.st.best_eval_return,
+            last_eval_return: self.st.last_eval_return,
+            solved_at_step: self.st.solved_at_step,
+            evals: self.st.evals,
+            device: format!("{:?}", self.device).to_lowercase(),
+            resumed_from: self.resumed_from,
+            stopped,
+            pruned: stop_asked == Some(true),
+            store_location: None,
+        })
+    }
+}
+
+/// The hot-reload watcher over the run's plugin files (`train.hot_reload`).
+fn watch(config: &RunConfig, runtime: &Runtime, plugins: &Plugins, reward: Option<&Plugin>) -> anyhow::Result<Option<PluginWatcher>> {
+    if !config.train.hot_reload {
+        return Ok(None);
+    }
+    let mut files = vec![("env", &plugins.env), ("algorithm", &plugins.algorithm)];
+    if let Some(p) = reward {
+        files.push(("reward", p));
+    }
+    Ok(Some(PluginWatcher::new(runtime, &files)?))
+}
