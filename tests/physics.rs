@@ -306,6 +306,29 @@ fn ppo_learns_to_reach_with_the_arm() {
     assert!(rate >= 0.25, "success after 150k steps: {s}");
 }
 
+/// An arm-reach run killed with SIGKILL and resumed writes the same `metrics.jsonl` as an
+/// uninterrupted one, through checkpoints before and after an evaluation (the eval envs'
+/// snapshots are taken once per evaluation and reused). Its checkpoints keep the env
+/// snapshots in binary `envs.bin`, and `state.json` stays small.
+#[test]
+fn arm_reach_killed_and_resumed_matches_an_uninterrupted_run() {
+    let sets = [
+        "total_steps=8192",
+        "train.checkpoint_every=2048",
+        "train.eval_every=4096",
+        "train.eval_episodes=4",
+        "train.keep_checkpoints=5",
+        "train.hot_reload=false",
+    ];
+    common::kill_and_resume_matches("configs/arm-reach-ppo.toml", &sets, 8192, |run_dir| {
+        let checkpoint = paddock::rundir::latest_checkpoint(run_dir).expect("a checkpoint");
+        let envs = std::fs::metadata(checkpoint.join("envs.bin")).expect("envs.bin").len();
+        let state = std::fs::metadata(checkpoint.join("state.json")).expect("state.json").len();
+        assert!(envs > 20 * 16 * 1000, "16 + 4 env snapshots of the arm: {envs} bytes");
+        assert!(state < 4096, "state.json holds counters only: {state} bytes");
+    });
+}
+
 #[test]
 fn hopper_is_bit_identical_restores_exactly_and_survives_bad_actions() {
     let (mut a, mut b) = (envset("hopper", &options(4, 7), RunLog::discard()), envset("hopper", &options(4, 7), RunLog::discard()));

@@ -185,6 +185,10 @@ pub struct TrainSection {
     /// Stop early once an evaluation's mean return reaches this (e.g. 475 for CartPole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_at_return: Option<f64>,
+    /// Stop early once an evaluation's success rate (envs reporting `is-success`) reaches
+    /// this fraction (e.g. 0.9 for arm-reach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_at_success: Option<f64>,
     /// libtorch intra-op threads (1 is fastest and deterministic for small networks).
     #[serde(default = "one")]
     pub threads: usize,
@@ -230,6 +234,7 @@ impl Default for TrainSection {
             eval_every: default_eval_every(),
             eval_episodes: default_eval_episodes(),
             stop_at_return: None,
+            stop_at_success: None,
             threads: 1,
             checkpoint_every: default_checkpoint_every(),
             keep_checkpoints: default_keep(),
@@ -398,6 +403,11 @@ impl RunConfig {
         }
         if self.train.eval_episodes == 0 || self.train.threads == 0 {
             return Err("keys `train.eval_episodes` and `train.threads` must be at least 1".into());
+        }
+        if let Some(s) = self.train.stop_at_success
+            && !(0.0..=1.0).contains(&s)
+        {
+            return Err(format!("key `train.stop_at_success` must be a fraction between 0 and 1, not {s}"));
         }
         Ok(())
     }

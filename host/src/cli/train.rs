@@ -69,11 +69,11 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
     let total = run.config.total_steps.unwrap_or(0);
     let bar = if json { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()) };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} steps · {per_sec} · {msg}")
+        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} steps · {msg} · ETA {eta}")
             .expect("static template")
             .progress_chars("=> "),
     );
-    let result = run.train(&mut Bar { bar: &bar, last_draw: 0, quiet: json });
+    let result = run.train(&mut Bar { bar: &bar, last_draw: 0, quiet: json, start: None });
     bar.finish_and_clear();
     finish(result, &run_dir, json)
 }
@@ -83,16 +83,26 @@ struct Bar<'a> {
     bar: &'a ProgressBar,
     last_draw: u64,
     quiet: bool,
+    /// When and at which step the first progress came (a resumed run starts past 0).
+    start: Option<(std::time::Instant, u64)>,
 }
 
 impl Hooks for Bar<'_> {
     fn progress(&mut self, p: Progress) {
+        if self.start.is_none() {
+            // A resumed run starts past 0: the ETA counts from here.
+            self.bar.set_position(p.steps);
+            self.bar.reset_eta();
+        }
+        let (t0, s0) = *self.start.get_or_insert_with(|| (std::time::Instant::now(), p.steps));
         if p.steps - self.last_draw >= 1000 {
             self.last_draw = p.steps;
             self.bar.set_position(p.steps);
-            let mut msg = String::new();
+            // The run's real rate: wall clock with updates, evaluations and checkpoints.
+            let rate = (p.steps - s0) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            let mut msg = format!("{} steps/s", thousands(rate));
             if let Some(r) = p.recent_return {
-                msg += &format!("return {r:.1}");
+                msg += &format!(" · return {r:.1}");
             }
             if let Some(e) = p.last_eval {
                 msg += &format!(" · eval {e:.1}");
@@ -108,7 +118,20 @@ impl Hooks for Bar<'_> {
     }
 }
 
-/// Logs and prints a run's end.
+/// `12345.6` as `12,346`.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Prints a run's end.
 fn finish(result: anyhow::Result<TrainSummary>, run_dir: &Path, json: bool) -> anyhow::Result<()> {
     let summary = result
         .with_context(|| format!("training run {} failed (its log: {})", run_dir.display(), run_dir.join(crate::rundir::LOG).display()))?;
@@ -143,7 +166,18 @@ fn finish(result: anyhow::Result<TrainSummary>, run_dir: &Path, json: bool) -> a
         println!("stopped   on request; continue with `paddock train --resume {at}`");
     }
     if let Some(s) = summary.solved_at_step {
-        println!("solved    at step {s} (train.stop_at_return)");
+        println!("solved    at step {s} (train.stop_at_return / stop_at_success)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates_print_with_thousands_separators() {
+        assert_eq!(super::thousands(4648.2358), "4,648");
+        assert_eq!(super::thousands(999.6), "1,000");
+        assert_eq!(super::thousands(12.0), "12");
+        assert_eq!(super::thousands(1_234_567.0), "1,234,567");
+    }
 }

@@ -46,7 +46,8 @@ pub struct TrainSummary {
     pub best_eval_return: Option<f64>,
     /// Last evaluation mean return.
     pub last_eval_return: Option<f64>,
-    /// Env steps at which an evaluation first reached `train.stop_at_return`.
+    /// Env steps at which an evaluation first reached `train.stop_at_return` (or
+    /// `train.stop_at_success`).
     pub solved_at_step: Option<u64>,
     /// Every evaluation.
     pub evals: Vec<Evaluation>,

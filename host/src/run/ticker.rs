@@ -44,8 +44,11 @@ impl ScenePainter {
 pub(super) struct Ticker<'a> {
     pub run_dir: &'a Path,
     pub status: Status,
+    /// When the status was last written.
     pub last: Instant,
-    pub last_steps: u64,
+    /// Where the current stretch of stepping began (the start, or the end of a pause), for
+    /// the run's real rate: wall clock with updates, evaluations and checkpoints in it.
+    pub since: (Instant, u64),
     /// A checkpoint was asked for: written at the next update.
     pub checkpoint_asked: bool,
     pub log: crate::log::RunLog,
@@ -68,9 +71,8 @@ impl Ticker<'_> {
         if self.last.elapsed() < TICK {
             return false;
         }
-        let dt = self.last.elapsed().as_secs_f64();
-        self.status.sps = (st.steps - self.last_steps) as f64 / dt;
-        (self.last, self.last_steps) = (Instant::now(), st.steps);
+        self.status.sps = (st.steps - self.since.1) as f64 / self.since.0.elapsed().as_secs_f64().max(1e-9);
+        self.last = Instant::now();
         if status::take(self.run_dir, Request::Checkpoint) {
             self.checkpoint_asked = true;
             self.log.line(
@@ -95,7 +97,7 @@ impl Ticker<'_> {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             self.log.line(crate::log::Level::Info, "host", &format!("resumed at step {}", st.steps));
-            (self.last, self.last_steps) = (Instant::now(), st.steps);
+            (self.last, self.since) = (Instant::now(), (Instant::now(), st.steps));
         }
         self.write(State::Running, st, message);
         false

@@ -53,6 +53,9 @@ pub(super) struct Trainer<'a> {
     painter: ScenePainter,
     next_checkpoint: u64,
     resumed_from: Option<PathBuf>,
+    /// The eval envs' snapshots while they have not changed (they change only when they
+    /// evaluate): each checkpoint between two evaluations reuses them.
+    eval_snapshot: Option<std::sync::Arc<Vec<Vec<u8>>>>,
 }
 
 impl<'a> Trainer<'a> {
@@ -88,9 +91,9 @@ impl<'a> Trainer<'a> {
             if let Some(state) = checkpoint::read_algorithm_state(dir)? {
                 algo.load_state(&state)?;
             }
-            envs.restore(&st.env_states, &st.observations)?;
+            envs.restore(&st.envs.train, &st.envs.observations)?;
             let eval_obs = vec![0.0; eval_envs.num_envs() * ol];
-            eval_envs.restore(&st.eval_env_states, &eval_obs)?;
+            eval_envs.restore(&st.envs.eval, &eval_obs)?;
         }
         reseed_torch(config.seed, st.updates);
 
@@ -118,12 +121,16 @@ impl<'a> Trainer<'a> {
             algo_params: plugins.algorithm_params.clone(),
             log: log.clone(),
         };
-        let obs = if resumed_from.is_some() { st.observations.clone() } else { envs.reset()? };
+        let obs = if resumed_from.is_some() { std::mem::take(&mut st.envs.observations) } else { envs.reset()? };
+        // The eval envs as restored: still their state until they next evaluate.
+        let eval_snapshot = resumed_from.is_some().then(|| std::sync::Arc::new(std::mem::take(&mut st.envs.eval)));
+        st.envs = checkpoint::EnvStates::default();
         let every = config.train.checkpoint_every;
         let next_checkpoint = if every == 0 { u64::MAX } else { (st.steps / every + 1) * every };
         let mut status = status;
         status.device = format!("{:?}", plugins.device).to_lowercase();
-        let ticker = Ticker { run_dir, status, last: Instant::now() - TICK, last_steps: st.steps, checkpoint_asked: false, log };
+        let ticker =
+            Ticker { run_dir, status, last: Instant::now() - TICK, since: (Instant::now(), st.steps), checkpoint_asked: false, log };
         Ok(Trainer {
             config,
             run_dir,
@@ -143,6 +150,7 @@ impl<'a> Trainer<'a> {
             painter: ScenePainter { last: None, view: None, active: true },
             next_checkpoint,
             resumed_from,
+            eval_snapshot,
         })
     }
 
@@ -219,19 +227,22 @@ impl<'a> Trainer<'a> {
 
     /// Evaluates when due (every `train.eval_every` steps, and at the end): one
     /// deterministic episode per eval env. Returns the evaluation and whether it reached
-    /// `train.stop_at_return`.
+    /// `train.stop_at_return` or `train.stop_at_success`.
     pub fn evaluate(&mut self) -> anyhow::Result<Option<(Evaluation, bool)>> {
         let st = &mut self.st;
         if st.steps < st.next_eval && st.steps < self.total {
             return Ok(None);
         }
         st.next_eval = st.next_eval.saturating_add(self.config.train.eval_every);
+        self.eval_snapshot = None;
         let e = Evaluation::of(st.steps, evaluate(&mut self.algo, &mut self.eval_envs, self.device)?);
         self.metrics.write(e.metrics_line())?;
         let st = &mut self.st;
         st.best_eval_return = Some(st.best_eval_return.map_or(e.mean, |b: f64| b.max(e.mean)));
         st.last_eval_return = Some(e.mean);
-        let solved = self.config.train.stop_at_return.is_some_and(|t| e.mean >= t);
+        let train = &self.config.train;
+        let solved = train.stop_at_return.is_some_and(|t| e.mean >= t)
+            || train.stop_at_success.is_some_and(|t| e.success_rate.is_some_and(|r| r >= t));
         if solved && st.solved_at_step.is_none() {
             st.solved_at_step = Some(st.steps);
         }
@@ -256,11 +267,28 @@ impl<'a> Trainer<'a> {
             let msg = format!("checkpoint at step {} written as asked", self.st.steps);
             self.ticker.log.line(crate::log::Level::Info, "host", &msg);
         }
+        let started = Instant::now();
         let metrics_bytes = self.metrics.flush()?;
-        let live =
-            Live { algo: &mut self.algo, envs: &mut self.envs, eval_envs: &mut self.eval_envs, observations: &self.obs, metrics_bytes };
+        let eval_states = match &self.eval_snapshot {
+            Some(s) => s.clone(),
+            None => self.eval_snapshot.insert(std::sync::Arc::new(self.eval_envs.snapshot()?)).clone(),
+        };
+        let live = Live { algo: &mut self.algo, envs: &mut self.envs, eval_states, observations: &self.obs, metrics_bytes };
         let policy = Policy { keep: self.config.train.keep_checkpoints, replay: self.config.train.checkpoint_replay };
-        checkpoint::write(self.run_dir, policy, live, &mut self.st)
+        let mut written = checkpoint::write(self.run_dir, policy, live, &mut self.st)?;
+        written.total = started.elapsed();
+        let bytes: u64 = std::fs::read_dir(&written.dir)
+            .map(|d| d.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        let msg = format!(
+            "checkpoint at step {} written in {:.0} ms (envs {:.0} ms), {:.2} MB",
+            self.st.steps,
+            written.total.as_secs_f64() * 1e3,
+            written.envs.as_secs_f64() * 1e3,
+            bytes as f64 / 1e6
+        );
+        self.ticker.log.line(crate::log::Level::Info, "host", &msg);
+        Ok(written.dir)
     }
 
     /// Acts on a hook's directive; a stop is taken at the top of the next iteration.

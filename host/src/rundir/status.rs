@@ -25,7 +25,7 @@ pub enum State {
     Running,
     /// Paused from `control/pause`.
     Paused,
-    /// Reached `total_steps` or `train.stop_at_return`.
+    /// Reached `total_steps`, `train.stop_at_return` or `train.stop_at_success`.
     Finished,
     /// Stopped on request (`control/stop`); resumable.
     Stopped,
