@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let runtime = Runtime::new(RuntimeOptions { log: RunLog::discard(), ..RuntimeOptions::default() }).expect("runtime");
     let load = |name: &str, world| {
-        runtime.load(&root.join("target/plugins").join(name), world).expect("build the plugins first: scripts/build-plugins.sh")
+        runtime.load(root.join("target/plugins").join(name), world).expect("build the plugins first: scripts/build-plugins.sh")
     };
     let (env_plugin, ppo) = (load("cartpole.wasm", World::Environment), load("ppo.wasm", World::Algorithm));
     let opts = EnvSetOptions {

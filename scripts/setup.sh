@@ -13,6 +13,12 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "error: python3 not found; it is needed to install libtorch from PyPI" >&2; exit 1; }
 
+for component in clippy rustfmt; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        say "adding the $component Rust component"
+        rustup component add "$component"
+    fi
+done
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     say "adding the wasm32-wasip2 Rust target"
     rustup target add wasm32-wasip2

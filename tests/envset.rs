@@ -166,8 +166,8 @@ fn a_new_env_version_takes_each_env_over_at_its_episode_boundary() {
     let mut snapshots_during_swap = 0;
     for _ in 0..2000 {
         let (a, b) = step(&mut reference, &mut swapped);
-        for i in 0..6 {
-            if moved[i] {
+        for (i, moved) in moved.iter_mut().enumerate() {
+            if *moved {
                 continue;
             }
             // Until its episode ends, env i is the old version's, step for step.
@@ -177,7 +177,7 @@ fn a_new_env_version_takes_each_env_over_at_its_episode_boundary() {
                 let k = a.ended.iter().position(|&e| e == i as u32).expect("ended");
                 let kb = b.ended.iter().position(|&e| e == i as u32).expect("ended in both");
                 assert_eq!(a.final_observations[k * 4..k * 4 + 4], b.final_observations[kb * 4..kb * 4 + 4], "env {i}: final observation");
-                moved[i] = true;
+                *moved = true;
             } else {
                 assert_eq!(a.observations[i * 4..i * 4 + 4], b.observations[i * 4..i * 4 + 4], "env {i}: observation");
             }

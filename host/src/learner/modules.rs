@@ -331,7 +331,7 @@ impl Learner {
             optimizers: self
                 .optimizers
                 .iter()
-                .map(|(n, o)| (n.clone(), (o.modules.clone(), OptimizerKindJson(o.kind.clone()), o.learning_rate, o.steps)))
+                .map(|(n, o)| (n.clone(), (o.modules.clone(), OptimizerKindJson(o.kind), o.learning_rate, o.steps)))
                 .collect(),
         };
         let mut named: Vec<(String, Tensor)> = Vec::new();

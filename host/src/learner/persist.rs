@@ -47,6 +47,7 @@ enum DtypeDef {
 
 #[derive(Serialize, Deserialize)]
 #[serde(remote = "HindsightStrategy", rename_all = "kebab-case")]
+#[expect(clippy::enum_variant_names, reason = "mirrors the WIT enum `hindsight-strategy`")]
 enum HindsightStrategyDef {
     FutureGoal,
     FinalGoal,
@@ -114,8 +115,8 @@ impl Serialize for ReplaySpecJson {
             action_dtype: r.action_dtype,
             n_step: r.n_step,
             gamma: r.gamma,
-            prioritized: r.prioritized.clone().map(PrioritizedW),
-            hindsight: r.hindsight.clone().map(HindsightW),
+            prioritized: r.prioritized.map(PrioritizedW),
+            hindsight: r.hindsight.map(HindsightW),
         }
         .serialize(s)
     }
@@ -140,6 +141,6 @@ impl<'de> Deserialize<'de> for ReplaySpecJson {
 
 /// Whether two replay specs are the same (by their stored form).
 pub fn same_replay_spec(a: &ReplaySpec, b: &ReplaySpec) -> bool {
-    let j = |r: &ReplaySpec| serde_json::to_string(&ReplaySpecJson(r.clone())).ok();
+    let j = |r: &ReplaySpec| serde_json::to_string(&ReplaySpecJson(*r)).ok();
     j(a) == j(b)
 }

@@ -219,7 +219,7 @@ impl Replay {
             ep_len: if her { vec![0; cap] } else { Vec::new() },
             env_episode: (0..n as i64).map(|e| (e, 0)).collect(),
             next_episode: n as i64,
-            spec: spec.clone(),
+            spec: *spec,
             device,
         })
     }
@@ -540,7 +540,7 @@ impl Replay {
     /// Writes `replay-<k>.json` and `replay-<k>.pt` into `dir`.
     pub fn save(&self, dir: &std::path::Path, file_stem: &str) -> Result<(), String> {
         let manifest = Manifest {
-            spec: ReplaySpecJson(self.spec.clone()),
+            spec: ReplaySpecJson(self.spec),
             pos: self.pos,
             len: self.len,
             samples: self.samples,

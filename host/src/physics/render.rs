@@ -211,8 +211,7 @@ pub fn write_png(picture: &SceneFile, width: u32, height: u32, path: &std::path:
         }
         pb.close();
         let Some(path_) = pb.finish() else { continue };
-        let mut paint = Paint::default();
-        paint.anti_alias = true;
+        let mut paint = Paint { anti_alias: true, ..Paint::default() };
         let (r, g, b) = match outline.body {
             Some(i) => PALETTE[i % PALETTE.len()],
             None => (120, 120, 120),

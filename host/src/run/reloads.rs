@@ -53,18 +53,27 @@ pub(super) struct ReloadCtx<'a> {
     pub step: u64,
 }
 
+/// A plugin file's change as [`Reloads::record`] reports it.
+#[derive(Clone, Copy)]
+struct Change<'a> {
+    role: &'a str,
+    path: &'a Path,
+    /// When the change was first seen.
+    seen: Instant,
+    /// How long loading the new version took.
+    load_time: std::time::Duration,
+}
+
 impl Reloads {
     fn record(
         &self,
         ctx: &ReloadCtx<'_>,
-        role: &str,
-        path: &Path,
+        change: Change<'_>,
         outcome: &anyhow::Result<Plugin>,
-        seen: Instant,
-        load_time: std::time::Duration,
         what: &str,
         metrics: &mut MetricsSink,
     ) -> anyhow::Result<()> {
+        let Change { role, path, seen, load_time } = change;
         let mut line = serde_json::Map::new();
         line.insert("step".into(), ctx.step.into());
         match outcome {
@@ -109,6 +118,7 @@ impl Reloads {
         let Some(watcher) = &self.watcher else { return Ok(()) };
         for c in watcher.poll() {
             let loaded = c.plugin.map_err(anyhow::Error::from);
+            let change = Change { role: c.role, path: &c.path, seen: c.seen, load_time: c.load_time };
             match c.role {
                 "reward" => {
                     let outcome = loaded.and_then(|p| {
@@ -116,7 +126,7 @@ impl Reloads {
                         envs.swap_reward(new).map_err(|(_, e)| anyhow::Error::from(e))?;
                         Ok(p)
                     });
-                    self.record(ctx, c.role, &c.path, &outcome, c.seen, c.load_time, "is live", metrics)?;
+                    self.record(ctx, change, &outcome, "is live", metrics)?;
                 }
                 "env" => {
                     let outcome = loaded.and_then(|p| {
@@ -133,21 +143,12 @@ impl Reloads {
                     if let Ok(p) = &outcome {
                         self.env_began = Some((ctx.step, c.seen, p.info().sha256[..12].to_string()));
                     }
-                    self.record(
-                        ctx,
-                        c.role,
-                        &c.path,
-                        &outcome,
-                        c.seen,
-                        c.load_time,
-                        "takes each env over at its next episode boundary",
-                        metrics,
-                    )?;
+                    self.record(ctx, change, &outcome, "takes each env over at its next episode boundary", metrics)?;
                 }
                 _ => match loaded {
                     // Checked again at the next update, where it takes over.
                     Ok(p) => self.algorithm = Some((p, c.seen, c.load_time)),
-                    Err(e) => self.record(ctx, c.role, &c.path, &Err(e), c.seen, c.load_time, "", metrics)?,
+                    Err(e) => self.record(ctx, change, &Err(e), "", metrics)?,
                 },
             }
         }
@@ -187,6 +188,7 @@ impl Reloads {
         let seed = derive(ctx.seed, Stream::PluginRandom, (1 << 33) + ctx.step);
         let path = p.info().path.clone();
         let outcome = algo.reload(&p, seed, spec, n as u32, &self.algo_params, probe).map(|()| p).map_err(anyhow::Error::from);
-        self.record(ctx, "algorithm", &path, &outcome, seen, load_time, "is live, on the same named parameters,", metrics)
+        let change = Change { role: "algorithm", path: &path, seen, load_time };
+        self.record(ctx, change, &outcome, "is live, on the same named parameters,", metrics)
     }
 }

@@ -126,7 +126,7 @@ impl<'a> Trainer<'a> {
         let eval_snapshot = resumed_from.is_some().then(|| std::sync::Arc::new(std::mem::take(&mut st.envs.eval)));
         st.envs = checkpoint::EnvStates::default();
         let every = config.train.checkpoint_every;
-        let next_checkpoint = if every == 0 { u64::MAX } else { (st.steps / every + 1) * every };
+        let next_checkpoint = st.steps.checked_div(every).map_or(u64::MAX, |k| (k + 1) * every);
         let mut status = status;
         status.device = format!("{:?}", plugins.device).to_lowercase();
         let ticker =
@@ -260,8 +260,8 @@ impl<'a> Trainer<'a> {
     /// Writes a checkpoint of the run as it is now.
     pub fn checkpoint(&mut self) -> anyhow::Result<PathBuf> {
         let every = self.config.train.checkpoint_every;
-        if every > 0 {
-            self.next_checkpoint = (self.st.steps / every + 1) * every;
+        if let Some(k) = self.st.steps.checked_div(every) {
+            self.next_checkpoint = (k + 1) * every;
         }
         if std::mem::take(&mut self.ticker.checkpoint_asked) {
             let msg = format!("checkpoint at step {} written as asked", self.st.steps);
