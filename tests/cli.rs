@@ -300,3 +300,15 @@ fn c_env_starter_builds_and_passes_inspect() {
     assert_eq!(v["env"], "my-c-env", "{v}");
     assert!(v["episodes"].as_u64() > Some(10), "{v}");
 }
+
+/// `runs ls` of a store that is not there is an error naming it (it listed nothing and
+/// exited 0); the default store before the first run is simply empty.
+#[test]
+fn runs_ls_of_a_missing_store_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nowhere");
+    let out = paddock(&["runs", "ls", missing.to_str().expect("utf8")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nowhere") && err.contains("does not exist"), "{err}");
+}

@@ -112,7 +112,9 @@ struct Summary {
     env_steps_per_s: f64,
 }
 
-pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
+/// The config `env run` steps: a run config (registry references resolved) or a bare env
+/// plugin, with the command line's seed, env count and workers.
+fn config_of(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let mut config = if super::is_config(&args.target) {
         let loaded = RunConfig::load(&args.target)?;
         loaded.resolve_registry().with_context(|| format!("config file {}", args.target.display()))?.0
@@ -129,7 +131,91 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         config.env.workers = w;
     }
     config.check().map_err(|m| anyhow::anyhow!("invalid options: {m}"))?;
+    Ok(config)
+}
 
+/// Episodes counted while stepping.
+#[derive(Default)]
+struct Tally {
+    /// Each env's return and length so far in its episode.
+    running: Vec<(f64, u64)>,
+    /// Finished episodes' returns and lengths.
+    finished: Vec<(f64, u64)>,
+    /// Sums of each info feature at the finished episodes' last steps.
+    info_sums: Vec<f64>,
+}
+
+/// Steps `envs` `steps` times with the given actions or seeded random ones, recording each
+/// env step when asked.
+fn step_envs(
+    envs: &mut EnvSet,
+    seed: u64,
+    given: Option<&[Vec<f32>]>,
+    steps: u64,
+    mut record: Option<&mut BufWriter<std::fs::File>>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Tally> {
+    let (n, al, ol) = (envs.num_envs(), envs.act_len(), envs.obs_len());
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(derive(seed, Stream::Actions, 0));
+    let mut actions = vec![0.0f32; n * al];
+    let il = envs.spec().info_features.len();
+    let mut tally = Tally { running: vec![(0.0, 0); n], finished: Vec::new(), info_sums: vec![0.0; il] };
+    envs.reset()?;
+    for t in 0..steps {
+        match given {
+            Some(g) => actions.copy_from_slice(&g[t as usize]),
+            None => {
+                for a in actions.chunks_exact_mut(al.max(1)) {
+                    sample(&envs.spec().action_space, &mut rng, a);
+                }
+            }
+        }
+        let step = envs.step(&actions).with_context(|| format!("at step {t}"))?;
+        let mut finals = step.ended.iter().zip(step.final_observations.chunks_exact(ol)).peekable();
+        for i in 0..n {
+            let (ret, len) = &mut tally.running[i];
+            *ret += step.rewards[i];
+            *len += 1;
+            let ended = step.terminated[i] || step.truncated[i];
+            let final_obs = if finals.peek().is_some_and(|(e, _)| **e as usize == i) { finals.next().map(|(_, o)| o) } else { None };
+            if let Some(w) = record.as_deref_mut() {
+                let cur = &step.observations[i * ol..(i + 1) * ol];
+                let rec = Record {
+                    t,
+                    env: i,
+                    action: &actions[i * al..(i + 1) * al],
+                    obs: final_obs.unwrap_or(cur),
+                    reward: step.rewards[i],
+                    terminated: step.terminated[i],
+                    truncated: step.truncated[i],
+                    infos: &step.infos[i * il..(i + 1) * il],
+                    reset_obs: final_obs.map(|_| cur),
+                };
+                serde_json::to_writer(&mut *w, &rec)?;
+                w.write_all(b"\n")?;
+            }
+            if ended {
+                for (sum, v) in tally.info_sums.iter_mut().zip(&step.infos[i * il..(i + 1) * il]) {
+                    *sum += v;
+                }
+                let (ret, len) = (*ret, *len);
+                tally.finished.push((ret, len));
+                tally.running[i] = (0.0, 0);
+            }
+        }
+        if t % 256 == 0 {
+            bar.set_position(t);
+            let finished = &tally.finished;
+            if let Some(last) = finished.iter().rev().take(20).map(|x| x.0).reduce(|a, b| a + b) {
+                bar.set_message(format!("{} episodes · recent return {:.1}", finished.len(), last / finished.len().min(20) as f64));
+            }
+        }
+    }
+    Ok(tally)
+}
+
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = config_of(&args)?;
     let runtime = crate::run::runtime_for(&config.runtime, RunLog::stderr())?;
     let env_plugin = runtime.load(&config.env.plugin, World::Environment)?;
     let opts = config.env.set_options(config.env.num_envs, None, config.seed, Stream::Env).map_err(anyhow::Error::msg)?;
@@ -140,7 +226,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         let reward = RewardInstance::new(&plugin, derive(config.seed, Stream::PluginRandom, 1 << 32), envs.spec(), &params)?;
         envs.set_reward(reward);
     }
-    let (n, al, ol) = (envs.num_envs(), envs.act_len(), envs.obs_len());
+    let (n, al) = (envs.num_envs(), envs.act_len());
     let given = match &args.actions {
         Some(p) => Some(read_actions(p, n * al)?),
         None => None,
@@ -164,62 +250,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
             .expect("static template")
             .progress_chars("=> "),
     );
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(derive(config.seed, Stream::Actions, 0));
-    let mut actions = vec![0.0f32; n * al];
-    let mut running = vec![(0.0f64, 0u64); n];
-    let mut finished: Vec<(f64, u64)> = Vec::new();
-    let il = envs.spec().info_features.len();
-    let mut info_sums = vec![0.0f64; il];
     let start = Instant::now();
-    envs.reset()?;
-    for t in 0..steps {
-        match &given {
-            Some(g) => actions.copy_from_slice(&g[t as usize]),
-            None => {
-                for a in actions.chunks_exact_mut(al.max(1)) {
-                    sample(&envs.spec().action_space, &mut rng, a);
-                }
-            }
-        }
-        let step = envs.step(&actions).with_context(|| format!("at step {t}"))?;
-        let mut finals = step.ended.iter().zip(step.final_observations.chunks_exact(ol)).peekable();
-        for i in 0..n {
-            let (ret, len) = &mut running[i];
-            *ret += step.rewards[i];
-            *len += 1;
-            let ended = step.terminated[i] || step.truncated[i];
-            let final_obs = if finals.peek().is_some_and(|(e, _)| **e as usize == i) { finals.next().map(|(_, o)| o) } else { None };
-            if let Some(w) = &mut record {
-                let cur = &step.observations[i * ol..(i + 1) * ol];
-                let rec = Record {
-                    t,
-                    env: i,
-                    action: &actions[i * al..(i + 1) * al],
-                    obs: final_obs.unwrap_or(cur),
-                    reward: step.rewards[i],
-                    terminated: step.terminated[i],
-                    truncated: step.truncated[i],
-                    infos: &step.infos[i * il..(i + 1) * il],
-                    reset_obs: final_obs.map(|_| cur),
-                };
-                serde_json::to_writer(&mut *w, &rec)?;
-                w.write_all(b"\n")?;
-            }
-            if ended {
-                for (sum, v) in info_sums.iter_mut().zip(&step.infos[i * il..(i + 1) * il]) {
-                    *sum += v;
-                }
-                finished.push((*ret, *len));
-                running[i] = (0.0, 0);
-            }
-        }
-        if t % 256 == 0 {
-            bar.set_position(t);
-            if let Some(last) = finished.iter().rev().take(20).map(|x| x.0).reduce(|a, b| a + b) {
-                bar.set_message(format!("{} episodes · recent return {:.1}", finished.len(), last / finished.len().min(20) as f64));
-            }
-        }
-    }
+    let Tally { finished, info_sums, .. } = step_envs(&mut envs, config.seed, given.as_deref(), steps, record.as_mut(), &bar)?;
     let wall = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if let Some(mut w) = record {
@@ -252,17 +284,29 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         wall_s: wall,
         env_steps_per_s: (steps * n as u64) as f64 / wall.max(1e-9),
     };
+    print_summary(&summary, &args)
+}
+
+/// Prints what `env run` measured: one JSON object, or lines for a person.
+fn print_summary(summary: &Summary, args: &RunArgs) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        println!("{}", serde_json::to_string(summary)?);
     } else {
         println!(
             "{} ({}) · {} envs in {} shard(s) · {} steps = {} env steps in {:.2} s · {:.0} env steps/s",
-            summary.env, summary.plugin, n, summary.shards, steps, summary.env_steps, wall, summary.env_steps_per_s
+            summary.env,
+            summary.plugin,
+            summary.num_envs,
+            summary.shards,
+            summary.steps,
+            summary.env_steps,
+            summary.wall_s,
+            summary.env_steps_per_s
         );
         if let Some(r) = &summary.reward_plugin {
             println!("reward plugin: {r}");
         }
-        match (mean, std) {
+        match (summary.mean_return, summary.std_return) {
             (Some(m), Some(s)) => println!(
                 "{} episodes · return {m:.2} ± {s:.2} (min {:.2}, max {:.2}) · mean length {:.1}",
                 summary.episodes,

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
     /// The store: a directory (default `runs/`) or `s3://bucket/prefix`.
-    #[arg(default_value = "runs/")]
-    store: String,
+    store: Option<String>,
     /// Print JSON lines, one per run.
     #[arg(long)]
     json: bool,
@@ -30,7 +29,17 @@ pub struct PullArgs {
 }
 
 pub(crate) fn ls(args: LsArgs) -> anyhow::Result<()> {
-    let store = Location::parse(&args.store)?;
+    let store = Location::parse(args.store.as_deref().unwrap_or("runs/"))?;
+    if let Location::Local(dir) = &store
+        && !dir.is_dir()
+    {
+        // The default store before the first run is empty; a store named by hand must exist.
+        if args.store.is_some() {
+            anyhow::bail!("run store {} does not exist (give a directory of runs, or s3://bucket/prefix)", dir.display());
+        }
+        println!("no runs in {store} (it does not exist yet)");
+        return Ok(());
+    }
     let objects = crate::store::open(&store, &S3Settings::default())?;
     let rows = runs::list_runs(objects.as_ref()).with_context(|| format!("failed to list the runs of {store}"))?;
     if args.json {

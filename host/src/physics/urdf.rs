@@ -88,18 +88,13 @@ impl Simulation {
         let index: HashMap<&str, usize> = robot.links.iter().enumerate().map(|(i, l)| (l.name.as_str(), i)).collect();
         let mut parent_of: HashMap<usize, usize> = HashMap::new();
         for j in &robot.joints {
-            let kind = match j.joint_type {
-                urdf_rs::JointType::Revolute | urdf_rs::JointType::Continuous => JointKind::Revolute,
-                urdf_rs::JointType::Prismatic => JointKind::Prismatic,
-                urdf_rs::JointType::Fixed => JointKind::Fixed,
-                ref other => {
-                    return Err(err(format!(
-                        "joint `{}`: unsupported joint type `{other:?}` (supported: revolute, continuous, prismatic, fixed)",
-                        j.name
-                    )));
-                }
-            };
-            let _ = kind;
+            use urdf_rs::JointType::{Floating, Planar, Spherical};
+            if matches!(j.joint_type, Floating | Planar | Spherical) {
+                return Err(err(format!(
+                    "joint `{}`: unsupported joint type `{:?}` (supported: revolute, continuous, prismatic, fixed)",
+                    j.name, j.joint_type
+                )));
+            }
             let find = |name: &str, role: &str| {
                 index.get(name).copied().ok_or_else(|| err(format!("joint `{}`: its {role} link `{name}` is not defined", j.name)))
             };
@@ -131,40 +126,8 @@ impl Simulation {
             return Err(err("its joints form a loop".into()));
         }
         for &i in &order {
-            let link = &robot.links[i];
-            let kind = if i == *root && fixed_base { RigidBodyBuilder::fixed() } else { RigidBodyBuilder::dynamic() };
-            let inertial = &link.inertial;
-            let mass = inertial.mass.value as f32;
-            let it = &inertial.inertia;
-            let vals = [mass as f64, it.ixx, it.iyy, it.izz, it.ixy, it.ixz, it.iyz];
-            if vals.iter().any(|v| !v.is_finite()) || mass < 0.0 {
-                return Err(err(format!("link `{}`: <inertial> holds a negative or non-finite value", link.name)));
-            }
-            let com = pose_of(&inertial.origin);
-            let mut b = kind.pose(world_pose[&i]).can_sleep(false);
-            if mass > 0.0 {
-                let m = Matrix::from_cols(
-                    vec3(it.ixx as f32, it.ixy as f32, it.ixz as f32),
-                    vec3(it.ixy as f32, it.iyy as f32, it.iyz as f32),
-                    vec3(it.ixz as f32, it.iyz as f32, it.izz as f32),
-                );
-                let rotated = Matrix::from_quat(com.rotation) * m * Matrix::from_quat(com.rotation).transpose();
-                b = b.additional_mass_properties(MassProperties::with_inertia_matrix(com.translation, mass, rotated));
-            } else {
-                // A massless link (common for frames): a token mass keeps the solver sane.
-                b = b.additional_mass_properties(MassProperties::new(com.translation, 1e-3, vec3(1e-6, 1e-6, 1e-6)));
-            }
-            let h = self.world.insert_body(b);
-            for c in &link.collision {
-                let (shape, turn) = shape_of(path, &link.name, &c.geometry)?;
-                let local = pose_of(&c.origin);
-                let collider = ColliderBuilder::new(shape)
-                    .position(Pose::from_parts(local.translation, local.rotation * turn))
-                    .density(0.0)
-                    .friction(0.8);
-                self.world.insert_collider(collider, Some(h));
-            }
-            bodies.insert(i, h);
+            let fixed = i == *root && fixed_base;
+            bodies.insert(i, self.insert_link(path, &robot.links[i], world_pose[&i], fixed)?);
         }
         let mut out =
             LoadedRobot { links: order.iter().map(|&i| (robot.links[i].name.clone(), body_id(bodies[&i]))).collect(), joints: Vec::new() };
@@ -194,10 +157,48 @@ impl Simulation {
                 out.joints.push((j.name.clone(), h));
             }
         }
-        if !fixed_base {
-            // The free root needs no joint: it is a dynamic body at the multibody's root.
-        }
+        // A free root needs no joint: it is a dynamic body at the multibody's root.
         Ok(out)
+    }
+
+    /// The body of one URDF link at `pose` (fixed, or dynamic), with its inertial and its
+    /// collision shapes.
+    fn insert_link(&mut self, path: &Path, link: &urdf_rs::Link, pose: Pose, fixed: bool) -> Result<RigidBodyHandle, PhysicsError> {
+        let kind = if fixed { RigidBodyBuilder::fixed() } else { RigidBodyBuilder::dynamic() };
+        let inertial = &link.inertial;
+        let mass = inertial.mass.value as f32;
+        let it = &inertial.inertia;
+        let vals = [mass as f64, it.ixx, it.iyy, it.izz, it.ixy, it.ixz, it.iyz];
+        if vals.iter().any(|v| !v.is_finite()) || mass < 0.0 {
+            return Err(PhysicsError::Robot(format!(
+                "{}: link `{}`: <inertial> holds a negative or non-finite value",
+                path.display(),
+                link.name
+            )));
+        }
+        let com = pose_of(&inertial.origin);
+        let mut b = kind.pose(pose).can_sleep(false);
+        if mass > 0.0 {
+            let m = Matrix::from_cols(
+                vec3(it.ixx as f32, it.ixy as f32, it.ixz as f32),
+                vec3(it.ixy as f32, it.iyy as f32, it.iyz as f32),
+                vec3(it.ixz as f32, it.iyz as f32, it.izz as f32),
+            );
+            let rotated = Matrix::from_quat(com.rotation) * m * Matrix::from_quat(com.rotation).transpose();
+            b = b.additional_mass_properties(MassProperties::with_inertia_matrix(com.translation, mass, rotated));
+        } else {
+            // A massless link (common for frames): a token mass keeps the solver sane.
+            b = b.additional_mass_properties(MassProperties::new(com.translation, 1e-3, vec3(1e-6, 1e-6, 1e-6)));
+        }
+        let h = self.world.insert_body(b);
+        for c in &link.collision {
+            let (shape, turn) = shape_of(path, &link.name, &c.geometry)?;
+            let local = pose_of(&c.origin);
+            let collider =
+                ColliderBuilder::new(shape).position(Pose::from_parts(local.translation, local.rotation * turn)).density(0.0).friction(0.8);
+            self.world.insert_collider(collider, Some(h));
+        }
+        Ok(h)
     }
 }
 

@@ -248,9 +248,13 @@ impl Run {
             .open(&log_path)
             .with_context(|| format!("failed to open {}", log_path.display()))?;
         let log = RunLog::new(Box::new(file), Level::Info);
-        let verb = if resume { "resuming" } else { "starting" };
         let shown = remote.as_ref().map_or_else(|| dir.display().to_string(), |r| format!("{r} (working copy {})", dir.display()));
-        log.line(Level::Info, "paddock", &format!("{verb} run {shown} from {source}"));
+        let what = match (resume, crate::rundir::latest_checkpoint(&dir).and_then(|c| crate::rundir::checkpoint_step(&c))) {
+            (false, _) => format!("starting run {shown} from the config {source}"),
+            (true, Some(step)) => format!("resuming run {shown} at step {step} (its newest complete checkpoint)"),
+            (true, None) => format!("resuming run {shown} from its start (it has no complete checkpoint)"),
+        };
+        log.line(Level::Info, "paddock", &what);
         for w in &warnings {
             log.line(Level::Warn, "paddock", w);
         }
