@@ -172,6 +172,61 @@ fn config_errors_name_the_file_and_key() {
 }
 
 #[test]
+fn training_configs_are_checked_before_anything_starts_and_errors_say_where() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("store={}", p(dir.path()));
+    let cfg = "configs/cartpole-ppo.toml";
+    // The line of an unknown key.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "seed = 1\ntotal_steps = 100\n[env]\nplugin = \"x.wasm\"\nnum_env = 3\n").expect("write");
+    let err = fails(&["train", p(&bad)]);
+    assert!(err.contains("bad.toml") && err.contains("line 5") && err.contains("num_env"), "{err}");
+    // A bad --set is blamed, not the file; no Rust type names.
+    let err = fails(&["train", cfg, "--set", "total_steps=abc", "--set", &store]);
+    assert!(err.contains("invalid --set `total_steps=abc`") && err.contains("a whole number") && !err.contains("u64"), "{err}");
+    let err = fails(&["train", cfg, "--set", "total_steps=0", "--set", &store]);
+    assert!(err.contains("--set `total_steps=0`") && err.contains("at least 1"), "{err}");
+    let err = fails(&["train", cfg, "--set", "env.num_envs=10000000", "--set", &store]);
+    assert!(err.contains("env.num_envs") && err.contains("at most 65536"), "{err}");
+    let err = fails(&["train", cfg, "--set", "name=../escape", "--set", &store]);
+    assert!(err.contains("key `name`"), "{err}");
+    // The algorithm checks its parameters' ranges before the first step.
+    let err = fails(&["train", cfg, "--set", "algorithm.params.gamma=1.5", "--set", &store]);
+    assert!(err.contains("`gamma` must be from 0 to 1, got 1.5") && err.contains("ppo"), "{err}");
+    // None of them made a run.
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("store").filter_map(Result::ok).filter(|e| e.path().is_dir()).count(),
+        1,
+        "only gamma's run dir (it fails at init)"
+    );
+    // `1e3` is a whole number; a name and tags are kept.
+    let out = ok(&["train", cfg, "--json", "--set", "total_steps=1e3", "--set", &store, "--name", "plain-ppo", "--tag", "baseline"]);
+    let s: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(s["steps"], 1000);
+    assert!(s["run_dir"].as_str().expect("dir").ends_with("plain-ppo"), "{s}");
+    let ls = ok(&["runs", "ls", p(dir.path()), "--json"]);
+    assert!(ls.contains("\"tags\":[\"baseline\"]"), "{ls}");
+}
+
+#[test]
+fn an_env_without_snapshots_is_told_that_checkpoints_need_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "total_steps = 512\n[env]\nplugin = {:?}\n[env.params]\nmisbehave = \"none\"\nat = \"step\"\n[algorithm]\nplugin = {:?}\n",
+            p(&common::plugin("hostile")),
+            p(&common::plugin("ppo"))
+        ),
+    )
+    .expect("write");
+    let store = format!("store={}", p(dir.path()));
+    let err = fails(&["train", p(&cfg), "--set", &store, "--set", "algorithm.device=cpu"]);
+    assert!(err.contains("checkpoints need the env's snapshots") && err.contains("train.checkpoint_every = 0"), "{err}");
+}
+
+#[test]
 fn a_hostile_plugin_fails_the_command_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("hostile.toml");

@@ -26,6 +26,7 @@ fn status(state: State, step: u64) -> Status {
         started_unix: NOW - 125.0,
         updated_unix: NOW - 1.0,
         message: None,
+        host: paddock::rundir::status::this_host(),
     }
 }
 
@@ -203,5 +204,15 @@ fn keys_pause_checkpoint_and_stop_a_live_run_through_its_control_folder() {
     key(&mut app, KeyCode::Char('s'));
     assert_eq!(app.message.as_deref(), Some("b-done is not running"));
     assert!(!store.path().join("b-done/control").exists());
+    // Stopping a live run asks once more; another key cancels.
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Char('s'));
+    assert!(app.message.as_deref().is_some_and(|m| m.contains("press s again")), "{:?}", app.message);
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Char('s'));
+    assert!(!runstatus::take(&live, runstatus::Request::Stop), "cancelled by the other key");
+    key(&mut app, KeyCode::Char('s'));
+    key(&mut app, KeyCode::Char('s'));
+    assert!(runstatus::take(&live, runstatus::Request::Stop), "s twice stops: {:?}", app.message);
     assert!(!key(&mut app, KeyCode::Char('q')), "q leaves `paddock watch`");
 }

@@ -169,7 +169,7 @@ fn tampered_components_and_bad_signatures_are_refused_at_pull_by_name() {
         !out.status.success() && t.contains("team/shaped@1.0.0") && t.contains("sha256") && t.contains("changed after publishing"),
         "{t}"
     );
-    assert!(!cache.join(format!("{sha}.wasm")).exists(), "nothing tampered reaches the cache");
+    assert!(!cache.join(format!("shaped-{sha}.wasm")).exists(), "nothing tampered reaches the cache");
 
     // Bad input: not a plugin, a bad name, a bad version requirement, nothing published.
     let junk = dir.path().join("junk.wasm");
@@ -238,6 +238,7 @@ fn a_config_names_a_registry_plugin_the_lock_pins_it_and_yanked_versions_are_ski
         lock.contains("registry:team/ppo@=1.1.0") && lock.contains(&sha(&v2)),
         "the newest matching version, pinned with its hash:\n{lock}"
     );
+    assert!(lock.contains("\"name\": \"ppo\""), "a registry plugin is named by its name, not its hash:\n{lock}");
     assert!(config.contains("registry:team/ppo@=1.1.0"), "the run's config pins the exact version:\n{config}");
 
     assert!(moto.paddock(&["plugin", "yank", "team/ppo@1.1.0", "--registry", "s3://bkt/reg"], &[]).status.success());

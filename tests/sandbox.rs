@@ -59,6 +59,34 @@ fn growing_past_the_memory_cap_traps() {
 }
 
 #[test]
+fn one_allocation_past_the_cap_names_the_cap() {
+    let rt = common::runtime();
+    let err = hostile_error(&rt, "big-alloc", "step");
+    let msg = err.to_string();
+    assert!(msg.contains("cap of 64 MiB") || msg.contains("memory cap is 64 MiB"), "{msg}");
+    good_plugin_still_runs(&rt);
+}
+
+#[test]
+fn a_trap_names_the_plugins_last_stderr_line() {
+    let rt = common::runtime();
+    let err = hostile_error(&rt, "abort", "step");
+    let msg = err.to_string();
+    assert!(msg.contains("its last stderr line: hostile: out of ideas, aborting"), "{msg}");
+    good_plugin_still_runs(&rt);
+}
+
+#[test]
+fn a_sleep_in_a_plugin_is_over_at_once_as_its_frozen_clock_says() {
+    // Before, a 60 s sleep blocked the host thread where the deadline could not act, then
+    // failed the call; a plugin's time does not pass, so its sleeps end at once.
+    let rt = common::runtime();
+    let mut env = hostile(&rt, "sleep", "step").expect("init");
+    env.reset_all().expect("reset");
+    env.step_all(&[1.0, 0.0, 1.0]).expect("the sleeping step returns");
+}
+
+#[test]
 fn a_panic_is_reported_with_its_message() {
     let rt = common::runtime();
     let err = hostile_error(&rt, "panic", "reset");

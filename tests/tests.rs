@@ -19,4 +19,5 @@ mod reload;
 mod sandbox;
 mod store;
 mod train;
+mod travel;
 mod tui;

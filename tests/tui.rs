@@ -99,6 +99,6 @@ fn train_tui_in_tmux_pause_reload_checkpoint_and_quit() {
 
     tmux.keys("q");
     let screen = tmux.wait_for("the summary after the monitor closed", |s| s.contains("paddock-exited-"));
-    assert!(screen.contains("paddock-exited-0") && screen.contains("stopped   on request"), "{screen}");
+    assert!(screen.contains("paddock-exited-0") && screen.contains("stopped   by a stop request"), "{screen}");
     assert_eq!(status(), Some("stopped"));
 }

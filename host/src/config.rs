@@ -1,6 +1,6 @@
 //! Run configs (TOML): one file describes one run. Unknown keys and wrong types are
-//! errors that name the file, the key and the line; plugin paths are relative to the
-//! config file. Later issues add `[algorithm]`, `[train]` and `[eval]` sections.
+//! errors that name the file, the key and the line; plugin and robot paths are relative to
+//! the config file (and recorded absolute in a run).
 //!
 //! ```toml
 //! seed = 1
@@ -34,6 +34,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A `--set KEY=VALUE` override is malformed, or makes the config invalid.
+    #[error("invalid --set `{assignment}`: {message}")]
+    Override {
+        /// The override, as given.
+        assignment: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The TOML is malformed, or a key is unknown or has the wrong type.
     #[error("invalid config file {}: {message}", path.display())]
     Invalid {
@@ -49,10 +57,17 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// The run seed: env seeds, plugin random sources and random actions derive from it.
-    #[serde(default)]
+    #[serde(deserialize_with = "whole", default)]
     pub seed: u64,
-    /// Total env steps of a training run.
+    /// The run's name in its store (default `<env>-<algo>-s<seed>-<unix time>`); `-1`, `-2`,
+    /// … are added when it is taken. Letters, digits, `.`, `_` and `-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Free-form labels (`runs ls` and the monitor show them), e.g. `["shaped", "ablation"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Total env steps of a training run.
+    #[serde(deserialize_with = "whole_opt", default, skip_serializing_if = "Option::is_none")]
     pub total_steps: Option<u64>,
     /// Where run directories go.
     #[serde(default = "default_store")]
@@ -83,6 +98,32 @@ pub struct RunConfig {
     pub sources: std::collections::BTreeMap<PathBuf, String>,
 }
 
+/// The most envs a set may hold (`env.num_envs`, `train.eval_episodes`): far above what a
+/// CPU or GPU learner uses (Isaac-style GPU sims run 4,096–16,384), and low enough that a
+/// typo fails here rather than after minutes of allocation.
+pub const MAX_ENVS: usize = 65_536;
+
+/// A whole number of at least 0, also written as a float (`total_steps = 1e6`), with an
+/// error in words ("a whole number of 0 or more") rather than Rust's type names.
+fn whole<'de, D: serde::Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    use serde::de::Error;
+    let v = toml::Value::deserialize(d)?;
+    let n = match v {
+        toml::Value::Integer(i) if i >= 0 => Some(i as u64),
+        toml::Value::Float(x) if x >= 0.0 && x.fract() == 0.0 && x < 1.8e19 => Some(x as u64),
+        _ => None,
+    };
+    let shown = match &v {
+        toml::Value::String(s) => format!("the string \"{s}\""),
+        other => other.to_string(),
+    };
+    n.and_then(|n| T::try_from(n).ok()).ok_or_else(|| D::Error::custom(format!("expected a whole number of 0 or more, found {shown}")))
+}
+
+fn whole_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    whole(d).map(Some)
+}
+
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
@@ -103,10 +144,10 @@ pub struct EnvSection {
     /// Path of the env component.
     pub plugin: PathBuf,
     /// Number of parallel envs.
-    #[serde(default = "one")]
+    #[serde(deserialize_with = "whole", default = "one")]
     pub num_envs: usize,
     /// Worker shards (0 = automatic).
-    #[serde(default)]
+    #[serde(deserialize_with = "whole", default)]
     pub workers: usize,
     /// Parameters handed to the plugin.
     #[serde(default)]
@@ -177,10 +218,10 @@ fn default_device() -> String {
 #[serde(deny_unknown_fields)]
 pub struct TrainSection {
     /// Evaluate every this many env steps (0: only at the end).
-    #[serde(default = "default_eval_every")]
+    #[serde(deserialize_with = "whole", default = "default_eval_every")]
     pub eval_every: u64,
     /// Episodes per evaluation (deterministic policy, the env's own reward).
-    #[serde(default = "default_eval_episodes")]
+    #[serde(deserialize_with = "whole", default = "default_eval_episodes")]
     pub eval_episodes: usize,
     /// Stop early once an evaluation's mean return reaches this (e.g. 475 for CartPole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,13 +231,13 @@ pub struct TrainSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_at_success: Option<f64>,
     /// libtorch intra-op threads (1 is fastest and deterministic for small networks).
-    #[serde(default = "one")]
+    #[serde(deserialize_with = "whole", default = "one")]
     pub threads: usize,
     /// Checkpoint every this many env steps, at the next update (0: never).
-    #[serde(default = "default_checkpoint_every")]
+    #[serde(deserialize_with = "whole", default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
     /// Checkpoints kept (older ones are deleted).
-    #[serde(default = "default_keep")]
+    #[serde(deserialize_with = "whole", default = "default_keep")]
     pub keep_checkpoints: usize,
     /// Whether a new version of the reward plugin's file is picked up while the run goes on
     /// (hot reload; the run's `log.txt`, metrics and `plugins.lock` record every swap).
@@ -249,10 +290,10 @@ impl Default for TrainSection {
 #[serde(deny_unknown_fields)]
 pub struct RuntimeSection {
     /// Memory cap of each plugin store, MiB.
-    #[serde(default = "default_memory_mb")]
+    #[serde(deserialize_with = "whole", default = "default_memory_mb")]
     pub memory_limit_mb: u64,
     /// Deadline of each plugin call, ms.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(deserialize_with = "whole", default = "default_timeout_ms")]
     pub call_timeout_ms: u64,
     /// Compiled-component cache directory (default: the user cache dir).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,6 +326,8 @@ impl RunConfig {
     pub fn for_env(plugin: PathBuf) -> Self {
         RunConfig {
             seed: 0,
+            name: None,
+            tags: Vec::new(),
             total_steps: None,
             store: default_store(),
             env: EnvSection { plugin, num_envs: 1, workers: 0, params: toml::Table::new(), robots: Default::default() },
@@ -298,7 +341,7 @@ impl RunConfig {
         }
     }
 
-    /// Reads and checks a config file; plugin paths become relative to the current dir.
+    /// Reads and checks a config file; plugin and robot paths are resolved against its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::load_with(path, &[])
     }
@@ -317,19 +360,41 @@ impl RunConfig {
         let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(e.to_string().trim_end().to_string()))?;
-        for o in overrides {
-            apply_override(&mut table, o).map_err(invalid)?;
+        // The file's own mistakes first, from its text, so the error shows the line (a key
+        // missing from the file may still come from `--set`).
+        if let Err(e) = toml::from_str::<RunConfig>(&text)
+            && !e.message().starts_with("missing field")
+        {
+            return Err(invalid(e.to_string().trim_end().replace('\n', "\n  ")));
         }
-        let mut config = RunConfig::deserialize(table).map_err(|e| invalid(e.to_string().trim_end().replace('\n', "\n  ")))?;
-        let base = path.parent().unwrap_or(Path::new(""));
+        for o in overrides {
+            apply_override(&mut table, o).map_err(|message| ConfigError::Override { assignment: o.clone(), message })?;
+        }
+        // The file alone was fine: a mistake now is an override's (the one whose key the
+        // message names, if one does).
+        let blame = |message: String| {
+            let named = overrides.iter().find(|o| {
+                o.split_once('=').is_some_and(|(k, _)| {
+                    let k = k.trim();
+                    message.contains(&format!("`{k}`")) || message.contains(&format!("`{}`", k.rsplit('.').next().unwrap_or(k)))
+                })
+            });
+            match named {
+                Some(o) => ConfigError::Override { assignment: o.clone(), message },
+                None => invalid(message),
+            }
+        };
+        let mut config = RunConfig::deserialize(table).map_err(|e| blame(e.to_string().trim_end().replace('\n', "\n  ")))?;
+        // Absolute, so the run's recorded config means the same from any directory.
+        let base = std::path::absolute(path.parent().unwrap_or(Path::new(""))).unwrap_or_default();
         let rebase = |p: &mut PathBuf| {
             if !is_registry_ref(p) {
-                *p = base.join(&*p);
+                *p = normalize(&base.join(&*p));
             }
         };
         rebase(&mut config.env.plugin);
         for p in config.env.robots.values_mut() {
-            *p = base.join(&*p);
+            *p = normalize(&base.join(&*p));
         }
         if let Some(r) = &mut config.reward {
             rebase(&mut r.plugin);
@@ -337,12 +402,12 @@ impl RunConfig {
         if let Some(a) = &mut config.algorithm {
             rebase(&mut a.plugin);
         }
-        config.check().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        config.check().map_err(blame)?;
         Ok(config)
     }
 
     /// The plugin paths of this config, mutable, by role.
-    fn plugin_paths(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
+    pub(crate) fn plugin_paths(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
         let mut out = vec![("env", &mut self.env.plugin)];
         if let Some(r) = &mut self.reward {
             out.push(("reward", &mut r.plugin));
@@ -390,6 +455,24 @@ impl RunConfig {
         if self.env.num_envs == 0 {
             return Err("key `env.num_envs` must be at least 1".into());
         }
+        if self.env.num_envs > MAX_ENVS || self.train.eval_episodes > MAX_ENVS {
+            return Err(format!(
+                "keys `env.num_envs` ({}) and `train.eval_episodes` ({}) may be at most {MAX_ENVS}: each env holds its state in a plugin instance and its observations in host memory",
+                self.env.num_envs, self.train.eval_episodes
+            ));
+        }
+        let plain = |t: &str| !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if let Some(n) = &self.name
+            && (!plain(n) || n.starts_with('.'))
+        {
+            return Err(format!("key `name` = \"{n}\": a run name is 1 to 64 letters, digits, `.`, `_` or `-`, not starting with `.`"));
+        }
+        if let Some(t) = self.tags.iter().find(|t| !plain(t)) {
+            return Err(format!("key `tags`: \"{t}\" is not a tag (1 to 64 letters, digits, `.`, `_` or `-`)"));
+        }
+        if self.total_steps == Some(0) {
+            return Err("key `total_steps` must be at least 1".into());
+        }
         if self.runtime.memory_limit_mb == 0 || self.runtime.call_timeout_ms == 0 {
             return Err("keys `runtime.memory_limit_mb` and `runtime.call_timeout_ms` must be positive".into());
         }
@@ -411,6 +494,21 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// `a/./b/../c` as `a/c`, without touching the file system.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if matches!(out.components().next_back(), Some(std::path::Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Sets `a.b.c = value` in a TOML table; `value` is parsed as TOML, else taken as a string.

@@ -338,7 +338,7 @@ impl Registry {
     pub fn fetch(&self, m: &Manifest, trusted: &[String], cache: Option<&Path>) -> anyhow::Result<Vec<u8>> {
         let what = format!("plugin {}@{}", m.name, m.version);
         verify_signature(m, trusted).with_context(|| format!("{what} from {} refused", self.objects.location()))?;
-        let cached = cache.map(|c| c.join(format!("{}.wasm", m.sha256)));
+        let cached = cache.map(|c| c.join(cache_file_name(m)));
         if let Some(p) = &cached
             && let Ok(data) = std::fs::read(p)
             && hex::encode(sha2::Sha256::digest(&data)) == m.sha256
@@ -425,6 +425,13 @@ pub struct Resolved {
     pub yanked: bool,
 }
 
+/// A verified component's file in the cache: `<x>-<sha256>.wasm` for `team/x` (a plugin
+/// is named by its file's stem without the hash, so logs and `plugins.lock` say `x`).
+fn cache_file_name(m: &Manifest) -> String {
+    let short = m.name.rsplit('/').next().unwrap_or(&m.name);
+    format!("{short}-{}.wasm", m.sha256)
+}
+
 /// Resolves and fetches `registry:team/x@REQ` into the cache.
 pub fn pull_ref(reference: &str, section: &RegistrySection, s3: &S3Settings) -> anyhow::Result<Resolved> {
     let r = PluginRef::parse(reference)?;
@@ -433,7 +440,7 @@ pub fn pull_ref(reference: &str, section: &RegistrySection, s3: &S3Settings) -> 
     let cache = cache_dir().context("no cache directory for pulled plugins (set PADDOCK_REGISTRY_CACHE)")?;
     registry.fetch(&manifest, &section.trusted_keys, Some(&cache))?;
     Ok(Resolved {
-        path: cache.join(format!("{}.wasm", manifest.sha256)),
+        path: cache.join(cache_file_name(&manifest)),
         pinned: format!("{REF_PREFIX}{}@={}", manifest.name, manifest.version),
         manifest,
         yanked,

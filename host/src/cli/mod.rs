@@ -79,14 +79,23 @@ enum EnvCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Plugin(PluginCommand::Inspect(a)) => inspect::run(a),
+        Command::Plugin(PluginCommand::Inspect(a)) => {
+            quiet_on_broken_pipe();
+            inspect::run(a)
+        }
         Command::Plugin(PluginCommand::New(a)) => new::run(a),
         Command::Plugin(PluginCommand::Publish(a)) => registry::publish(a),
         Command::Plugin(PluginCommand::Pull(a)) => registry::pull(a),
-        Command::Plugin(PluginCommand::Ls(a)) => registry::ls(a),
+        Command::Plugin(PluginCommand::Ls(a)) => {
+            quiet_on_broken_pipe();
+            registry::ls(a)
+        }
         Command::Plugin(PluginCommand::Yank(a)) => registry::yank(a),
         Command::Plugin(PluginCommand::Keygen(a)) => registry::keygen(a),
-        Command::Runs(RunsCommand::Ls(a)) => runs::ls(a),
+        Command::Runs(RunsCommand::Ls(a)) => {
+            quiet_on_broken_pipe();
+            runs::ls(a)
+        }
         Command::Runs(RunsCommand::Pull(a)) => runs::pull(a),
         Command::Env(EnvCommand::Run(a)) => env_run::run(a),
         Command::Train(a) => train::run(a),
@@ -102,6 +111,17 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(1)
         }
+    }
+}
+
+/// For commands that print listings: a closed pipe (`paddock plugin inspect … | head`)
+/// ends the process quietly, as it does other Unix tools, instead of a panic in `println!`.
+pub(crate) fn quiet_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE before any thread that could
+    // race it starts; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

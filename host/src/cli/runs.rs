@@ -53,7 +53,7 @@ pub(crate) fn ls(args: LsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    println!("{:width$}  {:9}  {:>17}  {:>9}  {:>12}  {:>5}", "RUN", "STATE", "STEP", "BEST EVAL", "CHECKPOINT", "COUNT");
+    println!("{:width$}  {:9}  {:>17}  {:>9}  {:>12}  {:>5}  TAGS", "RUN", "STATE", "STEP", "BEST EVAL", "CHECKPOINT", "COUNT");
     for r in &rows {
         let step = match (r.step, r.total) {
             (Some(s), Some(t)) => format!("{s}/{t}"),
@@ -61,13 +61,14 @@ pub(crate) fn ls(args: LsArgs) -> anyhow::Result<()> {
             _ => "-".into(),
         };
         println!(
-            "{:width$}  {:9}  {:>17}  {:>9}  {:>12}  {:>5}",
+            "{:width$}  {:9}  {:>17}  {:>9}  {:>12}  {:>5}  {}",
             r.name,
             r.state.as_deref().unwrap_or("-"),
             step,
             r.best_eval.map_or_else(|| "-".into(), |b| format!("{b:.1}")),
             r.latest_checkpoint.map_or_else(|| "-".into(), |c| c.to_string()),
-            r.checkpoints
+            r.checkpoints,
+            r.tags.join(",")
         );
     }
     Ok(())
@@ -76,7 +77,13 @@ pub(crate) fn ls(args: LsArgs) -> anyhow::Result<()> {
 pub(crate) fn pull(args: PullArgs) -> anyhow::Result<()> {
     let location = Location::parse(&args.run)?;
     let (objects, name) = runs::open_run(&location)?;
-    let dest = args.out.unwrap_or_else(|| PathBuf::from(&name));
+    let dest = match (args.out, &location) {
+        (Some(out), _) => out,
+        (None, Location::S3 { .. }) => PathBuf::from(&name),
+        (None, Location::Local(p)) => {
+            anyhow::bail!("{} is a run on this machine already; give --out DIR to copy it (complete checkpoints only)", p.display())
+        }
+    };
     if dest.join("config.toml").exists() {
         anyhow::bail!("{} already holds a run; choose another --out", dest.display());
     }

@@ -17,11 +17,22 @@ pub struct TrainArgs {
     /// `--set algorithm.params.learning-rate=3e-4` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Continue a run from its newest complete checkpoint (with the run's own config, run
-    /// from the directory it was started in). `s3://bucket/prefix/RUN` fetches the run and
+    /// Continue a run from its newest complete checkpoint, with the run's own config and the
+    /// plugin versions it recorded (the run carries a copy of each), from any directory. `s3://bucket/prefix/RUN` fetches the run and
     /// its newest complete checkpoint first, and goes on uploading to the same place.
     #[arg(long, value_name = "RUN_DIR|S3_URI", conflicts_with_all = ["config", "set"])]
     resume: Option<String>,
+    /// Name the run (its directory in the store; `-1`, `-2`, … when taken), as `--set name=…`.
+    #[arg(long, value_name = "NAME", conflicts_with = "resume")]
+    name: Option<String>,
+    /// Label the run (repeatable), as `tags = [...]` in the config.
+    #[arg(long = "tag", value_name = "TAG", conflicts_with = "resume")]
+    tags: Vec<String>,
+    /// With --resume: use another version of a plugin than the one the run recorded, e.g.
+    /// `--plugin reward=shaped_v2.wasm` (repeatable; roles `env`, `reward`, `algorithm`).
+    /// The run records the change in `plugins.lock` like a hot reload.
+    #[arg(long = "plugin", value_name = "ROLE=FILE", requires = "resume")]
+    plugin: Vec<String>,
     /// Print one JSON object at the end (run dir, steps, wall time, SPS, eval returns).
     #[arg(long)]
     json: bool,
@@ -32,9 +43,19 @@ pub struct TrainArgs {
 }
 
 pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
+    crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
     let run = match (&args.resume, &args.config) {
-        (Some(target), _) => Run::resume(target)?,
-        (None, Some(path)) => Run::create(path, &args.set)?,
+        (Some(target), _) => Run::resume(target, &replacements(&args.plugin)?)?,
+        (None, Some(path)) => {
+            let mut sets = args.set.clone();
+            if let Some(n) = &args.name {
+                sets.push(format!("name={}", toml::Value::String(n.clone())));
+            }
+            if !args.tags.is_empty() {
+                sets.push(format!("tags={}", toml::Value::Array(args.tags.iter().cloned().map(toml::Value::String).collect())));
+            }
+            Run::create(path, &sets)?
+        }
         (None, None) => anyhow::bail!("give a config file or --resume RUN_DIR"),
     };
     for note in &run.notes {
@@ -73,9 +94,34 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
             .expect("static template")
             .progress_chars("=> "),
     );
-    let result = run.train(&mut Bar { bar: &bar, last_draw: 0, quiet: json, start: None });
+    let result = run.train(&mut Bar { bar: &bar, last_draw: 0, quiet: json, start: None, told: false });
     bar.finish_and_clear();
-    finish(result, &run_dir, json)
+    finish(result, &run_dir, json)?;
+    // Stopped cleanly by a signal: end as the signal's conventional status (130, 143).
+    if let Some(code) = crate::run::interrupt::exit_status() {
+        std::process::exit(i32::from(code));
+    }
+    Ok(())
+}
+
+/// `--plugin ROLE=FILE` arguments as role → absolute file.
+fn replacements(args: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, PathBuf>> {
+    let mut out = std::collections::BTreeMap::new();
+    for a in args {
+        let (role, file) = a.split_once('=').with_context(|| format!("--plugin `{a}`: expected ROLE=FILE, e.g. reward=shaped.wasm"))?;
+        let role = role.trim();
+        if !["env", "reward", "algorithm"].contains(&role) {
+            anyhow::bail!("--plugin `{a}`: unknown role `{role}` (roles: env, reward, algorithm)");
+        }
+        let path = std::path::absolute(file.trim()).with_context(|| format!("--plugin `{a}`"))?;
+        if !path.is_file() {
+            anyhow::bail!("--plugin `{a}`: {} is not a file", path.display());
+        }
+        if out.insert(role.to_string(), path).is_some() {
+            anyhow::bail!("--plugin: role `{role}` given twice");
+        }
+    }
+    Ok(out)
 }
 
 /// The progress bar of a run in the terminal.
@@ -85,10 +131,18 @@ struct Bar<'a> {
     quiet: bool,
     /// When and at which step the first progress came (a resumed run starts past 0).
     start: Option<(std::time::Instant, u64)>,
+    /// Whether the user was told that a signal's stop is under way.
+    told: bool,
 }
 
 impl Hooks for Bar<'_> {
     fn progress(&mut self, p: Progress) {
+        if let (false, Some(by)) = (self.told, crate::run::interrupt::requested()) {
+            self.told = true;
+            if !self.quiet {
+                self.bar.suspend(|| eprintln!("{by}: stopping at the next update with a checkpoint (again to stop at once) …"));
+            }
+        }
         if self.start.is_none() {
             // A resumed run starts past 0: the ETA counts from here.
             self.bar.set_position(p.steps);
@@ -163,7 +217,8 @@ fn finish(result: anyhow::Result<TrainSummary>, run_dir: &Path, json: bool) -> a
     }
     if summary.stopped {
         let at = summary.store_location.clone().unwrap_or_else(|| summary.run_dir.display().to_string());
-        println!("stopped   on request; continue with `paddock train --resume {at}`");
+        let by = summary.stopped_by.as_deref().unwrap_or("a stop request");
+        println!("stopped   by {by} at step {}, with a checkpoint; continue with `paddock train --resume {at}`", summary.steps);
     }
     if let Some(s) = summary.solved_at_step {
         println!("solved    at step {s} (train.stop_at_return / stop_at_success)");

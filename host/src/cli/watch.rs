@@ -6,14 +6,25 @@ use std::path::PathBuf;
 /// Arguments of `watch`.
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// Run directories, or stores holding them (default: `runs/`). New runs in a store show
-    /// up as they start.
-    #[arg(value_name = "RUN_DIR | STORE")]
+    /// Run directories, or stores holding them (default: `runs/`), or one S3 run or store
+    /// (`s3://bucket/prefix[/RUN]`, followed read-only). New runs in a store show up as they
+    /// start.
+    #[arg(value_name = "RUN_DIR | STORE | S3_URI")]
     paths: Vec<PathBuf>,
 }
 
 pub(crate) fn run(args: WatchArgs) -> anyhow::Result<()> {
     let paths = if args.paths.is_empty() { vec![PathBuf::from("runs")] } else { args.paths };
+    if let Some(s3) = paths.iter().find(|p| p.to_string_lossy().starts_with("s3://")) {
+        if paths.len() > 1 {
+            anyhow::bail!("watch one S3 store or run at a time (without local paths beside it)");
+        }
+        let location = crate::store::Location::parse(&s3.to_string_lossy())?;
+        let follower = crate::monitor::follow::Follower::start(&location, &Default::default())?;
+        let mut app = App::new(vec![follower.path.clone()]);
+        app.read_only = Some(location.to_string());
+        return monitor::run(app, None);
+    }
     for p in &paths {
         if !p.exists() {
             anyhow::bail!("{} does not exist (give a run directory or a store of runs)", p.display());

@@ -234,8 +234,7 @@ impl RunView {
         match &self.status {
             None => "waiting".into(),
             Some(Err(_)) => "unreadable".into(),
-            Some(Ok(s)) if s.state.is_live() && now - s.updated_unix > 10.0 && !process_alive(s.pid) => "lost".into(),
-            Some(Ok(s)) => s.state.as_str().into(),
+            Some(Ok(s)) => s.observed(now).into(),
         }
     }
 
@@ -245,6 +244,11 @@ impl RunView {
         let live = matches!(self.state_label(now).as_str(), "running" | "paused" | "starting");
         let end = if live { now } else { s.updated_unix };
         Some((end - s.started_unix).max(0.0))
+    }
+
+    /// The name of the run's env plugin (from `plugins.lock`), if known.
+    pub fn env_name(&self) -> Option<String> {
+        self.plugins.as_ref().ok()?.iter().find(|e| e.role == "env").map(|e| e.name.clone())
     }
 
     /// The names of the algorithm's metrics (`train/…`), sorted.
@@ -272,10 +276,6 @@ impl RunView {
 }
 
 /// Whether a process with this pid exists (Linux: `/proc/<pid>`; elsewhere assumed alive).
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
-}
-
 /// The run directories under `paths`: a path holding `config.toml` is a run; any other
 /// directory is a store whose subdirectories holding `config.toml` are runs. Sorted by
 /// name within each store.

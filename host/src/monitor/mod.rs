@@ -5,6 +5,7 @@
 //! second, looks at file sizes and times, and draws only when something changed.
 
 pub mod data;
+pub mod follow;
 pub mod ui;
 
 use crate::rundir::status::{self, Request};
@@ -37,6 +38,10 @@ pub struct App {
     pub owns_run: bool,
     /// Wall clock (Unix seconds) used for elapsed times; fixed in tests.
     pub now: f64,
+    /// Runs followed from an S3 store: they are steered on their own machine, not from here.
+    pub read_only: Option<String>,
+    /// `s` was pressed once on this run (its name): the next `s` stops it.
+    pub confirm_stop: Option<String>,
     last_scan: Option<Instant>,
 }
 
@@ -55,6 +60,8 @@ impl App {
             message: None,
             owns_run: false,
             now: status::unix_now(),
+            read_only: None,
+            confirm_stop: None,
             last_scan: None,
         };
         app.scan();
@@ -105,6 +112,10 @@ impl App {
             self.message = Some(format!("{name} is not running"));
             return;
         }
+        if let Some(from) = &self.read_only {
+            self.message = Some(format!("{name} is followed from {from}: steer it on its own machine"));
+            return;
+        }
         self.message = Some(match status::request(&dir, r) {
             Ok(()) => match r {
                 Request::Pause => format!("asked {name} to pause"),
@@ -124,6 +135,9 @@ impl App {
         if self.help {
             self.help = false;
             return !matches!(k.code, KeyCode::Char('q'));
+        }
+        if k.code != KeyCode::Char('s') && self.confirm_stop.take().is_some() {
+            self.message = Some("stop cancelled".into());
         }
         match k.code {
             KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => return self.quit(),
@@ -152,7 +166,21 @@ impl App {
                 self.ask(if paused { Request::Resume } else { Request::Pause });
             }
             KeyCode::Char('c') => self.ask(Request::Checkpoint),
-            KeyCode::Char('s') => self.ask(Request::Stop),
+            KeyCode::Char('s') => {
+                // A stop ends the run's session: ask once more, for this run.
+                let live = self.current().is_some_and(|r| matches!(r.state_label(self.now).as_str(), "running" | "paused" | "starting"));
+                let name = self.current().map(|r| r.name.clone());
+                if !live || self.read_only.is_some() {
+                    self.ask(Request::Stop);
+                } else if name.is_some() && self.confirm_stop == name {
+                    self.confirm_stop = None;
+                    self.ask(Request::Stop);
+                } else if let Some(n) = name {
+                    self.message = Some(format!("press s again to stop {n} (it writes a final checkpoint); any other key cancels"));
+                    self.confirm_stop = Some(n);
+                }
+                return true;
+            }
             _ => {}
         }
         true

@@ -151,9 +151,15 @@ fn runs_table(f: &mut Frame<'_>, app: &App, area: Rect) {
             Constraint::Length(7),
         ]
     };
-    let title = format!(" runs ({}) ", app.runs.len());
+    let from = app.read_only.as_ref().map_or_else(String::new, |s| format!(" · {s}, read-only"));
+    let title = match app.runs.len() {
+        0 => format!(" runs{from} "),
+        n => format!(" runs ({} of {n}){from} ", app.selected + 1),
+    };
     let table = Table::new(rows, widths).header(header).block(Block::bordered().title(title));
-    f.render_widget(table, area);
+    // Stateful, so the table scrolls to keep the selected run in view.
+    let mut state = ratatui::widgets::TableState::default().with_selected(Some(app.selected));
+    f.render_stateful_widget(table, area, &mut state);
 }
 
 /// Points within the zoom window.
@@ -218,6 +224,12 @@ type Series = (String, Vec<(f64, f64)>, Color);
 
 /// A line chart of `series` or a note when there is nothing yet.
 fn chart(f: &mut Frame<'_>, area: Rect, title: &str, series: Vec<Series>, empty: &str) {
+    chart_with(f, area, title, series, empty, false);
+}
+
+/// [`chart`]; with `legend`, the legend shows even when it takes half the chart (an overlay
+/// of runs is unreadable without it).
+fn chart_with(f: &mut Frame<'_>, area: Rect, title: &str, series: Vec<Series>, empty: &str, legend: bool) {
     let block = Block::bordered().title(format!(" {title} "));
     if series.iter().all(|s| s.1.is_empty()) {
         f.render_widget(Paragraph::new(empty).style(Style::default().fg(Color::DarkGray)).wrap(Wrap { trim: true }).block(block), area);
@@ -241,7 +253,11 @@ fn chart(f: &mut Frame<'_>, area: Rect, title: &str, series: Vec<Series>, empty:
         .block(block)
         .x_axis(Axis::default().style(axis_style).bounds(xb).labels([short(xb[0]), short(xb[1])]))
         .y_axis(Axis::default().style(axis_style).bounds(yb).labels([short(yb[0]), short(yb[1])]))
-        .hidden_legend_constraints((Constraint::Ratio(1, 4), Constraint::Ratio(1, 3)));
+        .hidden_legend_constraints(if legend {
+            (Constraint::Ratio(1, 2), Constraint::Ratio(1, 1))
+        } else {
+            (Constraint::Ratio(1, 4), Constraint::Ratio(1, 3))
+        });
     f.render_widget(chart, area);
 }
 
@@ -253,26 +269,29 @@ fn charts(f: &mut Frame<'_>, app: &App, run: &RunView, area: Rect) {
     let get = |r: &RunView, k: &str| windowed(r.series.get(k).map_or(&[][..], Vec::as_slice), app.window, end);
     let zoom = app.window.map_or_else(String::new, |w| format!(", last {} steps", short(w)));
 
+    // The overlay draws the runs of the selected run's env only: returns of different envs
+    // do not share an axis.
+    let env = run.env_name();
+    let peers: Vec<(usize, &RunView)> = app.runs.iter().enumerate().filter(|(_, r)| r.env_name() == env).collect();
+    let label = |r: &RunView| if r.name.len() > 28 { format!("…{}", &r.name[r.name.len() - 27..]) } else { r.name.clone() };
     let returns = if app.overlay {
-        app.runs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.name.clone(), smoothed(&get(r, "rollout/return_mean"), 10), COLORS[i % COLORS.len()]))
-            .collect()
+        peers.iter().map(|(i, r)| (label(r), smoothed(&get(r, "rollout/return_mean"), 10), COLORS[i % COLORS.len()])).collect()
     } else {
         let raw = get(run, "rollout/return_mean");
         let smooth = smoothed(&raw, 10);
         vec![("raw".into(), raw, Color::DarkGray), ("smoothed".into(), smooth, Color::Cyan)]
     };
-    let title = if app.overlay { format!("episode return, all runs{zoom}") } else { format!("episode return{zoom}") };
-    chart(f, top[0], &title, returns, "no finished episodes yet");
+    let env_shown = env.clone().unwrap_or_else(|| "this env's".into());
+    let title =
+        if app.overlay { format!("episode return, {} {env_shown} runs{zoom}", peers.len()) } else { format!("episode return{zoom}") };
+    chart_with(f, top[0], &title, returns, "no finished episodes yet", app.overlay);
 
     let eval = if app.overlay {
-        app.runs.iter().enumerate().map(|(i, r)| (r.name.clone(), get(r, "eval/return_mean"), COLORS[i % COLORS.len()])).collect()
+        peers.iter().map(|(i, r)| (label(r), get(r, "eval/return_mean"), COLORS[i % COLORS.len()])).collect()
     } else {
         vec![("eval".into(), get(run, "eval/return_mean"), Color::Green)]
     };
-    chart(f, top[1], "eval return", eval, "no evaluation yet (train.eval_every)");
+    chart_with(f, top[1], "eval return", eval, "no evaluation yet (train.eval_every)", app.overlay);
 
     let metrics = run.train_metrics();
     match metrics.get(app.metric % metrics.len().max(1)) {
@@ -282,8 +301,16 @@ fn charts(f: &mut Frame<'_>, app: &App, run: &RunView, area: Rect) {
         }
         None => chart(f, bottom[0], "algorithm metrics", Vec::new(), "no update yet"),
     }
-    let sps = windowed(&run.sps, app.window, end);
-    chart(f, bottom[1], "env steps/s", vec![("SPS".into(), sps, Color::Magenta)], "SPS appears while the run is live");
+    // An env that reports success gets its success rate here (SPS stays in the runs table).
+    let success = get(run, "eval/success_rate");
+    let train_success = get(run, "rollout/success_rate");
+    if !success.is_empty() || !train_success.is_empty() {
+        let series = vec![("eval".into(), success, Color::Green), ("training".into(), train_success, Color::DarkGray)];
+        chart_with(f, bottom[1], "success rate", series, "", true);
+    } else {
+        let sps = windowed(&run.sps, app.window, end);
+        chart(f, bottom[1], "env steps/s", vec![("SPS".into(), sps, Color::Magenta)], "SPS appears while the run is live");
+    }
 }
 
 fn plugins_pane(f: &mut Frame<'_>, run: &RunView, area: Rect) {

@@ -41,6 +41,17 @@ pub(super) struct LoopState {
     pub updates: u64,
     pub running: Vec<(f64, u64)>,
     pub finished: Vec<(f64, u64)>,
+    /// The env's own return of each env's episode so far, when a reward plugin replaces
+    /// its rewards (training logs both returns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub running_env: Vec<f64>,
+    /// The env's own returns of the episodes finished since the last update.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finished_env: Vec<f64>,
+    /// Whether each episode finished since the last update ended in success (envs that
+    /// report `is-success`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finished_success: Vec<bool>,
     pub recent: Vec<f64>,
     /// The envs: in `envs.bin` (read from `state.json` only in older checkpoints).
     #[serde(flatten, skip_serializing)]

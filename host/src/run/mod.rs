@@ -12,6 +12,7 @@
 
 mod checkpoint;
 mod eval;
+pub mod interrupt;
 mod metrics;
 mod reloads;
 mod setup;
@@ -58,6 +59,9 @@ pub struct TrainSummary {
     /// Whether the run stopped on request (`control/stop`, `q` in the monitor, a hook)
     /// before its end.
     pub stopped: bool,
+    /// What stopped it (`SIGINT`, `SIGTERM`, `a stop request`, `a hook`), when it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     /// Whether a hook pruned the run after an evaluation (a scheduler's decision).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pruned: bool,
@@ -137,9 +141,23 @@ pub fn train(config: &RunConfig, runtime: &Runtime, run_dir: &Path, resume: bool
         started_unix,
         updated_unix: started_unix,
         message: None,
+        host: status::this_host(),
     };
+    // A resume that cannot start changes nothing: the run keeps the status it had.
+    let before = std::fs::read(run_dir.join(crate::rundir::STATUS)).ok();
     let _ = status::write(run_dir, &status);
-    let result = trainer::Trainer::setup(config, runtime, run_dir, resume, status.clone()).and_then(|t| t.run(hooks));
+    let result = match trainer::Trainer::setup(config, runtime, run_dir, resume, status.clone()) {
+        Ok(t) => t.run(hooks),
+        Err(e) if resume => {
+            let path = run_dir.join(crate::rundir::STATUS);
+            let _ = match &before {
+                Some(bytes) => std::fs::write(&path, bytes),
+                None => std::fs::remove_file(&path),
+            };
+            return Err(e.context("the run could not be resumed; it is as it was"));
+        }
+        Err(e) => Err(e),
+    };
     if let Err(e) = &result {
         // The loop writes its own end states; a failure anywhere is written here.
         (status.state, status.message, status.updated_unix) = (State::Failed, Some(format!("{e:#}")), status::unix_now());
@@ -187,16 +205,30 @@ impl Run {
         if config.total_steps.is_none() {
             anyhow::bail!("config file {}: key `total_steps` is required to train", path.display());
         }
+        for (name, file) in &config.env.robots {
+            if !file.is_file() {
+                anyhow::bail!("config file {}: key `env.robots.{name}`: {} is not a file", path.display(), file.display());
+            }
+        }
         let (to_run, record, warnings) = config.resolve_registry().with_context(|| format!("config file {}", path.display()))?;
         let text = toml::to_string_pretty(&record)?;
         let store = Location::parse(&config.store).with_context(|| format!("config file {}: key `store`", path.display()))?;
         let claimed = naming::claim(&store, &config.s3, &naming::base_name(&config), &text)?;
+        let mut warnings = warnings;
+        warnings.extend(
+            crate::rundir::carry::carry_robots(&claimed.dir, &to_run.env.robots)
+                .with_context(|| format!("config file {}", path.display()))?,
+        );
         Run::open(to_run, claimed.dir, claimed.remote, false, &path.display().to_string(), warnings)
     }
 
     /// An existing run, to continue from its newest complete checkpoint: a run directory,
     /// or `s3://bucket/prefix/RUN` (fetched first into a fresh working copy).
-    pub fn resume(target: &str) -> anyhow::Result<Run> {
+    ///
+    /// Each plugin is the version `plugins.lock` recorded as live at that checkpoint (the
+    /// run carries a copy of each), unless `replace` names another file for its role
+    /// (`env`, `reward`, `algorithm`), which the run then records like a hot reload.
+    pub fn resume(target: &str, replace: &std::collections::BTreeMap<String, PathBuf>) -> anyhow::Result<Run> {
         let location = Location::parse(target)?;
         let mut notes = Vec::new();
         let (dir, remote) = match &location {
@@ -226,8 +258,16 @@ impl Run {
             anyhow::bail!("{target} is not a run directory (it has no {})", crate::rundir::CONFIG);
         }
         let record = RunConfig::load_resolved(&config_path)?;
-        let (config, _, warnings) = record.resolve_registry().with_context(|| format!("run {}", dir.display()))?;
+        let step = crate::rundir::latest_checkpoint(&dir).and_then(|c| crate::rundir::checkpoint_step(&c)).unwrap_or(0);
+        let (carried, mut carry_notes) =
+            crate::rundir::carry::resolve(&record, &dir, step, replace).with_context(|| format!("run {target}"))?;
+        let (config, _, warnings) = carried.resolve_registry().with_context(|| format!("run {}", dir.display()))?;
+        let config = RunConfig { sources: carried.sources.into_iter().chain(config.sources.clone()).collect(), ..config };
         let mut run = Run::open(config, dir, remote, true, target, warnings)?;
+        for n in &carry_notes {
+            run.log.line(Level::Info, "paddock", n);
+        }
+        notes.append(&mut carry_notes);
         notes.append(&mut run.notes);
         run.notes = notes;
         Ok(run)
@@ -353,7 +393,11 @@ impl CheckpointTarget {
                 (dir.clone(), c)
             }
         };
-        let (config, _, _) = RunConfig::load_resolved(&run_dir.join(crate::rundir::CONFIG))?.resolve_registry()?;
+        let record = RunConfig::load_resolved(&run_dir.join(crate::rundir::CONFIG))?;
+        let step = crate::rundir::checkpoint_step(&checkpoint).unwrap_or(0);
+        let (carried, _) = crate::rundir::carry::resolve(&record, &run_dir, step, &Default::default())
+            .with_context(|| format!("run {}", run_dir.display()))?;
+        let (config, _, _) = carried.resolve_registry()?;
         let (fetched, shown) = match fetched {
             Some((tmp, shown)) => (Some(tmp), shown),
             None => (None, checkpoint.display().to_string()),

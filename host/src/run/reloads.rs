@@ -90,6 +90,14 @@ impl Reloads {
                         load_time.as_secs_f64() * 1e3
                     ),
                 );
+                if let Err(e) = rundir::carry::carry_plugin(ctx.run_dir, &p.info().path, &p.info().name, &p.info().sha256) {
+                    // The file changed again since it was loaded: the next change brings a version that travels.
+                    self.log.line(
+                        crate::log::Level::Warn,
+                        "host",
+                        &format!("hot reload: the run carries no copy of this {role} version: {e}"),
+                    );
+                }
                 rundir::append_lock(ctx.run_dir, lock_entry(role, p, ctx.step))?;
                 line.insert(format!("reload/{role}"), 1.into());
             }

@@ -53,6 +53,8 @@ pub(super) struct Trainer<'a> {
     painter: ScenePainter,
     next_checkpoint: u64,
     resumed_from: Option<PathBuf>,
+    /// Where the env's info holds `is-success`, when it reports one.
+    success_at: Option<usize>,
     /// The eval envs' snapshots while they have not changed (they change only when they
     /// evaluate): each checkpoint between two evaluations reuses them.
     eval_snapshot: Option<std::sync::Arc<Vec<Vec<u8>>>>,
@@ -97,18 +99,14 @@ impl<'a> Trainer<'a> {
         }
         reseed_torch(config.seed, st.updates);
 
-        if resumed_from.is_none() {
-            let mut lock = vec![lock_entry("env", &plugins.env, 0), lock_entry("algorithm", &plugins.algorithm, 0)];
-            if let Some(p) = &reward_plugin {
-                lock.push(lock_entry("reward", p, 0));
-            }
-            for e in &mut lock {
-                if let Some(src) = config.sources.get(Path::new(&e.source)) {
-                    e.source = src.clone();
-                }
-            }
-            rundir::write_lock(run_dir, &lock)?;
-        }
+        record_plugins(
+            config,
+            run_dir,
+            &plugins,
+            reward_plugin.as_ref(),
+            resumed_from.is_some().then_some(st.steps),
+            &runtime.options().log,
+        )?;
         rundir::remove_partial_checkpoints(run_dir).context("failed to remove a partial checkpoint")?;
         let metrics = MetricsSink::open(run_dir, st.metrics_bytes, resumed_from.is_some())?;
         let log = runtime.options().log.clone();
@@ -122,8 +120,27 @@ impl<'a> Trainer<'a> {
             log: log.clone(),
         };
         let obs = if resumed_from.is_some() { std::mem::take(&mut st.envs.observations) } else { envs.reset()? };
-        // The eval envs as restored: still their state until they next evaluate.
-        let eval_snapshot = resumed_from.is_some().then(|| std::sync::Arc::new(std::mem::take(&mut st.envs.eval)));
+        // The eval envs as restored: still their state until they next evaluate. A fresh run
+        // takes theirs now, which also finds an env without snapshots before any training.
+        let eval_snapshot = if resumed_from.is_some() {
+            Some(std::sync::Arc::new(std::mem::take(&mut st.envs.eval)))
+        } else if config.train.checkpoint_every > 0 {
+            let snap = eval_envs.snapshot().map_err(|e| {
+                let unsupported = e.to_string().contains("unsupported");
+                let e = anyhow::Error::from(e);
+                if unsupported {
+                    e.context(format!(
+                        "checkpoints need the env's snapshots, and the env plugin {} has none: implement `snapshot`/`restore`, or set `train.checkpoint_every = 0` to train without checkpoints (the run then cannot be resumed)",
+                        config.env.plugin.display()
+                    ))
+                } else {
+                    e.context("failed to snapshot the eval envs")
+                }
+            })?;
+            Some(std::sync::Arc::new(snap))
+        } else {
+            None
+        };
         st.envs = checkpoint::EnvStates::default();
         let every = config.train.checkpoint_every;
         let next_checkpoint = st.steps.checked_div(every).map_or(u64::MAX, |k| (k + 1) * every);
@@ -131,6 +148,7 @@ impl<'a> Trainer<'a> {
         status.device = format!("{:?}", plugins.device).to_lowercase();
         let ticker =
             Ticker { run_dir, status, last: Instant::now() - TICK, since: (Instant::now(), st.steps), checkpoint_asked: false, log };
+        let success_at = envs.spec().info_features.iter().position(|f| f == "is-success");
         Ok(Trainer {
             config,
             run_dir,
@@ -150,6 +168,7 @@ impl<'a> Trainer<'a> {
             painter: ScenePainter { last: None, view: None, active: true },
             next_checkpoint,
             resumed_from,
+            success_at,
             eval_snapshot,
         })
     }
@@ -178,6 +197,13 @@ impl<'a> Trainer<'a> {
         if st.running.len() != n {
             st.running = vec![(0.0, 0); n];
         }
+        if let Some(env_rewards) = &step.env_rewards {
+            st.running_env.resize(n, 0.0);
+            for (r, x) in st.running_env.iter_mut().zip(env_rewards) {
+                *r += x;
+            }
+        }
+        let info_len = step.infos.len() / n.max(1);
         for i in 0..n {
             st.running[i].0 += step.rewards[i];
             st.running[i].1 += 1;
@@ -185,6 +211,12 @@ impl<'a> Trainer<'a> {
                 st.finished.push(st.running[i]);
                 st.recent.push(st.running[i].0);
                 st.running[i] = (0.0, 0);
+                if step.env_rewards.is_some() {
+                    st.finished_env.push(std::mem::take(&mut st.running_env[i]));
+                }
+                if let Some(k) = self.success_at {
+                    st.finished_success.push(step.infos[i * info_len + k] != 0.0);
+                }
             }
         }
         if st.recent.len() > 20 {
@@ -210,6 +242,16 @@ impl<'a> Trainer<'a> {
             line.insert("rollout/return_mean".into(), (st.finished.iter().map(|e| e.0).sum::<f64>() / k).into());
             line.insert("rollout/length_mean".into(), (st.finished.iter().map(|e| e.1 as f64).sum::<f64>() / k).into());
             st.finished.clear();
+        }
+        if !st.finished_env.is_empty() {
+            // With a reward plugin, `return_mean` is the shaped return; this is the env's own.
+            let k = st.finished_env.len() as f64;
+            line.insert("rollout/env_return_mean".into(), (st.finished_env.drain(..).sum::<f64>() / k).into());
+        }
+        if !st.finished_success.is_empty() {
+            let k = st.finished_success.len() as f64;
+            let ok = st.finished_success.drain(..).filter(|&s| s).count() as f64;
+            line.insert("rollout/success_rate".into(), (ok / k).into());
         }
         for m in self.algo.update()? {
             line.insert(format!("train/{}", m.name), m.value.into());
@@ -288,16 +330,18 @@ impl<'a> Trainer<'a> {
             bytes as f64 / 1e6
         );
         self.ticker.log.line(crate::log::Level::Info, "host", &msg);
+        // The status never lags behind a checkpoint.
+        self.ticker.write(State::Running, &self.st, None);
         Ok(written.dir)
     }
 
-    /// Acts on a hook's directive; a stop is taken at the top of the next iteration.
-    fn steer(&mut self, d: Directive, stop_asked: &mut Option<bool>) {
+    /// Acts on a hook's directive; a stop is taken at the next safe point.
+    fn steer(&mut self, d: Directive, stop: &mut Option<PendingStop>) {
         match d {
             Directive::Continue => {}
             Directive::Checkpoint => self.ticker.checkpoint_asked = true,
-            Directive::Stop => _ = stop_asked.get_or_insert(false),
-            Directive::Prune => *stop_asked = Some(true),
+            Directive::Stop => _ = stop.get_or_insert_with(|| PendingStop::new("a hook", false)),
+            Directive::Prune => stop.get_or_insert_with(|| PendingStop::new("a hook", true)).pruned = true,
         }
     }
 
@@ -311,28 +355,53 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// A stop asked for from outside the loop (`control/stop`, SIGINT/SIGTERM), noted once.
+    fn stop_asked_outside(&mut self, stop: &mut Option<PendingStop>) {
+        let news = self.envs.swapping().map(|(m, n)| format!("env swap under way: {m} of {n} envs on the new version"));
+        let by = if self.ticker.tick(&self.st, news) { Some("a stop request") } else { super::interrupt::requested() };
+        if let (Some(by), None) = (by, stop.as_ref()) {
+            let msg = format!("{by} at step {}: stopping at the next update with a checkpoint", self.st.steps);
+            let msg = if by.starts_with("SIG") { format!("{msg} (a second {by} stops at once)") } else { msg };
+            self.ticker.log.line(crate::log::Level::Info, "host", &msg);
+            *stop = Some(PendingStop::new(by, false));
+        }
+    }
+
     /// The loop: collect, update, evaluate and checkpoint until `total_steps`, a solved
-    /// evaluation, or a stop (from `control/`, or from `hooks`).
+    /// evaluation, or a stop (from `control/`, a signal, or `hooks`) taken at the next safe
+    /// point: right after an update, where a checkpoint resumes exactly.
     pub fn run(mut self, hooks: &mut dyn Hooks) -> anyhow::Result<TrainSummary> {
         let start = Instant::now();
         let start_steps = self.st.steps;
-        // A stop a hook asked for: `Some(pruned)`.
-        let (mut stopped, mut stop_asked) = (false, None);
+        let mut stop: Option<PendingStop> = None;
+        // Whether the loop is at a safe point: its start (a checkpoint's state) or right after an update.
+        let (mut stopped, mut safe) = (false, true);
         while self.st.steps < self.total {
-            let news = self.envs.swapping().map(|(m, n)| format!("env swap under way: {m} of {n} envs on the new version"));
-            if self.ticker.tick(&self.st, news) || stop_asked.is_some() {
+            self.stop_asked_outside(&mut stop);
+            if let Some(s) = &stop
+                && (safe || s.since.elapsed() > STOP_GRACE)
+            {
+                if !safe {
+                    let msg = format!(
+                        "no update came within {} s of the stop; stopping mid-rollout at step {} (resuming repeats this rollout's steps)",
+                        STOP_GRACE.as_secs(),
+                        self.st.steps
+                    );
+                    self.ticker.log.line(crate::log::Level::Warn, "host", &msg);
+                }
                 stopped = true;
                 break;
             }
             self.collect()?;
             let updated = self.update()?;
+            safe = updated;
             if updated {
-                self.steer(hooks.at_update(self.st.steps), &mut stop_asked);
+                self.steer(hooks.at_update(self.st.steps), &mut stop);
             }
             let mut solved = false;
             if let Some((e, reached)) = self.evaluate()? {
                 solved = reached;
-                self.steer(hooks.evaluated(&e), &mut stop_asked);
+                self.steer(hooks.evaluated(&e), &mut stop);
             }
             if updated && !solved && self.checkpoint_due() {
                 let dir = self.checkpoint()?;
@@ -356,7 +425,8 @@ impl<'a> Trainer<'a> {
         let wall_s = start.elapsed().as_secs_f64();
         let sps = (self.st.steps - start_steps) as f64 / wall_s.max(1e-9);
         self.ticker.status.sps = sps;
-        self.ticker.write(if stopped { State::Stopped } else { State::Finished }, &self.st, None);
+        let by = stop.as_ref().filter(|_| stopped).map(|s| format!("stopped by {} at step {}", s.by, self.st.steps));
+        self.ticker.write(if stopped { State::Stopped } else { State::Finished }, &self.st, by.clone());
         Ok(TrainSummary {
             run_dir: self.run_dir.to_path_buf(),
             steps: self.st.steps,
@@ -369,10 +439,70 @@ impl<'a> Trainer<'a> {
             device: format!("{:?}", self.device).to_lowercase(),
             resumed_from: self.resumed_from,
             stopped,
-            pruned: stop_asked == Some(true),
+            stopped_by: stop.as_ref().filter(|_| stopped).map(|s| s.by.to_string()),
+            pruned: stopped && stop.is_some_and(|s| s.pruned),
             store_location: None,
         })
     }
+}
+
+/// How long a stop waits for a safe point (an update) before it stops mid-rollout.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A stop asked for and not yet taken.
+struct PendingStop {
+    /// What asked (`SIGINT`, `a stop request`, `a hook`).
+    by: &'static str,
+    /// Whether a scheduler pruned the run.
+    pruned: bool,
+    since: Instant,
+}
+
+impl PendingStop {
+    fn new(by: &'static str, pruned: bool) -> Self {
+        PendingStop { by, pruned, since: Instant::now() }
+    }
+}
+
+/// Writes `plugins.lock` and carries each plugin version into the run. A fresh run records
+/// the versions it starts with; a run resumed at `resumed_at` forgets the versions recorded
+/// after that step (the run goes on from there again) and records, like a hot reload, a
+/// version other than the one that was live then (asked for with `--plugin ROLE=FILE`).
+fn record_plugins(
+    config: &RunConfig,
+    run_dir: &Path,
+    plugins: &Plugins,
+    reward: Option<&Plugin>,
+    resumed_at: Option<u64>,
+    log: &crate::log::RunLog,
+) -> anyhow::Result<()> {
+    let mut live = vec![("env", &plugins.env), ("algorithm", &plugins.algorithm)];
+    if let Some(p) = reward {
+        live.push(("reward", p));
+    }
+    let mut lock = match resumed_at {
+        None => Vec::new(),
+        Some(step) => rundir::read_lock(run_dir)?.into_iter().filter(|e| e.since_step <= step).collect(),
+    };
+    let step = resumed_at.unwrap_or(0);
+    for (role, p) in live {
+        let info = p.info();
+        if rundir::carry::live_at(&lock, role, step).is_some_and(|e| e.sha256 == info.sha256) {
+            continue;
+        }
+        let mut e = lock_entry(role, p, step);
+        if let Some(src) = config.sources.get(&info.path) {
+            e.source = src.clone();
+        }
+        if resumed_at.is_some() {
+            let msg = format!("resumed at step {step} with another {role} plugin: {} (sha256 {})", info.path.display(), &info.sha256[..12]);
+            log.line(crate::log::Level::Info, "host", &msg);
+        }
+        rundir::carry::carry_plugin(run_dir, &info.path, &e.name, &info.sha256)?;
+        lock.push(e);
+    }
+    rundir::write_lock(run_dir, &lock)?;
+    Ok(())
 }
 
 /// The hot-reload watcher over the run's plugin files (`train.hot_reload`).

@@ -13,7 +13,8 @@
 //! recovery uploads everything again (a restarted server may have lost objects). Every few
 //! seconds, and before it stops, it also lists what the store holds: objects it uploaded
 //! that are gone (an outage the SDK's retries hid, a server that restarted empty) make it
-//! upload the run again.
+//! upload the run again. TensorBoard event files the working copy replaced (a resume
+//! rebuilds them) are deleted from the store then, so a run has one event stream there too.
 
 use super::{CHECKPOINTS, is_checkpoint_name};
 use crate::log::{Level, RunLog};
@@ -139,8 +140,18 @@ impl Syncer {
     /// How many objects this mirror uploaded are missing from the store (or have another
     /// size): a server that restarted empty, a bucket emptied by hand. The SDK's own retries
     /// can hide a short outage, so this looks rather than trusting that nothing failed.
-    fn missing(&self) -> anyhow::Result<usize> {
+    ///
+    /// It also deletes the TensorBoard event files the store holds and the working copy no
+    /// longer does: a resumed run rebuilds its events into one fresh file, and the run keeps
+    /// one event stream in the store as it does on disk.
+    fn missing(&mut self) -> anyhow::Result<usize> {
         let remote: HashMap<String, u64> = self.remote.list("")?.into_iter().map(|e| (e.key, e.size)).collect();
+        for key in remote.keys() {
+            if !key.contains('/') && key.starts_with(super::TENSORBOARD_PREFIX) && !self.local.join(key).exists() {
+                self.remote.delete(key)?;
+                self.files.remove(key);
+            }
+        }
         let files = self.files.iter().filter(|(rel, (len, _))| remote.get(rel.as_str()) != Some(len)).count();
         let checkpoints = self.checkpoints.iter().filter(|c| !remote.contains_key(&format!("checkpoints/{c}/{COMPLETE}"))).count();
         Ok(files + checkpoints)

@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! <store>/<run-id>/
-//!   config.toml          the resolved config (defaults filled in, registry references pinned)
+//!   config.toml          the resolved config (defaults filled in, paths absolute, registry references pinned)
 //!   plugins.lock         every plugin version the run used: role, name, source, sha256, world
+//!   plugins/<name>-<sha256>.wasm  a copy of each of those versions ([`carry`])
+//!   robots/<name>/       a copy of each robot file the env may load, with its meshes
 //!   metrics.jsonl        one JSON line per update / evaluation / reload (deterministic bytes)
 //!   events.out.tfevents.*  the same metrics for TensorBoard
 //!   log.txt              host and plugin output
@@ -16,6 +18,7 @@
 //!   checkpoints/<step>/  complete checkpoints (12-digit step); `.tmp-*` are partial
 //! ```
 
+pub mod carry;
 pub mod mirror;
 pub mod naming;
 pub mod runs;
@@ -27,6 +30,10 @@ use std::path::{Path, PathBuf};
 pub const CONFIG: &str = "config.toml";
 /// Every plugin version the run used (see [`LockEntry`]).
 pub const PLUGINS_LOCK: &str = "plugins.lock";
+/// Where a run keeps a copy of each plugin version it used (`<sha256>.wasm`).
+pub const PLUGINS_DIR: &str = "plugins";
+/// Where a run keeps a copy of each robot file its env may load (`<name>/…`).
+pub const ROBOTS_DIR: &str = "robots";
 /// One JSON line per logged step.
 pub const METRICS: &str = "metrics.jsonl";
 /// Host and plugin output.

@@ -1,6 +1,7 @@
 //! Naming and claiming runs in a store, and fetching an S3 run into a local working copy.
 //!
-//! A new run is named `<env>-<algo>-s<seed>-<unix time>` (then `-1`, `-2`, … when taken).
+//! A new run is named by its config's `name`, else `<env>-<algo>-s<seed>-<unix time>` (then
+//! `-1`, `-2`, … when taken).
 //! In a local store the name is claimed by creating its directory; in an S3 store by a
 //! conditional put of its `config.toml` (`If-None-Match: *`), so two machines starting
 //! runs at once never share one. An S3 run trains in a local working copy that the
@@ -13,8 +14,11 @@ use crate::store::{Location, S3Settings};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
-/// A run's base name: env, algorithm, seed and start time.
+/// A run's base name: the config's `name`, else env, algorithm, seed and start time.
 pub fn base_name(config: &RunConfig) -> String {
+    if let Some(name) = &config.name {
+        return name.clone();
+    }
     let stem = |p: &Path| {
         if crate::config::is_registry_ref(p) {
             let s = p.to_string_lossy();

@@ -3,7 +3,7 @@
 //! against the marker's size and sha256.
 
 use super::mirror::{COMPLETE, Marker};
-use super::{CHECKPOINTS, CONFIG, PARTIAL_PREFIX, is_checkpoint_name};
+use super::{CHECKPOINTS, CONFIG, PARTIAL_PREFIX, STATUS, is_checkpoint_name};
 use crate::store::{Location, Objects};
 use anyhow::Context;
 use sha2::Digest;
@@ -45,25 +45,35 @@ pub struct RunRow {
     pub latest_checkpoint: Option<u64>,
     /// Complete checkpoints.
     pub checkpoints: usize,
+    /// The run's tags (its config's `tags`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// Every run in a store (directories holding a `config.toml`).
 pub fn list_runs(objects: &dyn Objects) -> anyhow::Result<Vec<RunRow>> {
     let mut rows = Vec::new();
     for name in objects.list_dirs("")? {
-        if objects.get(&format!("{name}/config.toml"))?.is_none() {
-            continue;
-        }
-        let status: Option<serde_json::Value> = objects.get(&format!("{name}/status.json"))?.and_then(|d| serde_json::from_slice(&d).ok());
+        let Some(config) = objects.get(&format!("{name}/{CONFIG}"))? else { continue };
+        let tags = String::from_utf8_lossy(&config)
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("tags")?.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()))
+            .unwrap_or_default();
+        let bytes = objects.get(&format!("{name}/{STATUS}"))?;
+        let status: Option<serde_json::Value> = bytes.as_ref().and_then(|d| serde_json::from_slice(d).ok());
+        let typed: Option<super::status::Status> = bytes.as_ref().and_then(|d| serde_json::from_slice(d).ok());
         let field = |k: &str| status.as_ref().and_then(|s| s.get(k)).cloned();
         let checkpoints = complete_checkpoints(objects, &name)?;
+        let now = super::status::unix_now();
         rows.push(RunRow {
-            state: field("state").and_then(|v| v.as_str().map(String::from)),
+            state: typed.map(|s| s.observed(now).to_string()).or_else(|| field("state").and_then(|v| v.as_str().map(String::from))),
             step: field("step").and_then(|v| v.as_u64()),
             total: field("total_steps").and_then(|v| v.as_u64()),
             best_eval: field("best_eval").and_then(|v| v.as_f64()),
             latest_checkpoint: checkpoints.last().and_then(|c| c.parse().ok()),
             checkpoints: checkpoints.len(),
+            tags,
             name,
         });
     }

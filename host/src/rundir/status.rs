@@ -78,6 +78,50 @@ pub struct Status {
     /// Why the run failed, or other news (e.g. an env swap under way).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The machine the training process runs on (its host name), so a reader can tell
+    /// whether `pid` is its own to check.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+}
+
+/// How long the status of a run on this machine may go unwritten before a dead `pid` makes
+/// it `lost` (the loop writes it four times a second; evaluations pause it).
+pub const LOST_LOCAL_AFTER_S: f64 = 10.0;
+/// How long the status of a run on another machine (or from before `host` was recorded)
+/// may go unwritten before it counts as `lost`: no process can be checked there.
+pub const LOST_REMOTE_AFTER_S: f64 = 180.0;
+
+/// This machine's host name (empty when unknown).
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Status {
+    /// The state a reader should show at Unix time `now`: `lost` when a live state's
+    /// process is gone (on this machine: its pid is not alive and it has not written for
+    /// [`LOST_LOCAL_AFTER_S`]; elsewhere: no write for [`LOST_REMOTE_AFTER_S`]). The one
+    /// notion of a lost run that the monitor, `runs ls` and the fleet share.
+    pub fn observed(&self, now: f64) -> &'static str {
+        if !self.state.is_live() {
+            return self.state.as_str();
+        }
+        let quiet = now - self.updated_unix;
+        let here = !self.host.is_empty() && self.host == this_host();
+        let lost = if here || self.host.is_empty() && process_alive(self.pid) {
+            quiet > LOST_LOCAL_AFTER_S && !process_alive(self.pid)
+        } else {
+            quiet > LOST_REMOTE_AFTER_S
+        };
+        if lost { "lost" } else { self.state.as_str() }
+    }
+}
+
+/// Whether process `pid` is alive on this machine (Linux: `/proc/<pid>`; elsewhere assumed).
+pub fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
 }
 
 /// Seconds since the Unix epoch.
@@ -172,6 +216,7 @@ mod tests {
             started_unix: 1.0,
             updated_unix: 2.0,
             message: None,
+            host: this_host(),
         };
         write(dir.path(), &s).expect("write");
         assert_eq!(read(dir.path()).expect("some").expect("ok"), s);
@@ -187,5 +232,32 @@ mod tests {
         request(dir.path(), Request::Checkpoint).expect("checkpoint");
         assert!(take(dir.path(), Request::Checkpoint));
         assert!(!take(dir.path(), Request::Checkpoint), "served once");
+    }
+
+    #[test]
+    fn a_live_run_whose_process_is_gone_is_lost_here_and_a_silent_one_elsewhere() {
+        let now = unix_now();
+        let mine = Status {
+            state: State::Running,
+            pid: std::process::id(),
+            step: 1,
+            total_steps: 2,
+            sps: 0.0,
+            best_eval: None,
+            last_eval: None,
+            device: "cpu".into(),
+            started_unix: now - 100.0,
+            updated_unix: now - 50.0,
+            message: None,
+            host: this_host(),
+        };
+        assert_eq!(mine.observed(now), "running", "its process is alive");
+        let dead = Status { pid: u32::MAX - 1, ..mine.clone() };
+        assert_eq!(dead.observed(now), "lost");
+        assert_eq!(Status { updated_unix: now - 1.0, ..dead.clone() }.observed(now), "running", "it wrote a moment ago");
+        let elsewhere = Status { host: "another-machine".into(), ..dead.clone() };
+        assert_eq!(elsewhere.observed(now), "running", "another machine's pid cannot be checked; 50 s of quiet is not lost yet");
+        assert_eq!(Status { updated_unix: now - 600.0, ..elsewhere.clone() }.observed(now), "lost");
+        assert_eq!(Status { state: State::Stopped, ..dead }.observed(now), "stopped");
     }
 }

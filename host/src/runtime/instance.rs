@@ -110,10 +110,16 @@ impl Bridge {
             let msg: Vec<&str> = stderr[start..].iter().map(|s| s.trim()).filter(|s| !s.is_empty() && !s.starts_with("note:")).collect();
             return CallErrorKind::Panic(msg.join(" "));
         }
+        // Rust's allocator aborts with this line when the memory cap refused its request.
+        if let Some(line) = stderr.iter().find(|l| l.contains("memory allocation of") && l.contains("failed")) {
+            return CallErrorKind::Trap(format!("{} (the plugin's memory cap is {} MiB)", line.trim(), limits.memory_bytes >> 20));
+        }
         let first_line = text.lines().next().unwrap_or("unknown trap").to_string();
+        let last = stderr.iter().rev().map(|l| l.trim()).find(|l| !l.is_empty());
+        let said = last.map_or_else(String::new, |l| format!("; its last stderr line: {l}"));
         match err.downcast_ref::<Trap>() {
-            Some(trap) => CallErrorKind::Trap(format!("{trap} ({first_line})")),
-            None => CallErrorKind::Trap(first_line),
+            Some(trap) => CallErrorKind::Trap(format!("{trap} ({first_line}){said}")),
+            None => CallErrorKind::Trap(format!("{first_line}{said}")),
         }
     }
 }

@@ -127,9 +127,19 @@ fn compile(runtime: &Runtime, bytes: &[u8], sha256: &str) -> (Result<Component, 
     (Ok(component), false)
 }
 
+/// A plugin's name: its file's stem, without a `-<sha256>` suffix (a run's carried copy
+/// or the registry cache names files `<name>-<sha256>.wasm`).
+pub fn plugin_name(path: &std::path::Path) -> String {
+    let stem = path.file_stem().map_or_else(|| "plugin".to_string(), |s| s.to_string_lossy().into_owned());
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if !name.is_empty() && hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.to_string(),
+        _ => stem,
+    }
+}
+
 pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) -> Result<Plugin, LoadError> {
     let bytes = std::fs::read(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
-    let name = path.file_stem().map_or_else(|| "plugin".to_string(), |s| s.to_string_lossy().into_owned());
+    let name = plugin_name(&path);
     if !bytes.starts_with(b"\0asm") {
         return Err(LoadError::NotWasm { plugin: name, path });
     }

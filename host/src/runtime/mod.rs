@@ -23,7 +23,7 @@ pub use algorithm::AlgorithmInstance;
 pub use env::EnvInstance;
 pub use error::{CallError, CallErrorKind, LoadError, World};
 pub use goal::GoalInstance;
-pub use loader::{Plugin, PluginInfo};
+pub use loader::{Plugin, PluginInfo, plugin_name};
 pub use reward::RewardInstance;
 pub use sandbox::Limits;
 
@@ -120,6 +120,7 @@ impl Runtime {
         let base_linker = || -> anyhow::Result<Linker<PluginState>> {
             let mut linker = Linker::new(&engine);
             wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+            sandbox::frozen_sleeps(&mut linker)?;
             bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
             Ok(linker)
         };

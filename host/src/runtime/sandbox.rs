@@ -146,6 +146,33 @@ impl HostMonotonicClock for FrozenMonotonicClock {
     }
 }
 
+/// A sleep that is over at once: a plugin's clock is frozen, so its time never passes, and a
+/// sleep that waited on the host's clock would block the host thread where the call
+/// deadline (an epoch interrupt, which acts only in wasm code) cannot end it.
+struct OverAtOnce;
+
+#[async_trait::async_trait]
+impl wasmtime_wasi::p2::Pollable for OverAtOnce {
+    async fn ready(&mut self) {}
+}
+
+/// Replaces `wasi:clocks/monotonic-clock`'s `subscribe-duration` and `subscribe-instant` in
+/// `linker` (after the WASI interfaces are added) with pollables that are ready at once.
+pub(crate) fn frozen_sleeps(linker: &mut wasmtime::component::Linker<PluginState>) -> anyhow::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
+    fn ready(table: &mut ResourceTable) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let r = table.push(OverAtOnce)?;
+        Ok((wasmtime_wasi::p2::subscribe(table, r)?,))
+    }
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance("wasi:clocks/monotonic-clock@0.2.12")?;
+    clock.func_wrap("subscribe-duration", |mut cx, (_,): (u64,)| ready(&mut cx.data_mut().table))?;
+    clock.func_wrap("subscribe-instant", |mut cx, (_,): (u64,)| ready(&mut cx.data_mut().table))?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// A custom metric a plugin reported through `log.metric`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PluginMetric {

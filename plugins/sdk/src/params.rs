@@ -54,6 +54,21 @@ impl<'a> Params<'a> {
         if v.is_finite() && ok(v) { Ok(v) } else { Err(PluginError::InvalidParams(format!("`{name}` must be {what}, got {v}"))) }
     }
 
+    /// A real parameter from 0 to 1 (a discount, a λ, a τ, a probability), or `default`.
+    pub fn fraction(&self, name: &str, default: f64) -> Result<f64, PluginError> {
+        self.real_if(name, default, "from 0 to 1", |v| (0.0..=1.0).contains(&v))
+    }
+
+    /// A real parameter above 0 (a learning rate, a clip range), or `default`.
+    pub fn positive(&self, name: &str, default: f64) -> Result<f64, PluginError> {
+        self.real_if(name, default, "above 0", |v| v > 0.0)
+    }
+
+    /// A real parameter of at least 0 (a loss coefficient, a noise scale), or `default`.
+    pub fn non_negative(&self, name: &str, default: f64) -> Result<f64, PluginError> {
+        self.real_if(name, default, "0 or more", |v| v >= 0.0)
+    }
+
     /// An integer parameter within `range`, or `default` when absent.
     pub fn int_in(&self, name: &str, default: i64, range: std::ops::RangeInclusive<i64>) -> Result<i64, PluginError> {
         let v = self.int(name, default)?;

@@ -54,15 +54,16 @@ impl Algorithm for A2c {
         }
         let hidden = p.widths("hidden", &[64, 64])?;
         let ac = ActorCritic::new("a2c", spec, &hidden, p.real("log-std-init", 0.0)?)?;
-        let kind = OptimizerKind::Rmsprop((p.real("rms-alpha", 0.99)?, p.real("rms-eps", 1e-5)?));
-        let optimizer = Optimizer::get("a2c/rmsprop", &ac.modules(), kind, p.real("learning-rate", 7e-4)?).map_err(PluginError::Failed)?;
+        let kind = OptimizerKind::Rmsprop((p.fraction("rms-alpha", 0.99)?, p.positive("rms-eps", 1e-5)?));
+        let optimizer =
+            Optimizer::get("a2c/rmsprop", &ac.modules(), kind, p.positive("learning-rate", 7e-4)?).map_err(PluginError::Failed)?;
         Ok(A2c {
             n_steps: n_steps as usize,
-            gamma: p.real("gamma", 0.99)?,
-            lambda: p.real("gae-lambda", 1.0)?,
-            ent_coef: p.real("ent-coef", 0.0)?,
-            vf_coef: p.real("vf-coef", 0.5)?,
-            max_grad_norm: p.real("max-grad-norm", 0.5)?,
+            gamma: p.fraction("gamma", 0.99)?,
+            lambda: p.fraction("gae-lambda", 1.0)?,
+            ent_coef: p.non_negative("ent-coef", 0.0)?,
+            vf_coef: p.non_negative("vf-coef", 0.5)?,
+            max_grad_norm: p.positive("max-grad-norm", 0.5)?,
             normalize_advantage: p.flag("normalize-advantage", false)?,
             ac,
             optimizer,

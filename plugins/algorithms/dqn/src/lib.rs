@@ -70,9 +70,9 @@ impl Algorithm for Dqn {
         let obs_len = paddock_sdk::space::flat_len(&spec.observation_space) as i64;
         let hidden = p.widths("hidden", &[64, 64])?;
         let (q, target) = off_policy::with_target("dqn/q", &off_policy::relu_mlp(obs_len, &hidden, i64::from(d.n), 1.0))?;
-        let optimizer =
-            Optimizer::get("dqn/adam", &[&q], OptimizerKind::Adam(1e-8), p.real("learning-rate", 1e-4)?).map_err(PluginError::Failed)?;
-        let gamma = p.real("gamma", 0.99)?;
+        let optimizer = Optimizer::get("dqn/adam", &[&q], OptimizerKind::Adam(1e-8), p.positive("learning-rate", 1e-4)?)
+            .map_err(PluginError::Failed)?;
+        let gamma = p.fraction("gamma", 0.99)?;
         let replay = off_policy::replay("dqn/replay", spec, num_envs, p, gamma, 1_000_000)?;
         let target_update_interval = p.int("target-update-interval", 10_000)?;
         if target_update_interval < 1 {
@@ -91,8 +91,12 @@ impl Algorithm for Dqn {
             batch_size: p.int("batch-size", 32)?.max(1) as u32,
             target_update_interval: target_update_interval as u64,
             since_target_update: 0,
-            eps: (p.real("exploration-initial-eps", 1.0)?, p.real("exploration-final-eps", 0.05)?, p.real("exploration-steps", 100_000.0)?),
-            max_grad_norm: p.real("max-grad-norm", 10.0)?,
+            eps: (
+                p.fraction("exploration-initial-eps", 1.0)?,
+                p.fraction("exploration-final-eps", 0.05)?,
+                p.non_negative("exploration-steps", 100_000.0)?,
+            ),
+            max_grad_norm: p.positive("max-grad-norm", 10.0)?,
             double: p.flag("double", true)?,
             huber: p.flag("huber", true)?,
             updates: 0,

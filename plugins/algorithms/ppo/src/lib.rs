@@ -120,19 +120,19 @@ impl Algorithm for Ppo {
             n_steps: count("n-steps", 32)?,
             n_epochs: count("n-epochs", 20)?,
             minibatch: count("minibatch-size", 256)? as i64,
-            gamma: p.real("gamma", 0.98)?,
-            lambda: p.real("gae-lambda", 0.8)?,
-            clip: p.real("clip-range", 0.2)?,
+            gamma: p.fraction("gamma", 0.98)?,
+            lambda: p.fraction("gae-lambda", 0.8)?,
+            clip: p.positive("clip-range", 0.2)?,
             clip_vf: match p.real("clip-range-vf", -1.0)? {
                 v if v > 0.0 => Some(v),
                 _ => None,
             },
-            ent_coef: p.real("ent-coef", 0.0)?,
-            vf_coef: p.real("vf-coef", 0.5)?,
-            max_grad_norm: p.real("max-grad-norm", 0.5)?,
+            ent_coef: p.non_negative("ent-coef", 0.0)?,
+            vf_coef: p.non_negative("vf-coef", 0.5)?,
+            max_grad_norm: p.positive("max-grad-norm", 0.5)?,
             normalize_advantage: p.flag("normalize-advantage", true)?,
         };
-        let lr = p.real("learning-rate", 1e-3)?;
+        let lr = p.positive("learning-rate", 1e-3)?;
         let hidden = p.widths("hidden", &[64, 64])?;
         let ac = ActorCritic::new("ppo", spec, &hidden, p.real("log-std-init", 0.0)?)?;
         let optimizer = Optimizer::get("ppo/adam", &ac.modules(), OptimizerKind::Adam(1e-5), lr).map_err(PluginError::Failed)?;

@@ -80,18 +80,18 @@ impl Algorithm for Sac {
         }
         let log_alpha = Module::parameter("sac/log-alpha", &Tensor::full(&[1], init.ln(), paddock_sdk::tensor::Dtype::Float32))
             .map_err(PluginError::Failed)?;
-        let lr = p.real("learning-rate", 3e-4)?;
+        let lr = p.positive("learning-rate", 3e-4)?;
         let adam =
             |name: &str, modules: &[&Module]| Optimizer::get(name, modules, OptimizerKind::Adam(1e-8), lr).map_err(PluginError::Failed);
         let actor_opt = adam("sac/actor-adam", &[&actor])?;
         let critic_opt = adam("sac/critic-adam", &critics.online())?;
         let alpha_opt = if p.flag("auto-ent-coef", true)? { Some(adam("sac/alpha-adam", &[&log_alpha])?) } else { None };
-        let gamma = p.real("gamma", 0.99)?;
+        let gamma = p.fraction("gamma", 0.99)?;
         Ok(Sac {
             replay: off_policy::replay("sac/replay", spec, num_envs, p, gamma, 1_000_000)?,
             schedule: TrainSchedule::from_params(p, 100, 1, 1)?,
             batch_size: p.int("batch-size", 256)?.max(1) as u32,
-            tau: p.real("tau", 0.005)?,
+            tau: p.fraction("tau", 0.005)?,
             target_entropy: p.real("target-entropy", -(scale.len as f64))?,
             target_update_interval: p.int("target-update-interval", 1)?.max(1) as u64,
             gradient_steps_done: 0,

@@ -50,12 +50,12 @@ impl Algorithm for Td3 {
         let hidden = p.widths("hidden", &[400, 300])?;
         let (actor, actor_target) = off_policy::with_target("td3/actor", &off_policy::relu_mlp(obs_len, &hidden, scale.len, 0.01))?;
         let critics = TwinQ::new("td3/critic", obs_len, scale.len, &hidden)?;
-        let lr = p.real("learning-rate", 1e-3)?;
+        let lr = p.positive("learning-rate", 1e-3)?;
         let adam =
             |name: &str, modules: &[&Module]| Optimizer::get(name, modules, OptimizerKind::Adam(1e-8), lr).map_err(PluginError::Failed);
         let actor_opt = adam("td3/actor-adam", &[&actor])?;
         let critic_opt = adam("td3/critic-adam", &critics.online())?;
-        let gamma = p.real("gamma", 0.99)?;
+        let gamma = p.fraction("gamma", 0.99)?;
         let policy_delay = p.int("policy-delay", 2)?;
         if policy_delay < 1 {
             return Err(PluginError::InvalidParams(format!("parameter `policy-delay` must be ≥ 1, got {policy_delay}")));
@@ -64,11 +64,11 @@ impl Algorithm for Td3 {
             replay: off_policy::replay("td3/replay", spec, num_envs, p, gamma, 1_000_000)?,
             schedule: TrainSchedule::from_params(p, 100, 1, 1)?,
             batch_size: p.int("batch-size", 256)?.max(1) as u32,
-            tau: p.real("tau", 0.005)?,
+            tau: p.fraction("tau", 0.005)?,
             policy_delay: policy_delay as u64,
-            target_noise: p.real("target-policy-noise", 0.2)?,
-            noise_clip: p.real("target-noise-clip", 0.5)?,
-            action_noise: p.real("action-noise", 0.1)?,
+            target_noise: p.non_negative("target-policy-noise", 0.2)?,
+            noise_clip: p.non_negative("target-noise-clip", 0.5)?,
+            action_noise: p.non_negative("action-noise", 0.1)?,
             critic_updates: 0,
             updates: 0,
             actor,
