@@ -367,3 +367,35 @@ fn runs_ls_of_a_missing_store_is_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nowhere") && err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn with_a_reward_plugin_the_envs_own_return_is_logged_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reward = format!("reward.plugin={}", p(&common::plugin("cartpole-shaped")));
+    let store = format!("store={}", p(dir.path()));
+    let out = ok(&["train", "configs/cartpole-ppo.toml", "--json", "--set", &reward, "--set", &store, "--set", "total_steps=2048"]);
+    let s: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    let metrics = std::fs::read_to_string(Path::new(s["run_dir"].as_str().expect("dir")).join("metrics.jsonl")).expect("metrics");
+    let line = metrics.lines().find(|l| l.contains("rollout/return_mean")).expect("an update with episodes");
+    let v: serde_json::Value = serde_json::from_str(line).expect("json");
+    let (shaped, own) = (v["rollout/return_mean"].as_f64().expect("shaped"), v["rollout/env_return_mean"].as_f64().expect("the env's own"));
+    assert!(own >= 1.0 && (shaped - own).abs() > 1e-9, "both returns, different: {line}");
+}
+
+#[test]
+fn a_local_run_is_not_pulled_into_the_current_directory_and_a_closed_pipe_is_quiet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = fails(&["runs", "pull", p(dir.path())]);
+    assert!(err.contains("is a run on this machine already; give --out DIR"), "{err}");
+    // `paddock plugin inspect … | head -0`: the reader is gone before the output is written.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["plugin", "inspect", p(&common::plugin("cartpole"))])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}

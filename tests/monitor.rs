@@ -216,3 +216,20 @@ fn keys_pause_checkpoint_and_stop_a_live_run_through_its_control_folder() {
     assert!(runstatus::take(&live, runstatus::Request::Stop), "s twice stops: {:?}", app.message);
     assert!(!key(&mut app, KeyCode::Char('q')), "q leaves `paddock watch`");
 }
+
+#[test]
+fn the_runs_table_scrolls_to_keep_the_selected_run_in_view() {
+    let store = tempfile::tempdir().expect("tempdir");
+    for i in 0..14 {
+        write_run(&store.path().join(format!("run-{i:02}")), State::Finished);
+    }
+    let mut app = App::new(vec![store.path().to_path_buf()]);
+    app.now = NOW;
+    for _ in 0..13 {
+        key(&mut app, KeyCode::Down);
+    }
+    let screen = render_to_string(&app, 120, 40);
+    assert!(screen.contains("runs (14 of 14)"), "{screen}");
+    assert!(screen.contains("run-13"), "the selected run is drawn:\n{screen}");
+    assert!(!screen.contains("run-00"), "the first ones scrolled away:\n{screen}");
+}

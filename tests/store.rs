@@ -180,3 +180,77 @@ fn the_s3_server_dying_mid_run_loses_nothing_and_no_partial_checkpoint_is_loadab
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("state.json does not match its marker"), "{err}");
 }
+
+/// The conditional writes that fence a stale worker, on a real S3 server and on local disk:
+/// a write at the version read succeeds and moves the version on; a write at an older
+/// version (another writer came between) is refused and changes nothing.
+#[test]
+fn conditional_writes_refuse_a_writer_whose_version_is_stale() {
+    let moto = Moto::start();
+    let s3 = paddock::store::S3Settings { endpoint: Some(moto.endpoint()), region: Some("us-east-1".into()), ..Default::default() };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = paddock::store::open(&paddock::store::Location::Local(dir.path().to_path_buf()), &s3).expect("local");
+    let stores = vec![local, {
+        temp_env_credentials();
+        paddock::store::open(&paddock::store::Location::parse("s3://bkt/exp").expect("uri"), &s3).expect("s3")
+    }];
+    for objects in stores {
+        let at = objects.location();
+        let t0 = objects.create_tagged("trials/a/state.json", b"epoch 0").expect("create").expect("new");
+        assert!(objects.create_tagged("trials/a/state.json", b"again").expect("create").is_none(), "{at}: created once");
+        let t1 = objects.put_if_match("trials/a/state.json", b"epoch 1", &t0).expect("put").expect("at the version read");
+        assert_ne!(t0, t1);
+        assert!(objects.put_if_match("trials/a/state.json", b"stale epoch 1", &t0).expect("put").is_none(), "{at}: a stale tag is refused");
+        let (data, tag) = objects.get_tagged("trials/a/state.json").expect("get").expect("there");
+        assert_eq!((data.as_slice(), tag.as_str()), (&b"epoch 1"[..], t1.as_str()), "{at}: the refused write changed nothing");
+        assert!(objects.put_if_match("trials/b/state.json", b"x", &t1).expect("put").is_none(), "{at}: nothing to match");
+        let listed: Vec<String> = objects.list("trials").expect("list").into_iter().map(|e| e.key).collect();
+        assert_eq!(listed, vec!["trials/a/state.json".to_string()], "{at}: lock files are not objects");
+    }
+}
+
+/// Static test credentials for the SDK (moto checks that a request names some).
+fn temp_env_credentials() {
+    // SAFETY: set before the first S3 client of this test reads them; every test that talks
+    // to moto uses the same values.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    }
+}
+
+/// `paddock watch s3://…` follows a store: the monitor's files are copied, and copied again
+/// when they change; checkpoints and carried plugins are not.
+#[test]
+fn watching_an_s3_store_follows_the_files_the_monitor_reads() {
+    let moto = Moto::start();
+    temp_env_credentials();
+    for (key, body) in [
+        ("runs/r1/config.toml", "seed = 1\n"),
+        ("runs/r1/status.json", "{}"),
+        ("runs/r1/metrics.jsonl", "{\"step\":1}\n"),
+        ("runs/r1/checkpoints/000000000001/learner.pt", "weights"),
+        ("runs/r1/plugins/ppo-ab.wasm", "wasm"),
+        ("runs/not-a-run/x.txt", "x"),
+    ] {
+        assert_eq!(moto.http("PUT", &format!("/bkt/{key}"), body.as_bytes()).0, 200);
+    }
+    let s3 = paddock::store::S3Settings { endpoint: Some(moto.endpoint()), region: Some("us-east-1".into()), ..Default::default() };
+    let at = paddock::store::Location::parse("s3://bkt/runs").expect("uri");
+    let follower = paddock::monitor::follow::Follower::start(&at, &s3).expect("follow");
+    let run = follower.path.join("r1");
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics"), "{\"step\":1}\n");
+    assert!(run.join("config.toml").exists() && run.join("status.json").exists());
+    assert!(!run.join("checkpoints").exists() && !run.join("plugins").exists(), "checkpoints and plugins stay in S3");
+    assert!(!follower.path.join("not-a-run").exists());
+    assert_eq!(moto.http("PUT", "/bkt/runs/r1/metrics.jsonl", b"{\"step\":1}\n{\"step\":2}\n").0, 200);
+    let start = Instant::now();
+    while std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_default().lines().count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the change was not followed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A store with no runs is an error that says so.
+    let empty = paddock::store::Location::parse("s3://bkt/nothing-here").expect("uri");
+    let err = paddock::monitor::follow::Follower::start(&empty, &s3).err().expect("no runs");
+    assert!(err.to_string().contains("holds no runs"), "{err}");
+}

@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod envset;
+mod experiments;
 mod gymnasium;
 mod languages;
 mod monitor;

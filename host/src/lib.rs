@@ -14,6 +14,7 @@
 //!   `status.json` and `control/` requests, naming and claiming runs.
 //! - [`run`]: the run as a library: start, resume, train (the loop's named steps and
 //!   hooks), evaluate a checkpoint.
+//! - [`exp`]: batch experiments: experiment files expanded into trials.
 //! - [`monitor`]: the terminal monitor (`paddock watch`, `train --tui`) over run directories.
 //! - [`store`]: run stores on local disk or S3 (`s3://bucket/prefix`): the object
 //!   interface, the background mirror of a run to S3, listing and fetching runs.
@@ -24,6 +25,7 @@
 pub mod cli;
 pub mod config;
 pub mod envset;
+pub mod exp;
 pub mod learner;
 pub mod log;
 pub mod monitor;

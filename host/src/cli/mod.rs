@@ -3,6 +3,7 @@
 
 mod env_run;
 mod eval;
+mod exp;
 mod inspect;
 mod new;
 mod registry;
@@ -37,6 +38,12 @@ enum Command {
     /// Runs in a store (local or `s3://`): list them, fetch one.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Batch experiments: sweeps of trials from one experiment file.
+    #[command(subcommand)]
+    Exp(ExpCommand),
+    /// Claim and train the trials of an experiment until none is left (what `exp run`
+    /// starts, and what a fleet instance runs).
+    Worker(exp::WorkerArgs),
     /// Watch runs in a terminal monitor: status, charts, plugins and reloads, log; pause,
     /// checkpoint or stop them from the keyboard.
     Watch(watch::WatchArgs),
@@ -70,6 +77,20 @@ enum RunsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ExpCommand {
+    /// Print an experiment's trials, one line each (id, overrides), and its id.
+    Plan(exp::PlanArgs),
+    /// Submit an experiment to its store (the plan, a state per trial, the plugin and robot
+    /// files) and print the `paddock worker` command that works on it from any machine.
+    Submit(exp::SubmitArgs),
+    /// Submit an experiment and run its trials (`--local -j N`: N local worker processes).
+    Run(exp::RunArgs),
+    /// An experiment's trials by state, and each trial's epoch, step, checkpoint, heartbeat,
+    /// preemptions, errors and result.
+    Status(exp::StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum EnvCommand {
     /// Step an environment with random or given actions and summarise the episodes.
     Run(env_run::RunArgs),
@@ -98,6 +119,17 @@ pub fn main() -> ExitCode {
         }
         Command::Runs(RunsCommand::Pull(a)) => runs::pull(a),
         Command::Env(EnvCommand::Run(a)) => env_run::run(a),
+        Command::Exp(ExpCommand::Plan(a)) => {
+            quiet_on_broken_pipe();
+            exp::plan(a)
+        }
+        Command::Exp(ExpCommand::Run(a)) => exp::run(a),
+        Command::Exp(ExpCommand::Submit(a)) => exp::submit_cmd(a),
+        Command::Exp(ExpCommand::Status(a)) => {
+            quiet_on_broken_pipe();
+            exp::status(a)
+        }
+        Command::Worker(a) => exp::worker(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Watch(a) => watch::run(a),

@@ -109,7 +109,7 @@ pub fn carry_robots(run_dir: &Path, robots: &BTreeMap<String, PathBuf>) -> Resul
 }
 
 /// The `filename="…"` values of a URDF's mesh elements.
-fn mesh_files(urdf: &str) -> Vec<String> {
+pub fn mesh_files(urdf: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for part in urdf.split("filename").skip(1) {
         let rest = part.trim_start().strip_prefix('=').map(str::trim_start);

@@ -123,6 +123,26 @@ pub trait Objects: Send + Sync {
     fn list_dirs(&self, prefix: &str) -> anyhow::Result<Vec<String>>;
     /// Deletes `key` (no error when it is gone already).
     fn delete(&self, key: &str) -> anyhow::Result<()>;
+    /// The object at `key` with its version tag (S3: the ETag; locally: a hash of the
+    /// content), or `None` when there is none.
+    fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>>;
+    /// Writes `key` only if it is still at version `tag` (S3: `If-Match`), atomically
+    /// against other writers: `Some(new tag)`, or `None` when another writer changed it
+    /// since (HTTP 412). What fences a stale writer.
+    fn put_if_match(&self, key: &str, data: &[u8], tag: &str) -> anyhow::Result<Option<String>>;
+    /// [`Objects::put_new`] that returns the new object's tag (`None`: it existed).
+    fn create_tagged(&self, key: &str, data: &[u8]) -> anyhow::Result<Option<String>> {
+        if !self.put_new(key, data)? {
+            return Ok(None);
+        }
+        Ok(self.get_tagged(key)?.map(|(_, t)| t))
+    }
+}
+
+/// The tag of local content: its sha256, quoted like an ETag.
+fn content_tag(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("\"{}\"", hex::encode(sha2::Sha256::digest(data)))
 }
 
 /// Settings for S3 stores beyond the SDK's own environment (`AWS_REGION`,
@@ -247,6 +267,35 @@ impl Objects for LocalObjects {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(anyhow::Error::new(e).context(format!("failed to create {}", path.display()))),
         }
+    }
+
+    fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+        Ok(self.get(key)?.map(|d| {
+            let t = content_tag(&d);
+            (d, t)
+        }))
+    }
+
+    fn put_if_match(&self, key: &str, data: &[u8], tag: &str) -> anyhow::Result<Option<String>> {
+        let path = self.path(key)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        // One writer at a time per key (an advisory lock beside it; `.tmp-` names are never listed).
+        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let lock_path = dir.join(format!(".tmp-lock-{name}"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("failed to open {}", lock_path.display()))?;
+        lock.lock().with_context(|| format!("failed to lock {}", lock_path.display()))?;
+        let current = self.get(key)?;
+        if current.as_deref().map(content_tag).as_deref() != Some(tag) {
+            return Ok(None);
+        }
+        write_atomically(&path, data)?;
+        Ok(Some(content_tag(data)))
     }
 
     fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>> {

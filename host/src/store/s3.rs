@@ -212,6 +212,51 @@ impl Objects for S3Objects {
         })
     }
 
+    fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+        self.rt.block_on(async {
+            match self.client.get_object().bucket(&self.bucket).key(self.key(key)).send().await {
+                Ok(o) => {
+                    let tag = o.e_tag().map(str::to_string).with_context(|| format!("S3 GET {} returned no ETag", self.url(key)))?;
+                    let data = o.body.collect().await.with_context(|| format!("S3 GET {} broke off", self.url(key)))?;
+                    Ok(Some((data.into_bytes().to_vec(), tag)))
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || http_status(&e) == Some(404) => Ok(None),
+                Err(e) => Err(self.fail("GET", key, e)),
+            }
+        })
+    }
+
+    fn put_if_match(&self, key: &str, data: &[u8], tag: &str) -> anyhow::Result<Option<String>> {
+        self.rt.block_on(async {
+            for attempt in 0..8 {
+                let r = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(self.key(key))
+                    .if_match(tag)
+                    .body(ByteStream::from(data.to_vec()))
+                    .send()
+                    .await;
+                match r {
+                    Ok(o) => {
+                        return o
+                            .e_tag()
+                            .map(|t| Some(t.to_string()))
+                            .with_context(|| format!("S3 PUT {} returned no ETag", self.url(key)));
+                    }
+                    // 412: another writer changed it; 404: it is gone (nothing to match).
+                    Err(e) if matches!(http_status(&e), Some(412) | Some(404)) => return Ok(None),
+                    Err(e) if http_status(&e) == Some(409) && attempt < 7 => {
+                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    }
+                    Err(e) => return Err(self.fail("conditional PUT (If-Match)", key, e)),
+                }
+            }
+            unreachable!("the loop returns on its last attempt")
+        })
+    }
+
     fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>> {
         let full = super::dir_prefix(&self.key(prefix));
         let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };

@@ -1,0 +1,653 @@
+//! Experiment files (`experiments/*.toml`): a base run config, sweep axes, seeds, an early-stop
+//! rule and the fleet to run on, expanded into trials, deterministically.
+//!
+//! ```toml
+//! base = "../configs/cartpole-ppo.toml"   # relative to this file; or an inline [base] table
+//! seeds = [1, 2, 3]                       # or a count: seeds = 3 (1, 2, 3)
+//!
+//! [set]                                   # overrides every trial gets
+//! total_steps = 50_000
+//!
+//! [grid]                                  # every combination of these lists
+//! "algorithm.params.learning-rate" = [3e-4, 1e-3, 3e-3]
+//!
+//! [random]                                # `count` draws; each key a range, log range or choice
+//! count = 8
+//! seed = 0
+//! "algorithm.params.gamma" = { uniform = [0.95, 0.999] }
+//! "algorithm.params.ent-coef" = { log_uniform = [1e-4, 1e-1] }
+//! "algorithm.params.n-steps" = { choice = [16, 32, 64] }
+//!
+//! [early_stop]                            # ASHA / successive halving on an eval metric
+//! metric = "eval/return_mean"
+//! mode = "max"
+//! min_steps = 10_000
+//! eta = 3
+//!
+//! [fleet]                                 # where `exp run --fleet` runs it (see docs/experiments.md)
+//! store = "s3://bucket/experiments"
+//! ```
+//!
+//! Trials are the grid's combinations × the random draws (or either alone) × the seeds, in
+//! that order; a trial's id is a hash of its overrides, and the experiment's id a hash of
+//! the base config and every trial, so the same file plans the same experiment on any
+//! machine and submitting it twice adds nothing.
+
+use crate::config::RunConfig;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+
+/// Why an experiment file is refused: the message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("experiment file {}: {message}", path.display())]
+pub struct SpecError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// The file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    base: toml::Value,
+    #[serde(default)]
+    seeds: Option<toml::Value>,
+    #[serde(default)]
+    set: toml::Table,
+    #[serde(default)]
+    grid: toml::Table,
+    #[serde(default)]
+    random: Option<toml::Table>,
+    #[serde(default)]
+    early_stop: Option<EarlyStop>,
+    #[serde(default)]
+    fleet: Option<Fleet>,
+    #[serde(default)]
+    trial: TrialPolicy,
+}
+
+/// ASHA: trials are compared at rungs of `min_steps × eta^k` env steps; at each rung a trial
+/// goes on only if its metric is in the best `1/eta` of the trials that reached that rung.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStop {
+    /// An evaluation metric of `metrics.jsonl`, e.g. `eval/return_mean`, `eval/success_rate`.
+    pub metric: String,
+    /// `max` or `min`.
+    #[serde(default = "max")]
+    pub mode: String,
+    /// The first rung, in env steps.
+    pub min_steps: u64,
+    /// The reduction factor (≥ 2).
+    #[serde(default = "three")]
+    pub eta: u64,
+}
+
+fn max() -> String {
+    "max".into()
+}
+
+fn three() -> u64 {
+    3
+}
+
+/// Where and on what `exp run --fleet` runs (EC2 Spot).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// The store for trial state, runs and results (`s3://bucket/prefix`).
+    pub store: String,
+    /// AWS region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Instance types to request Spot capacity across.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_types: Vec<String>,
+    /// Instances to keep running.
+    #[serde(default = "one")]
+    pub target_capacity: u32,
+    /// The most instances ever.
+    #[serde(default = "one")]
+    pub max_capacity: u32,
+    /// The most dollars per instance-hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<f64>,
+    /// The worker image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The most dollars the experiment may spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_dollars: Option<f64>,
+    /// Seconds a worker waits with no trial to claim before its instance shuts down.
+    #[serde(default = "idle")]
+    pub idle_timeout_s: u64,
+    /// `fleet` (EC2 CreateFleet, type maintain) or `spot-fleet` (RequestSpotFleet).
+    #[serde(default = "fleet_api")]
+    pub api: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn idle() -> u64 {
+    300
+}
+
+fn fleet_api() -> String {
+    "fleet".into()
+}
+
+/// How trials are run.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialPolicy {
+    /// Errors (not preemptions) after which a trial is failed.
+    #[serde(default = "three")]
+    pub max_errors: u64,
+    /// Seconds a claim lasts without a heartbeat.
+    #[serde(default = "lease")]
+    pub lease_s: u64,
+}
+
+fn lease() -> u64 {
+    60
+}
+
+impl Default for TrialPolicy {
+    fn default() -> Self {
+        TrialPolicy { max_errors: 3, lease_s: lease() }
+    }
+}
+
+/// One trial: a run of the base config with these overrides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// `t<index>-<hash>`: its place in the plan and a hash of its overrides.
+    pub id: String,
+    /// `key=value` overrides (dotted keys, TOML values), as `--set` takes them.
+    pub overrides: Vec<String>,
+}
+
+/// An experiment file expanded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    /// `<file stem>-<hash>`: the same file (and base config) gives the same id.
+    pub id: String,
+    /// The base config's text, with paths made absolute (trials are run from it).
+    pub base: String,
+    /// Every trial, in plan order.
+    pub trials: Vec<Trial>,
+    /// The early-stop rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
+    /// The fleet section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Fleet>,
+    /// How trials are run.
+    pub trial: TrialPolicy,
+    /// Every plugin and robot file the trials use: its path on the machine that planned the
+    /// experiment → its key in the experiment's store (`files/<sha256>/<file name>`, meshes
+    /// beside a robot file). Submitting uploads them; a worker on any machine fetches them
+    /// and runs the trials with its copies.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+/// Reads an experiment file, applies `--set` style `overrides` to it, and expands it. Every
+/// trial's config is checked (keys, types, values) before anything runs.
+pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
+    let err = |message: String| SpecError { path: path.to_path_buf(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot be read: {e}")))?;
+    if let Err(e) = toml::from_str::<File>(&text) {
+        return Err(err(e.to_string().trim_end().replace('\n', "\n  ")));
+    }
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| err(e.to_string()))?;
+    for o in overrides {
+        crate::config::apply_override(&mut table, o).map_err(err)?;
+    }
+    let file = File::deserialize(table).map_err(|e| err(format!("after --set: {}", e.to_string().trim_end())))?;
+    let dir = std::path::absolute(path.parent().unwrap_or(Path::new(""))).unwrap_or_default();
+    let (base_path, base_text) = base_config(&file.base, &dir).map_err(err)?;
+    let seeds = seeds(file.seeds.as_ref()).map_err(err)?;
+    let mut combos = grid(&file.grid).map_err(err)?;
+    if let Some(random) = &file.random {
+        let draws = random_draws(random).map_err(err)?;
+        combos = combos.iter().flat_map(|g| draws.iter().map(move |d| [g.clone(), d.clone()].concat())).collect();
+    }
+    let fixed: Vec<String> = flatten("", &file.set).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Some(es) = &file.early_stop {
+        check_early_stop(es).map_err(err)?;
+    }
+    if let Some(f) = &file.fleet {
+        check_fleet(f).map_err(err)?;
+    }
+    if file.trial.max_errors == 0 || file.trial.lease_s < 10 {
+        return Err(err("keys `trial.max_errors` (at least 1) and `trial.lease_s` (at least 10 s)".into()));
+    }
+    let mut trials = Vec::new();
+    for combo in &combos {
+        for seed in &seeds {
+            let mut o = fixed.clone();
+            o.extend(combo.iter().map(|(k, v)| format!("{k}={v}")));
+            o.push(format!("seed={seed}"));
+            let hash = short_hash(&o.join("\n"), 8);
+            trials.push(Trial { id: format!("t{:04}-{hash}", trials.len()), overrides: o });
+        }
+    }
+    // Each trial's config must load: a typo in an axis is an error here, not in a worker.
+    let mut files = std::collections::BTreeMap::new();
+    for t in &trials {
+        let mut c =
+            RunConfig::load_with(&base_path, &t.overrides).map_err(|e| err(format!("trial {} ({}): {e}", t.id, t.overrides.join(" "))))?;
+        for (_, p) in c.plugin_paths() {
+            add_file(&mut files, p).map_err(err)?;
+        }
+        for p in c.env.robots.values() {
+            add_file(&mut files, p).map_err(err)?;
+        }
+    }
+    let stem = path.file_stem().map_or_else(|| "experiment".into(), |s| s.to_string_lossy().into_owned());
+    // Plugins by content, not by where this checkout keeps them: the same file plans the same
+    // experiment on any machine.
+    let base_config = RunConfig::load(&base_path).map_err(|e| err(format!("key `base`: {e}")))?;
+    let identity = serde_json::json!({
+        "base": identity_of(&base_config).map_err(err)?,
+        "trials": trials,
+        "early_stop": file.early_stop,
+    });
+    let id = format!("{stem}-{}", short_hash(&identity.to_string(), 10));
+    Ok(Plan { id, base: base_text, trials, early_stop: file.early_stop, fleet: file.fleet, trial: file.trial, files })
+}
+
+/// The base config's path and its text with plugin and robot paths absolute.
+fn base_config(base: &toml::Value, dir: &Path) -> Result<(PathBuf, String), String> {
+    match base {
+        toml::Value::String(p) => {
+            let path = crate::config::normalize(&dir.join(p));
+            if !path.is_file() {
+                return Err(format!("key `base`: the base config {} does not exist", path.display()));
+            }
+            let config = RunConfig::load(&path).map_err(|e| format!("key `base`: {e}"))?;
+            let text = toml::to_string_pretty(&config).map_err(|e| format!("key `base`: {e}"))?;
+            Ok((path, text))
+        }
+        toml::Value::Table(t) => {
+            // Inline: written beside the file's directory so its relative paths resolve there.
+            let text = toml::to_string_pretty(t).map_err(|e| format!("key `base`: {e}"))?;
+            let tmp = std::env::temp_dir().join(format!("paddock-base-{}.toml", short_hash(&text, 12)));
+            let resolved = resolve_inline(t, dir);
+            let text = toml::to_string_pretty(&resolved).map_err(|e| format!("key `base`: {e}"))?;
+            std::fs::write(&tmp, &text).map_err(|e| format!("key `base`: {e}"))?;
+            RunConfig::load(&tmp)
+                .map_err(|e| format!("key `base` (inline): {}", e.to_string().replace(&tmp.display().to_string(), "[base]")))?;
+            Ok((tmp, text))
+        }
+        _ => Err("key `base`: a path to a run config, or an inline [base] table".into()),
+    }
+}
+
+/// An inline base with its plugin and robot paths made absolute against `dir`.
+fn resolve_inline(t: &toml::Table, dir: &Path) -> toml::Table {
+    let mut t = t.clone();
+    let abs = |v: &mut toml::Value| {
+        if let toml::Value::String(s) = v
+            && !s.starts_with(crate::registry::REF_PREFIX)
+        {
+            *s = crate::config::normalize(&dir.join(&*s)).display().to_string();
+        }
+    };
+    for section in ["env", "reward", "algorithm"] {
+        if let Some(toml::Value::Table(sec)) = t.get_mut(section)
+            && let Some(p) = sec.get_mut("plugin")
+        {
+            abs(p);
+        }
+    }
+    if let Some(toml::Value::Table(env)) = t.get_mut("env")
+        && let Some(toml::Value::Table(robots)) = env.get_mut("robots")
+    {
+        robots.iter_mut().for_each(|(_, v)| abs(v));
+    }
+    t
+}
+
+fn seeds(v: Option<&toml::Value>) -> Result<Vec<i64>, String> {
+    match v {
+        None => Ok(vec![1]),
+        Some(toml::Value::Integer(n)) if *n >= 1 && *n <= 1000 => Ok((1..=*n).collect()),
+        Some(toml::Value::Integer(n)) => Err(format!("key `seeds`: a count from 1 to 1000, or a list of seeds, not {n}")),
+        Some(toml::Value::Array(a)) if a.is_empty() => Err("key `seeds`: the list is empty (no trial would run)".into()),
+        Some(toml::Value::Array(a)) => {
+            let s: Vec<i64> = a.iter().filter_map(toml::Value::as_integer).filter(|s| *s >= 0).collect();
+            if s.len() != a.len() {
+                return Err("key `seeds`: seeds are whole numbers of 0 or more".into());
+            }
+            let mut dedup = s.clone();
+            dedup.sort_unstable();
+            dedup.dedup();
+            if dedup.len() != s.len() {
+                return Err("key `seeds`: a seed is listed twice".into());
+            }
+            Ok(s)
+        }
+        Some(other) => Err(format!("key `seeds`: a count or a list of seeds, not {other}")),
+    }
+}
+
+/// `[grid]`: every combination, keys in sorted order (the table's), the last key fastest.
+fn grid(t: &toml::Table) -> Result<Vec<Vec<(String, toml::Value)>>, String> {
+    let mut combos: Vec<Vec<(String, toml::Value)>> = vec![Vec::new()];
+    for (key, v) in flatten_axes(t) {
+        let values = match v {
+            toml::Value::Array(a) if a.is_empty() => return Err(format!("key `grid.\"{key}\"`: the axis is empty")),
+            toml::Value::Array(a) => a,
+            other => return Err(format!("key `grid.\"{key}\"`: an axis is a list of values, not {other}")),
+        };
+        combos = combos
+            .into_iter()
+            .flat_map(|c| values.iter().map(|v| [c.clone(), vec![(key.clone(), v.clone())]].concat()).collect::<Vec<_>>())
+            .collect();
+    }
+    Ok(combos)
+}
+
+/// Axis keys are quoted dotted paths (`"algorithm.params.gamma"`); nested tables
+/// (`[grid.algorithm.params]`) are accepted too.
+fn flatten_axes(t: &toml::Table) -> Vec<(String, toml::Value)> {
+    let mut out = Vec::new();
+    for (k, v) in t {
+        match v {
+            toml::Value::Table(inner) if !is_distribution(inner) => {
+                out.extend(flatten_axes(inner).into_iter().map(|(ik, iv)| (format!("{k}.{ik}"), iv)));
+            }
+            _ => out.push((k.clone(), v.clone())),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn is_distribution(t: &toml::Table) -> bool {
+    t.len() == 1 && ["uniform", "log_uniform", "int_uniform", "choice"].iter().any(|k| t.contains_key(*k))
+}
+
+/// `[set]` flattened into dotted keys with TOML values.
+fn flatten(prefix: &str, t: &toml::Table) -> Vec<(String, toml::Value)> {
+    let mut out = Vec::new();
+    for (k, v) in t {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(inner) => out.extend(flatten(&key, inner)),
+            _ => out.push((key, v.clone())),
+        }
+    }
+    out
+}
+
+/// `[random]`: `count` draws of every axis, from `seed`.
+fn random_draws(t: &toml::Table) -> Result<Vec<Vec<(String, toml::Value)>>, String> {
+    let count = match t.get("count") {
+        Some(toml::Value::Integer(n)) if *n >= 1 && *n <= 100_000 => *n as u64,
+        Some(other) => return Err(format!("key `random.count`: a number of draws from 1 to 100000, not {other}")),
+        None => return Err("key `random.count` is required (how many draws)".into()),
+    };
+    let seed = match t.get("seed") {
+        None => 0,
+        Some(toml::Value::Integer(n)) if *n >= 0 => *n as u64,
+        Some(other) => return Err(format!("key `random.seed`: a whole number, not {other}")),
+    };
+    let axes: Vec<(String, toml::Value)> = flatten_axes(t).into_iter().filter(|(k, _)| k != "count" && k != "seed").collect();
+    if axes.is_empty() {
+        return Err("key `random`: no axis to draw (add e.g. \"algorithm.params.gamma\" = { uniform = [0.95, 0.999] })".into());
+    }
+    let mut draws = Vec::new();
+    for i in 0..count {
+        let mut d = Vec::new();
+        for (key, spec) in &axes {
+            d.push((key.clone(), draw(key, spec, unit(seed, i, key))?));
+        }
+        draws.push(d);
+    }
+    Ok(draws)
+}
+
+/// A number in [0, 1) from the seed, the draw and the key: sha256, so the plan is the same
+/// on every machine and version.
+fn unit(seed: u64, draw: u64, key: &str) -> f64 {
+    let h = sha2::Sha256::digest(format!("{seed}/{draw}/{key}").as_bytes());
+    let x = u64::from_le_bytes(h[..8].try_into().unwrap_or_default());
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `x` to 4 significant digits: plans read `learning-rate=0.0003162`, not 17 digits.
+fn round4(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    format!("{x:.3e}").parse().unwrap_or(x)
+}
+
+fn draw(key: &str, spec: &toml::Value, u: f64) -> Result<toml::Value, String> {
+    let bad = |what: &str| format!("key `random.\"{key}\"`: {what}");
+    let toml::Value::Table(t) = spec else {
+        return Err(bad("a distribution: { uniform = [a, b] }, { log_uniform = [a, b] }, { int_uniform = [a, b] } or { choice = [...] }"));
+    };
+    let pair = |v: &toml::Value| -> Result<(f64, f64), String> {
+        let a = v.as_array().filter(|a| a.len() == 2).ok_or_else(|| bad("a range is [low, high]"))?;
+        let num = |x: &toml::Value| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)).ok_or_else(|| bad("range ends are numbers"));
+        let (lo, hi) = (num(&a[0])?, num(&a[1])?);
+        if lo.is_nan() || hi.is_nan() || lo >= hi {
+            return Err(bad(&format!("the range [{lo}, {hi}] is empty")));
+        }
+        Ok((lo, hi))
+    };
+    let (kind, v) = t.iter().next().ok_or_else(|| bad("an empty distribution"))?;
+    Ok(match kind.as_str() {
+        "uniform" => {
+            let (lo, hi) = pair(v)?;
+            toml::Value::Float(round4(lo + u * (hi - lo)).clamp(lo, hi))
+        }
+        "log_uniform" => {
+            let (lo, hi) = pair(v)?;
+            if lo <= 0.0 {
+                return Err(bad("a log range must be above 0"));
+            }
+            toml::Value::Float(round4((lo.ln() + u * (hi.ln() - lo.ln())).exp()).clamp(lo, hi))
+        }
+        "int_uniform" => {
+            let (lo, hi) = pair(v)?;
+            toml::Value::Integer(lo as i64 + (u * (hi as i64 - lo as i64 + 1) as f64) as i64)
+        }
+        "choice" => {
+            let a = v.as_array().filter(|a| !a.is_empty()).ok_or_else(|| bad("a choice is a non-empty list"))?;
+            a[((u * a.len() as f64) as usize).min(a.len() - 1)].clone()
+        }
+        other => return Err(bad(&format!("unknown distribution `{other}` (uniform, log_uniform, int_uniform, choice)"))),
+    })
+}
+
+fn check_early_stop(es: &EarlyStop) -> Result<(), String> {
+    if !es.metric.contains('/') {
+        return Err(format!("key `early_stop.metric` = \"{}\": a metrics.jsonl key such as eval/return_mean", es.metric));
+    }
+    if es.mode != "max" && es.mode != "min" {
+        return Err(format!("key `early_stop.mode` = \"{}\": max or min", es.mode));
+    }
+    if es.eta < 2 {
+        return Err(format!("key `early_stop.eta` = {}: at least 2", es.eta));
+    }
+    if es.min_steps == 0 {
+        return Err("key `early_stop.min_steps`: at least 1".into());
+    }
+    Ok(())
+}
+
+fn check_fleet(f: &Fleet) -> Result<(), String> {
+    if !f.store.starts_with("s3://") {
+        return Err(format!("key `fleet.store` = \"{}\": an S3 location, s3://bucket/prefix", f.store));
+    }
+    if f.budget_dollars.is_some_and(|b| b.is_nan() || b <= 0.0) {
+        return Err(format!("key `fleet.budget_dollars` = {}: above 0", f.budget_dollars.unwrap_or_default()));
+    }
+    if f.max_price.is_some_and(|p| p.is_nan() || p <= 0.0) {
+        return Err("key `fleet.max_price`: above 0 dollars per hour".into());
+    }
+    if f.target_capacity == 0 || f.max_capacity < f.target_capacity {
+        return Err(format!(
+            "keys `fleet.target_capacity` ({}) and `fleet.max_capacity` ({}): at least 1, and max at least target",
+            f.target_capacity, f.max_capacity
+        ));
+    }
+    if f.api != "fleet" && f.api != "spot-fleet" {
+        return Err(format!("key `fleet.api` = \"{}\": fleet (EC2 CreateFleet) or spot-fleet (RequestSpotFleet)", f.api));
+    }
+    Ok(())
+}
+
+/// Records a plugin or robot file (not a registry reference) under its content's key.
+fn add_file(files: &mut std::collections::BTreeMap<String, String>, p: &Path) -> Result<(), String> {
+    let shown = p.display().to_string();
+    if crate::config::is_registry_ref(p) || files.contains_key(&shown) {
+        return Ok(());
+    }
+    let sha = crate::rundir::carry::file_sha256(p).map_err(|e| format!("{shown}: {e}"))?;
+    let name = p.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    files.insert(shown, format!("files/{sha}/{name}"));
+    Ok(())
+}
+
+/// A config with each plugin and robot path replaced by its file's sha256.
+fn identity_of(config: &RunConfig) -> Result<String, String> {
+    let mut c = config.clone();
+    let sha = |p: &Path| -> Result<PathBuf, String> {
+        if crate::config::is_registry_ref(p) {
+            return Ok(p.to_path_buf());
+        }
+        crate::rundir::carry::file_sha256(p).map(PathBuf::from).map_err(|e| format!("key `base`: {}: {e}", p.display()))
+    };
+    for (_, p) in c.plugin_paths() {
+        *p = sha(p)?;
+    }
+    for p in c.env.robots.values_mut() {
+        *p = sha(p)?;
+    }
+    toml::to_string(&c).map_err(|e| e.to_string())
+}
+
+/// The first `n` hex digits of the sha256 of `text`.
+fn short_hash(text: &str, n: usize) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))[..n].to_string()
+}
+
+/// The rungs of `es` up to `total_steps`: `min_steps × eta^k`.
+pub fn rungs(es: &EarlyStop, total_steps: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut r = es.min_steps;
+    while r < total_steps {
+        out.push(r);
+        r = r.saturating_mul(es.eta);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    fn base(dir: &Path) -> PathBuf {
+        let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins");
+        write(
+            dir,
+            "base.toml",
+            &format!(
+                "total_steps = 1000\n[env]\nplugin = {:?}\n[algorithm]\nplugin = {:?}\n",
+                plugins.join("cartpole.wasm").display().to_string(),
+                plugins.join("ppo.wasm").display().to_string()
+            ),
+        )
+    }
+
+    #[test]
+    fn a_grid_times_seeds_expands_in_order_and_plans_the_same_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        base(dir.path());
+        let f = write(
+            dir.path(),
+            "lr.toml",
+            "base = \"base.toml\"\nseeds = 2\n[set]\ntotal_steps = 2000\n[grid]\n\"algorithm.params.learning-rate\" = [1e-3, 3e-3]\n\"algorithm.params.gamma\" = [0.9, 0.99]\n",
+        );
+        let p = plan(&f, &[]).expect("plan");
+        assert_eq!(p.trials.len(), 8);
+        assert_eq!(
+            p.trials[0].overrides,
+            vec!["total_steps=2000", "algorithm.params.gamma=0.9", "algorithm.params.learning-rate=0.001", "seed=1"]
+        );
+        assert_eq!(p.trials[1].overrides.last().map(String::as_str), Some("seed=2"));
+        let again = plan(&f, &[]).expect("plan");
+        assert_eq!(again.id, p.id, "the same file plans the same experiment");
+        assert_eq!(again.trials, p.trials);
+        let more = plan(&f, &["seeds=3".into()]).expect("plan");
+        assert_ne!(more.id, p.id);
+        assert_eq!(more.trials.len(), 12);
+        assert_eq!(more.trials[0].id, p.trials[0].id.clone(), "a trial's id depends on its place and overrides only");
+    }
+
+    #[test]
+    fn random_draws_are_in_range_and_reproducible() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        base(dir.path());
+        let f = write(
+            dir.path(),
+            "r.toml",
+            "base = \"base.toml\"\n[random]\ncount = 20\n\"algorithm.params.gamma\" = { uniform = [0.95, 0.999] }\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n\"algorithm.params.n-steps\" = { choice = [16, 32] }\n",
+        );
+        let p = plan(&f, &[]).expect("plan");
+        assert_eq!(p.trials.len(), 20);
+        for t in &p.trials {
+            let get = |k: &str| t.overrides.iter().find_map(|o| o.strip_prefix(&format!("{k}="))).expect("key").to_string();
+            let g: f64 = get("algorithm.params.gamma").parse().expect("f64");
+            let lr: f64 = get("algorithm.params.learning-rate").parse().expect("f64");
+            assert!((0.95..=0.999).contains(&g) && (1e-4..=1e-2).contains(&lr), "{t:?}");
+            assert!(["16", "32"].contains(&get("algorithm.params.n-steps").as_str()));
+        }
+        assert_eq!(plan(&f, &[]).expect("plan").trials, p.trials);
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        base(dir.path());
+        let cases = [
+            ("base = \"base.toml\"\nsedes = 3\n", "unknown field `sedes`"),
+            ("base = \"base.toml\"\n[grid]\n\"algorithm.params.gamma\" = []\n", "the axis is empty"),
+            ("base = \"base.toml\"\nseeds = 0\n", "key `seeds`"),
+            ("base = \"base.toml\"\nseeds = []\n", "key `seeds`: the list is empty"),
+            ("base = \"missing.toml\"\n", "the base config"),
+            ("base = \"base.toml\"\n[fleet]\nstore = \"s3://b/x\"\nbudget_dollars = -5\n", "fleet.budget_dollars"),
+            ("base = \"base.toml\"\n[grid]\n\"train.eval_evry\" = [1, 2]\n", "eval_evry"),
+            ("base = \"base.toml\"\n[random]\ncount = 2\n\"seed\" = 1\n", "no axis to draw"),
+            ("base = \"base.toml\"\n[early_stop]\nmetric = \"eval/return_mean\"\nmin_steps = 100\neta = 1\n", "early_stop.eta"),
+        ];
+        for (text, says) in cases {
+            let f = write(dir.path(), "bad.toml", text);
+            let e = plan(&f, &[]).expect_err(text).to_string();
+            assert!(e.contains("bad.toml") && e.contains(says), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn rungs_grow_by_eta_below_the_total() {
+        let es = EarlyStop { metric: "eval/return_mean".into(), mode: "max".into(), min_steps: 1000, eta: 3 };
+        assert_eq!(rungs(&es, 20_000), vec![1000, 3000, 9000]);
+    }
+}

@@ -1,0 +1,232 @@
+//! A trial's state object and the conditional writes that own it.
+//!
+//! Each trial has `trials/<id>/state.json` in the experiment's store: status, epoch, owner,
+//! lease expiry, the newest complete checkpoint, preemption and error counts, and (once) its
+//! result. A worker claims a trial by a conditional write that raises the epoch (If-Match on
+//! the tag it read; the first claim creates the object); every heartbeat, checkpoint pointer
+//! and the final commit are conditional on the last tag, so a worker that stalled past its
+//! lease gets `None` (HTTP 412 on S3) on its next write: it is fenced, stops, and writes
+//! nothing more. Runs go under epoch-scoped prefixes (`trials/<id>/e<epoch>/`), so a fenced
+//! worker's leftovers never mix with the new owner's files.
+
+use crate::store::Objects;
+use serde::{Deserialize, Serialize};
+
+/// Where a trial is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for a worker (new, preempted, or after an error).
+    Queued,
+    /// A worker holds its lease.
+    Running,
+    /// Trained to its end; the result is in the state.
+    Done,
+    /// Failed `max_errors` times; the last error is in the state.
+    Failed,
+    /// Stopped early by the experiment's early-stop rule.
+    Pruned,
+}
+
+impl Status {
+    /// Whether nothing more will happen to the trial.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Done | Status::Failed | Status::Pruned)
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Pruned => "pruned",
+        }
+    }
+}
+
+/// A complete checkpoint of a trial: the epoch whose run holds it and its step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRef {
+    /// The epoch (`trials/<id>/e<epoch>/`).
+    pub epoch: u64,
+    /// The env step (`checkpoints/<step>/`).
+    pub step: u64,
+}
+
+/// What a finished trial reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialResult {
+    /// Env steps trained.
+    pub steps: u64,
+    /// Best evaluation mean return.
+    pub best_eval: Option<f64>,
+    /// Last evaluation mean return.
+    pub last_eval: Option<f64>,
+    /// The early-stop metric's last value, when the experiment has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<f64>,
+    /// The run that holds the final checkpoint (`trials/<id>/e<epoch>`).
+    pub run: String,
+}
+
+/// `trials/<id>/state.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialState {
+    /// Where it is.
+    pub status: Status,
+    /// Raised by every claim; the run of epoch `e` lives under `trials/<id>/e<e>/`.
+    pub epoch: u64,
+    /// The worker holding it (`host-pid-nonce`), while running.
+    pub owner: Option<String>,
+    /// Unix seconds until which the owner's claim holds without a heartbeat.
+    pub lease_until: f64,
+    /// The owner's last heartbeat, Unix seconds.
+    pub heartbeat: f64,
+    /// Env steps of the owner's run at its last heartbeat.
+    pub step: u64,
+    /// The newest complete checkpoint in the store.
+    pub checkpoint: Option<CheckpointRef>,
+    /// When that checkpoint was recorded, Unix seconds.
+    #[serde(default)]
+    pub checkpoint_unix: f64,
+    /// Times the trial was put back by a preemption (a spot notice, SIGTERM) or a lost
+    /// worker (lease expired): never counted as errors.
+    pub preemptions: u64,
+    /// Times its run failed.
+    pub errors: u64,
+    /// The last error.
+    pub error: Option<String>,
+    /// Env steps trained again after interruptions (work redone from the last checkpoint).
+    #[serde(default)]
+    pub redone_steps: u64,
+    /// The result (written once, by the commit that ends the trial).
+    pub result: Option<TrialResult>,
+}
+
+impl TrialState {
+    /// A trial nobody has claimed.
+    pub fn queued() -> Self {
+        TrialState {
+            status: Status::Queued,
+            epoch: 0,
+            owner: None,
+            lease_until: 0.0,
+            heartbeat: 0.0,
+            step: 0,
+            checkpoint: None,
+            checkpoint_unix: 0.0,
+            preemptions: 0,
+            errors: 0,
+            error: None,
+            redone_steps: 0,
+            result: None,
+        }
+    }
+
+    /// Whether a worker may claim it at Unix time `now`: queued, or running under a lease
+    /// that expired (its worker is lost).
+    pub fn claimable(&self, now: f64) -> bool {
+        self.status == Status::Queued || self.status == Status::Running && self.lease_until < now
+    }
+}
+
+/// The state object's key of trial `id`.
+pub fn state_key(id: &str) -> String {
+    format!("trials/{id}/state.json")
+}
+
+/// The run prefix of trial `id` at `epoch`.
+pub fn run_prefix(id: &str, epoch: u64) -> String {
+    format!("trials/{id}/e{epoch}")
+}
+
+/// A trial's state as read, with the tag a conditional write must match.
+#[derive(Clone, Debug)]
+pub struct Held {
+    /// The trial.
+    pub id: String,
+    /// The state.
+    pub state: TrialState,
+    /// The store's tag of that state.
+    pub tag: String,
+}
+
+/// The worker lost the trial: another claimed it (its lease expired) since the last write.
+#[derive(Debug, thiserror::Error)]
+#[error("trial {id}: fenced at epoch {epoch}: another worker claimed it after this worker's lease ran out")]
+pub struct Fenced {
+    /// The trial.
+    pub id: String,
+    /// The epoch this worker held.
+    pub epoch: u64,
+}
+
+/// Reads trial `id`'s state (creating it queued the first time).
+pub fn read(objects: &dyn Objects, id: &str) -> anyhow::Result<Held> {
+    let key = state_key(id);
+    loop {
+        if let Some((data, tag)) = objects.get_tagged(&key)? {
+            let state =
+                serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("{}: {key} is not a trial state: {e}", objects.location()))?;
+            return Ok(Held { id: id.to_string(), state, tag });
+        }
+        let fresh = serde_json::to_vec_pretty(&TrialState::queued())?;
+        if let Some(tag) = objects.create_tagged(&key, &fresh)? {
+            return Ok(Held { id: id.to_string(), state: TrialState::queued(), tag });
+        }
+    }
+}
+
+/// Claims `held` for `owner` with a lease of `lease_s`: the epoch goes up by one. `None`
+/// when another worker wrote first. A running trial whose lease expired counts a
+/// preemption (its worker is lost), not an error.
+pub fn claim(objects: &dyn Objects, held: &Held, owner: &str, now: f64, lease_s: f64) -> anyhow::Result<Option<Held>> {
+    let mut s = held.state.clone();
+    if s.status == Status::Running {
+        s.preemptions += 1;
+    }
+    s.status = Status::Running;
+    s.epoch += 1;
+    s.owner = Some(owner.to_string());
+    s.lease_until = now + lease_s;
+    s.heartbeat = now;
+    write(objects, held, s)
+}
+
+/// Writes `next` over `held` if nobody else wrote since: the new hold, or `None`.
+pub fn write(objects: &dyn Objects, held: &Held, next: TrialState) -> anyhow::Result<Option<Held>> {
+    let data = serde_json::to_vec_pretty(&next)?;
+    Ok(objects.put_if_match(&state_key(&held.id), &data, &held.tag)?.map(|tag| Held { id: held.id.clone(), state: next, tag }))
+}
+
+/// [`write`] for the owner: [`Fenced`] when another worker wrote first.
+pub fn write_owned(objects: &dyn Objects, held: &Held, next: TrialState) -> anyhow::Result<Held> {
+    write(objects, held, next)?.ok_or_else(|| Fenced { id: held.id.clone(), epoch: held.state.epoch }.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_raises_the_epoch_and_fences_the_previous_owner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = crate::store::open(&crate::store::Location::Local(dir.path().to_path_buf()), &Default::default()).expect("store");
+        let first = read(objects.as_ref(), "t0").expect("read");
+        assert!(first.state.claimable(0.0));
+        let a = claim(objects.as_ref(), &first, "a", 100.0, 60.0).expect("claim").expect("won");
+        assert_eq!((a.state.epoch, a.state.owner.as_deref()), (1, Some("a")));
+        assert!(claim(objects.as_ref(), &first, "b", 100.0, 60.0).expect("claim").is_none(), "b read before a's claim: refused");
+        let now = read(objects.as_ref(), "t0").expect("read");
+        assert!(!now.state.claimable(150.0), "a's lease holds");
+        // a stalls past its lease; b claims; a wakes and is fenced.
+        let b = claim(objects.as_ref(), &now, "b", 200.0, 60.0).expect("claim").expect("won");
+        assert_eq!((b.state.epoch, b.state.preemptions), (2, 1), "a lost worker is a preemption, not an error");
+        let beat = TrialState { heartbeat: 201.0, ..a.state.clone() };
+        let err = write_owned(objects.as_ref(), &a, beat).expect_err("fenced");
+        assert!(err.downcast_ref::<Fenced>().is_some(), "{err}");
+        assert_eq!(read(objects.as_ref(), "t0").expect("read").state.owner.as_deref(), Some("b"));
+    }
+}

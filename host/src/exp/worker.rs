@@ -1,0 +1,430 @@
+//! `paddock worker`: claims trials of an experiment, trains each through the run library,
+//! and gives it back or commits it.
+//!
+//! For each claimed trial (epoch `e`): the run is built in a local working copy — from the
+//! trial's newest complete checkpoint (fetched from the epoch that wrote it) or afresh from
+//! the base config and the trial's overrides — mirrored to `trials/<id>/e<e>/` as it
+//! trains, and steered by hooks: a heartbeat at updates (a conditional write that extends
+//! the lease and records the newest complete checkpoint in the store; a refused one means
+//! another worker owns the trial now, and the run stops and writes nothing more), and the
+//! early-stop rule after evaluations. A SIGTERM (or a spot notice through
+//! [`crate::run::interrupt::request`]) stops the run at its next update with a checkpoint;
+//! the worker uploads it and puts the trial back as preempted. An error puts it back with
+//! its error counted, or fails it after `max_errors`. The commit that ends a trial writes
+//! its result into the state object, once.
+
+use super::asha::Asha;
+use super::spec::Plan;
+use super::trial::{self, CheckpointRef, Held, Status, TrialResult, TrialState};
+use crate::log::{Level, RunLog};
+use crate::run::{self, Directive, Evaluation, Hooks};
+use crate::rundir::mirror::Mirror;
+use crate::rundir::runs::{self, Checkpoints};
+use crate::store::{Location, Objects};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The plan of an experiment in its store.
+pub const PLAN: &str = "experiment.json";
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// The experiment (`<store>/<experiment id>`).
+    pub experiment: Location,
+    /// Where working copies go.
+    pub work_dir: PathBuf,
+    /// Leave after this long with nothing to claim while no trial is running anywhere
+    /// (`None`: leave as soon as every trial is final).
+    pub idle_timeout: Option<Duration>,
+    /// The most trials to run before leaving (`None`: no limit).
+    pub max_trials: Option<usize>,
+}
+
+/// What a worker did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WorkerSummary {
+    /// Trials it committed (done or pruned).
+    pub committed: Vec<String>,
+    /// Trials it gave back (preempted, failed, fenced).
+    pub given_back: Vec<String>,
+    /// Whether a signal stopped it.
+    pub interrupted: bool,
+}
+
+/// This worker's name: host, pid and a nonce (the same for the whole process).
+pub fn worker_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()) % 0x10000;
+        format!("{}-{}-{nonce:04x}", crate::rundir::status::this_host(), std::process::id())
+    })
+    .clone()
+}
+
+/// Reads an experiment's plan from its store.
+pub fn read_plan(objects: &dyn Objects) -> anyhow::Result<Plan> {
+    let data = objects
+        .get(PLAN)?
+        .with_context(|| format!("{} is not an experiment (no {PLAN}; submit one with `paddock exp run FILE`)", objects.location()))?;
+    serde_json::from_slice(&data).with_context(|| format!("{}/{PLAN} is not an experiment plan", objects.location()))
+}
+
+/// Uploads the plan's plugin and robot files (and the meshes a robot file names beside
+/// it) to the experiment's store, each once.
+pub fn upload_files(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<()> {
+    for (path, key) in &plan.files {
+        let path = Path::new(path);
+        let bytes = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        objects.put_new(key, &bytes)?;
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("urdf")) {
+            let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
+            let base = path.parent().unwrap_or(Path::new(""));
+            for mesh in crate::rundir::carry::mesh_files(&String::from_utf8_lossy(&bytes)) {
+                let rel = mesh.strip_prefix("file://").unwrap_or(&mesh);
+                let inside =
+                    Path::new(rel).components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+                if mesh.contains("://") && !mesh.starts_with("file://") || !inside {
+                    continue;
+                }
+                let from = base.join(rel);
+                let data = std::fs::read(&from).with_context(|| format!("failed to read mesh {}", from.display()))?;
+                objects.put_new(&format!("{dir}/{rel}"), &data)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The plan with every file it names fetched from the store into `work_dir/files/` (each
+/// checked against its sha256) and its paths pointing at those copies.
+pub fn localize(objects: &dyn Objects, plan: &Plan, work_dir: &Path) -> anyhow::Result<Plan> {
+    let mut out = plan.clone();
+    for (path, key) in &plan.files {
+        let local = work_dir.join(key);
+        if !local.is_file() {
+            let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
+            for e in objects.list(dir)? {
+                let data = objects.get(&e.key)?.with_context(|| format!("{}: {} vanished", objects.location(), e.key))?;
+                let to = work_dir.join(&e.key);
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                crate::store::write_atomically(&to, &data)?;
+            }
+            let sha = dir.rsplit('/').next().unwrap_or("");
+            let found = crate::rundir::carry::file_sha256(&local).with_context(|| format!("{}: {key} is missing", objects.location()))?;
+            if found != sha {
+                anyhow::bail!("{}: {key} holds sha256 {found}, not the {sha} it is named by", objects.location());
+            }
+        }
+        let local = local.display().to_string();
+        out.base = out.base.replace(path.as_str(), &local);
+        for t in &mut out.trials {
+            for o in &mut t.overrides {
+                *o = o.replace(path.as_str(), &local);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Claims and trains trials until none is left to claim (see the module docs).
+pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
+    let objects = crate::store::open(&opts.experiment, &Default::default())?;
+    let plan = read_plan(objects.as_ref())?;
+    let me = worker_name();
+    std::fs::create_dir_all(&opts.work_dir).with_context(|| format!("failed to create {}", opts.work_dir.display()))?;
+    let plan = localize(objects.as_ref(), &plan, &opts.work_dir)?;
+    let base = opts.work_dir.join(format!("base-{}.toml", plan.id));
+    std::fs::write(&base, &plan.base).with_context(|| format!("failed to write {}", base.display()))?;
+    let mut summary = WorkerSummary::default();
+    let mut idle_since = Instant::now();
+    // Start at a different trial per worker, so workers do not all race for the first one.
+    let offset = std::process::id() as usize % plan.trials.len().max(1);
+    loop {
+        if run::interrupt::requested().is_some() {
+            summary.interrupted = true;
+            return Ok(summary);
+        }
+        if opts.max_trials.is_some_and(|m| summary.committed.len() + summary.given_back.len() >= m) {
+            return Ok(summary);
+        }
+        let now = crate::rundir::status::unix_now();
+        let (mut claimed, mut open) = (None, false);
+        for i in 0..plan.trials.len() {
+            let t = &plan.trials[(i + offset) % plan.trials.len()];
+            let held = trial::read(objects.as_ref(), &t.id)?;
+            if !held.state.status.is_final() {
+                open = true;
+            }
+            if held.state.claimable(now)
+                && let Some(h) = trial::claim(objects.as_ref(), &held, &me, now, plan.trial.lease_s as f64)?
+            {
+                claimed = Some(h);
+                break;
+            }
+        }
+        let Some(held) = claimed else {
+            if !open {
+                return Ok(summary);
+            }
+            // Others hold the rest: wait, and take over any whose lease runs out.
+            if opts.idle_timeout.is_some_and(|t| idle_since.elapsed() >= t) {
+                return Ok(summary);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        };
+        let id = held.id.clone();
+        match run_trial(objects.clone(), &plan, &base, held, opts)? {
+            Outcome::Committed => summary.committed.push(id),
+            Outcome::GivenBack => summary.given_back.push(id),
+        }
+        idle_since = Instant::now();
+    }
+}
+
+enum Outcome {
+    Committed,
+    GivenBack,
+}
+
+/// Trains one claimed trial and ends its epoch: commit, give back, or (fenced) nothing.
+fn run_trial(objects: Arc<dyn Objects>, plan: &Plan, base: &Path, held: Held, opts: &WorkerOptions) -> anyhow::Result<Outcome> {
+    let t = plan.trials.iter().find(|t| t.id == held.id).context("a claimed trial is not in the plan")?;
+    let epoch = held.state.epoch;
+    let dir = opts.work_dir.join(&plan.id).join(&t.id).join(format!("e{epoch}"));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("failed to clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let prepared = prepare(objects.as_ref(), base, t, &held, &dir);
+    let (config, resume_at) = match prepared {
+        Ok(p) => p,
+        Err(e) => return give_back(objects.as_ref(), held, Err(e), plan),
+    };
+    let resume = resume_at.is_some();
+    let mut held = held;
+    if epoch > 1 {
+        // What the previous owner trained past the checkpoint this epoch starts from is
+        // trained again: its last heartbeat, or the status its run uploaded, if later.
+        let uploaded = objects
+            .get(&format!("{}/{}", trial::run_prefix(&t.id, epoch - 1), crate::rundir::STATUS))
+            .ok()
+            .flatten()
+            .and_then(|d| serde_json::from_slice::<crate::rundir::status::Status>(&d).ok())
+            .map_or(0, |s| s.step);
+        let reached = held.state.step.max(uploaded);
+        held.state.redone_steps += reached.saturating_sub(resume_at.unwrap_or(0));
+        held.state.step = resume_at.unwrap_or(0);
+    }
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(crate::rundir::LOG))?;
+    let log = RunLog::new(Box::new(log_file), Level::Info);
+    log.line(Level::Info, "worker", &format!("trial {} epoch {epoch} on {}", t.id, worker_name()));
+    let remote = crate::store::open(&objects.location().join(&trial::run_prefix(&t.id, epoch)), &Default::default())?;
+    let mirror = Mirror::start(&dir, remote, log.clone(), Duration::from_secs(1))?;
+    let runtime = run::runtime_for(&config.runtime, log.clone())?;
+    let asha = plan.early_stop.clone().map(|es| Asha::new(objects.clone(), es, &t.id, config.total_steps.unwrap_or(0)));
+    let mut hooks = TrialHooks {
+        objects: objects.clone(),
+        held,
+        lease_s: plan.trial.lease_s as f64,
+        last_beat: Instant::now(),
+        fenced: false,
+        asha,
+        last_metric: None,
+        run_dir: dir.clone(),
+        log: log.clone(),
+    };
+    let result = run::train(&config, &runtime, &dir, resume, &mut hooks);
+    let uploaded = mirror.finish(Duration::from_secs(120));
+    if hooks.fenced {
+        return Ok(Outcome::GivenBack);
+    }
+    let held = hooks.held.clone();
+    let result = result.and_then(|s| uploaded.map(|()| s));
+    match result {
+        Ok(s) if !s.stopped || s.pruned => {
+            let (status, metric) = (if s.pruned { Status::Pruned } else { Status::Done }, hooks.last_metric);
+            let mut next = held.state.clone();
+            next.status = status;
+            next.owner = None;
+            next.step = s.steps;
+            next.checkpoint = latest_in_store(objects.as_ref(), &t.id, epoch)?.or(next.checkpoint);
+            next.result = Some(TrialResult {
+                steps: s.steps,
+                best_eval: s.best_eval_return,
+                last_eval: s.last_eval_return,
+                metric,
+                run: trial::run_prefix(&t.id, epoch),
+            });
+            match trial::write(objects.as_ref(), &held, next.clone())? {
+                Some(_) => {
+                    // A copy for readers of results alone; the state's result is the record.
+                    let _ = objects.put_new(&format!("results/{}.json", t.id), &serde_json::to_vec_pretty(&next.result)?);
+                    Ok(Outcome::Committed)
+                }
+                None => Ok(Outcome::GivenBack),
+            }
+        }
+        Ok(_) => give_back(objects.as_ref(), held, Ok(()), plan),
+        Err(e) => give_back(objects.as_ref(), held, Err(e), plan),
+    }
+}
+
+/// Puts a trial back: preempted (`Ok`), or with its error counted (failed after
+/// `max_errors`).
+fn give_back(objects: &dyn Objects, held: Held, why: anyhow::Result<()>, plan: &Plan) -> anyhow::Result<Outcome> {
+    let mut next = held.state.clone();
+    let epoch = next.epoch;
+    next.owner = None;
+    next.lease_until = 0.0;
+    next.checkpoint = latest_in_store(objects, &held.id, epoch)?.or(next.checkpoint);
+    match why {
+        Ok(()) => {
+            next.status = Status::Queued;
+            next.preemptions += 1;
+        }
+        Err(e) => {
+            next.errors += 1;
+            next.error = Some(format!("{e:#}"));
+            next.status = if next.errors >= plan.trial.max_errors { Status::Failed } else { Status::Queued };
+        }
+    }
+    trial::write(objects, &held, next)?;
+    Ok(Outcome::GivenBack)
+}
+
+/// The newest complete checkpoint of the trial's run at `epoch` in the store.
+fn latest_in_store(objects: &dyn Objects, id: &str, epoch: u64) -> anyhow::Result<Option<CheckpointRef>> {
+    let names = runs::complete_checkpoints(objects, &trial::run_prefix(id, epoch))?;
+    Ok(names.last().and_then(|n| n.parse().ok()).map(|step| CheckpointRef { epoch, step }))
+}
+
+/// The newest complete checkpoint any earlier epoch of the trial left in the store: the
+/// pointer in the state is only as new as the last heartbeat, and the run may have written
+/// (and pruned to `keep_checkpoints`) more since.
+fn newest_checkpoint(objects: &dyn Objects, id: &str, held: &Held) -> anyhow::Result<Option<CheckpointRef>> {
+    let oldest = held.state.checkpoint.map_or(1, |c| c.epoch);
+    for e in (oldest..held.state.epoch).rev() {
+        if let Some(c) = latest_in_store(objects, id, e)? {
+            return Ok(Some(c));
+        }
+    }
+    Ok(held.state.checkpoint)
+}
+
+/// The trial's run directory for this epoch: fetched from its newest checkpoint, or fresh.
+/// Returns the config to train and the step it resumes at (`None`: from the start).
+fn prepare(
+    objects: &dyn Objects,
+    base: &Path,
+    t: &super::spec::Trial,
+    held: &Held,
+    dir: &Path,
+) -> anyhow::Result<(crate::config::RunConfig, Option<u64>)> {
+    if let Some(c) = newest_checkpoint(objects, &t.id, held)? {
+        let from = trial::run_prefix(&t.id, c.epoch);
+        runs::pull_run(objects, &from, dir, &Checkpoints::One(crate::rundir::checkpoint_name(c.step)), &mut |_, _| {})
+            .with_context(|| format!("trial {}: failed to fetch its checkpoint {} of epoch {}", t.id, c.step, c.epoch))?;
+        // The fetched copy's status and log belong to the old epoch's run.
+        let _ = std::fs::remove_file(dir.join(crate::rundir::STATUS));
+        let record = crate::config::RunConfig::load_resolved(&dir.join(crate::rundir::CONFIG))?;
+        let (config, _) = crate::rundir::carry::resolve(&record, dir, c.step, &Default::default())?;
+        let (config, _, _) = config.resolve_registry()?;
+        return Ok((config, Some(c.step)));
+    }
+    let config = crate::config::RunConfig::load_with(base, &t.overrides)?;
+    let (to_run, record, _) = config.resolve_registry()?;
+    std::fs::write(dir.join(crate::rundir::CONFIG), toml::to_string_pretty(&record)?)?;
+    crate::rundir::carry::carry_robots(dir, &to_run.env.robots)?;
+    Ok((to_run, None))
+}
+
+/// The worker's hooks on a trial's loop: heartbeats, the checkpoint pointer, early stop.
+struct TrialHooks {
+    objects: Arc<dyn Objects>,
+    held: Held,
+    lease_s: f64,
+    last_beat: Instant,
+    fenced: bool,
+    asha: Option<Asha>,
+    last_metric: Option<f64>,
+    run_dir: PathBuf,
+    log: RunLog,
+}
+
+impl TrialHooks {
+    /// Extends the lease and records progress; `false` when fenced.
+    fn beat(&mut self, step: u64) -> bool {
+        let now = crate::rundir::status::unix_now();
+        let mut next = self.held.state.clone();
+        next.lease_until = now + self.lease_s;
+        next.heartbeat = now;
+        next.step = step;
+        if let Ok(Some(c)) = latest_in_store(self.objects.as_ref(), &self.held.id, self.held.state.epoch)
+            && next.checkpoint != Some(c)
+        {
+            next.checkpoint = Some(c);
+            next.checkpoint_unix = now;
+        }
+        match trial::write(self.objects.as_ref(), &self.held, next) {
+            Ok(Some(h)) => {
+                self.held = h;
+                true
+            }
+            Ok(None) => {
+                self.fenced = true;
+                let msg = format!(
+                    "trial {}: fenced at epoch {}: another worker claimed it after this worker's lease ran out; stopping, writing nothing more",
+                    self.held.id, self.held.state.epoch
+                );
+                self.log.line(Level::Warn, "worker", &msg);
+                false
+            }
+            // The store is unreachable: keep training (the lease may run out; the next beat tells).
+            Err(_) => true,
+        }
+    }
+}
+
+impl Hooks for TrialHooks {
+    fn at_update(&mut self, step: u64) -> Directive {
+        if self.fenced {
+            return Directive::Stop;
+        }
+        if self.last_beat.elapsed().as_secs_f64() >= (self.lease_s / 6.0).min(10.0) {
+            self.last_beat = Instant::now();
+            if !self.beat(step) {
+                return Directive::Stop;
+            }
+        }
+        Directive::Continue
+    }
+
+    fn evaluated(&mut self, e: &Evaluation) -> Directive {
+        let Some(asha) = &mut self.asha else { return Directive::Continue };
+        let value = e.metrics_line().get(&asha.rule().metric).and_then(serde_json::Value::as_f64);
+        self.last_metric = value.or(self.last_metric);
+        match asha.decide(e.step, value) {
+            Ok(false) => Directive::Prune,
+            Ok(true) => Directive::Continue,
+            Err(err) => {
+                // Deciding needs the store; without it the trial goes on (it can be pruned later).
+                let _ = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(self.run_dir.join(crate::rundir::LOG))
+                    .map(|mut f| std::io::Write::write_all(&mut f, format!("WARN [worker] early stop undecided: {err:#}\n").as_bytes()));
+                Directive::Continue
+            }
+        }
+    }
+}
+
+/// Reads every trial's state (for `exp status`), in plan order.
+pub fn states(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<(String, TrialState)>> {
+    plan.trials.iter().map(|t| Ok((t.id.clone(), trial::read(objects, &t.id)?.state))).collect()
+}

@@ -1,0 +1,331 @@
+//! Batch experiments with real `paddock worker` processes on a local store: a sweep that
+//! survives SIGKILLs and SIGTERMs (a spot reclaim's signal) with every trial done once and
+//! equal to an uninterrupted run, a stale worker fenced by the conditional writes, a poison
+//! trial failed after its attempts while the others finish, and re-submission that adds
+//! and re-runs nothing.
+
+use crate::common;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn paddock_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_paddock"));
+    // Workers keep their working copies under the work dir: the test's own, not the user's.
+    let work = std::env::temp_dir().join(format!("paddock-exp-tests-{}", std::process::id()));
+    c.current_dir(common::root()).env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache")).env("PADDOCK_WORK_DIR", work);
+    c
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "paddock failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes an experiment file over CartPole PPO: `trials` trials (learning rates × seeds).
+fn experiment(dir: &Path, extra: &str) -> PathBuf {
+    let f = dir.join("sweep.toml");
+    let text = format!(
+        "base = {:?}\n{extra}\n[set]\n\"algorithm.device\" = \"cpu\"\n\"train.stop_at_return\" = 1e9\n\"train.eval_every\" = 2048\n\"train.checkpoint_every\" = 1024\n",
+        common::root().join("configs/cartpole-ppo.toml").display().to_string()
+    );
+    std::fs::write(&f, text).expect("write");
+    f
+}
+
+fn status(at: &str) -> Value {
+    let out = paddock_cmd().args(["exp", "status", at, "--json"]).output().expect("run");
+    serde_json::from_str(ok(&out).trim()).expect("json")
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: signals a process this test started (or its worker child).
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// The pids of `paddock worker` processes whose command line names `at`.
+fn workers_of(at: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("proc").filter_map(Result::ok) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.iter().any(|a| a == "worker") && args.iter().any(|a| a == at) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sweep_survives_sigkills_and_spot_signals_with_every_trial_done_once_and_exact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file =
+        experiment(dir.path(), "seeds = 6\n[grid]\n\"algorithm.params.learning-rate\" = [3e-4, 1e-3, 3e-3, 1e-2]\n[trial]\nlease_s = 10\n");
+    let store = dir.path().join("store");
+    let plan: Value = serde_json::from_str(
+        ok(&paddock_cmd()
+            .args(["exp", "plan", file.to_str().expect("utf-8"), "--json", "--set", "set.total_steps=16384"])
+            .output()
+            .expect("plan"))
+        .trim(),
+    )
+    .expect("json");
+    assert_eq!(plan["trials"].as_array().map(Vec::len), Some(24));
+    let at = store.join(plan["id"].as_str().expect("id")).display().to_string();
+    let mut runner: Child = paddock_cmd()
+        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "4", "--store", store.to_str().expect("utf-8")])
+        .args(["--set", "set.total_steps=16384"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exp run");
+    // Chaos: 8 SIGKILLs and 4 SIGTERMs (what a worker gets before a spot reclaim), at
+    // pseudo-random moments, each to a worker that holds a running trial.
+    let (mut kills, mut terms, mut k) = (0, 0, 0u64);
+    let start = Instant::now();
+    while kills < 8 || terms < 4 {
+        assert!(start.elapsed() < Duration::from_secs(600), "chaos did not finish: {kills} kills, {terms} terms");
+        if runner.try_wait().expect("wait").is_some() {
+            break;
+        }
+        k += 1;
+        std::thread::sleep(Duration::from_millis(300 + (k * 7919 % 900)));
+        let s = status(&at);
+        let running = s["counts"]["running"].as_u64().unwrap_or(0);
+        let pids = workers_of(&at);
+        if running == 0 || pids.is_empty() {
+            continue;
+        }
+        let pid = pids[(k as usize) % pids.len()];
+        if kills < 8 && (k % 3 != 0 || terms >= 4) {
+            signal(pid, libc::SIGKILL);
+            kills += 1;
+        } else {
+            signal(pid, libc::SIGTERM);
+            terms += 1;
+        }
+    }
+    let out = runner.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(kills >= 8 && terms >= 4, "the sweep ended before the chaos did: {kills} kills, {terms} terms");
+
+    let s = status(&at);
+    let errors: Vec<&Value> = s["trials"].as_array().expect("trials").iter().filter(|t| t["state"]["error"].is_string()).collect();
+    assert_eq!(s["counts"]["done"], 24, "24 of 24 trials done: {}; errors: {errors:?}", s["counts"]);
+    let trials = s["trials"].as_array().expect("trials");
+    let preempted: u64 = trials.iter().map(|t| t["state"]["preemptions"].as_u64().unwrap_or(0)).sum();
+    assert!(preempted >= 8, "the interruptions show as preemptions, not errors: {preempted}");
+    for t in trials {
+        let st = &t["state"];
+        assert_eq!(st["errors"], 0, "{t}");
+        assert_eq!(st["result"]["steps"], 16384, "{t}");
+        let redone = st["redone_steps"].as_u64().unwrap_or(0);
+        let interruptions = st["preemptions"].as_u64().unwrap_or(0);
+        // A kill loses what was trained since the newest checkpoint in the store: at most one
+        // checkpoint interval (1024 steps) plus the update it waits for (256) per interruption.
+        assert!(redone <= interruptions * (1024 + 256), "{t}");
+    }
+    // Committed once: one result file per trial, and it names the epoch that finished.
+    let results = std::fs::read_dir(Path::new(&at).join("results")).expect("results").count();
+    assert_eq!(results, 24);
+    // Every interrupted trial's final metrics equal an uninterrupted run of the same trial.
+    let mut compared = 0;
+    for t in trials.iter().filter(|t| t["state"]["epoch"].as_u64().unwrap_or(0) > 1) {
+        let id = t["id"].as_str().expect("id");
+        let run = Path::new(&at).join(t["state"]["result"]["run"].as_str().expect("run"));
+        let overrides: Vec<String> =
+            plan["trials"].as_array().expect("trials").iter().find(|p| p["id"] == id).expect("in the plan")["overrides"]
+                .as_array()
+                .expect("overrides")
+                .iter()
+                .map(|o| o.as_str().expect("str").to_string())
+                .collect();
+        let alone = tempfile::tempdir().expect("tempdir");
+        let mut args = vec!["train".to_string(), "configs/cartpole-ppo.toml".into(), "--json".into()];
+        for o in overrides.iter().chain(["total_steps=16384".to_string(), format!("store={}", alone.path().display())].iter()) {
+            args.extend(["--set".to_string(), o.clone()]);
+        }
+        for o in ["algorithm.device=cpu", "train.stop_at_return=1e9", "train.eval_every=2048", "train.checkpoint_every=1024"] {
+            args.extend(["--set".to_string(), o.to_string()]);
+        }
+        let out = paddock_cmd().args(&args).output().expect("train");
+        let s: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+        let whole = std::fs::read(Path::new(s["run_dir"].as_str().expect("dir")).join("metrics.jsonl")).expect("metrics");
+        let got = std::fs::read(run.join("metrics.jsonl")).expect("trial metrics");
+        assert!(got == whole, "trial {id}: its metrics differ from an uninterrupted run's");
+        compared += 1;
+    }
+    assert!(compared >= 4, "interrupted trials compared: {compared}");
+
+    // Re-submitting adds nothing and re-runs nothing.
+    let out = paddock_cmd()
+        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "2", "--store", store.to_str().expect("utf-8")])
+        .args(["--set", "set.total_steps=16384"])
+        .output()
+        .expect("again");
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("24 trials (24 already final)"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status(&at)["trials"], s["trials"], "nothing changed");
+}
+
+#[test]
+fn a_stale_worker_is_fenced_and_a_poison_trial_fails_while_the_others_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Stale worker: one long trial; the first worker is stopped past its lease.
+    let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
+    let store = dir.path().join("store");
+    let plan: Value = serde_json::from_str(
+        ok(&paddock_cmd()
+            .args(["exp", "plan", file.to_str().expect("utf-8"), "--json", "--set", "set.total_steps=400000"])
+            .output()
+            .expect("plan"))
+        .trim(),
+    )
+    .expect("json");
+    let at = store.join(plan["id"].as_str().expect("id")).display().to_string();
+    // Submit without workers, then run workers by hand.
+    let mut runner = paddock_cmd()
+        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "1", "--store", store.to_str().expect("utf-8")])
+        .args(["--set", "set.total_steps=400000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("exp run");
+    let start = Instant::now();
+    let first = loop {
+        if !Path::new(&at).join("experiment.json").exists() {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let s = status(&at);
+        if s["trials"][0]["state"]["checkpoint"].is_object()
+            && let Some(pid) = workers_of(&at).first()
+        {
+            break *pid;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The runner would replace a worker it sees end; stop it first (the worker stays).
+    signal(runner.id(), libc::SIGKILL);
+    runner.wait().expect("reap");
+    signal(first, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(11));
+    let second = paddock_cmd().args(["worker", &at, "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("worker");
+    let start = Instant::now();
+    while status(&at)["trials"][0]["state"]["epoch"] != 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the second worker did not take over");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let e2 = Path::new(&at).join(format!("trials/{}/e2", plan["trials"][0]["id"].as_str().expect("id")));
+    signal(first, libc::SIGCONT);
+    // The stale worker's next heartbeat is refused: it stops its trial (its own epoch's
+    // files only) and, with the trial held by another, leaves when that one ends.
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_dir(Path::new(&at).join(format!("trials/{}/e1", plan["trials"][0]["id"].as_str().expect("id"))))
+            .ok()
+            .and_then(|_| {
+                std::fs::read_to_string(Path::new(&at).join(format!("trials/{}/e1/log.txt", plan["trials"][0]["id"].as_str().expect("id"))))
+                    .ok()
+            })
+            .unwrap_or_default();
+        if log.contains("fenced at epoch 1") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the stale worker was not fenced:\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = status(&at);
+    assert_eq!(s["trials"][0]["state"]["epoch"], 2);
+    assert!(s["trials"][0]["state"]["owner"].as_str().is_some_and(|o| o.contains(&format!("-{}-", second.id()))), "{s}");
+    // Epoch 2's run (its log continues epoch 1's) is the second worker's; the stale one's
+    // fencing shows only in its own epoch.
+    let e2_log = std::fs::read_to_string(e2.join("log.txt")).unwrap_or_default();
+    assert!(e2_log.contains(&format!("epoch 2 on {}", s["trials"][0]["state"]["owner"].as_str().unwrap_or("?"))), "{e2_log}");
+    assert!(!e2_log.contains("fenced"), "the stale worker wrote nothing under epoch 2:\n{e2_log}");
+    signal(second.id(), libc::SIGTERM);
+    signal(first, libc::SIGTERM);
+    let out = second.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status(&at)["trials"][0]["state"]["status"], "queued", "SIGTERM gave the trial back, preempted");
+
+    // A poison trial (its env panics in `step`) fails after 2 attempts with its error; the other finishes.
+    let poison = dir.path().join("poison.toml");
+    std::fs::write(
+        &poison,
+        format!(
+            "base = {:?}\n[set]\ntotal_steps = 2048\n\"algorithm.device\" = \"cpu\"\n\"train.checkpoint_every\" = 0\n\"env.plugin\" = {:?}\n\"env.params.at\" = \"step\"\n[grid]\n\"env.params.misbehave\" = [\"none\", \"panic\"]\n[trial]\nmax_errors = 2\n",
+            common::root().join("configs/cartpole-ppo.toml").display().to_string(),
+            common::plugin("hostile").display().to_string()
+        ),
+    )
+    .expect("write");
+    let out = paddock_cmd()
+        .args(["exp", "run", poison.to_str().expect("utf-8"), "--local", "-j", "2", "--store", store.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    let table = ok(&out);
+    let none = table.lines().find(|l| l.starts_with("t0000")).expect("row");
+    let bad = table.lines().find(|l| l.starts_with("t0001")).expect("row");
+    assert!(none.contains("done"), "{table}");
+    assert!(bad.contains("failed") && bad.contains("plugin `hostile` failed in `step-all`"), "{table}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = err.split(" at ").nth(1).and_then(|r| r.split(':').next()).expect("the experiment's location");
+    let s = status(at);
+    let failed = &s["trials"][1]["state"];
+    assert_eq!((failed["errors"].as_u64(), failed["status"].as_str()), (Some(2), Some("failed")));
+    assert!(failed["error"].as_str().is_some_and(|e| e.contains("hostile plugin panics on purpose in step")), "{failed}");
+}
+
+/// An experiment in S3 is worked on from another machine: the plugins travel with the plan
+/// (uploaded by content at submission), so a worker with no checkout finishes it.
+#[test]
+fn an_experiment_in_s3_is_finished_by_a_worker_on_another_machine() {
+    let moto = common::moto::Moto::start();
+    let checkout = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(checkout.path().join("plugins")).expect("mkdir");
+    for p in ["cartpole", "ppo"] {
+        std::fs::copy(common::plugin(p), checkout.path().join(format!("plugins/{p}.wasm"))).expect("copy");
+    }
+    let config = std::fs::read_to_string(common::root().join("configs/cartpole-ppo.toml"))
+        .expect("config")
+        .replace("../target/plugins/", "plugins/");
+    std::fs::write(checkout.path().join("base.toml"), config).expect("write");
+    std::fs::write(
+        checkout.path().join("x.toml"),
+        "base = \"base.toml\"\nseeds = 2\n[set]\ntotal_steps = 4096\n\"algorithm.device\" = \"cpu\"\n\"train.checkpoint_every\" = 1024\n",
+    )
+    .expect("write");
+    let out = moto.command(&["exp", "submit", "x.toml", "--store", "s3://bkt/exps"]).current_dir(checkout.path()).output().expect("submit");
+    let line = ok(&out);
+    let at = line.trim().strip_prefix("paddock worker ").expect("the worker command").to_string();
+    assert!(at.starts_with("s3://bkt/exps/x-"), "{at}");
+    // Submitting again adds nothing.
+    let again =
+        moto.command(&["exp", "submit", "x.toml", "--store", "s3://bkt/exps"]).current_dir(checkout.path()).output().expect("submit");
+    assert_eq!(ok(&again).trim(), line.trim());
+    drop(checkout);
+
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = moto
+        .command(&["worker", &at, "--json"])
+        .current_dir(elsewhere.path())
+        .env("PADDOCK_WORK_DIR", elsewhere.path().join("work"))
+        .output()
+        .expect("worker");
+    let summary: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    assert_eq!(summary["committed"].as_array().map(Vec::len), Some(2), "{summary}");
+    let out = moto.command(&["exp", "status", &at, "--json"]).current_dir(elsewhere.path()).output().expect("status");
+    let s: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    assert_eq!(s["counts"]["done"], 2, "{s}");
+    // A trial's run in S3 evaluates on its own (it carries its plugins).
+    let run = format!("{at}/{}", s["trials"][0]["state"]["result"]["run"].as_str().expect("run"));
+    let out = moto.command(&["eval", &run, "--episodes", "2", "--json"]).current_dir(elsewhere.path()).output().expect("eval");
+    ok(&out);
+}
