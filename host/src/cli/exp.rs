@@ -91,6 +91,19 @@ pub struct WorkerArgs {
     /// Leave after this many trials.
     #[arg(long, value_name = "N")]
     max_trials: Option<usize>,
+    /// Leave when the store has been unreachable this long while looking for work.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    store_lost_after: u64,
+    /// Watch for spot interruption notices (and rebalance recommendations) on the instance
+    /// metadata service every 5 s; on one, stop at the next update with a checkpoint and give
+    /// the trial back. Give the service's URL to use another than EC2's.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    spot_notices: Option<String>,
+    /// A command to run when the worker leaves because no work is left, it was idle, or the
+    /// store was lost (e.g. `sudo shutdown -h now` on a fleet instance), so nothing bills
+    /// after the work is done. Run with `sh -c`.
+    #[arg(long, value_name = "CMD")]
+    shutdown_cmd: Option<String>,
     /// Print one JSON object at the end.
     #[arg(long)]
     json: bool,
@@ -255,14 +268,33 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         experiment,
         idle_timeout: args.idle_timeout.map(std::time::Duration::from_secs),
         max_trials: args.max_trials,
+        store_lost_after: std::time::Duration::from_secs(args.store_lost_after),
+    };
+    let spot = match &args.spot_notices {
+        Some(url) => {
+            Some(crate::exp::notice::SpotWatch::start((!url.is_empty()).then_some(url.as_str()), std::time::Duration::from_secs(5))?)
+        }
+        None => None,
     };
     let summary = worker::work(&opts)?;
+    if let Some(n) = spot.as_ref().and_then(crate::exp::notice::SpotWatch::notice) {
+        eprintln!("worker: spot interruption notice ({n}); the trial was checkpointed and given back");
+    }
+    if let Some(cmd) = &args.shutdown_cmd
+        && matches!(summary.left.as_str(), "done" | "idle" | "store unreachable")
+    {
+        eprintln!("worker: {} — running the shutdown command: {cmd}", summary.left);
+        let status = std::process::Command::new("sh").args(["-c", cmd]).status().context("failed to run the shutdown command")?;
+        if !status.success() {
+            anyhow::bail!("the shutdown command `{cmd}` failed ({status})");
+        }
+    }
     // The working copies are in the store now.
     let _ = std::fs::remove_dir_all(&opts.work_dir);
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        eprintln!("worker done: {} trials committed, {} given back", summary.committed.len(), summary.given_back.len());
+        eprintln!("worker done ({}): {} trials committed, {} given back", summary.left, summary.committed.len(), summary.given_back.len());
     }
     if let Some(code) = crate::run::interrupt::exit_status() {
         std::process::exit(i32::from(code));

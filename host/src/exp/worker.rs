@@ -41,6 +41,8 @@ pub struct WorkerOptions {
     pub idle_timeout: Option<Duration>,
     /// The most trials to run before leaving (`None`: no limit).
     pub max_trials: Option<usize>,
+    /// Leave when the store has been unreachable this long while looking for work.
+    pub store_lost_after: Duration,
 }
 
 /// What a worker did.
@@ -50,8 +52,11 @@ pub struct WorkerSummary {
     pub committed: Vec<String>,
     /// Trials it gave back (preempted, failed, fenced).
     pub given_back: Vec<String>,
-    /// Whether a signal stopped it.
+    /// Whether a signal or a spot notice stopped it.
     pub interrupted: bool,
+    /// Why it left: `done` (every trial final), `idle`, `max trials`, `store unreachable`,
+    /// `interrupted`.
+    pub left: String,
 }
 
 /// This worker's name: host, pid and a nonce (the same for the whole process).
@@ -134,7 +139,19 @@ pub fn localize(objects: &dyn Objects, plan: &Plan, work_dir: &Path) -> anyhow::
 /// Claims and trains trials until none is left to claim (see the module docs).
 pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
     let objects = crate::store::open(&opts.experiment, &Default::default())?;
-    let plan = read_plan(objects.as_ref())?;
+    // A store that is away when the worker starts is looked for as long as one lost later.
+    let started = Instant::now();
+    let plan = loop {
+        match read_plan(objects.as_ref()) {
+            Ok(p) => break p,
+            Err(e) if objects.get(PLAN).is_ok() => return Err(e),
+            Err(e) if started.elapsed() >= opts.store_lost_after => {
+                eprintln!("worker: the store has been unreachable for {:.0} s: {e:#}", started.elapsed().as_secs_f64());
+                return Ok(WorkerSummary { left: "store unreachable".into(), ..Default::default() });
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    };
     let me = worker_name();
     std::fs::create_dir_all(&opts.work_dir).with_context(|| format!("failed to create {}", opts.work_dir.display()))?;
     let plan = localize(objects.as_ref(), &plan, &opts.work_dir)?;
@@ -144,36 +161,44 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
     let mut idle_since = Instant::now();
     // Start at a different trial per worker, so workers do not all race for the first one.
     let offset = std::process::id() as usize % plan.trials.len().max(1);
+    let mut unreachable_since: Option<Instant> = None;
+    let leave = |mut summary: WorkerSummary, why: &str| {
+        summary.left = why.to_string();
+        Ok(summary)
+    };
     loop {
         if run::interrupt::requested().is_some() {
             summary.interrupted = true;
-            return Ok(summary);
+            return leave(summary, "interrupted");
         }
         if opts.max_trials.is_some_and(|m| summary.committed.len() + summary.given_back.len() >= m) {
-            return Ok(summary);
+            return leave(summary, "max trials");
         }
         let now = crate::rundir::status::unix_now();
-        let (mut claimed, mut open) = (None, false);
-        for i in 0..plan.trials.len() {
-            let t = &plan.trials[(i + offset) % plan.trials.len()];
-            let held = trial::read(objects.as_ref(), &t.id)?;
-            if !held.state.status.is_final() {
-                open = true;
+        let scanned = scan(objects.as_ref(), &plan, offset, &me, now);
+        let (claimed, open) = match scanned {
+            Ok(found) => {
+                unreachable_since = None;
+                found
             }
-            if held.state.claimable(now)
-                && let Some(h) = trial::claim(objects.as_ref(), &held, &me, now, plan.trial.lease_s as f64)?
-            {
-                claimed = Some(h);
-                break;
+            Err(e) => {
+                // The store is away: look again, and leave (the instance shuts down) if it stays away.
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= opts.store_lost_after {
+                    eprintln!("worker: the store has been unreachable for {:.0} s: {e:#}", since.elapsed().as_secs_f64());
+                    return leave(summary, "store unreachable");
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
             }
-        }
+        };
         let Some(held) = claimed else {
             if !open {
-                return Ok(summary);
+                return leave(summary, "done");
             }
             // Others hold the rest: wait, and take over any whose lease runs out.
             if opts.idle_timeout.is_some_and(|t| idle_since.elapsed() >= t) {
-                return Ok(summary);
+                return leave(summary, "idle");
             }
             std::thread::sleep(Duration::from_millis(500));
             continue;
@@ -185,6 +210,25 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
         }
         idle_since = Instant::now();
     }
+}
+
+/// One look for work: the first claimable trial (claimed), and whether any trial is not
+/// final yet.
+fn scan(objects: &dyn Objects, plan: &Plan, offset: usize, me: &str, now: f64) -> anyhow::Result<(Option<Held>, bool)> {
+    let mut open = false;
+    for i in 0..plan.trials.len() {
+        let t = &plan.trials[(i + offset) % plan.trials.len()];
+        let held = trial::read(objects, &t.id)?;
+        if !held.state.status.is_final() {
+            open = true;
+        }
+        if held.state.claimable(now)
+            && let Some(h) = trial::claim(objects, &held, me, now, plan.trial.lease_s as f64)?
+        {
+            return Ok((Some(h), true));
+        }
+    }
+    Ok((None, open))
 }
 
 enum Outcome {
@@ -238,6 +282,7 @@ fn run_trial(objects: Arc<dyn Objects>, plan: &Plan, base: &Path, held: Held, op
         last_metric: None,
         run_dir: dir.clone(),
         log: log.clone(),
+        upload_now: mirror.waker(),
     };
     let result = run::train(&config, &runtime, &dir, resume, &mut hooks);
     let uploaded = mirror.finish(Duration::from_secs(120));
@@ -355,6 +400,8 @@ struct TrialHooks {
     last_metric: Option<f64>,
     run_dir: PathBuf,
     log: RunLog,
+    /// Wakes the mirror: a new checkpoint goes up at once, so a kill redoes little.
+    upload_now: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TrialHooks {
@@ -403,6 +450,11 @@ impl Hooks for TrialHooks {
             }
         }
         Directive::Continue
+    }
+
+    fn checkpointed(&mut self, _dir: &Path, _step: u64) -> anyhow::Result<()> {
+        self.upload_now.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     fn evaluated(&mut self, e: &Evaluation) -> Directive {

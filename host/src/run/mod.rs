@@ -118,6 +118,31 @@ pub trait Hooks {
     fn uploading(&mut self, _to: &Location) {}
 }
 
+/// Forwards to `inner`, and wakes the S3 mirror after each checkpoint.
+struct UploadOnCheckpoint<'a> {
+    inner: &'a mut dyn Hooks,
+    wake: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Hooks for UploadOnCheckpoint<'_> {
+    fn progress(&mut self, p: Progress) {
+        self.inner.progress(p);
+    }
+    fn at_update(&mut self, step: u64) -> Directive {
+        self.inner.at_update(step)
+    }
+    fn evaluated(&mut self, e: &Evaluation) -> Directive {
+        self.inner.evaluated(e)
+    }
+    fn checkpointed(&mut self, dir: &Path, step: u64) -> anyhow::Result<()> {
+        self.wake.store(true, std::sync::atomic::Ordering::Release);
+        self.inner.checkpointed(dir, step)
+    }
+    fn uploading(&mut self, to: &Location) {
+        self.inner.uploading(to);
+    }
+}
+
 /// Hooks that do nothing.
 pub struct NoHooks;
 
@@ -317,7 +342,13 @@ impl Run {
             )?),
             None => None,
         };
-        let mut result = train(&self.config, &self.runtime, &self.dir, self.resume, hooks);
+        let mut result = match &mirror {
+            // Each new checkpoint goes up at once, not at the mirror's next pass.
+            Some(m) => {
+                train(&self.config, &self.runtime, &self.dir, self.resume, &mut UploadOnCheckpoint { inner: &mut *hooks, wake: m.waker() })
+            }
+            None => train(&self.config, &self.runtime, &self.dir, self.resume, hooks),
+        };
         if let (Some(m), Some(r)) = (mirror, &self.remote) {
             hooks.uploading(r);
             let uploaded = m

@@ -168,6 +168,8 @@ impl Syncer {
 /// A running mirror of one run; [`Mirror::finish`] uploads the rest and stops it.
 pub struct Mirror {
     stop: Arc<AtomicBool>,
+    /// Set to start the next pass now (a new checkpoint is on disk).
+    wake: Arc<AtomicBool>,
     deadline: Arc<Mutex<Option<Instant>>>,
     outcome: Arc<Mutex<Option<anyhow::Error>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -178,12 +180,13 @@ impl Mirror {
     /// Starts mirroring `local` to `remote` (the run's own location), every `interval`.
     pub fn start(local: &Path, remote: Arc<dyn Objects>, log: RunLog, interval: Duration) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(AtomicBool::new(false));
         let deadline = Arc::new(Mutex::new(None));
         let outcome = Arc::new(Mutex::new(None));
         let name = remote.location().to_string();
         let mut syncer =
             Syncer { local: local.to_path_buf(), remote, files: HashMap::new(), checkpoints: BTreeSet::new(), reconcile: true };
-        let (st, dl, out, where_) = (stop.clone(), deadline.clone(), outcome.clone(), name.clone());
+        let (st, dl, out, where_, wk) = (stop.clone(), deadline.clone(), outcome.clone(), name.clone(), wake.clone());
         let thread = std::thread::Builder::new()
             .name("paddock-mirror".into())
             .spawn(move || {
@@ -230,7 +233,7 @@ impl Mirror {
                             if stopping {
                                 break;
                             }
-                            sleep_unless(&st, interval);
+                            sleep_unless(&st, &wk, interval);
                         }
                         Err(e) => {
                             let attempts = failing.map_or(1, |f| f.1 + 1);
@@ -253,7 +256,13 @@ impl Mirror {
                 }
             })
             .context("failed to start the store mirror thread")?;
-        Ok(Mirror { stop, deadline, outcome, thread: Some(thread), remote: name })
+        Ok(Mirror { stop, wake, deadline, outcome, thread: Some(thread), remote: name })
+    }
+
+    /// A handle that starts the next pass at once when set (call it when a checkpoint is
+    /// complete on disk, so the store holds it within one upload rather than one interval).
+    pub fn waker(&self) -> Arc<AtomicBool> {
+        self.wake.clone()
     }
 
     /// Uploads whatever is left and stops, retrying for up to `patience`. An error means
@@ -279,10 +288,10 @@ impl Drop for Mirror {
     }
 }
 
-/// Sleeps for `d`, waking early when `stop` is set.
-fn sleep_unless(stop: &AtomicBool, d: Duration) {
+/// Sleeps for `d`, waking early when `stop` is set or `wake` is (which it clears).
+fn sleep_unless(stop: &AtomicBool, wake: &AtomicBool, d: Duration) {
     let end = Instant::now() + d;
-    while !stop.load(Ordering::Acquire) {
+    while !stop.load(Ordering::Acquire) && !wake.swap(false, Ordering::AcqRel) {
         let now = Instant::now();
         if now >= end {
             return;

@@ -14,8 +14,14 @@ pub fn complete_checkpoints(objects: &dyn Objects, run: &str) -> anyhow::Result<
     let local = matches!(objects.location(), Location::Local(_));
     let prefix = crate::store::join_key(run, CHECKPOINTS);
     let mut names: Vec<String> = if local {
-        // A local store: the directory rename is the commit point; `.tmp-*` are partial.
-        objects.list_dirs(&prefix)?.into_iter().filter(|n| is_checkpoint_name(n)).collect()
+        // A run the training loop wrote here: the directory rename is the commit point
+        // (`.tmp-*` are partial). A run a mirror uploaded here (a worker's trial in a local
+        // experiment store) is written file by file: there, as in S3, only a checkpoint with
+        // its `COMPLETE` marker is complete.
+        let dirs: Vec<String> = objects.list_dirs(&prefix)?.into_iter().filter(|n| is_checkpoint_name(n)).collect();
+        let marked: Vec<String> =
+            dirs.iter().filter(|n| objects.get(&format!("{prefix}/{n}/{COMPLETE}")).is_ok_and(|m| m.is_some())).cloned().collect();
+        if marked.is_empty() { dirs } else { marked }
     } else {
         objects
             .list(&prefix)?

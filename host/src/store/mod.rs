@@ -123,8 +123,8 @@ pub trait Objects: Send + Sync {
     fn list_dirs(&self, prefix: &str) -> anyhow::Result<Vec<String>>;
     /// Deletes `key` (no error when it is gone already).
     fn delete(&self, key: &str) -> anyhow::Result<()>;
-    /// The object at `key` with its version tag (S3: the ETag; locally: a hash of the
-    /// content), or `None` when there is none.
+    /// The object at `key` with its version tag (S3: the ETag; locally: a version number),
+    /// or `None` when there is none.
     fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>>;
     /// Writes `key` only if it is still at version `tag` (S3: `If-Match`), atomically
     /// against other writers: `Some(new tag)`, or `None` when another writer changed it
@@ -139,10 +139,18 @@ pub trait Objects: Send + Sync {
     }
 }
 
-/// The tag of local content: its sha256, quoted like an ETag.
-fn content_tag(data: &[u8]) -> String {
-    use sha2::Digest;
-    format!("\"{}\"", hex::encode(sha2::Sha256::digest(data)))
+/// A local version file's name (sorted by version).
+fn version_name(n: u64) -> String {
+    format!("{n:012}")
+}
+
+/// The newest version in a local versions directory.
+fn latest_version(dir: &Path) -> anyhow::Result<Option<u64>> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => Ok(rd.filter_map(Result::ok).filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u64>().ok())).max()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("failed to list {}", dir.display()))),
+    }
 }
 
 /// Settings for S3 stores beyond the SDK's own environment (`AWS_REGION`,
@@ -187,6 +195,14 @@ impl LocalObjects {
             anyhow::bail!("invalid key `{key}` in store {}", self.root.display());
         }
         Ok(self.root.join(key))
+    }
+
+    /// Where the versions of `key` written by `put_if_match` lie: `.tmp-versions-<name>/`
+    /// beside it (a `.tmp-` name, so never listed as an object).
+    fn versions_dir(&self, key: &str) -> anyhow::Result<PathBuf> {
+        let path = self.path(key)?;
+        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        Ok(path.with_file_name(format!(".tmp-versions-{name}")))
     }
 }
 
@@ -270,32 +286,47 @@ impl Objects for LocalObjects {
     }
 
     fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
-        Ok(self.get(key)?.map(|d| {
-            let t = content_tag(&d);
-            (d, t)
-        }))
+        let versions = self.versions_dir(key)?;
+        if let Some(n) = latest_version(&versions)? {
+            let path = versions.join(version_name(n));
+            let data = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+            return Ok(Some((data, n.to_string())));
+        }
+        Ok(self.get(key)?.map(|d| (d, "0".to_string())))
     }
 
     fn put_if_match(&self, key: &str, data: &[u8], tag: &str) -> anyhow::Result<Option<String>> {
+        // Lock-free compare-and-swap: each version is a file created exclusively (a hard
+        // link fails if the name exists), so of two writers at version N only one makes
+        // N + 1, and a writer whose N is not the newest is refused. No lock a stopped
+        // process could hold.
+        let Ok(n) = tag.parse::<u64>() else { return Ok(None) };
         let path = self.path(key)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-        // One writer at a time per key (an advisory lock beside it; `.tmp-` names are never listed).
-        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let lock_path = dir.join(format!(".tmp-lock-{name}"));
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("failed to open {}", lock_path.display()))?;
-        lock.lock().with_context(|| format!("failed to lock {}", lock_path.display()))?;
-        let current = self.get(key)?;
-        if current.as_deref().map(content_tag).as_deref() != Some(tag) {
+        if n == 0 && !path.exists() {
             return Ok(None);
         }
+        let versions = self.versions_dir(key)?;
+        std::fs::create_dir_all(&versions).with_context(|| format!("failed to create {}", versions.display()))?;
+        if latest_version(&versions)?.unwrap_or(0) != n {
+            return Ok(None);
+        }
+        let next = versions.join(version_name(n + 1));
+        let tmp = temp_beside(&next, data)?;
+        let linked = std::fs::hard_link(&tmp, &next);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to create {}", next.display()))),
+        }
+        // The plain file, for readers that do not ask for a version (it may lag a racing
+        // later version for a moment; versioned readers never see that).
         write_atomically(&path, data)?;
-        Ok(Some(content_tag(data)))
+        // Keep the last few versions.
+        for old in n.saturating_sub(16)..n.saturating_sub(8) {
+            let _ = std::fs::remove_file(versions.join(version_name(old)));
+        }
+        Ok(Some((n + 1).to_string()))
     }
 
     fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>> {

@@ -157,16 +157,7 @@ impl Objects for S3Objects {
     }
 
     fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        self.rt.block_on(async {
-            match self.client.get_object().bucket(&self.bucket).key(self.key(key)).send().await {
-                Ok(o) => {
-                    let data = o.body.collect().await.with_context(|| format!("S3 GET {} broke off", self.url(key)))?;
-                    Ok(Some(data.into_bytes().to_vec()))
-                }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || http_status(&e) == Some(404) => Ok(None),
-                Err(e) => Err(self.fail("GET", key, e)),
-            }
-        })
+        Ok(self.get_tagged(key)?.map(|(data, _)| data))
     }
 
     fn put(&self, key: &str, data: &[u8]) -> anyhow::Result<()> {
@@ -216,7 +207,8 @@ impl Objects for S3Objects {
         self.rt.block_on(async {
             match self.client.get_object().bucket(&self.bucket).key(self.key(key)).send().await {
                 Ok(o) => {
-                    let tag = o.e_tag().map(str::to_string).with_context(|| format!("S3 GET {} returned no ETag", self.url(key)))?;
+                    // S3 sends an ETag with every object; a server that does not gets an empty tag (no conditional write can match it).
+                    let tag = o.e_tag().unwrap_or_default().to_string();
                     let data = o.body.collect().await.with_context(|| format!("S3 GET {} broke off", self.url(key)))?;
                     Ok(Some((data.into_bytes().to_vec(), tag)))
                 }

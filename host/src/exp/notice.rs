@@ -1,0 +1,68 @@
+//! Spot interruption notices: a thread polls the instance metadata service every 5 s
+//! (IMDSv2, through aws-config's client: a session token, then
+//! `meta-data/spot/instance-action` and `meta-data/events/recommendations/rebalance`).
+//! A notice asks the training loop to stop at its next update with a checkpoint
+//! ([`crate::run::interrupt::request`]): the worker uploads it and puts the trial back as
+//! preempted, within the two minutes a reclaim gives.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The metadata paths that announce a reclaim (404 until they do).
+pub const NOTICE_PATHS: [&str; 2] = ["/latest/meta-data/spot/instance-action", "/latest/meta-data/events/recommendations/rebalance"];
+
+/// A running poller; it stops when dropped.
+pub struct SpotWatch {
+    stop: Arc<AtomicBool>,
+    /// The notice, once one came (the path and its body).
+    pub noticed: Arc<Mutex<Option<String>>>,
+}
+
+impl SpotWatch {
+    /// Polls `endpoint` (the instance metadata service; `None`: the SDK's default,
+    /// `http://169.254.169.254`) every `every`.
+    pub fn start(endpoint: Option<&str>, every: Duration) -> anyhow::Result<SpotWatch> {
+        let mut builder = aws_config::imds::Client::builder()
+            .max_attempts(1)
+            .connect_timeout(Duration::from_secs(1))
+            .read_timeout(Duration::from_secs(2));
+        if let Some(e) = endpoint {
+            builder = builder.endpoint(e).map_err(|e| anyhow::anyhow!("instance metadata endpoint `{e}`"))?;
+        }
+        let client = builder.build();
+        let stop = Arc::new(AtomicBool::new(false));
+        let noticed = Arc::new(Mutex::new(None));
+        let (st, seen) = (stop.clone(), noticed.clone());
+        std::thread::Builder::new().name("paddock-spot-watch".into()).spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            while !st.load(Ordering::Acquire) {
+                for path in NOTICE_PATHS {
+                    if let Ok(body) = rt.block_on(client.get(path)) {
+                        if let Ok(mut n) = seen.lock() {
+                            *n = Some(format!("{path}: {}", body.as_ref()));
+                        }
+                        crate::run::interrupt::request();
+                        return;
+                    }
+                }
+                let end = std::time::Instant::now() + every;
+                while std::time::Instant::now() < end && !st.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        })?;
+        Ok(SpotWatch { stop, noticed })
+    }
+
+    /// The notice, if one came.
+    pub fn notice(&self) -> Option<String> {
+        self.noticed.lock().ok().and_then(|n| n.clone())
+    }
+}
+
+impl Drop for SpotWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
