@@ -411,3 +411,34 @@ fn a_spot_notice_gives_the_trial_back_and_a_worker_with_no_work_shuts_down() {
     assert_eq!(serde_json::from_str::<Value>(ok(&out).trim()).expect("json")["left"], "store unreachable");
     assert!(flag.exists(), "the shutdown command ran");
 }
+
+/// `paddock watch STORE/EXPERIMENT` lists the experiment's trials: the follower copies each
+/// trial's newest epoch run (small files only) under the trial's id.
+#[test]
+fn watching_an_experiment_shows_each_trial_as_a_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(dir.path(), "seeds = 2\n");
+    let store = dir.path().join("store");
+    let out = paddock_cmd()
+        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "2", "--store", store.to_str().expect("utf-8")])
+        .args(["--set", "set.total_steps=2048"])
+        .output()
+        .expect("run");
+    ok(&out);
+    let at = String::from_utf8_lossy(&out.stderr).split(" at ").nth(1).and_then(|r| r.split(':').next()).expect("location").to_string();
+    let follower = paddock::monitor::follow::Follower::start(&paddock::store::Location::parse(&at).expect("location"), &Default::default())
+        .expect("follow");
+    let mut trials: Vec<String> = std::fs::read_dir(&follower.path)
+        .expect("copy")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    trials.sort();
+    assert_eq!(trials.len(), 2, "{trials:?}");
+    assert!(trials[0].starts_with("t0000-") && trials[1].starts_with("t0001-"));
+    for t in &trials {
+        let run = follower.path.join(t);
+        assert!(run.join("metrics.jsonl").exists() && run.join("plugins.lock").exists(), "{}", run.display());
+        assert!(!run.join("checkpoints").exists());
+    }
+}

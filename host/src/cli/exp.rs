@@ -166,15 +166,24 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut workers: Vec<std::process::Child> = (0..args.jobs).map(|_| spawn()).collect::<anyhow::Result<_>>()?;
     let mut restarts = 0;
     let mut last_line = String::new();
+    let mut last_look = std::time::Instant::now();
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let states = worker::states(objects.as_ref(), &plan)?;
-        let line = counts_line(&states);
-        if line != last_line {
-            eprintln!("{line}");
-            last_line = line;
-        }
-        let all_final = states.iter().all(|(_, s)| s.status.is_final());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Workers are checked often; the trials' states (one GET each) every 2 s.
+        let all_final = if last_look.elapsed() >= std::time::Duration::from_secs(2)
+            || workers.iter_mut().any(|w| matches!(w.try_wait(), Ok(Some(_))))
+        {
+            last_look = std::time::Instant::now();
+            let states = worker::states(objects.as_ref(), &plan)?;
+            let line = counts_line(&states);
+            if line != last_line {
+                eprintln!("{line}");
+                last_line = line;
+            }
+            states.iter().all(|(_, s)| s.status.is_final())
+        } else {
+            false
+        };
         let mut alive = Vec::new();
         for mut w in workers.drain(..) {
             match w.try_wait()? {

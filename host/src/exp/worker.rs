@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often a trial's small files go to the store (checkpoints go at once).
+const TRIAL_MIRROR_EVERY: Duration = Duration::from_secs(5);
+
 /// The plan of an experiment in its store.
 pub const PLAN: &str = "experiment.json";
 
@@ -269,7 +272,10 @@ fn run_trial(objects: Arc<dyn Objects>, plan: &Plan, base: &Path, held: Held, op
     let log = RunLog::new(Box::new(log_file), Level::Info);
     log.line(Level::Info, "worker", &format!("trial {} epoch {epoch} on {}", t.id, worker_name()));
     let remote = crate::store::open(&objects.location().join(&trial::run_prefix(&t.id, epoch)), &Default::default())?;
-    let mirror = Mirror::start(&dir, remote, log.clone(), Duration::from_secs(1))?;
+    // Checkpoints go up as soon as they are written (the hooks wake the mirror); the small
+    // files (metrics, log, status) every few seconds: a fifth of the requests of a
+    // once-a-second mirror, and the trial's progress is in its state's heartbeat anyway.
+    let mirror = Mirror::start(&dir, remote, log.clone(), TRIAL_MIRROR_EVERY)?;
     let runtime = run::runtime_for(&config.runtime, log.clone())?;
     let asha = plan.early_stop.clone().map(|es| Asha::new(objects.clone(), es, &t.id, config.total_steps.unwrap_or(0)));
     let mut hooks = TrialHooks {

@@ -1,4 +1,6 @@
-//! Following runs in an S3 store for the monitor (`paddock watch s3://bucket/prefix[/RUN]`):
+//! Following runs in an S3 store for the monitor (`paddock watch s3://bucket/prefix[/RUN]`,
+//! or an experiment, `s3://bucket/prefix/<experiment id>`, whose trials show as runs named by
+//! their ids, each its newest epoch):
 //! a thread copies each run's small files (status, metrics, log, `plugins.lock`, config,
 //! scene) into a local directory every two seconds, fetching only what changed size, and
 //! the monitor reads that directory as it reads local runs. Checkpoints and the carried
@@ -29,14 +31,18 @@ impl Follower {
         let objects = crate::store::open(location, s3)?;
         let dir = tempfile::Builder::new().prefix("paddock-watch-").tempdir().context("failed to make a temporary directory")?;
         let single = objects.get(crate::rundir::CONFIG)?.is_some();
+        let experiment = !single && objects.get(crate::exp::worker::PLAN)?.is_some();
         let root = dir.path().to_path_buf();
         let path = match (single, location.name()) {
             (true, Some(name)) => root.join(name),
             _ => root.clone(),
         };
         let mut sizes = HashMap::new();
-        sync(objects.as_ref(), single, &path, &mut sizes).with_context(|| format!("failed to read {location}"))?;
-        if !single && std::fs::read_dir(&root).map(|d| d.count()).unwrap_or(0) == 0 {
+        let pass = move |objects: &dyn Objects, sizes: &mut HashMap<String, u64>, to: &Path| {
+            if experiment { sync_experiment(objects, to, sizes) } else { sync(objects, single, to, sizes) }
+        };
+        pass(objects.as_ref(), &mut sizes, &path).with_context(|| format!("failed to read {location}"))?;
+        if !single && !experiment && std::fs::read_dir(&root).map(|d| d.count()).unwrap_or(0) == 0 {
             anyhow::bail!("{location} holds no runs (a run has a {} beside its files)", crate::rundir::CONFIG);
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -47,7 +53,7 @@ impl Follower {
                 while !st.load(Ordering::Acquire) {
                     std::thread::sleep(EVERY);
                     // A failed pass (network) is tried again at the next; the monitor shows the last copy.
-                    let _ = sync(objects.as_ref(), single, &target, &mut sizes);
+                    let _ = pass(objects.as_ref(), &mut sizes, &target);
                 }
             })
             .context("failed to start the follower thread")?;
@@ -66,6 +72,38 @@ fn watched(rel: &str) -> bool {
     ![crate::rundir::CHECKPOINTS, crate::rundir::PLUGINS_DIR, crate::rundir::ROBOTS_DIR, crate::rundir::CONTROL]
         .iter()
         .any(|d| rel.starts_with(&format!("{d}/")))
+}
+
+/// One pass over an experiment: each trial's newest epoch run, as `to/<trial id>/`.
+fn sync_experiment(objects: &dyn Objects, to: &Path, sizes: &mut HashMap<String, u64>) -> anyhow::Result<()> {
+    let plan = crate::exp::worker::read_plan(objects)?;
+    for t in &plan.trials {
+        let epochs = objects.list_dirs(&format!("trials/{}", t.id))?;
+        let Some(newest) = epochs.iter().filter_map(|e| e.strip_prefix('e')?.parse::<u64>().ok()).max() else { continue };
+        let prefix = crate::exp::trial::run_prefix(&t.id, newest);
+        let local = to.join(&t.id);
+        // A new epoch starts from a copy of the last: follow it from scratch.
+        let marker = format!("{}/.epoch", t.id);
+        if sizes.get(&marker) != Some(&newest) {
+            sizes.retain(|k, _| !k.starts_with(&format!("trials/{}/", t.id)));
+            sizes.insert(marker, newest);
+        }
+        for e in objects.list(&prefix)? {
+            let rel = e.key.trim_start_matches(&format!("{prefix}/")).to_string();
+            if !watched(&rel) || sizes.get(&e.key) == Some(&e.size) {
+                continue;
+            }
+            if let Some(data) = objects.get(&e.key)? {
+                let file = local.join(&rel);
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                crate::store::write_atomically(&file, &data)?;
+                sizes.insert(e.key.clone(), e.size);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One pass: the run (`single`) or every run of the store, into `to`.
