@@ -37,6 +37,30 @@ fn http_status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
 }
 
 impl S3Objects {
+    /// A conditional PUT: `If-Match: tag`, or `If-None-Match: *` without a tag. The new
+    /// ETag, or `None` when the condition failed (412; 404 for `If-Match` on a missing
+    /// key). A 409 (another conditional write to the key in flight) is retried, as S3 asks.
+    fn conditional_put(&self, key: &str, data: &[u8], tag: Option<&str>) -> anyhow::Result<Option<String>> {
+        let what = if tag.is_some() { "conditional PUT (If-Match)" } else { "conditional PUT" };
+        self.rt.block_on(async {
+            for attempt in 0..8 {
+                let req = self.client.put_object().bucket(&self.bucket).key(self.key(key)).body(ByteStream::from(data.to_vec()));
+                let req = match tag {
+                    Some(t) => req.if_match(t),
+                    None => req.if_none_match("*"),
+                };
+                match req.send().await {
+                    Ok(o) => return Ok(Some(o.e_tag().unwrap_or_default().to_string())),
+                    Err(e) if http_status(&e) == Some(412) || tag.is_some() && http_status(&e) == Some(404) => return Ok(None),
+                    Err(e) if http_status(&e) == Some(409) && attempt < 7 => {
+                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    }
+                    Err(e) => return Err(self.fail(what, key, e)),
+                }
+            }
+            unreachable!("the loop returns on its last attempt")
+        })
+    }
     /// A client for `s3://bucket/prefix`.
     pub fn connect(bucket: &str, prefix: &str, settings: &S3Settings) -> anyhow::Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("failed to start the S3 client's runtime")?;
@@ -178,29 +202,7 @@ impl Objects for S3Objects {
     }
 
     fn put_new(&self, key: &str, data: &[u8]) -> anyhow::Result<bool> {
-        self.rt.block_on(async {
-            for attempt in 0..8 {
-                let r = self
-                    .client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(self.key(key))
-                    .if_none_match("*")
-                    .body(ByteStream::from(data.to_vec()))
-                    .send()
-                    .await;
-                match r {
-                    Ok(_) => return Ok(true),
-                    Err(e) if http_status(&e) == Some(412) => return Ok(false),
-                    // 409: another conditional write to the key is in flight; S3 asks to retry.
-                    Err(e) if http_status(&e) == Some(409) && attempt < 7 => {
-                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                    }
-                    Err(e) => return Err(self.fail("conditional PUT", key, e)),
-                }
-            }
-            unreachable!("the loop returns on its last attempt")
-        })
+        Ok(self.conditional_put(key, data, None)?.is_some())
     }
 
     fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
@@ -219,34 +221,7 @@ impl Objects for S3Objects {
     }
 
     fn put_if_match(&self, key: &str, data: &[u8], tag: &str) -> anyhow::Result<Option<String>> {
-        self.rt.block_on(async {
-            for attempt in 0..8 {
-                let r = self
-                    .client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(self.key(key))
-                    .if_match(tag)
-                    .body(ByteStream::from(data.to_vec()))
-                    .send()
-                    .await;
-                match r {
-                    Ok(o) => {
-                        return o
-                            .e_tag()
-                            .map(|t| Some(t.to_string()))
-                            .with_context(|| format!("S3 PUT {} returned no ETag", self.url(key)));
-                    }
-                    // 412: another writer changed it; 404: it is gone (nothing to match).
-                    Err(e) if matches!(http_status(&e), Some(412) | Some(404)) => return Ok(None),
-                    Err(e) if http_status(&e) == Some(409) && attempt < 7 => {
-                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                    }
-                    Err(e) => return Err(self.fail("conditional PUT (If-Match)", key, e)),
-                }
-            }
-            unreachable!("the loop returns on its last attempt")
-        })
+        self.conditional_put(key, data, Some(tag))
     }
 
     fn list(&self, prefix: &str) -> anyhow::Result<Vec<Entry>> {
