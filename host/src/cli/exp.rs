@@ -211,12 +211,17 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn counts_line(states: &[(String, trial::TrialState)]) -> String {
-    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+/// Trials by state.
+fn counts(states: &[(String, trial::TrialState)]) -> std::collections::BTreeMap<&'static str, usize> {
+    let mut by = std::collections::BTreeMap::new();
     for (_, s) in states {
         *by.entry(s.status.as_str()).or_default() += 1;
     }
-    let parts: Vec<String> = by.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    by
+}
+
+fn counts_line(states: &[(String, trial::TrialState)]) -> String {
+    let parts: Vec<String> = counts(states).iter().map(|(k, v)| format!("{v} {k}")).collect();
     format!("trials: {}", parts.join(", "))
 }
 
@@ -256,10 +261,7 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     let plan = worker::read_plan(objects.as_ref())?;
     let states = worker::states(objects.as_ref(), &plan)?;
     if args.json {
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-        for (_, s) in &states {
-            *counts.entry(s.status.as_str()).or_default() += 1;
-        }
+        let counts = counts(&states);
         let trials: Vec<serde_json::Value> = states.iter().map(|(id, s)| serde_json::json!({ "id": id, "state": s })).collect();
         println!("{}", serde_json::json!({ "experiment": plan.id, "counts": counts, "trials": trials }));
         return Ok(());

@@ -153,16 +153,6 @@ pub struct Held {
     pub tag: String,
 }
 
-/// The worker lost the trial: another claimed it (its lease expired) since the last write.
-#[derive(Debug, thiserror::Error)]
-#[error("trial {id}: fenced at epoch {epoch}: another worker claimed it after this worker's lease ran out")]
-pub struct Fenced {
-    /// The trial.
-    pub id: String,
-    /// The epoch this worker held.
-    pub epoch: u64,
-}
-
 /// Reads trial `id`'s state (creating it queued the first time).
 pub fn read(objects: &dyn Objects, id: &str) -> anyhow::Result<Held> {
     let key = state_key(id);
@@ -201,11 +191,6 @@ pub fn write(objects: &dyn Objects, held: &Held, next: TrialState) -> anyhow::Re
     Ok(objects.put_if_match(&state_key(&held.id), &data, &held.tag)?.map(|tag| Held { id: held.id.clone(), state: next, tag }))
 }
 
-/// [`write`] for the owner: [`Fenced`] when another worker wrote first.
-pub fn write_owned(objects: &dyn Objects, held: &Held, next: TrialState) -> anyhow::Result<Held> {
-    write(objects, held, next)?.ok_or_else(|| Fenced { id: held.id.clone(), epoch: held.state.epoch }.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,8 +210,7 @@ mod tests {
         let b = claim(objects.as_ref(), &now, "b", 200.0, 60.0).expect("claim").expect("won");
         assert_eq!((b.state.epoch, b.state.preemptions), (2, 1), "a lost worker is a preemption, not an error");
         let beat = TrialState { heartbeat: 201.0, ..a.state.clone() };
-        let err = write_owned(objects.as_ref(), &a, beat).expect_err("fenced");
-        assert!(err.downcast_ref::<Fenced>().is_some(), "{err}");
+        assert!(write(objects.as_ref(), &a, beat).expect("write").is_none(), "a's heartbeat is refused: fenced");
         assert_eq!(read(objects.as_ref(), "t0").expect("read").state.owner.as_deref(), Some("b"));
     }
 }

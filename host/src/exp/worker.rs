@@ -74,9 +74,13 @@ pub fn worker_name() -> String {
 
 /// Reads an experiment's plan from its store.
 pub fn read_plan(objects: &dyn Objects) -> anyhow::Result<Plan> {
-    let data = objects
-        .get(PLAN)?
-        .with_context(|| format!("{} is not an experiment (no {PLAN}; submit one with `paddock exp run FILE`)", objects.location()))?;
+    parse_plan(objects, objects.get(PLAN)?)
+}
+
+/// The plan in `data` (what `objects` holds at [`PLAN`]).
+fn parse_plan(objects: &dyn Objects, data: Option<Vec<u8>>) -> anyhow::Result<Plan> {
+    let data =
+        data.with_context(|| format!("{} is not an experiment (no {PLAN}; submit one with `paddock exp run FILE`)", objects.location()))?;
     serde_json::from_slice(&data).with_context(|| format!("{}/{PLAN} is not an experiment plan", objects.location()))
 }
 
@@ -91,15 +95,10 @@ pub fn upload_files(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<()> {
             let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
             let base = path.parent().unwrap_or(Path::new(""));
             for mesh in crate::rundir::carry::mesh_files(&String::from_utf8_lossy(&bytes)) {
-                let rel = mesh.strip_prefix("file://").unwrap_or(&mesh);
-                let inside =
-                    Path::new(rel).components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
-                if mesh.contains("://") && !mesh.starts_with("file://") || !inside {
-                    continue;
-                }
+                let Some(rel) = crate::rundir::carry::travelling_mesh(&mesh) else { continue };
                 let from = base.join(rel);
                 let data = std::fs::read(&from).with_context(|| format!("failed to read mesh {}", from.display()))?;
-                objects.put_new(&format!("{dir}/{rel}"), &data)?;
+                objects.put_new(&format!("{dir}/{}", rel.display()), &data)?;
             }
         }
     }
@@ -145,9 +144,9 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
     // A store that is away when the worker starts is looked for as long as one lost later.
     let started = Instant::now();
     let plan = loop {
-        match read_plan(objects.as_ref()) {
-            Ok(p) => break p,
-            Err(e) if objects.get(PLAN).is_ok() => return Err(e),
+        match objects.get(PLAN) {
+            // Reachable: there is a plan, or the location is not an experiment.
+            Ok(data) => break parse_plan(objects.as_ref(), data)?,
             Err(e) if started.elapsed() >= opts.store_lost_after => {
                 eprintln!("worker: the store has been unreachable for {:.0} s: {e:#}", started.elapsed().as_secs_f64());
                 return Ok(WorkerSummary { left: "store unreachable".into(), ..Default::default() });
@@ -288,9 +287,9 @@ fn run_trial(objects: Arc<dyn Objects>, plan: &Plan, base: &Path, held: Held, op
         last_metric: None,
         run_dir: dir.clone(),
         log: log.clone(),
-        upload_now: mirror.waker(),
     };
-    let result = run::train(&config, &runtime, &dir, resume, &mut hooks);
+    // Each new checkpoint goes up at once (the mirror is woken), so a kill redoes little.
+    let result = run::train(&config, &runtime, &dir, resume, &mut run::UploadOnCheckpoint::new(&mut hooks, &mirror));
     let uploaded = mirror.finish(Duration::from_secs(120));
     if hooks.fenced {
         return Ok(Outcome::GivenBack);
@@ -381,7 +380,7 @@ fn prepare(
         let from = trial::run_prefix(&t.id, c.epoch);
         runs::pull_run(objects, &from, dir, &Checkpoints::One(crate::rundir::checkpoint_name(c.step)), &mut |_, _| {})
             .with_context(|| format!("trial {}: failed to fetch its checkpoint {} of epoch {}", t.id, c.step, c.epoch))?;
-        // The fetched copy's status and log belong to the old epoch's run.
+        // The fetched status is the old epoch's; the log goes on from the old epoch's.
         let _ = std::fs::remove_file(dir.join(crate::rundir::STATUS));
         let record = crate::config::RunConfig::load_resolved(&dir.join(crate::rundir::CONFIG))?;
         let (config, _) = crate::rundir::carry::resolve(&record, dir, c.step, &Default::default())?;
@@ -406,8 +405,6 @@ struct TrialHooks {
     last_metric: Option<f64>,
     run_dir: PathBuf,
     log: RunLog,
-    /// Wakes the mirror: a new checkpoint goes up at once, so a kill redoes little.
-    upload_now: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TrialHooks {
@@ -456,11 +453,6 @@ impl Hooks for TrialHooks {
             }
         }
         Directive::Continue
-    }
-
-    fn checkpointed(&mut self, _dir: &Path, _step: u64) -> anyhow::Result<()> {
-        self.upload_now.store(true, std::sync::atomic::Ordering::Release);
-        Ok(())
     }
 
     fn evaluated(&mut self, e: &Evaluation) -> Directive {

@@ -74,6 +74,32 @@ fn watched(rel: &str) -> bool {
         .any(|d| rel.starts_with(&format!("{d}/")))
 }
 
+/// Copies the files of the run at `prefix` (its listing: `entries`) that the monitor reads
+/// and that changed size since `sizes` last saw them into `local`.
+fn copy_changed(
+    objects: &dyn Objects,
+    prefix: &str,
+    entries: Vec<crate::store::Entry>,
+    local: &Path,
+    sizes: &mut HashMap<String, u64>,
+) -> anyhow::Result<()> {
+    for e in entries {
+        let rel = if prefix.is_empty() { e.key.clone() } else { e.key.trim_start_matches(&format!("{prefix}/")).to_string() };
+        if !watched(&rel) || sizes.get(&e.key) == Some(&e.size) {
+            continue;
+        }
+        if let Some(data) = objects.get(&e.key)? {
+            let file = local.join(&rel);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            crate::store::write_atomically(&file, &data)?;
+            sizes.insert(e.key, e.size);
+        }
+    }
+    Ok(())
+}
+
 /// One pass over an experiment: each trial's newest epoch run, as `to/<trial id>/`.
 fn sync_experiment(objects: &dyn Objects, to: &Path, sizes: &mut HashMap<String, u64>) -> anyhow::Result<()> {
     let plan = crate::exp::worker::read_plan(objects)?;
@@ -88,20 +114,7 @@ fn sync_experiment(objects: &dyn Objects, to: &Path, sizes: &mut HashMap<String,
             sizes.retain(|k, _| !k.starts_with(&format!("trials/{}/", t.id)));
             sizes.insert(marker, newest);
         }
-        for e in objects.list(&prefix)? {
-            let rel = e.key.trim_start_matches(&format!("{prefix}/")).to_string();
-            if !watched(&rel) || sizes.get(&e.key) == Some(&e.size) {
-                continue;
-            }
-            if let Some(data) = objects.get(&e.key)? {
-                let file = local.join(&rel);
-                if let Some(parent) = file.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                crate::store::write_atomically(&file, &data)?;
-                sizes.insert(e.key.clone(), e.size);
-            }
-        }
+        copy_changed(objects, &prefix, objects.list(&prefix)?, &local, sizes)?;
     }
     Ok(())
 }
@@ -110,25 +123,12 @@ fn sync_experiment(objects: &dyn Objects, to: &Path, sizes: &mut HashMap<String,
 fn sync(objects: &dyn Objects, single: bool, to: &Path, sizes: &mut HashMap<String, u64>) -> anyhow::Result<()> {
     let runs: Vec<String> = if single { vec![String::new()] } else { objects.list_dirs("")? };
     for run in runs {
-        let prefix = run.clone();
-        let entries = objects.list(&prefix)?;
+        let entries = objects.list(&run)?;
         if !single && !entries.iter().any(|e| e.key == format!("{run}/{}", crate::rundir::CONFIG)) {
             continue;
         }
-        for e in entries {
-            let rel = if prefix.is_empty() { e.key.clone() } else { e.key.trim_start_matches(&format!("{prefix}/")).to_string() };
-            if !watched(&rel) || sizes.get(&e.key) == Some(&e.size) {
-                continue;
-            }
-            if let Some(data) = objects.get(&e.key)? {
-                let local = if single { to.join(&rel) } else { to.join(&run).join(&rel) };
-                if let Some(parent) = local.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                crate::store::write_atomically(&local, &data)?;
-                sizes.insert(e.key.clone(), e.size);
-            }
-        }
+        let local = if single { to.to_path_buf() } else { to.join(&run) };
+        copy_changed(objects, &run, entries, &local, sizes)?;
     }
     Ok(())
 }

@@ -118,10 +118,18 @@ pub trait Hooks {
     fn uploading(&mut self, _to: &Location) {}
 }
 
-/// Forwards to `inner`, and wakes the S3 mirror after each checkpoint.
-struct UploadOnCheckpoint<'a> {
+/// Hooks that forward to `inner` and wake a run's mirror after each checkpoint, so the
+/// store holds a checkpoint within one upload rather than one mirror interval.
+pub struct UploadOnCheckpoint<'a> {
     inner: &'a mut dyn Hooks,
     wake: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<'a> UploadOnCheckpoint<'a> {
+    /// `inner`'s hooks, with `mirror` woken after each checkpoint.
+    pub fn new(inner: &'a mut dyn Hooks, mirror: &Mirror) -> Self {
+        UploadOnCheckpoint { inner, wake: mirror.waker() }
+    }
 }
 
 impl Hooks for UploadOnCheckpoint<'_> {
@@ -344,9 +352,7 @@ impl Run {
         };
         let mut result = match &mirror {
             // Each new checkpoint goes up at once, not at the mirror's next pass.
-            Some(m) => {
-                train(&self.config, &self.runtime, &self.dir, self.resume, &mut UploadOnCheckpoint { inner: &mut *hooks, wake: m.waker() })
-            }
+            Some(m) => train(&self.config, &self.runtime, &self.dir, self.resume, &mut UploadOnCheckpoint::new(&mut *hooks, m)),
             None => train(&self.config, &self.runtime, &self.dir, self.resume, hooks),
         };
         if let (Some(m), Some(r)) = (mirror, &self.remote) {

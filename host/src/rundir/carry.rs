@@ -94,18 +94,27 @@ pub fn carry_robots(run_dir: &Path, robots: &BTreeMap<String, PathBuf>) -> Resul
         write_atomic(&to.join(&file_name), &text)?;
         let base = urdf.parent().unwrap_or(Path::new(""));
         for mesh in mesh_files(&String::from_utf8_lossy(&text)) {
-            let rel = Path::new(mesh.strip_prefix("file://").unwrap_or(&mesh));
-            let inside = rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-            if mesh.contains("://") && !mesh.starts_with("file://") || !inside {
+            let Some(rel) = travelling_mesh(&mesh) else {
                 notes.push(format!("robot `{name}`: mesh `{mesh}` is not under {} and does not travel with the run", base.display()));
                 continue;
-            }
+            };
             let from = base.join(rel);
             let bytes = std::fs::read(&from).map_err(|source| CarryError::Io { what: "read mesh", path: from.clone(), source })?;
             write_atomic(&to.join(rel), &bytes)?;
         }
     }
     Ok(notes)
+}
+
+/// A mesh reference that can travel beside its URDF: its path relative to the URDF's
+/// directory (`file://` allowed), or `None` for `package://`, other schemes, absolute paths
+/// and paths leaving the directory.
+pub fn travelling_mesh(mesh: &str) -> Option<&Path> {
+    if mesh.contains("://") && !mesh.starts_with("file://") {
+        return None;
+    }
+    let rel = Path::new(mesh.strip_prefix("file://").unwrap_or(mesh));
+    rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)).then_some(rel)
 }
 
 /// The `filename="…"` values of a URDF's mesh elements.
