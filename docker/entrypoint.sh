@@ -7,6 +7,9 @@
 #   PADDOCK_STORE_LOST_AFTER seconds of an unreachable store before leaving (default 300)
 #   PADDOCK_SPOT_NOTICES     1 (default): poll the instance metadata service; 0: do not;
 #                            or the service's URL
+#   PADDOCK_QUEUE            1: take trial ids from the experiment's SQS queue (its URL in
+#                            the store's dispatch.json); a URL: that queue; unset or 0: look
+#                            through the trials' states in the store
 #   PADDOCK_SHUTDOWN_CMD     run when the worker leaves for lack of work (default none: the
 #                            user data stops the instance when the container ends)
 #   PADDOCK_BIN              the paddock binary (default: paddock on PATH)
@@ -22,6 +25,11 @@ case "${PADDOCK_SPOT_NOTICES:-1}" in
     0) ;;
     1) args+=(--spot-notices) ;;
     *) args+=(--spot-notices "$PADDOCK_SPOT_NOTICES") ;;
+esac
+case "${PADDOCK_QUEUE:-0}" in
+    0) ;;
+    1) args+=(--queue) ;;
+    *) args+=(--queue "$PADDOCK_QUEUE") ;;
 esac
 if [ -n "${PADDOCK_SHUTDOWN_CMD:-}" ]; then
     args+=(--shutdown-cmd "$PADDOCK_SHUTDOWN_CMD")

@@ -6,5 +6,7 @@ set -euo pipefail
 trap 'shutdown -h now' EXIT
 docker run --rm --network host \
     -e PADDOCK_EXPERIMENT='@EXPERIMENT@' \
+    -e PADDOCK_QUEUE=1 \
+    -e AWS_REGION='@REGION@' \
     -e PADDOCK_IDLE_TIMEOUT='@IDLE_TIMEOUT@' \
     @GPU_FLAG@ '@IMAGE@'

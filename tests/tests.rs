@@ -11,6 +11,7 @@ mod cli;
 mod docker;
 mod envset;
 mod experiments;
+mod fleet;
 mod gymnasium;
 mod languages;
 mod monitor;

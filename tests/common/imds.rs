@@ -34,6 +34,8 @@ impl FakeImds {
                 let head = String::from_utf8_lossy(&buf[..len]).to_string();
                 let (status, body) = if head.starts_with("PUT /latest/api/token") {
                     ("200 OK", "fake-token".to_string())
+                } else if head.starts_with("GET /latest/meta-data/instance-id") {
+                    ("200 OK", format!("i-fake{port:05}"))
                 } else if head.starts_with("GET /latest/meta-data/spot/instance-action") && n.load(Ordering::Acquire) {
                     ("200 OK", "{\"action\": \"terminate\", \"time\": \"2026-11-28T12:00:00Z\"}".to_string())
                 } else {

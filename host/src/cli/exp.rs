@@ -1,6 +1,6 @@
 //! `paddock exp`: batch experiments.
 
-use crate::exp::{spec, trial, worker};
+use crate::exp::{fleet, queue, report, spec, trial, worker};
 use crate::store::Location;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -44,8 +44,20 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Run the trials with local worker processes.
-    #[arg(long, required = true)]
+    #[arg(long, conflicts_with = "fleet", required_unless_present = "fleet")]
     local: bool,
+    /// Run the trials on EC2 Spot capacity (the file's `[fleet]`): upload the plan and
+    /// files, create the queues, start the fleet, and follow it until the work is done or
+    /// the budget is spent (then the fleet is deleted with its instances).
+    #[arg(long)]
+    fleet: bool,
+    /// With `--fleet`: start the fleet and return (workers tear it down when the trials
+    /// are done; `exp status` and `exp cancel` reach it).
+    #[arg(long, requires = "fleet")]
+    detach: bool,
+    /// With `--local`: hand trial ids to the workers over an SQS queue, as a fleet does.
+    #[arg(long, requires = "local")]
+    queue: bool,
     /// How many local workers.
     #[arg(short = 'j', long = "jobs", default_value_t = 2)]
     jobs: usize,
@@ -67,6 +79,17 @@ pub struct SubmitArgs {
     /// `runs/experiments`).
     #[arg(long, value_name = "STORE")]
     store: Option<String>,
+    /// Also create the experiment's SQS queue (and dead-letter queue) and send its trial
+    /// ids; workers take them with `paddock worker … --queue`.
+    #[arg(long)]
+    queue: bool,
+}
+
+/// Arguments of `exp cancel`.
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// The experiment: `STORE/EXPERIMENT_ID` (`s3://…`).
+    experiment: String,
 }
 
 /// Arguments of `exp status`.
@@ -74,9 +97,13 @@ pub struct SubmitArgs {
 pub struct StatusArgs {
     /// The experiment: `STORE/EXPERIMENT_ID` (a directory or `s3://…`).
     experiment: String,
-    /// One JSON object: counts by state and every trial's state.
+    /// One JSON object: counts by state, every trial's state, and the fleet's report.
     #[arg(long)]
     json: bool,
+    /// Price the fleet with this spot price history (a JSON list of `{instance_type,
+    /// zone, from, price}`) instead of EC2's: a fixture, or a what-if.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
 }
 
 /// Arguments of `worker`.
@@ -104,6 +131,10 @@ pub struct WorkerArgs {
     /// after the work is done. Run with `sh -c`.
     #[arg(long, value_name = "CMD")]
     shutdown_cmd: Option<String>,
+    /// Take trial ids from an SQS queue: the experiment's own (its `dispatch.json`), or
+    /// the queue at URL. Without it, the worker looks through the trials' states.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    queue: Option<String>,
     /// Print one JSON object at the end.
     #[arg(long)]
     json: bool,
@@ -111,7 +142,7 @@ pub struct WorkerArgs {
 
 /// Submits a plan to its store: the plan object (once; the same id is the same plan) and
 /// a queued state per trial. Returns the experiment's location.
-fn submit(plan: &spec::Plan, store: &Location) -> anyhow::Result<Location> {
+pub(super) fn submit(plan: &spec::Plan, store: &Location) -> anyhow::Result<Location> {
     let at = store.join(&plan.id);
     let objects = crate::store::open(&at, &Default::default())?;
     let text = serde_json::to_vec_pretty(plan)?;
@@ -130,7 +161,7 @@ fn submit(plan: &spec::Plan, store: &Location) -> anyhow::Result<Location> {
 
 /// The store an experiment goes to: `--store`, else the file's `[fleet] store`, else
 /// `runs/experiments`.
-fn store_of(flag: Option<&str>, plan: &spec::Plan) -> anyhow::Result<Location> {
+pub(super) fn store_of(flag: Option<&str>, plan: &spec::Plan) -> anyhow::Result<Location> {
     let s = flag.map(str::to_string).or_else(|| plan.fleet.as_ref().map(|f| f.store.clone())).unwrap_or_else(|| "runs/experiments".into());
     Location::parse(&s)
 }
@@ -139,18 +170,56 @@ pub(crate) fn submit_cmd(args: SubmitArgs) -> anyhow::Result<()> {
     let plan = spec::plan(&args.file, &args.set)?;
     let at = submit(&plan, &store_of(args.store.as_deref(), &plan)?)?;
     eprintln!("experiment {} · {} trials · {} files uploaded; start workers with:", plan.id, plan.trials.len(), plan.files.len());
-    println!("paddock worker {at}");
+    if args.queue {
+        let objects = crate::store::open(&at, &Default::default())?;
+        let d = queue::dispatch(objects.as_ref(), &plan, region_of(&plan))?;
+        eprintln!("queue {} (dead letters: {})", d.queue, d.dead_letter);
+        println!("paddock worker {at} --queue");
+    } else {
+        println!("paddock worker {at}");
+    }
+    Ok(())
+}
+
+/// The region the experiment file names, if any.
+fn region_of(plan: &spec::Plan) -> Option<&str> {
+    plan.fleet.as_ref().and_then(|f| f.region.as_deref())
+}
+
+pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<()> {
+    let at = Location::parse(&args.experiment)?;
+    let objects = crate::store::open(&at, &Default::default())?;
+    let plan = worker::read_plan(objects.as_ref())?;
+    if fleet::read(objects.as_ref())?.is_none() {
+        anyhow::bail!("experiment {} at {at} has no fleet (it was not run with --fleet); stop local workers with Ctrl-C", plan.id);
+    }
+    let done = fleet::teardown(objects.as_ref(), &plan.id, "cancelled")?;
+    match &done.fleet {
+        Some(f) => eprintln!("deleted fleet {f} with its instances"),
+        None => eprintln!("the fleet was deleted already"),
+    }
+    if !done.orphans.is_empty() {
+        eprintln!("terminated {} instance(s) still tagged with the experiment: {}", done.orphans.len(), done.orphans.join(" "));
+    }
+    eprintln!("trials keep their state and checkpoints: `paddock exp run FILE --fleet` goes on from them");
     Ok(())
 }
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
     let plan = spec::plan(&args.file, &args.set)?;
+    if args.fleet {
+        return super::fleet::run(&plan, args.store.as_deref(), args.detach);
+    }
     if args.jobs == 0 || args.jobs > 256 {
         anyhow::bail!("-j {}: from 1 to 256 local workers", args.jobs);
     }
     let at = submit(&plan, &store_of(args.store.as_deref(), &plan)?)?;
     let objects = crate::store::open(&at, &Default::default())?;
+    if args.queue {
+        let d = queue::dispatch(objects.as_ref(), &plan, region_of(&plan))?;
+        eprintln!("trial ids go over SQS: {}", d.queue);
+    }
     let before = worker::states(objects.as_ref(), &plan)?;
     let finished = before.iter().filter(|(_, s)| s.status.is_final()).count();
     eprintln!("experiment {} at {at}: {} trials ({finished} already final), {} local workers", plan.id, plan.trials.len(), args.jobs);
@@ -158,6 +227,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let spawn = || -> anyhow::Result<std::process::Child> {
         std::process::Command::new(&exe)
             .args(["worker", &at.to_string()])
+            .args(if args.queue { &["--queue"][..] } else { &[] })
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -203,7 +273,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let states = worker::states(objects.as_ref(), &plan)?;
-    print_table(&states);
+    print_table(&states, None);
     if let Some(code) = crate::run::interrupt::exit_status() {
         eprintln!("stopped; run the same command again to go on (finished trials are not run again)");
         std::process::exit(i32::from(code));
@@ -220,16 +290,16 @@ fn counts(states: &[(String, trial::TrialState)]) -> std::collections::BTreeMap<
     by
 }
 
-fn counts_line(states: &[(String, trial::TrialState)]) -> String {
+pub(super) fn counts_line(states: &[(String, trial::TrialState)]) -> String {
     let parts: Vec<String> = counts(states).iter().map(|(k, v)| format!("{v} {k}")).collect();
     format!("trials: {}", parts.join(", "))
 }
 
-fn print_table(states: &[(String, trial::TrialState)]) {
+pub(super) fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp::cost::Bill>) {
     let now = crate::rundir::status::unix_now();
     println!(
-        "{:16}  {:8}  {:>5}  {:>9}  {:>11}  {:>9}  {:>6}  {:>6}  RESULT",
-        "TRIAL", "STATE", "EPOCH", "STEP", "CHECKPOINT", "HEARTBEAT", "PREEMPT", "ERRORS"
+        "{:16}  {:8}  {:>5}  {:>9}  {:>11}  {:>9}  {:>6}  {:>6}  {:>7}  RESULT",
+        "TRIAL", "STATE", "EPOCH", "STEP", "CHECKPOINT", "HEARTBEAT", "PREEMPT", "ERRORS", "DOLLARS"
     );
     for (id, s) in states {
         let beat = if s.status == trial::Status::Running { format!("{:.0} s ago", now - s.heartbeat) } else { "-".into() };
@@ -243,12 +313,17 @@ fn print_table(states: &[(String, trial::TrialState)]) {
             (None, Some(e)) => e.lines().next().unwrap_or("").chars().take(80).collect(),
             _ => String::new(),
         };
+        let dollars = bill.and_then(|b| b.trials.get(id)).map_or_else(|| "-".into(), |d| format!("{d:.3}"));
+        let checkpoint = match s.checkpoint {
+            Some(c) if s.checkpoint_unix > 0.0 => format!("{} ({:.0} s)", c.step, now - s.checkpoint_unix),
+            Some(c) => c.step.to_string(),
+            None => "-".into(),
+        };
         println!(
-            "{id:16}  {:8}  {:>5}  {:>9}  {:>11}  {beat:>9}  {:>6}  {:>6}  {result}",
+            "{id:16}  {:8}  {:>5}  {:>9}  {checkpoint:>11}  {beat:>9}  {:>6}  {:>6}  {dollars:>7}  {result}",
             s.status.as_str(),
             s.epoch,
             s.step,
-            s.checkpoint.map_or_else(|| "-".into(), |c| c.step.to_string()),
             s.preemptions,
             s.errors
         );
@@ -260,14 +335,35 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     let objects = crate::store::open(&at, &Default::default())?;
     let plan = worker::read_plan(objects.as_ref())?;
     let states = worker::states(objects.as_ref(), &plan)?;
+    let prices = match &args.prices {
+        Some(p) => Some(
+            serde_json::from_slice(&std::fs::read(p).with_context(|| format!("failed to read {}", p.display()))?)
+                .with_context(|| format!("{}: not a list of {{instance_type, zone, from, price}}", p.display()))?,
+        ),
+        None => None,
+    };
+    let fleet = report::fleet_report(objects.as_ref(), &plan, &states, prices)?;
+    let queue = report::queue_depth(objects.as_ref())?;
     if args.json {
         let counts = counts(&states);
-        let trials: Vec<serde_json::Value> = states.iter().map(|(id, s)| serde_json::json!({ "id": id, "state": s })).collect();
-        println!("{}", serde_json::json!({ "experiment": plan.id, "counts": counts, "trials": trials }));
+        let trials: Vec<serde_json::Value> = states
+            .iter()
+            .map(|(id, s)| {
+                let dollars = fleet.as_ref().and_then(|f| f.bill.trials.get(id).copied());
+                serde_json::json!({ "id": id, "state": s, "dollars": dollars })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "experiment": plan.id, "counts": counts, "trials": trials, "fleet": fleet, "queue": queue }));
         return Ok(());
     }
     println!("experiment {} at {at}: {}", plan.id, counts_line(&states));
-    print_table(&states);
+    print_table(&states, fleet.as_ref().map(|f| &f.bill));
+    if let Some(f) = &fleet {
+        super::fleet::print_report(f);
+    }
+    if let Some(q) = &queue {
+        super::fleet::print_queue(q);
+    }
     Ok(())
 }
 
@@ -280,7 +376,27 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         idle_timeout: args.idle_timeout.map(std::time::Duration::from_secs),
         max_trials: args.max_trials,
         store_lost_after: std::time::Duration::from_secs(args.store_lost_after),
+        queue: None,
+        instance: None,
     };
+    let mut opts = opts;
+    if let Some(url) = &args.queue {
+        let objects = crate::store::open(&opts.experiment, &Default::default())?;
+        opts.queue = Some(if url.is_empty() {
+            queue::read_dispatch(objects.as_ref())?.with_context(|| {
+                format!("{} has no queue (dispatch.json): submit it with `exp submit --queue`, or give --queue URL", opts.experiment)
+            })?
+        } else {
+            let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+            queue::Dispatch { queue: url.clone(), dead_letter: String::new(), region }
+        });
+    }
+    // On EC2 the instance id names where trials ran (for their cost); elsewhere the host.
+    opts.instance = match &args.spot_notices {
+        Some(url) => crate::exp::notice::instance_id((!url.is_empty()).then_some(url.as_str())),
+        None => None,
+    }
+    .or_else(|| Some(crate::rundir::status::this_host()));
     let spot = match &args.spot_notices {
         Some(url) => {
             Some(crate::exp::notice::SpotWatch::start((!url.is_empty()).then_some(url.as_str()), std::time::Duration::from_secs(5))?)
@@ -288,6 +404,10 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         None => None,
     };
     let summary = worker::work(&opts)?;
+    if summary.left == "done" {
+        // The last worker out ends the fleet (if the experiment has one), so nothing bills.
+        super::fleet::end_if_done(&opts.experiment);
+    }
     if let Some(n) = spot.as_ref().and_then(crate::exp::notice::SpotWatch::notice) {
         eprintln!("worker: spot interruption notice ({n}); the trial was checkpointed and given back");
     }

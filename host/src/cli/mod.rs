@@ -4,6 +4,7 @@
 mod env_run;
 mod eval;
 mod exp;
+mod fleet;
 mod inspect;
 mod new;
 mod registry;
@@ -83,11 +84,14 @@ enum ExpCommand {
     /// Submit an experiment to its store (the plan, a state per trial, the plugin and robot
     /// files) and print the `paddock worker` command that works on it from any machine.
     Submit(exp::SubmitArgs),
-    /// Submit an experiment and run its trials (`--local -j N`: N local worker processes).
+    /// Submit an experiment and run its trials (`--local -j N`: N local worker processes;
+    /// `--fleet`: EC2 Spot capacity).
     Run(exp::RunArgs),
     /// An experiment's trials by state, and each trial's epoch, step, checkpoint, heartbeat,
-    /// preemptions, errors and result.
+    /// preemptions, errors, dollars and result; its fleet's instances, cost and queues.
     Status(exp::StatusArgs),
+    /// Delete an experiment's fleet with its instances (trials keep their state).
+    Cancel(exp::CancelArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +129,7 @@ pub fn main() -> ExitCode {
         }
         Command::Exp(ExpCommand::Run(a)) => exp::run(a),
         Command::Exp(ExpCommand::Submit(a)) => exp::submit_cmd(a),
+        Command::Exp(ExpCommand::Cancel(a)) => exp::cancel(a),
         Command::Exp(ExpCommand::Status(a)) => {
             quiet_on_broken_pipe();
             exp::status(a)

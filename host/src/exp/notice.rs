@@ -23,14 +23,7 @@ impl SpotWatch {
     /// Polls `endpoint` (the instance metadata service; `None`: the SDK's default,
     /// `http://169.254.169.254`) every `every`.
     pub fn start(endpoint: Option<&str>, every: Duration) -> anyhow::Result<SpotWatch> {
-        let mut builder = aws_config::imds::Client::builder()
-            .max_attempts(1)
-            .connect_timeout(Duration::from_secs(1))
-            .read_timeout(Duration::from_secs(2));
-        if let Some(e) = endpoint {
-            builder = builder.endpoint(e).map_err(|e| anyhow::anyhow!("instance metadata endpoint `{e}`"))?;
-        }
-        let client = builder.build();
+        let client = imds_client(endpoint)?;
         let stop = Arc::new(AtomicBool::new(false));
         let noticed = Arc::new(Mutex::new(None));
         let (st, seen) = (stop.clone(), noticed.clone());
@@ -59,6 +52,23 @@ impl SpotWatch {
     pub fn notice(&self) -> Option<String> {
         self.noticed.lock().ok().and_then(|n| n.clone())
     }
+}
+
+/// The metadata service's client (`None`: EC2's own address): one attempt, short timeouts.
+fn imds_client(endpoint: Option<&str>) -> anyhow::Result<aws_config::imds::Client> {
+    let mut builder =
+        aws_config::imds::Client::builder().max_attempts(1).connect_timeout(Duration::from_secs(1)).read_timeout(Duration::from_secs(2));
+    if let Some(e) = endpoint {
+        builder = builder.endpoint(e).map_err(|e| anyhow::anyhow!("instance metadata endpoint `{e}`"))?;
+    }
+    Ok(builder.build())
+}
+
+/// This instance's id (`meta-data/instance-id`), when the metadata service answers.
+pub fn instance_id(endpoint: Option<&str>) -> Option<String> {
+    let client = imds_client(endpoint).ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(client.get("/latest/meta-data/instance-id")).ok().map(|b| b.as_ref().trim().to_string()).filter(|s| !s.is_empty())
 }
 
 impl Drop for SpotWatch {

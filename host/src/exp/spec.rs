@@ -127,6 +127,24 @@ pub struct Fleet {
     /// `fleet` (EC2 CreateFleet, type maintain) or `spot-fleet` (RequestSpotFleet).
     #[serde(default = "fleet_api")]
     pub api: String,
+    /// The launch template the experiment's own is made from (its AMI, instance profile,
+    /// security groups, key): the one the CloudFormation template in `docker/` creates.
+    #[serde(default = "base_template")]
+    pub launch_template: String,
+    /// An AMI to use instead of the base template's (an image with Docker, e.g. the
+    /// ECS-optimized Amazon Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
+    /// Subnets to launch in (default: the account's default VPC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
+    /// The IAM role Spot Fleet uses to launch and tag (`api = "spot-fleet"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_fleet_role: Option<String>,
+}
+
+fn base_template() -> String {
+    "paddock-worker".into()
 }
 
 fn one() -> u32 {
@@ -504,6 +522,12 @@ fn check_fleet(f: &Fleet) -> Result<(), String> {
     }
     if f.api != "fleet" && f.api != "spot-fleet" {
         return Err(format!("key `fleet.api` = \"{}\": fleet (EC2 CreateFleet) or spot-fleet (RequestSpotFleet)", f.api));
+    }
+    if f.api == "spot-fleet" && f.spot_fleet_role.is_none() {
+        return Err("key `fleet.spot_fleet_role`: `api = \"spot-fleet\"` needs the IAM role Spot Fleet launches with (its ARN)".into());
+    }
+    if let Some(t) = f.instance_types.iter().find(|t| t.is_empty() || !t.contains('.')) {
+        return Err(format!("key `fleet.instance_types`: `{t}` is not an instance type (like c7i.xlarge)"));
     }
     Ok(())
 }

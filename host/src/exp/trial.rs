@@ -103,6 +103,27 @@ pub struct TrialState {
     pub redone_steps: u64,
     /// The result (written once, by the commit that ends the trial).
     pub result: Option<TrialResult>,
+    /// The instance the owner runs on (EC2 instance id on a fleet, else its host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// When the owner claimed it, Unix seconds.
+    #[serde(default)]
+    pub claimed_at: f64,
+    /// Every earlier holding: which instance ran the trial, from when to when. Cost is
+    /// attributed to trials by it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub occupancy: Vec<Occupancy>,
+}
+
+/// A stretch of time an instance held a trial.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Occupancy {
+    /// The instance (EC2 instance id, or a host name off EC2).
+    pub instance: String,
+    /// Unix seconds.
+    pub from: f64,
+    /// Unix seconds.
+    pub to: f64,
 }
 
 impl TrialState {
@@ -122,6 +143,16 @@ impl TrialState {
             error: None,
             redone_steps: 0,
             result: None,
+            instance: None,
+            claimed_at: 0.0,
+            occupancy: Vec::new(),
+        }
+    }
+
+    /// Closes the current owner's holding at `to` (into [`TrialState::occupancy`]).
+    pub fn release(&mut self, to: f64) {
+        if let Some(instance) = self.instance.take() {
+            self.occupancy.push(Occupancy { instance, from: self.claimed_at, to: to.max(self.claimed_at) });
         }
     }
 
@@ -169,14 +200,26 @@ pub fn read(objects: &dyn Objects, id: &str) -> anyhow::Result<Held> {
     }
 }
 
-/// Claims `held` for `owner` with a lease of `lease_s`: the epoch goes up by one. `None`
-/// when another worker wrote first. A running trial whose lease expired counts a
-/// preemption (its worker is lost), not an error.
-pub fn claim(objects: &dyn Objects, held: &Held, owner: &str, now: f64, lease_s: f64) -> anyhow::Result<Option<Held>> {
+/// Claims `held` for `owner` (on `instance`) with a lease of `lease_s`: the epoch goes up
+/// by one. `None` when another worker wrote first. A running trial whose lease expired
+/// counts a preemption (its worker is lost), not an error; its holding ends at its last
+/// heartbeat.
+pub fn claim(
+    objects: &dyn Objects,
+    held: &Held,
+    owner: &str,
+    instance: Option<&str>,
+    now: f64,
+    lease_s: f64,
+) -> anyhow::Result<Option<Held>> {
     let mut s = held.state.clone();
     if s.status == Status::Running {
         s.preemptions += 1;
+        let beat = s.heartbeat;
+        s.release(beat);
     }
+    s.instance = instance.map(str::to_string);
+    s.claimed_at = now;
     s.status = Status::Running;
     s.epoch += 1;
     s.owner = Some(owner.to_string());
@@ -201,14 +244,19 @@ mod tests {
         let objects = crate::store::open(&crate::store::Location::Local(dir.path().to_path_buf()), &Default::default()).expect("store");
         let first = read(objects.as_ref(), "t0").expect("read");
         assert!(first.state.claimable(0.0));
-        let a = claim(objects.as_ref(), &first, "a", 100.0, 60.0).expect("claim").expect("won");
+        let a = claim(objects.as_ref(), &first, "a", Some("i-a"), 100.0, 60.0).expect("claim").expect("won");
         assert_eq!((a.state.epoch, a.state.owner.as_deref()), (1, Some("a")));
-        assert!(claim(objects.as_ref(), &first, "b", 100.0, 60.0).expect("claim").is_none(), "b read before a's claim: refused");
+        assert!(claim(objects.as_ref(), &first, "b", None, 100.0, 60.0).expect("claim").is_none(), "b read before a's claim: refused");
         let now = read(objects.as_ref(), "t0").expect("read");
         assert!(!now.state.claimable(150.0), "a's lease holds");
         // a stalls past its lease; b claims; a wakes and is fenced.
-        let b = claim(objects.as_ref(), &now, "b", 200.0, 60.0).expect("claim").expect("won");
+        let b = claim(objects.as_ref(), &now, "b", Some("i-b"), 200.0, 60.0).expect("claim").expect("won");
         assert_eq!((b.state.epoch, b.state.preemptions), (2, 1), "a lost worker is a preemption, not an error");
+        assert_eq!(
+            b.state.occupancy,
+            vec![Occupancy { instance: "i-a".into(), from: 100.0, to: 100.0 }],
+            "a's holding ends at its last beat"
+        );
         let beat = TrialState { heartbeat: 201.0, ..a.state.clone() };
         assert!(write(objects.as_ref(), &a, beat).expect("write").is_none(), "a's heartbeat is refused: fenced");
         assert_eq!(read(objects.as_ref(), "t0").expect("read").state.owner.as_deref(), Some("b"));

@@ -13,9 +13,12 @@
 //! its error counted, or fails it after `max_errors`. The commit that ends a trial writes
 //! its result into the state object, once.
 
-use super::asha::Asha;
-use super::spec::Plan;
-use super::trial::{self, CheckpointRef, Held, Status, TrialResult, TrialState};
+mod over_queue;
+
+use crate::exp::asha::Asha;
+use crate::exp::queue::{Dispatch, Message, Queue};
+use crate::exp::spec::Plan;
+use crate::exp::trial::{self, CheckpointRef, Held, Status, TrialResult, TrialState};
 use crate::log::{Level, RunLog};
 use crate::run::{self, Directive, Evaluation, Hooks};
 use crate::rundir::mirror::Mirror;
@@ -46,6 +49,11 @@ pub struct WorkerOptions {
     pub max_trials: Option<usize>,
     /// Leave when the store has been unreachable this long while looking for work.
     pub store_lost_after: Duration,
+    /// Take trial ids from these queues (else look through the trials' states in the store).
+    pub queue: Option<Dispatch>,
+    /// The instance this worker runs on (its EC2 instance id on a fleet), recorded in the
+    /// trials it holds so their cost can be attributed.
+    pub instance: Option<String>,
 }
 
 /// What a worker did.
@@ -159,36 +167,29 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
     let plan = localize(objects.as_ref(), &plan, &opts.work_dir)?;
     let base = opts.work_dir.join(format!("base-{}.toml", plan.id));
     std::fs::write(&base, &plan.base).with_context(|| format!("failed to write {}", base.display()))?;
+    if let Some(d) = &opts.queue {
+        let queue = Arc::new(Queue::connect(&d.queue, Some(&d.region))?);
+        return over_queue::work(objects, &plan, &base, opts, &queue);
+    }
     let mut summary = WorkerSummary::default();
     let mut idle_since = Instant::now();
     // Start at a different trial per worker, so workers do not all race for the first one.
     let offset = std::process::id() as usize % plan.trials.len().max(1);
-    let mut unreachable_since: Option<Instant> = None;
-    let leave = |mut summary: WorkerSummary, why: &str| {
-        summary.left = why.to_string();
-        Ok(summary)
-    };
+    let mut lost = StoreLost::default();
     loop {
-        if run::interrupt::requested().is_some() {
-            summary.interrupted = true;
-            return leave(summary, "interrupted");
-        }
-        if opts.max_trials.is_some_and(|m| summary.committed.len() + summary.given_back.len() >= m) {
-            return leave(summary, "max trials");
+        if let Some(why) = should_leave(opts, &mut summary) {
+            return Ok(leave(summary, why));
         }
         let now = crate::rundir::status::unix_now();
-        let scanned = scan(objects.as_ref(), &plan, offset, &me, now);
+        let scanned = scan(objects.as_ref(), &plan, offset, &me, opts.instance.as_deref(), now);
         let (claimed, open) = match scanned {
             Ok(found) => {
-                unreachable_since = None;
+                lost.reached();
                 found
             }
             Err(e) => {
-                // The store is away: look again, and leave (the instance shuts down) if it stays away.
-                let since = *unreachable_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= opts.store_lost_after {
-                    eprintln!("worker: the store has been unreachable for {:.0} s: {e:#}", since.elapsed().as_secs_f64());
-                    return leave(summary, "store unreachable");
+                if lost.given_up(opts, &e) {
+                    return Ok(leave(summary, "store unreachable"));
                 }
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
@@ -196,27 +197,79 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
         };
         let Some(held) = claimed else {
             if !open {
-                return leave(summary, "done");
+                return Ok(leave(summary, "done"));
             }
             // Others hold the rest: wait, and take over any whose lease runs out.
             if opts.idle_timeout.is_some_and(|t| idle_since.elapsed() >= t) {
-                return leave(summary, "idle");
+                return Ok(leave(summary, "idle"));
             }
             std::thread::sleep(Duration::from_millis(500));
             continue;
         };
         let id = held.id.clone();
-        match run_trial(objects.clone(), &plan, &base, held, opts)? {
-            Outcome::Committed => summary.committed.push(id),
-            Outcome::GivenBack => summary.given_back.push(id),
-        }
+        let outcome = run_trial(objects.clone(), &plan, &base, held, opts, None)?;
+        summary.record(&id, &outcome);
         idle_since = Instant::now();
+    }
+}
+
+/// Why a worker should leave before looking for more work, if it should.
+fn should_leave(opts: &WorkerOptions, summary: &mut WorkerSummary) -> Option<&'static str> {
+    if run::interrupt::requested().is_some() {
+        summary.interrupted = true;
+        return Some("interrupted");
+    }
+    if opts.max_trials.is_some_and(|m| summary.committed.len() + summary.given_back.len() >= m) {
+        return Some("max trials");
+    }
+    None
+}
+
+fn leave(mut summary: WorkerSummary, why: &str) -> WorkerSummary {
+    summary.left = why.to_string();
+    summary
+}
+
+/// How long the store (or queue) has been unreachable.
+#[derive(Default)]
+struct StoreLost(Option<Instant>);
+
+impl StoreLost {
+    fn reached(&mut self) {
+        self.0 = None;
+    }
+
+    /// Counts a failed look; `true` (with the reason printed) when it has lasted
+    /// `store_lost_after`: the worker leaves and its instance shuts down.
+    fn given_up(&mut self, opts: &WorkerOptions, e: &anyhow::Error) -> bool {
+        let since = *self.0.get_or_insert_with(Instant::now);
+        if since.elapsed() >= opts.store_lost_after {
+            eprintln!("worker: the store has been unreachable for {:.0} s: {e:#}", since.elapsed().as_secs_f64());
+            return true;
+        }
+        false
+    }
+}
+
+impl WorkerSummary {
+    fn record(&mut self, id: &str, outcome: &Outcome) {
+        match outcome {
+            Outcome::Committed => self.committed.push(id.to_string()),
+            _ => self.given_back.push(id.to_string()),
+        }
     }
 }
 
 /// One look for work: the first claimable trial (claimed), and whether any trial is not
 /// final yet.
-fn scan(objects: &dyn Objects, plan: &Plan, offset: usize, me: &str, now: f64) -> anyhow::Result<(Option<Held>, bool)> {
+fn scan(
+    objects: &dyn Objects,
+    plan: &Plan,
+    offset: usize,
+    me: &str,
+    instance: Option<&str>,
+    now: f64,
+) -> anyhow::Result<(Option<Held>, bool)> {
     let mut open = false;
     for i in 0..plan.trials.len() {
         let t = &plan.trials[(i + offset) % plan.trials.len()];
@@ -225,7 +278,7 @@ fn scan(objects: &dyn Objects, plan: &Plan, offset: usize, me: &str, now: f64) -
             open = true;
         }
         if held.state.claimable(now)
-            && let Some(h) = trial::claim(objects, &held, me, now, plan.trial.lease_s as f64)?
+            && let Some(h) = trial::claim(objects, &held, me, instance, now, plan.trial.lease_s as f64)?
         {
             return Ok((Some(h), true));
         }
@@ -233,13 +286,29 @@ fn scan(objects: &dyn Objects, plan: &Plan, offset: usize, me: &str, now: f64) -
     Ok((None, open))
 }
 
+/// How a worker's holding of a trial ended.
 enum Outcome {
+    /// Done or pruned: final.
     Committed,
-    GivenBack,
+    /// Failed `max_errors` times: final.
+    Failed,
+    /// Put back by a signal or spot notice, with a checkpoint.
+    Preempted,
+    /// Put back with its error counted.
+    Errored,
+    /// Another worker claimed it: this one wrote nothing more.
+    Fenced,
 }
 
 /// Trains one claimed trial and ends its epoch: commit, give back, or (fenced) nothing.
-fn run_trial(objects: Arc<dyn Objects>, plan: &Plan, base: &Path, held: Held, opts: &WorkerOptions) -> anyhow::Result<Outcome> {
+fn run_trial(
+    objects: Arc<dyn Objects>,
+    plan: &Plan,
+    base: &Path,
+    held: Held,
+    opts: &WorkerOptions,
+    delivery: Option<(Arc<Queue>, Message)>,
+) -> anyhow::Result<Outcome> {
     let t = plan.trials.iter().find(|t| t.id == held.id).context("a claimed trial is not in the plan")?;
     let epoch = held.state.epoch;
     let dir = opts.work_dir.join(&plan.id).join(&t.id).join(format!("e{epoch}"));
@@ -287,12 +356,13 @@ fn run_trial(objects: Arc<dyn Objects>, plan: &Plan, base: &Path, held: Held, op
         last_metric: None,
         run_dir: dir.clone(),
         log: log.clone(),
+        delivery,
     };
     // Each new checkpoint goes up at once (the mirror is woken), so a kill redoes little.
     let result = run::train(&config, &runtime, &dir, resume, &mut run::UploadOnCheckpoint::new(&mut hooks, &mirror));
     let uploaded = mirror.finish(Duration::from_secs(120));
     if hooks.fenced {
-        return Ok(Outcome::GivenBack);
+        return Ok(Outcome::Fenced);
     }
     let held = hooks.held.clone();
     let result = result.and_then(|s| uploaded.map(|()| s));
@@ -302,6 +372,7 @@ fn run_trial(objects: Arc<dyn Objects>, plan: &Plan, base: &Path, held: Held, op
             let mut next = held.state.clone();
             next.status = status;
             next.owner = None;
+            next.release(crate::rundir::status::unix_now());
             next.step = s.steps;
             next.checkpoint = latest_in_store(objects.as_ref(), &t.id, epoch)?.or(next.checkpoint);
             next.result = Some(TrialResult {
@@ -317,7 +388,7 @@ fn run_trial(objects: Arc<dyn Objects>, plan: &Plan, base: &Path, held: Held, op
                     let _ = objects.put_new(&format!("results/{}.json", t.id), &serde_json::to_vec_pretty(&next.result)?);
                     Ok(Outcome::Committed)
                 }
-                None => Ok(Outcome::GivenBack),
+                None => Ok(Outcome::Fenced),
             }
         }
         Ok(_) => give_back(objects.as_ref(), held, Ok(()), plan),
@@ -332,20 +403,30 @@ fn give_back(objects: &dyn Objects, held: Held, why: anyhow::Result<()>, plan: &
     let epoch = next.epoch;
     next.owner = None;
     next.lease_until = 0.0;
+    next.release(crate::rundir::status::unix_now());
     next.checkpoint = latest_in_store(objects, &held.id, epoch)?.or(next.checkpoint);
-    match why {
+    let outcome = match why {
         Ok(()) => {
             next.status = Status::Queued;
             next.preemptions += 1;
+            Outcome::Preempted
         }
         Err(e) => {
             next.errors += 1;
             next.error = Some(format!("{e:#}"));
-            next.status = if next.errors >= plan.trial.max_errors { Status::Failed } else { Status::Queued };
+            if next.errors >= plan.trial.max_errors {
+                next.status = Status::Failed;
+                Outcome::Failed
+            } else {
+                next.status = Status::Queued;
+                Outcome::Errored
+            }
         }
-    }
-    trial::write(objects, &held, next)?;
-    Ok(Outcome::GivenBack)
+    };
+    Ok(match trial::write(objects, &held, next)? {
+        Some(_) => outcome,
+        None => Outcome::Fenced,
+    })
 }
 
 /// The newest complete checkpoint of the trial's run at `epoch` in the store.
@@ -372,7 +453,7 @@ fn newest_checkpoint(objects: &dyn Objects, id: &str, held: &Held) -> anyhow::Re
 fn prepare(
     objects: &dyn Objects,
     base: &Path,
-    t: &super::spec::Trial,
+    t: &crate::exp::spec::Trial,
     held: &Held,
     dir: &Path,
 ) -> anyhow::Result<(crate::config::RunConfig, Option<u64>)> {
@@ -405,6 +486,8 @@ struct TrialHooks {
     last_metric: Option<f64>,
     run_dir: PathBuf,
     log: RunLog,
+    /// The queue message the trial came in, hidden from others a lease at a time.
+    delivery: Option<(Arc<Queue>, Message)>,
 }
 
 impl TrialHooks {
@@ -424,6 +507,10 @@ impl TrialHooks {
         match trial::write(self.objects.as_ref(), &self.held, next) {
             Ok(Some(h)) => {
                 self.held = h;
+                if let Some((q, m)) = &self.delivery {
+                    // Only a hint (the state's lease is the truth): a failure changes nothing.
+                    let _ = q.hide(m, self.lease_s as u64);
+                }
                 true
             }
             Ok(None) => {

@@ -1,0 +1,371 @@
+//! The EC2 calls a fleet makes (through `aws-sdk-ec2`): the experiment's launch template,
+//! the EC2 Fleet or Spot Fleet request, deleting them, the tagged instances, and the spot
+//! price history. [`super::fleet`] decides when to make them.
+
+use super::aws;
+use super::fleet::TAG;
+use super::spec::Fleet;
+use anyhow::Context;
+use aws_sdk_ec2::types::{
+    AllocationStrategy, DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
+    FleetLaunchTemplateSpecification, FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, LaunchTemplateConfig,
+    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateInstanceMetadataEndpointState,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateOverrides, LaunchTemplateTagSpecificationRequest,
+    RequestLaunchTemplateData, ResourceType, SpotAllocationStrategy, SpotFleetRequestConfigData, SpotOptionsRequest, Tag, TagSpecification,
+    TargetCapacitySpecificationRequest,
+};
+use serde::{Deserialize, Serialize};
+
+/// An EC2 client.
+pub struct Ec2 {
+    client: aws_sdk_ec2::Client,
+    rt: tokio::runtime::Runtime,
+    /// Its region.
+    pub region: String,
+}
+
+impl std::fmt::Debug for Ec2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ec2({})", self.region)
+    }
+}
+
+/// A tagged instance as EC2 describes it now.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    /// `i-…`.
+    pub id: String,
+    /// Its type.
+    pub instance_type: String,
+    /// Its zone.
+    pub zone: String,
+    /// `pending`, `running`, `shutting-down`, `terminated`, `stopping`, `stopped`.
+    pub state: String,
+    /// Launch time, Unix seconds.
+    pub launched: f64,
+}
+
+/// One point of the spot price history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PricePoint {
+    /// Instance type.
+    pub instance_type: String,
+    /// Zone.
+    pub zone: String,
+    /// From when the price holds, Unix seconds.
+    pub from: f64,
+    /// Dollars per instance-hour.
+    pub price: f64,
+}
+
+fn err<E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
+    call: &str,
+    e: aws_sdk_ec2::error::SdkError<E, R>,
+) -> anyhow::Error {
+    anyhow::anyhow!("EC2 {call} failed: {}", aws::describe(&e))
+}
+
+fn tag(id: &str) -> Tag {
+    Tag::builder().key(TAG).value(id).build()
+}
+
+fn unix(t: Option<&aws_sdk_ec2::primitives::DateTime>) -> f64 {
+    t.map_or(0.0, |t| t.as_secs_f64())
+}
+
+/// The launch template name of experiment `id` (EC2 allows 128 characters).
+pub fn template_name(id: &str) -> String {
+    format!("paddock-{id}").chars().take(128).collect()
+}
+
+impl Ec2 {
+    /// A client for `region` (else the SDK's chain, else `us-east-1`).
+    pub fn connect(region: Option<&str>) -> anyhow::Result<Ec2> {
+        let (rt, shared) = aws::connect(region)?;
+        let region = shared.region().map_or_else(|| "us-east-1".to_string(), ToString::to_string);
+        Ok(Ec2 { client: aws_sdk_ec2::Client::new(&shared), rt, region })
+    }
+
+    /// Creates the experiment's launch template from the base one (see the module docs).
+    pub fn create_template(&self, id: &str, fleet: &Fleet, user_data: &str) -> anyhow::Result<String> {
+        let base = self.rt.block_on(
+            self.client.describe_launch_template_versions().launch_template_name(&fleet.launch_template).versions("$Default").send(),
+        );
+        let base = match base {
+            Ok(b) => b.launch_template_versions().first().and_then(|v| v.launch_template_data()).cloned(),
+            Err(_) if fleet.ami.is_some() => None,
+            Err(e) => {
+                return Err(err("DescribeLaunchTemplateVersions", e)).with_context(|| {
+                    format!(
+                        "the base launch template `{}` (key `fleet.launch_template`) was not found: create it with docker/fleet.cfn.yaml, or set `fleet.ami`",
+                        fleet.launch_template
+                    )
+                });
+            }
+        };
+        let image = fleet.ami.clone().or_else(|| base.as_ref().and_then(|b| b.image_id().map(str::to_string)));
+        let image = image.with_context(|| format!("the base launch template `{}` names no AMI: set `fleet.ami`", fleet.launch_template))?;
+        let mut data = RequestLaunchTemplateData::builder()
+            .image_id(image)
+            .user_data(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, user_data))
+            .metadata_options(
+                LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                    .http_tokens(LaunchTemplateHttpTokensState::Required)
+                    .http_put_response_hop_limit(2)
+                    .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                    .build(),
+            )
+            .tag_specifications(
+                LaunchTemplateTagSpecificationRequest::builder().resource_type(ResourceType::Instance).tags(tag(id)).build(),
+            )
+            .tag_specifications(LaunchTemplateTagSpecificationRequest::builder().resource_type(ResourceType::Volume).tags(tag(id)).build());
+        if let Some(b) = &base {
+            if let Some(p) = b.iam_instance_profile() {
+                data = data.iam_instance_profile(
+                    LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                        .set_arn(p.arn().map(str::to_string))
+                        .set_name(p.arn().is_none().then(|| p.name().map(str::to_string)).flatten())
+                        .build(),
+                );
+            }
+            data = data.set_security_group_ids(Some(b.security_group_ids().to_vec()).filter(|v| !v.is_empty()));
+            data = data.set_key_name(b.key_name().map(str::to_string));
+        }
+        let out = self
+            .rt
+            .block_on(
+                self.client
+                    .create_launch_template()
+                    .launch_template_name(template_name(id))
+                    .version_description(format!("paddock experiment {id}"))
+                    .launch_template_data(data.build())
+                    .tag_specifications(TagSpecification::builder().resource_type(ResourceType::LaunchTemplate).tags(tag(id)).build())
+                    .send(),
+            )
+            .map_err(|e| err("CreateLaunchTemplate", e))?;
+        out.launch_template().and_then(|t| t.launch_template_id()).map(str::to_string).context("EC2 gave no launch template id")
+    }
+
+    /// Requests the capacity: an EC2 Fleet (maintain) or a Spot Fleet request.
+    pub fn request(&self, id: &str, fleet: &Fleet, template: &str, capacity: u32) -> anyhow::Result<String> {
+        let price = fleet.max_price.map(|p| format!("{p:.4}"));
+        let subnets: Vec<Option<&str>> =
+            if fleet.subnets.is_empty() { vec![None] } else { fleet.subnets.iter().map(|s| Some(s.as_str())).collect() };
+        if fleet.api == "spot-fleet" {
+            let mut overrides = Vec::new();
+            for t in &fleet.instance_types {
+                for s in &subnets {
+                    overrides.push(
+                        LaunchTemplateOverrides::builder()
+                            .instance_type(InstanceType::from(t.as_str()))
+                            .set_spot_price(price.clone())
+                            .set_subnet_id(s.map(str::to_string))
+                            .build(),
+                    );
+                }
+            }
+            let config = SpotFleetRequestConfigData::builder()
+                .allocation_strategy(AllocationStrategy::CapacityOptimized)
+                .set_iam_fleet_role(fleet.spot_fleet_role.clone())
+                .target_capacity(capacity as i32)
+                .set_spot_price(price.clone())
+                .r#type(FleetType::Maintain)
+                .launch_template_configs(
+                    LaunchTemplateConfig::builder()
+                        .launch_template_specification(
+                            FleetLaunchTemplateSpecification::builder().launch_template_id(template).version("$Latest").build(),
+                        )
+                        .set_overrides(Some(overrides))
+                        .build(),
+                )
+                .tag_specifications(TagSpecification::builder().resource_type(ResourceType::SpotFleetRequest).tags(tag(id)).build())
+                .build();
+            let out = self
+                .rt
+                .block_on(self.client.request_spot_fleet().spot_fleet_request_config(config).send())
+                .map_err(|e| err("RequestSpotFleet", e))?;
+            return out.spot_fleet_request_id().map(str::to_string).context("EC2 gave no Spot Fleet request id");
+        }
+        let mut overrides = Vec::new();
+        for t in &fleet.instance_types {
+            for s in &subnets {
+                overrides.push(
+                    FleetLaunchTemplateOverridesRequest::builder()
+                        .instance_type(InstanceType::from(t.as_str()))
+                        .set_max_price(price.clone())
+                        .set_subnet_id(s.map(str::to_string))
+                        .build(),
+                );
+            }
+        }
+        let out = self
+            .rt
+            .block_on(
+                self.client
+                    .create_fleet()
+                    .r#type(FleetType::Maintain)
+                    .launch_template_configs(
+                        FleetLaunchTemplateConfigRequest::builder()
+                            .launch_template_specification(
+                                FleetLaunchTemplateSpecificationRequest::builder().launch_template_id(template).version("$Latest").build(),
+                            )
+                            .set_overrides(Some(overrides))
+                            .build(),
+                    )
+                    .target_capacity_specification(
+                        TargetCapacitySpecificationRequest::builder()
+                            .total_target_capacity(capacity as i32)
+                            .spot_target_capacity(capacity as i32)
+                            .on_demand_target_capacity(0)
+                            .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+                            .build(),
+                    )
+                    .spot_options(SpotOptionsRequest::builder().allocation_strategy(SpotAllocationStrategy::CapacityOptimized).build())
+                    .replace_unhealthy_instances(true)
+                    .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Fleet).tags(tag(id)).build())
+                    .send(),
+            )
+            .map_err(|e| err("CreateFleet", e))?;
+        if let Some(e) = out.errors().first() {
+            anyhow::bail!("EC2 CreateFleet: {} ({})", e.error_message().unwrap_or(""), e.error_code().unwrap_or(""));
+        }
+        out.fleet_id().map(str::to_string).context("EC2 gave no fleet id")
+    }
+
+    /// Whether the fleet is deleted (or cancelled) already, as EC2 describes it.
+    fn fleet_gone(&self, api: &str, fleet_id: &str) -> bool {
+        if api == "spot-fleet" {
+            let out = self.rt.block_on(self.client.describe_spot_fleet_requests().spot_fleet_request_ids(fleet_id).send());
+            return out.is_ok_and(|o| {
+                o.spot_fleet_request_configs()
+                    .iter()
+                    .all(|c| c.spot_fleet_request_state().is_some_and(|s| s.as_str().starts_with("cancelled")))
+            });
+        }
+        let out = self.rt.block_on(self.client.describe_fleets().fleet_ids(fleet_id).send());
+        out.is_ok_and(|o| o.fleets().iter().all(|f| f.fleet_state().is_some_and(|s| s.as_str().starts_with("deleted"))))
+    }
+
+    /// Deletes the fleet and terminates its instances (a fleet already gone is fine: two
+    /// workers may finish at once).
+    pub fn delete_fleet(&self, api: &str, fleet_id: &str) -> anyhow::Result<()> {
+        if self.fleet_gone(api, fleet_id) {
+            return Ok(());
+        }
+        let deleted = self.delete_fleet_now(api, fleet_id);
+        if deleted.is_err() && self.fleet_gone(api, fleet_id) {
+            return Ok(());
+        }
+        deleted
+    }
+
+    fn delete_fleet_now(&self, api: &str, fleet_id: &str) -> anyhow::Result<()> {
+        if api == "spot-fleet" {
+            self.rt
+                .block_on(self.client.cancel_spot_fleet_requests().spot_fleet_request_ids(fleet_id).terminate_instances(true).send())
+                .map_err(|e| err("CancelSpotFleetRequests", e))?;
+        } else {
+            self.rt
+                .block_on(self.client.delete_fleets().fleet_ids(fleet_id).terminate_instances(true).send())
+                .map_err(|e| err("DeleteFleets", e))?;
+        }
+        Ok(())
+    }
+
+    /// Every instance tagged with experiment `id` that EC2 still describes.
+    pub fn instances(&self, id: &str) -> anyhow::Result<Vec<Instance>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .rt
+                .block_on(
+                    self.client
+                        .describe_instances()
+                        .filters(Filter::builder().name(format!("tag:{TAG}")).values(id).build())
+                        .set_next_token(token)
+                        .send(),
+                )
+                .map_err(|e| err("DescribeInstances", e))?;
+            for r in page.reservations() {
+                for i in r.instances() {
+                    out.push(Instance {
+                        id: i.instance_id().unwrap_or_default().to_string(),
+                        instance_type: i.instance_type().map_or_else(String::new, |t| t.as_str().to_string()),
+                        zone: i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string(),
+                        state: i.state().and_then(|s| s.name()).map_or_else(String::new, |n| n.as_str().to_string()),
+                        launched: unix(i.launch_time()),
+                    });
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Terminates `ids`.
+    pub fn terminate(&self, ids: &[String]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.rt
+            .block_on(self.client.terminate_instances().set_instance_ids(Some(ids.to_vec())).send())
+            .map_err(|e| err("TerminateInstances", e))?;
+        Ok(())
+    }
+
+    /// Deletes the launch template named `name`, if there is one.
+    pub fn delete_template_named(&self, name: &str) -> anyhow::Result<()> {
+        self.rt
+            .block_on(self.client.delete_launch_template().launch_template_name(name).send())
+            .map_err(|e| err("DeleteLaunchTemplate", e))?;
+        Ok(())
+    }
+
+    /// Deletes launch template `id` (gone already is fine).
+    pub fn delete_template(&self, id: &str) -> anyhow::Result<()> {
+        match self.rt.block_on(self.client.delete_launch_template().launch_template_id(id).send()) {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().and_then(|s| s.meta().code()).is_some_and(|c| c.contains("NotFound")) => Ok(()),
+            Err(e) => Err(err("DeleteLaunchTemplate", e)),
+        }
+    }
+
+    /// The spot price history of `instance_type` in `zone` (Linux) from `from` to `to`.
+    pub fn spot_prices(&self, instance_type: &str, zone: &str, from: f64, to: f64) -> anyhow::Result<Vec<PricePoint>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .rt
+                .block_on(
+                    self.client
+                        .describe_spot_price_history()
+                        .instance_types(InstanceType::from(instance_type))
+                        .availability_zone(zone)
+                        .product_descriptions("Linux/UNIX")
+                        // The price in force at `from` was set before it.
+                        .start_time(aws_sdk_ec2::primitives::DateTime::from_secs((from - 86_400.0).max(0.0) as i64))
+                        .end_time(aws_sdk_ec2::primitives::DateTime::from_secs(to.ceil() as i64))
+                        .set_next_token(token)
+                        .send(),
+                )
+                .map_err(|e| err("DescribeSpotPriceHistory", e))?;
+            for p in page.spot_price_history() {
+                let Some(price) = p.spot_price().and_then(|s| s.parse::<f64>().ok()) else { continue };
+                out.push(PricePoint {
+                    instance_type: instance_type.to_string(),
+                    zone: p.availability_zone().unwrap_or(zone).to_string(),
+                    from: unix(p.timestamp()),
+                    price,
+                });
+            }
+            token = page.next_token().map(str::to_string).filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The worker loop over an SQS queue (see [`crate::exp::queue`]): receive a trial id,
+//! look at the trial's state, claim it, train it, and settle its message by how the trial
+//! ended.
+
+use super::{Outcome, StoreLost, WorkerOptions, WorkerSummary, leave, run_trial, should_leave, states, worker_name};
+use crate::exp::queue::Queue;
+use crate::exp::spec::Plan;
+use crate::exp::trial;
+use crate::store::Objects;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The worker loop over a queue: receive a trial id, look at its state, claim it, train
+/// it, and settle its message by how the trial ended (see [`super::queue`]).
+pub(super) fn work(
+    objects: Arc<dyn Objects>,
+    plan: &Plan,
+    base: &Path,
+    opts: &WorkerOptions,
+    queue: &Arc<Queue>,
+) -> anyhow::Result<WorkerSummary> {
+    let me = worker_name();
+    let lease = plan.trial.lease_s;
+    let mut summary = WorkerSummary::default();
+    let mut idle_since = Instant::now();
+    let mut lost = StoreLost::default();
+    loop {
+        if let Some(why) = should_leave(opts, &mut summary) {
+            return Ok(leave(summary, why));
+        }
+        // Long polls, shorter when an idle timeout is near, so the worker leaves on time.
+        let wait = opts.idle_timeout.map_or(20, |t| t.saturating_sub(idle_since.elapsed()).as_secs().clamp(1, 20));
+        let looked = queue.receive(wait, lease).and_then(|m| match m {
+            // A stray message (not a trial of this plan) is dropped, never read as a trial.
+            Some(m) if plan.trials.iter().all(|t| t.id != m.trial) => {
+                eprintln!("worker: dropping a message for `{}`, which is not a trial of {}", m.trial, plan.id);
+                queue.delete(&m).map(|()| None)
+            }
+            Some(m) => match trial::read(objects.as_ref(), &m.trial) {
+                Ok(h) => Ok(Some((m, h))),
+                Err(e) => {
+                    let _ = queue.hide(&m, 0);
+                    Err(e)
+                }
+            },
+            None => Ok(None),
+        });
+        let got = match looked {
+            Ok(got) => {
+                lost.reached();
+                got
+            }
+            Err(e) => {
+                if lost.given_up(opts, &e) {
+                    return Ok(leave(summary, "store unreachable"));
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Some((m, held)) = got else {
+            // Nothing waiting. Done when nothing is in flight either and every trial is final.
+            if queue.depth().is_ok_and(|(waiting, in_flight)| waiting + in_flight == 0)
+                && states(objects.as_ref(), plan).is_ok_and(|s| s.iter().all(|(_, s)| s.status.is_final()))
+            {
+                return Ok(leave(summary, "done"));
+            }
+            if opts.idle_timeout.is_some_and(|t| idle_since.elapsed() >= t) {
+                return Ok(leave(summary, "idle"));
+            }
+            continue;
+        };
+        let now = crate::rundir::status::unix_now();
+        if held.state.status.is_final() {
+            queue.delete(&m)?;
+            continue;
+        }
+        if !held.state.claimable(now) {
+            // Another worker holds it: look again when its lease would run out.
+            queue.hide(&m, (held.state.lease_until - now).ceil().max(0.0) as u64 + 1)?;
+            continue;
+        }
+        let Some(held) = trial::claim(objects.as_ref(), &held, &me, opts.instance.as_deref(), now, lease as f64)? else {
+            queue.hide(&m, lease)?;
+            continue;
+        };
+        let id = held.id.clone();
+        let outcome = run_trial(objects.clone(), plan, base, held, opts, Some((queue.clone(), m.clone())))?;
+        match outcome {
+            Outcome::Committed | Outcome::Failed => queue.delete(&m)?,
+            // A new message: preemptions never count towards the dead-letter queue.
+            Outcome::Preempted => {
+                queue.send(std::slice::from_ref(&id))?;
+                queue.delete(&m)?;
+            }
+            // Visible again after a short pause: the receive count grows.
+            Outcome::Errored => queue.hide(&m, 5)?,
+            // The new owner settles the trial; this worker's receipt is stale.
+            Outcome::Fenced => {}
+        }
+        summary.record(&id, &outcome);
+        idle_since = Instant::now();
+    }
+}
