@@ -146,7 +146,7 @@ fn a_fleet_from_the_stack_asks_for_what_the_file_says_and_leaves_nothing_running
     // Run it again (generation 2), and let two workers (as the instances would) take the
     // trials from the queue: the last one out deletes the fleet and the queues.
     let (_, err) = ok(&run(&[]));
-    assert!(err.contains("started fleet"), "{err}");
+    assert!(err.contains("started fleet") && err.contains("2 open trials sent to the queue again"), "{err}");
     let workers: Vec<_> = (0..2)
         .map(|i| {
             moto.command(&["worker", &at, "--queue", "--json"])
@@ -202,6 +202,14 @@ fn a_fleet_from_the_stack_asks_for_what_the_file_says_and_leaves_nothing_running
     );
     ok(&moto.command(&["exp", "cancel", &format!("s3://team/experiments/{id}")]).output().expect("cancel"));
     assert_eq!(live(&aws(&moto, &["describe", &id])), Vec::<String>::new());
+
+    // A spent budget ends the fleet: moto's flat price ($0.00001 an hour) bills each of two
+    // instances at least 60 s, past a budget of a ten-millionth of a dollar.
+    let file = experiment(dir.path(), 3, "budget_dollars = 1e-7\n");
+    let (_, err) = ok(&moto.command(&["exp", "run", file.to_str().expect("utf-8"), "--fleet"]).output().expect("run"));
+    assert!(err.contains("started fleet") && err.contains("fleet deleted (budget: $0.00 spent of $0.00)"), "{err}");
+    let id = err.split("experiment ").nth(1).and_then(|r| r.split(' ').next()).expect("id").to_string();
+    assert_eq!(live(&aws(&moto, &["describe", &id])), Vec::<String>::new(), "nothing runs after the budget is spent");
 }
 
 /// Over SQS: a spot notice puts the trial back as a new message (preemptions never count

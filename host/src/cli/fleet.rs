@@ -27,6 +27,11 @@ pub(super) fn run(plan: &spec::Plan, store: Option<&str>, detach: bool) -> anyho
         return Ok(());
     }
     let d = queue::dispatch(objects.as_ref(), plan, f.region.as_deref())?;
+    if fleet::read(objects.as_ref())?.is_some_and(|(r, _)| r.state == fleet::FleetState::Deleted) {
+        // A fleet again after a cancel (or a spent budget): every open trial is sent afresh.
+        let n = queue::requeue(objects.as_ref(), plan)?;
+        eprintln!("{n} open trials sent to the queue again");
+    }
     eprintln!("experiment {} at {at}: {} trials; queue {}", plan.id, plan.trials.len(), d.queue);
     match fleet::launch(objects.as_ref(), plan, &at.to_string(), &worker::worker_name())? {
         fleet::Launched::Started(r) => eprintln!(

@@ -216,6 +216,14 @@ impl Queue {
         Ok((get(&QueueAttributeName::ApproximateNumberOfMessages), get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible)))
     }
 
+    /// Deletes every message in the queue.
+    pub fn purge(&self) -> anyhow::Result<()> {
+        self.rt
+            .block_on(self.client.purge_queue().queue_url(&self.url).send())
+            .map_err(|e| anyhow::anyhow!("SQS PurgeQueue {} failed: {}", self.url, aws::describe(&e)))?;
+        Ok(())
+    }
+
     /// Deletes the queue (the experiment is over).
     pub fn delete_queue(&self) -> anyhow::Result<()> {
         match self.rt.block_on(self.client.delete_queue().queue_url(&self.url).send()) {
@@ -247,6 +255,19 @@ pub fn dispatch(objects: &dyn crate::store::Objects, plan: &super::spec::Plan, r
     queue.send(&open)?;
     objects.put_new(DISPATCH, &serde_json::to_vec_pretty(&d)?)?;
     Ok(d)
+}
+
+/// Sends every trial that is not final again, over an emptied queue: a fleet started
+/// again after a cancel takes up every open trial, those whose message went to the
+/// dead-letter queue included.
+pub fn requeue(objects: &dyn crate::store::Objects, plan: &super::spec::Plan) -> anyhow::Result<usize> {
+    let d = dispatch(objects, plan, plan.fleet.as_ref().and_then(|f| f.region.as_deref()))?;
+    let queue = Queue::connect(&d.queue, Some(&d.region))?;
+    queue.purge()?;
+    let open: Vec<String> =
+        super::worker::states(objects, plan)?.into_iter().filter(|(_, s)| !s.status.is_final()).map(|(id, _)| id).collect();
+    queue.send(&open)?;
+    Ok(open.len())
 }
 
 #[cfg(test)]
