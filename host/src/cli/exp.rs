@@ -209,7 +209,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
     let plan = spec::plan(&args.file, &args.set)?;
     if args.fleet {
-        return super::fleet::run(&plan, args.store.as_deref(), args.detach);
+        return super::fleet::run(&plan, &args.file, args.store.as_deref(), args.detach);
     }
     if args.jobs == 0 || args.jobs > 256 {
         anyhow::bail!("-j {}: from 1 to 256 local workers", args.jobs);

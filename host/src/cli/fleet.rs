@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 const LOOK_EVERY: Duration = Duration::from_secs(10);
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
 
-pub(super) fn run(plan: &spec::Plan, store: Option<&str>, detach: bool) -> anyhow::Result<()> {
-    let f =
-        plan.fleet.as_ref().ok_or_else(|| anyhow::anyhow!("the experiment file has no [fleet] section: add one, or run with --local"))?;
+pub(super) fn run(plan: &spec::Plan, file: &std::path::Path, store: Option<&str>, detach: bool) -> anyhow::Result<()> {
+    let f = plan.fleet.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("experiment file {}: no [fleet] section: add one (docs/experiments.md), or run with --local", file.display())
+    })?;
     let store = store_of(store, plan)?;
     if !matches!(store, Location::S3 { .. }) {
         anyhow::bail!("a fleet's experiment lives in S3 (key `fleet.store` or --store s3://…), not in {store}");
