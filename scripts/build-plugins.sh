@@ -48,16 +48,18 @@ for dir in "${standalone[@]}"; do build_group standalone "$dir"; done
 componentize_py=.venv/bin/componentize-py
 # up_to_date NAME INPUTS_HASH: target/plugins/NAME.wasm exists and was built from these inputs.
 up_to_date() { [ -f "$out/$1.wasm" ] && [ "$(cat "$out/.$1.inputs" 2>/dev/null)" = "$2" ]; }
+# plugins/python/sdk is the guest SDK (paddock_sdk.py), on every Python plugin's path.
 for dir in plugins/python/*/; do
     dir=${dir%/}
     name=$(basename "$dir")
+    [ "$name" = sdk ] && continue
     world=$(sed -n 's/^# world: *\([a-z-]*\).*/\1/p' "$dir/app.py" | head -1)
     [ -n "$world" ] || { echo "error: $dir/app.py has no '# world: NAME' line" >&2; exit 1; }
     [ -x "$componentize_py" ] || { echo "error: $componentize_py is missing; run scripts/setup.sh" >&2; exit 1; }
-    inputs=$( { "$componentize_py" --version; cat wit/*.wit; find "$dir" -type f -name '*.py' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
+    inputs=$( { "$componentize_py" --version; cat wit/*.wit; find "$dir" plugins/python/sdk -type f -name '*.py' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
     up_to_date "$name-py" "$inputs" && continue
     echo "building Python plugin $dir (world $world; componentize-py)" >&2
-    "$componentize_py" -d wit -w "$world" componentize app -p "$dir" -o "$out/$name-py.wasm" >/dev/null
+    "$componentize_py" -d wit -w "$world" componentize app -p "$dir" -p plugins/python/sdk -o "$out/$name-py.wasm" >/dev/null
     echo "$inputs" > "$out/.$name-py.inputs"
 done
 

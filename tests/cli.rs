@@ -272,8 +272,8 @@ fn plugin_new_starters_build_and_pass_inspect() {
     assert!(err.contains("exists already"), "{err}");
     let err = fails(&["plugin", "new", "c", "--world", "reward", "--lang", "c", "--dir", p(&dir.path().join("c"))]);
     assert!(err.contains("`--world env`"), "{err}");
-    let err = fails(&["plugin", "new", "py-env", "--world", "env", "--lang", "python", "--dir", p(&dir.path().join("py-env"))]);
-    assert!(err.contains("`--world reward`"), "{err}");
+    let err = fails(&["plugin", "new", "py-algo", "--world", "algorithm", "--lang", "python", "--dir", p(&dir.path().join("py-algo"))]);
+    assert!(err.contains("`--world env` and `--world reward`"), "{err}");
 }
 
 #[test]
@@ -292,6 +292,40 @@ fn python_reward_starter_builds_and_passes_inspect() {
         .expect("componentize-py");
     assert!(build.status.success(), "the Python starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
     assert_reward_starter_pays_scaled(dir.path(), &project.join("my-reward.wasm"), "my-reward", "2.0");
+}
+
+/// The Python env starter (with the guest SDK copied beside it) builds, runs, and trains
+/// with checkpoints: killed with SIGKILL, its run resumes to the uninterrupted run's metrics.
+#[test]
+fn python_env_starter_builds_trains_and_resumes_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("line-env");
+    let out = ok(&["plugin", "new", "line-env", "--world", "env", "--lang", "python", "--dir", p(&project)]);
+    assert!(out.contains("componentize-py -d wit -w environment"), "{out}");
+    assert!(project.join("paddock_sdk.py").exists(), "the SDK travels with the starter");
+    let build = std::process::Command::new(common::root().join(".venv/bin/componentize-py"))
+        .args(["-d", "wit", "-w", "environment", "componentize", "app", "-o", "line-env.wasm"])
+        .current_dir(&project)
+        .output()
+        .expect("componentize-py");
+    assert!(build.status.success(), "the Python env starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    let wasm = project.join("line-env.wasm");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert_eq!(info["world"], "environment", "{info}");
+    let out = ok(&["env", "run", p(&wasm), "--steps", "500", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
+    assert!(v["episodes"].as_u64().is_some_and(|n| n > 0), "{v}");
+    let config = dir.path().join("line.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "seed = 1\ntotal_steps = 4096\n[env]\nplugin = {wasm:?}\nnum_envs = 4\n[algorithm]\nplugin = {:?}\n[algorithm.params]\nn-steps = 64\n\
+             [train]\neval_every = 1024\neval_episodes = 2\ncheckpoint_every = 1024\n",
+            common::plugin("ppo")
+        ),
+    )
+    .expect("config");
+    common::kill_and_resume_matches(p(&config), &[], 4096, |_| {});
 }
 
 /// A built reward starter is a `reward` component and, in a CartPole rollout, pays

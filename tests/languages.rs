@@ -136,3 +136,66 @@ fn the_c_cartpole_env_runs_full_episodes_like_the_rust_one() {
     let err = EnvSet::new(&c, &bad).expect_err("unknown parameter").to_string();
     assert!(err.contains("unknown parameter `gravity`"), "{err}");
 }
+
+/// The Python CartPole env (on the guest SDK, `plugins/python/sdk`) is the Rust one step for
+/// step: the same seeded start states (the SDK's generator is the Rust SDK's), dynamics,
+/// auto-reset and episode limit, and a snapshot restores it exactly.
+#[test]
+fn the_python_cartpole_env_is_the_rust_one_step_for_step() {
+    use paddock::runtime::bindings::types::Value;
+    let rt = runtime();
+    let py = rt.load(common::plugin("cartpole-py"), World::Environment).expect("the Python env loads");
+    let rust = rt.load(common::plugin("cartpole"), World::Environment).expect("cartpole");
+    let opts = EnvSetOptions { num_envs: 4, workers: 1, seed: 9, stream: Stream::Env, params: Vec::new(), robots: Default::default() };
+    let (mut a, mut b) = (EnvSet::new(&py, &opts).expect("Python envs"), EnvSet::new(&rust, &opts).expect("Rust envs"));
+    assert_eq!(a.spec(), b.spec(), "the same spec as the Rust CartPole-v1");
+    assert_eq!(a.reset().expect("reset"), b.reset().expect("reset"), "the same seeded start states");
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(4);
+    let mut actions = vec![0.0; 4];
+    let (mut episodes, mut steps) = (0, 0);
+    while episodes < 40 {
+        for x in actions.iter_mut() {
+            // Mostly one side, so some episodes run long (the 500-step limit is exercised by
+            // the PPO comparison below).
+            *x = rand::RngExt::random_range(&mut rng, 0..2) as f32;
+        }
+        let (sa, sb) = (a.step(&actions).expect("Python step"), b.step(&actions).expect("Rust step"));
+        assert!(sa == sb, "step {steps}: the Python and Rust CartPoles differ:\n{sa:?}\n{sb:?}");
+        episodes += sa.ended.len();
+        steps += 1;
+        if steps == 30 {
+            let snap = a.snapshot().expect("snapshot");
+            let obs = sa.observations.clone();
+            let once = a.step(&actions).expect("step");
+            a.restore(&snap, &obs).expect("restore");
+            assert!(a.step(&actions).expect("step") == once, "a restored snapshot replays exactly");
+            b.step(&actions).expect("keep in step");
+        }
+    }
+    let err = a.step(&[0.0, 1.0, 7.0, 0.0]).expect_err("an action outside Discrete(2)").to_string();
+    assert!(err.contains("not in Discrete(2)"), "{err}");
+    let bad = EnvSetOptions { params: vec![("gravity".into(), Value::Real(1.0))], ..opts };
+    let err = EnvSet::new(&py, &bad).expect_err("unknown parameter").to_string();
+    assert!(err.contains("unknown parameter `gravity`") && err.contains("cartpole-py"), "{err}");
+}
+
+/// PPO trained on the Python env writes the very metrics it writes on the Rust env (same
+/// seeds, same envs), and a run on it killed with SIGKILL resumes from its checkpoint to the
+/// uninterrupted run's metrics.
+#[test]
+fn ppo_on_the_python_env_trains_like_on_the_rust_one_and_resumes_exactly() {
+    let env = format!("env.plugin={}", common::plugin("cartpole-py").display());
+    let sets = ["total_steps=6144", "train.eval_every=2048", "train.eval_episodes=3", "train.checkpoint_every=2048", "train.stop_at_return=1e9"];
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut with_py: Vec<&str> = sets.to_vec();
+    with_py.extend_from_slice(&[env.as_str(), "algorithm.device=cpu"]);
+    let mut with_rust: Vec<&str> = sets.to_vec();
+    with_rust.push("algorithm.device=cpu");
+    let py = common::train_json("configs/cartpole-ppo.toml", store.path(), &with_py);
+    let rust = common::train_json("configs/cartpole-ppo.toml", store.path(), &with_rust);
+    let metrics = |s: &serde_json::Value| std::fs::read(std::path::Path::new(s["run_dir"].as_str().expect("dir")).join("metrics.jsonl")).expect("metrics");
+    assert!(metrics(&py) == metrics(&rust), "PPO on the Python env and on the Rust env wrote different metrics");
+    let mut resume_sets = sets.to_vec();
+    resume_sets.push(env.as_str());
+    common::kill_and_resume_matches("configs/cartpole-ppo.toml", &resume_sets, 6144, |_| {});
+}

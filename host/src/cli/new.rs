@@ -61,6 +61,9 @@ const ENV: &str = include_str!("templates/env.rs.txt");
 const REWARD: &str = include_str!("templates/reward.rs.txt");
 const ALGORITHM: &str = include_str!("templates/algorithm.rs.txt");
 const REWARD_PY: &str = include_str!("templates/reward.py.txt");
+const ENV_PY: &str = include_str!("templates/env.py.txt");
+/// The Python guest SDK, copied into Python env starters.
+const SDK_PY: &str = include_str!("../../../plugins/python/sdk/paddock_sdk.py");
 const REWARD_JS: &str = include_str!("templates/reward.js.txt");
 /// The C starter is the repository's C CartPole, to adapt.
 const ENV_C: &str = include_str!("../../../plugins/c/cartpole/cartpole.c");
@@ -187,26 +190,36 @@ fn c_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A Python starter: `app.py`, `wit/`, README and .gitignore.
+/// A Python starter: `app.py` (and the guest SDK for an env), `wit/`, README and .gitignore.
 fn python_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
-    let NewWorld::Reward = world else {
-        bail!(
-            "Python starters exist for `--world reward` so far; write envs and algorithms in Rust (`--lang rust`), see docs/plugins/python.md"
-        );
+    let (wit_world, app) = match world {
+        NewWorld::Reward => ("reward", REWARD_PY.replace("{{name}}", name)),
+        NewWorld::Env => ("environment", ENV_PY.replace("{{name}}", name).replace("{{class}}", &class_name(name))),
+        _ => bail!(
+            "Python starters exist for `--world env` and `--world reward` so far; write algorithms in Rust (`--lang rust`), see docs/plugins/python.md"
+        ),
     };
     write_wit(dir)?;
     let readme = format!(
-        "# {name}\n\nA Paddock `reward` plugin in Python, made by `paddock plugin new`.\n\n```sh\n\
+        "# {name}\n\nA Paddock `{wit_world}` plugin in Python, made by `paddock plugin new`.\n\n```sh\n\
          pip install componentize-py==0.25.1\n\
-         componentize-py -d wit -w reward componentize app -o {name}.wasm\n\
+         componentize-py -d wit -w {wit_world} componentize app -o {name}.wasm\n\
          paddock plugin inspect {name}.wasm\n```\n\n\
          See the Python plugin guide (docs/plugins/python.md in the Paddock repository).\n"
     );
-    let files = [("app.py", REWARD_PY.replace("{{name}}", name)), ("README.md", readme), (".gitignore", "__pycache__/\n*.wasm\n".into())];
+    let mut files = vec![("app.py", app), ("README.md", readme), (".gitignore", "__pycache__/\n*.wasm\n".into())];
+    if let NewWorld::Env = world {
+        files.push(("paddock_sdk.py", SDK_PY.to_string()));
+    }
     write_files(dir, &files)?;
-    let build = format!("componentize-py -d wit -w reward componentize app -o {name}.wasm");
-    report(dir, &format!("{name} plugin, world `reward`, Python"), &build, &format!("{name}.wasm"));
+    let build = format!("componentize-py -d wit -w {wit_world} componentize app -o {name}.wasm");
+    report(dir, &format!("{name} plugin, world `{wit_world}`, Python"), &build, &format!("{name}.wasm"));
     Ok(())
+}
+
+/// `my-env` → `MyEnv`.
+fn class_name(name: &str) -> String {
+    name.split('-').filter(|p| !p.is_empty()).map(|p| p[..1].to_ascii_uppercase() + &p[1..]).collect()
 }
 
 fn valid_name(name: &str) -> bool {
