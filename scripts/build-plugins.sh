@@ -83,9 +83,11 @@ done
 # `wit-bindgen c`, compiled by clang for wasm32-wasi (preview1) with wasi-libc, made a
 # component by `wasm-tools component new` with wasmtime's preview1 adapter →
 # target/plugins/<name>-c.wasm. Tools: scripts/setup.sh.
+# plugins/c/sdk holds the guest SDK header (paddock.h), on every C plugin's include path.
 for dir in plugins/c/*/; do
     dir=${dir%/}
     name=$(basename "$dir")
+    [ "$name" = sdk ] && continue
     world=$(sed -n 's|^// world: *\([a-z-]*\).*|\1|p' "$dir"/*.c | head -1)
     [ -n "$world" ] || { echo "error: no '// world: NAME' line in $dir/*.c" >&2; exit 1; }
     [ -x target/tools/bin/wit-bindgen ] && [ -x .venv/bin/wasm-tools ] || { echo "error: wit-bindgen or wasm-tools is missing; run scripts/setup.sh" >&2; exit 1; }
@@ -95,7 +97,7 @@ for dir in plugins/c/*/; do
     echo "building C plugin $dir (world $world; clang + wasi-libc)" >&2
     target/tools/bin/wit-bindgen c wit --world "$world" --out-dir "$gen" >"$gen/wit-bindgen.log" 2>&1 || { cat "$gen/wit-bindgen.log" >&2; exit 1; }
     c_world=${world//-/_}
-    clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Werror -Wno-unused-parameter -I "$gen" \
+    clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Werror -Wno-unused-parameter -I "$gen" -I plugins/c/sdk \
         -o "$gen/core.wasm" "$dir"/*.c "$gen/$c_world.c" "$gen/${c_world}_component_type.o"
     .venv/bin/wasm-tools component new "$gen/core.wasm" \
         --adapt wasi_snapshot_preview1=target/tools/wasi_snapshot_preview1.reactor.wasm -o "$out/$name-c.wasm"

@@ -270,8 +270,8 @@ fn plugin_new_starters_build_and_pass_inspect() {
     assert!(err.contains("plugin name `Bad_Name`"), "{err}");
     let err = fails(&["plugin", "new", "again", "--world", "env", "--dir", p(&dir.path().join("starter-env"))]);
     assert!(err.contains("exists already"), "{err}");
-    let err = fails(&["plugin", "new", "c", "--world", "reward", "--lang", "c", "--dir", p(&dir.path().join("c"))]);
-    assert!(err.contains("`--world env`"), "{err}");
+    let err = fails(&["plugin", "new", "c", "--world", "algorithm", "--lang", "c", "--dir", p(&dir.path().join("c"))]);
+    assert!(err.contains("`--world env` and `--world reward`"), "{err}");
     let err = fails(&["plugin", "new", "py-algo", "--world", "algorithm", "--lang", "python", "--dir", p(&dir.path().join("py-algo"))]);
     assert!(err.contains("`--world env` and `--world reward`"), "{err}");
 }
@@ -363,24 +363,56 @@ fn javascript_reward_starter_builds_and_passes_inspect() {
     assert_reward_starter_pays_scaled(dir.path(), &project.join("js-reward.wasm"), "js-reward", "3");
 }
 
-#[test]
-fn c_env_starter_builds_and_passes_inspect() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let project = dir.path().join("my-c-env");
-    let out = ok(&["plugin", "new", "my-c-env", "--world", "env", "--lang", "c", "--dir", p(&project)]);
-    assert!(out.contains("./build.sh"), "{out}");
+/// Builds a C starter with its `build.sh` and the checkout's tools.
+fn build_c_starter(project: &Path) {
     let root = common::root();
     let adapter = root.join("target/tools/wasi_snapshot_preview1.reactor.wasm");
     assert!(adapter.exists(), "{} is missing: run scripts/setup.sh", adapter.display());
     let build = std::process::Command::new("bash")
         .arg("build.sh")
-        .current_dir(&project)
+        .current_dir(project)
         .env("WIT_BINDGEN", root.join("target/tools/bin/wit-bindgen"))
         .env("WASM_TOOLS", root.join(".venv/bin/wasm-tools"))
         .env("ADAPTER", &adapter)
         .output()
         .expect("bash");
     assert!(build.status.success(), "the C starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+}
+
+#[test]
+fn c_reward_starter_builds_and_shapes_cartpole_rewards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("my-c-reward");
+    ok(&["plugin", "new", "my-c-reward", "--world", "reward", "--lang", "c", "--dir", p(&project)]);
+    assert!(project.join("paddock.h").exists(), "the SDK header travels with the starter");
+    build_c_starter(&project);
+    let wasm = project.join("my-c-reward.wasm");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert_eq!(info["world"], "reward", "{info}");
+    let config = dir.path().join("rollout.toml");
+    std::fs::write(
+        &config,
+        format!("seed = 1\n[env]\nplugin = {:?}\nnum_envs = 2\n[reward]\nplugin = {wasm:?}\n", common::plugin("cartpole")),
+    )
+    .expect("config");
+    let out = ok(&["env", "run", p(&config), "--steps", "300", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
+    assert_eq!(v["reward_plugin"], "my-c-reward", "{v}");
+    let (ret, len) = (v["mean_return"].as_f64().expect("return"), v["mean_length"].as_f64().expect("length"));
+    assert!(ret < len, "the starter shapes CartPole's 1 per step (and pays -1 at a failure): {v}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, format!("{}[reward.params]\nscale = 2\n", std::fs::read_to_string(&config).expect("config"))).expect("bad");
+    let err = fails(&["env", "run", p(&bad), "--steps", "10"]);
+    assert!(err.contains("unknown parameter `scale`") && err.contains("my-c-reward"), "{err}");
+}
+
+#[test]
+fn c_env_starter_builds_and_passes_inspect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("my-c-env");
+    let out = ok(&["plugin", "new", "my-c-env", "--world", "env", "--lang", "c", "--dir", p(&project)]);
+    assert!(out.contains("./build.sh"), "{out}");
+    build_c_starter(&project);
     let wasm = project.join("my-c-env.wasm");
     let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
     assert_eq!(info["world"], "environment", "{info}");

@@ -3,7 +3,10 @@
 //! reward plugins score full CartPole episodes exactly as the Rust `cartpole-shaped` does and
 //! refuse bad parameters by name, and PPO trained on the Python one still solves CartPole.
 //! The C CartPole env (clang + wasi-libc + `wit-bindgen c`) follows the Rust env's dynamics
-//! step for step through full episodes, with autoreset, snapshots and clear errors.
+//! step for step through full episodes, with autoreset, snapshots and clear errors; the C
+//! reward (on `plugins/c/sdk/paddock.h`) equals the Rust one. The Python CartPole env (on the
+//! guest SDK `plugins/python/sdk`) is the Rust env step for step, seeded starts included,
+//! and PPO trained on it writes the metrics PPO writes on the Rust env.
 
 use crate::common;
 
@@ -29,6 +32,11 @@ fn the_python_reward_scores_a_cartpole_episode_like_the_rust_one() {
 #[test]
 fn the_javascript_reward_scores_a_cartpole_episode_like_the_rust_one() {
     scores_like_the_rust_reward("cartpole-shaped-js");
+}
+
+#[test]
+fn the_c_reward_scores_a_cartpole_episode_like_the_rust_one() {
+    scores_like_the_rust_reward("cartpole-shaped-c");
 }
 
 fn scores_like_the_rust_reward(plugin: &str) {
@@ -185,7 +193,8 @@ fn the_python_cartpole_env_is_the_rust_one_step_for_step() {
 #[test]
 fn ppo_on_the_python_env_trains_like_on_the_rust_one_and_resumes_exactly() {
     let env = format!("env.plugin={}", common::plugin("cartpole-py").display());
-    let sets = ["total_steps=6144", "train.eval_every=2048", "train.eval_episodes=3", "train.checkpoint_every=2048", "train.stop_at_return=1e9"];
+    let sets =
+        ["total_steps=6144", "train.eval_every=2048", "train.eval_episodes=3", "train.checkpoint_every=2048", "train.stop_at_return=1e9"];
     let store = tempfile::tempdir().expect("tempdir");
     let mut with_py: Vec<&str> = sets.to_vec();
     with_py.extend_from_slice(&[env.as_str(), "algorithm.device=cpu"]);
@@ -193,7 +202,9 @@ fn ppo_on_the_python_env_trains_like_on_the_rust_one_and_resumes_exactly() {
     with_rust.push("algorithm.device=cpu");
     let py = common::train_json("configs/cartpole-ppo.toml", store.path(), &with_py);
     let rust = common::train_json("configs/cartpole-ppo.toml", store.path(), &with_rust);
-    let metrics = |s: &serde_json::Value| std::fs::read(std::path::Path::new(s["run_dir"].as_str().expect("dir")).join("metrics.jsonl")).expect("metrics");
+    let metrics = |s: &serde_json::Value| {
+        std::fs::read(std::path::Path::new(s["run_dir"].as_str().expect("dir")).join("metrics.jsonl")).expect("metrics")
+    };
     assert!(metrics(&py) == metrics(&rust), "PPO on the Python env and on the Rust env wrote different metrics");
     let mut resume_sets = sets.to_vec();
     resume_sets.push(env.as_str());

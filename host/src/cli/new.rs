@@ -67,6 +67,9 @@ const SDK_PY: &str = include_str!("../../../plugins/python/sdk/paddock_sdk.py");
 const REWARD_JS: &str = include_str!("templates/reward.js.txt");
 /// The C starter is the repository's C CartPole, to adapt.
 const ENV_C: &str = include_str!("../../../plugins/c/cartpole/cartpole.c");
+const REWARD_C: &str = include_str!("../../../plugins/c/cartpole-shaped/cartpole_shaped.c");
+/// The C guest SDK header, copied into C starters.
+const SDK_C: &str = include_str!("../../../plugins/c/sdk/paddock.h");
 /// The build script of JavaScript starters (the one the repository uses).
 const BUILD_JS: &str = include_str!("../../../scripts/js/componentize.mjs");
 
@@ -145,19 +148,24 @@ fn js_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A C starter: `NAME.c` (a working CartPole to adapt), `build.sh`, `wit/`, README, .gitignore.
+/// A C starter: `NAME.c` (a working CartPole env, or the shaped CartPole reward, to adapt),
+/// `paddock.h` (the guest SDK header), `build.sh`, `wit/`, README, .gitignore.
 fn c_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
-    let NewWorld::Env = world else {
-        bail!(
-            "C starters exist for `--world env` so far; write rewards in Rust, Python or JavaScript, algorithms in Rust (see docs/plugins/c.md)"
-        );
+    let (wit_world, source) = match world {
+        NewWorld::Env => {
+            ("environment", ENV_C.replace("\"CartPole-v1\"", &format!("\"{name}\"")).replace("cartpole-c knows", &format!("{name} knows")))
+        }
+        NewWorld::Reward => ("reward", REWARD_C.replace("cartpole-shaped-c", name)),
+        NewWorld::Algorithm => {
+            bail!("C starters exist for `--world env` and `--world reward`; write algorithms in Rust (see docs/plugins/c.md)")
+        }
     };
     write_wit(dir)?;
     let file = format!("{name}.c");
-    let source = ENV_C.replace("\"CartPole-v1\"", &format!("\"{name}\"")).replace("cartpole-c knows", &format!("{name} knows"));
+    let c_world = wit_world.replace('-', "_");
     let build = format!(
         "#!/usr/bin/env bash\n\
-         # Builds {name}.wasm (world `environment`) from {file}: `wit-bindgen c` bindings, clang for\n\
+         # Builds {name}.wasm (world `{wit_world}`) from {file}: `wit-bindgen c` bindings, clang for\n\
          # wasm32-wasi with wasi-libc, then `wasm-tools component new` with the WASI preview1 adapter.\n\
          # Tools: WIT_BINDGEN (wit-bindgen-cli 0.63), WASM_TOOLS (wasm-tools), ADAPTER (the\n\
          # wasi_snapshot_preview1.reactor.wasm of wasmtime 48: in a Paddock checkout,\n\
@@ -169,24 +177,31 @@ fn c_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
          ADAPTER=${{ADAPTER:-wasi_snapshot_preview1.reactor.wasm}}\n\
          [ -f \"$ADAPTER\" ] || {{ echo \"error: the WASI preview1 adapter $ADAPTER is missing (set ADAPTER=PATH)\" >&2; exit 1; }}\n\
          mkdir -p gen\n\
-         \"$WIT_BINDGEN\" c wit --world environment --out-dir gen >/dev/null\n\
-         clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Wno-unused-parameter -I gen -o gen/core.wasm {file} gen/environment.c gen/environment_component_type.o\n\
+         \"$WIT_BINDGEN\" c wit --world {wit_world} --out-dir gen >/dev/null\n\
+         clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Wno-unused-parameter -I gen -I . -o gen/core.wasm {file} gen/{c_world}.c gen/{c_world}_component_type.o\n\
          \"$WASM_TOOLS\" component new gen/core.wasm --adapt wasi_snapshot_preview1=\"$ADAPTER\" -o {name}.wasm\n\
          echo \"built {name}.wasm\"\n"
     );
+    let what = if wit_world == "reward" { "the shaped CartPole reward" } else { "a working CartPole (Gymnasium's dynamics)" };
     let readme = format!(
-        "# {name}\n\nA Paddock `environment` plugin in C, made by `paddock plugin new`: a working CartPole\n\
-         (Gymnasium's dynamics) to turn into your env.\n\n```sh\n./build.sh\npaddock plugin inspect {name}.wasm\n```\n\n\
+        "# {name}\n\nA Paddock `{wit_world}` plugin in C, made by `paddock plugin new`: {what} to turn into yours,\n\
+         on the guest SDK header `paddock.h`.\n\n```sh\n./build.sh\npaddock plugin inspect {name}.wasm\n```\n\n\
          See the C plugin guide (docs/plugins/c.md in the Paddock repository).\n"
     );
-    let files = [(file.as_str(), source), ("build.sh", build), ("README.md", readme), (".gitignore", "gen/\n*.wasm\n".into())];
+    let files = [
+        (file.as_str(), source),
+        ("paddock.h", SDK_C.to_string()),
+        ("build.sh", build),
+        ("README.md", readme),
+        (".gitignore", "gen/\n*.wasm\n".into()),
+    ];
     write_files(dir, &files)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
     }
-    report(dir, &format!("{name} plugin, world `environment`, C"), "./build.sh", &format!("{name}.wasm"));
+    report(dir, &format!("{name} plugin, world `{wit_world}`, C"), "./build.sh", &format!("{name}.wasm"));
     Ok(())
 }
 
