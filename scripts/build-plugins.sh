@@ -66,13 +66,15 @@ done
 # JavaScript plugins (plugins/js/<name>/app.js, world named in its `// world:` line) via
 # componentize-js (scripts/js, installed by scripts/setup.sh) → target/plugins/<name>-js.wasm,
 # skipped when the inputs hash the same as last time (a build takes ~20 s).
+# plugins/js/sdk is the guest SDK (paddock_sdk.js), inlined where a plugin imports it.
 for dir in plugins/js/*/; do
     dir=${dir%/}
     name=$(basename "$dir")
+    [ "$name" = sdk ] && continue
     world=$(sed -n 's|^// world: *\([a-z-]*\).*|\1|p' "$dir/app.js" | head -1)
     [ -n "$world" ] || { echo "error: $dir/app.js has no '// world: NAME' line" >&2; exit 1; }
     [ -d scripts/js/node_modules/@bytecodealliance/componentize-js ] || { echo "error: componentize-js is missing; run scripts/setup.sh" >&2; exit 1; }
-    inputs=$( { cat scripts/js/package.json scripts/js/componentize.mjs wit/*.wit; find "$dir" -type f -name '*.js' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
+    inputs=$( { cat scripts/js/package.json scripts/js/componentize.mjs wit/*.wit; find "$dir" plugins/js/sdk -type f -name '*.js' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
     up_to_date "$name-js" "$inputs" && continue
     echo "building JavaScript plugin $dir (world $world; componentize-js)" >&2
     node scripts/js/componentize.mjs wit "$world" "$dir/app.js" "$out/$name-js.wasm"

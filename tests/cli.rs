@@ -328,6 +328,33 @@ fn python_env_starter_builds_trains_and_resumes_exactly() {
     common::kill_and_resume_matches(p(&config), &[], 4096, |_| {});
 }
 
+/// The JavaScript env starter (with the guest SDK beside it) builds and trains with
+/// checkpoints that resume exactly.
+#[test]
+fn javascript_env_starter_builds_trains_and_resumes_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("js-line");
+    ok(&["plugin", "new", "js-line", "--world", "env", "--lang", "js", "--dir", p(&project)]);
+    assert!(project.join("paddock_sdk.js").exists(), "the SDK travels with the starter");
+    std::os::unix::fs::symlink(common::root().join("scripts/js/node_modules"), project.join("node_modules")).expect("link node_modules");
+    let build = std::process::Command::new("node").arg("build.mjs").current_dir(&project).output().expect("node");
+    assert!(build.status.success(), "the JavaScript env starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    let wasm = project.join("js-line.wasm");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert_eq!(info["world"], "environment", "{info}");
+    let config = dir.path().join("line.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "seed = 1\ntotal_steps = 4096\n[env]\nplugin = {wasm:?}\nnum_envs = 4\n[algorithm]\nplugin = {:?}\n[algorithm.params]\nn-steps = 64\n\
+             [train]\neval_every = 1024\neval_episodes = 2\ncheckpoint_every = 1024\n",
+            common::plugin("ppo")
+        ),
+    )
+    .expect("config");
+    common::kill_and_resume_matches(p(&config), &[], 4096, |_| {});
+}
+
 /// A built reward starter is a `reward` component and, in a CartPole rollout, pays
 /// `scale` (a TOML number: real or integer) × the env's reward (1 per step).
 fn assert_reward_starter_pays_scaled(dir: &std::path::Path, wasm: &std::path::Path, name: &str, scale: &str) {

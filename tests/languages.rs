@@ -150,12 +150,22 @@ fn the_c_cartpole_env_runs_full_episodes_like_the_rust_one() {
 /// auto-reset and episode limit, and a snapshot restores it exactly.
 #[test]
 fn the_python_cartpole_env_is_the_rust_one_step_for_step() {
+    cartpole_is_the_rust_one("cartpole-py");
+}
+
+/// The JavaScript CartPole env (on `plugins/js/sdk`) likewise.
+#[test]
+fn the_javascript_cartpole_env_is_the_rust_one_step_for_step() {
+    cartpole_is_the_rust_one("cartpole-js");
+}
+
+fn cartpole_is_the_rust_one(plugin: &str) {
     use paddock::runtime::bindings::types::Value;
     let rt = runtime();
-    let py = rt.load(common::plugin("cartpole-py"), World::Environment).expect("the Python env loads");
+    let py = rt.load(common::plugin(plugin), World::Environment).expect("the env loads");
     let rust = rt.load(common::plugin("cartpole"), World::Environment).expect("cartpole");
     let opts = EnvSetOptions { num_envs: 4, workers: 1, seed: 9, stream: Stream::Env, params: Vec::new(), robots: Default::default() };
-    let (mut a, mut b) = (EnvSet::new(&py, &opts).expect("Python envs"), EnvSet::new(&rust, &opts).expect("Rust envs"));
+    let (mut a, mut b) = (EnvSet::new(&py, &opts).expect("envs"), EnvSet::new(&rust, &opts).expect("Rust envs"));
     assert_eq!(a.spec(), b.spec(), "the same spec as the Rust CartPole-v1");
     assert_eq!(a.reset().expect("reset"), b.reset().expect("reset"), "the same seeded start states");
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(4);
@@ -167,8 +177,8 @@ fn the_python_cartpole_env_is_the_rust_one_step_for_step() {
             // the PPO comparison below).
             *x = rand::RngExt::random_range(&mut rng, 0..2) as f32;
         }
-        let (sa, sb) = (a.step(&actions).expect("Python step"), b.step(&actions).expect("Rust step"));
-        assert!(sa == sb, "step {steps}: the Python and Rust CartPoles differ:\n{sa:?}\n{sb:?}");
+        let (sa, sb) = (a.step(&actions).expect("step"), b.step(&actions).expect("Rust step"));
+        assert!(sa == sb, "step {steps}: {plugin} and the Rust CartPole differ:\n{sa:?}\n{sb:?}");
         episodes += sa.ended.len();
         steps += 1;
         if steps == 30 {
@@ -184,7 +194,7 @@ fn the_python_cartpole_env_is_the_rust_one_step_for_step() {
     assert!(err.contains("not in Discrete(2)"), "{err}");
     let bad = EnvSetOptions { params: vec![("gravity".into(), Value::Real(1.0))], ..opts };
     let err = EnvSet::new(&py, &bad).expect_err("unknown parameter").to_string();
-    assert!(err.contains("unknown parameter `gravity`") && err.contains("cartpole-py"), "{err}");
+    assert!(err.contains("unknown parameter `gravity`") && err.contains(plugin), "{err}");
 }
 
 /// PPO trained on the Python env writes the very metrics it writes on the Rust env (same
@@ -192,7 +202,17 @@ fn the_python_cartpole_env_is_the_rust_one_step_for_step() {
 /// uninterrupted run's metrics.
 #[test]
 fn ppo_on_the_python_env_trains_like_on_the_rust_one_and_resumes_exactly() {
-    let env = format!("env.plugin={}", common::plugin("cartpole-py").display());
+    trains_like_the_rust_env_and_resumes("cartpole-py");
+}
+
+/// The same for the JavaScript env.
+#[test]
+fn ppo_on_the_javascript_env_trains_like_on_the_rust_one_and_resumes_exactly() {
+    trains_like_the_rust_env_and_resumes("cartpole-js");
+}
+
+fn trains_like_the_rust_env_and_resumes(plugin: &str) {
+    let env = format!("env.plugin={}", common::plugin(plugin).display());
     let sets =
         ["total_steps=6144", "train.eval_every=2048", "train.eval_episodes=3", "train.checkpoint_every=2048", "train.stop_at_return=1e9"];
     let store = tempfile::tempdir().expect("tempdir");
@@ -205,7 +225,7 @@ fn ppo_on_the_python_env_trains_like_on_the_rust_one_and_resumes_exactly() {
     let metrics = |s: &serde_json::Value| {
         std::fs::read(std::path::Path::new(s["run_dir"].as_str().expect("dir")).join("metrics.jsonl")).expect("metrics")
     };
-    assert!(metrics(&py) == metrics(&rust), "PPO on the Python env and on the Rust env wrote different metrics");
+    assert!(metrics(&py) == metrics(&rust), "PPO on {plugin} and on the Rust env wrote different metrics");
     let mut resume_sets = sets.to_vec();
     resume_sets.push(env.as_str());
     common::kill_and_resume_matches("configs/cartpole-ppo.toml", &resume_sets, 6144, |_| {});

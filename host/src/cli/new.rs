@@ -65,6 +65,9 @@ const ENV_PY: &str = include_str!("templates/env.py.txt");
 /// The Python guest SDK, copied into Python env starters.
 const SDK_PY: &str = include_str!("../../../plugins/python/sdk/paddock_sdk.py");
 const REWARD_JS: &str = include_str!("templates/reward.js.txt");
+const ENV_JS: &str = include_str!("templates/env.js.txt");
+/// The JavaScript guest SDK, copied into JavaScript env starters.
+const SDK_JS: &str = include_str!("../../../plugins/js/sdk/paddock_sdk.js");
 /// The C starter is the repository's C CartPole, to adapt.
 const ENV_C: &str = include_str!("../../../plugins/c/cartpole/cartpole.c");
 const REWARD_C: &str = include_str!("../../../plugins/c/cartpole-shaped/cartpole_shaped.c");
@@ -112,39 +115,44 @@ fn report(dir: &Path, what: &str, build: &str, wasm: &str) {
 
 /// A JavaScript starter: `app.js`, `build.mjs`, `package.json`, `wit/`, README, .gitignore.
 fn js_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
-    let NewWorld::Reward = world else {
-        bail!(
-            "JavaScript starters exist for `--world reward` so far; write envs and algorithms in Rust (`--lang rust`), see docs/plugins/javascript.md"
-        );
+    let (wit_world, app) = match world {
+        NewWorld::Reward => ("reward", REWARD_JS.replace("{{name}}", name).replace("{{package_version}}", &package_version())),
+        NewWorld::Env => ("environment", ENV_JS.replace("{{name}}", name).replace("{{class}}", &class_name(name))),
+        NewWorld::Algorithm => bail!(
+            "JavaScript starters exist for `--world env` and `--world reward` so far; write algorithms in Rust (`--lang rust`), see docs/plugins/javascript.md"
+        ),
     };
     write_wit(dir)?;
     let package = format!(
         "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"dependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"0.23.0\"\n  }}\n}}\n"
     );
     let build = format!(
-        "// Builds app.js into {name}.wasm (world `reward`) with componentize-js.\n\
+        "// Builds app.js into {name}.wasm (world `{wit_world}`) with componentize-js.\n\
          import {{ execFileSync }} from \"node:child_process\";\n\
          import {{ fileURLToPath }} from \"node:url\";\n\
          const here = fileURLToPath(new URL(\".\", import.meta.url));\n\
-         execFileSync(process.execPath, [here + \"componentize.mjs\", here + \"wit\", \"reward\", here + \"app.js\", here + \"{name}.wasm\"], {{ stdio: \"inherit\" }});\n"
+         execFileSync(process.execPath, [here + \"componentize.mjs\", here + \"wit\", \"{wit_world}\", here + \"app.js\", here + \"{name}.wasm\"], {{ stdio: \"inherit\" }});\n"
     );
     let readme = format!(
-        "# {name}\n\nA Paddock `reward` plugin in JavaScript, made by `paddock plugin new`.\n\n```sh\n\
+        "# {name}\n\nA Paddock `{wit_world}` plugin in JavaScript, made by `paddock plugin new`.\n\n```sh\n\
          npm install\n\
          node build.mjs\n\
          paddock plugin inspect {name}.wasm\n```\n\n\
          See the JavaScript plugin guide (docs/plugins/javascript.md in the Paddock repository).\n"
     );
-    let files = [
-        ("app.js", REWARD_JS.replace("{{name}}", name).replace("{{package_version}}", &package_version())),
+    let mut files = vec![
+        ("app.js", app),
         ("componentize.mjs", BUILD_JS.to_string()),
         ("build.mjs", build),
         ("package.json", package),
         ("README.md", readme),
         (".gitignore", "node_modules/\n*.wasm\n".into()),
     ];
+    if let NewWorld::Env = world {
+        files.push(("paddock_sdk.js", SDK_JS.to_string()));
+    }
     write_files(dir, &files)?;
-    report(dir, &format!("{name} plugin, world `reward`, JavaScript"), "npm install && node build.mjs", &format!("{name}.wasm"));
+    report(dir, &format!("{name} plugin, world `{wit_world}`, JavaScript"), "npm install && node build.mjs", &format!("{name}.wasm"));
     Ok(())
 }
 
