@@ -59,7 +59,9 @@ for dir in plugins/python/*/; do
     inputs=$( { "$componentize_py" --version; cat wit/*.wit; find "$dir" plugins/python/sdk -type f -name '*.py' | sort | xargs cat; } | sha256sum | cut -d' ' -f1)
     up_to_date "$name-py" "$inputs" && continue
     echo "building Python plugin $dir (world $world; componentize-py)" >&2
-    "$componentize_py" -d wit -w "$world" componentize app -p "$dir" -p plugins/python/sdk -o "$out/$name-py.wasm" >/dev/null
+    # The algorithm world uses the unstable `tensor` feature of the contract.
+    features=(); [ "$world" = algorithm ] && features=(--features tensor)
+    "$componentize_py" -d wit -w "$world" "${features[@]}" componentize app -p "$dir" -p plugins/python/sdk -o "$out/$name-py.wasm" >/dev/null
     echo "$inputs" > "$out/.$name-py.inputs"
 done
 

@@ -272,7 +272,7 @@ fn plugin_new_starters_build_and_pass_inspect() {
     assert!(err.contains("exists already"), "{err}");
     let err = fails(&["plugin", "new", "c", "--world", "algorithm", "--lang", "c", "--dir", p(&dir.path().join("c"))]);
     assert!(err.contains("`--world env` and `--world reward`"), "{err}");
-    let err = fails(&["plugin", "new", "py-algo", "--world", "algorithm", "--lang", "python", "--dir", p(&dir.path().join("py-algo"))]);
+    let err = fails(&["plugin", "new", "js-algo", "--world", "algorithm", "--lang", "js", "--dir", p(&dir.path().join("js-algo"))]);
     assert!(err.contains("`--world env` and `--world reward`"), "{err}");
 }
 
@@ -326,6 +326,39 @@ fn python_env_starter_builds_trains_and_resumes_exactly() {
     )
     .expect("config");
     common::kill_and_resume_matches(p(&config), &[], 4096, |_| {});
+}
+
+/// The Python algorithm starter (the repository's Python PPO under the plugin's name)
+/// builds and trains CartPole with checkpoints that resume exactly.
+#[test]
+fn python_algorithm_starter_builds_trains_and_resumes_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("my-ppo");
+    let out = ok(&["plugin", "new", "my-ppo", "--world", "algorithm", "--lang", "python", "--dir", p(&project)]);
+    assert!(out.contains("componentize-py -d wit -w algorithm --features tensor"), "{out}");
+    let build = std::process::Command::new(common::root().join(".venv/bin/componentize-py"))
+        .args(["-d", "wit", "-w", "algorithm", "--features", "tensor", "componentize", "app", "-o", "my-ppo.wasm"])
+        .current_dir(&project)
+        .output()
+        .expect("componentize-py");
+    assert!(build.status.success(), "the Python algorithm starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    let wasm = project.join("my-ppo.wasm");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert_eq!(info["world"], "algorithm", "{info}");
+    let plugin = format!("algorithm.plugin={}", wasm.display());
+    common::kill_and_resume_matches(
+        "configs/cartpole-ppo.toml",
+        &[
+            &plugin,
+            "total_steps=4096",
+            "train.eval_every=2048",
+            "train.eval_episodes=2",
+            "train.checkpoint_every=1024",
+            "train.stop_at_return=1e9",
+        ],
+        4096,
+        |_| {},
+    );
 }
 
 /// The JavaScript env starter (with the guest SDK beside it) builds and trains with

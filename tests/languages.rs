@@ -230,3 +230,35 @@ fn trains_like_the_rust_env_and_resumes(plugin: &str) {
     resume_sets.push(env.as_str());
     common::kill_and_resume_matches("configs/cartpole-ppo.toml", &resume_sets, 6144, |_| {});
 }
+
+/// PPO written in Python over the host's tensors (`plugins/python/ppo`) makes the Rust PPO's
+/// tensor calls in the Rust PPO's order: on the same seed it writes the same metrics, byte
+/// for byte, solves CartPole as the Rust PPO does, and resumes exactly after a SIGKILL.
+#[test]
+fn the_python_ppo_is_the_rust_ppo_and_solves_cartpole() {
+    let py = format!("algorithm.plugin={}", common::plugin("ppo-py").display());
+    let store = tempfile::tempdir().expect("tempdir");
+    let python = common::train_json("configs/cartpole-ppo.toml", store.path(), &[&py, "algorithm.device=cpu"]);
+    let rust = common::train_json("configs/cartpole-ppo.toml", store.path(), &["algorithm.device=cpu"]);
+    let metrics = |s: &serde_json::Value| {
+        std::fs::read(std::path::Path::new(s["run_dir"].as_str().expect("dir")).join("metrics.jsonl")).expect("metrics")
+    };
+    assert!(metrics(&python) == metrics(&rust), "the Python PPO and the Rust PPO wrote different metrics");
+    assert!(
+        python["solved_at_step"].is_u64() && python["best_eval_return"].as_f64() >= Some(475.0),
+        "the Python PPO solves CartPole: {python}"
+    );
+    common::kill_and_resume_matches(
+        "configs/cartpole-ppo.toml",
+        &[
+            &py,
+            "total_steps=6144",
+            "train.eval_every=2048",
+            "train.eval_episodes=3",
+            "train.checkpoint_every=2048",
+            "train.stop_at_return=1e9",
+        ],
+        6144,
+        |_| {},
+    );
+}

@@ -62,6 +62,8 @@ const REWARD: &str = include_str!("templates/reward.rs.txt");
 const ALGORITHM: &str = include_str!("templates/algorithm.rs.txt");
 const REWARD_PY: &str = include_str!("templates/reward.py.txt");
 const ENV_PY: &str = include_str!("templates/env.py.txt");
+/// The Python algorithm starter: the repository's Python PPO, to adapt.
+const ALGORITHM_PY: &str = include_str!("../../../plugins/python/ppo/app.py");
 /// The Python guest SDK, copied into Python env starters.
 const SDK_PY: &str = include_str!("../../../plugins/python/sdk/paddock_sdk.py");
 const REWARD_JS: &str = include_str!("templates/reward.js.txt");
@@ -218,24 +220,24 @@ fn python_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()>
     let (wit_world, app) = match world {
         NewWorld::Reward => ("reward", REWARD_PY.replace("{{name}}", name)),
         NewWorld::Env => ("environment", ENV_PY.replace("{{name}}", name).replace("{{class}}", &class_name(name))),
-        _ => bail!(
-            "Python starters exist for `--world env` and `--world reward` so far; write algorithms in Rust (`--lang rust`), see docs/plugins/python.md"
-        ),
+        NewWorld::Algorithm => ("algorithm", ALGORITHM_PY.replace("ppo-py", name)),
     };
     write_wit(dir)?;
+    // The algorithm world uses the contract's unstable `tensor` feature.
+    let features = if wit_world == "algorithm" { " --features tensor" } else { "" };
     let readme = format!(
         "# {name}\n\nA Paddock `{wit_world}` plugin in Python, made by `paddock plugin new`.\n\n```sh\n\
          pip install componentize-py==0.25.1\n\
-         componentize-py -d wit -w {wit_world} componentize app -o {name}.wasm\n\
+         componentize-py -d wit -w {wit_world}{features} componentize app -o {name}.wasm\n\
          paddock plugin inspect {name}.wasm\n```\n\n\
          See the Python plugin guide (docs/plugins/python.md in the Paddock repository).\n"
     );
     let mut files = vec![("app.py", app), ("README.md", readme), (".gitignore", "__pycache__/\n*.wasm\n".into())];
-    if let NewWorld::Env = world {
+    if !matches!(world, NewWorld::Reward) {
         files.push(("paddock_sdk.py", SDK_PY.to_string()));
     }
     write_files(dir, &files)?;
-    let build = format!("componentize-py -d wit -w {wit_world} componentize app -o {name}.wasm");
+    let build = format!("componentize-py -d wit -w {wit_world}{features} componentize app -o {name}.wasm");
     report(dir, &format!("{name} plugin, world `{wit_world}`, Python"), &build, &format!("{name}.wasm"));
     Ok(())
 }

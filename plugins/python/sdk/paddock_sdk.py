@@ -196,6 +196,23 @@ class Params:
             raise invalid_params(f"parameter `{name}` must be {length} numbers, got {len(values)}")
         return values
 
+    def widths(self, name, default):
+        """Layer widths: whole numbers from 1 to 65536."""
+        values = self.reals(name)
+        if values is None:
+            return list(default)
+        for x in values:
+            if not (x == int(x) and 1 <= x <= 65536):
+                raise invalid_params(f"parameter `{name}` must list whole widths from 1 to 65536, got {x}")
+        return [int(x) for x in values]
+
+    def count(self, name, default):
+        """A whole number of at least 1."""
+        v = self.int(name, default)
+        if v < 1:
+            raise invalid_params(f"parameter `{name}` must be at least 1, got {v}")
+        return v
+
     def positive(self, name, default):
         """A number above 0."""
         x = self.real(name, default)
