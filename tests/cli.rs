@@ -265,6 +265,13 @@ fn plugin_new_starters_build_and_pass_inspect() {
         let wasm = target.join(format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_")));
         let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
         assert_eq!(info["world"], expected, "{info}");
+        // Each trains with checkpoints and resumes exactly.
+        let cartpole = common::plugin("cartpole");
+        match world {
+            "env" => trains_and_resumes(dir.path(), &wasm, None, None, 16384),
+            "reward" => trains_and_resumes(dir.path(), &cartpole, Some(&wasm), None, 16384),
+            _ => trains_and_resumes(dir.path(), &cartpole, None, Some(&wasm), 16384),
+        }
     }
     let err = fails(&["plugin", "new", "Bad_Name", "--world", "env", "--dir", p(&dir.path().join("x"))]);
     assert!(err.contains("plugin name `Bad_Name`"), "{err}");
@@ -292,6 +299,7 @@ fn python_reward_starter_builds_and_passes_inspect() {
         .expect("componentize-py");
     assert!(build.status.success(), "the Python starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
     assert_reward_starter_pays_scaled(dir.path(), &project.join("my-reward.wasm"), "my-reward", "2.0");
+    trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&project.join("my-reward.wasm")), None, 8192);
 }
 
 /// The Python env starter (with the guest SDK copied beside it) builds, runs, and trains
@@ -421,6 +429,27 @@ fn javascript_reward_starter_builds_and_passes_inspect() {
     let build = std::process::Command::new("node").arg("build.mjs").current_dir(&project).output().expect("node");
     assert!(build.status.success(), "the JavaScript starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
     assert_reward_starter_pays_scaled(dir.path(), &project.join("js-reward.wasm"), "js-reward", "3");
+    trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&project.join("js-reward.wasm")), None, 8192);
+}
+
+/// A run of `env` (with `reward`, and `algorithm`, default PPO) with checkpoints: killed with
+/// SIGKILL after its first checkpoint, it resumes to the uninterrupted run's metrics.
+fn trains_and_resumes(dir: &Path, env: &Path, reward: Option<&Path>, algorithm: Option<&Path>, total: u64) {
+    let ppo = common::plugin("ppo");
+    let algo = algorithm.unwrap_or(&ppo);
+    let params = if algorithm.is_none() { "[algorithm.params]\nn-steps = 64\n" } else { "" };
+    let reward = reward.map_or_else(String::new, |r| format!("[reward]\nplugin = {r:?}\n"));
+    let config = dir.join(format!("trains-{}.toml", env.file_stem().and_then(|s| s.to_str()).unwrap_or("env")));
+    std::fs::write(
+        &config,
+        format!(
+            "seed = 1\ntotal_steps = {total}\n[env]\nplugin = {env:?}\nnum_envs = 4\n{reward}[algorithm]\nplugin = {algo:?}\n{params}\
+             [train]\neval_every = {}\neval_episodes = 2\ncheckpoint_every = 1024\nstop_at_return = 1e9\n",
+            total / 4
+        ),
+    )
+    .expect("config");
+    common::kill_and_resume_matches(p(&config), &[], total, |_| {});
 }
 
 /// Builds a C starter with its `build.sh` and the checkout's tools.
@@ -464,6 +493,7 @@ fn c_reward_starter_builds_and_shapes_cartpole_rewards() {
     std::fs::write(&bad, format!("{}[reward.params]\nscale = 2\n", std::fs::read_to_string(&config).expect("config"))).expect("bad");
     let err = fails(&["env", "run", p(&bad), "--steps", "10"]);
     assert!(err.contains("unknown parameter `scale`") && err.contains("my-c-reward"), "{err}");
+    trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&wasm), None, 16384);
 }
 
 #[test]
@@ -480,6 +510,7 @@ fn c_env_starter_builds_and_passes_inspect() {
     let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
     assert_eq!(v["env"], "my-c-env", "{v}");
     assert!(v["episodes"].as_u64() > Some(10), "{v}");
+    trains_and_resumes(dir.path(), &wasm, None, None, 16384);
 }
 
 /// `runs ls` of a store that is not there is an error naming it (it listed nothing and
