@@ -262,9 +262,7 @@ fn plugin_new_starters_build_and_pass_inspect() {
             .output()
             .expect("cargo");
         assert!(build.status.success(), "{world} starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
-        let wasm = target.join(format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_")));
-        let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
-        assert_eq!(info["world"], expected, "{info}");
+        let wasm = assert_world(&target.join(format!("wasm32-wasip2/release/{}.wasm", name.replace('-', "_"))), expected);
         // Each trains with checkpoints and resumes exactly.
         let cartpole = common::plugin("cartpole");
         match world {
@@ -290,16 +288,33 @@ fn python_reward_starter_builds_and_passes_inspect() {
     let out = ok(&["plugin", "new", "my-reward", "--world", "reward", "--lang", "python", "--dir", p(&project)]);
     assert!(out.contains("componentize-py -d wit -w reward"), "{out}");
     assert!(project.join("wit/worlds.wit").exists() && project.join("app.py").exists());
-    let componentize = common::root().join(".venv/bin/componentize-py");
-    assert!(componentize.exists(), "{} is missing: run scripts/setup.sh", componentize.display());
-    let build = std::process::Command::new(&componentize)
-        .args(["-d", "wit", "-w", "reward", "componentize", "app", "-o", "my-reward.wasm"])
-        .current_dir(&project)
-        .output()
-        .expect("componentize-py");
-    assert!(build.status.success(), "the Python starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    build_python_starter(&project, "my-reward", "reward");
     assert_reward_starter_pays_scaled(dir.path(), &project.join("my-reward.wasm"), "my-reward", "2.0");
     trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&project.join("my-reward.wasm")), None, 8192);
+}
+
+/// Builds a Python starter with componentize-py into `NAME.wasm` and checks its world.
+fn build_python_starter(project: &Path, name: &str, world: &str) -> std::path::PathBuf {
+    let mut args = vec!["-d", "wit", "-w", world];
+    if world == "algorithm" {
+        args.extend_from_slice(&["--features", "tensor"]);
+    }
+    let out = format!("{name}.wasm");
+    args.extend_from_slice(&["componentize", "app", "-o", &out]);
+    let build = std::process::Command::new(common::root().join(".venv/bin/componentize-py"))
+        .args(&args)
+        .current_dir(project)
+        .output()
+        .expect("componentize-py");
+    assert!(build.status.success(), "the Python {world} starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    assert_world(&project.join(&out), world)
+}
+
+/// `plugin inspect` names `world` for `wasm`; returns it.
+fn assert_world(wasm: &Path, world: &str) -> std::path::PathBuf {
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(wasm), "--json"])).expect("json");
+    assert_eq!(info["world"], world, "{info}");
+    wasm.to_path_buf()
 }
 
 /// The Python env starter (with the guest SDK copied beside it) builds, runs, and trains
@@ -311,29 +326,11 @@ fn python_env_starter_builds_trains_and_resumes_exactly() {
     let out = ok(&["plugin", "new", "line-env", "--world", "env", "--lang", "python", "--dir", p(&project)]);
     assert!(out.contains("componentize-py -d wit -w environment"), "{out}");
     assert!(project.join("paddock_sdk.py").exists(), "the SDK travels with the starter");
-    let build = std::process::Command::new(common::root().join(".venv/bin/componentize-py"))
-        .args(["-d", "wit", "-w", "environment", "componentize", "app", "-o", "line-env.wasm"])
-        .current_dir(&project)
-        .output()
-        .expect("componentize-py");
-    assert!(build.status.success(), "the Python env starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
-    let wasm = project.join("line-env.wasm");
-    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
-    assert_eq!(info["world"], "environment", "{info}");
+    let wasm = build_python_starter(&project, "line-env", "environment");
     let out = ok(&["env", "run", p(&wasm), "--steps", "500", "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
     assert!(v["episodes"].as_u64().is_some_and(|n| n > 0), "{v}");
-    let config = dir.path().join("line.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "seed = 1\ntotal_steps = 4096\n[env]\nplugin = {wasm:?}\nnum_envs = 4\n[algorithm]\nplugin = {:?}\n[algorithm.params]\nn-steps = 64\n\
-             [train]\neval_every = 1024\neval_episodes = 2\ncheckpoint_every = 1024\n",
-            common::plugin("ppo")
-        ),
-    )
-    .expect("config");
-    common::kill_and_resume_matches(p(&config), &[], 4096, |_| {});
+    trains_and_resumes(dir.path(), &wasm, None, None, 4096);
 }
 
 /// The Python algorithm starter (the repository's Python PPO under the plugin's name)
@@ -344,29 +341,8 @@ fn python_algorithm_starter_builds_trains_and_resumes_exactly() {
     let project = dir.path().join("my-ppo");
     let out = ok(&["plugin", "new", "my-ppo", "--world", "algorithm", "--lang", "python", "--dir", p(&project)]);
     assert!(out.contains("componentize-py -d wit -w algorithm --features tensor"), "{out}");
-    let build = std::process::Command::new(common::root().join(".venv/bin/componentize-py"))
-        .args(["-d", "wit", "-w", "algorithm", "--features", "tensor", "componentize", "app", "-o", "my-ppo.wasm"])
-        .current_dir(&project)
-        .output()
-        .expect("componentize-py");
-    assert!(build.status.success(), "the Python algorithm starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
-    let wasm = project.join("my-ppo.wasm");
-    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
-    assert_eq!(info["world"], "algorithm", "{info}");
-    let plugin = format!("algorithm.plugin={}", wasm.display());
-    common::kill_and_resume_matches(
-        "configs/cartpole-ppo.toml",
-        &[
-            &plugin,
-            "total_steps=4096",
-            "train.eval_every=2048",
-            "train.eval_episodes=2",
-            "train.checkpoint_every=1024",
-            "train.stop_at_return=1e9",
-        ],
-        4096,
-        |_| {},
-    );
+    let wasm = build_python_starter(&project, "my-ppo", "algorithm");
+    trains_and_resumes(dir.path(), &common::plugin("cartpole"), None, Some(&wasm), 4096);
 }
 
 /// The JavaScript env starter (with the guest SDK beside it) builds and trains with
@@ -377,30 +353,24 @@ fn javascript_env_starter_builds_trains_and_resumes_exactly() {
     let project = dir.path().join("js-line");
     ok(&["plugin", "new", "js-line", "--world", "env", "--lang", "js", "--dir", p(&project)]);
     assert!(project.join("paddock_sdk.js").exists(), "the SDK travels with the starter");
-    std::os::unix::fs::symlink(common::root().join("scripts/js/node_modules"), project.join("node_modules")).expect("link node_modules");
-    let build = std::process::Command::new("node").arg("build.mjs").current_dir(&project).output().expect("node");
-    assert!(build.status.success(), "the JavaScript env starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
-    let wasm = project.join("js-line.wasm");
-    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
-    assert_eq!(info["world"], "environment", "{info}");
-    let config = dir.path().join("line.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "seed = 1\ntotal_steps = 4096\n[env]\nplugin = {wasm:?}\nnum_envs = 4\n[algorithm]\nplugin = {:?}\n[algorithm.params]\nn-steps = 64\n\
-             [train]\neval_every = 1024\neval_episodes = 2\ncheckpoint_every = 1024\n",
-            common::plugin("ppo")
-        ),
-    )
-    .expect("config");
-    common::kill_and_resume_matches(p(&config), &[], 4096, |_| {});
+    let wasm = build_js_starter(&project, "js-line");
+    trains_and_resumes(dir.path(), &assert_world(&wasm, "environment"), None, None, 4096);
+}
+
+/// Builds a JavaScript starter (the repository's componentize-js stands in for `npm install`).
+fn build_js_starter(project: &Path, name: &str) -> std::path::PathBuf {
+    let modules = common::root().join("scripts/js/node_modules");
+    assert!(modules.exists(), "{} is missing: run scripts/setup.sh", modules.display());
+    std::os::unix::fs::symlink(&modules, project.join("node_modules")).expect("link node_modules");
+    let build = std::process::Command::new("node").arg("build.mjs").current_dir(project).output().expect("node");
+    assert!(build.status.success(), "the JavaScript starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    project.join(format!("{name}.wasm"))
 }
 
 /// A built reward starter is a `reward` component and, in a CartPole rollout, pays
 /// `scale` (a TOML number: real or integer) × the env's reward (1 per step).
 fn assert_reward_starter_pays_scaled(dir: &std::path::Path, wasm: &std::path::Path, name: &str, scale: &str) {
-    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(wasm), "--json"])).expect("json");
-    assert_eq!(info["world"], "reward", "{info}");
+    assert_world(wasm, "reward");
     let config = dir.join("rollout.toml");
     let cartpole = common::plugin("cartpole");
     std::fs::write(
@@ -422,12 +392,7 @@ fn javascript_reward_starter_builds_and_passes_inspect() {
     let project = dir.path().join("js-reward");
     let out = ok(&["plugin", "new", "js-reward", "--world", "reward", "--lang", "js", "--dir", p(&project)]);
     assert!(out.contains("node build.mjs"), "{out}");
-    // The repository's componentize-js (scripts/setup.sh installs it) stands in for `npm install`.
-    let modules = common::root().join("scripts/js/node_modules");
-    assert!(modules.exists(), "{} is missing: run scripts/setup.sh", modules.display());
-    std::os::unix::fs::symlink(&modules, project.join("node_modules")).expect("link node_modules");
-    let build = std::process::Command::new("node").arg("build.mjs").current_dir(&project).output().expect("node");
-    assert!(build.status.success(), "the JavaScript starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    build_js_starter(&project, "js-reward");
     assert_reward_starter_pays_scaled(dir.path(), &project.join("js-reward.wasm"), "js-reward", "3");
     trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&project.join("js-reward.wasm")), None, 8192);
 }
@@ -475,9 +440,7 @@ fn c_reward_starter_builds_and_shapes_cartpole_rewards() {
     ok(&["plugin", "new", "my-c-reward", "--world", "reward", "--lang", "c", "--dir", p(&project)]);
     assert!(project.join("paddock.h").exists(), "the SDK header travels with the starter");
     build_c_starter(&project);
-    let wasm = project.join("my-c-reward.wasm");
-    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
-    assert_eq!(info["world"], "reward", "{info}");
+    let wasm = assert_world(&project.join("my-c-reward.wasm"), "reward");
     let config = dir.path().join("rollout.toml");
     std::fs::write(
         &config,
@@ -503,9 +466,7 @@ fn c_env_starter_builds_and_passes_inspect() {
     let out = ok(&["plugin", "new", "my-c-env", "--world", "env", "--lang", "c", "--dir", p(&project)]);
     assert!(out.contains("./build.sh"), "{out}");
     build_c_starter(&project);
-    let wasm = project.join("my-c-env.wasm");
-    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
-    assert_eq!(info["world"], "environment", "{info}");
+    let wasm = assert_world(&project.join("my-c-env.wasm"), "environment");
     let out = ok(&["env", "run", p(&wasm), "--steps", "500", "--num-envs", "4", "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
     assert_eq!(v["env"], "my-c-env", "{v}");

@@ -180,6 +180,12 @@ fn a_fleet_from_the_stack_asks_for_what_the_file_says_and_leaves_nothing_running
     let dispatch: Value =
         serde_json::from_slice(&moto.http("GET", &format!("/team/experiments/{id}/dispatch.json"), b"").1).expect("dispatch");
     assert!(aws(&moto, &["queue", dispatch["queue"].as_str().expect("url")])["attributes"].is_null(), "the queue is deleted at completion");
+    // A worker that comes after (or was still polling when the queue went) sees the
+    // experiment is over and leaves at once, not after --store-lost-after.
+    let out =
+        moto.command(&["worker", &at, "--queue", "--json"]).env("PADDOCK_WORK_DIR", work_dir(dir.path(), "late")).output().expect("worker");
+    let (o, _) = ok(&out);
+    assert_eq!(serde_json::from_str::<Value>(o.trim()).expect("json")["left"], "done", "{o}");
     // Running a finished experiment starts nothing.
     let (_, err) = ok(&run(&[]));
     assert!(err.contains("every trial is final"), "{err}");

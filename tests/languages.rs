@@ -112,27 +112,7 @@ fn the_c_cartpole_env_runs_full_episodes_like_the_rust_one() {
     let (mut a, mut b) = (EnvSet::new(&c, &opts).expect("C envs"), EnvSet::new(&rust, &opts).expect("Rust envs"));
     assert_eq!(a.spec(), b.spec(), "the same spec as the Rust CartPole-v1");
     assert_eq!(a.reset().expect("reset"), b.reset().expect("reset"));
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(4);
-    let mut actions = vec![0.0; 4];
-    let (mut episodes, mut steps) = (0, 0);
-    while episodes < 12 {
-        for x in actions.iter_mut() {
-            *x = rand::RngExt::random_range(&mut rng, 0..2) as f32;
-        }
-        let (sa, sb) = (a.step(&actions).expect("C step"), b.step(&actions).expect("Rust step"));
-        assert!(sa == sb, "step {steps}: the C and Rust CartPoles differ:\n{sa:?}\n{sb:?}");
-        episodes += sa.ended.len();
-        steps += 1;
-        if steps == 30 {
-            // Snapshot → step → restore → step gives the same result.
-            let snap = a.snapshot().expect("snapshot");
-            let obs = sa.observations.clone();
-            let once = a.step(&actions).expect("step");
-            a.restore(&snap, &obs).expect("restore");
-            assert!(a.step(&actions).expect("step") == once);
-            b.step(&actions).expect("keep in step");
-        }
-    }
+    step_alongside(&mut a, &mut b, 12, "cartpole-c");
     // Without `initial-state`, seeded start states differ per env; bad input is refused by name.
     let opts = EnvSetOptions { num_envs: 3, workers: 1, seed: 2, stream: Stream::Env, params: Vec::new(), robots: Default::default() };
     let mut set = EnvSet::new(&c, &opts).expect("C envs");
@@ -159,6 +139,34 @@ fn the_javascript_cartpole_env_is_the_rust_one_step_for_step() {
     cartpole_is_the_rust_one("cartpole-js");
 }
 
+/// Steps `a` and the Rust env `b` with the same random actions until `episodes` episodes
+/// ended, requiring equal steps (observations, rewards, ends, final observations); at step
+/// 30 a snapshot of `a`, one step, and a restore must replay that step exactly.
+fn step_alongside(a: &mut EnvSet, b: &mut EnvSet, episodes: usize, what: &str) {
+    let n = a.reset().expect("reset").len() / 4;
+    b.reset().expect("reset");
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(4);
+    let mut actions = vec![0.0; n];
+    let (mut ended, mut steps) = (0, 0);
+    while ended < episodes {
+        for x in actions.iter_mut() {
+            *x = rand::RngExt::random_range(&mut rng, 0..2) as f32;
+        }
+        let (sa, sb) = (a.step(&actions).expect("step"), b.step(&actions).expect("Rust step"));
+        assert!(sa == sb, "step {steps}: {what} and the Rust CartPole differ:\n{sa:?}\n{sb:?}");
+        ended += sa.ended.len();
+        steps += 1;
+        if steps == 30 {
+            let snap = a.snapshot().expect("snapshot");
+            let obs = sa.observations.clone();
+            let once = a.step(&actions).expect("step");
+            a.restore(&snap, &obs).expect("restore");
+            assert!(a.step(&actions).expect("step") == once, "{what}: a restored snapshot replays exactly");
+            b.step(&actions).expect("keep in step");
+        }
+    }
+}
+
 fn cartpole_is_the_rust_one(plugin: &str) {
     use paddock::runtime::bindings::types::Value;
     let rt = runtime();
@@ -168,28 +176,7 @@ fn cartpole_is_the_rust_one(plugin: &str) {
     let (mut a, mut b) = (EnvSet::new(&py, &opts).expect("envs"), EnvSet::new(&rust, &opts).expect("Rust envs"));
     assert_eq!(a.spec(), b.spec(), "the same spec as the Rust CartPole-v1");
     assert_eq!(a.reset().expect("reset"), b.reset().expect("reset"), "the same seeded start states");
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(4);
-    let mut actions = vec![0.0; 4];
-    let (mut episodes, mut steps) = (0, 0);
-    while episodes < 40 {
-        for x in actions.iter_mut() {
-            // Mostly one side, so some episodes run long (the 500-step limit is exercised by
-            // the PPO comparison below).
-            *x = rand::RngExt::random_range(&mut rng, 0..2) as f32;
-        }
-        let (sa, sb) = (a.step(&actions).expect("step"), b.step(&actions).expect("Rust step"));
-        assert!(sa == sb, "step {steps}: {plugin} and the Rust CartPole differ:\n{sa:?}\n{sb:?}");
-        episodes += sa.ended.len();
-        steps += 1;
-        if steps == 30 {
-            let snap = a.snapshot().expect("snapshot");
-            let obs = sa.observations.clone();
-            let once = a.step(&actions).expect("step");
-            a.restore(&snap, &obs).expect("restore");
-            assert!(a.step(&actions).expect("step") == once, "a restored snapshot replays exactly");
-            b.step(&actions).expect("keep in step");
-        }
-    }
+    step_alongside(&mut a, &mut b, 40, plugin);
     let err = a.step(&[0.0, 1.0, 7.0, 0.0]).expect_err("an action outside Discrete(2)").to_string();
     assert!(err.contains("not in Discrete(2)"), "{err}");
     let bad = EnvSetOptions { params: vec![("gravity".into(), Value::Real(1.0))], ..opts };

@@ -149,21 +149,16 @@ impl Ec2 {
     /// Requests the capacity: an EC2 Fleet (maintain) or a Spot Fleet request.
     pub fn request(&self, id: &str, fleet: &Fleet, template: &str, capacity: u32) -> anyhow::Result<String> {
         let price = fleet.max_price.map(|p| format!("{p:.4}"));
-        let subnets: Vec<Option<&str>> =
-            if fleet.subnets.is_empty() { vec![None] } else { fleet.subnets.iter().map(|s| Some(s.as_str())).collect() };
+        let subnets: Vec<Option<String>> =
+            if fleet.subnets.is_empty() { vec![None] } else { fleet.subnets.iter().cloned().map(Some).collect() };
+        // One pool per instance type × subnet.
+        let pools: Vec<(InstanceType, Option<String>)> =
+            fleet.instance_types.iter().flat_map(|t| subnets.iter().map(move |s| (InstanceType::from(t.as_str()), s.clone()))).collect();
         if fleet.api == "spot-fleet" {
-            let mut overrides = Vec::new();
-            for t in &fleet.instance_types {
-                for s in &subnets {
-                    overrides.push(
-                        LaunchTemplateOverrides::builder()
-                            .instance_type(InstanceType::from(t.as_str()))
-                            .set_spot_price(price.clone())
-                            .set_subnet_id(s.map(str::to_string))
-                            .build(),
-                    );
-                }
-            }
+            let overrides = pools
+                .into_iter()
+                .map(|(t, s)| LaunchTemplateOverrides::builder().instance_type(t).set_spot_price(price.clone()).set_subnet_id(s).build())
+                .collect();
             let config = SpotFleetRequestConfigData::builder()
                 .allocation_strategy(AllocationStrategy::CapacityOptimized)
                 .set_iam_fleet_role(fleet.spot_fleet_role.clone())
@@ -186,18 +181,12 @@ impl Ec2 {
                 .map_err(|e| err("RequestSpotFleet", e))?;
             return out.spot_fleet_request_id().map(str::to_string).context("EC2 gave no Spot Fleet request id");
         }
-        let mut overrides = Vec::new();
-        for t in &fleet.instance_types {
-            for s in &subnets {
-                overrides.push(
-                    FleetLaunchTemplateOverridesRequest::builder()
-                        .instance_type(InstanceType::from(t.as_str()))
-                        .set_max_price(price.clone())
-                        .set_subnet_id(s.map(str::to_string))
-                        .build(),
-                );
-            }
-        }
+        let overrides = pools
+            .into_iter()
+            .map(|(t, s)| {
+                FleetLaunchTemplateOverridesRequest::builder().instance_type(t).set_max_price(price.clone()).set_subnet_id(s).build()
+            })
+            .collect();
         let out = self
             .rt
             .block_on(

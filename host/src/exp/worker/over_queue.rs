@@ -59,6 +59,11 @@ pub(super) fn work(
                 got
             }
             Err(e) => {
+                // The queue is gone when the experiment is over (the worker that finished it
+                // deleted the queues with the fleet): every trial final means done.
+                if states(objects.as_ref(), plan).is_ok_and(|s| s.iter().all(|(_, s)| s.status.is_final())) {
+                    return Ok(leave(summary, "done"));
+                }
                 if lost.given_up(opts, &e) {
                     return Ok(leave(summary, "store unreachable"));
                 }
