@@ -310,3 +310,85 @@ fn over_the_queue_a_preempted_trial_goes_back_and_an_idle_worker_shuts_down() {
         "{s}"
     );
 }
+
+/// The step in the newest `status.json` under `dir` (a worker's working copy), if any.
+fn local_step(dir: &Path) -> u64 {
+    let mut best = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "status.json") {
+                let step = std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()).and_then(|v| v["step"].as_u64());
+                best = best.max(step.unwrap_or(0));
+            }
+        }
+    }
+    best
+}
+
+/// A worker cut off from its store for 30 s (connections refused, the store keeps its
+/// data) keeps training through it, and once the store is back catches up: heartbeats,
+/// checkpoints and metrics go up, and the trial commits once, with nothing redone.
+#[test]
+fn a_worker_cut_off_from_its_store_for_30_s_keeps_training_and_catches_up() {
+    let moto = Moto::start();
+    let proxy = common::proxy::Proxy::start(moto.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("long.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "base = {:?}\n[set]\ntotal_steps = 600000\n\"algorithm.device\" = \"cpu\"\n\"train.checkpoint_every\" = 20000\n\"train.stop_at_return\" = 1e9\n[trial]\nlease_s = 60\n",
+            common::root().join("configs/cartpole-ppo.toml").display().to_string()
+        ),
+    )
+    .expect("write");
+    let (out, _) =
+        ok(&moto.command(&["exp", "submit", file.to_str().expect("utf-8"), "--store", "s3://bkt/exps"]).output().expect("submit"));
+    let at = out.trim().strip_prefix("paddock worker ").expect("command").to_string();
+    let work = dir.path().join("work");
+    let worker = moto
+        .command(&["worker", &at, "--json"])
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .env("PADDOCK_WORK_DIR", &work)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker");
+    let status = || -> Value {
+        let (o, _) = ok(&moto.command(&["exp", "status", &at, "--json"]).output().expect("status"));
+        serde_json::from_str(o.trim()).expect("json")
+    };
+    let start = Instant::now();
+    while !status()["trials"][0]["state"]["checkpoint"].is_object() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    proxy.cut(true);
+    let at_cut = local_step(&work);
+    std::thread::sleep(Duration::from_secs(30));
+    let after = local_step(&work);
+    proxy.cut(false);
+    assert!(after > at_cut, "the worker kept training while the store was away ({at_cut} → {after})");
+    let out = worker.wait_with_output().expect("wait");
+    let (o, e) = ok(&out);
+    let summary: Value = serde_json::from_str(o.trim()).expect("json");
+    assert_eq!((summary["left"].as_str(), summary["committed"].as_array().map(Vec::len)), (Some("done"), Some(1)), "{summary}\n{e}");
+    let t = status()["trials"][0]["state"].clone();
+    assert_eq!(
+        (t["status"].as_str(), t["epoch"].as_u64(), t["preemptions"].as_u64(), t["errors"].as_u64(), t["redone_steps"].as_u64()),
+        (Some("done"), Some(1), Some(0), Some(0), Some(0)),
+        "one holding, nothing redone: {t}"
+    );
+    assert_eq!(t["result"]["steps"], 600_000);
+    // The run in the store caught up: its metrics end at the last step.
+    let run = t["result"]["run"].as_str().expect("run");
+    let id = at.rsplit('/').next().expect("id");
+    let (code, metrics) = moto.http("GET", &format!("/bkt/exps/{id}/{run}/metrics.jsonl"), b"");
+    assert_eq!(code, 200);
+    let last: Value = serde_json::from_str(String::from_utf8_lossy(&metrics).lines().last().expect("a line")).expect("json");
+    assert_eq!(last["step"], 600_000, "{last}");
+}

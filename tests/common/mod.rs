@@ -4,6 +4,7 @@
 
 pub mod imds;
 pub mod moto;
+pub mod proxy;
 
 use paddock::log::RunLog;
 use paddock::runtime::{Limits, Runtime, RuntimeOptions};
