@@ -250,7 +250,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
                 eprintln!("{line}");
                 last_line = line;
             }
-            states.iter().all(|(_, s)| s.status.is_final())
+            worker::all_final(&states)
         } else {
             false
         };

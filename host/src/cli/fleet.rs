@@ -22,7 +22,7 @@ pub(super) fn run(plan: &spec::Plan, file: &std::path::Path, store: Option<&str>
     let at = submit(plan, &store)?;
     let objects = crate::store::open(&at, &Default::default())?;
     let states = worker::states(objects.as_ref(), plan)?;
-    if states.iter().all(|(_, s)| s.status.is_final()) {
+    if worker::all_final(&states) {
         eprintln!("experiment {} at {at}: every trial is final already; nothing to run", plan.id);
         print_table(&states, None);
         return Ok(());
@@ -69,7 +69,7 @@ pub(super) fn run(plan: &spec::Plan, file: &std::path::Path, store: Option<&str>
             eprintln!("{line}");
             last_line = line;
         }
-        if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) || states.iter().all(|(_, s)| s.status.is_final()) {
+        if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) || worker::all_final(&states) {
             last_reconcile = Some(Instant::now());
             if let Some(why) = report::reconcile(objects.as_ref(), plan, &states)? {
                 eprintln!("fleet deleted ({why})");

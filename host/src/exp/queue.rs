@@ -250,8 +250,7 @@ pub fn dispatch(objects: &dyn crate::store::Objects, plan: &super::spec::Plan, r
         return Ok(d);
     }
     let (queue, d) = Queue::create(&plan.id, region, plan.trial.lease_s)?;
-    let open: Vec<String> =
-        super::worker::states(objects, plan)?.into_iter().filter(|(_, s)| !s.status.is_final()).map(|(id, _)| id).collect();
+    let open = super::worker::open_trials(objects, plan)?;
     queue.send(&open)?;
     objects.put_new(DISPATCH, &serde_json::to_vec_pretty(&d)?)?;
     Ok(d)
@@ -264,8 +263,7 @@ pub fn requeue(objects: &dyn crate::store::Objects, plan: &super::spec::Plan) ->
     let d = dispatch(objects, plan, plan.fleet.as_ref().and_then(|f| f.region.as_deref()))?;
     let queue = Queue::connect(&d.queue, Some(&d.region))?;
     queue.purge()?;
-    let open: Vec<String> =
-        super::worker::states(objects, plan)?.into_iter().filter(|(_, s)| !s.status.is_final()).map(|(id, _)| id).collect();
+    let open = super::worker::open_trials(objects, plan)?;
     queue.send(&open)?;
     Ok(open.len())
 }

@@ -7,6 +7,7 @@ use super::fleet::{self, FleetRecord, FleetState, PricePoint};
 use super::queue;
 use super::spec::Plan;
 use super::trial::{Occupancy, Status, TrialState};
+use super::worker;
 use crate::store::Objects;
 use serde::Serialize;
 
@@ -137,7 +138,7 @@ pub fn reconcile(objects: &dyn Objects, plan: &Plan, states: &[(String, TrialSta
     if record.state == FleetState::Deleted {
         return Ok(None);
     }
-    if states.iter().all(|(_, s)| s.status.is_final()) {
+    if worker::all_final(states) {
         fleet::teardown(objects, &plan.id, "complete")?;
         if let Some(d) = queue::read_dispatch(objects)? {
             // The work is over: the queues go too (a cancelled experiment keeps them).

@@ -561,6 +561,16 @@ impl Hooks for TrialHooks {
     }
 }
 
+/// Whether every trial in `states` is final.
+pub fn all_final(states: &[(String, TrialState)]) -> bool {
+    states.iter().all(|(_, s)| s.status.is_final())
+}
+
+/// The ids of the trials that are not final, in plan order.
+pub fn open_trials(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<String>> {
+    Ok(states(objects, plan)?.into_iter().filter(|(_, s)| !s.status.is_final()).map(|(id, _)| id).collect())
+}
+
 /// Reads every trial's state (for `exp status`), in plan order.
 pub fn states(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<(String, TrialState)>> {
     plan.trials.iter().map(|t| Ok((t.id.clone(), trial::read(objects, &t.id)?.state))).collect()

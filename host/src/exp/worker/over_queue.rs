@@ -2,7 +2,7 @@
 //! look at the trial's state, claim it, train it, and settle its message by how the trial
 //! ended.
 
-use super::{Outcome, StoreLost, WorkerOptions, WorkerSummary, leave, run_trial, should_leave, states, worker_name};
+use super::{Outcome, StoreLost, WorkerOptions, WorkerSummary, all_final, leave, run_trial, should_leave, states, worker_name};
 use crate::exp::queue::Queue;
 use crate::exp::spec::Plan;
 use crate::exp::trial;
@@ -61,7 +61,7 @@ pub(super) fn work(
             Err(e) => {
                 // The queue is gone when the experiment is over (the worker that finished it
                 // deleted the queues with the fleet): every trial final means done.
-                if states(objects.as_ref(), plan).is_ok_and(|s| s.iter().all(|(_, s)| s.status.is_final())) {
+                if states(objects.as_ref(), plan).is_ok_and(|s| all_final(&s)) {
                     return Ok(leave(summary, "done"));
                 }
                 if lost.given_up(opts, &e) {
@@ -74,7 +74,7 @@ pub(super) fn work(
         let Some((m, held)) = got else {
             // Nothing waiting. Done when nothing is in flight either and every trial is final.
             if queue.depth().is_ok_and(|(waiting, in_flight)| waiting + in_flight == 0)
-                && states(objects.as_ref(), plan).is_ok_and(|s| s.iter().all(|(_, s)| s.status.is_final()))
+                && states(objects.as_ref(), plan).is_ok_and(|s| all_final(&s))
             {
                 return Ok(leave(summary, "done"));
             }
