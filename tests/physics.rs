@@ -189,7 +189,13 @@ fn eval_writes_png_frames_of_a_physics_episode() {
 /// `arm-reach` with `robots/arm7.urdf` granted as `arm`, as `configs/arm-reach-ppo.toml` does.
 fn arm_options(num_envs: usize, seed: u64) -> EnvSetOptions {
     let urdf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../robots/arm7.urdf");
-    EnvSetOptions { robots: std::sync::Arc::new([("arm".to_string(), urdf)].into()), ..options(num_envs, seed) }
+    EnvSetOptions { robots: grant(&[("arm", urdf)]), ..options(num_envs, seed) }
+}
+
+/// Robot files granted by name, imported with the defaults.
+fn grant(files: &[(&str, std::path::PathBuf)]) -> paddock::runtime::Robots {
+    let files = files.iter().map(|(n, p)| (n.to_string(), p.clone())).collect();
+    std::sync::Arc::new(paddock::runtime::RobotGrants { files, ..Default::default() })
 }
 
 #[test]
@@ -287,10 +293,7 @@ fn arm_reach_bad_actions_truncate_and_missing_robots_are_named() {
     let plugin = rt.load(common::plugin("arm-reach"), World::Environment).expect("load");
     let err = EnvSet::new(&plugin, &options(1, 1)).expect_err("no robot granted").to_string();
     assert!(err.contains("robot `arm` is not granted") && err.contains("[env] robots"), "{err}");
-    let missing = EnvSetOptions {
-        robots: std::sync::Arc::new([("arm".to_string(), std::path::PathBuf::from("/nonexistent/arm.urdf"))].into()),
-        ..options(1, 1)
-    };
+    let missing = EnvSetOptions { robots: grant(&[("arm", std::path::PathBuf::from("/nonexistent/arm.urdf"))]), ..options(1, 1) };
     let err = EnvSet::new(&plugin, &missing).expect_err("missing file").to_string();
     assert!(err.contains("/nonexistent/arm.urdf"), "{err}");
 }

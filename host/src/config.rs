@@ -156,6 +156,13 @@ pub struct EnvSection {
     /// `robots = { arm = "../robots/arm7.urdf" }`: the only files an env plugin can reach.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub robots: std::collections::BTreeMap<String, PathBuf>,
+    /// Folders searched for the `package://NAME/…` meshes of robot files, before
+    /// `ROS_PACKAGE_PATH` and the URDF's own folder: each holds package folders or is one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PathBuf>,
+    /// What robot meshes collide as: `"hull"` (default) or `"decompose"`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mesh_collision: crate::physics::mesh::MeshCollision,
 }
 
 fn one() -> usize {
@@ -179,8 +186,18 @@ impl EnvSection {
             seed,
             stream,
             params: to_params("env.params", &self.params)?,
-            robots: std::sync::Arc::new(self.robots.clone()),
+            robots: std::sync::Arc::new(self.robot_grants()),
         })
+    }
+
+    /// The robots this section grants, with `packages` then `ROS_PACKAGE_PATH` to search.
+    pub fn robot_grants(&self) -> crate::runtime::RobotGrants {
+        let mut packages = self.packages.clone();
+        if let Some(ros) = std::env::var_os("ROS_PACKAGE_PATH") {
+            packages.extend(std::env::split_paths(&ros).filter(|p| !p.as_os_str().is_empty()));
+        }
+        let import = crate::physics::mesh::ImportOptions { packages, collision: self.mesh_collision };
+        crate::runtime::RobotGrants { files: self.robots.clone(), import }
     }
 }
 
@@ -330,7 +347,15 @@ impl RunConfig {
             tags: Vec::new(),
             total_steps: None,
             store: default_store(),
-            env: EnvSection { plugin, num_envs: 1, workers: 0, params: toml::Table::new(), robots: Default::default() },
+            env: EnvSection {
+                plugin,
+                num_envs: 1,
+                workers: 0,
+                params: toml::Table::new(),
+                robots: Default::default(),
+                packages: Vec::new(),
+                mesh_collision: Default::default(),
+            },
             reward: None,
             algorithm: None,
             train: TrainSection::default(),
@@ -393,7 +418,7 @@ impl RunConfig {
             }
         };
         rebase(&mut config.env.plugin);
-        for p in config.env.robots.values_mut() {
+        for p in config.env.robots.values_mut().chain(config.env.packages.iter_mut()) {
             *p = normalize(&base.join(&*p));
         }
         if let Some(r) = &mut config.reward {

@@ -8,6 +8,7 @@ mod fleet;
 mod inspect;
 mod new;
 mod registry;
+mod robot;
 mod runs;
 mod train;
 mod watch;
@@ -98,6 +99,9 @@ enum ExpCommand {
 enum EnvCommand {
     /// Step an environment with random or given actions and summarise the episodes.
     Run(env_run::RunArgs),
+    /// Load a robot file (URDF) as an env would and show its links, joints, limits and
+    /// mass; then let it hang under gravity to show that it simulates.
+    Robot(robot::RobotArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -123,6 +127,7 @@ pub fn main() -> ExitCode {
         }
         Command::Runs(RunsCommand::Pull(a)) => runs::pull(a),
         Command::Env(EnvCommand::Run(a)) => env_run::run(a),
+        Command::Env(EnvCommand::Robot(a)) => robot::run(a),
         Command::Exp(ExpCommand::Plan(a)) => {
             quiet_on_broken_pipe();
             exp::plan(a)

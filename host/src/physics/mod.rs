@@ -16,6 +16,9 @@
 //! multibody joints). Every non-finite input is refused, and a step that produces a
 //! non-finite pose or velocity reports `diverged` — a blown-up world never hands NaN on.
 
+mod dynamics;
+pub use dynamics::JointDynamics;
+pub mod mesh;
 pub mod render;
 pub mod urdf;
 
@@ -23,17 +26,22 @@ use rapier3d::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Errors of physics calls (mirrors the WIT `physics-error`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PhysicsError {
     /// A handle that names nothing live.
+    #[error("handle {0} names nothing in this world")]
     InvalidHandle(u64),
     /// An invalid description; the text says which field.
+    #[error("{0}")]
     InvalidDesc(String),
     /// A robot could not be loaded.
+    #[error("{0}")]
     Robot(String),
     /// The simulation produced a non-finite value.
+    #[error("the simulation diverged: {0}")]
     Diverged(String),
     /// Snapshot bytes that do not decode.
+    #[error("bad snapshot: {0}")]
     BadSnapshot(String),
 }
 
@@ -235,6 +243,10 @@ pub struct Simulation {
     joints: Vec<JointEntry>,
     substeps: u32,
     timestep: f32,
+    /// Per joint handle: damping and limits from a robot file (not in snapshots).
+    dynamics: Vec<JointDynamics>,
+    /// Joints that follow others (not in snapshots).
+    mimics: Vec<dynamics::Mimic>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -286,7 +298,7 @@ impl Simulation {
         // velocity motors ~40% off their targets and drifting after a stop command. The
         // passes are cheap next to a substep (which recomputes the mass matrices).
         world.integration_parameters.num_internal_pgs_iterations = 4;
-        Ok(Simulation { world, joints: Vec::new(), substeps, timestep })
+        Ok(Simulation { world, joints: Vec::new(), substeps, timestep, dynamics: Vec::new(), mimics: Vec::new() })
     }
 
     fn body_handle(&self, h: u64) -> Res<RigidBodyHandle> {
@@ -461,6 +473,7 @@ impl Simulation {
         if values.iter().any(|v| v.abs() > MAX_MOTOR) {
             return Err(desc(format!("motor of joint {h}: {values:?} exceeds ±{MAX_MOTOR:e} (no real actuator does)")));
         }
+        let m = self.limited(h, m);
         let effort = if let Motor::Effort(e) = m { e } else { 0.0 };
         let g = self.generic_mut(h)?;
         match m {
@@ -592,6 +605,7 @@ impl Simulation {
     /// absurdly large.
     pub fn step(&mut self, steps: u32) -> Res<()> {
         for _ in 0..steps {
+            self.drive_mimics()?;
             self.apply_efforts();
             // rapier asserts on some degenerate inputs; a panic here must not take the
             // host down with the plugin's call.
@@ -708,6 +722,15 @@ impl Simulation {
             let Some(parent) = c.parent() else { continue };
             let pose = *c.position();
             let s = c.shape();
+            if let Some(parts) = s.as_compound() {
+                // A decomposed mesh: each convex part on its own.
+                for (local, part) in parts.shapes() {
+                    if let Some(h) = part.as_convex_polyhedron() {
+                        out.push((body_id(parent), pose * *local, ShapeDesc::ConvexHull(h.points().to_vec())));
+                    }
+                }
+                continue;
+            }
             let shape = if let Some(b) = s.as_ball() {
                 ShapeDesc::Ball(b.radius)
             } else if let Some(b) = s.as_cuboid() {

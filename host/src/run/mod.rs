@@ -249,7 +249,7 @@ impl Run {
         let claimed = naming::claim(&store, &config.s3, &naming::base_name(&config), &text)?;
         let mut warnings = warnings;
         warnings.extend(
-            crate::rundir::carry::carry_robots(&claimed.dir, &to_run.env.robots)
+            crate::rundir::carry::carry_robots(&claimed.dir, &to_run.env.robot_grants())
                 .with_context(|| format!("config file {}", path.display()))?,
         );
         Run::open(to_run, claimed.dir, claimed.remote, false, &path.display().to_string(), warnings)

@@ -82,23 +82,36 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CarryError> {
     std::fs::rename(&tmp, path).map_err(io("write", path))
 }
 
-/// Copies each robot file (and the meshes it names by a relative path inside its own
-/// directory) to `robots/<name>/` in the run. Returns a note per mesh that cannot travel
-/// (`package://` or outside the URDF's directory).
-pub fn carry_robots(run_dir: &Path, robots: &BTreeMap<String, PathBuf>) -> Result<Vec<String>, CarryError> {
+/// Copies each robot file to `robots/<name>/` in the run, with the meshes it names: those
+/// by a relative path inside its own folder at that path, `package://PKG/PATH` ones (found
+/// through the package search path) at `PKG/PATH`, where the loader finds them beside the
+/// carried URDF. Returns a note per mesh that cannot travel (outside the URDF's folder, or
+/// not found: loading the robot names the error).
+pub fn carry_robots(run_dir: &Path, robots: &crate::runtime::RobotGrants) -> Result<Vec<String>, CarryError> {
     let mut notes = Vec::new();
-    for (name, urdf) in robots {
+    for (name, urdf) in &robots.files {
         let text = std::fs::read(urdf).map_err(|source| CarryError::Io { what: "read robot file", path: urdf.clone(), source })?;
         let file_name = urdf.file_name().map_or_else(|| "robot.urdf".into(), |n| n.to_string_lossy().into_owned());
         let to = run_dir.join(ROBOTS_DIR).join(name);
         write_atomic(&to.join(&file_name), &text)?;
         let base = urdf.parent().unwrap_or(Path::new(""));
         for mesh in mesh_files(&String::from_utf8_lossy(&text)) {
-            let Some(rel) = travelling_mesh(&mesh) else {
+            let (from, rel) = if let Some(rel) = travelling_mesh(&mesh) {
+                (base.join(rel), rel.to_path_buf())
+            } else if let Some(rest) = mesh.strip_prefix("package://")
+                && let Some(rel) = travelling_mesh(rest)
+            {
+                match crate::physics::mesh::resolve(urdf, &mesh, &robots.import.packages) {
+                    Ok(from) => (from, rel.to_path_buf()),
+                    Err(e) => {
+                        notes.push(format!("robot `{name}`: {e}; it does not travel with the run"));
+                        continue;
+                    }
+                }
+            } else {
                 notes.push(format!("robot `{name}`: mesh `{mesh}` is not under {} and does not travel with the run", base.display()));
                 continue;
             };
-            let from = base.join(rel);
             let bytes = std::fs::read(&from).map_err(|source| CarryError::Io { what: "read mesh", path: from.clone(), source })?;
             write_atomic(&to.join(rel), &bytes)?;
         }

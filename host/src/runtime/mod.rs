@@ -44,8 +44,18 @@ pub const PACKAGE_VERSION: (u64, u64, u64) = (0, 1, 1);
 /// How often the epoch ticks; call deadlines are counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// Robot description files an env may load, by the name the config gives them.
-pub type Robots = std::sync::Arc<std::collections::BTreeMap<String, std::path::PathBuf>>;
+/// Robot description files an env may load, by the name the config gives them, and how
+/// they are imported (`[env] robots`, `packages`, `mesh_collision`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RobotGrants {
+    /// URDF files by name.
+    pub files: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// Package search path and mesh collision mode.
+    pub import: crate::physics::mesh::ImportOptions,
+}
+
+/// The robots an env may load (shared by every instance of a run).
+pub type Robots = std::sync::Arc<RobotGrants>;
 
 /// Settings of a [`Runtime`].
 #[derive(Clone, Debug)]

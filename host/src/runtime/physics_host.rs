@@ -133,13 +133,14 @@ impl wit::HostSimulation for PluginState {
         base: wit::Pose,
         fixed: bool,
     ) -> R<Result<wit::Robot, wit::PhysicsError>> {
-        let Some(path) = self.robots.get(&name).cloned() else {
-            let granted: Vec<&String> = self.robots.keys().collect();
+        let Some(path) = self.robots.files.get(&name).cloned() else {
+            let granted: Vec<&String> = self.robots.files.keys().collect();
             return Ok(Err(wit::PhysicsError::Robot(format!(
                 "robot `{name}` is not granted by the run config (granted: {granted:?}; add it under [env] robots = {{ {name} = \"path.urdf\" }})"
             ))));
         };
-        let loaded = self.sim(&s)?.load_urdf(&path, pose(base), fixed);
+        let import = self.robots.import.clone();
+        let loaded = self.sim(&s)?.load_urdf(&path, pose(base), fixed, &import);
         Ok(loaded.map(|r| wit::Robot { links: r.links, joints: r.joints }).map_err(err))
     }
 

@@ -471,7 +471,7 @@ fn prepare(
     let config = crate::config::RunConfig::load_with(base, &t.overrides)?;
     let (to_run, record, _) = config.resolve_registry()?;
     std::fs::write(dir.join(crate::rundir::CONFIG), toml::to_string_pretty(&record)?)?;
-    crate::rundir::carry::carry_robots(dir, &to_run.env.robots)?;
+    crate::rundir::carry::carry_robots(dir, &to_run.env.robot_grants())?;
     Ok((to_run, None))
 }
 

@@ -21,13 +21,31 @@
 //!   least 10 cm above the floor), all of it within the arm's reach; the arm starts near a
 //!   bent "ready" pose with ±0.1 rad of noise per joint.
 //!
-//! Parameters: `robot` (the granted name, default `arm`), `arm-joints` and `finger-joints`
-//! (comma-separated joint names, defaults those of `robots/arm7.urdf`; `finger-joints = ""`
-//! for a robot without a gripper), `hand` (link name), `max-joint-velocity` (2.0),
-//! `motor-gain` (velocity motors' gain, 1/s, 1000), `substeps` (solver substeps per 50 ms
-//! step, 1), `success-distance` (0.05), `gripper-distance` (0.15), `success-bonus` (1.0),
-//! `action-cost` (0.01), `episode-steps` (100). Reset options: `target` (x, y, z) and `initial-joints` (one
-//! position per arm joint).
+//! Any serial arm: the parameters name its parts and its workspace (`docs/robots.md`;
+//! `configs/kuka-reach-ppo.toml` and `configs/panda-reach-ppo.toml` take published arms).
+//!
+//! Parameters:
+//! - `robot`: the granted name (default `arm`).
+//! - `hand`: the end-effector link (default `hand`); `tip-offset` (x, y, z): the reaching
+//!   point in its frame (default 0, 0, 0.1).
+//! - `arm-joints`, `finger-joints`: comma-separated joint names. Defaults: those of
+//!   `robots/arm7.urdf` when the robot has them; else every movable joint but the fingers,
+//!   and no fingers (a mimic finger follows by itself; name only its leader).
+//! - `ready`: the start pose, one position per arm joint (default arm7's bent pose, zeros past
+//!   its seventh joint); each episode starts within ±0.1 rad of it.
+//! - `workspace-center` (x, y, z; default the arm7 shoulder 0, 0, 0.3), `workspace-radius`
+//!   (min, max; 0.35, 0.85), `workspace-elevation` (min, max rad; −0.35, 1.2),
+//!   `workspace-min-height` (0.1): targets are drawn uniformly in radius, azimuth and
+//!   elevation around the centre, at least that high.
+//! - `control`: `joint-velocity` (default: each action a velocity target of
+//!   `max-joint-velocity` rad/s per unit, `motor-gain` 1/s) or `joint-position-delta` (each
+//!   action moves the joint's position target by `max-joint-step` rad per unit, held by
+//!   position motors of `position-gains` (stiffness 1/s², damping 1/s; 400, 40)).
+//! - `substeps` (solver substeps per 50 ms step, 1), `success-distance` (0.05),
+//!   `gripper-distance` (0.15), `success-bonus` (1.0), `action-cost` (0.01), `episode-steps`
+//!   (100).
+//!
+//! Reset options: `target` (x, y, z) and `initial-joints` (one position per arm joint).
 
 use paddock_sdk::physics::{self as ph, Motor, Simulation, WorldDesc};
 use paddock_sdk::space::box1d;
@@ -47,12 +65,23 @@ const PARAMS: &[&str] = &[
     "success-bonus",
     "action-cost",
     "episode-steps",
+    "ready",
+    "tip-offset",
+    "workspace-center",
+    "workspace-radius",
+    "workspace-elevation",
+    "workspace-min-height",
+    "control",
+    "max-joint-step",
+    "position-gains",
 ];
+/// Most arm joints the env drives.
+const MAX_JOINTS: usize = 16;
 const DEFAULT_ARM: &str = "joint1,joint2,joint3,joint4,joint5,joint6,joint7";
 const DEFAULT_FINGERS: &str = "finger_left_joint,finger_right_joint";
-/// A bent pose away from the straight-up singularity (joints 2, 4 and 6 bent).
+/// A bent pose away from the straight-up singularity (joints 2, 4 and 6 bent): arm7's.
 const READY: [f32; 7] = [0.0, 0.4, 0.0, -1.6, 0.0, 1.2, 0.0];
-/// The point between the fingertips, in the hand link's frame.
+/// The point between the fingertips, in the hand link's frame (arm7's).
 const TIP: [f32; 3] = [0.0, 0.0, 0.1];
 /// Where targets are drawn around: the shoulder (joint 2) of `arm7.urdf`.
 const SHOULDER: [f32; 3] = [0.0, 0.0, 0.3];
@@ -81,9 +110,20 @@ fn rotate(q: ph::Quat, v: [f32; 3]) -> [f32; 3] {
 #[derive(Clone)]
 struct Settings {
     robot: String,
-    arm: Vec<String>,
-    fingers: Vec<String>,
+    /// Named by `arm-joints` / `finger-joints`, or `None` for the defaults (resolved against
+    /// the robot's joints when it loads).
+    arm: Option<Vec<String>>,
+    fingers: Option<Vec<String>>,
     hand: String,
+    tip: [f32; 3],
+    ready: Option<Vec<f32>>,
+    center: [f32; 3],
+    radius: (f64, f64),
+    elevation: (f64, f64),
+    min_height: f32,
+    control: Control,
+    max_step: f32,
+    gains: (f32, f32),
     max_velocity: f32,
     gain: f32,
     substeps: u32,
@@ -93,20 +133,75 @@ struct Settings {
     action_cost: f64,
 }
 
+/// How actions drive the arm joints.
+#[derive(Clone, Copy, PartialEq)]
+enum Control {
+    JointVelocity,
+    JointPositionDelta,
+}
+
+fn bad(m: String) -> PluginError {
+    PluginError::InvalidParams(m)
+}
+
+/// `name` as three finite reals.
+fn triple(params: &Params, name: &str, default: [f32; 3]) -> Result<[f32; 3], PluginError> {
+    match params.reals(name, 3)? {
+        Some(v) if v.iter().all(|x| x.is_finite()) => Ok([v[0] as f32, v[1] as f32, v[2] as f32]),
+        Some(v) => Err(bad(format!("`{name}` must be finite, got {v:?}"))),
+        None => Ok(default),
+    }
+}
+
+/// `name` as an increasing pair of finite reals within `ok`.
+fn range(params: &Params, name: &str, default: (f64, f64), ok: impl Fn(f64) -> bool) -> Result<(f64, f64), PluginError> {
+    match params.reals(name, 2)? {
+        Some(&[lo, hi]) if lo.is_finite() && hi.is_finite() && lo < hi && ok(lo) && ok(hi) => Ok((lo, hi)),
+        Some(v) => Err(bad(format!("`{name}` must be [min, max] with min < max, got {v:?}"))),
+        None => Ok(default),
+    }
+}
+
 impl Settings {
     fn from(params: &Params) -> Result<Self, PluginError> {
         params.check_known(PARAMS)?;
-        let arm = names(params.text("arm-joints")?.unwrap_or(DEFAULT_ARM));
-        if arm.is_empty() || arm.len() > READY.len() {
-            return Err(PluginError::InvalidParams(format!("`arm-joints` must name 1 to {} joints, got {}", READY.len(), arm.len())));
+        let arm = params.text("arm-joints")?.map(names);
+        if let Some(a) = &arm
+            && (a.is_empty() || a.len() > MAX_JOINTS)
+        {
+            return Err(bad(format!("`arm-joints` must name 1 to {MAX_JOINTS} joints, got {}", a.len())));
         }
         let positive = |name: &str, default: f64| params.real_if(name, default, "a positive number", |v| v > 0.0).map(|v| v as f32);
         let substeps = params.int_in("substeps", 1, 1..=100)?;
+        let ready = match params.get_reals("ready")? {
+            Some(v) if v.iter().all(|x| x.is_finite()) && !v.is_empty() => Some(v.iter().map(|&x| x as f32).collect()),
+            Some(v) => return Err(bad(format!("`ready` must be one finite position per arm joint, got {v:?}"))),
+            None => None,
+        };
+        let control = match params.text("control")?.unwrap_or("joint-velocity") {
+            "joint-velocity" => Control::JointVelocity,
+            "joint-position-delta" => Control::JointPositionDelta,
+            other => return Err(bad(format!("`control` is `joint-velocity` or `joint-position-delta`, got `{other}`"))),
+        };
+        let gains = match params.reals("position-gains", 2)? {
+            Some(&[kp, kd]) if kp > 0.0 && kd >= 0.0 && kp.is_finite() && kd.is_finite() => (kp as f32, kd as f32),
+            Some(v) => return Err(bad(format!("`position-gains` must be [stiffness > 0, damping ≥ 0], got {v:?}"))),
+            None => (400.0, 40.0),
+        };
         Ok(Settings {
             robot: params.text("robot")?.unwrap_or("arm").to_string(),
             arm,
-            fingers: names(params.text("finger-joints")?.unwrap_or(DEFAULT_FINGERS)),
+            fingers: params.text("finger-joints")?.map(names),
             hand: params.text("hand")?.unwrap_or("hand").to_string(),
+            tip: triple(params, "tip-offset", TIP)?,
+            ready,
+            center: triple(params, "workspace-center", SHOULDER)?,
+            radius: range(params, "workspace-radius", (0.35, 0.85), |v| v >= 0.0)?,
+            elevation: range(params, "workspace-elevation", (-0.35, 1.2), |v| v.abs() <= core::f64::consts::FRAC_PI_2)?,
+            min_height: params.real("workspace-min-height", 0.1)? as f32,
+            control,
+            max_step: positive("max-joint-step", 0.05)?,
+            gains,
             max_velocity: positive("max-joint-velocity", 2.0)?,
             gain: positive("motor-gain", 1000.0)?,
             substeps: substeps as u32,
@@ -123,9 +218,28 @@ struct Scene {
     sim: Simulation,
     /// Arm joints, then finger joints (one `joint-states` call reads them all).
     joints: Vec<u64>,
+    /// How many of `joints` are arm joints.
+    arm: usize,
+    /// Start pose, one position per arm joint.
+    ready: Vec<f32>,
     hand: u64,
     /// The fixed body that shows the target.
     marker: u64,
+}
+
+/// The arm and finger joints: as named, else arm7's when the robot has them, else every
+/// movable joint but the fingers (and no fingers).
+fn joint_names(s: &Settings, movable: &[&str]) -> (Vec<String>, Vec<String>) {
+    let has_all = |list: &str| names(list).iter().all(|n| movable.contains(&n.as_str()));
+    let fingers = s.fingers.clone().unwrap_or_else(|| if has_all(DEFAULT_FINGERS) { names(DEFAULT_FINGERS) } else { Vec::new() });
+    let arm = s.arm.clone().unwrap_or_else(|| {
+        if has_all(DEFAULT_ARM) {
+            names(DEFAULT_ARM)
+        } else {
+            movable.iter().filter(|n| !fingers.iter().any(|f| f == *n)).map(|n| n.to_string()).collect()
+        }
+    });
+    (arm, fingers)
 }
 
 fn build(s: &Settings) -> Result<Scene, PluginError> {
@@ -133,22 +247,38 @@ fn build(s: &Settings) -> Result<Scene, PluginError> {
     let floor = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -0.05))).map_err(ph::failed("add-body"))?;
     sim.add_collider(floor, &ph::collider(ph::Shape::Cuboid(ph::v3(1.0, 1.0, 0.05)), 1.0)).map_err(ph::failed("add-collider"))?;
     let robot = sim.load_robot(&s.robot, ph::at(0.0, 0.0, 0.0), true).map_err(ph::failed("load-robot"))?;
+    let movable: Vec<&str> = robot.joints.iter().map(|(n, _)| n.as_str()).collect();
+    let (arm, fingers) = joint_names(s, &movable);
+    if arm.is_empty() || arm.len() > MAX_JOINTS {
+        return Err(bad(format!(
+            "robot `{}` has {} arm joints to drive; the env drives 1 to {MAX_JOINTS} (name them in `arm-joints`)",
+            s.robot,
+            arm.len()
+        )));
+    }
     let find_joint = |name: &String| {
-        robot.joints.iter().find(|(n, _)| n == name).map(|(_, h)| *h).ok_or_else(|| {
-            let have: Vec<&str> = robot.joints.iter().map(|(n, _)| n.as_str()).collect();
-            PluginError::InvalidParams(format!("robot `{}` has no movable joint `{name}` (it has {have:?})", s.robot))
-        })
+        robot
+            .joints
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, h)| *h)
+            .ok_or_else(|| bad(format!("robot `{}` has no movable joint `{name}` (it has {movable:?})", s.robot)))
     };
-    let joints = s.arm.iter().chain(&s.fingers).map(find_joint).collect::<Result<Vec<_>, _>>()?;
+    let joints = arm.iter().chain(&fingers).map(find_joint).collect::<Result<Vec<_>, _>>()?;
     let hand = robot.links.iter().find(|(n, _)| *n == s.hand).map(|(_, h)| *h).ok_or_else(|| {
         let have: Vec<&str> = robot.links.iter().map(|(n, _)| n.as_str()).collect();
-        PluginError::InvalidParams(format!("robot `{}` has no link `{}` (it has {have:?})", s.robot, s.hand))
+        bad(format!("robot `{}` has no link `{}` to use as the hand (`hand`; it has {have:?})", s.robot, s.hand))
     })?;
+    let ready = match &s.ready {
+        Some(r) if r.len() == arm.len() => r.clone(),
+        Some(r) => return Err(bad(format!("`ready` has {} positions for {} arm joints ({arm:?})", r.len(), arm.len()))),
+        None => (0..arm.len()).map(|i| READY.get(i).copied().unwrap_or(0.0)).collect(),
+    };
     // The target: a small ball that touches nothing, there to be drawn (frames, the monitor).
     let marker = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -1.0))).map_err(ph::failed("add-body"))?;
     let ghost = ph::ColliderDesc { memberships: 0, filter: 0, ..ph::collider(ph::Shape::Ball(0.025), 1.0) };
     sim.add_collider(marker, &ghost).map_err(ph::failed("add-collider"))?;
-    Ok(Scene { sim, joints, hand, marker })
+    Ok(Scene { sim, arm: arm.len(), joints, ready, hand, marker })
 }
 
 /// One arm in its own simulated world.
@@ -176,10 +306,10 @@ impl ArmReach {
         let sim = &self.scene.sim;
         let states = sim.joint_states(&self.scene.joints).map_err(ph::failed("joint-states"))?;
         let hand = sim.pose(self.scene.hand).map_err(ph::failed("pose"))?;
-        let off = rotate(hand.rotation, TIP);
+        let off = rotate(hand.rotation, self.settings.tip);
         let t = hand.translation;
         let tip = [t.x + off[0], t.y + off[1], t.z + off[2]];
-        let n = self.settings.arm.len();
+        let n = self.scene.arm;
         let q: Vec<f32> = states[..n].iter().map(|s| s.position).collect();
         let qd: Vec<f32> = states[..n].iter().map(|s| s.velocity).collect();
         if q.iter().chain(&qd).chain(&tip).all(|x| x.is_finite()) {
@@ -190,15 +320,16 @@ impl ArmReach {
         Ok(())
     }
 
-    fn draw_target(rng: &mut Rng) -> [f32; 3] {
+    fn draw_target(s: &Settings, rng: &mut Rng) -> [f32; 3] {
+        let c = s.center;
         loop {
-            let r = rng.uniform(0.35, 0.85);
+            let r = rng.uniform(s.radius.0, s.radius.1);
             let azimuth = rng.uniform(-core::f64::consts::PI, core::f64::consts::PI);
-            let elevation = rng.uniform(-0.35, 1.2);
+            let elevation = rng.uniform(s.elevation.0, s.elevation.1);
             let (se, ce) = (math::sin(elevation), math::cos(elevation));
             let (sa, ca) = (math::sin(azimuth), math::cos(azimuth));
-            let p = [SHOULDER[0] + (r * ce * ca) as f32, SHOULDER[1] + (r * ce * sa) as f32, SHOULDER[2] + (r * se) as f32];
-            if p[2] >= 0.1 {
+            let p = [c[0] + (r * ce * ca) as f32, c[1] + (r * ce * sa) as f32, c[2] + (r * se) as f32];
+            if p[2] >= s.min_height {
                 return p;
             }
         }
@@ -212,7 +343,11 @@ impl ArmReach {
 impl Environment for ArmReach {
     fn spec(params: &Params) -> Result<EnvSpec, PluginError> {
         let s = Settings::from(params)?;
-        let n = s.arm.len();
+        // Unnamed joints are the robot's: load it to count them.
+        let n = match &s.arm {
+            Some(a) => a.len(),
+            None => build(&s)?.arm,
+        };
         let mut high = vec![Q_BOUND; n];
         high.extend(vec![f32::INFINITY; n]);
         high.extend([2.0; 9]);
@@ -234,7 +369,7 @@ impl Environment for ArmReach {
     fn new(params: &Params) -> Result<Self, PluginError> {
         let settings = Settings::from(params)?;
         let scene = build(&settings)?;
-        let n = settings.arm.len();
+        let n = scene.arm;
         Ok(ArmReach {
             settings,
             scene,
@@ -252,14 +387,14 @@ impl Environment for ArmReach {
         if self.broken.take().is_some() {
             self.scene = build(&self.settings)?;
         }
-        let n = self.settings.arm.len();
+        let n = self.scene.arm;
         let q0: Vec<f32> = match options.reals("initial-joints", n)? {
             Some(v) => v.iter().map(|&x| x as f32).collect(),
-            None => (0..n).map(|i| READY[i] + rng.uniform(-0.1, 0.1) as f32).collect(),
+            None => (0..n).map(|i| self.scene.ready[i] + rng.uniform(-0.1, 0.1) as f32).collect(),
         };
         self.target = match options.reals("target", 3)? {
             Some(v) => [v[0] as f32, v[1] as f32, v[2] as f32],
-            None => Self::draw_target(rng),
+            None => Self::draw_target(&self.settings, rng),
         };
         if q0.iter().chain(&self.target).any(|x| !x.is_finite()) {
             return Err(PluginError::InvalidParams("reset options `target` and `initial-joints` must be finite".into()));
@@ -293,7 +428,8 @@ impl Environment for ArmReach {
             .iter()
             .enumerate()
             .map(|(i, &j)| match clipped.get(i) {
-                Some(a) => (j, Motor::Velocity((a * s.max_velocity, s.gain))),
+                Some(a) if s.control == Control::JointVelocity => (j, Motor::Velocity((a * s.max_velocity, s.gain))),
+                Some(a) => (j, Motor::Position((self.q[i] + a * s.max_step, s.gains.0, s.gains.1))),
                 None => (j, Motor::Position((finger, 400.0, 40.0))),
             })
             .collect();
