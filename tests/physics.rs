@@ -14,21 +14,21 @@ use paddock::spaces::sample;
 use rand::SeedableRng;
 use std::time::Duration;
 
-fn options(num_envs: usize, seed: u64) -> EnvSetOptions {
+pub(crate) fn options(num_envs: usize, seed: u64) -> EnvSetOptions {
     EnvSetOptions { num_envs, workers: 1, seed, stream: Stream::Env, params: Vec::new(), robots: Default::default() }
 }
 
-fn envset(name: &str, opts: &EnvSetOptions, log: RunLog) -> EnvSet {
+pub(crate) fn envset(name: &str, opts: &EnvSetOptions, log: RunLog) -> EnvSet {
     let rt = common::runtime_with(Limits { memory_bytes: 64 << 20, call_timeout: Duration::from_secs(5) }, log);
     let plugin = rt.load(common::plugin(name), World::Environment).expect("load");
     EnvSet::new(&plugin, opts).expect("env set")
 }
 
-fn bits(steps: &[VecStep]) -> Vec<u32> {
+pub(crate) fn bits(steps: &[VecStep]) -> Vec<u32> {
     steps.iter().flat_map(|s| s.observations.iter().chain(&s.final_observations).map(|x| x.to_bits())).collect()
 }
 
-fn random_steps(set: &mut EnvSet, steps: usize, seed: u64) -> Vec<VecStep> {
+pub(crate) fn random_steps(set: &mut EnvSet, steps: usize, seed: u64) -> Vec<VecStep> {
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
     let space = set.spec().action_space.clone();
     let mut actions = vec![0.0; set.num_envs() * set.act_len()];
@@ -193,7 +193,7 @@ fn arm_options(num_envs: usize, seed: u64) -> EnvSetOptions {
 }
 
 /// Robot files granted by name, imported with the defaults.
-fn grant(files: &[(&str, std::path::PathBuf)]) -> paddock::runtime::Robots {
+pub(crate) fn grant(files: &[(&str, std::path::PathBuf)]) -> paddock::runtime::Robots {
     let files = files.iter().map(|(n, p)| (n.to_string(), p.clone())).collect();
     std::sync::Arc::new(paddock::runtime::RobotGrants { files, ..Default::default() })
 }

@@ -19,6 +19,7 @@ mod offpolicy;
 mod physics;
 mod registry;
 mod reload;
+mod robots;
 mod sandbox;
 mod store;
 mod train;

@@ -40,7 +40,8 @@ impl Simulation {
     pub fn set_joint_dynamics(&mut self, h: u64, d: JointDynamics) -> Res<()> {
         let j = *self.joint(h)?;
         finite("joint damping", &[d.damping])?;
-        if d.damping < 0.0 || !(d.max_velocity > 0.0) || !(d.max_effort > 0.0) {
+        let positive = |v: f32| v > 0.0;
+        if d.damping < 0.0 || !positive(d.max_velocity) || !positive(d.max_effort) {
             return Err(desc(format!("joint {h}: damping must be ≥ 0 and the velocity and effort limits > 0, got {d:?}")));
         }
         if let Link::Multibody(mh) = j.link

@@ -571,7 +571,8 @@ impl Simulation {
                 disp[asm] = position - current;
                 mb.apply_displacements(&disp);
                 mb.generalized_velocity_mut()[asm] = velocity;
-                mb.forward_kinematics(&self.world.bodies, false);
+                // The root pose from its body: a free base stays where it is.
+                mb.forward_kinematics(&self.world.bodies, true);
                 mb.update_rigid_bodies(&mut self.world.bodies, false);
             }
             Link::Impulse(_) => {

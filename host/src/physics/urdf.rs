@@ -10,6 +10,9 @@ use rapier3d::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
+/// The collision group of robot links (bit 32 of a collider's `memberships`).
+pub const ROBOT_GROUP: Group = Group::GROUP_32;
+
 /// What a loaded robot exposes: its links' bodies and movable joints, in file order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadedRobot {
@@ -333,7 +336,11 @@ impl Simulation {
         let density = if from_shapes { mass / volume } else { 0.0 };
         let h = self.world.insert_body(b);
         for (shape, at) in shapes {
-            self.world.insert_collider(ColliderBuilder::new(shape).position(at).density(density).friction(0.8), Some(h));
+            // Links of a robot never collide with each other (PyBullet's default): they are
+            // in group 32 and do not look at it; everything else sees them.
+            let groups = InteractionGroups::new(ROBOT_GROUP, Group::ALL.difference(ROBOT_GROUP), InteractionTestMode::And);
+            let c = ColliderBuilder::new(shape).position(at).density(density).friction(0.8).collision_groups(groups);
+            self.world.insert_collider(c, Some(h));
         }
         Ok(h)
     }
@@ -547,13 +554,14 @@ mod tests {
         // A xacro substitution that was never expanded.
         let m = load_text(
             "xacro.urdf",
-            &robot(format!(
+            &robot(
                 r#"<link name="a"><inertial><origin xyz="$(arg x) 0 0"/><mass value="1"/><inertia ixx="1" ixy="0" ixz="0" iyy="1" iyz="0" izz="1"/></inertial></link>"#
-            )),
+                    .to_string(),
+            ),
         );
         assert!(m.contains("xacro.urdf") && m.contains("$(arg x)") && m.contains("expand the file with xacro"), "{m}");
         // A mimic naming no joint.
-        let body = [link("a", 1.0), link("b", 1.0), format!(r#"<joint name="j" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 1"/><limit lower="-1" upper="1" effort="5" velocity="2"/><mimic joint="nothing"/></joint>"#)].concat();
+        let body = [link("a", 1.0), link("b", 1.0), r#"<joint name="j" type="revolute"><parent link="a"/><child link="b"/><axis xyz="0 0 1"/><limit lower="-1" upper="1" effort="5" velocity="2"/><mimic joint="nothing"/></joint>"#.to_string()].concat();
         let m = load_text("mimic.urdf", &robot(body));
         assert!(m.contains("joint `j`") && m.contains("<mimic> names no joint `nothing`"), "{m}");
     }
