@@ -223,3 +223,35 @@ fn the_walking_env_names_a_missing_foot_and_the_robot_it_loaded() {
     let err = paddock::envset::EnvSet::new(&plugin, &opts).expect_err("short pose").to_string();
     assert!(err.contains("`ready` has 3 positions for 12 joints"), "{err}");
 }
+
+/// The point `tip` (in link `link`'s frame) with the robot's joints at `q`, as the host's
+/// simulation places it.
+fn tip_at(file: &Path, link: &str, tip: [f32; 3], q: &[(&str, f32)]) -> [f32; 3] {
+    use paddock::physics::{Simulation, mesh::ImportOptions, vec3};
+    let mut sim = Simulation::new(vec3(0.0, 0.0, 0.0), 0.01, 1).expect("world");
+    let r = sim.load_urdf(file, rapier3d::prelude::Pose::IDENTITY, true, &ImportOptions::default()).expect("loads");
+    for (name, v) in q {
+        let h = r.joints.iter().find(|j| j.0 == *name).expect("joint").1;
+        sim.set_joint_state(h, *v, 0.0).expect("set");
+    }
+    let body = r.links.iter().find(|l| l.0 == link).expect("link").1;
+    let p = sim.pose(body).expect("pose") * vec3(tip[0], tip[1], tip[2]);
+    [p.x, p.y, p.z]
+}
+
+#[test]
+fn published_arms_are_where_their_urdf_kinematics_put_them() {
+    // Forward kinematics of the URDF files (origins with rpy, axes) computed apart, with
+    // numpy, from the file alone: the Panda's usual "ready" pose puts its hand flange at
+    // (0.307, 0, 0.590); a bent Kuka puts its flange point at (0.663, 0.141, 0.581).
+    let near = |a: [f32; 3], b: [f32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 2e-3);
+    let names = |prefix: &str, q: &[f32]| -> Vec<(String, f32)> { q.iter().enumerate().map(|(i, v)| (format!("{prefix}{}", i + 1), *v)).collect() };
+    let panda_q = names("panda_joint", &[0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]);
+    let panda_q: Vec<(&str, f32)> = panda_q.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let hand = tip_at(&data().join("franka_panda/panda.urdf"), "panda_hand", [0.0; 3], &panda_q);
+    assert!(near(hand, [0.30702, 0.0, 0.59027]), "Panda hand at {hand:?}");
+    let kuka_q = names("lbr_iiwa_joint_", &[0.3, 0.5, -0.2, -1.2, 0.4, 0.8, 0.1]);
+    let kuka_q: Vec<(&str, f32)> = kuka_q.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let flange = tip_at(&data().join("kuka_iiwa/model.urdf"), "lbr_iiwa_link_7", [0.0, 0.0, 0.05], &kuka_q);
+    assert!(near(flange, [0.66317, 0.14094, 0.58064]), "Kuka flange at {flange:?}");
+}

@@ -408,12 +408,15 @@ impl Simulation {
             JointKind::Spherical => JointAxesMask::LOCKED_SPHERICAL_AXES,
             JointKind::Fixed => JointAxesMask::LOCKED_FIXED_AXES,
         };
-        // The joint's X axis is `axis` (in the joint frame) expressed in each body's frame.
+        // Each body's joint frame is its anchor turned so that X is `axis` (given in the joint
+        // frame): the same turn on both sides, so at position 0 the child sits at
+        // parent · parent-anchor · child-anchor⁻¹ exactly. (Completing each side's frame from
+        // its own axis alone would leave a twist about the axis wherever an anchor is rotated:
+        // URDF joints with `rpy` origins got their zero, limits and pose off by it.)
+        let turn = GenericJoint::complete_ang_frame(axis);
         let mut b = GenericJointBuilder::new(mask)
-            .local_anchor1(d.parent_anchor.translation)
-            .local_anchor2(d.child_anchor.translation)
-            .local_axis1(d.parent_anchor.rotation * axis)
-            .local_axis2(d.child_anchor.rotation * axis);
+            .local_frame1(Pose::from_parts(d.parent_anchor.translation, d.parent_anchor.rotation * turn))
+            .local_frame2(Pose::from_parts(d.child_anchor.translation, d.child_anchor.rotation * turn));
         if let Some((lo, hi)) = d.limits {
             finite("joint-desc.limits", &[lo, hi])?;
             if lo > hi {
