@@ -245,7 +245,8 @@ fn published_arms_are_where_their_urdf_kinematics_put_them() {
     // numpy, from the file alone: the Panda's usual "ready" pose puts its hand flange at
     // (0.307, 0, 0.590); a bent Kuka puts its flange point at (0.663, 0.141, 0.581).
     let near = |a: [f32; 3], b: [f32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 2e-3);
-    let names = |prefix: &str, q: &[f32]| -> Vec<(String, f32)> { q.iter().enumerate().map(|(i, v)| (format!("{prefix}{}", i + 1), *v)).collect() };
+    let names =
+        |prefix: &str, q: &[f32]| -> Vec<(String, f32)> { q.iter().enumerate().map(|(i, v)| (format!("{prefix}{}", i + 1), *v)).collect() };
     let panda_q = names("panda_joint", &[0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]);
     let panda_q: Vec<(&str, f32)> = panda_q.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     let hand = tip_at(&data().join("franka_panda/panda.urdf"), "panda_hand", [0.0; 3], &panda_q);
