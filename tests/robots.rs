@@ -256,3 +256,22 @@ fn published_arms_are_where_their_urdf_kinematics_put_them() {
     let flange = tip_at(&data().join("kuka_iiwa/model.urdf"), "lbr_iiwa_link_7", [0.0, 0.0, 0.05], &kuka_q);
     assert!(near(flange, [0.66317, 0.14094, 0.58064]), "Kuka flange at {flange:?}");
 }
+
+#[test]
+fn bad_robot_settings_in_a_config_are_named_before_a_run_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("store={}", dir.path().display());
+    for (set, says) in [
+        ("env.packages=[\"/nonexistent/pkgs\"]", "key `env.packages`: /nonexistent/pkgs is not a folder"),
+        ("env.mesh_collision=\"decompse\"", "unknown variant `decompse`, expected `hull` or `decompose`"),
+        ("env.robots.arm=\"../robots/nope.urdf\"", "key `env.robots.arm`"),
+    ] {
+        let out = common::paddock(&["train", "configs/kuka-reach-ppo.toml", "--set", &store, "--set", set]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{set}: {err}");
+    }
+    // A hand the robot lacks: the env's error lists the links it has.
+    let out = common::paddock(&["train", "configs/kuka-reach-ppo.toml", "--set", &store, "--set", "env.params.hand=\"gripper_tip\""]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no link `gripper_tip` to use as the hand") && err.contains("lbr_iiwa_link_7"), "{err}");
+}

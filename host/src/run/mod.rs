@@ -243,6 +243,11 @@ impl Run {
                 anyhow::bail!("config file {}: key `env.robots.{name}`: {} is not a file", path.display(), file.display());
             }
         }
+        for dir in &config.env.packages {
+            if !dir.is_dir() {
+                anyhow::bail!("config file {}: key `env.packages`: {} is not a folder", path.display(), dir.display());
+            }
+        }
         let (to_run, record, warnings) = config.resolve_registry().with_context(|| format!("config file {}", path.display()))?;
         let text = toml::to_string_pretty(&record)?;
         let store = Location::parse(&config.store).with_context(|| format!("config file {}: key `store`", path.display()))?;
