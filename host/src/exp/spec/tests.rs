@@ -1,0 +1,94 @@
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+fn base(dir: &Path) -> PathBuf {
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins");
+    write(
+        dir,
+        "base.toml",
+        &format!(
+            "total_steps = 1000\n[env]\nplugin = {:?}\n[algorithm]\nplugin = {:?}\n",
+            plugins.join("cartpole.wasm").display().to_string(),
+            plugins.join("ppo.wasm").display().to_string()
+        ),
+    )
+}
+
+#[test]
+fn a_grid_times_seeds_expands_in_order_and_plans_the_same_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    base(dir.path());
+    let f = write(
+        dir.path(),
+        "lr.toml",
+        "base = \"base.toml\"\nseeds = 2\n[set]\ntotal_steps = 2000\n[grid]\n\"algorithm.params.learning-rate\" = [1e-3, 3e-3]\n\"algorithm.params.gamma\" = [0.9, 0.99]\n",
+    );
+    let p = plan(&f, &[]).expect("plan");
+    assert_eq!(p.trials.len(), 8);
+    assert_eq!(
+        p.trials[0].overrides,
+        vec!["total_steps=2000", "algorithm.params.gamma=0.9", "algorithm.params.learning-rate=0.001", "seed=1"]
+    );
+    assert_eq!(p.trials[1].overrides.last().map(String::as_str), Some("seed=2"));
+    let again = plan(&f, &[]).expect("plan");
+    assert_eq!(again.id, p.id, "the same file plans the same experiment");
+    assert_eq!(again.trials, p.trials);
+    let more = plan(&f, &["seeds=3".into()]).expect("plan");
+    assert_ne!(more.id, p.id);
+    assert_eq!(more.trials.len(), 12);
+    assert_eq!(more.trials[0].id, p.trials[0].id.clone(), "a trial's id depends on its place and overrides only");
+}
+
+#[test]
+fn random_draws_are_in_range_and_reproducible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    base(dir.path());
+    let f = write(
+        dir.path(),
+        "r.toml",
+        "base = \"base.toml\"\n[random]\ncount = 20\n\"algorithm.params.gamma\" = { uniform = [0.95, 0.999] }\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n\"algorithm.params.n-steps\" = { choice = [16, 32] }\n",
+    );
+    let p = plan(&f, &[]).expect("plan");
+    assert_eq!(p.trials.len(), 20);
+    for t in &p.trials {
+        let get = |k: &str| t.overrides.iter().find_map(|o| o.strip_prefix(&format!("{k}="))).expect("key").to_string();
+        let g: f64 = get("algorithm.params.gamma").parse().expect("f64");
+        let lr: f64 = get("algorithm.params.learning-rate").parse().expect("f64");
+        assert!((0.95..=0.999).contains(&g) && (1e-4..=1e-2).contains(&lr), "{t:?}");
+        assert!(["16", "32"].contains(&get("algorithm.params.n-steps").as_str()));
+    }
+    assert_eq!(plan(&f, &[]).expect("plan").trials, p.trials);
+}
+
+#[test]
+fn mistakes_name_the_file_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    base(dir.path());
+    let cases = [
+        ("base = \"base.toml\"\nsedes = 3\n", "unknown field `sedes`"),
+        ("base = \"base.toml\"\n[grid]\n\"algorithm.params.gamma\" = []\n", "the axis is empty"),
+        ("base = \"base.toml\"\nseeds = 0\n", "key `seeds`"),
+        ("base = \"base.toml\"\nseeds = []\n", "key `seeds`: the list is empty"),
+        ("base = \"missing.toml\"\n", "the base config"),
+        ("base = \"base.toml\"\n[fleet]\nstore = \"s3://b/x\"\nbudget_dollars = -5\n", "fleet.budget_dollars"),
+        ("base = \"base.toml\"\n[grid]\n\"train.eval_evry\" = [1, 2]\n", "eval_evry"),
+        ("base = \"base.toml\"\n[random]\ncount = 2\n\"seed\" = 1\n", "no axis to draw"),
+        ("base = \"base.toml\"\n[early_stop]\nmetric = \"eval/return_mean\"\nmin_steps = 100\neta = 1\n", "early_stop.eta"),
+    ];
+    for (text, says) in cases {
+        let f = write(dir.path(), "bad.toml", text);
+        let e = plan(&f, &[]).expect_err(text).to_string();
+        assert!(e.contains("bad.toml") && e.contains(says), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn rungs_grow_by_eta_below_the_total() {
+    let es = EarlyStop { metric: "eval/return_mean".into(), mode: "max".into(), min_steps: 1000, eta: 3 };
+    assert_eq!(rungs(&es, 20_000), vec![1000, 3000, 9000]);
+}
