@@ -24,6 +24,13 @@ pub struct RobotArgs {
     /// Load the root link free (a legged or wheeled robot) instead of fixed to the world.
     #[arg(long)]
     free_base: bool,
+    /// Stand the robot on a floor (its base `--height` above it) instead of letting it hang
+    /// in space: a legged or wheeled robot's usual world.
+    #[arg(long)]
+    floor: bool,
+    /// Height of the base above the floor (or the origin), m.
+    #[arg(long, default_value_t = 1.0)]
+    height: f32,
     /// Seconds to simulate under gravity with the motors off (0: only load).
     #[arg(long, default_value_t = 1.0)]
     seconds: f32,
@@ -79,8 +86,30 @@ pub fn run(a: RobotArgs) -> anyhow::Result<()> {
     };
     let opts = ImportOptions { packages, collision };
     let mut sim = Simulation::new(vec3(0.0, 0.0, -9.81), 0.01, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.floor {
+        use crate::physics::{BodyDesc, BodyKind, ColliderDesc, ShapeDesc};
+        let ground = BodyDesc {
+            kind: BodyKind::Fixed,
+            pose: Pose::from_translation(vec3(0.0, 0.0, -0.05)),
+            linear_damping: 0.0,
+            angular_damping: 0.0,
+            gravity_scale: 1.0,
+            can_sleep: false,
+        };
+        let body = sim.add_body(ground).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let shape = ColliderDesc {
+            shape: ShapeDesc::Cuboid(vec3(50.0, 50.0, 0.05)),
+            local_pose: Pose::IDENTITY,
+            friction: 1.0,
+            restitution: 0.0,
+            density: 0.0,
+            memberships: u32::MAX,
+            filter: u32::MAX,
+        };
+        sim.add_collider(body, shape).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     let start = Instant::now();
-    let robot = sim.load_urdf(&a.urdf, Pose::from_translation(vec3(0.0, 0.0, 1.0)), !a.free_base, &opts)?;
+    let robot = sim.load_urdf(&a.urdf, Pose::from_translation(vec3(0.0, 0.0, a.height)), !a.free_base, &opts)?;
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
     let desc = crate::physics::urdf::read_urdf(&a.urdf)?;
     let links: Vec<(String, f64)> = desc.links.iter().map(|l| (l.name.clone(), l.inertial.mass.value)).collect();
@@ -157,7 +186,7 @@ fn print_report(r: &Report, free: bool) {
     println!("  leaf links (end-effector candidates): {}", r.leaf_links.join(", "));
     if let (Some(rate), Some(z)) = (r.step_rate, r.lowest_z) {
         println!(
-            "  simulated {:.1} s under gravity, motors off: stable, {rate:.0} steps/s, lowest link origin at z = {z:.3} m (base at 1 m)",
+            "  simulated {:.1} s under gravity, motors off: stable, {rate:.0} steps/s, lowest link origin at z = {z:.3} m",
             r.simulated_s
         );
     }

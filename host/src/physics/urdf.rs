@@ -339,7 +339,11 @@ impl Simulation {
             // Links of a robot never collide with each other (PyBullet's default): they are
             // in group 32 and do not look at it; everything else sees them.
             let groups = InteractionGroups::new(ROBOT_GROUP, Group::ALL.difference(ROBOT_GROUP), InteractionTestMode::And);
-            let c = ColliderBuilder::new(shape).position(at).density(density).friction(0.8).collision_groups(groups);
+            // Mass properties fixed here: given as density, rapier would integrate a mesh
+            // hull's volume again whenever it recomputes the body's mass (every step for a
+            // multibody link), which cost a Laikago 90% of its step.
+            let props = if density > 0.0 { shape.mass_properties(density) } else { MassProperties::default() };
+            let c = ColliderBuilder::new(shape).position(at).mass_properties(props).friction(0.8).collision_groups(groups);
             self.world.insert_collider(c, Some(h));
         }
         Ok(h)
