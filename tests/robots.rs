@@ -273,5 +273,5 @@ fn bad_robot_settings_in_a_config_are_named_before_a_run_starts() {
     // A hand the robot lacks: the env's error lists the links it has.
     let out = common::paddock(&["train", "configs/kuka-reach-ppo.toml", "--set", &store, "--set", "env.params.hand=\"gripper_tip\""]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("has no link `gripper_tip` to use as the hand") && err.contains("lbr_iiwa_link_7"), "{err}");
+    assert!(err.contains("has no link `gripper_tip` (`hand`, the end effector") && err.contains("lbr_iiwa_link_7"), "{err}");
 }

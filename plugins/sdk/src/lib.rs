@@ -161,6 +161,40 @@ pub mod physics {
             filter: u32::MAX,
         }
     }
+
+    /// `v` turned by the unit quaternion `q` (a body frame → the world).
+    pub fn rotate(q: Quat, v: [f32; 3]) -> [f32; 3] {
+        let u = [q.x, q.y, q.z];
+        let cross = |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+        let t = cross(u, v).map(|c| 2.0 * c);
+        let ut = cross(u, t);
+        core::array::from_fn(|i| v[i] + q.w * t[i] + ut[i])
+    }
+
+    /// `v` turned by the inverse of `q` (the world → a body frame).
+    pub fn rotate_inverse(q: Quat, v: [f32; 3]) -> [f32; 3] {
+        rotate(Quat { x: -q.x, y: -q.y, z: -q.z, w: q.w }, v)
+    }
+
+    impl Robot {
+        /// The handle of movable joint `name` of the robot granted as `robot`, or an
+        /// invalid-parameters error that lists the joints it has.
+        pub fn joint(&self, robot: &str, name: &str) -> Result<JointHandle, crate::types::PluginError> {
+            self.joints.iter().find(|(n, _)| n == name).map(|(_, h)| *h).ok_or_else(|| {
+                let have: Vec<&str> = self.joints.iter().map(|(n, _)| n.as_str()).collect();
+                crate::types::PluginError::InvalidParams(format!("robot `{robot}` has no movable joint `{name}` (it has {have:?})"))
+            })
+        }
+
+        /// The body of link `name` (asked for as `role`, e.g. "`hand`"), or an
+        /// invalid-parameters error that lists the links it has.
+        pub fn link(&self, robot: &str, name: &str, role: &str) -> Result<BodyHandle, crate::types::PluginError> {
+            self.links.iter().find(|(n, _)| n == name).map(|(_, h)| *h).ok_or_else(|| {
+                let have: Vec<&str> = self.links.iter().map(|(n, _)| n.as_str()).collect();
+                crate::types::PluginError::InvalidParams(format!("robot `{robot}` has no link `{name}` ({role}; it has {have:?})"))
+            })
+        }
+    }
 }
 
 /// Bindings generated from `wit/` for the `reward` world.

@@ -97,15 +97,6 @@ fn names(text: &str) -> Vec<String> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
-/// Rotates `v` by the unit quaternion `q`.
-fn rotate(q: ph::Quat, v: [f32; 3]) -> [f32; 3] {
-    let u = [q.x, q.y, q.z];
-    let cross = |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
-    let t = cross(u, v).map(|c| 2.0 * c);
-    let ut = cross(u, t);
-    core::array::from_fn(|i| v[i] + q.w * t[i] + ut[i])
-}
-
 /// Settings from the parameters.
 #[derive(Clone)]
 struct Settings {
@@ -256,19 +247,8 @@ fn build(s: &Settings) -> Result<Scene, PluginError> {
             arm.len()
         )));
     }
-    let find_joint = |name: &String| {
-        robot
-            .joints
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, h)| *h)
-            .ok_or_else(|| bad(format!("robot `{}` has no movable joint `{name}` (it has {movable:?})", s.robot)))
-    };
-    let joints = arm.iter().chain(&fingers).map(find_joint).collect::<Result<Vec<_>, _>>()?;
-    let hand = robot.links.iter().find(|(n, _)| *n == s.hand).map(|(_, h)| *h).ok_or_else(|| {
-        let have: Vec<&str> = robot.links.iter().map(|(n, _)| n.as_str()).collect();
-        bad(format!("robot `{}` has no link `{}` to use as the hand (`hand`; it has {have:?})", s.robot, s.hand))
-    })?;
+    let joints = arm.iter().chain(&fingers).map(|n| robot.joint(&s.robot, n)).collect::<Result<Vec<_>, _>>()?;
+    let hand = robot.link(&s.robot, &s.hand, "`hand`, the end effector")?;
     let ready = match &s.ready {
         Some(r) if r.len() == arm.len() => r.clone(),
         Some(r) => return Err(bad(format!("`ready` has {} positions for {} arm joints ({arm:?})", r.len(), arm.len()))),
@@ -306,7 +286,7 @@ impl ArmReach {
         let sim = &self.scene.sim;
         let states = sim.joint_states(&self.scene.joints).map_err(ph::failed("joint-states"))?;
         let hand = sim.pose(self.scene.hand).map_err(ph::failed("pose"))?;
-        let off = rotate(hand.rotation, self.settings.tip);
+        let off = ph::rotate(hand.rotation, self.settings.tip);
         let t = hand.translation;
         let tip = [t.x + off[0], t.y + off[1], t.z + off[2]];
         let n = self.scene.arm;

@@ -74,15 +74,6 @@ fn names(text: &str) -> Vec<String> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
-/// `v` rotated by the inverse of unit quaternion `q` (world → body frame).
-fn unrotate(q: ph::Quat, v: [f32; 3]) -> [f32; 3] {
-    let u = [-q.x, -q.y, -q.z];
-    let cross = |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
-    let t = cross(u, v).map(|c| 2.0 * c);
-    let ut = cross(u, t);
-    core::array::from_fn(|i| v[i] + q.w * t[i] + ut[i])
-}
-
 #[derive(Clone)]
 struct Settings {
     robot: String,
@@ -172,36 +163,17 @@ fn build(s: &Settings) -> Result<Scene, PluginError> {
     let ground = ph::ColliderDesc { friction: s.friction, ..ph::collider(ph::Shape::Cuboid(ph::v3(200.0, 200.0, 0.05)), 1.0) };
     sim.add_collider(floor, &ground).map_err(ph::failed("add-collider"))?;
     let robot = sim.load_robot(&s.robot, ph::at(0.0, 0.0, s.base_height), false).map_err(ph::failed("load-robot"))?;
-    let link_names: Vec<&str> = robot.links.iter().map(|(n, _)| n.as_str()).collect();
-    let link = |name: &str, role: &str| {
-        robot
-            .links
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, h)| *h)
-            .ok_or_else(|| bad(format!("robot `{}` has no link `{name}` ({role}; it has {link_names:?})", s.robot)))
-    };
     let base = match &s.base {
-        Some(b) => link(b, "`base`")?,
+        Some(b) => robot.link(&s.robot, b, "`base`")?,
         None => robot.links[0].1,
     };
-    let feet = s.feet.iter().map(|f| link(f, "`feet`")).collect::<Result<Vec<_>, _>>()?;
+    let feet = s.feet.iter().map(|f| robot.link(&s.robot, f, "`feet`")).collect::<Result<Vec<_>, _>>()?;
     let movable: Vec<&str> = robot.joints.iter().map(|(n, _)| n.as_str()).collect();
     let joint_names: Vec<String> = s.joints.clone().unwrap_or_else(|| movable.iter().map(|n| n.to_string()).collect());
     if joint_names.is_empty() || joint_names.len() > MAX_JOINTS {
         return Err(bad(format!("the env drives 1 to {MAX_JOINTS} joints; robot `{}` gives {}", s.robot, joint_names.len())));
     }
-    let joints = joint_names
-        .iter()
-        .map(|name| {
-            robot
-                .joints
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, h)| *h)
-                .ok_or_else(|| bad(format!("robot `{}` has no movable joint `{name}` (it has {movable:?})", s.robot)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let joints = joint_names.iter().map(|n| robot.joint(&s.robot, n)).collect::<Result<Vec<_>, _>>()?;
     let ready = match &s.ready {
         Some(r) if r.len() == joints.len() => r.clone(),
         Some(r) => return Err(bad(format!("`ready` has {} positions for {} joints ({joint_names:?})", r.len(), joints.len()))),
@@ -253,9 +225,9 @@ impl LeggedWalk {
         let mut r = Readout {
             height: pose.translation.z,
             x: pose.translation.x,
-            gravity: unrotate(q_rot, [0.0, 0.0, -1.0]),
-            linear: unrotate(q_rot, [lin.x, lin.y, lin.z]),
-            angular: unrotate(q_rot, [ang.x, ang.y, ang.z]),
+            gravity: ph::rotate_inverse(q_rot, [0.0, 0.0, -1.0]),
+            linear: ph::rotate_inverse(q_rot, [lin.x, lin.y, lin.z]),
+            angular: ph::rotate_inverse(q_rot, [ang.x, ang.y, ang.z]),
             vx: lin.x,
             q: states.iter().zip(&sc.ready).map(|(s, r)| s.position - r).collect(),
             qd: states.iter().map(|s| s.velocity).collect(),
