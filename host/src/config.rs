@@ -192,11 +192,7 @@ impl EnvSection {
 
     /// The robots this section grants, with `packages` then `ROS_PACKAGE_PATH` to search.
     pub fn robot_grants(&self) -> crate::runtime::RobotGrants {
-        let mut packages = self.packages.clone();
-        if let Some(ros) = std::env::var_os("ROS_PACKAGE_PATH") {
-            packages.extend(std::env::split_paths(&ros).filter(|p| !p.as_os_str().is_empty()));
-        }
-        let import = crate::physics::mesh::ImportOptions { packages, collision: self.mesh_collision };
+        let import = crate::physics::mesh::ImportOptions::with_ros_package_path(self.packages.clone(), self.mesh_collision);
         crate::runtime::RobotGrants { files: self.robots.clone(), import }
     }
 }

@@ -76,15 +76,11 @@ struct Report {
 
 /// Runs `env robot`.
 pub fn run(a: RobotArgs) -> anyhow::Result<()> {
-    let mut packages = a.packages.clone();
-    if let Some(ros) = std::env::var_os("ROS_PACKAGE_PATH") {
-        packages.extend(std::env::split_paths(&ros).filter(|p| !p.as_os_str().is_empty()));
-    }
     let collision = match a.mesh_collision {
         Collision::Hull => MeshCollision::Hull,
         Collision::Decompose => MeshCollision::Decompose,
     };
-    let opts = ImportOptions { packages, collision };
+    let opts = ImportOptions::with_ros_package_path(a.packages.clone(), collision);
     let mut sim = Simulation::new(vec3(0.0, 0.0, -9.81), 0.01, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.floor {
         use crate::physics::{BodyDesc, BodyKind, ColliderDesc, ShapeDesc};

@@ -33,6 +33,16 @@ pub struct ImportOptions {
     pub collision: MeshCollision,
 }
 
+impl ImportOptions {
+    /// `packages`, then the folders of `ROS_PACKAGE_PATH`, with `collision`.
+    pub fn with_ros_package_path(mut packages: Vec<PathBuf>, collision: MeshCollision) -> Self {
+        if let Some(ros) = std::env::var_os("ROS_PACKAGE_PATH") {
+            packages.extend(std::env::split_paths(&ros).filter(|p| !p.as_os_str().is_empty()));
+        }
+        ImportOptions { packages, collision }
+    }
+}
+
 /// The file a URDF mesh reference names: `package://NAME/REST` through the package search
 /// path, then the URDF's own folder (`DIR/NAME/REST`, where a run's carried copy keeps it)
 /// and its parent when that is the package (the ROS layout `NAME/urdf/robot.urdf`);

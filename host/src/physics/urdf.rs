@@ -316,8 +316,9 @@ impl Simulation {
         }
         // A link with a mass but no inertia tensor (all zero, as some published files have)
         // takes the inertia of its collision shapes at that mass, as PyBullet does.
-        let volume: f32 = shapes.iter().map(|(s, _)| s.mass_properties(1.0).mass()).sum();
-        let from_shapes = mass > 0.0 && [it.ixx, it.iyy, it.izz].iter().all(|v| *v == 0.0) && volume > 0.0;
+        let no_tensor = mass > 0.0 && [it.ixx, it.iyy, it.izz].iter().all(|v| *v == 0.0);
+        let volume: f32 = if no_tensor { shapes.iter().map(|(s, _)| s.mass_properties(1.0).mass()).sum() } else { 0.0 };
+        let from_shapes = no_tensor && volume > 0.0;
         let mut b = kind.pose(pose).can_sleep(false);
         if from_shapes {
             // The colliders carry the mass (density below).
@@ -339,11 +340,7 @@ impl Simulation {
             // Links of a robot never collide with each other (PyBullet's default): they are
             // in group 32 and do not look at it; everything else sees them.
             let groups = InteractionGroups::new(ROBOT_GROUP, Group::ALL.difference(ROBOT_GROUP), InteractionTestMode::And);
-            // Mass properties fixed here: given as density, rapier would integrate a mesh
-            // hull's volume again whenever it recomputes the body's mass (every step for a
-            // multibody link), which cost a Laikago 90% of its step.
-            let props = if density > 0.0 { shape.mass_properties(density) } else { MassProperties::default() };
-            let c = ColliderBuilder::new(shape).position(at).mass_properties(props).friction(0.8).collision_groups(groups);
+            let c = ColliderBuilder::new(shape).position(at).density(density).friction(0.8).collision_groups(groups);
             self.world.insert_collider(c, Some(h));
         }
         Ok(h)
