@@ -24,6 +24,11 @@ impl<'a> Params<'a> {
         self.list.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
+    /// Whether the parameter `name` is given.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
     /// Refuses any parameter whose name is not in `known`.
     pub fn check_known(&self, known: &[&str]) -> Result<(), PluginError> {
         for (name, _) in self.list {

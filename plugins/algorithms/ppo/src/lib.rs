@@ -12,6 +12,11 @@
 //! 20, `minibatch-size` 256, `gamma` 0.98, `gae-lambda` 0.8, `clip-range` 0.2,
 //! `clip-range-vf` (off), `ent-coef` 0, `vf-coef` 0.5, `max-grad-norm` 0.5,
 //! `learning-rate` 1e-3, `hidden` [64, 64], `log-std-init` 0, `normalize-advantage` true.
+//!
+//! Learning-rate schedule (off by default): with `anneal-steps` N the rate falls linearly
+//! from `learning-rate` to `learning-rate-end` (default 0) over the first N env steps, as
+//! Stable-Baselines3's `linear_schedule` does over a run; it is set before each update from
+//! the update count, so a resumed run follows the same schedule.
 
 use paddock_sdk::actor_critic::{ActorCritic, Rollout, combined_loss, normalized};
 use paddock_sdk::algorithm::{Metric, counter_from_state, counter_to_state, metric};
@@ -34,7 +39,25 @@ const PARAMS: &[&str] = &[
     "hidden",
     "log-std-init",
     "normalize-advantage",
+    "anneal-steps",
+    "learning-rate-end",
 ];
+
+/// A linear learning-rate schedule over env steps.
+struct Anneal {
+    start: f64,
+    end: f64,
+    steps: f64,
+    /// Env steps per update: `n-steps` × the number of envs.
+    per_update: f64,
+}
+
+impl Anneal {
+    fn rate(&self, updates: u64) -> f64 {
+        let progress = (updates as f64 * self.per_update / self.steps).min(1.0);
+        self.start + (self.end - self.start) * progress
+    }
+}
 
 struct Hyper {
     n_steps: usize,
@@ -57,6 +80,7 @@ pub struct Ppo {
     optimizer: Optimizer,
     rollout: Rollout,
     updates: u64,
+    anneal: Option<Anneal>,
 }
 
 /// One minibatch of a rollout (advantages already normalised when asked).
@@ -110,7 +134,7 @@ fn invalid(msg: String) -> PluginError {
 }
 
 impl Algorithm for Ppo {
-    fn new(spec: &EnvSpec, _num_envs: u32, p: &Params) -> Result<Self, PluginError> {
+    fn new(spec: &EnvSpec, num_envs: u32, p: &Params) -> Result<Self, PluginError> {
         p.check_known(PARAMS)?;
         let count = |name: &str, d: i64| -> Result<usize, PluginError> {
             let v = p.int(name, d)?;
@@ -133,10 +157,23 @@ impl Algorithm for Ppo {
             normalize_advantage: p.flag("normalize-advantage", true)?,
         };
         let lr = p.positive("learning-rate", 1e-3)?;
+        let anneal = match p.int("anneal-steps", 0)? {
+            0 if p.has("learning-rate-end") => {
+                return Err(invalid("parameter `learning-rate-end` needs `anneal-steps`: the env steps over which the rate falls".into()));
+            }
+            0 => None,
+            n if n < 0 => return Err(invalid(format!("parameter `anneal-steps` must be 0 (no schedule) or more, got {n}"))),
+            n => Some(Anneal {
+                start: lr,
+                end: p.non_negative("learning-rate-end", 0.0)?,
+                steps: n as f64,
+                per_update: (h.n_steps as u64 * u64::from(num_envs)) as f64,
+            }),
+        };
         let hidden = p.widths("hidden", &[64, 64])?;
         let ac = ActorCritic::new("ppo", spec, &hidden, p.real("log-std-init", 0.0)?)?;
         let optimizer = Optimizer::get("ppo/adam", &ac.modules(), OptimizerKind::Adam(1e-5), lr).map_err(PluginError::Failed)?;
-        Ok(Ppo { h, ac, optimizer, rollout: Rollout::default(), updates: 0 })
+        Ok(Ppo { h, ac, optimizer, rollout: Rollout::default(), updates: 0, anneal })
     }
 
     fn act(&mut self, obs: &Tensor, deterministic: bool) -> Result<Tensor, PluginError> {
@@ -155,6 +192,10 @@ impl Algorithm for Ppo {
     fn update(&mut self) -> Result<Vec<Metric>, PluginError> {
         let (n_epochs, minibatch, normalize_advantage) = (self.h.n_epochs, self.h.minibatch, self.h.normalize_advantage);
         let b = self.rollout.take_batch(&self.ac, self.h.gamma, self.h.lambda)?;
+        let rate = self.anneal.as_ref().map(|a| a.rate(self.updates));
+        if let Some(rate) = rate {
+            self.optimizer.set_learning_rate(rate);
+        }
         let total = b.obs.shape()[0];
         let mb = minibatch.min(total);
         let normalize = |a: Tensor| {
@@ -199,13 +240,17 @@ impl Algorithm for Ppo {
         }
         self.updates += 1;
         let n = f64::max(sums.n, 1.0);
-        Ok(vec![
+        let mut metrics = vec![
             metric("loss/policy", sums.pg / n),
             metric("loss/value", sums.vf / n),
             metric("entropy", sums.ent / n),
             metric("clip-fraction", sums.clip_frac / n),
             metric("updates", self.updates as f64),
-        ])
+        ];
+        if let Some(rate) = rate {
+            metrics.push(metric("learning-rate", rate));
+        }
+        Ok(metrics)
     }
 
     fn save_state(&self) -> Vec<u8> {
