@@ -275,3 +275,66 @@ fn bad_robot_settings_in_a_config_are_named_before_a_run_starts() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has no link `gripper_tip` (`hand`, the end effector") && err.contains("lbr_iiwa_link_7"), "{err}");
 }
+
+/// `arm-reach` with end-effector control on `urdf`, the other parameters as given.
+fn ee_options(urdf: PathBuf, params: &[(&str, &str)], num_envs: usize) -> paddock::envset::EnvSetOptions {
+    use paddock::runtime::bindings::types::Value;
+    let mut p: Vec<(String, Value)> = vec![("control".into(), Value::Text("end-effector-delta".into()))];
+    p.extend(params.iter().map(|(k, v)| (k.to_string(), Value::Text(v.to_string()))));
+    paddock::envset::EnvSetOptions { robots: crate::physics::grant(&[("arm", urdf)]), params: p, ..crate::physics::options(num_envs, 5) }
+}
+
+#[test]
+fn end_effector_control_moves_published_arms_where_they_are_told() {
+    // A controller that only says "towards the target" (the observation's target − tip,
+    // scaled to an action): the env's Jacobian, measured from the world, must turn it into
+    // joint motion that gets there. Targets are drawn all over each arm's workspace.
+    let panda = "panda_joint1,panda_joint2,panda_joint3,panda_joint4,panda_joint5,panda_joint6,panda_joint7";
+    let arms: Vec<(&str, paddock::envset::EnvSetOptions)> = vec![
+        ("arm7", ee_options(common::root().join("robots/arm7.urdf"), &[], 16)),
+        ("kuka", ee_options(data().join("kuka_iiwa/model.urdf"), &[("hand", "lbr_iiwa_link_7")], 16)),
+        (
+            "panda",
+            ee_options(
+                data().join("franka_panda/panda.urdf"),
+                &[("hand", "panda_hand"), ("arm-joints", panda), ("finger-joints", "panda_finger_joint1")],
+                16,
+            ),
+        ),
+    ];
+    for (name, mut opts) in arms {
+        use paddock::runtime::bindings::types::Value;
+        if name == "panda" {
+            opts.params.push(("ready".into(), Value::Reals(vec![0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])));
+            opts.params.push(("tip-offset".into(), Value::Reals(vec![0.0, 0.0, 0.1034])));
+            opts.params.push(("workspace-center".into(), Value::Reals(vec![0.0, 0.0, 0.333])));
+            opts.params.push(("workspace-radius".into(), Value::Reals(vec![0.3, 0.7])));
+        }
+        if name == "kuka" {
+            opts.params.push(("ready".into(), Value::Reals(vec![0.0, 0.5, 0.0, -1.2, 0.0, 0.8, 0.0])));
+            opts.params.push(("tip-offset".into(), Value::Reals(vec![0.0, 0.0, 0.05])));
+            opts.params.push(("workspace-center".into(), Value::Reals(vec![0.0, 0.0, 0.36])));
+            opts.params.push(("workspace-radius".into(), Value::Reals(vec![0.35, 0.75])));
+        }
+        let mut set = crate::physics::envset("arm-reach", &opts, paddock::log::RunLog::discard());
+        assert_eq!(set.act_len(), 3, "{name}: three actions, x, y and z");
+        let n = (set.obs_len() - 10) / 2;
+        let mut obs = set.reset().expect("reset");
+        let mut done = vec![None; set.num_envs()];
+        for step in 0..100 {
+            let actions: Vec<f32> = obs
+                .chunks_exact(set.obs_len())
+                .flat_map(|o| (0..3).map(move |k| (o[2 * n + 6 + k] / 0.05).clamp(-1.0, 1.0)))
+                .collect();
+            let s = set.step(&actions).expect("step");
+            for (i, t) in s.terminated.iter().enumerate() {
+                if *t && done[i].is_none() {
+                    done[i] = Some(step);
+                }
+            }
+            obs = s.observations;
+        }
+        let reached = done.iter().filter(|d| d.is_some()).count();
+        assert!(reached >= 15, "{name}: told the way, {reached} of 16 arms reached their target: {done:?}");
+    }
+}

@@ -24,6 +24,9 @@ pub mod actor_critic;
 pub mod algorithm;
 #[cfg(feature = "env")]
 pub mod env;
+/// Joint axes measured from a world, Jacobians and end-effector steps (physics envs).
+#[cfg(feature = "physics")]
+pub mod kinematics;
 #[cfg(feature = "algorithm")]
 pub mod off_policy;
 #[cfg(any(feature = "env", feature = "reward", feature = "algorithm"))]

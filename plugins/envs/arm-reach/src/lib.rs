@@ -5,7 +5,8 @@
 //! grants (`[env] robots = { arm = "../robots/arm7.urdf" }`) and simulated by the host's
 //! physics (rapier3d multibody).
 //!
-//! - Action: one real in [-1, 1] per arm joint, a joint velocity target of
+//! - Action: one real in [-1, 1] per arm joint (three with `end-effector-delta` control, see
+//!   `control`), by default a joint velocity target of
 //!   `max-joint-velocity` rad/s per unit (values beyond ±1 are clipped; a non-finite action
 //!   or one beyond ±100, which no policy means, ends the episode *truncated* with the reason
 //!   in the run log).
@@ -38,9 +39,14 @@
 //!   `workspace-min-height` (0.1): targets are drawn uniformly in radius, azimuth and
 //!   elevation around the centre, at least that high.
 //! - `control`: `joint-velocity` (default: each action a velocity target of
-//!   `max-joint-velocity` rad/s per unit, `motor-gain` 1/s) or `joint-position-delta` (each
+//!   `max-joint-velocity` rad/s per unit, `motor-gain` 1/s), `joint-position-delta` (each
 //!   action moves the joint's position target by `max-joint-step` rad per unit, held by
-//!   position motors of `position-gains` (stiffness 1/s², damping 1/s; 400, 40)).
+//!   position motors of `position-gains` (stiffness 1/s², damping 1/s; 400, 40)) or
+//!   `end-effector-delta` (three actions: a move of the reaching point of `max-ee-step` m per
+//!   unit along world x, y, z, turned into joint position targets by damped least squares on
+//!   the arm's Jacobian, damping `ik-damping` (0.05), each joint moving at most
+//!   `max-ik-joint-step` rad (0.25) per step; the Jacobian comes from joint axes the env
+//!   measures in its world as it builds it, `paddock_sdk::kinematics`).
 //! - `substeps` (solver substeps per 50 ms step, 1), `success-distance` (0.05),
 //!   `gripper-distance` (0.15), `success-bonus` (1.0), `action-cost` (0.01), `episode-steps`
 //!   (100).
@@ -50,6 +56,7 @@
 use paddock_sdk::physics::{self as ph, Motor, Simulation, WorldDesc};
 use paddock_sdk::space::box1d;
 use paddock_sdk::types::{EnvSpec, PluginError};
+use paddock_sdk::kinematics::{Chain, damped_least_squares};
 use paddock_sdk::{Environment, Params, Rng, Transition, math};
 
 const PARAMS: &[&str] = &[
@@ -74,6 +81,9 @@ const PARAMS: &[&str] = &[
     "control",
     "max-joint-step",
     "position-gains",
+    "max-ee-step",
+    "ik-damping",
+    "max-ik-joint-step",
 ];
 /// Most arm joints the env drives.
 const MAX_JOINTS: usize = 16;
@@ -115,6 +125,9 @@ struct Settings {
     control: Control,
     max_step: f32,
     gains: (f32, f32),
+    max_ee_step: f32,
+    ik_damping: f32,
+    max_ik_step: f32,
     max_velocity: f32,
     gain: f32,
     substeps: u32,
@@ -129,6 +142,7 @@ struct Settings {
 enum Control {
     JointVelocity,
     JointPositionDelta,
+    EndEffectorDelta,
 }
 
 fn bad(m: String) -> PluginError {
@@ -172,7 +186,10 @@ impl Settings {
         let control = match params.text("control")?.unwrap_or("joint-velocity") {
             "joint-velocity" => Control::JointVelocity,
             "joint-position-delta" => Control::JointPositionDelta,
-            other => return Err(bad(format!("`control` is `joint-velocity` or `joint-position-delta`, got `{other}`"))),
+            "end-effector-delta" => Control::EndEffectorDelta,
+            other => {
+                return Err(bad(format!("`control` is `joint-velocity`, `joint-position-delta` or `end-effector-delta`, got `{other}`")));
+            }
         };
         let gains = match params.reals("position-gains", 2)? {
             Some(&[kp, kd]) if kp > 0.0 && kd >= 0.0 && kp.is_finite() && kd.is_finite() => (kp as f32, kd as f32),
@@ -193,6 +210,9 @@ impl Settings {
             control,
             max_step: positive("max-joint-step", 0.05)?,
             gains,
+            max_ee_step: positive("max-ee-step", 0.05)?,
+            ik_damping: params.non_negative("ik-damping", 0.05)? as f32,
+            max_ik_step: positive("max-ik-joint-step", 0.25)?,
             max_velocity: positive("max-joint-velocity", 2.0)?,
             gain: positive("motor-gain", 1000.0)?,
             substeps: substeps as u32,
@@ -216,6 +236,8 @@ struct Scene {
     hand: u64,
     /// The fixed body that shows the target.
     marker: u64,
+    /// The arm joints' axes, for end-effector control.
+    chain: Option<Chain>,
 }
 
 /// The arm and finger joints: as named, else arm7's when the robot has them, else every
@@ -258,7 +280,11 @@ fn build(s: &Settings) -> Result<Scene, PluginError> {
     let marker = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -1.0))).map_err(ph::failed("add-body"))?;
     let ghost = ph::ColliderDesc { memberships: 0, filter: 0, ..ph::collider(ph::Shape::Ball(0.025), 1.0) };
     sim.add_collider(marker, &ghost).map_err(ph::failed("add-collider"))?;
-    Ok(Scene { sim, arm: arm.len(), joints, ready, hand, marker })
+    let chain = match s.control {
+        Control::EndEffectorDelta => Some(Chain::calibrate(&sim, &robot, &s.robot, &joints[..arm.len()])?),
+        _ => None,
+    };
+    Ok(Scene { sim, arm: arm.len(), joints, ready, hand, marker, chain })
 }
 
 /// One arm in its own simulated world.
@@ -269,6 +295,9 @@ pub struct ArmReach {
     q: Vec<f32>,
     qd: Vec<f32>,
     tip: [f32; 3],
+    /// End-effector control: the arm joints' position targets, moved by each step's joint
+    /// displacements (targets taken from the measured pose would sag under gravity).
+    targets: Vec<f32>,
     gripper_closed: bool,
     /// Why the last step could not be simulated (the episode is cut; the world is rebuilt at
     /// the next reset).
@@ -328,6 +357,7 @@ impl Environment for ArmReach {
             Some(a) => a.len(),
             None => build(&s)?.arm,
         };
+        let actions = if s.control == Control::EndEffectorDelta { 3 } else { n };
         let mut high = vec![Q_BOUND; n];
         high.extend(vec![f32::INFINITY; n]);
         high.extend([2.0; 9]);
@@ -337,7 +367,7 @@ impl Environment for ArmReach {
         Ok(EnvSpec {
             id: "ArmReach-v0".into(),
             observation_space: box1d(&low, &high),
-            action_space: box1d(&vec![-1.0; n], &vec![1.0; n]),
+            action_space: box1d(&vec![-1.0; actions], &vec![1.0; actions]),
             max_episode_steps: Some(params.int_in("episode-steps", 100, 1..=100_000)? as u32),
             info_features: vec!["distance".into(), "gripper-closed".into(), "is-success".into()],
             reward_threshold: None,
@@ -357,6 +387,7 @@ impl Environment for ArmReach {
             q: vec![0.0; n],
             qd: vec![0.0; n],
             tip: [0.0; 3],
+            targets: vec![0.0; n],
             gripper_closed: false,
             broken: None,
         })
@@ -389,6 +420,7 @@ impl Environment for ArmReach {
             sim.set_joint_state(j, 0.0, 0.0).map_err(ph::failed("set-joint-state"))?;
         }
         self.gripper_closed = false;
+        self.targets = q0;
         self.read()
     }
 
@@ -402,15 +434,27 @@ impl Environment for ArmReach {
         // The gripper acts on where the hand was when the command was given.
         self.gripper_closed = self.distance() <= s.gripper_distance;
         let finger = if self.gripper_closed { FINGER_CLOSED } else { 0.0 };
+        if let Some(chain) = &self.scene.chain {
+            let columns = chain.jacobian(&self.scene.sim, self.tip)?;
+            let dx: [f32; 3] = core::array::from_fn(|k| clipped[k] * s.max_ee_step);
+            let dq = damped_least_squares(&columns, dx, s.ik_damping);
+            // Each target moves by its displacement, and stays within one such step of where
+            // the joint is (no wind-up against a limit or an obstacle).
+            for ((t, d), q) in self.targets.iter_mut().zip(dq).zip(&self.q) {
+                let d = d.clamp(-s.max_ik_step, s.max_ik_step);
+                *t = (*t + d).clamp(q - s.max_ik_step, q + s.max_ik_step);
+            }
+        }
         let motors: Vec<(u64, Motor)> = self
             .scene
             .joints
             .iter()
             .enumerate()
-            .map(|(i, &j)| match clipped.get(i) {
-                Some(a) if s.control == Control::JointVelocity => (j, Motor::Velocity((a * s.max_velocity, s.gain))),
-                Some(a) => (j, Motor::Position((self.q[i] + a * s.max_step, s.gains.0, s.gains.1))),
-                None => (j, Motor::Position((finger, 400.0, 40.0))),
+            .map(|(i, &j)| match (s.control, clipped.get(i)) {
+                (_, _) if i >= self.scene.arm => (j, Motor::Position((finger, 400.0, 40.0))),
+                (Control::EndEffectorDelta, _) => (j, Motor::Position((self.targets[i], s.gains.0, s.gains.1))),
+                (Control::JointVelocity, Some(a)) => (j, Motor::Velocity((a * s.max_velocity, s.gain))),
+                (_, a) => (j, Motor::Position((self.q[i] + a.copied().unwrap_or(0.0) * s.max_step, s.gains.0, s.gains.1))),
             })
             .collect();
         let sim = &self.scene.sim;
@@ -456,19 +500,26 @@ impl Environment for ArmReach {
     fn save(&self, out: &mut Vec<u8>) -> Result<(), PluginError> {
         let mut obs = vec![0.0; Self::obs_len(self.q.len())];
         self.observe(&mut obs);
+        if self.scene.chain.is_some() {
+            obs.extend_from_slice(&self.targets);
+        }
         ph::save_snapshot(&self.scene.sim, &obs, out);
         Ok(())
     }
 
     fn load(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let n = self.q.len();
-        let mut f = vec![0.0; Self::obs_len(n)];
+        let extra = if self.scene.chain.is_some() { n } else { 0 };
+        let mut f = vec![0.0; Self::obs_len(n) + extra];
         ph::load_snapshot(&self.scene.sim, state, &mut f, "arm-reach")?;
         self.q = f[..n].to_vec();
         self.qd = f[n..2 * n].to_vec();
         self.tip = [f[2 * n], f[2 * n + 1], f[2 * n + 2]];
         self.target = [f[2 * n + 3], f[2 * n + 4], f[2 * n + 5]];
         self.gripper_closed = f[2 * n + 9] != 0.0;
+        if extra > 0 {
+            self.targets = f[Self::obs_len(n)..].to_vec();
+        }
         self.broken = None;
         Ok(())
     }
