@@ -56,6 +56,7 @@ struct JointRow {
     max_velocity: Option<f64>,
     max_effort: Option<f64>,
     damping: f64,
+    friction: f64,
     mimic: Option<String>,
 }
 
@@ -69,6 +70,9 @@ struct Report {
     joints: Vec<JointRow>,
     leaf_links: Vec<String>,
     colliders: usize,
+    /// Visual elements kept for pictures, and those that could not be.
+    visuals: usize,
+    visual_problems: Vec<String>,
     simulated_s: f32,
     step_rate: Option<f64>,
     lowest_z: Option<f32>,
@@ -124,6 +128,7 @@ pub fn run(a: RobotArgs) -> anyhow::Result<()> {
                 max_velocity: if kind == "fixed" { None } else { positive(j.limit.velocity) },
                 max_effort: if kind == "fixed" { None } else { positive(j.limit.effort) },
                 damping: j.dynamics.as_ref().map_or(0.0, |d| d.damping),
+                friction: j.dynamics.as_ref().map_or(0.0, |d| d.friction),
                 mimic: j.mimic.as_ref().map(|m| format!("{} × {} + {}", m.joint, m.multiplier.unwrap_or(1.0), m.offset.unwrap_or(0.0))),
                 kind,
             }
@@ -131,7 +136,7 @@ pub fn run(a: RobotArgs) -> anyhow::Result<()> {
         .collect();
     let leaf_links: Vec<String> =
         desc.links.iter().filter(|l| !desc.joints.iter().any(|j| j.parent.link == l.name)).map(|l| l.name.clone()).collect();
-    let colliders = sim.shapes().len();
+    let colliders = sim.collider_shapes(&[]).len();
     let steps = (a.seconds.max(0.0) / 0.01).round() as u32;
     let (mut step_rate, mut lowest_z) = (None, None);
     if steps > 0 {
@@ -148,6 +153,8 @@ pub fn run(a: RobotArgs) -> anyhow::Result<()> {
         joints,
         leaf_links,
         colliders,
+        visuals: sim.visual_count(),
+        visual_problems: sim.visual_problems().to_vec(),
         simulated_s: steps as f32 * 0.01,
         step_rate,
         lowest_z,
@@ -164,22 +171,27 @@ fn print_report(r: &Report, free: bool) {
     let movable = r.joints.iter().filter(|j| j.kind != "fixed").count();
     println!("{}: loaded in {:.0} ms ({} base)", r.file.display(), r.load_ms, if free { "free" } else { "fixed" });
     println!("  {} links, {} joints ({movable} movable), {:.2} kg, {} colliders", r.links.len(), r.joints.len(), r.mass_kg, r.colliders);
-    println!("  {:<28} {:<10} {:>18} {:>9} {:>8} {:>8}  mimic", "joint", "type", "limits", "vel max", "effort", "damping");
+    println!("  {:<28} {:<10} {:>18} {:>9} {:>8} {:>8} {:>8}  mimic", "joint", "type", "limits", "vel max", "effort", "damping", "friction");
     let or_dash = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
     for j in r.joints.iter().filter(|j| j.kind != "fixed") {
         let limits = j.limits.map_or_else(|| "-".to_string(), |(lo, hi)| format!("[{lo:.3}, {hi:.3}]"));
         println!(
-            "  {:<28} {:<10} {:>18} {:>9} {:>8} {:>8}  {}",
+            "  {:<28} {:<10} {:>18} {:>9} {:>8} {:>8} {:>8}  {}",
             j.name,
             j.kind,
             limits,
             or_dash(j.max_velocity),
             or_dash(j.max_effort),
             format!("{:.3}", j.damping),
+            format!("{:.3}", j.friction),
             j.mimic.as_deref().unwrap_or("-")
         );
     }
     println!("  leaf links (end-effector candidates): {}", r.leaf_links.join(", "));
+    println!("  {} visual elements kept for pictures", r.visuals);
+    for p in &r.visual_problems {
+        println!("  visual skipped (a link with none is drawn by its collision shapes): {p}");
+    }
     if let (Some(rate), Some(z)) = (r.step_rate, r.lowest_z) {
         println!(
             "  simulated {:.1} s under gravity, motors off: stable, {rate:.0} steps/s, lowest link origin at z = {z:.3} m",

@@ -363,8 +363,8 @@ fn plugins_pane(f: &mut Frame<'_>, run: &RunView, area: Rect) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::bordered().title(" plugins ")), area);
 }
 
-/// The run's robot, side view (`scene.json`): each collider's outline, one colour per moving
-/// body, fixed bodies grey, in braille dots scaled so the robot keeps its proportions.
+/// The run's robot, side view (`scene.json`): each shape's outline, in the robot file's
+/// colour where it gives one, else one colour per moving body, fixed bodies grey, in braille dots scaled so the robot keeps its proportions.
 fn scene_pane(f: &mut Frame<'_>, run: &RunView, area: Rect) {
     use ratatui::widgets::canvas::{Canvas, Line as Stroke};
     let scene = match &run.scene {
@@ -389,7 +389,10 @@ fn scene_pane(f: &mut Frame<'_>, run: &RunView, area: Rect) {
         Canvas::default().block(block).marker(Marker::Braille).x_bounds([window[0], window[1]]).y_bounds([window[2], window[3]]).paint(
             |ctx| {
                 for poly in &scene.polygons {
-                    let color = poly.body.map_or(Color::DarkGray, |b| COLORS[b % COLORS.len()]);
+                    let color = match poly.rgb {
+                        Some([r, g, b]) => Color::Rgb(r, g, b),
+                        None => poly.body.map_or(Color::DarkGray, |b| COLORS[b % COLORS.len()]),
+                    };
                     for (k, a) in poly.points.iter().enumerate() {
                         let b = poly.points[(k + 1) % poly.points.len()];
                         let a = (f64::from(a[0]), f64::from(a[1]));

@@ -1,15 +1,20 @@
-//! What a robot file says of its joints beyond their kinematics: damping, velocity and
-//! effort limits ([`JointDynamics`]) and mimic joints (a gripper's second finger follows the
+//! What a robot file says of its joints beyond their kinematics: damping, Coulomb friction,
+//! velocity and effort limits ([`JointDynamics`]) and mimic joints (a gripper's second finger follows the
 //! first). Set by the URDF importer; static parts of a world, like its shapes, so snapshots do
 //! not carry them (an env rebuilds its world from the same file before it restores one).
 
 use super::{JointKind, Link, Motor, Res, Simulation, desc, finite};
 
-/// One joint's dynamics (URDF `<dynamics damping>`, `<limit velocity effort>`).
+/// One joint's dynamics (URDF `<dynamics damping friction>`, `<limit velocity effort>`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct JointDynamics {
     /// Viscous damping, N·m·s/rad or N·s/m: a force against the joint's velocity.
     pub damping: f32,
+    /// Coulomb (dry) friction, N·m or N: a force of at most this against the joint's motion,
+    /// which holds the joint still below it. It acts while the joint has no motor or an
+    /// effort motor (a velocity motor towards rest, bounded by this force, as PyBullet
+    /// models it); position and velocity motors, being acceleration-based, override it.
+    pub friction: f32,
     /// Largest speed a velocity motor is asked for, rad/s or m/s (∞: none).
     pub max_velocity: f32,
     /// Largest effort an effort motor applies, N·m or N (∞: none).
@@ -18,7 +23,7 @@ pub struct JointDynamics {
 
 impl Default for JointDynamics {
     fn default() -> Self {
-        JointDynamics { damping: 0.0, max_velocity: f32::INFINITY, max_effort: f32::INFINITY }
+        JointDynamics { damping: 0.0, friction: 0.0, max_velocity: f32::INFINITY, max_effort: f32::INFINITY }
     }
 }
 
@@ -35,14 +40,18 @@ pub(super) struct Mimic {
 /// based: 1/s² and 1/s, independent of the link's mass; those a two-finger gripper uses).
 const MIMIC_GAINS: (f32, f32) = (400.0, 40.0);
 
+/// Damping of the velocity motor that models dry friction (N·m·s/rad): stiff, so that the
+/// friction force bound, not the damping, decides how the joint slows.
+const FRICTION_DAMPING: f32 = 1e4;
+
 impl Simulation {
     /// Sets a joint's damping and limits.
     pub fn set_joint_dynamics(&mut self, h: u64, d: JointDynamics) -> Res<()> {
         let j = *self.joint(h)?;
-        finite("joint damping", &[d.damping])?;
+        finite("joint damping and friction", &[d.damping, d.friction])?;
         let positive = |v: f32| v > 0.0;
-        if d.damping < 0.0 || !positive(d.max_velocity) || !positive(d.max_effort) {
-            return Err(desc(format!("joint {h}: damping must be ≥ 0 and the velocity and effort limits > 0, got {d:?}")));
+        if d.damping < 0.0 || d.friction < 0.0 || !positive(d.max_velocity) || !positive(d.max_effort) {
+            return Err(desc(format!("joint {h}: damping and friction must be ≥ 0 and the velocity and effort limits > 0, got {d:?}")));
         }
         if let Link::Multibody(mh) = j.link
             && matches!(j.kind, JointKind::Revolute | JointKind::Prismatic)
@@ -55,6 +64,25 @@ impl Simulation {
         let n = self.joints.len();
         self.dynamics.resize(n, JointDynamics::default());
         self.dynamics[h as usize] = d;
+        if d.friction > 0.0 && matches!(j.kind, JointKind::Revolute | JointKind::Prismatic) {
+            self.set_motor(h, Motor::Off)?;
+        }
+        Ok(())
+    }
+
+    /// Joint `h`'s free motor slot (no motor, or an effort motor applied as forces): its dry
+    /// friction as a velocity motor towards rest bounded by the friction force, or nothing.
+    pub(super) fn free_motor(&mut self, h: u64, axis: rapier3d::prelude::JointAxis) -> Res<()> {
+        let friction = self.joint_dynamics(h).friction;
+        let g = self.generic_mut(h)?;
+        if friction > 0.0 {
+            g.set_motor_model(axis, rapier3d::prelude::MotorModel::ForceBased);
+            g.set_motor_velocity(axis, 0.0, FRICTION_DAMPING);
+            g.set_motor_max_force(axis, friction);
+        } else {
+            g.set_motor(axis, 0.0, 0.0, 0.0, 0.0);
+            g.set_motor_max_force(axis, 0.0);
+        }
         Ok(())
     }
 

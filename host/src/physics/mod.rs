@@ -24,6 +24,7 @@ pub mod mesh;
 pub mod render;
 mod types;
 pub mod urdf;
+mod visual;
 pub use types::{BodyDesc, BodyKind, ColliderDesc, Contact, JointDesc, JointKind, JointState, Motor, ShapeDesc};
 
 use rapier3d::prelude::*;
@@ -114,6 +115,10 @@ pub struct Simulation {
     dynamics: Vec<JointDynamics>,
     /// Joints that follow others (not in snapshots).
     mimics: Vec<dynamics::Mimic>,
+    /// What the robots look like (not in snapshots).
+    visuals: Vec<visual::Visual>,
+    /// Visuals that could not be kept.
+    visual_problems: Vec<String>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -165,7 +170,7 @@ impl Simulation {
         // velocity motors ~40% off their targets and drifting after a stop command. The
         // passes are cheap next to a substep (which recomputes the mass matrices).
         world.integration_parameters.num_internal_pgs_iterations = 4;
-        Ok(Simulation { world, joints: Vec::new(), substeps, timestep, dynamics: Vec::new(), mimics: Vec::new() })
+        Ok(Simulation { world, joints: Vec::new(), substeps, timestep, dynamics: Vec::new(), mimics: Vec::new(), visuals: Vec::new(), visual_problems: Vec::new() })
     }
 
     fn body_handle(&self, h: u64) -> Res<RigidBodyHandle> {
@@ -345,12 +350,14 @@ impl Simulation {
         }
         let m = self.limited(h, m);
         let effort = if let Motor::Effort(e) = m { e } else { 0.0 };
+        if let Motor::Off | Motor::Effort(_) = m {
+            self.free_motor(h, ax)?;
+            self.joints[h as usize].effort = effort;
+            return Ok(());
+        }
         let g = self.generic_mut(h)?;
         match m {
-            Motor::Off | Motor::Effort(_) => {
-                g.set_motor(ax, 0.0, 0.0, 0.0, 0.0);
-                g.set_motor_max_force(ax, 0.0);
-            }
+            Motor::Off | Motor::Effort(_) => {}
             Motor::Position(target, stiffness, damping) => {
                 g.set_motor_model(ax, MotorModel::AccelerationBased);
                 g.set_motor_position(ax, target, stiffness, damping);

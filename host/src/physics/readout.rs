@@ -1,6 +1,7 @@
 //! Readouts of a [`Simulation`]: body poses and velocities, joint states, contacts, ray
 //! casts, and the shapes drawn in pictures.
 
+use super::render::SceneShape;
 use super::{Contact, JointKind, JointState, Link, Res, ShapeDesc, Simulation, axis_of, body_id, wrap_angle};
 use rapier3d::prelude::*;
 
@@ -87,18 +88,30 @@ impl Simulation {
         Some((body_id(body), hit.time_of_impact, hit.normal))
     }
 
-    /// Every collider with its body pose and shape, for drawing the scene.
-    pub fn shapes(&self) -> Vec<(u64, Pose, ShapeDesc)> {
+    /// What to draw of the scene: each robot link's visuals (with their colours) where the
+    /// robot file has them, else its colliders, and every other collider, posed.
+    pub fn shapes(&self) -> Vec<SceneShape> {
+        let (mut out, drawn) = self.visual_shapes();
+        out.extend(self.collider_shapes(&drawn));
+        out
+    }
+
+    /// Every collider (each convex part of a decomposed mesh on its own) but those of the
+    /// bodies `skip`, posed.
+    pub fn collider_shapes(&self, skip: &[u64]) -> Vec<SceneShape> {
         let mut out = Vec::new();
         for (_, c) in self.world.colliders.iter() {
             let Some(parent) = c.parent() else { continue };
+            if skip.contains(&body_id(parent)) {
+                continue;
+            }
             let pose = *c.position();
             let s = c.shape();
             if let Some(parts) = s.as_compound() {
                 // A decomposed mesh: each convex part on its own.
                 for (local, part) in parts.shapes() {
                     if let Some(h) = part.as_convex_polyhedron() {
-                        out.push((body_id(parent), pose * *local, ShapeDesc::ConvexHull(h.points().to_vec())));
+                        out.push(SceneShape::plain(body_id(parent), pose * *local, ShapeDesc::ConvexHull(h.points().to_vec())));
                     }
                 }
                 continue;
@@ -116,7 +129,7 @@ impl Simulation {
             } else {
                 continue;
             };
-            out.push((body_id(parent), pose, shape));
+            out.push(SceneShape::plain(body_id(parent), pose, shape));
         }
         out
     }

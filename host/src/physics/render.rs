@@ -1,12 +1,30 @@
 //! Pictures of a physics scene: every collider, posed, projected orthographically onto the
 //! x–z plane (a side view: x to the right, z up) and filled as the convex hull of points on
-//! its surface, one colour per body, fixed bodies grey. Simple, but it looks like the robot.
+//! its surface: in the colour the robot file gives it, else one colour per body, fixed bodies
+//! grey. Simple, but it looks like the robot.
 
 use super::{ShapeDesc, vec3};
 use rapier3d::prelude::{Pose, Vector};
 
-/// One collider to draw: its body, world pose and shape.
-pub type SceneShape = (u64, Pose, ShapeDesc);
+/// One shape to draw: a collider, or a visual of a robot file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneShape {
+    /// Its body.
+    pub body: u64,
+    /// Its pose in the world.
+    pub pose: Pose,
+    /// Its shape.
+    pub shape: ShapeDesc,
+    /// Its own colour (a robot file's material), or `None` for its body's.
+    pub colour: Option<[u8; 3]>,
+}
+
+impl SceneShape {
+    /// A shape in its body's colour.
+    pub fn plain(body: u64, pose: Pose, shape: ShapeDesc) -> Self {
+        SceneShape { body, pose, shape, colour: None }
+    }
+}
 
 /// Points on a shape's surface in its own frame (enough for a convex outline).
 fn outline(shape: &ShapeDesc) -> Vec<Vector> {
@@ -74,16 +92,17 @@ fn hull(mut p: Vec<(f32, f32)>) -> Vec<(f32, f32)> {
     h
 }
 
-/// A shape's projected outline: its body and the corners (x, z) in world units.
-pub type Outline = (u64, Vec<(f32, f32)>);
+/// A shape's projected outline: its body, the corners (x, z) in world units and its own
+/// colour.
+pub type Outline = (u64, Vec<(f32, f32)>, Option<[u8; 3]>);
 
 /// Each shape's projected outline.
 pub fn project(scene: &[SceneShape]) -> Vec<Outline> {
     scene
         .iter()
-        .map(|(body, pose, shape)| {
-            let pts = outline(shape).into_iter().map(|p| *pose * p).map(|w| (w.x, w.z)).collect();
-            (*body, hull(pts))
+        .map(|s| {
+            let pts = outline(&s.shape).into_iter().map(|p| s.pose * p).map(|w| (w.x, w.z)).collect();
+            (s.body, hull(pts), s.colour)
         })
         .collect()
 }
@@ -92,7 +111,7 @@ pub fn project(scene: &[SceneShape]) -> Vec<Outline> {
 /// `None` when there are none.
 fn extent(polys: &[Outline], fixed: &[u64], still: bool) -> Option<(f32, f32, f32, f32)> {
     let (mut x0, mut x1, mut z0, mut z1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-    for &(x, z) in polys.iter().filter(|(b, _)| fixed.contains(b) == still).flat_map(|(_, p)| p) {
+    for &(x, z) in polys.iter().filter(|(b, _, _)| fixed.contains(b) == still).flat_map(|(_, p, _)| p) {
         x0 = x0.min(x);
         x1 = x1.max(x);
         z0 = z0.min(z);
@@ -155,6 +174,21 @@ pub struct ScenePolygon {
     pub body: Option<usize>,
     /// The outline's corners, (x, z).
     pub points: Vec<[f32; 2]>,
+    /// Its own colour (red, green, blue) from a robot file's material, drawn instead of its
+    /// body's; absent in files written before visuals were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rgb: Option<[u8; 3]>,
+}
+
+impl ScenePolygon {
+    /// Its colour: its own, else its body's from [`PALETTE`], else grey (a fixed body).
+    pub fn colour(&self) -> (u8, u8, u8) {
+        match (self.rgb, self.body) {
+            (Some([r, g, b]), _) => (r, g, b),
+            (None, Some(i)) => PALETTE[i % PALETTE.len()],
+            (None, None) => (120, 120, 120),
+        }
+    }
 }
 
 impl SceneFile {
@@ -171,20 +205,22 @@ impl SceneFile {
         moving.dedup();
         let polygons = polys
             .into_iter()
-            .filter(|(_, poly)| poly.len() >= 3)
-            .map(|(body, poly)| ScenePolygon {
+            .filter(|(_, poly, _)| poly.len() >= 3)
+            .map(|(body, poly, rgb)| ScenePolygon {
                 body: moving.iter().position(|&b| b == body),
                 points: poly.into_iter().map(|(x, z)| [x, z]).collect(),
+                rgb,
             })
             .collect();
         SceneFile { step, view, polygons }
     }
 }
 
-const PALETTE: [(u8, u8, u8); 6] = [(52, 101, 164), (204, 0, 0), (78, 154, 6), (196, 160, 0), (117, 80, 123), (206, 92, 0)];
+/// The colours of moving bodies that have none of their own.
+pub const PALETTE: [(u8, u8, u8); 6] = [(52, 101, 164), (204, 0, 0), (78, 154, 6), (196, 160, 0), (117, 80, 123), (206, 92, 0)];
 
 /// Draws `picture` into a `width`×`height` PNG at `path`, fitting its view: each outline
-/// filled in its body's colour, fixed bodies (the ground, a robot's base) grey.
+/// filled in its own colour or its body's, fixed bodies (the ground, a robot's base) grey.
 pub fn write_png(picture: &SceneFile, width: u32, height: u32, path: &std::path::Path) -> anyhow::Result<()> {
     use tiny_skia::{Color, FillRule, Paint, PathBuilder, Pixmap, Transform};
     let mut pm = Pixmap::new(width, height).ok_or_else(|| anyhow::anyhow!("invalid frame size {width}×{height}"))?;
@@ -212,12 +248,13 @@ pub fn write_png(picture: &SceneFile, width: u32, height: u32, path: &std::path:
         pb.close();
         let Some(path_) = pb.finish() else { continue };
         let mut paint = Paint { anti_alias: true, ..Paint::default() };
-        let (r, g, b) = match outline.body {
-            Some(i) => PALETTE[i % PALETTE.len()],
-            None => (120, 120, 120),
-        };
+        let (r, g, b) = outline.colour();
         paint.set_color_rgba8(r, g, b, 230);
         pm.fill_path(&path_, &paint, FillRule::Winding, Transform::identity(), None);
+        // Edged in a darker shade, so that a white part shows on the white background.
+        let dark = |c: u8| (f32::from(c) * 0.55) as u8;
+        paint.set_color_rgba8(dark(r), dark(g), dark(b), 255);
+        pm.stroke_path(&path_, &paint, &tiny_skia::Stroke { width: 1.0, ..Default::default() }, Transform::identity(), None);
     }
     pm.save_png(path).map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))
 }
@@ -229,9 +266,9 @@ mod tests {
     #[test]
     fn scene_files_colour_moving_bodies_and_keep_their_view() {
         let scene = vec![
-            (1, Pose::from_translation(vec3(0.0, 0.0, -0.05)), ShapeDesc::Cuboid(vec3(1.0, 1.0, 0.05))),
-            (2, Pose::from_translation(vec3(0.0, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
-            (3, Pose::from_translation(vec3(0.3, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
+            SceneShape::plain(1, Pose::from_translation(vec3(0.0, 0.0, -0.05)), ShapeDesc::Cuboid(vec3(1.0, 1.0, 0.05))),
+            SceneShape::plain(2, Pose::from_translation(vec3(0.0, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
+            SceneShape::plain(3, Pose::from_translation(vec3(0.3, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
         ];
         let f = SceneFile::new(7, &scene, &[1], None);
         assert_eq!(f.polygons.iter().map(|p| p.body).collect::<Vec<_>>(), [None, Some(0), Some(1)]);
@@ -240,18 +277,26 @@ mod tests {
         assert_eq!(again.view, f.view);
         // A walker 10 m down a 100 m floor: the view stays its size and pans to it.
         let far = vec![
-            (1, Pose::from_translation(vec3(0.0, 0.0, -0.05)), ShapeDesc::Cuboid(vec3(50.0, 1.0, 0.05))),
-            (2, Pose::from_translation(vec3(10.0, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
+            SceneShape::plain(1, Pose::from_translation(vec3(0.0, 0.0, -0.05)), ShapeDesc::Cuboid(vec3(50.0, 1.0, 0.05))),
+            SceneShape::plain(2, Pose::from_translation(vec3(10.0, 0.0, 0.5)), ShapeDesc::Ball(0.1)),
         ];
         let first = SceneFile::new(9, &far, &[1], None);
         assert!(first.view[1] - first.view[0] < 10.0, "the floor must not set the view: {:?}", first.view);
         assert!(first.view[0] < 10.0 && first.view[1] > 10.0);
-        let near = vec![far[0].clone(), (2, Pose::from_translation(vec3(0.0, 0.0, 0.5)), ShapeDesc::Ball(0.1))];
+        let near = vec![far[0].clone(), SceneShape::plain(2, Pose::from_translation(vec3(0.0, 0.0, 0.5)), ShapeDesc::Ball(0.1))];
         let start = SceneFile::new(10, &near, &[1], None);
         let panned = SceneFile::new(11, &far, &[1], Some(start.view));
         assert!((panned.view[1] - panned.view[0] - (start.view[1] - start.view[0])).abs() < 1e-4);
         assert!(((panned.view[0] + panned.view[1]) / 2.0 - 10.0).abs() < 1e-4, "{:?}", panned.view);
         assert_eq!(panned.view[2..], start.view[2..]);
+        let text = serde_json::to_string(&f).expect("json");
+        assert_eq!(serde_json::from_str::<SceneFile>(&text).expect("back"), f);
+        assert!(!text.contains("rgb"), "no colour of its own, none written: {text}");
+        // A shape with a robot file's colour keeps it, over its body's.
+        let orange = SceneShape { colour: Some([255, 128, 0]), ..scene[1].clone() };
+        let f = SceneFile::new(12, &[scene[0].clone(), orange], &[1], None);
+        assert_eq!((f.polygons[1].rgb, f.polygons[1].colour()), (Some([255, 128, 0]), (255, 128, 0)));
+        assert_eq!(f.polygons[0].colour(), (120, 120, 120));
         let text = serde_json::to_string(&f).expect("json");
         assert_eq!(serde_json::from_str::<SceneFile>(&text).expect("back"), f);
     }
@@ -260,7 +305,7 @@ mod tests {
     fn hulls_and_projections() {
         let square = hull(vec![(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.5, 0.5)]);
         assert_eq!(square.len(), 4);
-        let ball = project(&[(1, Pose::from_translation(vec3(2.0, 0.0, 1.0)), ShapeDesc::Ball(0.5))]);
+        let ball = project(&[SceneShape::plain(1, Pose::from_translation(vec3(2.0, 0.0, 1.0)), ShapeDesc::Ball(0.5))]);
         let xs: Vec<f32> = ball[0].1.iter().map(|p| p.0).collect();
         assert!(xs.iter().cloned().fold(f32::MIN, f32::max) <= 2.5 + 1e-5 && xs.iter().cloned().fold(f32::MAX, f32::min) >= 1.5 - 1e-5);
     }

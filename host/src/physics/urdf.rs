@@ -22,7 +22,7 @@ pub struct LoadedRobot {
     pub joints: Vec<(String, u64)>,
 }
 
-fn pose_of(p: &urdf_rs::Pose) -> Pose {
+pub(super) fn pose_of(p: &urdf_rs::Pose) -> Pose {
     let [x, y, z] = p.xyz.0;
     let [roll, pitch, yaw] = p.rpy.0;
     // URDF: fixed-axis roll (X), pitch (Y), yaw (Z) = Rz · Ry · Rx.
@@ -215,12 +215,15 @@ impl Simulation {
         // Bodies in breadth-first order from the root, posed at zero joint positions.
         let mut world_pose: HashMap<usize, Pose> = HashMap::from([(tree.root, base)]);
         let mut bodies: HashMap<usize, RigidBodyHandle> = HashMap::new();
+        let named = super::visual::materials(&robot);
         for &i in &tree.order {
             for j in robot.joints.iter().filter(|j| tree.index[j.parent.link.as_str()] == i) {
                 world_pose.insert(tree.index[j.child.link.as_str()], world_pose[&i] * pose_of(&j.origin));
             }
             let fixed = i == tree.root && fixed_base;
-            bodies.insert(i, self.insert_link(path, &robot.links[i], world_pose[&i], fixed, opts)?);
+            let body = self.insert_link(path, &robot.links[i], world_pose[&i], fixed, opts)?;
+            self.add_visuals(path, &robot.links[i], body, &named, opts);
+            bodies.insert(i, body);
         }
         let mut out = LoadedRobot {
             links: tree.order.iter().map(|&i| (robot.links[i].name.clone(), body_id(bodies[&i]))).collect(),
@@ -275,11 +278,18 @@ impl Simulation {
         if kind != JointKind::Fixed {
             // An absent or zero limit is no limit (urdf-rs reads a missing one as 0).
             let or_inf = |v: f64| if v > 0.0 && v.is_finite() { v as f32 } else { f32::INFINITY };
-            let damping = j.dynamics.as_ref().map_or(0.0, |d| d.damping);
-            if !(damping.is_finite() && damping >= 0.0) {
-                return Err(format!("<dynamics damping=\"{damping}\"> must be ≥ 0"));
+            let (damping, friction) = j.dynamics.as_ref().map_or((0.0, 0.0), |d| (d.damping, d.friction));
+            for (name, v) in [("damping", damping), ("friction", friction)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!("<dynamics {name}=\"{v}\"> must be ≥ 0"));
+                }
             }
-            let d = JointDynamics { damping: damping as f32, max_velocity: or_inf(j.limit.velocity), max_effort: or_inf(j.limit.effort) };
+            let d = JointDynamics {
+                damping: damping as f32,
+                friction: friction as f32,
+                max_velocity: or_inf(j.limit.velocity),
+                max_effort: or_inf(j.limit.effort),
+            };
             self.set_joint_dynamics(h, d).map_err(|e| e.to_string())?;
         }
         Ok(h)

@@ -38,7 +38,7 @@ fn the_shipped_arm_loads_with_seven_joints_and_two_fingers_falls_within_its_limi
     let hand = r.links.iter().find(|l| l.0 == "hand").expect("hand").1;
     let z = s.pose(hand).expect("pose").translation.z;
     assert!((z - 1.35).abs() < 1e-4, "hand at z = {z}");
-    assert_eq!(s.shapes().len(), 11, "one collider per link");
+    assert_eq!(s.collider_shapes(&[]).len(), 11, "one collider per link");
     let a = fall(&mut s, &r);
     // Joint 2 (limits ±1.76) falls onto its limit and stays within it.
     let j2: Vec<f32> = a.chunks(18).map(|c| f32::from_bits(c[2])).collect();
@@ -130,7 +130,7 @@ fn stl_meshes_become_convex_hulls() {
     let r = s.load_urdf(&urdf, Pose::from_translation(vec3(0.0, 0.0, 1.0)), false, &ImportOptions::default()).expect("loads");
     let shapes = s.shapes();
     assert_eq!(shapes.len(), 1);
-    let super::super::ShapeDesc::ConvexHull(points) = &shapes[0].2 else { panic!("{:?}", shapes[0].2) };
+    let super::super::ShapeDesc::ConvexHull(points) = &shapes[0].shape else { panic!("{:?}", shapes[0].shape) };
     assert!(points.iter().any(|p| (p.x - 0.4).abs() < 1e-5), "scaled ×2: {points:?}");
     // A free base falls.
     s.step(10).expect("step");
@@ -232,7 +232,7 @@ fn a_mimic_joint_follows_its_leader_and_limits_and_damping_apply() {
     let mut s = Simulation::new(vec3(0.0, 0.0, 0.0), 0.01, 4).expect("world");
     let r = s.load_urdf(&urdf, Pose::IDENTITY, true, &ImportOptions::default()).expect("loads");
     let (left, right) = (r.joints[0].1, r.joints[1].1);
-    assert_eq!(s.joint_dynamics(left), JointDynamics { damping: 0.5, max_velocity: 0.2, max_effort: 20.0 });
+    assert_eq!(s.joint_dynamics(left), JointDynamics { damping: 0.5, friction: 0.0, max_velocity: 0.2, max_effort: 20.0 });
     // Asked for 1 m/s, the finger moves at its 0.2 m/s limit; the other follows it.
     s.set_motor(left, super::super::Motor::Velocity(1.0, 1000.0)).expect("motor");
     s.step(10).expect("0.1 s");
@@ -242,4 +242,83 @@ fn a_mimic_joint_follows_its_leader_and_limits_and_damping_apply() {
     s.step(30).expect("0.3 s more");
     let st = s.joint_states(&[left, right]).expect("states");
     assert!(st[0].position > 0.035 && (st[1].position - st[0].position).abs() < 0.005, "{st:?}");
+}
+
+#[test]
+fn joint_friction_holds_a_pendulum_until_gravity_or_effort_beats_it() {
+    // A 1 kg bob 0.5 m from a horizontal hinge, held out level: gravity's torque is 4.9 N·m.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let swing = |friction: f32, effort: f32| -> f32 {
+        let urdf = dir.path().join(format!("pendulum-{friction}.urdf"));
+        let body = format!(
+            r#"<robot name="p"><link name="base"><inertial><mass value="1"/><inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01"/></inertial></link><link name="arm"><inertial><origin xyz="0.5 0 0"/><mass value="1"/><inertia ixx="0.001" ixy="0" ixz="0" iyy="0.001" iyz="0" izz="0.001"/></inertial></link><joint name="hinge" type="continuous"><parent link="base"/><child link="arm"/><axis xyz="0 1 0"/><dynamics damping="0" friction="{friction}"/></joint></robot>"#
+        );
+        std::fs::write(&urdf, body).expect("write");
+        let mut s = Simulation::new(vec3(0.0, 0.0, -9.81), 0.01, 4).expect("world");
+        let r = s.load_urdf(&urdf, Pose::IDENTITY, true, &ImportOptions::default()).expect("loads");
+        let hinge = r.joints[0].1;
+        assert_eq!(s.joint_dynamics(hinge).friction, friction);
+        if effort != 0.0 {
+            s.set_motor(hinge, super::super::Motor::Effort(effort)).expect("effort");
+        }
+        s.step(50).expect("0.5 s");
+        s.joint_states(&[hinge]).expect("state")[0].position
+    };
+    let free = swing(0.0, 0.0);
+    assert!(free.abs() > 0.5, "no friction: it swings down ({free} rad)");
+    let held = swing(6.0, 0.0);
+    assert!(held.abs() < 0.01, "6 N·m of friction holds 4.9 N·m of gravity ({held} rad)");
+    let slipping = swing(3.0, 0.0);
+    assert!(slipping.abs() > 0.05 && slipping.abs() < free.abs() * 0.8, "3 N·m slows the fall ({slipping} rad vs {free})");
+    // Friction acts under an effort motor too: gravity plus a push the same way beats it.
+    let pushed = swing(6.0, 4.0 * free.signum());
+    assert!(pushed.abs() > 0.05 && pushed.signum() == free.signum(), "{pushed} rad");
+    // A negative friction is refused by name.
+    let bad = dir.path().join("bad.urdf");
+    std::fs::write(&bad, r#"<robot name="p"><link name="base"><inertial><mass value="1"/><inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01"/></inertial></link><link name="arm"><inertial><mass value="1"/><inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01"/></inertial></link><joint name="hinge" type="continuous"><parent link="base"/><child link="arm"/><axis xyz="0 1 0"/><dynamics friction="-1"/></joint></robot>"#).expect("write");
+    let mut s = Simulation::new(vec3(0.0, 0.0, -9.81), 0.01, 4).expect("world");
+    let m = s.load_urdf(&bad, Pose::IDENTITY, true, &ImportOptions::default()).expect_err("negative friction").to_string();
+    assert!(m.contains("friction=\"-1\"") && m.contains("hinge"), "{m}");
+}
+
+#[test]
+fn visuals_are_kept_with_their_colours_and_a_missing_visual_mesh_is_noted_not_fatal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("part.obj"), "v 0 0 0\nv 0.2 0 0\nv 0 0.2 0\nv 0 0 0.2\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n").expect("obj");
+    let inertial = r#"<inertial><mass value="1"/><inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01"/></inertial>"#;
+    let collision = r#"<collision><geometry><box size="0.1 0.1 0.1"/></geometry></collision>"#;
+    let body = format!(
+        r#"<robot name="v"><material name="orange"><color rgba="1 0.5 0 1"/></material>
+        <link name="base">{inertial}{collision}<visual><geometry><cylinder radius="0.1" length="0.4"/></geometry><material name="orange"/></visual></link>
+        <link name="arm">{inertial}{collision}<visual><geometry><mesh filename="part.obj"/></geometry><material name="own"><color rgba="0 0 1 1"/></material></visual></link>
+        <link name="tool">{inertial}{collision}<visual><geometry><mesh filename="gone.stl"/></geometry></visual><visual><geometry><sphere radius="0"/></geometry></visual></link>
+        <link name="tip">{inertial}<visual><geometry><sphere radius="0.01"/></geometry><material name="own"/></visual></link>
+        <joint name="j1" type="revolute"><parent link="base"/><child link="arm"/><origin xyz="0 0 0.3"/><axis xyz="0 1 0"/><limit lower="-1" upper="1" effort="5" velocity="2"/></joint>
+        <joint name="j2" type="fixed"><parent link="arm"/><child link="tool"/><origin xyz="0.3 0 0"/></joint>
+        <joint name="j3" type="fixed"><parent link="tool"/><child link="tip"/><origin xyz="0.1 0 0"/></joint></robot>"#
+    );
+    let urdf = dir.path().join("v.urdf");
+    std::fs::write(&urdf, body).expect("write");
+    let mut s = sim();
+    let r = s.load_urdf(&urdf, Pose::IDENTITY, true, &ImportOptions::default()).expect("a missing visual mesh does not refuse the robot");
+    assert_eq!(s.visual_count(), 3, "a zero-size visual is nothing to see");
+    assert!(matches!(s.visual_problems(), [p] if p.contains("link `tool`") && p.contains("gone.stl")), "{:?}", s.visual_problems());
+    let shapes = s.shapes();
+    let of = |link: &str| {
+        let body = r.links.iter().find(|l| l.0 == link).expect("link").1;
+        shapes.iter().filter(|s| s.body == body).cloned().collect::<Vec<_>>()
+    };
+    // The base: its orange cylinder (the named material), standing along z, not its box.
+    let base = of("base");
+    assert!(matches!(&base[..], [v] if v.colour == Some([255, 128, 0]) && matches!(v.shape, super::super::ShapeDesc::Cylinder(..))), "{base:?}");
+    assert!((base[0].pose * vec3(0.0, 0.2, 0.0)).z.abs() > 0.19, "the cylinder's axis is the URDF's z");
+    // The arm: its blue mesh, as the hull of the file's points, where the link is.
+    let arm = of("arm");
+    assert!(matches!(&arm[..], [v] if v.colour == Some([0, 0, 255]) && matches!(&v.shape, super::super::ShapeDesc::ConvexHull(p) if p.len() == 4)), "{arm:?}");
+    assert!((arm[0].pose.translation.z - 0.3).abs() < 1e-5);
+    // The tool, whose visual mesh is gone: drawn by its collision box, in its body's colour.
+    let tool = of("tool");
+    assert!(matches!(&tool[..], [v] if v.colour.is_none() && matches!(v.shape, super::super::ShapeDesc::Cuboid(_))), "{tool:?}");
+    // A colour named by a material another link's visual defined (as the Panda's file does).
+    assert!(matches!(&of("tip")[..], [v] if v.colour == Some([0, 0, 255])), "{:?}", of("tip"));
 }
