@@ -1,7 +1,8 @@
 //! Naming and claiming runs in a store, and fetching an S3 run into a local working copy.
 //!
-//! A new run is named by its config's `name`, else `<env>-<algo>-s<seed>-<unix time>` (then
-//! `-1`, `-2`, … when taken).
+//! A new run is named by its config's `name`, else `<env>-<algo>-s<seed>-<unix time>`, with
+//! the robot after the env when the config grants one (`arm-reach-panda-ppo-s1-…`), then
+//! `-1`, `-2`, … when taken.
 //! In a local store the name is claimed by creating its directory; in an S3 store by a
 //! conditional put of its `config.toml` (`If-None-Match: *`), so two machines starting
 //! runs at once never share one. An S3 run trains in a local working copy that the
@@ -14,7 +15,8 @@ use crate::store::{Location, S3Settings};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
-/// A run's base name: the config's `name`, else env, algorithm, seed and start time.
+/// A run's base name: the config's `name`, else env, robot (when the env is granted one),
+/// algorithm, seed and start time.
 pub fn base_name(config: &RunConfig) -> String {
     if let Some(name) = &config.name {
         return name.clone();
@@ -28,7 +30,21 @@ pub fn base_name(config: &RunConfig) -> String {
     };
     let algo = config.algorithm.as_ref().map_or_else(|| "none".into(), |a| stem(&a.plugin));
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("{}-{}-s{}-{}", stem(&config.env.plugin), algo, config.seed, secs)
+    let env = match robot_name(config) {
+        Some(robot) => format!("{}-{robot}", stem(&config.env.plugin)),
+        None => stem(&config.env.plugin),
+    };
+    format!("{env}-{algo}-s{}-{secs}", config.seed)
+}
+
+/// The robot a config grants its env, when it grants one: its file's stem, or its folder's
+/// name for a file called `model` (`kuka_iiwa/model.urdf` is `kuka_iiwa`).
+fn robot_name(config: &RunConfig) -> Option<String> {
+    let mut robots = config.env.robots.values();
+    let (Some(file), None) = (robots.next(), robots.next()) else { return None };
+    let stem = file.file_stem()?.to_string_lossy();
+    let name = if stem.eq_ignore_ascii_case("model") { file.parent()?.file_name()?.to_string_lossy() } else { stem };
+    Some(name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect())
 }
 
 /// The names a new run may take, in order: `base`, `base-1`, … (1000 of them).
@@ -96,4 +112,25 @@ pub fn fetch(location: &Location, which: &Checkpoints) -> anyhow::Result<Fetched
     let (dir, moved_aside) = runs::fresh_working_copy(location)?;
     let pulled = runs::pull_run(objects.as_ref(), &name, &dir, which, &mut |_, _| {})?;
     Ok(Fetched { dir, moved_aside, pulled })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_named_after_their_env_robot_algorithm_and_seed() {
+        let name = |robots: &str| {
+            let text = format!("seed = 3\n[env]\nplugin = \"p/arm-reach.wasm\"\n{robots}\n[algorithm]\nplugin = \"ppo.wasm\"\n");
+            base_name(&RunConfig::parse(&text).expect("config"))
+        };
+        assert!(name("").starts_with("arm-reach-ppo-s3-"), "{}", name(""));
+        assert!(name("robots = { arm = \"x/franka_panda/panda.urdf\" }").starts_with("arm-reach-panda-ppo-s3-"));
+        assert!(name("robots = { arm = \"x/kuka_iiwa/model.urdf\" }").starts_with("arm-reach-kuka_iiwa-ppo-s3-"));
+        assert!(name("robots = { arm = \"my robot.urdf\" }").starts_with("arm-reach-my-robot-ppo-s3-"));
+        // Two robots: neither names the run.
+        assert!(name("robots = { a = \"a.urdf\", b = \"b.urdf\" }").starts_with("arm-reach-ppo-s3-"));
+        let named = RunConfig::parse("name = \"mine\"\n[env]\nplugin = \"e.wasm\"\nrobots = { a = \"a.urdf\" }\n").expect("config");
+        assert_eq!(base_name(&named), "mine");
+    }
 }
