@@ -171,7 +171,10 @@ fn print_report(r: &Report, free: bool) {
     let movable = r.joints.iter().filter(|j| j.kind != "fixed").count();
     println!("{}: loaded in {:.0} ms ({} base)", r.file.display(), r.load_ms, if free { "free" } else { "fixed" });
     println!("  {} links, {} joints ({movable} movable), {:.2} kg, {} colliders", r.links.len(), r.joints.len(), r.mass_kg, r.colliders);
-    println!("  {:<28} {:<10} {:>18} {:>9} {:>8} {:>8} {:>8}  mimic", "joint", "type", "limits", "vel max", "effort", "damping", "friction");
+    println!(
+        "  {:<28} {:<10} {:>18} {:>9} {:>8} {:>8} {:>8}  mimic",
+        "joint", "type", "limits", "vel max", "effort", "damping", "friction"
+    );
     let or_dash = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
     for j in r.joints.iter().filter(|j| j.kind != "fixed") {
         let limits = j.limits.map_or_else(|| "-".to_string(), |(lo, hi)| format!("[{lo:.3}, {hi:.3}]"));

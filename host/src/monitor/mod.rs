@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod follow;
+mod scene;
 pub mod ui;
 
 use crate::rundir::status::{self, Request};

@@ -17,6 +17,7 @@
 //! non-finite pose or velocity reports `diverged` — a blown-up world never hands NaN on.
 
 mod dynamics;
+mod motors;
 mod readout;
 mod snapshot;
 pub use dynamics::JointDynamics;
@@ -170,7 +171,16 @@ impl Simulation {
         // velocity motors ~40% off their targets and drifting after a stop command. The
         // passes are cheap next to a substep (which recomputes the mass matrices).
         world.integration_parameters.num_internal_pgs_iterations = 4;
-        Ok(Simulation { world, joints: Vec::new(), substeps, timestep, dynamics: Vec::new(), mimics: Vec::new(), visuals: Vec::new(), visual_problems: Vec::new() })
+        Ok(Simulation {
+            world,
+            joints: Vec::new(),
+            substeps,
+            timestep,
+            dynamics: Vec::new(),
+            mimics: Vec::new(),
+            visuals: Vec::new(),
+            visual_problems: Vec::new(),
+        })
     }
 
     fn body_handle(&self, h: u64) -> Res<RigidBodyHandle> {
@@ -319,88 +329,6 @@ impl Simulation {
         };
         self.joints.push(JointEntry { kind: d.kind, link, parent, child, frame1, frame2, axis, effort: 0.0, applied: 0.0 });
         Ok(self.joints.len() as u64 - 1)
-    }
-
-    fn generic_mut(&mut self, h: u64) -> Res<&mut GenericJoint> {
-        let link = self.joint(h)?.link;
-        match link {
-            Link::Impulse(ih) => self.world.impulse_joints.get_mut(ih, true).map(|j| &mut j.data).ok_or(PhysicsError::InvalidHandle(h)),
-            Link::Multibody(mh) => {
-                let (mb, id) = self.world.multibody_joints.get_mut(mh).ok_or(PhysicsError::InvalidHandle(h))?;
-                mb.link_mut(id).map(|l| &mut l.joint.data).ok_or(PhysicsError::InvalidHandle(h))
-            }
-        }
-    }
-
-    /// Sets a joint's motor.
-    pub fn set_motor(&mut self, h: u64, m: Motor) -> Res<()> {
-        let kind = self.joint(h)?.kind;
-        let Some(ax) = axis_of(kind) else {
-            return Err(desc(format!("joint {h} is {kind:?}: only revolute and prismatic joints have motors")));
-        };
-        let values: Vec<f32> = match m {
-            Motor::Off => vec![],
-            Motor::Position(a, b, c) => vec![a, b, c],
-            Motor::Velocity(a, b) => vec![a, b],
-            Motor::Effort(a) => vec![a],
-        };
-        finite(&format!("motor of joint {h}"), &values)?;
-        if values.iter().any(|v| v.abs() > MAX_MOTOR) {
-            return Err(desc(format!("motor of joint {h}: {values:?} exceeds ±{MAX_MOTOR:e} (no real actuator does)")));
-        }
-        let m = self.limited(h, m);
-        let effort = if let Motor::Effort(e) = m { e } else { 0.0 };
-        if let Motor::Off | Motor::Effort(_) = m {
-            self.free_motor(h, ax)?;
-            self.joints[h as usize].effort = effort;
-            return Ok(());
-        }
-        let g = self.generic_mut(h)?;
-        match m {
-            Motor::Off | Motor::Effort(_) => {}
-            Motor::Position(target, stiffness, damping) => {
-                g.set_motor_model(ax, MotorModel::AccelerationBased);
-                g.set_motor_position(ax, target, stiffness, damping);
-                g.set_motor_max_force(ax, MAX_MOTOR);
-            }
-            Motor::Velocity(target, damping) => {
-                g.set_motor_model(ax, MotorModel::AccelerationBased);
-                g.set_motor_velocity(ax, target, damping);
-                g.set_motor_max_force(ax, MAX_MOTOR);
-            }
-        }
-        self.joints[h as usize].effort = effort;
-        Ok(())
-    }
-
-    /// The joint axis in world coordinates (from the parent's pose).
-    fn world_axis(&self, j: &JointEntry) -> Vector {
-        let p = self.world.bodies[j.parent].position();
-        p.rotation * (j.frame1.rotation * Vector::X)
-    }
-
-    /// Applies each effort motor as equal and opposite forces/torques for the next substep.
-    fn apply_efforts(&mut self) {
-        for idx in 0..self.joints.len() {
-            let j = self.joints[idx];
-            if j.effort == 0.0 {
-                continue;
-            }
-            let axis = self.world_axis(&j);
-            let v = axis * j.effort;
-            match j.kind {
-                JointKind::Revolute => {
-                    self.world.bodies[j.child].add_torque(v, true);
-                    self.world.bodies[j.parent].add_torque(-v, true);
-                }
-                JointKind::Prismatic => {
-                    self.world.bodies[j.child].add_force(v, true);
-                    self.world.bodies[j.parent].add_force(-v, true);
-                }
-                _ => {}
-            }
-            self.joints[idx].applied = j.effort;
-        }
     }
 
     /// Adds a force at a body's centre of mass for the next step.

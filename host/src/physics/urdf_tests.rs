@@ -284,7 +284,8 @@ fn joint_friction_holds_a_pendulum_until_gravity_or_effort_beats_it() {
 #[test]
 fn visuals_are_kept_with_their_colours_and_a_missing_visual_mesh_is_noted_not_fatal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("part.obj"), "v 0 0 0\nv 0.2 0 0\nv 0 0.2 0\nv 0 0 0.2\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n").expect("obj");
+    std::fs::write(dir.path().join("part.obj"), "v 0 0 0\nv 0.2 0 0\nv 0 0.2 0\nv 0 0 0.2\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n")
+        .expect("obj");
     let inertial = r#"<inertial><mass value="1"/><inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01"/></inertial>"#;
     let collision = r#"<collision><geometry><box size="0.1 0.1 0.1"/></geometry></collision>"#;
     let body = format!(
@@ -310,11 +311,17 @@ fn visuals_are_kept_with_their_colours_and_a_missing_visual_mesh_is_noted_not_fa
     };
     // The base: its orange cylinder (the named material), standing along z, not its box.
     let base = of("base");
-    assert!(matches!(&base[..], [v] if v.colour == Some([255, 128, 0]) && matches!(v.shape, super::super::ShapeDesc::Cylinder(..))), "{base:?}");
+    assert!(
+        matches!(&base[..], [v] if v.colour == Some([255, 128, 0]) && matches!(v.shape, super::super::ShapeDesc::Cylinder(..))),
+        "{base:?}"
+    );
     assert!((base[0].pose * vec3(0.0, 0.2, 0.0)).z.abs() > 0.19, "the cylinder's axis is the URDF's z");
     // The arm: its blue mesh, as the hull of the file's points, where the link is.
     let arm = of("arm");
-    assert!(matches!(&arm[..], [v] if v.colour == Some([0, 0, 255]) && matches!(&v.shape, super::super::ShapeDesc::ConvexHull(p) if p.len() == 4)), "{arm:?}");
+    assert!(
+        matches!(&arm[..], [v] if v.colour == Some([0, 0, 255]) && matches!(&v.shape, super::super::ShapeDesc::ConvexHull(p) if p.len() == 4)),
+        "{arm:?}"
+    );
     assert!((arm[0].pose.translation.z - 0.3).abs() < 1e-5);
     // The tool, whose visual mesh is gone: drawn by its collision box, in its body's colour.
     let tool = of("tool");

@@ -109,7 +109,8 @@ impl Simulation {
                     match resolve(file, filename, &opts.packages) {
                         Ok(path) if s.iter().all(|v| v.is_finite() && *v != 0.0) => (Look::Mesh(path, s), Rotation::IDENTITY),
                         Ok(_) => {
-                            self.visual_problems.push(format!("link `{}`: visual mesh `{filename}` has a zero or non-finite scale", link.name));
+                            self.visual_problems
+                                .push(format!("link `{}`: visual mesh `{filename}` has a zero or non-finite scale", link.name));
                             continue;
                         }
                         Err(e) => {

@@ -1,10 +1,14 @@
 //! What training and evaluation set up alike: the learner's device and threads, the env and
 //! algorithm plugins with their parameters, and a learner (fresh or from a checkpoint) with
-//! the env's goal oracle attached.
+//! the env's goal oracle attached; and for training, `plugins.lock` with the carried plugin
+//! versions, and the hot-reload watcher.
 
 use crate::config::{RunConfig, to_params};
 use crate::learner::{DeviceRequest, Learner, resolve_device};
+use crate::run::reloads::lock_entry;
+use crate::rundir;
 use crate::runtime::bindings::types::Params;
+use crate::runtime::watcher::PluginWatcher;
 use crate::runtime::{GoalInstance, Plugin, Runtime, World};
 use crate::seed::{Stream, derive};
 use anyhow::Context;
@@ -79,4 +83,62 @@ pub(super) fn attach_goal_oracle(
 /// in the checkpoint.
 pub(super) fn reseed_torch(seed: u64, updates: u64) {
     tch::manual_seed(derive(seed, Stream::PluginRandom, (1 << 40) + updates) as i64);
+}
+
+/// Writes `plugins.lock` and carries each plugin version into the run. A fresh run records
+/// the versions it starts with; a run resumed at `resumed_at` forgets the versions recorded
+/// after that step (the run goes on from there again) and records, like a hot reload, a
+/// version other than the one that was live then (asked for with `--plugin ROLE=FILE`).
+pub(super) fn record_plugins(
+    config: &RunConfig,
+    run_dir: &Path,
+    plugins: &Plugins,
+    reward: Option<&Plugin>,
+    resumed_at: Option<u64>,
+    log: &crate::log::RunLog,
+) -> anyhow::Result<()> {
+    let mut live = vec![("env", &plugins.env), ("algorithm", &plugins.algorithm)];
+    if let Some(p) = reward {
+        live.push(("reward", p));
+    }
+    let mut lock = match resumed_at {
+        None => Vec::new(),
+        Some(step) => rundir::read_lock(run_dir)?.into_iter().filter(|e| e.since_step <= step).collect(),
+    };
+    let step = resumed_at.unwrap_or(0);
+    for (role, p) in live {
+        let info = p.info();
+        if rundir::carry::live_at(&lock, role, step).is_some_and(|e| e.sha256 == info.sha256) {
+            continue;
+        }
+        let mut e = lock_entry(role, p, step);
+        if let Some(src) = config.sources.get(&info.path) {
+            e.source = src.clone();
+        }
+        if resumed_at.is_some() {
+            let msg = format!("resumed at step {step} with another {role} plugin: {} (sha256 {})", info.path.display(), &info.sha256[..12]);
+            log.line(crate::log::Level::Info, "host", &msg);
+        }
+        rundir::carry::carry_plugin(run_dir, &info.path, &e.name, &info.sha256)?;
+        lock.push(e);
+    }
+    rundir::write_lock(run_dir, &lock)?;
+    Ok(())
+}
+
+/// The hot-reload watcher over the run's plugin files (`train.hot_reload`).
+pub(super) fn watch(
+    config: &RunConfig,
+    runtime: &Runtime,
+    plugins: &Plugins,
+    reward: Option<&Plugin>,
+) -> anyhow::Result<Option<PluginWatcher>> {
+    if !config.train.hot_reload {
+        return Ok(None);
+    }
+    let mut files = vec![("env", &plugins.env), ("algorithm", &plugins.algorithm)];
+    if let Some(p) = reward {
+        files.push(("reward", p));
+    }
+    Ok(Some(PluginWatcher::new(runtime, &files)?))
 }

@@ -14,8 +14,8 @@
 use super::checkpoint::{self, Live, LoopState, Policy};
 use super::eval::{Evaluation, actions_for_envs, evaluate, obs_tensor, on_device};
 use super::metrics::MetricsSink;
-use super::reloads::{ReloadCtx, Reloads, lock_entry};
-use super::setup::{Plugins, reseed_torch};
+use super::reloads::{ReloadCtx, Reloads};
+use super::setup::{Plugins, record_plugins, reseed_torch, watch};
 use super::ticker::{ScenePainter, TICK, Ticker};
 use super::{Directive, Hooks, Progress, TrainSummary};
 use crate::config::{RunConfig, to_params};
@@ -23,8 +23,7 @@ use crate::envset::EnvSet;
 use crate::rundir;
 use crate::rundir::status::{State, Status};
 use crate::runtime::bindings::types::{Params, Space};
-use crate::runtime::watcher::PluginWatcher;
-use crate::runtime::{AlgorithmInstance, Plugin, RewardInstance, Runtime, World};
+use crate::runtime::{AlgorithmInstance, RewardInstance, Runtime, World};
 use crate::seed::{Stream, derive};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -124,22 +123,8 @@ impl<'a> Trainer<'a> {
         // takes theirs now, which also finds an env without snapshots before any training.
         let eval_snapshot = if resumed_from.is_some() {
             Some(std::sync::Arc::new(std::mem::take(&mut st.envs.eval)))
-        } else if config.train.checkpoint_every > 0 {
-            let snap = eval_envs.snapshot().map_err(|e| {
-                let unsupported = e.to_string().contains("unsupported");
-                let e = anyhow::Error::from(e);
-                if unsupported {
-                    e.context(format!(
-                        "checkpoints need the env's snapshots, and the env plugin {} has none: implement `snapshot`/`restore`, or set `train.checkpoint_every = 0` to train without checkpoints (the run then cannot be resumed)",
-                        config.env.plugin.display()
-                    ))
-                } else {
-                    e.context("failed to snapshot the eval envs")
-                }
-            })?;
-            Some(std::sync::Arc::new(snap))
         } else {
-            None
+            first_eval_snapshot(config, &mut eval_envs)?
         };
         st.envs = checkpoint::EnvStates::default();
         let every = config.train.checkpoint_every;
@@ -464,55 +449,23 @@ impl PendingStop {
     }
 }
 
-/// Writes `plugins.lock` and carries each plugin version into the run. A fresh run records
-/// the versions it starts with; a run resumed at `resumed_at` forgets the versions recorded
-/// after that step (the run goes on from there again) and records, like a hot reload, a
-/// version other than the one that was live then (asked for with `--plugin ROLE=FILE`).
-fn record_plugins(
-    config: &RunConfig,
-    run_dir: &Path,
-    plugins: &Plugins,
-    reward: Option<&Plugin>,
-    resumed_at: Option<u64>,
-    log: &crate::log::RunLog,
-) -> anyhow::Result<()> {
-    let mut live = vec![("env", &plugins.env), ("algorithm", &plugins.algorithm)];
-    if let Some(p) = reward {
-        live.push(("reward", p));
-    }
-    let mut lock = match resumed_at {
-        None => Vec::new(),
-        Some(step) => rundir::read_lock(run_dir)?.into_iter().filter(|e| e.since_step <= step).collect(),
-    };
-    let step = resumed_at.unwrap_or(0);
-    for (role, p) in live {
-        let info = p.info();
-        if rundir::carry::live_at(&lock, role, step).is_some_and(|e| e.sha256 == info.sha256) {
-            continue;
-        }
-        let mut e = lock_entry(role, p, step);
-        if let Some(src) = config.sources.get(&info.path) {
-            e.source = src.clone();
-        }
-        if resumed_at.is_some() {
-            let msg = format!("resumed at step {step} with another {role} plugin: {} (sha256 {})", info.path.display(), &info.sha256[..12]);
-            log.line(crate::log::Level::Info, "host", &msg);
-        }
-        rundir::carry::carry_plugin(run_dir, &info.path, &e.name, &info.sha256)?;
-        lock.push(e);
-    }
-    rundir::write_lock(run_dir, &lock)?;
-    Ok(())
-}
-
-/// The hot-reload watcher over the run's plugin files (`train.hot_reload`).
-fn watch(config: &RunConfig, runtime: &Runtime, plugins: &Plugins, reward: Option<&Plugin>) -> anyhow::Result<Option<PluginWatcher>> {
-    if !config.train.hot_reload {
+/// A fresh run's eval envs, snapshotted before any training (when checkpoints are on), with
+/// an error that says what to do when the env has no snapshots.
+fn first_eval_snapshot(config: &RunConfig, eval_envs: &mut EnvSet) -> anyhow::Result<Option<std::sync::Arc<Vec<Vec<u8>>>>> {
+    if config.train.checkpoint_every == 0 {
         return Ok(None);
     }
-    let mut files = vec![("env", &plugins.env), ("algorithm", &plugins.algorithm)];
-    if let Some(p) = reward {
-        files.push(("reward", p));
-    }
-    Ok(Some(PluginWatcher::new(runtime, &files)?))
+    let snap = eval_envs.snapshot().map_err(|e| {
+        let unsupported = e.to_string().contains("unsupported");
+        let e = anyhow::Error::from(e);
+        if unsupported {
+            e.context(format!(
+                "checkpoints need the env's snapshots, and the env plugin {} has none: implement `snapshot`/`restore`, or set `train.checkpoint_every = 0` to train without checkpoints (the run then cannot be resumed)",
+                config.env.plugin.display()
+            ))
+        } else {
+            e.context("failed to snapshot the eval envs")
+        }
+    })?;
+    Ok(Some(std::sync::Arc::new(snap)))
 }
