@@ -140,3 +140,43 @@ fn bad_input_is_refused_by_name_and_blow_ups_are_reported() {
     }
     assert!(matches!(result, Err(PhysicsError::Diverged(_))), "{result:?}");
 }
+
+#[test]
+fn snapshots_leave_mesh_shapes_out_and_restore_them_from_the_world_bit_for_bit() {
+    // A ball of 400 points as a hull (a mesh's, in effect) falling onto the floor beside the
+    // pendulum scene.
+    let hull = |r: f32| -> Vec<Vector> {
+        (0..400)
+            .map(|i| {
+                let (t, p) = (i as f32 * 2.399_963, (i as f32 + 0.5) / 400.0);
+                let z = 1.0 - 2.0 * p;
+                let s = (1.0 - z * z).sqrt();
+                vec3(r * s * t.cos(), r * s * t.sin(), r * z)
+            })
+            .collect()
+    };
+    let build = |r: f32| {
+        let (mut s, mut bodies, joints) = scene();
+        let rock = s.add_body(body(BodyKind::Dynamic, 1.0)).expect("rock");
+        s.add_collider(rock, collider(ShapeDesc::ConvexHull(hull(r)))).expect("hull");
+        bodies.push(rock);
+        (s, bodies, joints)
+    };
+    let (mut a, bodies, joints) = build(0.2);
+    trace(&mut a, &bodies, &joints, 50);
+    let snap = a.snapshot();
+    let first = trace(&mut a, &bodies, &joints, 200);
+    // The hull is left out: the snapshot is far smaller than the world's full encoding.
+    let full = bincode::serde::encode_to_vec(a.world.colliders.clone(), bincode::config::standard()).expect("encode");
+    assert!(snap.len() < full.len(), "snapshot {} bytes, colliders alone {} bytes", snap.len(), full.len());
+    a.restore(&snap).expect("restore");
+    assert_eq!(first, trace(&mut a, &bodies, &joints, 200), "restored from the world's own hull, bit for bit");
+    // Another world built the same way restores it too (an env restoring a checkpoint).
+    let (mut b, _, _) = build(0.2);
+    b.restore(&snap).expect("restore into a world built the same way");
+    assert_eq!(first, trace(&mut b, &bodies, &joints, 200));
+    // A world built with another hull refuses it by saying so.
+    let (mut c, _, _) = build(0.3);
+    let e = c.restore(&snap).expect_err("other mesh").to_string();
+    assert!(e.contains("mesh shape") && e.contains("other meshes"), "{e}");
+}
