@@ -11,9 +11,8 @@ pub struct JointDynamics {
     /// Viscous damping, N·m·s/rad or N·s/m: a force against the joint's velocity.
     pub damping: f32,
     /// Coulomb (dry) friction, N·m or N: a force of at most this against the joint's motion,
-    /// which holds the joint still below it. It acts while the joint has no motor or an
-    /// effort motor (a velocity motor towards rest, bounded by this force, as PyBullet
-    /// models it); position and velocity motors, being acceleration-based, override it.
+    /// which holds the joint still below it (rapier's multibody joint friction, MuJoCo's
+    /// `frictionloss`), whatever drives the joint.
     pub friction: f32,
     /// Largest speed a velocity motor is asked for, rad/s or m/s (∞: none).
     pub max_velocity: f32,
@@ -40,10 +39,6 @@ pub(super) struct Mimic {
 /// based: 1/s² and 1/s, independent of the link's mass; those a two-finger gripper uses).
 const MIMIC_GAINS: (f32, f32) = (400.0, 40.0);
 
-/// Damping of the velocity motor that models dry friction (N·m·s/rad): stiff, so that the
-/// friction force bound, not the damping, decides how the joint slows.
-const FRICTION_DAMPING: f32 = 1e4;
-
 impl Simulation {
     /// Sets a joint's damping and limits.
     pub fn set_joint_dynamics(&mut self, h: u64, d: JointDynamics) -> Res<()> {
@@ -60,29 +55,11 @@ impl Simulation {
         {
             let start = link.assembly_id();
             mb.damping_mut()[start] = d.damping;
+            mb.frictions_mut()[start] = d.friction;
         }
         let n = self.joints.len();
         self.dynamics.resize(n, JointDynamics::default());
         self.dynamics[h as usize] = d;
-        if d.friction > 0.0 && matches!(j.kind, JointKind::Revolute | JointKind::Prismatic) {
-            self.set_motor(h, Motor::Off)?;
-        }
-        Ok(())
-    }
-
-    /// Joint `h`'s free motor slot (no motor, or an effort motor applied as forces): its dry
-    /// friction as a velocity motor towards rest bounded by the friction force, or nothing.
-    pub(super) fn free_motor(&mut self, h: u64, axis: rapier3d::prelude::JointAxis) -> Res<()> {
-        let friction = self.joint_dynamics(h).friction;
-        let g = self.generic_mut(h)?;
-        if friction > 0.0 {
-            g.set_motor_model(axis, rapier3d::prelude::MotorModel::ForceBased);
-            g.set_motor_velocity(axis, 0.0, FRICTION_DAMPING);
-            g.set_motor_max_force(axis, friction);
-        } else {
-            g.set_motor(axis, 0.0, 0.0, 0.0, 0.0);
-            g.set_motor_max_force(axis, 0.0);
-        }
         Ok(())
     }
 

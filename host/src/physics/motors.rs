@@ -34,14 +34,12 @@ impl Simulation {
         }
         let m = self.limited(h, m);
         let effort = if let Motor::Effort(e) = m { e } else { 0.0 };
-        if let Motor::Off | Motor::Effort(_) = m {
-            self.free_motor(h, ax)?;
-            self.joints[h as usize].effort = effort;
-            return Ok(());
-        }
         let g = self.generic_mut(h)?;
         match m {
-            Motor::Off | Motor::Effort(_) => {}
+            Motor::Off | Motor::Effort(_) => {
+                g.set_motor(ax, 0.0, 0.0, 0.0, 0.0);
+                g.set_motor_max_force(ax, 0.0);
+            }
             Motor::Position(target, stiffness, damping) => {
                 g.set_motor_model(ax, MotorModel::AccelerationBased);
                 g.set_motor_position(ax, target, stiffness, damping);
