@@ -45,6 +45,13 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A key of config text is unknown, has the wrong type or a value serde cannot check
+    /// (a range, a name, a plugin parameter that is a table); the message names the key.
+    #[error("{message}")]
+    Value {
+        /// What is wrong, naming the key (and, for TOML errors, the line).
+        message: String,
+    },
     /// The TOML is malformed, or a key is unknown or has the wrong type.
     #[error("invalid config file {}: {message}", path.display())]
     Invalid {
@@ -176,8 +183,8 @@ impl RunConfig {
     /// Reads a run directory's resolved `config.toml` (plugin paths stay as written there).
     pub fn load_resolved(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let config = Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
-        config.check().map_err(|message| ConfigError::Invalid { path: path.to_path_buf(), message })?;
+        let config = Self::parse(&text).map_err(|e| ConfigError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
+        config.check().map_err(|e| ConfigError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
         Ok(config)
     }
 
@@ -195,11 +202,12 @@ impl RunConfig {
             return Err(invalid(e.to_string().trim_end().replace('\n', "\n  ")));
         }
         for o in overrides {
-            apply_override(&mut table, o).map_err(|message| ConfigError::Override { assignment: o.clone(), message })?;
+            apply_override(&mut table, o)?;
         }
         // The file alone was fine: a mistake now is an override's (the one whose key the
         // message names, if one does).
-        let blame = |message: String| {
+        let blame = |e: ConfigError| {
+            let message = e.to_string();
             let named = overrides.iter().find(|o| {
                 o.split_once('=').is_some_and(|(k, _)| {
                     let k = k.trim();
@@ -211,7 +219,7 @@ impl RunConfig {
                 None => invalid(message),
             }
         };
-        let mut config = RunConfig::deserialize(table).map_err(|e| blame(e.to_string().trim_end().replace('\n', "\n  ")))?;
+        let mut config = RunConfig::deserialize(table).map_err(|e| blame(value(e.to_string().trim_end().replace('\n', "\n  "))))?;
         // Absolute, so the run's recorded config means the same from any directory.
         let base = std::path::absolute(path.parent().unwrap_or(Path::new(""))).unwrap_or_default();
         let rebase = |p: &mut PathBuf| {
@@ -273,12 +281,24 @@ impl RunConfig {
     }
 
     /// Parses config text (paths stay as written).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str::<RunConfig>(text).map_err(|e| e.to_string().trim_end().replace('\n', "\n  "))
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str::<RunConfig>(text).map_err(|e| value(e.to_string().trim_end().replace('\n', "\n  ")))
     }
 
     /// Checks values serde cannot.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_values().map_err(value)?;
+        to_params("env.params", &self.env.params)?;
+        if let Some(r) = &self.reward {
+            to_params("reward.params", &r.params)?;
+        }
+        if let Some(a) = &self.algorithm {
+            to_params("algorithm.params", &a.params)?;
+        }
+        Ok(())
+    }
+
+    fn check_values(&self) -> Result<(), String> {
         if self.env.num_envs == 0 {
             return Err("key `env.num_envs` must be at least 1".into());
         }
@@ -303,12 +323,7 @@ impl RunConfig {
         if self.runtime.memory_limit_mb == 0 || self.runtime.call_timeout_ms == 0 {
             return Err("keys `runtime.memory_limit_mb` and `runtime.call_timeout_ms` must be positive".into());
         }
-        to_params("env.params", &self.env.params)?;
-        if let Some(r) = &self.reward {
-            to_params("reward.params", &r.params)?;
-        }
         if let Some(a) = &self.algorithm {
-            to_params("algorithm.params", &a.params)?;
             a.device.parse::<crate::learner::DeviceRequest>().map_err(|e| format!("key `algorithm.device`: {e}"))?;
         }
         if self.train.eval_episodes == 0 || self.train.threads == 0 {
@@ -339,8 +354,12 @@ pub fn normalize(path: &Path) -> PathBuf {
 }
 
 /// Sets `a.b.c = value` in a TOML table; `value` is parsed as TOML, else taken as a string.
-pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
-    let (key, raw) = assignment.split_once('=').ok_or_else(|| format!("--set `{assignment}`: expected key=value"))?;
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
+    set_key(table, assignment).map_err(|message| ConfigError::Override { assignment: assignment.to_string(), message })
+}
+
+fn set_key(table: &mut toml::Table, assignment: &str) -> Result<(), String> {
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| "expected key=value".to_string())?;
     let (key, raw) = (key.trim(), raw.trim());
     let value = match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.to_string())),
@@ -348,7 +367,7 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), S
     };
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(format!("--set `{assignment}`: empty key segment"));
+        return Err("empty key segment".to_string());
     }
     let mut here = table;
     for p in &parts[..parts.len() - 1] {
@@ -356,14 +375,14 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), S
             .entry(p.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             .as_table_mut()
-            .ok_or_else(|| format!("--set `{assignment}`: `{p}` is not a table"))?;
+            .ok_or_else(|| format!("`{p}` is not a table"))?;
     }
     here.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())
 }
 
 /// Converts a TOML table into plugin parameters; `key` names the table in errors.
-pub fn to_params(key: &str, table: &toml::Table) -> Result<Params, String> {
+pub fn to_params(key: &str, table: &toml::Table) -> Result<Params, ConfigError> {
     table
         .iter()
         .map(|(name, v)| {
@@ -386,7 +405,12 @@ pub fn to_params(key: &str, table: &toml::Table) -> Result<Params, String> {
             };
             Ok((name.clone(), value))
         })
-        .collect()
+        .collect::<Result<_, String>>()
+        .map_err(value)
+}
+
+fn value(message: String) -> ConfigError {
+    ConfigError::Value { message }
 }
 
 #[cfg(test)]

@@ -218,11 +218,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = config_of(&args)?;
     let runtime = crate::run::runtime_for(&config.runtime, RunLog::stderr())?;
     let env_plugin = runtime.load(&config.env.plugin, World::Environment)?;
-    let opts = config.env.set_options(config.env.num_envs, None, config.seed, Stream::Env).map_err(anyhow::Error::msg)?;
+    let opts = config.env.set_options(config.env.num_envs, None, config.seed, Stream::Env).map_err(anyhow::Error::from)?;
     let mut envs = EnvSet::new(&env_plugin, &opts)?;
     if let Some(r) = &config.reward {
         let plugin = runtime.load(&r.plugin, World::Reward)?;
-        let params = to_params("reward.params", &r.params).map_err(anyhow::Error::msg)?;
+        let params = to_params("reward.params", &r.params).map_err(anyhow::Error::from)?;
         let reward = RewardInstance::new(&plugin, derive(config.seed, Stream::PluginRandom, 1 << 32), envs.spec(), &params)?;
         envs.set_reward(reward);
     }

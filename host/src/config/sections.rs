@@ -45,7 +45,7 @@ impl EnvSection {
         workers: Option<usize>,
         seed: u64,
         stream: crate::seed::Stream,
-    ) -> Result<crate::envset::EnvSetOptions, String> {
+    ) -> Result<crate::envset::EnvSetOptions, ConfigError> {
         Ok(crate::envset::EnvSetOptions {
             num_envs,
             workers: workers.unwrap_or(self.workers),

@@ -228,7 +228,7 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
     }
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| err(e.to_string()))?;
     for o in overrides {
-        crate::config::apply_override(&mut table, o).map_err(err)?;
+        crate::config::apply_override(&mut table, o).map_err(|e| err(e.to_string()))?;
     }
     let file = File::deserialize(table).map_err(|e| err(format!("after --set: {}", e.to_string().trim_end())))?;
     let dir = std::path::absolute(path.parent().unwrap_or(Path::new(""))).unwrap_or_default();

@@ -176,7 +176,7 @@ pub fn evaluate_checkpoint(
     let plugins = Plugins::load(config, runtime)?;
     // For frames, every env gets its own shard, so the first shard's scene is env 0 alone.
     let workers = frames.map(|_| episodes);
-    let opts = config.env.set_options(episodes, workers, seed, Stream::EvalEnv).map_err(anyhow::Error::msg)?;
+    let opts = config.env.set_options(episodes, workers, seed, Stream::EvalEnv).map_err(anyhow::Error::from)?;
     let mut envs = EnvSet::new(&plugins.env, &opts)?;
     let learner = plugins.learner(config, Some(checkpoint), seed, false)?;
     tch::manual_seed(derive(seed, Stream::PluginRandom, 1 << 41) as i64);

@@ -34,8 +34,8 @@ impl Plugins {
         let device = resolve_device(request)?;
         let env = runtime.load(&config.env.plugin, World::Environment)?;
         let algorithm = runtime.load(&algo_cfg.plugin, World::Algorithm)?;
-        let env_params = to_params("env.params", &config.env.params).map_err(anyhow::Error::msg)?;
-        let algorithm_params = to_params("algorithm.params", &algo_cfg.params).map_err(anyhow::Error::msg)?;
+        let env_params = to_params("env.params", &config.env.params)?;
+        let algorithm_params = to_params("algorithm.params", &algo_cfg.params)?;
         Ok(Plugins { env, algorithm, env_params, algorithm_params, device })
     }
 

@@ -66,13 +66,13 @@ impl<'a> Trainer<'a> {
         let plugins = Plugins::load(config, runtime)?;
         let total = config.total_steps.context("the config has no `total_steps`")?;
         let reward_plugin = config.reward.as_ref().map(|r| runtime.load(&r.plugin, World::Reward)).transpose()?;
-        let opts = |num_envs, stream| config.env.set_options(num_envs, None, config.seed, stream).map_err(anyhow::Error::msg);
+        let opts = |num_envs, stream| config.env.set_options(num_envs, None, config.seed, stream).map_err(anyhow::Error::from);
         let mut envs = EnvSet::new(&plugins.env, &opts(config.env.num_envs, Stream::Env)?)?;
         let mut eval_envs = EnvSet::new(&plugins.env, &opts(config.train.eval_episodes, Stream::EvalEnv)?)?;
         // The reward plugin's seed and parameters serve its first instance and every hot-reloaded one.
         let reward_seed = derive(config.seed, Stream::PluginRandom, 1 << 32);
         let reward_params = match &config.reward {
-            Some(r) => to_params("reward.params", &r.params).map_err(anyhow::Error::msg)?,
+            Some(r) => to_params("reward.params", &r.params).map_err(anyhow::Error::from)?,
             None => Vec::new(),
         };
         if let Some(plugin) = &reward_plugin {
