@@ -322,10 +322,8 @@ fn end_effector_control_moves_published_arms_where_they_are_told() {
         let mut obs = set.reset().expect("reset");
         let mut done = vec![None; set.num_envs()];
         for step in 0..100 {
-            let actions: Vec<f32> = obs
-                .chunks_exact(set.obs_len())
-                .flat_map(|o| (0..3).map(move |k| (o[2 * n + 6 + k] / 0.05).clamp(-1.0, 1.0)))
-                .collect();
+            let actions: Vec<f32> =
+                obs.chunks_exact(set.obs_len()).flat_map(|o| (0..3).map(move |k| (o[2 * n + 6 + k] / 0.05).clamp(-1.0, 1.0))).collect();
             let s = set.step(&actions).expect("step");
             for (i, t) in s.terminated.iter().enumerate() {
                 if *t && done[i].is_none() {

@@ -53,10 +53,10 @@
 //!
 //! Reset options: `target` (x, y, z) and `initial-joints` (one position per arm joint).
 
+use paddock_sdk::kinematics::{Chain, damped_least_squares};
 use paddock_sdk::physics::{self as ph, Motor, Simulation, WorldDesc};
 use paddock_sdk::space::box1d;
 use paddock_sdk::types::{EnvSpec, PluginError};
-use paddock_sdk::kinematics::{Chain, damped_least_squares};
 use paddock_sdk::{Environment, Params, Rng, Transition, math};
 
 const PARAMS: &[&str] = &[
