@@ -15,5 +15,6 @@ export RUSTC_WORKSPACE_WRAPPER
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 cargo test --locked -p paddock -p paddock-sdk --all-targets --no-run
 cargo test --locked -p paddock -p paddock-sdk
-# The SDK's parameter and env helpers exist only with a world's feature.
-cargo test --locked -p paddock-sdk --features env --lib
+# The SDK's parameter, env and kinematics helpers exist only with a world's feature
+# (`physics` includes `env`).
+cargo test --locked -p paddock-sdk --features physics --lib

@@ -33,7 +33,10 @@ type Encoded = Arc<(Vec<u8>, [u8; 32])>;
 /// Encodings of the shapes seen, by the address of their shared data. An entry holds a weak
 /// reference, so the address is not reused while it is here; entries of dropped shapes (an
 /// env's rebuilt world) are swept out as the map grows.
-static ENCODED: LazyLock<Mutex<HashMap<usize, (std::sync::Weak<dyn Shape>, Encoded)>>> = LazyLock::new(Default::default);
+static ENCODED: LazyLock<Mutex<HashMap<usize, Seen>>> = LazyLock::new(Default::default);
+
+/// A shape seen: a weak reference to it and its encoding.
+type Seen = (std::sync::Weak<dyn Shape>, Encoded);
 
 fn encoded(shape: &SharedShape) -> Option<Encoded> {
     if shape.as_ball().is_some() || shape.as_cuboid().is_some() || shape.as_capsule().is_some() || shape.as_cylinder().is_some() {
