@@ -10,7 +10,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use paddock::learner::Replay;
-use paddock::runtime::bindings::algorithm::paddock::rl::tensor::{Dtype, PrioritizedSpec, ReplaySpec};
+use paddock::learner::spec::{Dtype, PrioritizedSpec, ReplaySpec};
 use tch::{Device, Kind, Tensor};
 
 const CAPACITY: u32 = 1_000_000;

@@ -5,8 +5,8 @@
 
 pub mod device;
 pub mod modules;
-mod persist;
 pub mod replay;
+pub mod spec;
 
 pub use device::{DeviceRequest, resolve as resolve_device};
 pub use modules::{Learner, Module, ModuleKind, ModuleRes, Optimizer, OptimizerRes, OracleSlot};

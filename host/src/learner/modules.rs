@@ -4,9 +4,8 @@
 //! in PyTorch) rather than taken from `tch::nn`, so that their state is plain named tensors
 //! that checkpoints can save and that can cover any subset of modules.
 
-use super::persist::{MlpSpecJson, OptimizerKindJson};
 use super::replay::{Batch, GoalOracle, Replay};
-use crate::runtime::bindings::algorithm::paddock::rl::tensor::{Activation, MlpSpec, OptimizerKind, ReplaySpec};
+use super::spec::{Activation, MlpSpec, OptimizerKind, ReplaySpec};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
@@ -182,8 +181,8 @@ impl std::fmt::Debug for OracleSlot {
 /// themselves are in `learner.pt`.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Manifest {
-    modules: BTreeMap<String, Option<MlpSpecJson>>,
-    optimizers: BTreeMap<String, (Vec<String>, OptimizerKindJson, f64, i64)>,
+    modules: BTreeMap<String, Option<MlpSpec>>,
+    optimizers: BTreeMap<String, (Vec<String>, OptimizerKind, f64, i64)>,
 }
 
 fn same_spec(a: &MlpSpec, b: &MlpSpec) -> bool {
@@ -326,12 +325,12 @@ impl Learner {
             modules: self
                 .modules
                 .iter()
-                .map(|(n, m)| (n.clone(), if let ModuleKind::Mlp(spec) = &m.kind { Some(MlpSpecJson(spec.clone())) } else { None }))
+                .map(|(n, m)| (n.clone(), if let ModuleKind::Mlp(spec) = &m.kind { Some(spec.clone()) } else { None }))
                 .collect(),
             optimizers: self
                 .optimizers
                 .iter()
-                .map(|(n, o)| (n.clone(), (o.modules.clone(), OptimizerKindJson(o.kind), o.learning_rate, o.steps)))
+                .map(|(n, o)| (n.clone(), (o.modules.clone(), o.kind, o.learning_rate, o.steps)))
                 .collect(),
         };
         let mut named: Vec<(String, Tensor)> = Vec::new();
@@ -374,7 +373,7 @@ impl Learner {
         let mut learner = Learner::new(device);
         for (n, spec) in manifest.modules {
             match spec {
-                Some(MlpSpecJson(spec)) => {
+                Some(spec) => {
                     learner.mlp(&n, &spec)?;
                     let module = learner.modules.get_mut(&n).expect("just created");
                     let values = (0..module.params.len()).map(|i| take(format!("module/{n}/{i}"))).collect::<Result<Vec<_>, _>>()?;
@@ -387,7 +386,7 @@ impl Learner {
             }
         }
         for (n, (modules, kind, lr, steps)) in manifest.optimizers {
-            learner.optimizer(&n, modules, kind.0, lr)?;
+            learner.optimizer(&n, modules, kind, lr)?;
             let opt = learner.optimizers.get_mut(&n).expect("just created");
             opt.steps = steps;
             let _guard = tch::no_grad_guard();

@@ -34,6 +34,9 @@ impl Simulation {
         }
         let m = self.limited(h, m);
         let effort = if let Motor::Effort(e) = m { e } else { 0.0 };
+        // A position or velocity motor's gains are accelerations, but the force it applies is
+        // bounded by the joint's effort limit (the solver's impulse bound), as an actuator's is.
+        let cap = self.joint_dynamics(h).max_effort.min(MAX_MOTOR);
         let g = self.generic_mut(h)?;
         match m {
             Motor::Off | Motor::Effort(_) => {
@@ -43,12 +46,12 @@ impl Simulation {
             Motor::Position(target, stiffness, damping) => {
                 g.set_motor_model(ax, MotorModel::AccelerationBased);
                 g.set_motor_position(ax, target, stiffness, damping);
-                g.set_motor_max_force(ax, MAX_MOTOR);
+                g.set_motor_max_force(ax, cap);
             }
             Motor::Velocity(target, damping) => {
                 g.set_motor_model(ax, MotorModel::AccelerationBased);
                 g.set_motor_velocity(ax, target, damping);
-                g.set_motor_max_force(ax, MAX_MOTOR);
+                g.set_motor_max_force(ax, cap);
             }
         }
         self.joints[h as usize].effort = effort;

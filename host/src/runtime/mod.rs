@@ -17,6 +17,7 @@ mod physics_host;
 pub mod reward;
 pub mod sandbox;
 mod tensor_host;
+mod tensor_specs;
 pub mod watcher;
 
 pub use algorithm::AlgorithmInstance;

@@ -326,7 +326,7 @@ impl Host for PluginState {
 
 impl HostModule for PluginState {
     fn mlp(&mut self, name: String, spec: MlpSpec) -> R<Result<Resource<ModuleRes>, String>> {
-        match self.learner()?.mlp(&name, &spec) {
+        match self.learner()?.mlp(&name, &spec.into()) {
             Ok(()) => Ok(Ok(self.table.push(ModuleRes(name))?)),
             Err(e) => Ok(Err(e)),
         }
@@ -367,7 +367,7 @@ impl HostOptimizer for PluginState {
         learning_rate: f64,
     ) -> R<Result<Resource<OptimizerRes>, String>> {
         let names = modules.iter().map(|m| Ok(self.table.get(m)?.0.clone())).collect::<R<Vec<_>>>()?;
-        match self.learner()?.optimizer(&name, names, kind, learning_rate) {
+        match self.learner()?.optimizer(&name, names, kind.into(), learning_rate) {
             Ok(()) => Ok(Ok(self.table.push(OptimizerRes(name))?)),
             Err(e) => Ok(Err(e)),
         }
@@ -392,7 +392,7 @@ impl HostOptimizer for PluginState {
 
 impl HostReplay for PluginState {
     fn get(&mut self, name: String, spec: ReplaySpec) -> R<Result<Resource<ReplayRes>, String>> {
-        match self.learner()?.replay(&name, &spec) {
+        match self.learner()?.replay(&name, &spec.into()) {
             Ok(()) => Ok(Ok(self.table.push(ReplayRes(name))?)),
             Err(e) => Ok(Err(e)),
         }

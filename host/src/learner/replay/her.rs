@@ -4,7 +4,7 @@
 
 use super::{Batch, GoalOracle, Replay};
 use crate::learner::cpu_f32;
-use crate::runtime::bindings::algorithm::paddock::rl::tensor::HindsightStrategy;
+use crate::learner::spec::HindsightStrategy;
 use tch::{Device, Kind, Tensor};
 
 impl Replay {

@@ -21,9 +21,8 @@
 //!   With hindsight every `add` writes exactly one row per env, so env `e`'s transition `k`
 //!   steps later sits `k · num_envs` positions further on.
 
-use super::persist::{ReplaySpecJson, same_replay_spec};
 use super::{cpu_f32, cpu_f64};
-use crate::runtime::bindings::algorithm::paddock::rl::tensor::{Dtype, ReplaySpec};
+use super::spec::{Dtype, ReplaySpec};
 use std::collections::VecDeque;
 use tch::{Device, Kind, Tensor};
 
@@ -78,7 +77,7 @@ struct Pending {
 /// What `replay.json` in a checkpoint holds beside the tensors in `replay.pt`.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Manifest {
-    spec: ReplaySpecJson,
+    spec: ReplaySpec,
     pos: usize,
     len: usize,
     samples: u64,
@@ -184,7 +183,7 @@ impl Replay {
 
     /// Whether `spec` is this buffer's spec.
     pub fn has_spec(&self, spec: &ReplaySpec) -> bool {
-        same_replay_spec(&self.spec, spec)
+        self.spec == *spec
     }
 
     /// Its spec.

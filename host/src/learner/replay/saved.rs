@@ -6,7 +6,7 @@ impl Replay {
     /// Writes `replay-<k>.json` and `replay-<k>.pt` into `dir`.
     pub fn save(&self, dir: &std::path::Path, file_stem: &str) -> Result<(), String> {
         let manifest = Manifest {
-            spec: ReplaySpecJson(self.spec),
+            spec: self.spec,
             pos: self.pos,
             len: self.len,
             samples: self.samples,
@@ -45,7 +45,7 @@ impl Replay {
         let path = dir.join(format!("{file_stem}.json"));
         let text = std::fs::read_to_string(&path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut r = Replay::new(name, &m.spec.0, device, oracle)?;
+        let mut r = Replay::new(name, &m.spec, device, oracle)?;
         let pt = dir.join(format!("{file_stem}.pt"));
         let tensors: std::collections::BTreeMap<String, Tensor> =
             Tensor::load_multi(&pt).map_err(|e| format!("failed to read {}: {e}", pt.display()))?.into_iter().collect();
@@ -72,7 +72,7 @@ impl Replay {
                 tree.set(i, v);
             }
         }
-        if m.spec.0.hindsight.is_some() {
+        if m.spec.hindsight.is_some() {
             let v = |k: &str| -> Result<Vec<i64>, String> { Vec::<i64>::try_from(take(k)?).map_err(|e| e.to_string()) };
             (r.ep_id, r.ep_index, r.ep_len) = (v("ep_id")?, v("ep_index")?, v("ep_len")?);
         }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::runtime::bindings::algorithm::paddock::rl::tensor::{HindsightSpec, HindsightStrategy, PrioritizedSpec};
+use crate::learner::spec::{HindsightSpec, HindsightStrategy, PrioritizedSpec};
 
 fn spec(num_envs: u32, capacity: u32) -> ReplaySpec {
     ReplaySpec {
