@@ -327,11 +327,7 @@ impl Learner {
                 .iter()
                 .map(|(n, m)| (n.clone(), if let ModuleKind::Mlp(spec) = &m.kind { Some(spec.clone()) } else { None }))
                 .collect(),
-            optimizers: self
-                .optimizers
-                .iter()
-                .map(|(n, o)| (n.clone(), (o.modules.clone(), o.kind, o.learning_rate, o.steps)))
-                .collect(),
+            optimizers: self.optimizers.iter().map(|(n, o)| (n.clone(), (o.modules.clone(), o.kind, o.learning_rate, o.steps))).collect(),
         };
         let mut named: Vec<(String, Tensor)> = Vec::new();
         for (n, m) in &self.modules {

@@ -329,3 +329,27 @@ fn visuals_are_kept_with_their_colours_and_a_missing_visual_mesh_is_noted_not_fa
     // A colour named by a material another link's visual defined (as the Panda's file does).
     assert!(matches!(&of("tip")[..], [v] if v.colour == Some([0, 0, 255])), "{:?}", of("tip"));
 }
+
+#[test]
+fn a_position_motor_is_held_to_the_joint_effort_limit() {
+    // The 1 kg bob 0.5 m out (4.9 N·m of gravity) held level by a stiff position motor: a
+    // 100 N·m actuator holds it, a 2 N·m one cannot.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hold = |effort: f32| -> f32 {
+        let urdf = dir.path().join(format!("arm-{effort}.urdf"));
+        let body = format!(
+            r#"<robot name="p"><link name="base"><inertial><mass value="1"/><inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01"/></inertial></link><link name="arm"><inertial><origin xyz="0.5 0 0"/><mass value="1"/><inertia ixx="0.001" ixy="0" ixz="0" iyy="0.001" iyz="0" izz="0.001"/></inertial></link><joint name="hinge" type="revolute"><parent link="base"/><child link="arm"/><axis xyz="0 1 0"/><limit lower="-3" upper="3" effort="{effort}" velocity="10"/></joint></robot>"#
+        );
+        std::fs::write(&urdf, body).expect("write");
+        let mut s = Simulation::new(vec3(0.0, 0.0, -9.81), 0.01, 4).expect("world");
+        let r = s.load_urdf(&urdf, Pose::IDENTITY, true, &ImportOptions::default()).expect("loads");
+        let hinge = r.joints[0].1;
+        s.set_motor(hinge, super::super::Motor::Position(0.0, 400.0, 40.0)).expect("motor");
+        s.step(100).expect("1 s");
+        s.joint_states(&[hinge]).expect("state")[0].position
+    };
+    let strong = hold(100.0);
+    assert!(strong.abs() < 0.05, "a 100 N·m actuator holds the arm level ({strong} rad)");
+    let weak = hold(2.0);
+    assert!(weak.abs() > 0.5, "a 2 N·m actuator cannot hold 4.9 N·m ({weak} rad)");
+}

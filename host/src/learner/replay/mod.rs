@@ -21,8 +21,8 @@
 //!   With hindsight every `add` writes exactly one row per env, so env `e`'s transition `k`
 //!   steps later sits `k · num_envs` positions further on.
 
-use super::{cpu_f32, cpu_f64};
 use super::spec::{Dtype, ReplaySpec};
+use super::{cpu_f32, cpu_f64};
 use std::collections::VecDeque;
 use tch::{Device, Kind, Tensor};
 
