@@ -82,7 +82,6 @@ pub struct PrioritizedSpec {
 /// Where hindsight goals come from (`hindsight-strategy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-#[expect(clippy::enum_variant_names, reason = "mirrors the WIT enum `hindsight-strategy`")]
 pub enum HindsightStrategy {
     /// A goal achieved later in the episode.
     FutureGoal,
