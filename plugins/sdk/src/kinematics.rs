@@ -73,7 +73,10 @@ fn moved(a: &Pose, b: &Pose) -> bool {
 
 /// What a probe `step` of a joint did to its link, from pose `a` to pose `b`.
 fn motion(a: &Pose, b: &Pose, step: f32) -> Motion {
+    // q and −q are one rotation: take the one with w ≥ 0, the short way round (a small probe
+    // is a small angle, whichever sign the world gave the two quaternions).
     let r = relative(a.rotation, b.rotation);
+    let r = if r.w < 0.0 { Quat { x: -r.x, y: -r.y, z: -r.z, w: -r.w } } else { r };
     let v = [r.x, r.y, r.z];
     let sin_half = norm(v);
     let d = sub(xyz(b), xyz(a));
@@ -255,12 +258,17 @@ mod tests {
                 z: turn.w * q0.z + turn.x * q0.y - turn.y * q0.x + turn.z * q0.w,
             };
             let p1 = rotate(turn, sub(xyz(&a), c));
-            let b = Pose { translation: Vec3 { x: c[0] + p1[0], y: c[1] + p1[1], z: c[2] + p1[2] }, rotation: q1 };
-            let Motion::Revolute { axis, point } = motion(&a, &b, step) else { panic!("revolute") };
-            assert!(norm(sub(axis, axis_local)) < 1e-3, "{step}: {axis:?}");
-            // Any point on the axis: its offset from the true one is along the axis.
-            let off = sub(point, point_local);
-            assert!(norm(sub(off, axis_local.map(|x| x * dot(off, axis_local)))) < 1e-3, "{step}: {point:?}");
+            let translation = Vec3 { x: c[0] + p1[0], y: c[1] + p1[1], z: c[2] + p1[2] };
+            // The same pose with its quaternion negated (the other hemisphere) reads the same.
+            let flipped = Quat { x: -q1.x, y: -q1.y, z: -q1.z, w: -q1.w };
+            for rotation in [q1, flipped] {
+                let b = Pose { translation, rotation };
+                let Motion::Revolute { axis, point } = motion(&a, &b, step) else { panic!("revolute") };
+                assert!(norm(sub(axis, axis_local)) < 1e-3, "{step}: {axis:?}");
+                // Any point on the axis: its offset from the true one is along the axis.
+                let off = sub(point, point_local);
+                assert!(norm(sub(off, axis_local.map(|x| x * dot(off, axis_local)))) < 1e-3, "{step}: {point:?}");
+            }
         }
         // A slide along the link's y axis.
         let b = Pose { translation: v3(1.0 - 0.05 * libm::sinf(0.4), 0.05 * libm::cosf(0.4), 0.5), rotation: q0 };
