@@ -5,7 +5,7 @@
 //! fixed to the world or free. Every error names the file and the element.
 
 use super::mesh::ImportOptions;
-use super::{JointDesc, JointDynamics, JointKind, PhysicsError, Simulation, body_id, vec3};
+use super::{JointDesc, JointDynamics, JointKind, PhysicsError, ShapeDesc, Simulation, body_id, vec3};
 use rapier3d::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -32,42 +32,58 @@ pub(super) fn pose_of(p: &urdf_rs::Pose) -> Pose {
     Pose::from_parts(vec3(x as f32, y as f32, z as f32), q)
 }
 
-/// A collider shape for a URDF geometry; cylinders and capsules run along Z in URDF and along
-/// Y in rapier, so they come with a turn.
-fn shape_of(file: &Path, link: &str, g: &urdf_rs::Geometry, opts: &ImportOptions) -> Result<(SharedShape, Rotation), PhysicsError> {
-    let err = |m: String| PhysicsError::Robot(format!("{}: link `{link}`: {m}", file.display()));
+/// A URDF primitive (box, cylinder, capsule, sphere) as a shape and the turn that stands it
+/// in the link frame (cylinders and capsules run along Z in URDF and along Y in rapier);
+/// `Ok(None)` for a mesh, and an error that names the sizes when one is not positive. The
+/// colliders and the visuals ([`super::visual`]) both read primitives here.
+pub(super) fn primitive(g: &urdf_rs::Geometry) -> Result<Option<(ShapeDesc, Rotation)>, String> {
     let along_z = Rotation::from_axis_angle(Vector::X, std::f32::consts::FRAC_PI_2);
     let positive = |what: &str, v: &[f64]| {
-        if v.iter().all(|x| x.is_finite() && *x > 0.0) { Ok(()) } else { Err(err(format!("{what} must be positive, got {v:?}"))) }
+        if v.iter().all(|x| x.is_finite() && *x > 0.0) { Ok(()) } else { Err(format!("{what} must be positive, got {v:?}")) }
     };
-    Ok(match g {
+    Ok(Some(match g {
         urdf_rs::Geometry::Box { size } => {
             positive("box size", &size.0)?;
-            let [x, y, z] = size.0;
-            (SharedShape::cuboid(x as f32 / 2.0, y as f32 / 2.0, z as f32 / 2.0), Rotation::IDENTITY)
+            let [x, y, z] = size.0.map(|v| v as f32 / 2.0);
+            (ShapeDesc::Cuboid(vec3(x, y, z)), Rotation::IDENTITY)
         }
         urdf_rs::Geometry::Cylinder { radius, length } => {
             positive("cylinder radius and length", &[*radius, *length])?;
-            (SharedShape::cylinder(*length as f32 / 2.0, *radius as f32), along_z)
+            (ShapeDesc::Cylinder(*length as f32 / 2.0, *radius as f32), along_z)
         }
         urdf_rs::Geometry::Capsule { radius, length } => {
             positive("capsule radius and length", &[*radius, *length])?;
-            (SharedShape::capsule_y(*length as f32 / 2.0, *radius as f32), along_z)
+            (ShapeDesc::Capsule(*length as f32 / 2.0, *radius as f32), along_z)
         }
         urdf_rs::Geometry::Sphere { radius } => {
             positive("sphere radius", &[*radius])?;
-            (SharedShape::ball(*radius as f32), Rotation::IDENTITY)
+            (ShapeDesc::Ball(*radius as f32), Rotation::IDENTITY)
         }
-        urdf_rs::Geometry::Mesh { filename, scale } => {
-            let mesh = super::mesh::resolve(file, filename, &opts.packages).map_err(err)?;
-            let s = scale.as_ref().map_or([1.0; 3], |s| s.0);
-            if s.iter().any(|v| !v.is_finite() || *v == 0.0) {
-                return Err(err(format!("mesh `{filename}`: scale must be finite and non-zero, got {s:?}")));
-            }
-            let shape = super::mesh::collision_shape(&mesh, s, opts.collision).map_err(|e| err(format!("mesh `{filename}`: {e}")))?;
-            (shape, Rotation::IDENTITY)
-        }
-    })
+        urdf_rs::Geometry::Mesh { .. } => return Ok(None),
+    }))
+}
+
+/// A collider shape for a URDF geometry, with the turn [`primitive`] gives it.
+fn shape_of(file: &Path, link: &str, g: &urdf_rs::Geometry, opts: &ImportOptions) -> Result<(SharedShape, Rotation), PhysicsError> {
+    let err = |m: String| PhysicsError::Robot(format!("{}: link `{link}`: {m}", file.display()));
+    if let Some((desc, turn)) = primitive(g).map_err(err)? {
+        let shape = match desc {
+            ShapeDesc::Cuboid(h) => SharedShape::cuboid(h.x, h.y, h.z),
+            ShapeDesc::Cylinder(hh, r) => SharedShape::cylinder(hh, r),
+            ShapeDesc::Capsule(hh, r) => SharedShape::capsule_y(hh, r),
+            ShapeDesc::Ball(r) => SharedShape::ball(r),
+            ShapeDesc::ConvexHull(_) => unreachable!("a URDF primitive is not a hull"),
+        };
+        return Ok((shape, turn));
+    }
+    let urdf_rs::Geometry::Mesh { filename, scale } = g else { unreachable!("primitive() reads every other geometry") };
+    let mesh = super::mesh::resolve(file, filename, &opts.packages).map_err(err)?;
+    let s = scale.as_ref().map_or([1.0; 3], |s| s.0);
+    if s.iter().any(|v| !v.is_finite() || *v == 0.0) {
+        return Err(err(format!("mesh `{filename}`: scale must be finite and non-zero, got {s:?}")));
+    }
+    let shape = super::mesh::collision_shape(&mesh, s, opts.collision).map_err(|e| err(format!("mesh `{filename}`: {e}")))?;
+    Ok((shape, Rotation::IDENTITY))
 }
 
 /// Reads and parses a URDF file (with [`substitute_env`]'s substitutions).

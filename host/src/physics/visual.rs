@@ -11,7 +11,7 @@
 
 use super::mesh::{ImportOptions, MeshCollision, collision_shape, resolve};
 use super::{ShapeDesc, Simulation, body_id};
-use rapier3d::prelude::{Pose, RigidBodyHandle, Rotation, Vector};
+use rapier3d::prelude::{Pose, RigidBodyHandle, Rotation};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -60,27 +60,6 @@ fn colour_of(v: &urdf_rs::Visual, named: &HashMap<String, [f32; 4]>) -> Option<[
     m.color.as_ref().map(rgba).or_else(|| named.get(&m.name).copied())
 }
 
-/// A primitive's shape and the turn that stands it along the URDF's z, or `None` for a mesh
-/// or a bad size.
-fn primitive(g: &urdf_rs::Geometry) -> Option<(ShapeDesc, Rotation)> {
-    let along_z = Rotation::from_axis_angle(Vector::X, std::f32::consts::FRAC_PI_2);
-    let ok = |v: &[f64]| v.iter().all(|x| x.is_finite() && *x > 0.0);
-    match g {
-        urdf_rs::Geometry::Box { size } if ok(&size.0) => {
-            let [x, y, z] = size.0.map(|v| v as f32 / 2.0);
-            Some((ShapeDesc::Cuboid(Vector::new(x, y, z)), Rotation::IDENTITY))
-        }
-        urdf_rs::Geometry::Cylinder { radius, length } if ok(&[*radius, *length]) => {
-            Some((ShapeDesc::Cylinder(*length as f32 / 2.0, *radius as f32), along_z))
-        }
-        urdf_rs::Geometry::Capsule { radius, length } if ok(&[*radius, *length]) => {
-            Some((ShapeDesc::Capsule(*length as f32 / 2.0, *radius as f32), along_z))
-        }
-        urdf_rs::Geometry::Sphere { radius } if ok(&[*radius]) => Some((ShapeDesc::Ball(*radius as f32), Rotation::IDENTITY)),
-        _ => None,
-    }
-}
-
 fn zero_size(g: &urdf_rs::Geometry) -> bool {
     match g {
         urdf_rs::Geometry::Box { size } => size.0.contains(&0.0),
@@ -119,14 +98,15 @@ impl Simulation {
                         }
                     }
                 }
-                g => match primitive(g) {
-                    Some((shape, turn)) => (Look::Shape(shape), turn),
+                g => match super::urdf::primitive(g) {
+                    Ok(Some((shape, turn))) => (Look::Shape(shape), turn),
                     // A zero size: nothing to see (Laikago's toes), drawn by its colliders.
-                    None if zero_size(g) => continue,
-                    None => {
+                    Err(_) if zero_size(g) => continue,
+                    Err(_) => {
                         self.visual_problems.push(format!("link `{}`: a visual {g:?} has a negative or non-finite size", link.name));
                         continue;
                     }
+                    Ok(None) => unreachable!("meshes are read above"),
                 },
             };
             let local = Pose::from_parts(origin.translation, origin.rotation * turn);
