@@ -450,11 +450,15 @@ impl Environment for ArmReach {
             .joints
             .iter()
             .enumerate()
-            .map(|(i, &j)| match (s.control, clipped.get(i)) {
-                (_, _) if i >= self.scene.arm => (j, Motor::Position((finger, 400.0, 40.0))),
-                (Control::EndEffectorDelta, _) => (j, Motor::Position((self.targets[i], s.gains.0, s.gains.1))),
-                (Control::JointVelocity, Some(a)) => (j, Motor::Velocity((a * s.max_velocity, s.gain))),
-                (_, a) => (j, Motor::Position((self.q[i] + a.copied().unwrap_or(0.0) * s.max_step, s.gains.0, s.gains.1))),
+            .map(|(i, &j)| {
+                // Past the arm joints, the fingers; joint actions are one per arm joint.
+                let motor = match s.control {
+                    _ if i >= self.scene.arm => Motor::Position((finger, 400.0, 40.0)),
+                    Control::EndEffectorDelta => Motor::Position((self.targets[i], s.gains.0, s.gains.1)),
+                    Control::JointVelocity => Motor::Velocity((clipped[i] * s.max_velocity, s.gain)),
+                    Control::JointPositionDelta => Motor::Position((self.q[i] + clipped[i] * s.max_step, s.gains.0, s.gains.1)),
+                };
+                (j, motor)
             })
             .collect();
         let sim = &self.scene.sim;
