@@ -8,6 +8,7 @@
 mod common;
 
 mod cli;
+mod curriculum;
 mod docker;
 mod envset;
 mod experiments;

@@ -159,3 +159,18 @@ fn eval_reports_a_confidence_interval_and_the_run_has_tensorboard_events() {
     assert_eq!(files, 1, "one event file");
     assert!(records > 10, "{records} records");
 }
+
+/// Every config the repository ships reads and passes the checks a run makes before it
+/// starts (keys, types, ranges, curriculum stages), so a typo in one fails here.
+#[test]
+fn every_shipped_config_loads() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(common::root().join("configs")).expect("configs") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            paddock::config::RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 17, "{n} configs");
+}

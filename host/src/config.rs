@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod curriculum;
 mod sections;
+pub use curriculum::{CurriculumStage, Trigger, merged, stage_key};
 pub use sections::*;
 
 /// Errors reading a config.
@@ -96,14 +98,17 @@ pub struct RunConfig {
     /// Sandbox limits and the compile cache.
     #[serde(default)]
     pub runtime: RuntimeSection,
+    /// Stages that change the env's parameters while the run goes on (`[[curriculum]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub curriculum: Vec<CurriculumStage>,
     /// S3 settings beyond the SDK's environment (for `store = "s3://…"` and S3 registries).
     #[serde(default, skip_serializing_if = "is_default")]
     pub s3: crate::store::S3Settings,
     /// The plugin registry that `registry:team/x@REQ` plugin references resolve against.
     #[serde(default, skip_serializing_if = "is_default")]
-    pub registry: crate::registry::RegistrySection,
+    pub registry: RegistrySection,
     /// Where each plugin came from when not a plain path: resolved file → the exact
-    /// registry reference (filled by [`RunConfig::resolve_registry`]; not written).
+    /// registry reference (filled by [`crate::registry::resolve_config`]; not written).
     #[serde(skip)]
     pub sources: std::collections::BTreeMap<PathBuf, String>,
 }
@@ -138,9 +143,12 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
+/// The prefix of plugin references in run configs: `registry:team/x@^1.2`.
+pub const REF_PREFIX: &str = "registry:";
+
 /// Whether a plugin path is a registry reference (`registry:team/x@REQ`).
 pub fn is_registry_ref(p: &Path) -> bool {
-    p.to_str().is_some_and(|s| s.starts_with(crate::registry::REF_PREFIX))
+    p.to_str().is_some_and(|s| s.starts_with(REF_PREFIX))
 }
 
 fn default_store() -> String {
@@ -169,6 +177,7 @@ impl RunConfig {
             algorithm: None,
             train: TrainSection::default(),
             runtime: RuntimeSection::default(),
+            curriculum: Vec::new(),
             s3: Default::default(),
             registry: Default::default(),
             sources: Default::default(),
@@ -253,33 +262,6 @@ impl RunConfig {
         out
     }
 
-    /// Resolves `registry:team/x@REQ` plugin references: each is fetched (verified) into
-    /// the local cache. Returns the config to run (paths into the cache, `sources` filled)
-    /// and the config to record (each reference pinned to the exact version, `=x.y.z`),
-    /// and a warning per yanked version used.
-    pub fn resolve_registry(&self) -> anyhow::Result<(RunConfig, RunConfig, Vec<String>)> {
-        let (mut run, mut record, mut warnings) = (self.clone(), self.clone(), Vec::new());
-        let mut sources = std::collections::BTreeMap::new();
-        // The same slots of two copies: the one to run gets the cached file, the one to
-        // record the exact reference.
-        for ((role, to_run), (_, to_record)) in run.plugin_paths().into_iter().zip(record.plugin_paths()) {
-            if !is_registry_ref(to_run) {
-                continue;
-            }
-            let text = to_run.to_string_lossy().into_owned();
-            let r = crate::registry::pull_ref(&text, &self.registry, &self.s3)
-                .map_err(|e| e.context(format!("key `{role}.plugin` = \"{text}\"")))?;
-            if r.yanked {
-                warnings.push(format!("{role} plugin {} is yanked; it is used because the config pins it exactly", r.pinned));
-            }
-            sources.insert(r.path.clone(), format!("{} (sha256 {})", r.pinned, r.manifest.sha256));
-            *to_run = r.path;
-            *to_record = PathBuf::from(r.pinned);
-        }
-        run.sources = sources;
-        Ok((run, record, warnings))
-    }
-
     /// Parses config text (paths stay as written).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         toml::from_str::<RunConfig>(text).map_err(|e| value(e.to_string().trim_end().replace('\n', "\n  ")))
@@ -295,7 +277,7 @@ impl RunConfig {
         if let Some(a) = &self.algorithm {
             to_params("algorithm.params", &a.params)?;
         }
-        Ok(())
+        curriculum::check_curriculum(self)
     }
 
     fn check_values(&self) -> Result<(), String> {
@@ -324,7 +306,7 @@ impl RunConfig {
             return Err("keys `runtime.memory_limit_mb` and `runtime.call_timeout_ms` must be positive".into());
         }
         if let Some(a) = &self.algorithm {
-            a.device.parse::<crate::learner::DeviceRequest>().map_err(|e| format!("key `algorithm.device`: {e}"))?;
+            a.device.parse::<crate::device::DeviceRequest>().map_err(|e| format!("key `algorithm.device`: {e}"))?;
         }
         if self.train.eval_episodes == 0 || self.train.threads == 0 {
             return Err("keys `train.eval_episodes` and `train.threads` must be at least 1".into());

@@ -172,8 +172,11 @@ pub struct EnvSet {
     reward: Option<RewardInstance>,
     /// Current observations (kept only when a reward plugin needs transitions).
     current: Vec<f32>,
-    /// How the shards were made (for hot-reloaded versions).
+    /// How the shards were made (for hot-reloaded versions and parameter changes); its
+    /// `params` are the newest ones (those taking over during a change).
     opts: EnvSetOptions,
+    /// The newest version of the env plugin (the one taking over during a swap).
+    plugin: Plugin,
 }
 
 impl std::fmt::Debug for EnvSet {
@@ -236,6 +239,7 @@ impl EnvSet {
             reward: None,
             current: Vec::new(),
             opts: opts.clone(),
+            plugin: plugin.clone(),
         })
     }
 
@@ -244,11 +248,29 @@ impl EnvSet {
     /// next one is the new version's), or all at once at the next [`EnvSet::reset`]. The
     /// new version must describe the same spaces and info features, and survive a trial
     /// `reset-all` and `step-all`; otherwise it is refused with the reason and nothing
-    /// changes. A swap already under way is completed first (its envs all reset).
+    /// changes. Refused while a swap is under way.
     pub fn begin_swap(&mut self, plugin: &Plugin) -> Result<(), EnvSetError> {
+        let params = self.opts.params.clone();
+        self.begin(plugin, &params, "the new version")?;
+        self.plugin = plugin.clone();
+        Ok(())
+    }
+
+    /// Starts handing the envs over to new parameters of the same env plugin (a
+    /// curriculum), as [`EnvSet::begin_swap`] does for a new version: each env takes them
+    /// at its next episode boundary. Parameters the plugin refuses, or that change its
+    /// spaces, are refused with the reason and nothing changes.
+    pub fn begin_params(&mut self, params: &Params) -> Result<(), EnvSetError> {
+        let plugin = self.plugin.clone();
+        self.begin(&plugin, params, "the new parameters")?;
+        self.opts.params = params.clone();
+        Ok(())
+    }
+
+    fn begin(&mut self, plugin: &Plugin, params: &Params, what: &str) -> Result<(), EnvSetError> {
         if self.swapping().is_some() {
             return Err(EnvSetError::Options(format!(
-                "a previous env version is still taking over ({} of {} envs moved); save the file again once it has",
+                "a previous change is still taking the envs over ({} of {} envs moved); try again once it has",
                 self.swapping().map_or(0, |p| p.0),
                 self.num_envs
             )));
@@ -258,21 +280,8 @@ impl EnvSet {
         for (s, sh) in self.shards.iter().enumerate() {
             let mut inst = EnvInstance::new(plugin, derive(self.opts.seed, Stream::PluginRandom, (1 << 35) + s as u64))?;
             inst.grant_robots(self.opts.robots.clone());
-            let spec = inst.init(&self.opts.params, &env_seeds(&self.opts, sh.first, sh.len))?;
-            if (&spec.observation_space, &spec.action_space, &spec.info_features)
-                != (&self.spec.observation_space, &self.spec.action_space, &self.spec.info_features)
-            {
-                return Err(EnvSetError::Options(format!(
-                    "the new version of `{}` describes other spaces or info features (observation {}, action {}, infos {:?}; the run has observation {}, action {}, infos {:?}); a run keeps its spaces, start a new run for this version",
-                    spec.id,
-                    crate::spaces::describe(&spec.observation_space),
-                    crate::spaces::describe(&spec.action_space),
-                    spec.info_features,
-                    crate::spaces::describe(&self.spec.observation_space),
-                    crate::spaces::describe(&self.spec.action_space),
-                    self.spec.info_features
-                )));
-            }
+            let spec = inst.init(params, &env_seeds(&self.opts, sh.first, sh.len))?;
+            self.same_spaces(&spec, what)?;
             inst.reset_all()?;
             let mut actions = vec![0.0; sh.len * self.act_len];
             for a in actions.chunks_exact_mut(self.act_len.max(1)) {
@@ -285,6 +294,36 @@ impl EnvSet {
             sh.incoming = Some(inc);
         }
         Ok(())
+    }
+
+    /// Refuses a `spec` (of `what`: a new version or new parameters) whose spaces or info
+    /// features differ from the set's.
+    pub fn same_spaces(&self, spec: &EnvSpec, what: &str) -> Result<(), EnvSetError> {
+        if (&spec.observation_space, &spec.action_space, &spec.info_features)
+            == (&self.spec.observation_space, &self.spec.action_space, &self.spec.info_features)
+        {
+            return Ok(());
+        }
+        Err(EnvSetError::Options(format!(
+            "with {what}, `{}` describes other spaces or info features (observation {}, action {}, infos {:?}; the run has observation {}, action {}, infos {:?}); a run keeps its spaces, start a new run for this",
+            spec.id,
+            crate::spaces::describe(&spec.observation_space),
+            crate::spaces::describe(&spec.action_space),
+            spec.info_features,
+            crate::spaces::describe(&self.spec.observation_space),
+            crate::spaces::describe(&self.spec.action_space),
+            self.spec.info_features
+        )))
+    }
+
+    /// The newest version of the env plugin (the one taking over during a swap).
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// How the set was made, with the newest parameters.
+    pub fn options(&self) -> &EnvSetOptions {
+        &self.opts
     }
 
     /// Abandons an env swap that has just begun, before any step (when a sibling set refused

@@ -9,6 +9,7 @@
 //! - [`learner`]: libtorch behind the `tensor` interface: devices, named modules and
 //!   optimizers.
 //! - [`config`]: run configs (TOML) with errors that name the file and key.
+//! - [`device`]: the learner's device as a config names it.
 //! - [`spaces`]: host-side helpers for spaces: sizes, checks and seeded random actions.
 //! - [`rundir`]: the run directory's format: file names, `plugins.lock`, checkpoint names,
 //!   `status.json` and `control/` requests, naming and claiming runs.
@@ -24,6 +25,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod device;
 pub mod envset;
 pub mod exp;
 pub mod learner;

@@ -14,6 +14,7 @@
 //! there is one) against the manifest's key, and — when trusted keys are configured — that
 //! one of them signed it. The signed message binds the name, the version and the sha256.
 
+use crate::config::RunConfig;
 use crate::store::{Location, Objects, S3Settings};
 use anyhow::Context;
 use base64::Engine as _;
@@ -22,8 +23,7 @@ use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The prefix of plugin references in run configs: `registry:team/x@^1.2`.
-pub const REF_PREFIX: &str = "registry:";
+pub use crate::config::{REF_PREFIX, RegistrySection};
 
 /// A plugin name and version requirement: `team/x@^1.2` (no `@`: any version).
 #[derive(Clone, Debug, PartialEq)]
@@ -164,19 +164,6 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Registry({})", self.objects.location())
     }
-}
-
-/// The registry's settings in a run config (`[registry]`).
-#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct RegistrySection {
-    /// Where the registry is (`s3://bucket/prefix` or a directory); else `$PADDOCK_REGISTRY`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Public keys (`ed25519:<base64>`); when any are given, pulled plugins must carry a
-    /// signature by one of them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trusted_keys: Vec<String>,
 }
 
 fn manifest_key(name: &str, version: &str) -> String {
@@ -445,6 +432,32 @@ pub fn pull_ref(reference: &str, section: &RegistrySection, s3: &S3Settings) -> 
         manifest,
         yanked,
     })
+}
+
+/// Resolves `registry:team/x@REQ` plugin references: each is fetched (verified) into
+/// the local cache. Returns the config to run (paths into the cache, `sources` filled)
+/// and the config to record (each reference pinned to the exact version, `=x.y.z`),
+/// and a warning per yanked version used.
+pub fn resolve_config(config: &RunConfig) -> anyhow::Result<(RunConfig, RunConfig, Vec<String>)> {
+    let (mut run, mut record, mut warnings) = (config.clone(), config.clone(), Vec::new());
+    let mut sources = std::collections::BTreeMap::new();
+    // The same slots of two copies: the one to run gets the cached file, the one to
+    // record the exact reference.
+    for ((role, to_run), (_, to_record)) in run.plugin_paths().into_iter().zip(record.plugin_paths()) {
+        if !crate::config::is_registry_ref(to_run) {
+            continue;
+        }
+        let text = to_run.to_string_lossy().into_owned();
+        let r = pull_ref(&text, &config.registry, &config.s3).map_err(|e| e.context(format!("key `{role}.plugin` = \"{text}\"")))?;
+        if r.yanked {
+            warnings.push(format!("{role} plugin {} is yanked; it is used because the config pins it exactly", r.pinned));
+        }
+        sources.insert(r.path.clone(), format!("{} (sha256 {})", r.pinned, r.manifest.sha256));
+        *to_run = r.path;
+        *to_record = PathBuf::from(r.pinned);
+    }
+    run.sources = sources;
+    Ok((run, record, warnings))
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ struct Summary {
 fn config_of(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let mut config = if super::is_config(&args.target) {
         let loaded = RunConfig::load(&args.target)?;
-        loaded.resolve_registry().with_context(|| format!("config file {}", args.target.display()))?.0
+        crate::registry::resolve_config(&loaded).with_context(|| format!("config file {}", args.target.display()))?.0
     } else {
         RunConfig::for_env(args.target.clone())
     };

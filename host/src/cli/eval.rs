@@ -23,6 +23,10 @@ pub struct EvalArgs {
     /// …; envs on the host's physics): a side view of every body.
     #[arg(long, value_name = "DIR")]
     frames: Option<PathBuf>,
+    /// Evaluate with this env parameter set (over the run's, which include any a
+    /// curriculum set by this checkpoint): `--param target-range=0.5`; repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
 }
 
 pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -31,7 +35,14 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     // An S3 target is fetched into a temporary directory: the run's files and the one
     // complete checkpoint asked for (or the newest).
-    let target = CheckpointTarget::open(&args.target)?;
+    let mut target = CheckpointTarget::open(&args.target)?;
+    for p in &args.params {
+        match p.split_once('=') {
+            Some((k, _)) if !k.trim().is_empty() && !k.contains('.') => {}
+            _ => anyhow::bail!("--param `{p}`: expected NAME=VALUE, an env parameter's name (no `.`) and a TOML value"),
+        }
+        crate::config::apply_override(&mut target.config.env.params, p)?;
+    }
     let config = &target.config;
     let runtime = crate::run::runtime_for(&config.runtime, RunLog::stderr())?;
     let seed = args.seed.unwrap_or(config.seed);
@@ -40,9 +51,14 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.json {
         let mut v = serde_json::to_value(&e)?;
         v["checkpoint"] = serde_json::json!(checkpoint_shown);
+        v["env_params"] = serde_json::to_value(&config.env.params)?;
         println!("{v}");
     } else {
         println!("checkpoint {checkpoint_shown} (step {})", e.step);
+        if target.env_params.is_some() || !args.params.is_empty() {
+            let shown: Vec<String> = config.env.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            println!("env params {}", shown.join(", "));
+        }
         println!(
             "return     {:.2} ± {:.2} (std) · 95% CI [{:.2}, {:.2}] over {} episodes",
             e.mean,

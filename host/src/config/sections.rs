@@ -199,3 +199,16 @@ impl RuntimeSection {
         Limits { memory_bytes: (self.memory_limit_mb as usize) << 20, call_timeout: Duration::from_millis(self.call_timeout_ms) }
     }
 }
+
+/// The registry's settings in a run config (`[registry]`).
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RegistrySection {
+    /// Where the registry is (`s3://bucket/prefix` or a directory); else `$PADDOCK_REGISTRY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Public keys (`ed25519:<base64>`); when any are given, pulled plugins must carry a
+    /// signature by one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<String>,
+}

@@ -61,6 +61,21 @@ pub(super) struct LoopState {
     pub last_eval_return: Option<f64>,
     pub solved_at_step: Option<u64>,
     pub metrics_bytes: u64,
+    /// The env parameters in effect, once a curriculum stage or a hook has changed them
+    /// (`None`: the config's `[env.params]`); a resume builds its envs with these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_params: Option<toml::Table>,
+    /// How many `[[curriculum]]` stages have begun.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub curriculum_next: usize,
+    /// A change of env parameters asked for while an env swap was under way, waiting for it
+    /// to end (the changes only, set over `env_params` when it begins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_params_pending: Option<toml::Table>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The envs' part of a checkpoint: the training envs' current observations and snapshots
@@ -229,6 +244,20 @@ pub(super) fn read_loop_state(checkpoint: &Path) -> anyhow::Result<LoopState> {
     Ok(state)
 }
 
+/// The env parameters a checkpoint's run had in effect when a curriculum stage or a hook
+/// changed them (from `state.json` alone; `None`: the config's).
+pub(super) fn read_env_params(checkpoint: &Path) -> anyhow::Result<Option<toml::Table>> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(default)]
+        env_params: Option<toml::Table>,
+    }
+    let path = checkpoint.join(LOOP_STATE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))?;
+    let p: Params = serde_json::from_str(&text).with_context(|| format!("checkpoint {} is corrupt", checkpoint.display()))?;
+    Ok(p.env_params)
+}
+
 /// A checkpoint's algorithm state, if it has one.
 pub(super) fn read_algorithm_state(checkpoint: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     let path = checkpoint.join(ALGORITHM_STATE);
@@ -292,5 +321,18 @@ mod tests {
             (back.steps, back.envs.observations, back.envs.train, back.envs.eval),
             (10_240, vec![0.5], vec![vec![1, 2]], vec![vec![3]])
         );
+        assert_eq!((back.env_params, back.curriculum_next), (None, 0));
+    }
+
+    #[test]
+    fn env_parameters_in_effect_round_trip_with_their_types() {
+        let table: toml::Table =
+            "range = 0.5\nsteps = 3\nfast = true\nname = \"a\"\nstart = [0.0, 1.5]\nwhole = 2.0".parse().expect("toml");
+        let st = LoopState { env_params: Some(table.clone()), curriculum_next: 2, ..LoopState::default() };
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join(LOOP_STATE), serde_json::to_string(&st).expect("json")).expect("write");
+        let back = read_loop_state(dir.path()).expect("read");
+        assert_eq!((back.env_params.as_ref(), back.curriculum_next), (Some(&table), 2));
+        assert_eq!(read_env_params(dir.path()).expect("params"), Some(table));
     }
 }

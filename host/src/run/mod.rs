@@ -85,7 +85,7 @@ pub struct Progress {
 }
 
 /// What a hook asks the loop to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Directive {
     /// Go on.
     Continue,
@@ -95,6 +95,12 @@ pub enum Directive {
     Stop,
     /// [`Directive::Stop`], and mark the run pruned (a scheduler such as ASHA gave up on it).
     Prune,
+    /// Set these env parameters (over those in effect): each training env takes them at
+    /// its next episode boundary, the evaluation envs from the next evaluation. The change
+    /// is recorded in the run's checkpoints, so a resume or `paddock eval` builds its envs
+    /// with it; parameters the env plugin refuses end the run with the plugin's reason
+    /// (its last checkpoint stays).
+    SetEnvParams(toml::Table),
 }
 
 /// The places where a caller of [`train`] sees the loop and steers it. Every method has a
@@ -248,7 +254,8 @@ impl Run {
                 anyhow::bail!("config file {}: key `env.packages`: {} is not a folder", path.display(), dir.display());
             }
         }
-        let (to_run, record, warnings) = config.resolve_registry().with_context(|| format!("config file {}", path.display()))?;
+        let (to_run, record, warnings) =
+            crate::registry::resolve_config(&config).with_context(|| format!("config file {}", path.display()))?;
         let text = toml::to_string_pretty(&record)?;
         let store = Location::parse(&config.store).with_context(|| format!("config file {}: key `store`", path.display()))?;
         let claimed = naming::claim(&store, &config.s3, &naming::base_name(&config), &text)?;
@@ -299,7 +306,7 @@ impl Run {
         let step = crate::rundir::latest_checkpoint(&dir).and_then(|c| crate::rundir::checkpoint_step(&c)).unwrap_or(0);
         let (carried, mut carry_notes) =
             crate::rundir::carry::resolve(&record, &dir, step, replace).with_context(|| format!("run {target}"))?;
-        let (config, _, warnings) = carried.resolve_registry().with_context(|| format!("run {}", dir.display()))?;
+        let (config, _, warnings) = crate::registry::resolve_config(&carried).with_context(|| format!("run {}", dir.display()))?;
         let config = RunConfig { sources: carried.sources.into_iter().chain(config.sources.clone()).collect(), ..config };
         let mut run = Run::open(config, dir, remote, true, target, warnings)?;
         for n in &carry_notes {
@@ -398,6 +405,9 @@ pub struct CheckpointTarget {
     pub checkpoint: PathBuf,
     /// How to name it to a person (the S3 URI for a fetched one).
     pub shown: String,
+    /// The env parameters the run had at this checkpoint when a curriculum stage or a hook
+    /// had changed them (already in `config.env.params`).
+    pub env_params: Option<toml::Table>,
     _fetched: Option<tempfile::TempDir>,
 }
 
@@ -439,11 +449,16 @@ impl CheckpointTarget {
         let step = crate::rundir::checkpoint_step(&checkpoint).unwrap_or(0);
         let (carried, _) = crate::rundir::carry::resolve(&record, &run_dir, step, &Default::default())
             .with_context(|| format!("run {}", run_dir.display()))?;
-        let (config, _, _) = carried.resolve_registry()?;
+        let (mut config, _, _) = crate::registry::resolve_config(&carried)?;
+        // The env as the run had it at this checkpoint: a curriculum may have changed its parameters.
+        let env_params = checkpoint::read_env_params(&checkpoint)?;
+        if let Some(table) = &env_params {
+            config.env.params.clone_from(table);
+        }
         let (fetched, shown) = match fetched {
             Some((tmp, shown)) => (Some(tmp), shown),
             None => (None, checkpoint.display().to_string()),
         };
-        Ok(CheckpointTarget { config, checkpoint, shown, _fetched: fetched })
+        Ok(CheckpointTarget { config, checkpoint, shown, env_params, _fetched: fetched })
     }
 }

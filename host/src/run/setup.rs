@@ -1,8 +1,10 @@
 //! What training and evaluation set up alike: the learner's device and threads, the env and
 //! algorithm plugins with their parameters, and a learner (fresh or from a checkpoint) with
-//! the env's goal oracle attached; and for training, `plugins.lock` with the carried plugin
+//! the env's goal oracle attached; and for training, where it starts (a checkpoint's loop
+//! state or a fresh one), the reward plugin, `plugins.lock` with the carried plugin
 //! versions, and the hot-reload watcher.
 
+use super::checkpoint::{self, LoopState};
 use crate::config::{RunConfig, to_params};
 use crate::learner::{DeviceRequest, Learner, resolve_device};
 use crate::run::reloads::lock_entry;
@@ -141,4 +143,25 @@ pub(super) fn watch(
         files.push(("reward", p));
     }
     Ok(Some(PluginWatcher::new(runtime, &files)?))
+}
+
+/// Where a run starts: its newest complete checkpoint and that checkpoint's loop state when
+/// resuming (and it has one), else a fresh state.
+pub(super) fn starting_point(config: &RunConfig, run_dir: &Path, resume: bool) -> anyhow::Result<(Option<std::path::PathBuf>, LoopState)> {
+    let resumed_from = if resume { rundir::latest_checkpoint(run_dir) } else { None };
+    let st = match &resumed_from {
+        Some(dir) => checkpoint::read_loop_state(dir)?,
+        None => {
+            LoopState { next_eval: if config.train.eval_every == 0 { u64::MAX } else { config.train.eval_every }, ..LoopState::default() }
+        }
+    };
+    Ok((resumed_from, st))
+}
+
+/// The reward plugin, if the config has one, with the seed and parameters that serve its
+/// first instance and every hot-reloaded one.
+pub(super) fn reward(config: &RunConfig, runtime: &Runtime) -> anyhow::Result<(Option<Plugin>, u64, Params)> {
+    let Some(r) = &config.reward else { return Ok((None, 0, Vec::new())) };
+    let plugin = runtime.load(&r.plugin, World::Reward)?;
+    Ok((Some(plugin), derive(config.seed, Stream::PluginRandom, 1 << 32), to_params("reward.params", &r.params)?))
 }

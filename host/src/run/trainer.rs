@@ -11,11 +11,13 @@
 //! update count at every update, so a resumed run continues exactly as an uninterrupted
 //! one would, without saving generator state.
 
+mod curriculum;
+
 use super::checkpoint::{self, Live, LoopState, Policy};
 use super::eval::{Evaluation, actions_for_envs, evaluate, obs_tensor, on_device};
 use super::metrics::MetricsSink;
 use super::reloads::{ReloadCtx, Reloads};
-use super::setup::{Plugins, record_plugins, reseed_torch, watch};
+use super::setup::{Plugins, record_plugins, reseed_torch, reward, starting_point, watch};
 use super::ticker::{ScenePainter, TICK, Ticker};
 use super::{Directive, Hooks, Progress, TrainSummary};
 use crate::config::{RunConfig, to_params};
@@ -23,7 +25,7 @@ use crate::envset::EnvSet;
 use crate::rundir;
 use crate::rundir::status::{State, Status};
 use crate::runtime::bindings::types::{Params, Space};
-use crate::runtime::{AlgorithmInstance, RewardInstance, Runtime, World};
+use crate::runtime::{AlgorithmInstance, RewardInstance, Runtime};
 use crate::seed::{Stream, derive};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -57,38 +59,40 @@ pub(super) struct Trainer<'a> {
     /// The eval envs' snapshots while they have not changed (they change only when they
     /// evaluate): each checkpoint between two evaluations reuses them.
     eval_snapshot: Option<std::sync::Arc<Vec<Vec<u8>>>>,
+    /// The step a change of env parameters began, while the envs take it over.
+    params_began: Option<u64>,
 }
 
 impl<'a> Trainer<'a> {
     /// Loads the plugins, builds the envs and the learner, and restores the run's newest
     /// complete checkpoint when `resume` (or starts afresh if it has none).
     pub fn setup(config: &'a RunConfig, runtime: &Runtime, run_dir: &'a Path, resume: bool, status: Status) -> anyhow::Result<Self> {
-        let plugins = Plugins::load(config, runtime)?;
+        let (resumed_from, mut st) = starting_point(config, run_dir, resume)?;
+        let mut plugins = Plugins::load(config, runtime)?;
+        // The env parameters in effect: the config's, or those a curriculum stage or a hook set.
+        if let Some(table) = &st.env_params {
+            plugins.env_params = to_params("env.params", table).context("the checkpoint's env parameters")?;
+        }
         let total = config.total_steps.context("the config has no `total_steps`")?;
-        let reward_plugin = config.reward.as_ref().map(|r| runtime.load(&r.plugin, World::Reward)).transpose()?;
-        let opts = |num_envs, stream| config.env.set_options(num_envs, None, config.seed, stream).map_err(anyhow::Error::from);
+        let (reward_plugin, reward_seed, reward_params) = reward(config, runtime)?;
+        let opts = |num_envs, stream| {
+            let mut opts = config.env.set_options(num_envs, None, config.seed, stream)?;
+            opts.params.clone_from(&plugins.env_params);
+            anyhow::Ok(opts)
+        };
         let mut envs = EnvSet::new(&plugins.env, &opts(config.env.num_envs, Stream::Env)?)?;
         let mut eval_envs = EnvSet::new(&plugins.env, &opts(config.train.eval_episodes, Stream::EvalEnv)?)?;
-        // The reward plugin's seed and parameters serve its first instance and every hot-reloaded one.
-        let reward_seed = derive(config.seed, Stream::PluginRandom, 1 << 32);
-        let reward_params = match &config.reward {
-            Some(r) => to_params("reward.params", &r.params).map_err(anyhow::Error::from)?,
-            None => Vec::new(),
-        };
+        curriculum::check_stages(config, &envs, &st)?;
         if let Some(plugin) = &reward_plugin {
             envs.set_reward(RewardInstance::new(plugin, reward_seed, envs.spec(), &reward_params)?);
         }
-        let resumed_from = if resume { rundir::latest_checkpoint(run_dir) } else { None };
         let learner = plugins.learner(config, resumed_from.as_deref(), config.seed, true)?;
         // Seeded before `init`: the plugin's networks are initialised from this generator.
         reseed_torch(config.seed, 0);
         let mut algo = AlgorithmInstance::new(&plugins.algorithm, derive(config.seed, Stream::PluginRandom, 1 << 33), learner)?;
         let (n, ol, al) = (envs.num_envs(), envs.obs_len(), envs.act_len());
         algo.init(envs.spec(), n as u32, &plugins.algorithm_params)?;
-        let mut st =
-            LoopState { next_eval: if config.train.eval_every == 0 { u64::MAX } else { config.train.eval_every }, ..LoopState::default() };
         if let Some(dir) = &resumed_from {
-            st = checkpoint::read_loop_state(dir)?;
             if let Some(state) = checkpoint::read_algorithm_state(dir)? {
                 algo.load_state(&state)?;
             }
@@ -155,6 +159,7 @@ impl<'a> Trainer<'a> {
             resumed_from,
             success_at,
             eval_snapshot,
+            params_began: None,
         })
     }
 
@@ -171,6 +176,7 @@ impl<'a> Trainer<'a> {
         let actions = actions_for_envs(self.algo.name(), &a, n, al, &self.space)?;
         let step = self.envs.step(&actions).with_context(|| format!("at env step {}", self.st.steps))?;
         self.reloads.env_progress(&self.envs, self.st.steps + n as u64, &mut self.metrics)?;
+        self.params_progress(self.st.steps + n as u64);
         let next = step.next_observations(ol);
         let device = self.device;
         let rewards = on_device(Tensor::from_slice(&step.rewards.iter().map(|&r| r as f32).collect::<Vec<_>>()), device);
@@ -321,13 +327,15 @@ impl<'a> Trainer<'a> {
     }
 
     /// Acts on a hook's directive; a stop is taken at the next safe point.
-    fn steer(&mut self, d: Directive, stop: &mut Option<PendingStop>) {
+    fn steer(&mut self, d: Directive, stop: &mut Option<PendingStop>) -> anyhow::Result<()> {
         match d {
             Directive::Continue => {}
             Directive::Checkpoint => self.ticker.checkpoint_asked = true,
             Directive::Stop => _ = stop.get_or_insert_with(|| PendingStop::new("a hook", false)),
             Directive::Prune => stop.get_or_insert_with(|| PendingStop::new("a hook", true)).pruned = true,
+            Directive::SetEnvParams(changes) => self.change_env_params(changes, curriculum::Cause::Hook)?,
         }
+        Ok(())
     }
 
     fn progress(&self) -> Progress {
@@ -368,7 +376,7 @@ impl<'a> Trainer<'a> {
             {
                 if !safe {
                     let msg = format!(
-                        "no update came within {} s of the stop; stopping mid-rollout at step {} (resuming repeats this rollout's steps)",
+                        "no safe point (an update with no env change under way) came within {} s of the stop; stopping at step {} (resuming repeats this rollout's steps, and envs still changing over run their episodes on under the new version or parameters)",
                         STOP_GRACE.as_secs(),
                         self.st.steps
                     );
@@ -379,14 +387,18 @@ impl<'a> Trainer<'a> {
             }
             self.collect()?;
             let updated = self.update()?;
-            safe = updated;
             if updated {
-                self.steer(hooks.at_update(self.st.steps), &mut stop);
+                self.advance_curriculum(None)?;
+                self.steer(hooks.at_update(self.st.steps), &mut stop)?;
             }
+            // Safe to stop: right after an update, with every env on one version and one set
+            // of parameters (a checkpoint then resumes exactly).
+            safe = updated && self.envs.swapping().is_none();
             let mut solved = false;
             if let Some((e, reached)) = self.evaluate()? {
                 solved = reached;
-                self.steer(hooks.evaluated(&e), &mut stop);
+                self.advance_curriculum(Some(&e))?;
+                self.steer(hooks.evaluated(&e), &mut stop)?;
             }
             if updated && !solved && self.checkpoint_due() {
                 let dir = self.checkpoint()?;
@@ -404,6 +416,7 @@ impl<'a> Trainer<'a> {
         let name = rundir::checkpoint_name(self.st.steps);
         let stale = rundir::latest_checkpoint(self.run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != name.as_str()));
         if (self.config.train.checkpoint_every > 0 || stopped) && stale {
+            self.note_unfinished_change();
             let dir = self.checkpoint()?;
             hooks.checkpointed(&dir, self.st.steps)?;
         }

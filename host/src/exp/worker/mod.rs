@@ -402,11 +402,11 @@ fn prepare(
         let _ = std::fs::remove_file(dir.join(crate::rundir::STATUS));
         let record = crate::config::RunConfig::load_resolved(&dir.join(crate::rundir::CONFIG))?;
         let (config, _) = crate::rundir::carry::resolve(&record, dir, c.step, &Default::default())?;
-        let (config, _, _) = config.resolve_registry()?;
+        let (config, _, _) = crate::registry::resolve_config(&config)?;
         return Ok((config, Some(c.step)));
     }
     let config = crate::config::RunConfig::load_with(base, &t.overrides)?;
-    let (to_run, record, _) = config.resolve_registry()?;
+    let (to_run, record, _) = crate::registry::resolve_config(&config)?;
     std::fs::write(dir.join(crate::rundir::CONFIG), toml::to_string_pretty(&record)?)?;
     crate::rundir::carry::carry_robots(dir, &to_run.env.robot_grants())?;
     Ok((to_run, None))
