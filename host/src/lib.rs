@@ -39,3 +39,6 @@ pub mod runtime;
 pub mod seed;
 pub mod spaces;
 pub mod store;
+
+#[cfg(test)]
+mod imports_tests;
