@@ -169,3 +169,22 @@ fn bad_stages_are_named_before_any_step_and_eval_takes_other_parameters() {
     let out = common::paddock(&["eval", run, "--param", "sutton-bart=true"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown parameter `sutton-bart`"), "{out:?}");
 }
+
+/// A goal env's relabelling oracle follows the change: hindsight replay keeps sampling
+/// after a stage (same spaces, parameters set again) and the run finishes.
+#[test]
+fn a_stage_on_a_goal_env_keeps_hindsight_replay_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(common::root().join("configs/bitflip-dqn-her.toml")).expect("config");
+    let text = text.replace("../target/plugins/", &format!("{}/", common::root().join("target/plugins").display()));
+    let path = dir.path().join("bitflip.toml");
+    std::fs::write(&path, format!("{text}\n[[curriculum]]\nat_step = 1500\nparams = {{ bits = 15 }}\n")).expect("write");
+    let s = common::train_json(
+        path.to_str().expect("utf8"),
+        dir.path(),
+        &["total_steps=3200", "algorithm.device=cpu", "train.eval_every=1000", "train.eval_episodes=4"],
+    );
+    assert_eq!(s["steps"], 3200, "{s}");
+    let log = std::fs::read_to_string(Path::new(s["run_dir"].as_str().expect("dir")).join("log.txt")).expect("log");
+    assert!(log.contains("env parameters bits = 15 from curriculum[0]"), "{log}");
+}
