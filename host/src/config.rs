@@ -391,6 +391,11 @@ pub fn to_params(key: &str, table: &toml::Table) -> Result<Params, ConfigError> 
         .map_err(value)
 }
 
+/// A parameter table as `a = 1, b = true` (for logs and summaries).
+pub fn shown_params(t: &toml::Table) -> String {
+    t.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")
+}
+
 fn value(message: String) -> ConfigError {
     ConfigError::Value { message }
 }

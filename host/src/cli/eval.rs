@@ -56,8 +56,7 @@ pub(crate) fn run(args: EvalArgs) -> anyhow::Result<()> {
     } else {
         println!("checkpoint {checkpoint_shown} (step {})", e.step);
         if target.env_params.is_some() || !args.params.is_empty() {
-            let shown: Vec<String> = config.env.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-            println!("env params {}", shown.join(", "));
+            println!("env params {}", crate::config::shown_params(&config.env.params));
         }
         println!(
             "return     {:.2} ± {:.2} (std) · 95% CI [{:.2}, {:.2}] over {} episodes",

@@ -74,6 +74,14 @@ pub(super) struct LoopState {
     pub env_params_pending: Option<toml::Table>,
 }
 
+impl LoopState {
+    /// The env parameters in effect: those a curriculum stage or a hook set, else the
+    /// config's `[env.params]`.
+    pub fn env_table<'a>(&'a self, config: &'a crate::config::RunConfig) -> &'a toml::Table {
+        self.env_params.as_ref().unwrap_or(&config.env.params)
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }

@@ -48,7 +48,6 @@ pub(super) struct Reloads {
 pub(super) struct ReloadCtx<'a> {
     pub run_dir: &'a Path,
     pub seed: u64,
-    pub env_params: &'a Params,
     pub reward: Option<&'a Path>,
     pub step: u64,
 }
@@ -144,7 +143,7 @@ impl Reloads {
                             return Err(e.into());
                         }
                         if p.info().goals {
-                            attach_goal_oracle(algo.learner_mut(), &p, ctx.seed, ctx.env_params, ctx.reward)?;
+                            attach_goal_oracle(algo.learner_mut(), &p, ctx.seed, &envs.options().params, ctx.reward)?;
                         }
                         Ok(p)
                     });

@@ -24,7 +24,7 @@ use crate::config::{RunConfig, to_params};
 use crate::envset::EnvSet;
 use crate::rundir;
 use crate::rundir::status::{State, Status};
-use crate::runtime::bindings::types::{Params, Space};
+use crate::runtime::bindings::types::Space;
 use crate::runtime::{AlgorithmInstance, RewardInstance, Runtime};
 use crate::seed::{Stream, derive};
 use anyhow::Context;
@@ -41,7 +41,6 @@ pub(super) struct Trainer<'a> {
     envs: EnvSet,
     eval_envs: EnvSet,
     algo: AlgorithmInstance,
-    env_params: Params,
     space: Space,
     /// Training envs, observation length, action length.
     dims: (usize, usize, usize),
@@ -147,7 +146,6 @@ impl<'a> Trainer<'a> {
             envs,
             eval_envs,
             algo,
-            env_params: plugins.env_params,
             dims: (n, ol, al),
             obs,
             st,
@@ -169,7 +167,7 @@ impl<'a> Trainer<'a> {
         let (n, ol, al) = self.dims;
         self.painter.paint(self.run_dir, &self.envs, self.st.steps);
         let reward = self.config.reward.as_ref().map(|r| r.plugin.as_path());
-        let ctx = ReloadCtx { run_dir: self.run_dir, seed: self.config.seed, env_params: &self.env_params, reward, step: self.st.steps };
+        let ctx = ReloadCtx { run_dir: self.run_dir, seed: self.config.seed, reward, step: self.st.steps };
         self.reloads.poll(&ctx, &mut self.envs, &mut self.eval_envs, &mut self.algo, &mut self.metrics)?;
         let obs_t = obs_tensor(&self.obs, n, ol, self.device);
         let a = self.algo.act(&obs_t, false)?;
@@ -250,8 +248,7 @@ impl<'a> Trainer<'a> {
         self.metrics.write(line)?;
         self.st.updates += 1;
         let (n, ol, _) = self.dims;
-        let ctx =
-            ReloadCtx { run_dir: self.run_dir, seed: self.config.seed, env_params: &self.env_params, reward: None, step: self.st.steps };
+        let ctx = ReloadCtx { run_dir: self.run_dir, seed: self.config.seed, reward: None, step: self.st.steps };
         let probe = obs_tensor(&self.obs, n, ol, self.device);
         self.reloads.swap_algorithm(&ctx, &mut self.algo, self.envs.spec(), n, &probe, &mut self.metrics)?;
         reseed_torch(self.config.seed, self.st.updates);

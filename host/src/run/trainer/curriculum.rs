@@ -11,7 +11,7 @@
 //! set of parameters.
 
 use super::Trainer;
-use crate::config::{RunConfig, Trigger, merged, stage_key, to_params};
+use crate::config::{RunConfig, Trigger, merged, shown_params as shown, stage_key, to_params};
 use crate::envset::{EnvSet, EnvSetOptions};
 use crate::run::checkpoint::LoopState;
 use crate::run::eval::Evaluation;
@@ -40,7 +40,7 @@ impl std::fmt::Display for Cause {
 /// over the parameters before it) and keeps the run's spaces with it: a stage the plugin
 /// refuses is named now, not hours into the run.
 pub(super) fn check_stages(config: &RunConfig, envs: &EnvSet, st: &LoopState) -> anyhow::Result<()> {
-    let mut table = st.env_params.clone().unwrap_or_else(|| config.env.params.clone());
+    let mut table = st.env_table(config).clone();
     for (i, stage) in config.curriculum.iter().enumerate().skip(st.curriculum_next) {
         table = merged(&table, &stage.params);
         let key = stage_key(i);
@@ -101,7 +101,7 @@ impl Trainer<'_> {
 
     fn begin_env_params(&mut self, changes: &toml::Table, cause: Option<Cause>) -> anyhow::Result<()> {
         let cause_shown = cause.map_or_else(|| "a change that waited".to_string(), |c| c.to_string());
-        let table = merged(self.st.env_params.as_ref().unwrap_or(&self.config.env.params), changes);
+        let table = merged(self.st.env_table(self.config), changes);
         let refused = || format!("env parameters from {cause_shown} ({}) at step {}", shown(changes), self.st.steps);
         let params = to_params("env.params", &table).with_context(refused)?;
         self.envs.begin_params(&params).with_context(refused)?;
@@ -111,7 +111,6 @@ impl Trainer<'_> {
         self.eval_snapshot = None;
         let reward = self.config.reward.as_ref().map(|r| r.plugin.as_path());
         attach_goal_oracle(self.algo.learner_mut(), self.envs.plugin(), self.config.seed, &params, reward)?;
-        self.env_params = params;
         self.st.env_params = Some(table);
         self.params_began = Some(self.st.steps);
         let msg = format!(
@@ -159,9 +158,4 @@ impl Trainer<'_> {
             self.ticker.log.line(crate::log::Level::Warn, "host", &msg);
         }
     }
-}
-
-/// `a = 1, b = true`, for the log.
-fn shown(t: &toml::Table) -> String {
-    t.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")
 }
