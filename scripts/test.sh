@@ -13,8 +13,10 @@ cargo fmt --all --check
 RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
 export RUSTC_WORKSPACE_WRAPPER
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-cargo test --locked -p paddock -p paddock-sdk --all-targets --no-run
-cargo test --locked -p paddock -p paddock-sdk
+# The fleet (EC2 and SQS clients, feature `fleet`) is built and tested here; the quick
+# start (scripts/run.sh) builds without it.
+cargo test --locked -p paddock -p paddock-sdk --features paddock/fleet --all-targets --no-run
+cargo test --locked -p paddock -p paddock-sdk --features paddock/fleet
 # The SDK's parameter, env and kinematics helpers exist only with a world's feature
 # (`physics` includes `env`).
 cargo test --locked -p paddock-sdk --features physics --lib

@@ -1,6 +1,11 @@
 //! `paddock exp`: batch experiments.
 
-use crate::exp::{fleet, queue, report, spec, trial, worker};
+use crate::exp::controller::{self, FleetEnd, FleetEvent};
+use crate::exp::fleet::Launched;
+use crate::exp::local::{self, LocalEvent};
+use crate::exp::report::{self, FleetReport};
+use crate::exp::submit::{counts, region_of, store_of, submit};
+use crate::exp::{cloud, queue, spec, trial, worker};
 use crate::store::Location;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -140,39 +145,13 @@ pub struct WorkerArgs {
     json: bool,
 }
 
-/// Submits a plan to its store: the plan object (once; the same id is the same plan) and
-/// a queued state per trial. Returns the experiment's location.
-pub(super) fn submit(plan: &spec::Plan, store: &Location) -> anyhow::Result<Location> {
-    let at = store.join(&plan.id);
-    let objects = crate::store::open(&at, &Default::default())?;
-    let text = serde_json::to_vec_pretty(plan)?;
-    if !objects.put_new(worker::PLAN, &text)? {
-        let there = worker::read_plan(objects.as_ref())?;
-        if there.trials != plan.trials {
-            anyhow::bail!("{at} holds another plan under the same id (edited by hand?)");
-        }
-    }
-    worker::upload_files(objects.as_ref(), plan)?;
-    for t in &plan.trials {
-        trial::read(objects.as_ref(), &t.id)?;
-    }
-    Ok(at)
-}
-
-/// The store an experiment goes to: `--store`, else the file's `[fleet] store`, else
-/// `runs/experiments`.
-pub(super) fn store_of(flag: Option<&str>, plan: &spec::Plan) -> anyhow::Result<Location> {
-    let s = flag.map(str::to_string).or_else(|| plan.fleet.as_ref().map(|f| f.store.clone())).unwrap_or_else(|| "runs/experiments".into());
-    Location::parse(&s)
-}
-
 pub(crate) fn submit_cmd(args: SubmitArgs) -> anyhow::Result<()> {
     let plan = spec::plan(&args.file, &args.set)?;
     let at = submit(&plan, &store_of(args.store.as_deref(), &plan)?)?;
     eprintln!("experiment {} · {} trials · {} files uploaded; start workers with:", plan.id, plan.trials.len(), plan.files.len());
     if args.queue {
         let objects = crate::store::open(&at, &Default::default())?;
-        let d = queue::dispatch(objects.as_ref(), &plan, region_of(&plan))?;
+        let d = queue::dispatch(objects.as_ref(), cloud::aws(), &plan, region_of(&plan))?;
         eprintln!("queue {} (dead letters: {})", d.queue, d.dead_letter);
         println!("paddock worker {at} --queue");
     } else {
@@ -181,25 +160,19 @@ pub(crate) fn submit_cmd(args: SubmitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The region the experiment file names, if any.
-fn region_of(plan: &spec::Plan) -> Option<&str> {
-    plan.fleet.as_ref().and_then(|f| f.region.as_deref())
-}
-
 pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     let at = Location::parse(&args.experiment)?;
-    let objects = crate::store::open(&at, &Default::default())?;
-    let plan = worker::read_plan(objects.as_ref())?;
-    if fleet::read(objects.as_ref())?.is_none() {
-        anyhow::bail!("experiment {} at {at} has no fleet (it was not run with --fleet); stop local workers with Ctrl-C", plan.id);
+    let c = controller::cancel(&at, cloud::aws())?;
+    if c.done.during_launch {
+        eprintln!("experiment {}: a launch was under way; it is stopped and leaves nothing running", c.id);
     }
-    let done = fleet::teardown(objects.as_ref(), &plan.id, "cancelled")?;
-    match &done.fleet {
-        Some(f) => eprintln!("deleted fleet {f} with its instances"),
-        None => eprintln!("the fleet was deleted already"),
+    if c.done.fleets.is_empty() {
+        eprintln!("no fleet of experiment {} was active ({})", c.id, c.before.reason.as_deref().unwrap_or("none launched yet"));
+    } else {
+        eprintln!("deleted {} with their instances", c.done.fleets.join(", "));
     }
-    if !done.orphans.is_empty() {
-        eprintln!("terminated {} instance(s) still tagged with the experiment: {}", done.orphans.len(), done.orphans.join(" "));
+    if !c.done.orphans.is_empty() {
+        eprintln!("terminated {} instance(s) still tagged with the experiment: {}", c.done.orphans.len(), c.done.orphans.join(" "));
     }
     eprintln!("trials keep their state and checkpoints: `paddock exp run FILE --fleet` goes on from them");
     Ok(())
@@ -209,93 +182,125 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
     let plan = spec::plan(&args.file, &args.set)?;
     if args.fleet {
-        return super::fleet::run(&plan, &args.file, args.store.as_deref(), args.detach);
+        return run_fleet(&plan, args.store.as_deref(), args.detach);
     }
     if args.jobs == 0 || args.jobs > 256 {
         anyhow::bail!("-j {}: from 1 to 256 local workers", args.jobs);
     }
+    if args.queue {
+        cloud::require_fleet()?;
+    }
     let at = submit(&plan, &store_of(args.store.as_deref(), &plan)?)?;
     let objects = crate::store::open(&at, &Default::default())?;
     if args.queue {
-        let d = queue::dispatch(objects.as_ref(), &plan, region_of(&plan))?;
+        let d = queue::dispatch(objects.as_ref(), cloud::aws(), &plan, region_of(&plan))?;
         eprintln!("trial ids go over SQS: {}", d.queue);
     }
     let before = worker::states(objects.as_ref(), &plan)?;
     let finished = before.iter().filter(|(_, s)| s.status.is_final()).count();
     eprintln!("experiment {} at {at}: {} trials ({finished} already final), {} local workers", plan.id, plan.trials.len(), args.jobs);
-    let exe = std::env::current_exe().context("failed to find the paddock binary")?;
-    let spawn = || -> anyhow::Result<std::process::Child> {
-        std::process::Command::new(&exe)
-            .args(["worker", &at.to_string()])
-            .args(if args.queue { &["--queue"][..] } else { &[] })
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .context("failed to start a worker")
+    let opts = local::LocalOptions {
+        jobs: args.jobs,
+        queue: args.queue,
+        exe: std::env::current_exe().context("failed to find the paddock binary")?,
+        store_lost_after: std::time::Duration::from_secs(300),
     };
-    let mut workers: Vec<std::process::Child> = (0..args.jobs).map(|_| spawn()).collect::<anyhow::Result<_>>()?;
-    let mut restarts = 0;
-    let mut last_line = String::new();
-    let mut last_look = std::time::Instant::now();
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        // Workers are checked often; the trials' states (one GET each) every 2 s.
-        let all_final = if last_look.elapsed() >= std::time::Duration::from_secs(2)
-            || workers.iter_mut().any(|w| matches!(w.try_wait(), Ok(Some(_))))
-        {
-            last_look = std::time::Instant::now();
-            let states = worker::states(objects.as_ref(), &plan)?;
-            let line = counts_line(&states);
-            if line != last_line {
-                eprintln!("{line}");
-                last_line = line;
-            }
-            worker::all_final(&states)
-        } else {
-            false
-        };
-        let mut alive = Vec::new();
-        for mut w in workers.drain(..) {
-            match w.try_wait()? {
-                None => alive.push(w),
-                // A worker that ended while trials remain is replaced (its trial's lease runs out
-                // and another takes it over), unless a signal is stopping everything.
-                Some(_) if !all_final && crate::run::interrupt::requested().is_none() && restarts < 4 * args.jobs => {
-                    restarts += 1;
-                    alive.push(spawn()?);
-                }
-                Some(_) => {}
+    let mut away_said = false;
+    let end = local::run(&plan, &at, objects.as_ref(), &opts, &mut |e| match e {
+        LocalEvent::States(states) => eprintln!("{}", counts_line(states)),
+        LocalEvent::StoreAway { for_s, error } => {
+            if !away_said {
+                eprintln!("the store does not answer ({error}); waiting for it (workers keep training)");
+                away_said = true;
+            } else if for_s > 0.0 && (for_s as u64) % 30 < 2 {
+                eprintln!("the store has been away for {for_s:.0} s");
             }
         }
-        workers = alive;
-        if workers.is_empty() {
-            break;
+        LocalEvent::StoreBack => {
+            away_said = false;
+            eprintln!("the store answers again");
         }
+        LocalEvent::Stopping(why) => {
+            eprintln!("{why}: the workers stop at their next update with a checkpoint and give their trials back…");
+        }
+    })?;
+    print_table(&end.states, None);
+    if let Some(e) = &end.store_lost {
+        anyhow::bail!(
+            "the store at {at} has been unreachable for {} s: {e}; the workers stopped. Run the same command again when it is back",
+            opts.store_lost_after.as_secs()
+        );
     }
-    let states = worker::states(objects.as_ref(), &plan)?;
-    print_table(&states, None);
-    if let Some(code) = crate::run::interrupt::exit_status() {
+    if let Some(code) = end.stopped {
         eprintln!("stopped; run the same command again to go on (finished trials are not run again)");
         std::process::exit(i32::from(code));
     }
     Ok(())
 }
 
-/// Trials by state.
-fn counts(states: &[(String, trial::TrialState)]) -> std::collections::BTreeMap<&'static str, usize> {
-    let mut by = std::collections::BTreeMap::new();
-    for (_, s) in states {
-        *by.entry(s.status.as_str()).or_default() += 1;
+fn run_fleet(plan: &spec::Plan, store: Option<&str>, detach: bool) -> anyhow::Result<()> {
+    let f = plan.fleet.as_ref();
+    let end = controller::run(plan, cloud::aws(), store, detach, &mut |e| match e {
+        FleetEvent::Requeued(n) => eprintln!("{n} open trials sent to the queue again"),
+        FleetEvent::Submitted { at, queue } => eprintln!("experiment {} at {at}: {} trials; queue {queue}", plan.id, plan.trials.len()),
+        FleetEvent::Launch(Launched::Started(r)) => eprintln!(
+            "started {} {} ({} × Spot across {}; launch template {})",
+            r.api,
+            r.fleet_id.as_deref().unwrap_or("?"),
+            f.map_or(0, |f| f.target_capacity.min(f.max_capacity).min(plan.trials.len() as u32)),
+            f.map(|f| f.instance_types.join(", ")).unwrap_or_default(),
+            r.launch_template.as_deref().unwrap_or("?")
+        ),
+        FleetEvent::Launch(Launched::Running(r)) => {
+            eprintln!(
+                "the experiment's {} {} is {:?} already; following it",
+                r.api,
+                r.fleet_id.as_deref().unwrap_or("(launching)"),
+                r.state
+            )
+        }
+        FleetEvent::Launch(Launched::Cancelled { .. }) => {}
+        FleetEvent::States(states) => eprintln!("{}", counts_line(states)),
+    })?;
+    match end {
+        FleetEnd::NothingToRun(states) => {
+            eprintln!("experiment {}: every trial is final already; nothing to run", plan.id);
+            print_table(&states, None);
+        }
+        FleetEnd::Detached(at) => {
+            eprintln!("detached. Follow it with `paddock exp status {at}`; stop it with `paddock exp cancel {at}`");
+        }
+        FleetEnd::Interrupted(at, code) => {
+            eprintln!("detached: the fleet keeps running and ends itself when the trials are done; stop it with `paddock exp cancel {at}`");
+            std::process::exit(i32::from(code));
+        }
+        FleetEnd::Ended { why, states, report } => {
+            eprintln!("fleet deleted ({why})");
+            print_table(&states, report.as_ref().map(|f| &f.bill));
+            if let Some(f) = &report {
+                print_report(f);
+            }
+        }
+        FleetEnd::DeletedElsewhere(reason) => eprintln!("the fleet was deleted ({reason}); trials keep their state"),
+        FleetEnd::Cancelled { fleet, reason } => {
+            anyhow::bail!(
+                "the experiment's fleet was ended ({reason}) while this launch ran; {} — nothing of this launch is running",
+                fleet.map_or_else(
+                    || "no fleet had been made yet".to_string(),
+                    |f| format!("the fleet it made, {f}, is deleted with its instances")
+                )
+            );
+        }
     }
-    by
+    Ok(())
 }
 
-pub(super) fn counts_line(states: &[(String, trial::TrialState)]) -> String {
+fn counts_line(states: &[(String, trial::TrialState)]) -> String {
     let parts: Vec<String> = counts(states).iter().map(|(k, v)| format!("{v} {k}")).collect();
     format!("trials: {}", parts.join(", "))
 }
 
-pub(super) fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp::cost::Bill>) {
+fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp::cost::Bill>) {
     let now = crate::rundir::status::unix_now();
     println!(
         "{:16}  {:8}  {:>5}  {:>9}  {:>11}  {:>9}  {:>6}  {:>6}  {:>7}  RESULT",
@@ -342,8 +347,13 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let fleet = report::fleet_report(objects.as_ref(), &plan, &states, prices)?;
-    let queue = report::queue_depth(objects.as_ref())?;
+    let fleet = if crate::exp::fleet::read(objects.as_ref())?.is_some() {
+        cloud::require_fleet()?;
+        report::fleet_report(objects.as_ref(), cloud::aws(), &plan, &states, prices)?
+    } else {
+        None
+    };
+    let queue = report::queue_depth(objects.as_ref(), cloud::aws())?;
     if args.json {
         let counts = counts(&states);
         let trials: Vec<serde_json::Value> = states
@@ -359,10 +369,10 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     println!("experiment {} at {at}: {}", plan.id, counts_line(&states));
     print_table(&states, fleet.as_ref().map(|f| &f.bill));
     if let Some(f) = &fleet {
-        super::fleet::print_report(f);
+        print_report(f);
     }
     if let Some(q) = &queue {
-        super::fleet::print_queue(q);
+        print_queue(q);
     }
     Ok(())
 }
@@ -381,6 +391,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     };
     let mut opts = opts;
     if let Some(url) = &args.queue {
+        cloud::require_fleet()?;
         let objects = crate::store::open(&opts.experiment, &Default::default())?;
         opts.queue = Some(if url.is_empty() {
             queue::read_dispatch(objects.as_ref())?.with_context(|| {
@@ -406,7 +417,11 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let summary = worker::work(&opts)?;
     if summary.left == "done" {
         // The last worker out ends the fleet (if the experiment has one), so nothing bills.
-        super::fleet::end_if_done(&opts.experiment);
+        match controller::end_if_done(&opts.experiment, cloud::aws()) {
+            Ok(Some(why)) => eprintln!("worker: the experiment's fleet is deleted ({why})"),
+            Ok(None) => {}
+            Err(e) => eprintln!("worker: could not end the experiment's fleet: {e:#}"),
+        }
     }
     if let Some(n) = spot.as_ref().and_then(crate::exp::notice::SpotWatch::notice) {
         eprintln!("worker: spot interruption notice ({n}); the trial was checkpointed and given back");
@@ -431,4 +446,51 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         std::process::exit(i32::from(code));
     }
     Ok(())
+}
+
+/// The fleet lines of `exp status`.
+fn print_report(f: &FleetReport) {
+    let r = &f.record;
+    let when = |t: f64| format!("{:.0} min ago", (crate::rundir::status::unix_now() - t) / 60.0);
+    println!(
+        "fleet: {} {} · {:?}{} · generation {} · started {}",
+        r.api,
+        r.fleet_id.as_deref().unwrap_or("-"),
+        r.state,
+        r.reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default(),
+        r.generation,
+        when(r.created)
+    );
+    let running: Vec<String> = f.bill.running.iter().map(|(k, n)| format!("{n} × {k}")).collect();
+    println!(
+        "instances: {} running ({}), {} in all",
+        f.bill.running.values().sum::<usize>(),
+        if running.is_empty() { "none".into() } else { running.join(", ") },
+        r.instances.len()
+    );
+    println!(
+        "cost: ${:.3} so far (trials ${:.3}, overhead ${:.3}) · ${:.3}/h now · projected {}",
+        f.bill.total,
+        f.bill.trials.values().fold(0.0, |a, b| a + b),
+        f.bill.overhead,
+        f.bill.per_hour,
+        f.projected.map_or_else(|| "- (under 5% done)".into(), |p| format!("${p:.2}"))
+    );
+    println!(
+        "waste: {} steps trained again after preemptions (${:.3}) · orphans: {}",
+        f.waste_steps,
+        f.waste_dollars,
+        if f.orphans.is_empty() { "none".into() } else { f.orphans.join(" ") }
+    );
+}
+
+/// The queue line of `exp status`.
+fn print_queue(q: &report::QueueDepth) {
+    println!(
+        "queue: {} waiting, {} in flight · dead letters: {} · {}",
+        q.waiting,
+        q.in_flight,
+        q.dead_letters.map_or_else(|| "-".into(), |n| n.to_string()),
+        q.url
+    );
 }

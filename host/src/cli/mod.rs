@@ -4,7 +4,6 @@
 mod env_run;
 mod eval;
 mod exp;
-mod fleet;
 mod inspect;
 mod new;
 mod registry;

@@ -11,12 +11,18 @@
 //!
 //! `fleet.json` in the experiment's store records the fleet. Launching first claims that
 //! object by a conditional write (a new generation), so two `exp run --fleet` never start
-//! two fleets for one experiment; every later change is conditional on its tag too.
-//! Tearing down (completion, `exp cancel`, a spent budget) deletes the fleet with its
-//! instances, terminates any instance still carrying the tag (orphans), and deletes the
-//! launch template; it is idempotent, so any worker or controller may do it.
+//! two fleets for one experiment; every later change is conditional on its tag too. The
+//! claim is written before EC2 is asked for anything, and each create carries a client
+//! token of the experiment and the generation, so a create repeated after a lost answer
+//! (or raced) makes no second fleet. Tearing down (completion, `exp cancel`, a spent
+//! budget) deletes the recorded fleet and every fleet EC2 lists with the experiment's tag,
+//! terminates any instance still carrying the tag (orphans), and deletes the launch
+//! template; it is idempotent, so any worker or controller may do it, and it races a
+//! launch safely: whichever of the two writes `fleet.json` last deletes what the launch
+//! made. Every EC2 call is retried on throttling and lost answers ([`super::cloud::retry`]).
 
-pub use super::ec2::{Ec2, Instance, PricePoint, template_name};
+use super::cloud::{Cloud, CloudError, Compute, FleetApi, client_token, retry};
+pub use super::cloud::{Instance, PricePoint, TAG, template_name};
 use super::spec::{Fleet, Plan};
 use crate::store::Objects;
 use anyhow::Context;
@@ -25,9 +31,6 @@ use std::collections::BTreeMap;
 
 /// The record of an experiment's fleet in its store.
 pub const FLEET: &str = "fleet.json";
-
-/// The tag on everything a fleet makes.
-pub const TAG: &str = "paddock:experiment";
 
 /// The user data template (see `docker/user-data.sh`).
 pub const USER_DATA: &str = include_str!("../../../docker/user-data.sh");
@@ -67,8 +70,8 @@ pub struct FleetRecord {
     pub generation: u64,
     /// Where it is.
     pub state: FleetState,
-    /// `fleet` or `spot-fleet`.
-    pub api: String,
+    /// The API that requested it.
+    pub api: FleetApi,
     /// The region.
     pub region: String,
     /// The EC2 Fleet or Spot Fleet request id.
@@ -121,17 +124,34 @@ pub enum Launched {
     Started(FleetRecord),
     /// A fleet was running (or being launched) already.
     Running(FleetRecord),
+    /// The experiment was cancelled (or its fleet torn down) while this call launched: the
+    /// fleet it had made is deleted with its instances, and nothing of it runs.
+    Cancelled {
+        /// The fleet this call made and then deleted, if EC2 had made it.
+        fleet: Option<String>,
+        /// Why the record says the fleet ended.
+        reason: String,
+    },
 }
 
 /// Starts experiment `plan`'s fleet (see the module docs), unless one runs already.
 /// `at` is the experiment's location (`s3://…/<id>`), which the user data hands the
 /// worker; the queues must exist (their URLs are in the store's `dispatch.json`).
-pub fn launch(objects: &dyn Objects, plan: &Plan, at: &str, by: &str) -> anyhow::Result<Launched> {
+///
+/// The claim (`fleet.json` in state `launching`, a new generation) is written before
+/// anything is made in EC2, and every create carries a client token of the experiment and
+/// that generation: a create whose answer was lost is repeated and returns what the first
+/// made. When the record changed meanwhile (`exp cancel` or a teardown wrote it), the
+/// fleet this call made is deleted before it returns [`Launched::Cancelled`]; the teardown
+/// also deletes every fleet it finds by the experiment's tag, so whichever side writes
+/// last, nothing is left running.
+pub fn launch(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, at: &str, by: &str) -> anyhow::Result<Launched> {
     let fleet = plan.fleet.as_ref().context("the experiment file has no [fleet] section")?;
     if fleet.instance_types.is_empty() {
         anyhow::bail!("key `fleet.instance_types`: list the instance types to request Spot capacity across");
     }
-    let ec2 = Ec2::connect(fleet.region.as_deref())?;
+    let ec2 = cloud.compute(fleet.region.as_deref())?;
+    let backoff = cloud.backoff();
     let existing = read(objects)?;
     let generation = match &existing {
         Some((r, _)) if r.state != FleetState::Deleted => return Ok(Launched::Running(r.clone())),
@@ -142,8 +162,8 @@ pub fn launch(objects: &dyn Objects, plan: &Plan, at: &str, by: &str) -> anyhow:
     let mut record = FleetRecord {
         generation,
         state: FleetState::Launching,
-        api: fleet.api.clone(),
-        region: ec2.region.clone(),
+        api: FleetApi::of(&fleet.api),
+        region: ec2.region().to_string(),
         fleet_id: None,
         launch_template: None,
         created: now,
@@ -158,97 +178,149 @@ pub fn launch(objects: &dyn Objects, plan: &Plan, at: &str, by: &str) -> anyhow:
         return Ok(Launched::Running(r));
     };
     let capacity = fleet.target_capacity.min(fleet.max_capacity).min(plan.trials.len().max(1) as u32);
-    // An earlier launch that died half way may have left the experiment's template.
-    let _ = ec2.delete_template_named(&template_name(&plan.id));
-    let started = ec2.create_template(&plan.id, fleet, &user_data(fleet, at, &ec2.region)).and_then(|template| {
+    // An earlier generation's launch that died half way may have left the template.
+    let _ = retry(backoff, || ec2.delete_template_named(&template_name(&plan.id)));
+    let started = retry(backoff, || {
+        ec2.create_template(&plan.id, fleet, &user_data(fleet, at, ec2.region()), &client_token(&plan.id, generation, "template"))
+    })
+    .and_then(|template| {
         record.launch_template = Some(template.clone());
-        ec2.request(&plan.id, fleet, &template, capacity)
+        retry(backoff, || ec2.request(&plan.id, fleet, &template, capacity, &client_token(&plan.id, generation, "fleet")))
     });
     match started {
         Ok(fleet_id) => {
-            record.fleet_id = Some(fleet_id);
+            record.fleet_id = Some(fleet_id.clone());
             record.state = FleetState::Active;
-            write(objects, &record, Some(&tag))?.context("fleet.json changed while launching")?;
-            Ok(Launched::Started(record))
+            let mut tag = tag;
+            loop {
+                if write(objects, &record, Some(&tag))?.is_some() {
+                    return Ok(Launched::Started(record));
+                }
+                // Someone wrote the record while this call launched. A ledger update (a
+                // status look) keeps the launch; a teardown (a cancel, a spent budget,
+                // completion) ends it, and what this call made goes.
+                let theirs = read(objects)?;
+                match theirs {
+                    Some((r, t)) if r.state == FleetState::Launching && r.generation == generation => {
+                        for (k, v) in r.instances {
+                            record.instances.entry(k).or_insert(v);
+                        }
+                        tag = t;
+                    }
+                    theirs => {
+                        let reason = theirs.and_then(|(r, _)| r.reason).unwrap_or_else(|| "cancelled".into());
+                        delete_made(ec2.as_ref(), backoff, &plan.id, record.api, Some(&fleet_id))?;
+                        return Ok(Launched::Cancelled { fleet: Some(fleet_id), reason });
+                    }
+                }
+            }
         }
         Err(e) => {
-            if let Some(t) = &record.launch_template {
-                let _ = ec2.delete_template(t);
-            }
+            let _ = retry(backoff, || ec2.delete_template_named(&template_name(&plan.id)));
             record.state = FleetState::Deleted;
             record.deleted = Some(crate::rundir::status::unix_now());
-            record.reason = Some(format!("launch failed: {e:#}"));
+            record.reason = Some(format!("launch failed: {e}"));
             // Recorded, so the next `exp run --fleet` may launch again.
             write(objects, &record, Some(&tag))?;
-            Err(e)
+            Err(e.into())
         }
     }
+}
+
+/// Deletes a fleet a launch made after its record was taken from it, every instance
+/// tagged with the experiment, and the experiment's launch template.
+fn delete_made(ec2: &dyn Compute, backoff: super::cloud::Backoff, id: &str, api: FleetApi, fleet: Option<&str>) -> Result<(), CloudError> {
+    if let Some(f) = fleet {
+        retry(backoff, || ec2.delete_fleet(api, f))?;
+    }
+    let live: Vec<String> = retry(backoff, || ec2.instances(id))?.into_iter().filter(Instance::is_live).map(|i| i.id).collect();
+    retry(backoff, || ec2.terminate(&live))?;
+    retry(backoff, || ec2.delete_template_named(&template_name(id)))
 }
 
 /// What a teardown did.
 #[derive(Debug, Default, Serialize)]
 pub struct Teardown {
-    /// The fleet deleted, if one was active.
-    pub fleet: Option<String>,
-    /// Instances terminated because they still carried the tag (beside the fleet's own).
+    /// The fleets deleted (the record's, and any other carrying the experiment's tag).
+    pub fleets: Vec<String>,
+    /// Instances terminated because they still carried the tag (beside the fleets' own).
     pub orphans: Vec<String>,
+    /// The record was `launching`: a launch was under way, and ends with nothing running.
+    pub during_launch: bool,
 }
 
-/// Deletes experiment `id`'s fleet with its instances, terminates every instance still
-/// tagged with it, deletes its launch template, and records `reason`. Safe to repeat.
-pub fn teardown(objects: &dyn Objects, id: &str, reason: &str) -> anyhow::Result<Teardown> {
+/// Deletes experiment `id`'s fleet with its instances — the one `fleet.json` names and
+/// every fleet and Spot Fleet request EC2 lists with the experiment's tag, whatever the
+/// record says — terminates every instance still tagged with it, deletes its launch
+/// template, and records `reason`. Safe to repeat, and to race a launch: when the record
+/// changes under it (a launch wrote its fleet id), it looks again.
+pub fn teardown(objects: &dyn Objects, cloud: &dyn Cloud, id: &str, reason: &str) -> anyhow::Result<Teardown> {
     let mut done = Teardown::default();
     let Some((mut record, mut tag)) = read(objects)? else { return Ok(done) };
-    let ec2 = Ec2::connect(Some(&record.region))?;
-    if let Some(f) = &record.fleet_id
-        && record.state != FleetState::Deleted
-    {
-        ec2.delete_fleet(&record.api, f)?;
-        done.fleet = Some(f.clone());
-    }
-    // Any instance still carrying the tag: the fleet's, if EC2 has not got to them yet,
-    // and orphans (launched by hand, or by a fleet whose record was lost).
-    let instances = ec2.instances(id)?;
-    ledger(&mut record, &instances);
-    let live: Vec<String> = instances
-        .iter()
-        .filter(|i| matches!(i.state.as_str(), "pending" | "running" | "stopping" | "stopped"))
-        .map(|i| i.id.clone())
-        .collect();
-    ec2.terminate(&live)?;
-    done.orphans = live;
-    if let Some(t) = &record.launch_template {
-        ec2.delete_template(t)?;
-    }
-    let now = crate::rundir::status::unix_now();
-    for life in record.instances.values_mut() {
-        if life.ended.is_none() {
-            life.ended = Some(now);
-        }
-    }
+    let generation = record.generation;
+    let ec2 = cloud.compute(Some(&record.region))?;
+    let backoff = cloud.backoff();
     loop {
+        done.during_launch |= record.state == FleetState::Launching;
+        let mut fleets: Vec<(FleetApi, String)> =
+            retry(backoff, || ec2.tagged_fleets(id))?.into_iter().filter(|f| f.active).map(|f| (f.api, f.id)).collect();
+        if let Some(f) = &record.fleet_id
+            && record.state != FleetState::Deleted
+            && !fleets.iter().any(|(_, x)| x == f)
+        {
+            fleets.push((record.api, f.clone()));
+        }
+        for (api, f) in &fleets {
+            retry(backoff, || ec2.delete_fleet(*api, f))?;
+            if !done.fleets.contains(f) {
+                done.fleets.push(f.clone());
+            }
+        }
+        // Any instance still carrying the tag: the fleets', if EC2 has not got to them yet,
+        // and orphans (launched by hand, or by a fleet whose record was lost).
+        let instances = retry(backoff, || ec2.instances(id))?;
+        ledger(&mut record, &instances);
+        let live: Vec<String> = instances.iter().filter(|i| i.is_live()).map(|i| i.id.clone()).collect();
+        retry(backoff, || ec2.terminate(&live))?;
+        for i in live {
+            if !done.orphans.contains(&i) {
+                done.orphans.push(i);
+            }
+        }
+        retry(backoff, || ec2.delete_template_named(&template_name(id)))?;
+        let now = crate::rundir::status::unix_now();
+        for life in record.instances.values_mut() {
+            if life.ended.is_none() {
+                life.ended = Some(now);
+            }
+        }
         if record.state != FleetState::Deleted {
             record.state = FleetState::Deleted;
             record.deleted = Some(now);
             record.reason = Some(reason.to_string());
         }
-        match write(objects, &record, Some(&tag))? {
-            Some(_) => return Ok(done),
-            None => {
-                // Someone else wrote meanwhile: keep their record, add ours.
-                let Some((r, t)) = read(objects)? else { return Ok(done) };
-                let ended = record.instances.clone();
-                record = r;
-                for (k, v) in ended {
-                    record.instances.entry(k).or_insert(v);
-                }
-                tag = t;
-            }
+        if write(objects, &record, Some(&tag))?.is_some() {
+            return Ok(done);
         }
+        // Someone else wrote meanwhile (a launch recorded its fleet, a worker its ledger):
+        // look again at what they wrote, keeping the instances this call saw end.
+        let Some((r, t)) = read(objects)? else { return Ok(done) };
+        if r.generation > generation {
+            // A new launch after another teardown finished this one: not ours to end.
+            return Ok(done);
+        }
+        let ended = std::mem::take(&mut record.instances);
+        record = r;
+        for (k, v) in ended {
+            record.instances.entry(k).or_insert(v);
+        }
+        tag = t;
     }
 }
 
-/// Merges what EC2 says now into the record's instance ledger.
+/// Merges what EC2 says now into the record's instance ledger. An instance the record
+/// knows that EC2 does not list (a describe that lags, or one EC2 forgot) keeps its life
+/// as it was: only a state EC2 reports ends it.
 fn ledger(record: &mut FleetRecord, instances: &[Instance]) {
     let now = crate::rundir::status::unix_now();
     for i in instances {
@@ -274,11 +346,11 @@ fn ledger(record: &mut FleetRecord, instances: &[Instance]) {
 
 /// Looks at EC2 and records the fleet's instances in `fleet.json`. Returns the record and
 /// the instances EC2 describes now.
-pub fn observe(objects: &dyn Objects, id: &str) -> anyhow::Result<Option<(FleetRecord, Vec<Instance>)>> {
+pub fn observe(objects: &dyn Objects, cloud: &dyn Cloud, id: &str) -> anyhow::Result<Option<(FleetRecord, Vec<Instance>)>> {
     for _ in 0..5 {
         let Some((mut record, tag)) = read(objects)? else { return Ok(None) };
-        let ec2 = Ec2::connect(Some(&record.region))?;
-        let instances = ec2.instances(id)?;
+        let ec2 = cloud.compute(Some(&record.region))?;
+        let instances = retry(cloud.backoff(), || ec2.instances(id))?;
         ledger(&mut record, &instances);
         if write(objects, &record, Some(&tag))?.is_some() {
             return Ok(Some((record, instances)));
@@ -288,8 +360,8 @@ pub fn observe(objects: &dyn Objects, id: &str) -> anyhow::Result<Option<(FleetR
 }
 
 /// The spot price history for every instance in `record` over its life.
-pub fn price_history(record: &FleetRecord, now: f64) -> anyhow::Result<Vec<PricePoint>> {
-    let ec2 = Ec2::connect(Some(&record.region))?;
+pub fn price_history(cloud: &dyn Cloud, record: &FleetRecord, now: f64) -> anyhow::Result<Vec<PricePoint>> {
+    let ec2 = cloud.compute(Some(&record.region))?;
     let mut pools: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
     for l in record.instances.values() {
         let e = pools.entry((l.instance_type.clone(), l.zone.clone())).or_insert((f64::MAX, 0.0));
@@ -298,7 +370,10 @@ pub fn price_history(record: &FleetRecord, now: f64) -> anyhow::Result<Vec<Price
     }
     let mut out = Vec::new();
     for ((t, z), (from, to)) in pools {
-        out.extend(ec2.spot_prices(&t, &z, from, to)?);
+        out.extend(retry(cloud.backoff(), || ec2.spot_prices(&t, &z, from, to))?);
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

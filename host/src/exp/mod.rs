@@ -4,16 +4,20 @@
 //! early-stop rule is ASHA over the store ([`asha`]); spot interruption notices come from
 //! the instance metadata service ([`notice`]). Trial ids travel over SQS ([`queue`]) on
 //! a fleet; Spot capacity comes from EC2 ([`fleet`]); what it costs is integrated from
-//! the spot price history ([`cost`], [`report`]); [`aws`] holds the SDK's shared setup.
+//! the spot price history ([`cost`], [`report`]); [`cloud`] puts EC2 and SQS behind
+//! traits (the real clients with the cargo feature `fleet`, an in-memory double with
+//! faults in the unit tests).
 
 pub mod asha;
-pub mod aws;
+pub mod cloud;
+pub mod controller;
 pub mod cost;
-pub mod ec2;
 pub mod fleet;
+pub mod local;
 pub mod notice;
 pub mod queue;
 pub mod report;
 pub mod spec;
+pub mod submit;
 pub mod trial;
 pub mod worker;

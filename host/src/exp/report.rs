@@ -2,6 +2,7 @@
 //! and projected, waste and orphans — and the rule that ends a fleet: every trial final,
 //! or the budget spent.
 
+use super::cloud::{Cloud, retry};
 use super::cost::{self, Bill};
 use super::fleet::{self, FleetRecord, FleetState, PricePoint};
 use super::queue;
@@ -48,10 +49,10 @@ pub struct QueueDepth {
 }
 
 /// The experiment's queues, when it has them (`None` also when SQS does not answer).
-pub fn queue_depth(objects: &dyn Objects) -> anyhow::Result<Option<QueueDepth>> {
+pub fn queue_depth(objects: &dyn Objects, cloud: &dyn Cloud) -> anyhow::Result<Option<QueueDepth>> {
     let Some(d) = queue::read_dispatch(objects)? else { return Ok(None) };
-    let Ok((waiting, in_flight)) = queue::Queue::connect(&d.queue, Some(&d.region)).and_then(|q| q.depth()) else { return Ok(None) };
-    let dead_letters = queue::Queue::connect(&d.dead_letter, Some(&d.region)).and_then(|q| q.depth()).ok().map(|(w, f)| w + f);
+    let Ok((waiting, in_flight)) = cloud.queue(&d.queue, Some(&d.region)).and_then(|q| q.depth()) else { return Ok(None) };
+    let dead_letters = cloud.queue(&d.dead_letter, Some(&d.region)).and_then(|q| q.depth()).ok().map(|(w, f)| w + f);
     Ok(Some(QueueDepth { url: d.queue, waiting, in_flight, dead_letters }))
 }
 
@@ -96,15 +97,16 @@ pub fn fraction_done(plan: &Plan, states: &[(String, TrialState)]) -> f64 {
 /// the spot price history from EC2 (a fixture, or a what-if).
 pub fn fleet_report(
     objects: &dyn Objects,
+    cloud: &dyn Cloud,
     plan: &Plan,
     states: &[(String, TrialState)],
     prices: Option<Vec<PricePoint>>,
 ) -> anyhow::Result<Option<FleetReport>> {
-    let Some((record, now_running)) = fleet::observe(objects, &plan.id)? else { return Ok(None) };
+    let Some((record, now_running)) = fleet::observe(objects, cloud, &plan.id)? else { return Ok(None) };
     let now = crate::rundir::status::unix_now();
     let prices = match prices {
         Some(p) => p,
-        None => fleet::price_history(&record, now)?,
+        None => fleet::price_history(cloud, &record, now)?,
     };
     let holds = holdings(states, now);
     let bill = cost::bill(&record.instances, &prices, &holds, now);
@@ -133,25 +135,26 @@ pub fn fleet_report(
 /// Ends the experiment's fleet when its work is over: every trial final (`complete`), or
 /// the budget spent (`budget`). Returns the reason when it tore the fleet down. Any
 /// controller or worker may call it: tearing down is idempotent.
-pub fn reconcile(objects: &dyn Objects, plan: &Plan, states: &[(String, TrialState)]) -> anyhow::Result<Option<String>> {
+pub fn reconcile(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, states: &[(String, TrialState)]) -> anyhow::Result<Option<String>> {
     let Some((record, _)) = fleet::read(objects)? else { return Ok(None) };
     if record.state == FleetState::Deleted {
         return Ok(None);
     }
     if worker::all_final(states) {
-        fleet::teardown(objects, &plan.id, "complete")?;
+        fleet::teardown(objects, cloud, &plan.id, "complete")?;
         if let Some(d) = queue::read_dispatch(objects)? {
             // The work is over: the queues go too (a cancelled experiment keeps them).
-            let _ = queue::Queue::connect(&d.queue, Some(&d.region)).and_then(|q| q.delete_queue());
-            let _ = queue::Queue::connect(&d.dead_letter, Some(&d.region)).and_then(|q| q.delete_queue());
+            for url in [&d.queue, &d.dead_letter] {
+                let _ = cloud.queue(url, Some(&d.region)).and_then(|q| retry(cloud.backoff(), || q.delete_queue()));
+            }
         }
         return Ok(Some("complete".into()));
     }
     if let Some(budget) = plan.fleet.as_ref().and_then(|f| f.budget_dollars)
-        && let Some(r) = fleet_report(objects, plan, states, None)?
+        && let Some(r) = fleet_report(objects, cloud, plan, states, None)?
         && r.bill.total >= budget
     {
-        fleet::teardown(objects, &plan.id, "budget")?;
+        fleet::teardown(objects, cloud, &plan.id, "budget")?;
         return Ok(Some(format!("budget: ${:.2} spent of ${budget:.2}", r.bill.total)));
     }
     Ok(None)

@@ -19,7 +19,8 @@ use plan::parse_plan;
 pub use plan::{all_final, localize, open_trials, read_plan, states, upload_files};
 
 use crate::exp::asha::Asha;
-use crate::exp::queue::{Dispatch, Message, Queue};
+use crate::exp::cloud::{Message, TrialQueue};
+use crate::exp::queue::Dispatch;
 use crate::exp::spec::Plan;
 use crate::exp::trial::{self, CheckpointRef, Held, Status, TrialResult};
 use crate::log::{Level, RunLog};
@@ -105,7 +106,7 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
     let base = opts.work_dir.join(format!("base-{}.toml", plan.id));
     std::fs::write(&base, &plan.base).with_context(|| format!("failed to write {}", base.display()))?;
     if let Some(d) = &opts.queue {
-        let queue = Arc::new(Queue::connect(&d.queue, Some(&d.region))?);
+        let queue = crate::exp::queue::open(crate::exp::cloud::aws(), d)?;
         return over_queue::work(objects, &plan, &base, opts, &queue);
     }
     let mut summary = WorkerSummary::default();
@@ -244,7 +245,7 @@ fn run_trial(
     base: &Path,
     held: Held,
     opts: &WorkerOptions,
-    delivery: Option<(Arc<Queue>, Message)>,
+    delivery: Option<(Arc<dyn TrialQueue>, Message)>,
 ) -> anyhow::Result<Outcome> {
     let t = plan.trials.iter().find(|t| t.id == held.id).context("a claimed trial is not in the plan")?;
     let epoch = held.state.epoch;
@@ -424,7 +425,7 @@ struct TrialHooks {
     run_dir: PathBuf,
     log: RunLog,
     /// The queue message the trial came in, hidden from others a lease at a time.
-    delivery: Option<(Arc<Queue>, Message)>,
+    delivery: Option<(Arc<dyn TrialQueue>, Message)>,
 }
 
 impl TrialHooks {

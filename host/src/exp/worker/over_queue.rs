@@ -3,7 +3,7 @@
 //! ended.
 
 use super::{Outcome, StoreLost, WorkerOptions, WorkerSummary, all_final, leave, run_trial, should_leave, states, worker_name};
-use crate::exp::queue::Queue;
+use crate::exp::cloud::TrialQueue;
 use crate::exp::spec::Plan;
 use crate::exp::trial;
 use crate::store::Objects;
@@ -21,7 +21,7 @@ pub(super) fn work(
     plan: &Plan,
     base: &Path,
     opts: &WorkerOptions,
-    queue: &Arc<Queue>,
+    queue: &Arc<dyn TrialQueue>,
 ) -> anyhow::Result<WorkerSummary> {
     let me = worker_name();
     let lease = plan.trial.lease_s;
@@ -38,11 +38,11 @@ pub(super) fn work(
         }
         // Long polls, shorter when an idle timeout is near, so the worker leaves on time.
         let wait = opts.idle_timeout.map_or(longest, |t| t.saturating_sub(idle_since.elapsed()).as_secs().clamp(1, longest));
-        let looked = queue.receive(wait, lease).and_then(|m| match m {
+        let looked = queue.receive(wait, lease).map_err(anyhow::Error::from).and_then(|m| match m {
             // A stray message (not a trial of this plan) is dropped, never read as a trial.
             Some(m) if plan.trials.iter().all(|t| t.id != m.trial) => {
                 eprintln!("worker: dropping a message for `{}`, which is not a trial of {}", m.trial, plan.id);
-                queue.delete(&m).map(|()| None)
+                queue.delete(&m).map(|()| None).map_err(anyhow::Error::from)
             }
             Some(m) => match trial::read(objects.as_ref(), &m.trial) {
                 Ok(h) => Ok(Some((m, h))),

@@ -1,11 +1,10 @@
-//! The EC2 calls a fleet makes (through `aws-sdk-ec2`): the experiment's launch template,
-//! the EC2 Fleet or Spot Fleet request, deleting them, the tagged instances, and the spot
-//! price history. [`super::fleet`] decides when to make them.
+//! EC2 through `aws-sdk-ec2` (feature `fleet`): the experiment's launch template, the EC2
+//! Fleet or Spot Fleet request, deleting them, the tagged fleets and instances, and the
+//! spot price history. [`crate::exp::fleet`] decides when to call them.
 
-use super::aws;
-use super::fleet::TAG;
-use super::spec::Fleet;
-use anyhow::Context;
+use super::aws::{self, classify};
+use super::{CloudError, Compute, FleetApi, Instance, PricePoint, TAG, TaggedFleet, template_name};
+use crate::exp::spec::Fleet;
 use aws_sdk_ec2::types::{
     AllocationStrategy, DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
     FleetLaunchTemplateSpecification, FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, LaunchTemplateConfig,
@@ -14,80 +13,80 @@ use aws_sdk_ec2::types::{
     RequestLaunchTemplateData, ResourceType, SpotAllocationStrategy, SpotFleetRequestConfigData, SpotOptionsRequest, Tag, TagSpecification,
     TargetCapacitySpecificationRequest,
 };
-use serde::{Deserialize, Serialize};
 
 /// An EC2 client.
-pub struct Ec2 {
+pub(super) struct Ec2 {
     client: aws_sdk_ec2::Client,
     rt: tokio::runtime::Runtime,
-    /// Its region.
-    pub region: String,
-}
-
-impl std::fmt::Debug for Ec2 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Ec2({})", self.region)
-    }
-}
-
-/// A tagged instance as EC2 describes it now.
-#[derive(Clone, Debug)]
-pub struct Instance {
-    /// `i-…`.
-    pub id: String,
-    /// Its type.
-    pub instance_type: String,
-    /// Its zone.
-    pub zone: String,
-    /// `pending`, `running`, `shutting-down`, `terminated`, `stopping`, `stopped`.
-    pub state: String,
-    /// Launch time, Unix seconds.
-    pub launched: f64,
-}
-
-/// One point of the spot price history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PricePoint {
-    /// Instance type.
-    pub instance_type: String,
-    /// Zone.
-    pub zone: String,
-    /// From when the price holds, Unix seconds.
-    pub from: f64,
-    /// Dollars per instance-hour.
-    pub price: f64,
+    region: String,
 }
 
 fn err<E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
     call: &str,
     e: aws_sdk_ec2::error::SdkError<E, R>,
-) -> anyhow::Error {
-    anyhow::anyhow!("EC2 {call} failed: {}", aws::describe(&e))
+) -> CloudError {
+    classify("EC2", call, &e)
 }
 
 fn tag(id: &str) -> Tag {
     Tag::builder().key(TAG).value(id).build()
 }
 
+/// Whether `tags` carry experiment `id`'s tag.
+fn tagged(tags: &[Tag], id: &str) -> bool {
+    tags.iter().any(|t| t.key() == Some(TAG) && t.value() == Some(id))
+}
+
 fn unix(t: Option<&aws_sdk_ec2::primitives::DateTime>) -> f64 {
     t.map_or(0.0, |t| t.as_secs_f64())
 }
 
-/// The launch template name of experiment `id` (EC2 allows 128 characters).
-pub fn template_name(id: &str) -> String {
-    format!("paddock-{id}").chars().take(128).collect()
+fn missing(what: &str) -> CloudError {
+    CloudError::Setup(format!("EC2 gave no {what}"))
 }
 
 impl Ec2 {
     /// A client for `region` (else the SDK's chain, else `us-east-1`).
-    pub fn connect(region: Option<&str>) -> anyhow::Result<Ec2> {
+    pub(super) fn connect(region: Option<&str>) -> Result<Ec2, CloudError> {
         let (rt, shared) = aws::connect(region)?;
         let region = shared.region().map_or_else(|| "us-east-1".to_string(), ToString::to_string);
         Ok(Ec2 { client: aws_sdk_ec2::Client::new(&shared), rt, region })
     }
 
-    /// Creates the experiment's launch template from the base one (see the module docs).
-    pub fn create_template(&self, id: &str, fleet: &Fleet, user_data: &str) -> anyhow::Result<String> {
+    /// Whether the fleet is deleted (or cancelled) already, as EC2 describes it.
+    fn fleet_gone(&self, api: FleetApi, fleet_id: &str) -> bool {
+        if api == FleetApi::SpotFleet {
+            let out = self.rt.block_on(self.client.describe_spot_fleet_requests().spot_fleet_request_ids(fleet_id).send());
+            return out.is_ok_and(|o| {
+                o.spot_fleet_request_configs()
+                    .iter()
+                    .all(|c| c.spot_fleet_request_state().is_some_and(|s| s.as_str().starts_with("cancelled")))
+            });
+        }
+        let out = self.rt.block_on(self.client.describe_fleets().fleet_ids(fleet_id).send());
+        out.is_ok_and(|o| o.fleets().iter().all(|f| f.fleet_state().is_some_and(|s| s.as_str().starts_with("deleted"))))
+    }
+
+    fn delete_fleet_now(&self, api: FleetApi, fleet_id: &str) -> Result<(), CloudError> {
+        if api == FleetApi::SpotFleet {
+            self.rt
+                .block_on(self.client.cancel_spot_fleet_requests().spot_fleet_request_ids(fleet_id).terminate_instances(true).send())
+                .map_err(|e| err("CancelSpotFleetRequests", e))?;
+        } else {
+            self.rt
+                .block_on(self.client.delete_fleets().fleet_ids(fleet_id).terminate_instances(true).send())
+                .map_err(|e| err("DeleteFleets", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Compute for Ec2 {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn create_template(&self, id: &str, fleet: &Fleet, user_data: &str, token: &str) -> Result<String, CloudError> {
         let base = self.rt.block_on(
             self.client.describe_launch_template_versions().launch_template_name(&fleet.launch_template).versions("$Default").send(),
         );
@@ -95,16 +94,19 @@ impl Ec2 {
             Ok(b) => b.launch_template_versions().first().and_then(|v| v.launch_template_data()).cloned(),
             Err(_) if fleet.ami.is_some() => None,
             Err(e) => {
-                return Err(err("DescribeLaunchTemplateVersions", e)).with_context(|| {
-                    format!(
-                        "the base launch template `{}` (key `fleet.launch_template`) was not found: create it with docker/fleet.cfn.yaml, or set `fleet.ami`",
+                return Err(match err("DescribeLaunchTemplateVersions", e) {
+                    CloudError::Service { code, message, .. } => CloudError::Setup(format!(
+                        "the base launch template `{}` (key `fleet.launch_template`) was not found ({code}: {message}): create it with docker/fleet.cfn.yaml, or set `fleet.ami`",
                         fleet.launch_template
-                    )
+                    )),
+                    other => other,
                 });
             }
         };
         let image = fleet.ami.clone().or_else(|| base.as_ref().and_then(|b| b.image_id().map(str::to_string)));
-        let image = image.with_context(|| format!("the base launch template `{}` names no AMI: set `fleet.ami`", fleet.launch_template))?;
+        let image = image.ok_or_else(|| {
+            CloudError::Setup(format!("the base launch template `{}` names no AMI: set `fleet.ami`", fleet.launch_template))
+        })?;
         let mut data = RequestLaunchTemplateData::builder()
             .image_id(image)
             .user_data(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, user_data))
@@ -137,17 +139,17 @@ impl Ec2 {
                 self.client
                     .create_launch_template()
                     .launch_template_name(template_name(id))
+                    .client_token(token)
                     .version_description(format!("paddock experiment {id}"))
                     .launch_template_data(data.build())
                     .tag_specifications(TagSpecification::builder().resource_type(ResourceType::LaunchTemplate).tags(tag(id)).build())
                     .send(),
             )
             .map_err(|e| err("CreateLaunchTemplate", e))?;
-        out.launch_template().and_then(|t| t.launch_template_id()).map(str::to_string).context("EC2 gave no launch template id")
+        out.launch_template().and_then(|t| t.launch_template_id()).map(str::to_string).ok_or_else(|| missing("launch template id"))
     }
 
-    /// Requests the capacity: an EC2 Fleet (maintain) or a Spot Fleet request.
-    pub fn request(&self, id: &str, fleet: &Fleet, template: &str, capacity: u32) -> anyhow::Result<String> {
+    fn request(&self, id: &str, fleet: &Fleet, template: &str, capacity: u32, token: &str) -> Result<String, CloudError> {
         let price = fleet.max_price.map(|p| format!("{p:.4}"));
         let subnets: Vec<Option<String>> =
             if fleet.subnets.is_empty() { vec![None] } else { fleet.subnets.iter().cloned().map(Some).collect() };
@@ -160,6 +162,7 @@ impl Ec2 {
                 .map(|(t, s)| LaunchTemplateOverrides::builder().instance_type(t).set_spot_price(price.clone()).set_subnet_id(s).build())
                 .collect();
             let config = SpotFleetRequestConfigData::builder()
+                .client_token(token)
                 .allocation_strategy(AllocationStrategy::CapacityOptimized)
                 .set_iam_fleet_role(fleet.spot_fleet_role.clone())
                 .target_capacity(capacity as i32)
@@ -179,7 +182,7 @@ impl Ec2 {
                 .rt
                 .block_on(self.client.request_spot_fleet().spot_fleet_request_config(config).send())
                 .map_err(|e| err("RequestSpotFleet", e))?;
-            return out.spot_fleet_request_id().map(str::to_string).context("EC2 gave no Spot Fleet request id");
+            return out.spot_fleet_request_id().map(str::to_string).ok_or_else(|| missing("Spot Fleet request id"));
         }
         let overrides = pools
             .into_iter()
@@ -192,6 +195,7 @@ impl Ec2 {
             .block_on(
                 self.client
                     .create_fleet()
+                    .client_token(token)
                     .r#type(FleetType::Maintain)
                     .launch_template_configs(
                         FleetLaunchTemplateConfigRequest::builder()
@@ -215,29 +219,61 @@ impl Ec2 {
                     .send(),
             )
             .map_err(|e| err("CreateFleet", e))?;
-        if let Some(e) = out.errors().first() {
-            anyhow::bail!("EC2 CreateFleet: {} ({})", e.error_message().unwrap_or(""), e.error_code().unwrap_or(""));
-        }
-        out.fleet_id().map(str::to_string).context("EC2 gave no fleet id")
-    }
-
-    /// Whether the fleet is deleted (or cancelled) already, as EC2 describes it.
-    fn fleet_gone(&self, api: &str, fleet_id: &str) -> bool {
-        if api == "spot-fleet" {
-            let out = self.rt.block_on(self.client.describe_spot_fleet_requests().spot_fleet_request_ids(fleet_id).send());
-            return out.is_ok_and(|o| {
-                o.spot_fleet_request_configs()
-                    .iter()
-                    .all(|c| c.spot_fleet_request_state().is_some_and(|s| s.as_str().starts_with("cancelled")))
+        if out.fleet_id().is_none()
+            && let Some(e) = out.errors().first()
+        {
+            return Err(CloudError::Service {
+                service: "EC2",
+                call: "CreateFleet".into(),
+                code: e.error_code().unwrap_or("").to_string(),
+                message: e.error_message().unwrap_or("").to_string(),
             });
         }
-        let out = self.rt.block_on(self.client.describe_fleets().fleet_ids(fleet_id).send());
-        out.is_ok_and(|o| o.fleets().iter().all(|f| f.fleet_state().is_some_and(|s| s.as_str().starts_with("deleted"))))
+        out.fleet_id().map(str::to_string).ok_or_else(|| missing("fleet id"))
     }
 
-    /// Deletes the fleet and terminates its instances (a fleet already gone is fine: two
-    /// workers may finish at once).
-    pub fn delete_fleet(&self, api: &str, fleet_id: &str) -> anyhow::Result<()> {
+    fn tagged_fleets(&self, id: &str) -> Result<Vec<TaggedFleet>, CloudError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page =
+                self.rt.block_on(self.client.describe_fleets().set_next_token(token).send()).map_err(|e| err("DescribeFleets", e))?;
+            for f in page.fleets().iter().filter(|f| tagged(f.tags(), id)) {
+                out.push(TaggedFleet {
+                    api: FleetApi::Fleet,
+                    id: f.fleet_id().unwrap_or_default().to_string(),
+                    active: !f.fleet_state().is_some_and(|s| s.as_str().starts_with("deleted")),
+                });
+            }
+            token = page.next_token().map(str::to_string).filter(|t| !t.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+        loop {
+            let page = self
+                .rt
+                .block_on(self.client.describe_spot_fleet_requests().set_next_token(token).send())
+                .map_err(|e| err("DescribeSpotFleetRequests", e))?;
+            for c in page.spot_fleet_request_configs() {
+                let tags = c.tags();
+                let config_tags = c.spot_fleet_request_config().map(|d| d.tag_specifications()).unwrap_or_default();
+                if tagged(tags, id) || config_tags.iter().any(|s| tagged(s.tags(), id)) {
+                    out.push(TaggedFleet {
+                        api: FleetApi::SpotFleet,
+                        id: c.spot_fleet_request_id().unwrap_or_default().to_string(),
+                        active: !c.spot_fleet_request_state().is_some_and(|s| s.as_str().starts_with("cancelled")),
+                    });
+                }
+            }
+            token = page.next_token().map(str::to_string).filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn delete_fleet(&self, api: FleetApi, fleet_id: &str) -> Result<(), CloudError> {
         if self.fleet_gone(api, fleet_id) {
             return Ok(());
         }
@@ -248,21 +284,7 @@ impl Ec2 {
         deleted
     }
 
-    fn delete_fleet_now(&self, api: &str, fleet_id: &str) -> anyhow::Result<()> {
-        if api == "spot-fleet" {
-            self.rt
-                .block_on(self.client.cancel_spot_fleet_requests().spot_fleet_request_ids(fleet_id).terminate_instances(true).send())
-                .map_err(|e| err("CancelSpotFleetRequests", e))?;
-        } else {
-            self.rt
-                .block_on(self.client.delete_fleets().fleet_ids(fleet_id).terminate_instances(true).send())
-                .map_err(|e| err("DeleteFleets", e))?;
-        }
-        Ok(())
-    }
-
-    /// Every instance tagged with experiment `id` that EC2 still describes.
-    pub fn instances(&self, id: &str) -> anyhow::Result<Vec<Instance>> {
+    fn instances(&self, id: &str) -> Result<Vec<Instance>, CloudError> {
         let mut out = Vec::new();
         let mut token = None;
         loop {
@@ -294,8 +316,7 @@ impl Ec2 {
         }
     }
 
-    /// Terminates `ids`.
-    pub fn terminate(&self, ids: &[String]) -> anyhow::Result<()> {
+    fn terminate(&self, ids: &[String]) -> Result<(), CloudError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -305,25 +326,18 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Deletes the launch template named `name`, if there is one.
-    pub fn delete_template_named(&self, name: &str) -> anyhow::Result<()> {
-        self.rt
-            .block_on(self.client.delete_launch_template().launch_template_name(name).send())
-            .map_err(|e| err("DeleteLaunchTemplate", e))?;
-        Ok(())
-    }
-
-    /// Deletes launch template `id` (gone already is fine).
-    pub fn delete_template(&self, id: &str) -> anyhow::Result<()> {
-        match self.rt.block_on(self.client.delete_launch_template().launch_template_id(id).send()) {
+    fn delete_template_named(&self, name: &str) -> Result<(), CloudError> {
+        match self.rt.block_on(self.client.delete_launch_template().launch_template_name(name).send()) {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().and_then(|s| s.meta().code()).is_some_and(|c| c.contains("NotFound")) => Ok(()),
-            Err(e) => Err(err("DeleteLaunchTemplate", e)),
+            Err(e) => match err("DeleteLaunchTemplate", e) {
+                // Gone already (`InvalidLaunchTemplateName.NotFoundException`), or never made.
+                CloudError::Service { code, .. } if code.contains("NotFound") => Ok(()),
+                other => Err(other),
+            },
         }
     }
 
-    /// The spot price history of `instance_type` in `zone` (Linux) from `from` to `to`.
-    pub fn spot_prices(&self, instance_type: &str, zone: &str, from: f64, to: f64) -> anyhow::Result<Vec<PricePoint>> {
+    fn spot_prices(&self, instance_type: &str, zone: &str, from: f64, to: f64) -> Result<Vec<PricePoint>, CloudError> {
         let mut out = Vec::new();
         let mut token = None;
         loop {
