@@ -209,14 +209,16 @@ pub fn launch(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, at: &str, b
                     }
                     theirs => {
                         let reason = theirs.and_then(|(r, _)| r.reason).unwrap_or_else(|| "cancelled".into());
-                        delete_made(ec2.as_ref(), backoff, &plan.id, record.api, Some(&fleet_id))?;
+                        delete_made(ec2.as_ref(), backoff, &plan.id, &record, Some(&fleet_id))?;
                         return Ok(Launched::Cancelled { fleet: Some(fleet_id), reason });
                     }
                 }
             }
         }
         Err(e) => {
-            let _ = retry(backoff, || ec2.delete_template_named(&template_name(&plan.id)));
+            if let Some(t) = &record.launch_template {
+                let _ = retry(backoff, || ec2.delete_template(t));
+            }
             record.state = FleetState::Deleted;
             record.deleted = Some(crate::rundir::status::unix_now());
             record.reason = Some(format!("launch failed: {e}"));
@@ -229,13 +231,30 @@ pub fn launch(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, at: &str, b
 
 /// Deletes a fleet a launch made after its record was taken from it, every instance
 /// tagged with the experiment, and the experiment's launch template.
-fn delete_made(ec2: &dyn Compute, backoff: super::cloud::Backoff, id: &str, api: FleetApi, fleet: Option<&str>) -> Result<(), CloudError> {
+fn delete_made(
+    ec2: &dyn Compute,
+    backoff: super::cloud::Backoff,
+    id: &str,
+    made: &FleetRecord,
+    fleet: Option<&str>,
+) -> Result<(), CloudError> {
     if let Some(f) = fleet {
-        retry(backoff, || ec2.delete_fleet(api, f))?;
+        retry(backoff, || ec2.delete_fleet(made.api, f))?;
     }
     let live: Vec<String> = retry(backoff, || ec2.instances(id))?.into_iter().filter(Instance::is_live).map(|i| i.id).collect();
     retry(backoff, || ec2.terminate(&live))?;
-    retry(backoff, || ec2.delete_template_named(&template_name(id)))
+    delete_templates(ec2, backoff, id, made.launch_template.as_deref())
+}
+
+/// Deletes the experiment's launch template: by its id when a record has it, and by its
+/// name (a launch in flight has made one its record does not name yet; some EC2-compatible
+/// servers delete by id only, so the name is best effort).
+fn delete_templates(ec2: &dyn Compute, backoff: super::cloud::Backoff, id: &str, template: Option<&str>) -> Result<(), CloudError> {
+    if let Some(t) = template {
+        retry(backoff, || ec2.delete_template(t))?;
+    }
+    let _ = retry(backoff, || ec2.delete_template_named(&template_name(id)));
+    Ok(())
 }
 
 /// What a teardown did.
@@ -287,7 +306,7 @@ pub fn teardown(objects: &dyn Objects, cloud: &dyn Cloud, id: &str, reason: &str
                 done.orphans.push(i);
             }
         }
-        retry(backoff, || ec2.delete_template_named(&template_name(id)))?;
+        delete_templates(ec2.as_ref(), backoff, id, record.launch_template.as_deref())?;
         let now = crate::rundir::status::unix_now();
         for life in record.instances.values_mut() {
             if life.ended.is_none() {

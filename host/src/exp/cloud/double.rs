@@ -299,6 +299,13 @@ impl Compute for FakeCloud {
         })
     }
 
+    fn delete_template(&self, id: &str) -> Result<(), CloudError> {
+        self.call(Op::DeleteTemplate, id, |s| {
+            s.templates.retain(|_, t| t != id);
+            Ok(())
+        })
+    }
+
     fn spot_prices(&self, instance_type: &str, zone: &str, from: f64, _: f64) -> Result<Vec<PricePoint>, CloudError> {
         Ok(vec![PricePoint { instance_type: instance_type.into(), zone: zone.into(), from: from - 60.0, price: 0.05 }])
     }

@@ -337,6 +337,16 @@ impl Compute for Ec2 {
         }
     }
 
+    fn delete_template(&self, id: &str) -> Result<(), CloudError> {
+        match self.rt.block_on(self.client.delete_launch_template().launch_template_id(id).send()) {
+            Ok(_) => Ok(()),
+            Err(e) => match err("DeleteLaunchTemplate", e) {
+                CloudError::Service { code, .. } if code.contains("NotFound") => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     fn spot_prices(&self, instance_type: &str, zone: &str, from: f64, to: f64) -> Result<Vec<PricePoint>, CloudError> {
         let mut out = Vec::new();
         let mut token = None;

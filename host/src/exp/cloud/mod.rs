@@ -254,6 +254,8 @@ pub trait Compute: Send + Sync {
     fn terminate(&self, ids: &[String]) -> Result<(), CloudError>;
     /// Deletes the launch template named `name` (none is fine).
     fn delete_template_named(&self, name: &str) -> Result<(), CloudError>;
+    /// Deletes launch template `id` (gone already is fine).
+    fn delete_template(&self, id: &str) -> Result<(), CloudError>;
     /// The spot price history of `instance_type` in `zone` from `from` to `to` (Unix s).
     fn spot_prices(&self, instance_type: &str, zone: &str, from: f64, to: f64) -> Result<Vec<PricePoint>, CloudError>;
 }
