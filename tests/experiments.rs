@@ -442,3 +442,86 @@ fn watching_an_experiment_shows_each_trial_as_a_run() {
         assert!(!run.join("checkpoints").exists());
     }
 }
+
+/// Starts `exp run --local -j 2` on a long sweep and waits until both workers hold a
+/// running trial that has checkpointed. Returns the runner and the experiment's location.
+fn runner_with_busy_workers(dir: &Path) -> (Child, String) {
+    let file = experiment(dir, "seeds = 3\n");
+    let store = dir.join("store");
+    let plan: Value = serde_json::from_str(
+        ok(&paddock_cmd()
+            .args(["exp", "plan", file.to_str().expect("utf-8"), "--json", "--set", "set.total_steps=10000000"])
+            .output()
+            .expect("plan"))
+        .trim(),
+    )
+    .expect("json");
+    let at = store.join(plan["id"].as_str().expect("id")).display().to_string();
+    let mut runner = paddock_cmd()
+        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "2", "--store", store.to_str().expect("utf-8")])
+        .args(["--set", "set.total_steps=10000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exp run");
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        if start.elapsed() > Duration::from_secs(120) {
+            signal(runner.id(), libc::SIGTERM);
+            let _ = runner.wait();
+            panic!("the workers did not start training: {last} {:?}", workers_of(&at));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let Ok(out) = paddock_cmd().args(["exp", "status", &at, "--json"]).output() else { continue };
+        last = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let Ok(s) = serde_json::from_slice::<Value>(&out.stdout) else { continue };
+        let busy = s["trials"]
+            .as_array()
+            .map_or(0, |t| t.iter().filter(|t| t["state"]["status"] == "running" && t["state"]["step"].as_u64() > Some(2048)).count());
+        if busy == 2 && workers_of(&at).len() == 2 {
+            return (runner, at);
+        }
+    }
+}
+
+/// Waits up to `grace` for every worker of `at` to be gone; the ones left.
+fn workers_gone_within(at: &str, grace: Duration) -> Vec<u32> {
+    let start = Instant::now();
+    loop {
+        let left = workers_of(at);
+        if left.is_empty() || start.elapsed() > grace {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_runner_owns_its_workers_a_signal_stops_them_with_checkpoints_and_its_death_ends_them() {
+    // A SIGTERM to the runner alone (not its process group): the workers stop at their next
+    // update with a checkpoint, give their trials back, and the runner prints the table.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (runner, at) = runner_with_busy_workers(dir.path());
+    signal(runner.id(), libc::SIGTERM);
+    let out = runner.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TRIAL"), "the table is printed");
+    let left = workers_gone_within(&at, Duration::from_secs(5));
+    assert!(left.is_empty(), "workers still running after the runner stopped: {left:?}");
+    let s = status(&at);
+    let trials = s["trials"].as_array().expect("trials");
+    assert_eq!(trials.iter().filter(|t| t["state"]["status"] == "running").count(), 0, "every trial given back: {s}");
+    assert!(
+        trials.iter().filter(|t| t["state"]["preemptions"].as_u64() == Some(1) && t["state"]["checkpoint"].is_object()).count() >= 2,
+        "the two trials were given back with a checkpoint: {s}"
+    );
+
+    // SIGKILL: the runner cannot pass anything on; the kernel's parent-death signal ends
+    // the workers (as a SIGTERM: they stop with a checkpoint too).
+    let (mut runner, at) = runner_with_busy_workers(dir.path());
+    signal(runner.id(), libc::SIGKILL);
+    let _ = runner.wait();
+    let left = workers_gone_within(&at, Duration::from_secs(30));
+    assert!(left.is_empty(), "workers outlived their killed runner: {left:?}");
+}
