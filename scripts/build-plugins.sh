@@ -3,8 +3,11 @@
 # components to target/plugins/<name>.wasm (name = crate dir, e.g. cartpole.wasm).
 # Plugins of one SDK world are built in one cargo call each: the SDK's world features
 # must not be unified across worlds (each carries its own component-type section).
+# `--rust-only`: the Rust plugins and fixtures only (scripts/setup.sh --main, the quick start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+rust_only=0
+[ "${1:-}" = --rust-only ] && rust_only=1
 out=target/plugins
 mkdir -p "$out"
 
@@ -40,6 +43,7 @@ for world in "${!groups[@]}"; do
     build_group "$world" ${groups[$world]}
 done
 for dir in "${standalone[@]}"; do build_group standalone "$dir"; done
+[ "$rust_only" = 1 ] && exit 0
 
 # Python plugins (plugins/python/<name>/app.py, world named in its `# world:` line) via
 # componentize-py from .venv (scripts/setup.sh installs it) → target/plugins/<name>-py.wasm.

@@ -5,6 +5,6 @@
 # `./scripts/run.sh --set seed=3 --json`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --main
 cargo build --locked --release -p paddock
 exec target/release/paddock train configs/cartpole-ppo.toml "$@"

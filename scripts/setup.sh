@@ -6,9 +6,17 @@
 #     `libtorch` links to it and .cargo/config.toml points LIBTORCH there;
 #   - the first-party plugins and test fixtures, built into target/plugins/.
 # Non-interactive: safe under CI=true with no stdin.
+#
+# `scripts/setup.sh --main` sets up only what the main job (scripts/run.sh: training with the
+# Rust plugins) needs: the wasm target, libtorch and the Rust plugins. The rest — the Python,
+# JavaScript and C plugin toolchains and plugins, moto, hadolint, the published robots and
+# tmux — is for the test suite and the configs that use them; plain `scripts/setup.sh`
+# (what scripts/test.sh runs) installs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+full=1
+[ "${1:-}" = --main ] && full=0
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "error: python3 not found; it is needed to install libtorch from PyPI" >&2; exit 1; }
@@ -39,6 +47,10 @@ if [ ! -f .venv/.torch-$TORCH_VERSION ]; then
     fi
     touch .venv/.torch-$TORCH_VERSION
 fi
+torch_dir=$(.venv/bin/python -c 'import os, importlib.util; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
+ln -sfn "$torch_dir" libtorch
+
+if [ "$full" = 1 ]; then
 # componentize-py builds the Python plugins (plugins/python/*) into components.
 COMPONENTIZE_PY_VERSION=0.25.1
 if [ ! -f .venv/.componentize-py-$COMPONENTIZE_PY_VERSION ]; then
@@ -121,9 +133,6 @@ PY
     rm -rf target/pybullet-wheel
     touch robots/pybullet_data/.pybullet-$PYBULLET_VERSION
 fi
-torch_dir=$(.venv/bin/python -c 'import os, importlib.util; print(os.path.dirname(importlib.util.find_spec("torch").origin))')
-ln -sfn "$torch_dir" libtorch
-
 # tmux runs the terminal monitor's end-to-end test (tests/tui.rs) in a real terminal.
 if ! command -v tmux >/dev/null; then
     if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
@@ -135,5 +144,12 @@ if ! command -v tmux >/dev/null; then
     fi
 fi
 
-say "building plugins (wasm32-wasip2)"
-scripts/build-plugins.sh
+fi
+
+if [ "$full" = 1 ]; then
+    say "building plugins (wasm32-wasip2)"
+    scripts/build-plugins.sh
+else
+    say "building the Rust plugins (wasm32-wasip2); \`scripts/setup.sh\` adds the Python, JavaScript and C ones and the published robots"
+    scripts/build-plugins.sh --rust-only
+fi

@@ -19,8 +19,7 @@ use plan::parse_plan;
 pub use plan::{all_final, localize, open_trials, read_plan, states, upload_files};
 
 use crate::exp::asha::Asha;
-use crate::exp::cloud::{Message, TrialQueue};
-use crate::exp::queue::Dispatch;
+use crate::exp::cloud::{Message, Queues, TrialQueue};
 use crate::exp::spec::Plan;
 use crate::exp::trial::{self, CheckpointRef, Held, Status, TrialResult};
 use crate::log::{Level, RunLog};
@@ -54,7 +53,7 @@ pub struct WorkerOptions {
     /// Leave when the store has been unreachable this long while looking for work.
     pub store_lost_after: Duration,
     /// Take trial ids from these queues (else look through the trials' states in the store).
-    pub queue: Option<Dispatch>,
+    pub queue: Option<Queues>,
     /// The instance this worker runs on (its EC2 instance id on a fleet), recorded in the
     /// trials it holds so their cost can be attributed.
     pub instance: Option<String>,
@@ -106,7 +105,7 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
     let base = opts.work_dir.join(format!("base-{}.toml", plan.id));
     std::fs::write(&base, &plan.base).with_context(|| format!("failed to write {}", base.display()))?;
     if let Some(d) = &opts.queue {
-        let queue = crate::exp::queue::open(crate::exp::cloud::aws(), d)?;
+        let queue = crate::exp::cloud::aws().queue(&d.queue, Some(&d.region))?;
         return over_queue::work(objects, &plan, &base, opts, &queue);
     }
     let mut summary = WorkerSummary::default();
