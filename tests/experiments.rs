@@ -445,6 +445,7 @@ fn watching_an_experiment_shows_each_trial_as_a_run() {
 
 /// Starts `exp run --local -j 2` on a long sweep and waits until both workers hold a
 /// running trial that has checkpointed. Returns the runner and the experiment's location.
+#[expect(clippy::zombie_processes, reason = "the runner is returned to the caller, which waits for it")]
 fn runner_with_busy_workers(dir: &Path) -> (Child, String) {
     let file = experiment(dir, "seeds = 3\n");
     let store = dir.join("store");
