@@ -347,12 +347,10 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let fleet = if crate::exp::fleet::read(objects.as_ref())?.is_some() {
-        cloud::require_fleet()?;
-        report::fleet_report(objects.as_ref(), cloud::aws(), &plan, &states, prices)?
-    } else {
-        None
-    };
+    // Without the fleet's clients the trials still show; the fleet's numbers need EC2.
+    let has_fleet = crate::exp::fleet::read(objects.as_ref())?.is_some();
+    let unbuilt = has_fleet && cloud::require_fleet().is_err();
+    let fleet = if has_fleet && !unbuilt { report::fleet_report(objects.as_ref(), cloud::aws(), &plan, &states, prices)? } else { None };
     let queue = report::queue_depth(objects.as_ref(), cloud::aws())?;
     if args.json {
         let counts = counts(&states);
@@ -370,6 +368,9 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     print_table(&states, fleet.as_ref().map(|f| &f.bill));
     if let Some(f) = &fleet {
         print_report(f);
+    }
+    if unbuilt {
+        eprintln!("fleet: not shown — {}", cloud::CloudError::NotBuilt);
     }
     if let Some(q) = &queue {
         print_queue(q);
