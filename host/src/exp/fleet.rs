@@ -395,4 +395,4 @@ pub fn price_history(cloud: &dyn Cloud, record: &FleetRecord, now: f64) -> anyho
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -83,7 +83,7 @@ pub fn run(
     let mut restarts = 0;
     let mut last: Vec<(String, TrialState)> = Vec::new();
     let mut last_look = Instant::now() - Duration::from_secs(60);
-    let mut away: Option<(Instant, String)> = None;
+    let mut away: Option<Instant> = None;
     let mut stopping = false;
     let mut store_lost = None;
     loop {
@@ -113,7 +113,7 @@ pub fn run(
                     last = states;
                 }
                 Err(e) => {
-                    let (since, _) = away.get_or_insert_with(|| (Instant::now(), String::new()));
+                    let since = away.get_or_insert_with(Instant::now);
                     let for_s = since.elapsed().as_secs_f64();
                     on(LocalEvent::StoreAway { for_s, error: format!("{e:#}") });
                     if since.elapsed() >= opts.store_lost_after && store_lost.is_none() {

@@ -40,7 +40,7 @@ pub fn queue_name(id: &str) -> String {
 }
 
 /// A client for the experiment's queue.
-pub fn open(cloud: &dyn Cloud, d: &Dispatch) -> Result<Arc<dyn TrialQueue>, CloudError> {
+fn open(cloud: &dyn Cloud, d: &Dispatch) -> Result<Arc<dyn TrialQueue>, CloudError> {
     cloud.queue(&d.queue, Some(&d.region))
 }
 
@@ -116,5 +116,32 @@ mod tests {
         let long = queue_name(&"x".repeat(100));
         assert!(long.len() + "-dlq".len() <= 80, "{long}");
         assert_ne!(long, queue_name(&"x".repeat(101)), "different ids, different queues");
+    }
+
+    #[test]
+    fn a_requeue_within_a_minute_of_the_last_purge_waits_it_out_and_sends_each_open_trial_once() {
+        use crate::exp::cloud::double::{FakeCloud, Fault, Op};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = crate::store::LocalObjects { root: dir.path().to_path_buf() };
+        let plan = crate::exp::fleet::tests::plan(1);
+        let cloud = FakeCloud::new();
+        dispatch(&objects, &cloud, &plan, None).expect("dispatch");
+        assert_eq!(cloud.state().messages.len(), plan.trials.len(), "the first dispatch sends every open trial");
+        // SQS refuses two purges (the last one was less than a minute ago), then takes one.
+        cloud.fault(Op::Purge, Fault::Busy);
+        cloud.fault(Op::Purge, Fault::Busy);
+        let wait = std::time::Duration::from_millis(300);
+        assert_eq!(requeue(&objects, &cloud, &plan, wait).expect("requeue"), plan.trials.len());
+        assert_eq!(cloud.count(Op::Purge), 3);
+        assert_eq!(cloud.state().purges, 1);
+        assert_eq!(cloud.state().messages.len(), plan.trials.len(), "sent after the purge, once each");
+        // Busy for longer than the wait: an error that names the queue, nothing sent.
+        for _ in 0..100 {
+            cloud.fault(Op::Purge, Fault::Busy);
+        }
+        let sends = cloud.count(Op::Send);
+        let e = requeue(&objects, &cloud, &plan, wait).expect_err("busy throughout");
+        assert!(format!("{e:#}").contains("failed to empty fake://"), "{e:#}");
+        assert_eq!(cloud.count(Op::Send), sends, "nothing sent while a purge may still delete it");
     }
 }

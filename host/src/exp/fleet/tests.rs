@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 const ID: &str = "sweep-0123456789";
 
-fn plan(capacity: u32) -> Plan {
+/// A four-trial plan with a `[fleet]` of `capacity` instances (also the queue tests').
+pub(crate) fn plan(capacity: u32) -> Plan {
     let fleet: Fleet = toml::from_str(&format!(
         "store = \"s3://bucket/experiments\"\ninstance_types = [\"c7i.large\", \"m7i.large\"]\ntarget_capacity = {capacity}\nmax_capacity = {capacity}\n"
     ))
