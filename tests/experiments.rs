@@ -526,3 +526,96 @@ fn the_runner_owns_its_workers_a_signal_stops_them_with_checkpoints_and_its_deat
     let left = workers_gone_within(&at, Duration::from_secs(30));
     assert!(left.is_empty(), "workers outlived their killed runner: {left:?}");
 }
+
+/// A store that comes back empty (moto restarted without its data) in the middle of a
+/// sweep is not a fresh store: no trial is run again or committed twice, the workers keep
+/// their working copies and exit non-zero naming the problem, and `exp restore` puts the
+/// experiment back from those copies; the sweep then finishes where it was.
+#[test]
+fn a_store_that_comes_back_empty_loses_nothing_and_exp_restore_puts_the_experiment_back() {
+    let mut moto = common::moto::Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("work");
+    // Two trials: a short one that finishes, a longer one that is training when the store
+    // loses everything.
+    let file = experiment(dir.path(), "[grid]\ntotal_steps = [2048, 204800]\n[trial]\nlease_s = 30\n");
+    let file = file.to_str().expect("utf-8");
+    let run_cmd = |moto: &common::moto::Moto| {
+        let mut c = moto.command(&["exp", "run", file, "--local", "-j", "2", "--store", "s3://bkt/exps"]);
+        c.env("PADDOCK_WORK_DIR", &work).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c
+    };
+    let status_of = |moto: &common::moto::Moto, at: &str| -> Value {
+        let out = moto.command(&["exp", "status", at, "--json"]).output().expect("status");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let plan: Value =
+        serde_json::from_str(ok(&moto.command(&["exp", "plan", file, "--json"]).output().expect("plan")).trim()).expect("json");
+    let at = format!("s3://bkt/exps/{}", plan["id"].as_str().expect("id"));
+    let (short, long) =
+        (plan["trials"][0]["id"].as_str().expect("id").to_string(), plan["trials"][1]["id"].as_str().expect("id").to_string());
+    let runner = run_cmd(&moto).spawn().expect("exp run");
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(180), "the sweep did not get going: {}", status_of(&moto, &at));
+        std::thread::sleep(Duration::from_millis(300));
+        let s = status_of(&moto, &at);
+        let Some(trials) = s["trials"].as_array() else { continue };
+        let by = |id: &str| trials.iter().find(|t| t["id"] == id).map(|t| t["state"].clone()).unwrap_or(Value::Null);
+        if by(&short)["status"] == "done" && by(&long)["status"] == "running" && by(&long)["checkpoint"].is_object() {
+            break;
+        }
+    }
+    // The store comes back empty (the bucket exists again, with nothing in it).
+    moto.restart();
+    let out = runner.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the runner fails: {err}");
+    assert!(err.contains("paddock exp restore") && err.contains("lost"), "it says what happened and what to do: {err}");
+    assert!(!err.contains("DispatchFailure") && !err.contains("SdkError"), "no SDK structures: {err}");
+    let kept: Vec<PathBuf> =
+        std::fs::read_dir(work.join("workers")).expect("the workers kept their directories").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(kept.len(), 2, "both workers kept their working copies: {kept:?}");
+    assert!(workers_of(&at).is_empty(), "no worker is left running");
+    // Nothing was re-created behind the user's back.
+    // (The long trial's mirror may have put its run's files back; no state, no plan.)
+    let listing = String::from_utf8_lossy(&moto.http("GET", "/bkt?list-type=2", b"").1).into_owned();
+    assert!(
+        !listing.contains(&format!("{short}/state.json"))
+            && !listing.contains(&format!("{long}/state.json"))
+            && !listing.contains("experiment.json"),
+        "no state is re-created: {listing}"
+    );
+
+    let out = moto.command(&["exp", "restore", &at, "--json"]).env("PADDOCK_WORK_DIR", &work).output().expect("restore");
+    let restored: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    assert_eq!(restored["plan"], true, "{restored}");
+    let s = status_of(&moto, &at);
+    let trials = s["trials"].as_array().expect("trials");
+    let by = |id: &str| trials.iter().find(|t| t["id"] == id).map(|t| t["state"].clone()).expect("trial");
+    assert_eq!((by(&short)["status"].as_str(), by(&short)["epoch"].as_u64()), (Some("done"), Some(1)), "{s}");
+    assert_eq!(by(&long)["status"], "queued", "{s}");
+    assert!(by(&long)["checkpoint"]["step"].as_u64() > Some(0), "from its newest checkpoint: {s}");
+    // Restoring again changes nothing.
+    let again: Value = serde_json::from_str(
+        ok(&moto.command(&["exp", "restore", &at, "--json"]).env("PADDOCK_WORK_DIR", &work).output().expect("restore")).trim(),
+    )
+    .expect("json");
+    assert!(again["trials"].as_array().expect("trials").iter().all(|t| t[1] == "kept"), "{again}");
+
+    // The same command finishes the sweep: the short trial is not trained again, the long one
+    // goes on from its checkpoint.
+    let out = run_cmd(&moto).output().expect("exp run");
+    ok(&out);
+    let s = status_of(&moto, &at);
+    let trials = s["trials"].as_array().expect("trials");
+    let by = |id: &str| trials.iter().find(|t| t["id"] == id).map(|t| t["state"].clone()).expect("trial");
+    assert_eq!(by(&short)["epoch"], 1, "the finished trial was committed once: {s}");
+    assert_eq!(by(&short)["result"]["run"], format!("trials/{short}/e1"));
+    let l = by(&long);
+    assert_eq!((l["status"].as_str(), l["epoch"].as_u64(), l["result"]["steps"].as_u64()), (Some("done"), Some(2), Some(204800)), "{s}");
+    assert!(l["redone_steps"].as_u64() < Some(204800 / 2), "it resumed, not restarted: {s}");
+    // A trial's run evaluates from the restored store.
+    let out = moto.command(&["eval", &format!("{at}/trials/{short}/e1"), "--episodes", "1", "--json"]).output().expect("eval");
+    ok(&out);
+}

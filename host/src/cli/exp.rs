@@ -225,6 +225,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     })?;
     print_table(&end.states, None);
+    if let Some(e) = end.store_lost.as_deref().filter(|_| end.fatal) {
+        anyhow::bail!(
+            "{e}; the workers kept their working copies under {}. When the store is back, put the experiment back with `paddock exp restore {at}` and run the same command again",
+            crate::rundir::runs::work_dir().join("workers").display()
+        );
+    }
     if let Some(e) = &end.store_lost {
         anyhow::bail!(
             "the store at {at} has been unreachable for {} s: {e}; the workers stopped. Run the same command again when it is back",
@@ -378,6 +384,43 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `paddock exp restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The experiment: `STORE/EXPERIMENT_ID` (a directory or `s3://…`), as `paddock worker`
+    /// printed it.
+    experiment: String,
+    /// A worker's working directory, or a directory of them (repeatable). Default: where
+    /// workers on this machine keep theirs.
+    #[arg(long, value_name = "DIR")]
+    from: Vec<std::path::PathBuf>,
+    /// Print one JSON object at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let at = Location::parse(&args.experiment)?;
+    let from = if args.from.is_empty() { vec![crate::exp::restore::default_from()] } else { args.from.clone() };
+    let done = crate::exp::restore::restore(&at, &from, &mut |line| eprintln!("{line}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&done)?);
+        return Ok(());
+    }
+    let count = |f: fn(&crate::exp::restore::TrialRestore) -> bool| done.trials.iter().filter(|(_, t)| f(t)).count();
+    eprintln!(
+        "restored {at} from {} worker directories: plan {}, {} files, {} runs; trials: {} restored, {} kept, {} re-created queued",
+        done.from.len(),
+        if done.plan { "put back" } else { "was there" },
+        done.files,
+        done.runs,
+        count(|t| matches!(t, crate::exp::restore::TrialRestore::Restored(_))),
+        count(|t| matches!(t, crate::exp::restore::TrialRestore::Kept)),
+        count(|t| matches!(t, crate::exp::restore::TrialRestore::Recreated)),
+    );
+    Ok(())
+}
+
 pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
     let experiment = Location::parse(&args.experiment)?;
@@ -415,7 +458,41 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let summary = worker::work(&opts)?;
+    let summary = match worker::work(&opts) {
+        Ok(s) => s,
+        // The store refused to go on before the worker held anything.
+        Err(e) => match worker::fatal(&e) {
+            Some(why) => worker::WorkerSummary {
+                left: if matches!(crate::store::store_error(&e), Some(crate::store::StoreError::Denied { .. })) {
+                    "credentials refused".into()
+                } else {
+                    "store lost".into()
+                },
+                problem: Some(why),
+                kept: vec![opts.work_dir.clone()],
+                ..Default::default()
+            },
+            None => return Err(e),
+        },
+    };
+    if let Some(problem) = &summary.problem {
+        // Nothing is deleted: the working copies may be the only ones left.
+        if args.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        eprintln!("worker: {}: {problem}", summary.left);
+        if summary.left == "credentials refused" {
+            eprintln!("worker: fix the credentials and start the worker again; its working copies stay in {}", opts.work_dir.display());
+            std::process::exit(worker::EXIT_CREDENTIALS);
+        }
+        eprintln!(
+            "worker: its working copies are kept in {}; when the store is back, put the experiment back with\n  paddock exp restore {} --from {}",
+            opts.work_dir.display(),
+            opts.experiment,
+            opts.work_dir.display()
+        );
+        std::process::exit(worker::EXIT_STORE_LOST);
+    }
     if summary.left == "done" {
         // The last worker out ends the fleet (if the experiment has one), so nothing bills.
         match controller::end_if_done(&opts.experiment, cloud::aws()) {
@@ -436,8 +513,17 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             anyhow::bail!("the shutdown command `{cmd}` failed ({status})");
         }
     }
-    // The working copies are in the store now.
-    let _ = std::fs::remove_dir_all(&opts.work_dir);
+    // The working copies are in the store now, unless the store lost them meanwhile.
+    if worker::copies_in_store(&opts, &summary) {
+        let _ = std::fs::remove_dir_all(&opts.work_dir);
+    } else {
+        eprintln!(
+            "worker: the store no longer holds what this worker committed there; its working copies stay in {} (`paddock exp restore {} --from {}` puts them back)",
+            opts.work_dir.display(),
+            opts.experiment,
+            opts.work_dir.display()
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {

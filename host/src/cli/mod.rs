@@ -92,6 +92,10 @@ enum ExpCommand {
     Status(exp::StatusArgs),
     /// Delete an experiment's fleet with its instances (trials keep their state).
     Cancel(exp::CancelArgs),
+    /// Put an experiment back into a store that lost it (a bucket recreated, a prefix
+    /// deleted) from the working copies its workers kept: the plan, finished trials with
+    /// their results, running ones queued from their newest checkpoint.
+    Restore(exp::RestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Exp(ExpCommand::Run(a)) => exp::run(a),
         Command::Exp(ExpCommand::Submit(a)) => exp::submit_cmd(a),
         Command::Exp(ExpCommand::Cancel(a)) => exp::cancel(a),
+        Command::Exp(ExpCommand::Restore(a)) => exp::restore(a),
         Command::Exp(ExpCommand::Status(a)) => {
             quiet_on_broken_pipe();
             exp::status(a)

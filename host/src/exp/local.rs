@@ -57,8 +57,12 @@ pub struct LocalEnd {
     pub states: Vec<(String, TrialState)>,
     /// A signal stopped it (the exit status it asks for: 130 or 143).
     pub stopped: Option<u8>,
-    /// It gave up on the store (after `store_lost_after`).
+    /// It gave up on the store: away longer than `store_lost_after`, or it lost the
+    /// experiment's state (a worker exited with [`worker::EXIT_STORE_LOST`]) or refuses
+    /// the credentials.
     pub store_lost: Option<String>,
+    /// Whether that was for good (state lost, credentials refused), not an outage.
+    pub fatal: bool,
 }
 
 /// Starts the worker processes and follows experiment `plan` at `at` until every trial is
@@ -86,6 +90,7 @@ pub fn run(
     let mut away: Option<Instant> = None;
     let mut stopping = false;
     let mut store_lost = None;
+    let mut fatal = false;
     loop {
         std::thread::sleep(Duration::from_millis(200));
         if !stopping && let Some(why) = crate::run::interrupt::requested() {
@@ -112,6 +117,18 @@ pub fn run(
                     }
                     last = states;
                 }
+                Err(e) if worker::fatal(&e).is_some() => {
+                    // Waiting does not bring lost state back: stop now (the workers find the
+                    // same and keep their working copies).
+                    fatal = true;
+                    if store_lost.is_none() {
+                        store_lost = worker::fatal(&e);
+                        stopping = true;
+                        for w in &workers {
+                            signal(w, libc::SIGTERM);
+                        }
+                    }
+                }
                 Err(e) => {
                     let since = away.get_or_insert_with(Instant::now);
                     let for_s = since.elapsed().as_secs_f64();
@@ -130,6 +147,19 @@ pub fn run(
         for mut w in workers.drain(..) {
             match w.try_wait()? {
                 None => alive.push(w),
+                // It left because the store lost the experiment or refuses the credentials:
+                // another worker would find the same.
+                Some(st) if matches!(st.code(), Some(worker::EXIT_STORE_LOST | worker::EXIT_CREDENTIALS)) => {
+                    fatal = true;
+                    if store_lost.is_none() {
+                        store_lost = Some(if st.code() == Some(worker::EXIT_CREDENTIALS) {
+                            "a worker's credentials were refused by the store (see its message above)".into()
+                        } else {
+                            "a worker found that the store lost the experiment's state (see its message above)".into()
+                        });
+                    }
+                    stopping = true;
+                }
                 // A worker that ended while trials remain is replaced (its trial's lease runs
                 // out and another takes it over), unless the runner is stopping.
                 Some(_) if !all_final && !stopping && restarts < 4 * opts.jobs => {
@@ -147,7 +177,7 @@ pub fn run(
     if let Ok(states) = worker::states(objects, plan) {
         last = states;
     }
-    Ok(LocalEnd { states: last, stopped: crate::run::interrupt::exit_status(), store_lost })
+    Ok(LocalEnd { states: last, stopped: crate::run::interrupt::exit_status(), store_lost, fatal })
 }
 
 /// Sends `sig` to a worker (one that has ended already is fine).

@@ -6,7 +6,8 @@
 //! a fleet; Spot capacity comes from EC2 ([`fleet`]); what it costs is integrated from
 //! the spot price history ([`cost`], [`report`]); [`cloud`] puts EC2 and SQS behind
 //! traits (the real clients with the cargo feature `fleet`, an in-memory double with
-//! faults in the unit tests).
+//! faults in the unit tests); [`restore`] puts an experiment back into a store that lost it,
+//! from its workers' working copies.
 
 pub mod asha;
 pub mod cloud;
@@ -17,6 +18,7 @@ pub mod local;
 pub mod notice;
 pub mod queue;
 pub mod report;
+pub mod restore;
 pub mod spec;
 pub mod submit;
 pub mod trial;

@@ -27,7 +27,7 @@ pub fn submit(plan: &Plan, store: &Location) -> anyhow::Result<Location> {
     }
     worker::upload_files(objects.as_ref(), plan)?;
     for t in &plan.trials {
-        trial::read(objects.as_ref(), &t.id)?;
+        trial::create(objects.as_ref(), &t.id, &TrialState::queued())?;
     }
     Ok(at)
 }

@@ -184,20 +184,41 @@ pub struct Held {
     pub tag: String,
 }
 
-/// Reads trial `id`'s state (creating it queued the first time).
+/// A trial whose state object is missing from the store: never read as queued (a worker
+/// would run a finished trial again). Submitting creates every state; `paddock exp
+/// restore` brings lost ones back.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: trial {id} has no state ({key} is missing; `paddock exp restore` brings lost state back)")]
+pub struct Missing {
+    /// The experiment's store.
+    pub location: String,
+    /// The trial.
+    pub id: String,
+    /// The state's key.
+    pub key: String,
+}
+
+/// Reads trial `id`'s state: [`Missing`] when it has none.
 pub fn read(objects: &dyn Objects, id: &str) -> anyhow::Result<Held> {
     let key = state_key(id);
-    loop {
-        if let Some((data, tag)) = objects.get_tagged(&key)? {
+    match objects.get_tagged(&key)? {
+        Some((data, tag)) => {
             let state =
                 serde_json::from_slice(&data).map_err(|e| anyhow::anyhow!("{}: {key} is not a trial state: {e}", objects.location()))?;
-            return Ok(Held { id: id.to_string(), state, tag });
+            Ok(Held { id: id.to_string(), state, tag })
         }
-        let fresh = serde_json::to_vec_pretty(&TrialState::queued())?;
-        if let Some(tag) = objects.create_tagged(&key, &fresh)? {
-            return Ok(Held { id: id.to_string(), state: TrialState::queued(), tag });
-        }
+        None => Err(Missing { location: objects.location().to_string(), id: id.to_string(), key }.into()),
     }
+}
+
+/// Creates trial `id`'s state as `state` if it has none; `true` when this call made it.
+pub fn create(objects: &dyn Objects, id: &str, state: &TrialState) -> anyhow::Result<bool> {
+    objects.put_new(&state_key(id), &serde_json::to_vec_pretty(state)?)
+}
+
+/// Whether `e` is a trial's missing state.
+pub fn is_missing(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<Missing>().is_some())
 }
 
 /// Claims `held` for `owner` (on `instance`) with a lease of `lease_s`: the epoch goes up
@@ -242,6 +263,8 @@ mod tests {
     fn a_claim_raises_the_epoch_and_fences_the_previous_owner() {
         let dir = tempfile::tempdir().expect("tempdir");
         let objects = crate::store::open(&crate::store::Location::Local(dir.path().to_path_buf()), &Default::default()).expect("store");
+        assert!(is_missing(&read(objects.as_ref(), "t0").expect_err("no state yet")), "a missing state is not read as queued");
+        assert!(create(objects.as_ref(), "t0", &TrialState::queued()).expect("create"));
         let first = read(objects.as_ref(), "t0").expect("read");
         assert!(first.state.claimable(0.0));
         let a = claim(objects.as_ref(), &first, "a", Some("i-a"), 100.0, 60.0).expect("claim").expect("won");
@@ -260,5 +283,10 @@ mod tests {
         let beat = TrialState { heartbeat: 201.0, ..a.state.clone() };
         assert!(write(objects.as_ref(), &a, beat).expect("write").is_none(), "a's heartbeat is refused: fenced");
         assert_eq!(read(objects.as_ref(), "t0").expect("read").state.owner.as_deref(), Some("b"));
+        assert!(!create(objects.as_ref(), "t0", &TrialState::queued()).expect("create"), "create never overwrites");
+        // The store loses the state: b's next write is not "fenced", it is an error that says so.
+        std::fs::remove_dir_all(dir.path().join("trials")).expect("rm");
+        let gone = write(objects.as_ref(), &b, b.state.clone()).expect_err("the state is gone");
+        assert!(matches!(crate::store::store_error(&gone), Some(crate::store::StoreError::Vanished(_))), "{gone:#}");
     }
 }

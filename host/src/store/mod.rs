@@ -94,6 +94,45 @@ pub fn dir_prefix(key: &str) -> String {
     }
 }
 
+/// Store failures a caller must tell apart from an outage (which is worth waiting out):
+/// each means the store will not come back by itself as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The bucket does not exist (deleted, never made, or another account's name).
+    #[error("{0}: the bucket does not exist (was it deleted, or recreated under another account?)")]
+    NoBucket(String),
+    /// An object a conditional write expected is gone: deleted since it was read.
+    #[error("{0} is gone: it was deleted since it was read (the store lost its state?)")]
+    Vanished(String),
+    /// The credentials were refused (HTTP 403: a wrong or expired key, no permission).
+    #[error("{location}: credentials refused: {code} ({message}); {who}")]
+    Denied {
+        /// What was asked for.
+        location: String,
+        /// The service's error code (`AccessDenied`, `InvalidAccessKeyId`, `ExpiredToken`…).
+        code: String,
+        /// The service's message.
+        message: String,
+        /// Which credentials were used (profile, key id), as far as the environment tells.
+        who: String,
+    },
+}
+
+/// The [`StoreError`] behind `e`, if one is.
+pub fn store_error(e: &anyhow::Error) -> Option<&StoreError> {
+    e.chain().find_map(|c| c.downcast_ref::<StoreError>())
+}
+
+/// The credentials the AWS SDK would use, as far as the environment says (for messages
+/// about refused credentials): the profile and the access key id, never the secret.
+pub fn credentials_in_use() -> String {
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    match std::env::var("AWS_ACCESS_KEY_ID") {
+        Ok(id) if !id.is_empty() => format!("access key id {id} from AWS_ACCESS_KEY_ID (profile `{profile}` is not used)"),
+        _ => format!("profile `{profile}` (or the instance role): check `aws sts get-caller-identity`"),
+    }
+}
+
 /// One stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -128,7 +167,8 @@ pub trait Objects: Send + Sync {
     fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>>;
     /// Writes `key` only if it is still at version `tag` (S3: `If-Match`), atomically
     /// against other writers: `Some(new tag)`, or `None` when another writer changed it
-    /// since (HTTP 412). What fences a stale writer.
+    /// since (HTTP 412). What fences a stale writer. An object deleted since it was read is
+    /// not "another writer": that is the error [`StoreError::Vanished`].
     fn put_if_match(&self, key: &str, data: &[u8], tag: &str) -> anyhow::Result<Option<String>>;
     /// [`Objects::put_new`] that returns the new object's tag (`None`: it existed).
     fn create_tagged(&self, key: &str, data: &[u8]) -> anyhow::Result<Option<String>> {
@@ -302,10 +342,10 @@ impl Objects for LocalObjects {
         // process could hold.
         let Ok(n) = tag.parse::<u64>() else { return Ok(None) };
         let path = self.path(key)?;
-        if n == 0 && !path.exists() {
-            return Ok(None);
-        }
         let versions = self.versions_dir(key)?;
+        if !path.exists() && latest_version(&versions)?.is_none() {
+            return Err(StoreError::Vanished(format!("{}", path.display())).into());
+        }
         std::fs::create_dir_all(&versions).with_context(|| format!("failed to create {}", versions.display()))?;
         if latest_version(&versions)?.unwrap_or(0) != n {
             return Ok(None);

@@ -4,10 +4,11 @@
 //! standard retry mode (exponential backoff with jitter on throttling, 5xx and connection
 //! errors); callers that must not give up (the run mirror) retry whole operations again.
 
+use super::StoreError;
 use super::{Entry, Location, Objects, S3Settings, join_key};
 use anyhow::Context;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use std::time::Duration;
@@ -38,8 +39,8 @@ fn http_status<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
 
 impl S3Objects {
     /// A conditional PUT: `If-Match: tag`, or `If-None-Match: *` without a tag. The new
-    /// ETag, or `None` when the condition failed (412; 404 for `If-Match` on a missing
-    /// key). A 409 (another conditional write to the key in flight) is retried, as S3 asks.
+    /// ETag, or `None` when the condition failed (412); `If-Match` on a missing key (404)
+    /// is [`StoreError::Vanished`]. A 409 (another conditional write to the key in flight) is retried, as S3 asks.
     fn conditional_put(&self, key: &str, data: &[u8], tag: Option<&str>) -> anyhow::Result<Option<String>> {
         let what = if tag.is_some() { "conditional PUT (If-Match)" } else { "conditional PUT" };
         self.rt.block_on(async {
@@ -51,7 +52,11 @@ impl S3Objects {
                 };
                 match req.send().await {
                     Ok(o) => return Ok(Some(o.e_tag().unwrap_or_default().to_string())),
-                    Err(e) if http_status(&e) == Some(412) || tag.is_some() && http_status(&e) == Some(404) => return Ok(None),
+                    Err(e) if http_status(&e) == Some(412) => return Ok(None),
+                    // If-Match on a key that is gone (not a bucket that is gone: `fail` says so).
+                    Err(e) if tag.is_some() && http_status(&e) == Some(404) && e.code() != Some("NoSuchBucket") => {
+                        return Err(StoreError::Vanished(self.url(key)).into());
+                    }
                     Err(e) if http_status(&e) == Some(409) && attempt < 7 => {
                         tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                     }
@@ -103,13 +108,43 @@ impl S3Objects {
         format!("s3://{}/{}", self.bucket, self.key(key))
     }
 
-    fn fail<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug + Send + Sync + 'static>(
+    /// The error of a failed request: a bucket that is gone and refused credentials as their
+    /// [`StoreError`]; a service error as its code and message; a transport failure (no
+    /// answer) with its causes. The SDK's whole structure only with `PADDOCK_DEBUG_SDK=1`.
+    fn fail<E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static>(
         &self,
         what: &str,
         key: &str,
-        e: SdkError<E, R>,
+        e: SdkError<E, HttpResponse>,
     ) -> anyhow::Error {
-        anyhow::anyhow!("S3 {what} {} failed: {}", self.url(key), DisplayErrorContext(&e))
+        let url = self.url(key);
+        let status = http_status(&e);
+        let code = e.code().map(str::to_string);
+        if code.as_deref() == Some("NoSuchBucket") {
+            return StoreError::NoBucket(format!("s3://{}", self.bucket)).into();
+        }
+        const DENIED: [&str; 6] =
+            ["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"];
+        if status == Some(403) || code.as_deref().is_some_and(|c| DENIED.contains(&c)) {
+            return StoreError::Denied {
+                location: format!("S3 {what} {url}"),
+                code: code.unwrap_or_else(|| "HTTP 403".into()),
+                message: e.message().unwrap_or("no message").to_string(),
+                who: super::credentials_in_use(),
+            }
+            .into();
+        }
+        if std::env::var_os("PADDOCK_DEBUG_SDK").is_some() {
+            return anyhow::anyhow!("S3 {what} {url} failed: {}", DisplayErrorContext(&e));
+        }
+        match (code, e.message()) {
+            (Some(c), m) => anyhow::anyhow!(
+                "S3 {what} {url} failed: {c}: {}{}",
+                m.unwrap_or(""),
+                status.map_or(String::new(), |s| format!(" (HTTP {s})"))
+            ),
+            (None, _) => anyhow::anyhow!("S3 {what} {url} failed: {}", DisplayErrorContext(&e)),
+        }
     }
 
     async fn put_multipart(&self, key: &str, mut source: impl std::io::Read) -> anyhow::Result<()> {
@@ -214,7 +249,12 @@ impl Objects for S3Objects {
                     let data = o.body.collect().await.with_context(|| format!("S3 GET {} broke off", self.url(key)))?;
                     Ok(Some((data.into_bytes().to_vec(), tag)))
                 }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || http_status(&e) == Some(404) => Ok(None),
+                Err(e)
+                    if e.code() != Some("NoSuchBucket")
+                        && (e.as_service_error().is_some_and(|s| s.is_no_such_key()) || http_status(&e) == Some(404)) =>
+                {
+                    Ok(None)
+                }
                 Err(e) => Err(self.fail("GET", key, e)),
             }
         })

@@ -69,8 +69,59 @@ pub struct WorkerSummary {
     /// Whether a signal or a spot notice stopped it.
     pub interrupted: bool,
     /// Why it left: `done` (every trial final), `idle`, `max trials`, `store unreachable`,
-    /// `interrupted`.
+    /// `interrupted`, `store lost` (the store lost the experiment's state: see
+    /// [`WorkerSummary::problem`]), `credentials refused`.
     pub left: String,
+    /// Why the store cannot be worked with any more, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Working copies of trials whose runs or states may exist nowhere else (the store lost
+    /// them): the worker keeps its whole working directory, and `paddock exp restore`
+    /// uploads them when the store is back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<PathBuf>,
+}
+
+/// `paddock worker`'s exit status when the store lost the experiment's state (its working
+/// copies are kept; `paddock exp restore` uploads them).
+pub const EXIT_STORE_LOST: i32 = 3;
+/// `paddock worker`'s exit status when the store refuses its credentials.
+pub const EXIT_CREDENTIALS: i32 = 4;
+
+/// A worker's copy of the plan it works on, in its working directory: what `paddock exp
+/// restore` puts back when the store lost it.
+pub fn plan_copy(work_dir: &Path, id: &str) -> PathBuf {
+    work_dir.join(format!("experiment-{id}.json"))
+}
+
+/// A worker's copy of the last state it wrote or read for a trial it held.
+pub fn state_copy(work_dir: &Path, experiment: &str, trial: &str) -> PathBuf {
+    work_dir.join(experiment).join(trial).join("state.json")
+}
+
+/// Why `e` means the store will not come back as it was (its bucket, the experiment or a
+/// trial's state is gone, or the credentials are refused), so waiting is useless.
+pub fn fatal(e: &anyhow::Error) -> Option<String> {
+    if crate::store::store_error(e).is_some() || trial::is_missing(e) { Some(format!("{e:#}")) } else { None }
+}
+
+/// Whether the worker's working copies are safe to delete as it leaves: the store still
+/// holds the experiment and the final state of every trial this worker committed. A store
+/// that lost them (emptied, recreated) keeps the copies: they may be the only ones.
+pub fn copies_in_store(opts: &WorkerOptions, summary: &WorkerSummary) -> bool {
+    let Ok(objects) = crate::store::open(&opts.experiment, &Default::default()) else { return false };
+    if !matches!(objects.get(PLAN), Ok(Some(_))) {
+        return false;
+    }
+    summary.committed.iter().all(|id| trial::read(objects.as_ref(), id).is_ok_and(|h| h.state.status.is_final()))
+}
+
+/// Why the worker leaves on a fatal store error: `credentials refused` or `store lost`.
+fn fatal_leave(e: &anyhow::Error) -> &'static str {
+    match crate::store::store_error(e) {
+        Some(crate::store::StoreError::Denied { .. }) => "credentials refused",
+        _ => "store lost",
+    }
 }
 
 /// This worker's name: host, pid and a nonce (the same for the whole process).
@@ -92,6 +143,7 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
         match objects.get(PLAN) {
             // Reachable: there is a plan, or the location is not an experiment.
             Ok(data) => break parse_plan(objects.as_ref(), data)?,
+            Err(e) if fatal(&e).is_some() => return Err(e),
             Err(e) if started.elapsed() >= opts.store_lost_after => {
                 eprintln!("worker: the store has been unreachable for {:.0} s: {e:#}", started.elapsed().as_secs_f64());
                 return Ok(WorkerSummary { left: "store unreachable".into(), ..Default::default() });
@@ -101,6 +153,8 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
     };
     let me = worker_name();
     std::fs::create_dir_all(&opts.work_dir).with_context(|| format!("failed to create {}", opts.work_dir.display()))?;
+    let copy = plan_copy(&opts.work_dir, &plan.id);
+    crate::store::write_atomically(&copy, &serde_json::to_vec_pretty(&plan)?)?;
     let plan = localize(objects.as_ref(), &plan, &opts.work_dir)?;
     let base = opts.work_dir.join(format!("base-{}.toml", plan.id));
     std::fs::write(&base, &plan.base).with_context(|| format!("failed to write {}", base.display()))?;
@@ -125,6 +179,9 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
                 found
             }
             Err(e) => {
+                if let Some(why) = fatal(&e) {
+                    return Ok(lost_store(summary, fatal_leave(&e), why, &opts.work_dir));
+                }
                 if lost.given_up(opts, &e) {
                     return Ok(leave(summary, "store unreachable"));
                 }
@@ -146,8 +203,19 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
         let id = held.id.clone();
         let outcome = run_trial(objects.clone(), &plan, &base, held, opts, None)?;
         summary.record(&id, &outcome);
+        if let Outcome::Lost { why, leave } = outcome {
+            return Ok(lost_store(summary, leave, why, &opts.work_dir));
+        }
         idle_since = Instant::now();
     }
+}
+
+/// Leaves because the store lost the experiment's state (or refuses the credentials):
+/// the working directory is kept, since its copies may be the only ones.
+fn lost_store(mut summary: WorkerSummary, left: &str, why: String, work_dir: &Path) -> WorkerSummary {
+    summary.problem = Some(why);
+    summary.kept = vec![work_dir.to_path_buf()];
+    leave(summary, left)
 }
 
 /// Why a worker should leave before looking for more work, if it should.
@@ -192,6 +260,7 @@ impl WorkerSummary {
     fn record(&mut self, id: &str, outcome: &Outcome) {
         match outcome {
             Outcome::Committed => self.committed.push(id.to_string()),
+            Outcome::Lost { .. } => {}
             _ => self.given_back.push(id.to_string()),
         }
     }
@@ -235,6 +304,25 @@ enum Outcome {
     Errored,
     /// Another worker claimed it: this one wrote nothing more.
     Fenced,
+    /// The store lost the trial's state (or the experiment, or its bucket), or refuses the
+    /// credentials: nothing was written, the working copy stays.
+    Lost {
+        /// What the store said.
+        why: String,
+        /// The worker's reason to leave.
+        leave: &'static str,
+    },
+}
+
+impl Outcome {
+    /// The outcome of a failed write of the trial's state: lost when the store lost it,
+    /// else the error.
+    fn of_write_error(e: anyhow::Error) -> anyhow::Result<Outcome> {
+        match fatal(&e) {
+            Some(why) => Ok(Outcome::Lost { why, leave: fatal_leave(&e) }),
+            None => Err(e),
+        }
+    }
 }
 
 /// Trains one claimed trial and ends its epoch: commit, give back, or (fenced) nothing.
@@ -256,10 +344,11 @@ fn run_trial(
     let prepared = prepare(objects.as_ref(), base, t, &held, &dir);
     let (config, resume_at) = match prepared {
         Ok(p) => p,
-        Err(e) => return give_back(objects.as_ref(), held, Err(e), plan),
+        Err(e) => return give_back(objects.as_ref(), held, Err(e), plan, &opts.work_dir),
     };
     let resume = resume_at.is_some();
     let mut held = held;
+    save_copy(&opts.work_dir, &plan.id, &held);
     if epoch > 1 {
         // What the previous owner trained past the checkpoint this epoch starts from is
         // trained again: its last heartbeat, or the status its run uploaded, if later.
@@ -294,12 +383,19 @@ fn run_trial(
         run_dir: dir.clone(),
         log: log.clone(),
         delivery,
+        lost: None,
+        copy_dir: opts.work_dir.clone(),
+        experiment: plan.id.clone(),
     };
     // Each new checkpoint goes up at once (the mirror is woken), so a kill redoes little.
     let result = run::train(&config, &runtime, &dir, resume, &mut run::UploadOnCheckpoint::new(&mut hooks, &mirror));
     let uploaded = mirror.finish(Duration::from_secs(120));
     if hooks.fenced {
         return Ok(Outcome::Fenced);
+    }
+    if let Some((why, leave)) = hooks.lost.take() {
+        log.line(Level::Error, "worker", &format!("trial {}: {why}; the working copy {} is kept", t.id, dir.display()));
+        return Ok(Outcome::Lost { why, leave });
     }
     let held = hooks.held.clone();
     let result = result.and_then(|s| uploaded.map(|()| s));
@@ -311,7 +407,10 @@ fn run_trial(
             next.owner = None;
             next.release(crate::rundir::status::unix_now());
             next.step = s.steps;
-            next.checkpoint = latest_in_store(objects.as_ref(), &t.id, epoch)?.or(next.checkpoint);
+            next.checkpoint = match latest_in_store(objects.as_ref(), &t.id, epoch) {
+                Ok(c) => c.or(next.checkpoint),
+                Err(e) => return Outcome::of_write_error(e),
+            };
             next.result = Some(TrialResult {
                 steps: s.steps,
                 best_eval: s.best_eval_return,
@@ -319,8 +418,13 @@ fn run_trial(
                 metric,
                 run: trial::run_prefix(&t.id, epoch),
             });
-            match trial::write(objects.as_ref(), &held, next.clone())? {
-                Some(_) => {
+            let written = match trial::write(objects.as_ref(), &held, next.clone()) {
+                Ok(w) => w,
+                Err(e) => return Outcome::of_write_error(e),
+            };
+            match written {
+                Some(h) => {
+                    save_copy(&opts.work_dir, &plan.id, &h);
                     // A copy for readers of results alone; the state's result is the record.
                     let _ = objects.put_new(&format!("results/{}.json", t.id), &serde_json::to_vec_pretty(&next.result)?);
                     Ok(Outcome::Committed)
@@ -328,20 +432,36 @@ fn run_trial(
                 None => Ok(Outcome::Fenced),
             }
         }
-        Ok(_) => give_back(objects.as_ref(), held, Ok(()), plan),
-        Err(e) => give_back(objects.as_ref(), held, Err(e), plan),
+        Ok(_) => give_back(objects.as_ref(), held, Ok(()), plan, &opts.work_dir),
+        Err(e) => match fatal(&e) {
+            // The mirror could not upload because the store lost the trial: not the trial's fault.
+            Some(why) => Ok(Outcome::Lost { why, leave: fatal_leave(&e) }),
+            None => give_back(objects.as_ref(), held, Err(e), plan, &opts.work_dir),
+        },
+    }
+}
+
+/// Keeps a copy of the trial's state beside its working copies (for `exp restore`).
+fn save_copy(work_dir: &Path, experiment: &str, held: &Held) {
+    let path = state_copy(work_dir, experiment, &held.id);
+    let _ = std::fs::create_dir_all(path.parent().unwrap_or(work_dir));
+    if let Ok(data) = serde_json::to_vec_pretty(&held.state) {
+        let _ = crate::store::write_atomically(&path, &data);
     }
 }
 
 /// Puts a trial back: preempted (`Ok`), or with its error counted (failed after
 /// `max_errors`).
-fn give_back(objects: &dyn Objects, held: Held, why: anyhow::Result<()>, plan: &Plan) -> anyhow::Result<Outcome> {
+fn give_back(objects: &dyn Objects, held: Held, why: anyhow::Result<()>, plan: &Plan, work_dir: &Path) -> anyhow::Result<Outcome> {
     let mut next = held.state.clone();
     let epoch = next.epoch;
     next.owner = None;
     next.lease_until = 0.0;
     next.release(crate::rundir::status::unix_now());
-    next.checkpoint = latest_in_store(objects, &held.id, epoch)?.or(next.checkpoint);
+    next.checkpoint = match latest_in_store(objects, &held.id, epoch) {
+        Ok(c) => c.or(next.checkpoint),
+        Err(e) => return Outcome::of_write_error(e),
+    };
     let outcome = match why {
         Ok(()) => {
             next.status = Status::Queued;
@@ -360,9 +480,13 @@ fn give_back(objects: &dyn Objects, held: Held, why: anyhow::Result<()>, plan: &
             }
         }
     };
-    Ok(match trial::write(objects, &held, next)? {
-        Some(_) => outcome,
-        None => Outcome::Fenced,
+    Ok(match trial::write(objects, &held, next) {
+        Ok(Some(h)) => {
+            save_copy(work_dir, &plan.id, &h);
+            outcome
+        }
+        Ok(None) => Outcome::Fenced,
+        Err(e) => return Outcome::of_write_error(e),
     })
 }
 
@@ -425,6 +549,13 @@ struct TrialHooks {
     log: RunLog,
     /// The queue message the trial came in, hidden from others a lease at a time.
     delivery: Option<(Arc<dyn TrialQueue>, Message)>,
+    /// Set when the store lost the trial's state (or refuses the credentials): why, and the
+    /// worker's reason to leave. The run stops with a checkpoint in its working copy.
+    lost: Option<(String, &'static str)>,
+    /// Where the state's copy goes ([`state_copy`]).
+    copy_dir: PathBuf,
+    /// The experiment's id.
+    experiment: String,
 }
 
 impl TrialHooks {
@@ -444,6 +575,7 @@ impl TrialHooks {
         match trial::write(self.objects.as_ref(), &self.held, next) {
             Ok(Some(h)) => {
                 self.held = h;
+                save_copy(&self.copy_dir, &self.experiment, &self.held);
                 if let Some((q, m)) = &self.delivery {
                     // Only a hint (the state's lease is the truth): a failure changes nothing.
                     let _ = q.hide(m, self.lease_s as u64);
@@ -459,15 +591,26 @@ impl TrialHooks {
                 self.log.line(Level::Warn, "worker", &msg);
                 false
             }
-            // The store is unreachable: keep training (the lease may run out; the next beat tells).
-            Err(_) => true,
+            Err(e) => match fatal(&e) {
+                Some(why) => {
+                    self.log.line(
+                        Level::Error,
+                        "worker",
+                        &format!("trial {}: {why}; stopping with a checkpoint in the working copy", self.held.id),
+                    );
+                    self.lost = Some((why, fatal_leave(&e)));
+                    false
+                }
+                // The store is unreachable: keep training (the lease may run out; the next beat tells).
+                None => true,
+            },
         }
     }
 }
 
 impl Hooks for TrialHooks {
     fn at_update(&mut self, step: u64) -> Directive {
-        if self.fenced {
+        if self.fenced || self.lost.is_some() {
             return Directive::Stop;
         }
         if self.last_beat.elapsed().as_secs_f64() >= (self.lease_s / 6.0).min(10.0) {

@@ -2,7 +2,10 @@
 //! look at the trial's state, claim it, train it, and settle its message by how the trial
 //! ended.
 
-use super::{Outcome, StoreLost, WorkerOptions, WorkerSummary, all_final, leave, run_trial, should_leave, states, worker_name};
+use super::{
+    Outcome, StoreLost, WorkerOptions, WorkerSummary, all_final, fatal, fatal_leave, leave, lost_store, run_trial, should_leave, states,
+    worker_name,
+};
 use crate::exp::cloud::TrialQueue;
 use crate::exp::spec::Plan;
 use crate::exp::trial;
@@ -59,6 +62,9 @@ pub(super) fn work(
                 got
             }
             Err(e) => {
+                if let Some(why) = fatal(&e) {
+                    return Ok(lost_store(summary, fatal_leave(&e), why, &opts.work_dir));
+                }
                 // The queue is gone when the experiment is over (the worker that finished it
                 // deleted the queues with the fleet): every trial final means done.
                 if states(objects.as_ref(), plan).is_ok_and(|s| all_final(&s)) {
@@ -99,6 +105,12 @@ pub(super) fn work(
         };
         let id = held.id.clone();
         let outcome = run_trial(objects.clone(), plan, base, held, opts, Some((queue.clone(), m.clone())))?;
+        if let Outcome::Lost { why, leave } = outcome {
+            // The message stays in flight until its visibility runs out: `exp restore` puts
+            // the trial back, and the next worker settles it.
+            summary.record(&id, &Outcome::Lost { why: why.clone(), leave });
+            return Ok(lost_store(summary, leave, why, &opts.work_dir));
+        }
         match outcome {
             Outcome::Committed | Outcome::Failed => queue.delete(&m)?,
             // A new message: preemptions never count towards the dead-letter queue.
@@ -109,7 +121,7 @@ pub(super) fn work(
             // Visible again after a short pause: the receive count grows.
             Outcome::Errored => queue.hide(&m, 5)?,
             // The new owner settles the trial; this worker's receipt is stale.
-            Outcome::Fenced => {}
+            Outcome::Fenced | Outcome::Lost { .. } => {}
         }
         summary.record(&id, &outcome);
         idle_since = Instant::now();
