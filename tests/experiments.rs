@@ -619,3 +619,54 @@ fn a_store_that_comes_back_empty_loses_nothing_and_exp_restore_puts_the_experime
     let out = moto.command(&["eval", &format!("{at}/trials/{short}/e1"), "--episodes", "1", "--json"]).output().expect("eval");
     ok(&out);
 }
+
+/// Credentials the store refuses (a 403: a key rotated or revoked while a worker trains, or
+/// wrong from the start) end a worker at once with exit status 4, naming the credentials; it
+/// is not an outage to wait out for minutes, and its working copy stays.
+#[test]
+fn refused_credentials_end_a_worker_at_once_with_a_non_zero_exit() {
+    let moto = common::moto::Moto::start();
+    let proxy = common::proxy::Proxy::start(moto.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("work");
+    let file = experiment(dir.path(), "[trial]\nlease_s = 30\n");
+    let out = moto
+        .command(&["exp", "submit", file.to_str().expect("utf-8"), "--store", "s3://bkt/exps", "--set", "set.total_steps=10000000"])
+        .output()
+        .expect("submit");
+    let at = ok(&out).trim().strip_prefix("paddock worker ").expect("the worker command").to_string();
+    let worker = |moto: &common::moto::Moto| {
+        let mut c = moto.command(&["worker", &at]);
+        c.env("AWS_ENDPOINT_URL", proxy.endpoint()).env("PADDOCK_WORK_DIR", &work).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c
+    };
+    let child = worker(&moto).spawn().expect("worker");
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(120), "the worker did not start training");
+        std::thread::sleep(Duration::from_millis(300));
+        let out = moto.command(&["exp", "status", &at, "--json"]).output().expect("status");
+        let s: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if s["trials"][0]["state"]["step"].as_u64() > Some(2048) {
+            break;
+        }
+    }
+    // The key is revoked while the worker trains.
+    proxy.deny(true);
+    let denied_at = Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(denied_at.elapsed() < Duration::from_secs(60), "it left at its next heartbeat, not after the store-lost window: {err}");
+    assert!(err.contains("credentials refused") && err.contains("InvalidAccessKeyId") && err.contains("access key id test"), "{err}");
+    assert!(!err.contains("SdkError") && !err.contains("DispatchFailure"), "no SDK structures: {err}");
+    assert!(work.join("workers").read_dir().expect("kept").count() == 1, "its working copy stays");
+    // A worker whose credentials are refused from the start leaves at once too.
+    let out = worker(&moto).output().expect("worker");
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    // The trial is not lost: the store (with good credentials) still holds it, running under
+    // a lease that runs out, so another worker takes it over.
+    let out = moto.command(&["exp", "status", &at, "--json"]).output().expect("status");
+    let s: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    assert_eq!(s["trials"][0]["state"]["status"], "running", "{s}");
+}

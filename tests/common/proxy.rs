@@ -1,6 +1,8 @@
 //! A TCP proxy on loopback that a test can cut: while cut, every connection is refused at
 //! once (closed on accept) and open ones are dropped, as when a store becomes unreachable;
-//! the server behind it keeps its data. Stopped when dropped.
+//! the server behind it keeps its data. It can also deny: every new request is answered
+//! with S3's 403 for a key it does not know (credentials rotated or revoked). Stopped when
+//! dropped.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -12,6 +14,7 @@ pub struct Proxy {
     /// Its port on 127.0.0.1.
     pub port: u16,
     cut: Arc<AtomicBool>,
+    deny: Arc<AtomicBool>,
     /// Bumped by each cut: pipes of an older generation close.
     generation: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -39,6 +42,39 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, generation: Arc<AtomicU64>, born
     let _ = to.shutdown(Shutdown::Both);
 }
 
+/// Reads requests off `client` and answers each with S3's 403 `InvalidAccessKeyId`.
+fn refuse(mut client: TcpStream) {
+    let _ = client.set_nonblocking(false);
+    let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        // The head, then as much body as it announces.
+        let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+        let body_len: usize =
+            head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))).unwrap_or(0);
+        while seen.len() < end + 4 + body_len {
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        seen.drain(..end + 4 + body_len);
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>";
+        let reply = format!("HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        if client.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
 impl Proxy {
     /// Starts a proxy to `127.0.0.1:target`.
     pub fn start(target: u16) -> Proxy {
@@ -46,7 +82,8 @@ impl Proxy {
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let (cut, generation, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-        let (c, g, st) = (cut.clone(), generation.clone(), stop.clone());
+        let deny = Arc::new(AtomicBool::new(false));
+        let (c, g, st, dn) = (cut.clone(), generation.clone(), stop.clone(), deny.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Acquire) {
                 let Ok((client, _)) = listener.accept() else {
@@ -55,6 +92,10 @@ impl Proxy {
                 };
                 if c.load(Ordering::Acquire) {
                     drop(client);
+                    continue;
+                }
+                if dn.load(Ordering::Acquire) {
+                    std::thread::spawn(move || refuse(client));
                     continue;
                 }
                 let _ = client.set_nonblocking(false);
@@ -66,12 +107,18 @@ impl Proxy {
                 std::thread::spawn(move || pipe(s2, c2, g2, born, st2));
             }
         });
-        Proxy { port, cut, generation, stop }
+        Proxy { port, cut, deny, generation, stop }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Answers every new request with a 403 (`true`), or passes them on again.
+    pub fn deny(&self, deny: bool) {
+        self.deny.store(deny, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Cuts the line (`true`) or mends it.

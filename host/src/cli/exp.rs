@@ -480,7 +480,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         if args.json {
             println!("{}", serde_json::to_string(&summary)?);
         }
-        eprintln!("worker: {}: {problem}", summary.left);
+        eprintln!("worker: {problem}");
         if summary.left == "credentials refused" {
             eprintln!("worker: fix the credentials and start the worker again; its working copies stay in {}", opts.work_dir.display());
             std::process::exit(worker::EXIT_CREDENTIALS);

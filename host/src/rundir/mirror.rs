@@ -242,7 +242,13 @@ impl Mirror {
                             }
                             failing = Some((failing.map_or_else(Instant::now, |f| f.0), attempts));
                             let past = dl.lock().ok().and_then(|d| *d).is_some_and(|d| Instant::now() >= d);
-                            if stopping && past {
+                            // Refused credentials or a bucket that is gone do not heal by
+                            // waiting: when stopping, give up at once (the local copy has it all).
+                            let hopeless = matches!(
+                                crate::store::store_error(&e),
+                                Some(crate::store::StoreError::Denied { .. } | crate::store::StoreError::NoBucket(_))
+                            );
+                            if stopping && (past || hopeless) {
                                 log.line(Level::Error, "store", &format!("gave up uploading to {where_} after {attempts} attempts: {e:#}"));
                                 if let Ok(mut o) = out.lock() {
                                     *o = Some(e);
