@@ -670,3 +670,45 @@ fn refused_credentials_end_a_worker_at_once_with_a_non_zero_exit() {
     let s: Value = serde_json::from_str(ok(&out).trim()).expect("json");
     assert_eq!(s["trials"][0]["state"]["status"], "running", "{s}");
 }
+
+/// Submitting an edited experiment file again updates what is safe to change in the stored
+/// plan and says so (the lease, the attempts, the budget), and refuses to change the shape
+/// of a running fleet, naming the keys.
+#[test]
+fn an_edited_plan_is_updated_where_safe_and_refused_while_its_fleet_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let submit = |extra: &str| {
+        let file = experiment(dir.path(), &format!("seeds = 2\n{extra}"));
+        paddock_cmd().args(["exp", "submit", file.to_str().expect("utf-8"), "--store", store.to_str().expect("utf-8")]).output().expect("submit")
+    };
+    let fleet = |types: &str, budget: f64| format!("[fleet]\nstore = \"s3://b/x\"\ninstance_types = [{types}]\nbudget_dollars = {budget}\n");
+    let first = submit(&format!("[trial]\nlease_s = 30\n{}", fleet("\"c7i.large\"", 5.0)));
+    let at = ok(&first).trim().strip_prefix("paddock worker ").expect("worker command").to_string();
+    let stored = || -> Value { serde_json::from_slice(&std::fs::read(Path::new(&at).join("experiment.json")).expect("plan")).expect("json") };
+    assert_eq!(stored()["trial"]["lease_s"], 30);
+
+    let edited = submit(&format!("[trial]\nlease_s = 90\nmax_errors = 5\n{}", fleet("\"c7i.large\"", 8.0)));
+    let err = String::from_utf8_lossy(&edited.stderr).into_owned();
+    assert_eq!(ok(&edited).trim(), format!("paddock worker {at}"), "the same experiment");
+    for said in ["trial.lease_s: 30 → 90", "trial.max_errors: 3 → 5", "fleet.budget_dollars: 5.0 → 8.0"] {
+        assert!(err.contains(said), "it says `{said}`: {err}");
+    }
+    let plan = stored();
+    assert_eq!((plan["trial"]["lease_s"].as_u64(), plan["fleet"]["budget_dollars"].as_f64()), (Some(90), Some(8.0)), "{plan}");
+
+    // A fleet is running: its shape cannot change under it, the budget can.
+    let record = serde_json::json!({
+        "generation": 1, "state": "active", "api": "fleet", "region": "us-east-1", "fleet_id": "fleet-1",
+        "launch_template": "lt-1", "created": 0.0, "deleted": null, "reason": null, "by": "test"
+    });
+    std::fs::write(Path::new(&at).join("fleet.json"), record.to_string()).expect("write");
+    let refused = submit(&format!("[trial]\nlease_s = 90\nmax_errors = 5\n{}", fleet("\"c7i.large\", \"m7i.large\"", 8.0)));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("`fleet.instance_types`") && err.contains("paddock exp cancel"), "{err}");
+    assert_eq!(stored()["fleet"]["instance_types"], serde_json::json!(["c7i.large"]), "nothing changed");
+    let budget = submit(&format!("[trial]\nlease_s = 90\nmax_errors = 5\n{}", fleet("\"c7i.large\"", 12.0)));
+    ok(&budget);
+    assert_eq!(stored()["fleet"]["budget_dollars"], 12.0);
+}

@@ -145,9 +145,17 @@ pub struct WorkerArgs {
     json: bool,
 }
 
+/// Says which settings an edited experiment file changed in the stored plan.
+fn submitted(s: crate::exp::submit::Submitted) -> Location {
+    for u in &s.updated {
+        eprintln!("updated in the stored plan: {u}");
+    }
+    s.at
+}
+
 pub(crate) fn submit_cmd(args: SubmitArgs) -> anyhow::Result<()> {
     let plan = spec::plan(&args.file, &args.set)?;
-    let at = submit(&plan, &store_of(args.store.as_deref(), &plan)?)?;
+    let at = submitted(submit(&plan, &store_of(args.store.as_deref(), &plan)?)?);
     eprintln!("experiment {} · {} trials · {} files uploaded; start workers with:", plan.id, plan.trials.len(), plan.files.len());
     if args.queue {
         let objects = crate::store::open(&at, &Default::default())?;
@@ -190,7 +198,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.queue {
         cloud::require_fleet()?;
     }
-    let at = submit(&plan, &store_of(args.store.as_deref(), &plan)?)?;
+    let at = submitted(submit(&plan, &store_of(args.store.as_deref(), &plan)?)?);
     let objects = crate::store::open(&at, &Default::default())?;
     if args.queue {
         let d = queue::dispatch(objects.as_ref(), cloud::aws(), &plan, region_of(&plan))?;
@@ -248,7 +256,12 @@ fn run_fleet(plan: &spec::Plan, store: Option<&str>, detach: bool) -> anyhow::Re
     let f = plan.fleet.as_ref();
     let end = controller::run(plan, cloud::aws(), store, detach, &mut |e| match e {
         FleetEvent::Requeued(n) => eprintln!("{n} open trials sent to the queue again"),
-        FleetEvent::Submitted { at, queue } => eprintln!("experiment {} at {at}: {} trials; queue {queue}", plan.id, plan.trials.len()),
+        FleetEvent::Submitted { at, queue, updated } => {
+            for u in updated {
+                eprintln!("updated in the stored plan: {u}");
+            }
+            eprintln!("experiment {} at {at}: {} trials; queue {queue}", plan.id, plan.trials.len())
+        }
         FleetEvent::Launch(Launched::Started(r)) => eprintln!(
             "started {} {} ({} × Spot across {}; launch template {})",
             r.api,

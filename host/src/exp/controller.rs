@@ -25,6 +25,8 @@ pub enum FleetEvent<'a> {
         at: &'a Location,
         /// Its queue.
         queue: &'a str,
+        /// Settings an edited file changed in the stored plan (`key: old → new`).
+        updated: &'a [String],
     },
     /// Open trials sent to the queue again (a fleet again after a cancel).
     Requeued(usize),
@@ -75,7 +77,8 @@ pub fn run(plan: &Plan, cloud: &dyn Cloud, store: Option<&str>, detach: bool, on
     if !matches!(store, Location::S3 { .. }) {
         anyhow::bail!("a fleet's experiment lives in S3 (key `fleet.store` or --store s3://…), not in {store}");
     }
-    let at = submit(plan, &store)?;
+    let submitted = submit(plan, &store)?;
+    let at = submitted.at;
     let objects = crate::store::open(&at, &Default::default())?;
     let states = worker::states(objects.as_ref(), plan)?;
     if worker::all_final(&states) {
@@ -87,7 +90,7 @@ pub fn run(plan: &Plan, cloud: &dyn Cloud, store: Option<&str>, detach: bool, on
         let n = queue::requeue(objects.as_ref(), cloud, plan, queue::PURGE_WAIT)?;
         on(FleetEvent::Requeued(n));
     }
-    on(FleetEvent::Submitted { at: &at, queue: &d.queue });
+    on(FleetEvent::Submitted { at: &at, queue: &d.queue, updated: &submitted.updated });
     let launched = fleet::launch(objects.as_ref(), cloud, plan, &at.to_string(), &worker::worker_name())?;
     on(FleetEvent::Launch(&launched));
     if let Launched::Cancelled { fleet, reason } = launched {
