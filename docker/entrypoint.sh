@@ -12,6 +12,8 @@
 #                            through the trials' states in the store
 #   PADDOCK_SHUTDOWN_CMD     run when the worker leaves for lack of work (default none: the
 #                            user data stops the instance when the container ends)
+#   PADDOCK_REBALANCE_DEADLINE  give a trial back this many seconds after a rebalance
+#                            recommendation (default: only on the interruption notice)
 #   PADDOCK_BIN              the paddock binary (default: paddock on PATH)
 set -euo pipefail
 if [ -z "${PADDOCK_EXPERIMENT:-}" ]; then
@@ -31,6 +33,9 @@ case "${PADDOCK_QUEUE:-0}" in
     1) args+=(--queue) ;;
     *) args+=(--queue "$PADDOCK_QUEUE") ;;
 esac
+if [ -n "${PADDOCK_REBALANCE_DEADLINE:-}" ]; then
+    args+=(--rebalance-deadline "$PADDOCK_REBALANCE_DEADLINE")
+fi
 if [ -n "${PADDOCK_SHUTDOWN_CMD:-}" ]; then
     args+=(--shutdown-cmd "$PADDOCK_SHUTDOWN_CMD")
 fi

@@ -680,12 +680,17 @@ fn an_edited_plan_is_updated_where_safe_and_refused_while_its_fleet_runs() {
     let store = dir.path().join("store");
     let submit = |extra: &str| {
         let file = experiment(dir.path(), &format!("seeds = 2\n{extra}"));
-        paddock_cmd().args(["exp", "submit", file.to_str().expect("utf-8"), "--store", store.to_str().expect("utf-8")]).output().expect("submit")
+        paddock_cmd()
+            .args(["exp", "submit", file.to_str().expect("utf-8"), "--store", store.to_str().expect("utf-8")])
+            .output()
+            .expect("submit")
     };
-    let fleet = |types: &str, budget: f64| format!("[fleet]\nstore = \"s3://b/x\"\ninstance_types = [{types}]\nbudget_dollars = {budget}\n");
+    let fleet =
+        |types: &str, budget: f64| format!("[fleet]\nstore = \"s3://b/x\"\ninstance_types = [{types}]\nbudget_dollars = {budget}\n");
     let first = submit(&format!("[trial]\nlease_s = 30\n{}", fleet("\"c7i.large\"", 5.0)));
     let at = ok(&first).trim().strip_prefix("paddock worker ").expect("worker command").to_string();
-    let stored = || -> Value { serde_json::from_slice(&std::fs::read(Path::new(&at).join("experiment.json")).expect("plan")).expect("json") };
+    let stored =
+        || -> Value { serde_json::from_slice(&std::fs::read(Path::new(&at).join("experiment.json")).expect("plan")).expect("json") };
     assert_eq!(stored()["trial"]["lease_s"], 30);
 
     let edited = submit(&format!("[trial]\nlease_s = 90\nmax_errors = 5\n{}", fleet("\"c7i.large\"", 8.0)));
@@ -711,4 +716,57 @@ fn an_edited_plan_is_updated_where_safe_and_refused_while_its_fleet_runs() {
     let budget = submit(&format!("[trial]\nlease_s = 90\nmax_errors = 5\n{}", fleet("\"c7i.large\"", 12.0)));
     ok(&budget);
     assert_eq!(stored()["fleet"]["budget_dollars"], 12.0);
+}
+
+/// A rebalance recommendation (elevated risk, not a reclaim) takes an early checkpoint,
+/// which reaches the store, and the trial trains on to its end on the same worker.
+#[test]
+fn a_rebalance_recommendation_takes_an_early_checkpoint_and_the_trial_finishes_on_the_same_worker() {
+    let imds = common::imds::FakeImds::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
+    let store = dir.path().join("store");
+    // No periodic checkpoints: the only one before the end is the recommendation's.
+    let text =
+        std::fs::read_to_string(&file).expect("read").replace("\"train.checkpoint_every\" = 1024", "\"train.checkpoint_every\" = 10000000");
+    std::fs::write(&file, text).expect("write");
+    let sets = ["--set", "set.total_steps=150000"];
+    let out = paddock_cmd()
+        .args(["exp", "submit", file.to_str().expect("utf-8"), "--store", store.to_str().expect("utf-8")])
+        .args(sets)
+        .output()
+        .expect("submit");
+    let at = ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string();
+    let worker = paddock_cmd()
+        .args(["worker", &at, "--spot-notices", &imds.endpoint(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker");
+    let start = Instant::now();
+    while status(&at)["trials"][0]["state"]["step"].as_u64() < Some(4096) {
+        assert!(start.elapsed() < Duration::from_secs(120), "not training");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!status(&at)["trials"][0]["state"]["checkpoint"].is_object(), "no checkpoint yet");
+    imds.raise_rebalance();
+    let early = loop {
+        let s = status(&at)["trials"][0]["state"].clone();
+        if s["checkpoint"].is_object() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no early checkpoint: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(early["status"], "running", "it trains on: {early}");
+    assert!(early["checkpoint"]["step"].as_u64() < Some(150000), "{early}");
+    let out = worker.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("rebalance recommendation"), "{err}");
+    let s = status(&at)["trials"][0]["state"].clone();
+    assert_eq!(
+        (s["status"].as_str(), s["epoch"].as_u64(), s["preemptions"].as_u64(), s["result"]["steps"].as_u64()),
+        (Some("done"), Some(1), Some(0), Some(150000)),
+        "finished on the same worker, never given back: {s}"
+    );
 }

@@ -1,5 +1,5 @@
 //! A small fake EC2 instance metadata service (IMDSv2) on loopback: a session token, and a
-//! spot interruption notice that a test raises. moto has none.
+//! spot interruption notice and a rebalance recommendation that a test raises. moto has none.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -11,6 +11,7 @@ pub struct FakeImds {
     /// Its port on 127.0.0.1.
     pub port: u16,
     notice: Arc<AtomicBool>,
+    rebalance: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -21,7 +22,8 @@ impl FakeImds {
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let (notice, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-        let (n, st) = (notice.clone(), stop.clone());
+        let rebalance = Arc::new(AtomicBool::new(false));
+        let (n, st, rb) = (notice.clone(), stop.clone(), rebalance.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Acquire) {
                 let Ok((mut s, _)) = listener.accept() else {
@@ -38,6 +40,8 @@ impl FakeImds {
                     ("200 OK", format!("i-fake{port:05}"))
                 } else if head.starts_with("GET /latest/meta-data/spot/instance-action") && n.load(Ordering::Acquire) {
                     ("200 OK", "{\"action\": \"terminate\", \"time\": \"2026-11-28T12:00:00Z\"}".to_string())
+                } else if head.starts_with("GET /latest/meta-data/events/recommendations/rebalance") && rb.load(Ordering::Acquire) {
+                    ("200 OK", "{\"noticeTime\": \"2026-11-28T11:00:00Z\"}".to_string())
                 } else {
                     ("404 Not Found", String::new())
                 };
@@ -48,12 +52,17 @@ impl FakeImds {
                 let _ = s.write_all(reply.as_bytes());
             }
         });
-        FakeImds { port, notice, stop }
+        FakeImds { port, notice, rebalance, stop }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Raises a rebalance recommendation.
+    pub fn raise_rebalance(&self) {
+        self.rebalance.store(true, Ordering::Release);
     }
 
     /// Raises the spot interruption notice.

@@ -126,11 +126,17 @@ pub struct WorkerArgs {
     /// Leave when the store has been unreachable this long while looking for work.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     store_lost_after: u64,
-    /// Watch for spot interruption notices (and rebalance recommendations) on the instance
-    /// metadata service every 5 s; on one, stop at the next update with a checkpoint and give
-    /// the trial back. Give the service's URL to use another than EC2's.
+    /// Watch for spot interruption notices and rebalance recommendations on the instance
+    /// metadata service every 5 s: on a notice, stop at the next update with a checkpoint
+    /// and give the trial back; on a recommendation, take an early checkpoint and train on.
+    /// Give the service's URL to use another than EC2's.
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     spot_notices: Option<String>,
+    /// Give the trial back this many seconds after a rebalance recommendation even if no
+    /// interruption notice follows (default: only on the notice; a recommendation alone takes
+    /// an early checkpoint and training goes on).
+    #[arg(long, value_name = "SECONDS", requires = "spot_notices")]
+    rebalance_deadline: Option<u64>,
     /// A command to run when the worker leaves because no work is left, it was idle, or the
     /// store was lost (e.g. `sudo shutdown -h now` on a fleet instance), so nothing bills
     /// after the work is done. Run with `sh -c`.
@@ -466,9 +472,11 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     }
     .or_else(|| Some(crate::rundir::status::this_host()));
     let spot = match &args.spot_notices {
-        Some(url) => {
-            Some(crate::exp::notice::SpotWatch::start((!url.is_empty()).then_some(url.as_str()), std::time::Duration::from_secs(5))?)
-        }
+        Some(url) => Some(crate::exp::notice::SpotWatch::start(
+            (!url.is_empty()).then_some(url.as_str()),
+            std::time::Duration::from_secs(5),
+            args.rebalance_deadline.map(std::time::Duration::from_secs),
+        )?),
         None => None,
     };
     let summary = match worker::work(&opts) {
@@ -513,6 +521,9 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             Ok(None) => {}
             Err(e) => eprintln!("worker: could not end the experiment's fleet: {e:#}"),
         }
+    }
+    if let Some(r) = spot.as_ref().and_then(crate::exp::notice::SpotWatch::rebalance) {
+        eprintln!("worker: rebalance recommendation ({r}); an early checkpoint was taken and training went on");
     }
     if let Some(n) = spot.as_ref().and_then(crate::exp::notice::SpotWatch::notice) {
         eprintln!("worker: spot interruption notice ({n}); the trial was checkpointed and given back");

@@ -25,8 +25,19 @@ pub struct Submitted {
 }
 
 /// Fleet keys that change what a running fleet is: refused while one is running.
-const FLEET_SHAPE: [&str; 11] =
-    ["store", "region", "instance_types", "max_price", "image", "api", "launch_template", "ami", "subnets", "spot_fleet_role", "target_capacity"];
+const FLEET_SHAPE: [&str; 11] = [
+    "store",
+    "region",
+    "instance_types",
+    "max_price",
+    "image",
+    "api",
+    "launch_template",
+    "ami",
+    "subnets",
+    "spot_fleet_role",
+    "target_capacity",
+];
 
 /// Submits a plan to `store`: the plan object (once; the same id is the same plan), its
 /// files, and a queued state per trial. Returns the experiment's location.
@@ -44,17 +55,21 @@ pub fn submit(plan: &Plan, store: &Location) -> anyhow::Result<Submitted> {
     let text = serde_json::to_vec_pretty(plan)?;
     let mut updated = Vec::new();
     if !objects.put_new(worker::PLAN, &text)? {
-        let (data, tag) = objects.get_tagged(worker::PLAN)?.with_context(|| format!("{at}/{}: vanished while it was read", worker::PLAN))?;
+        let (data, tag) =
+            objects.get_tagged(worker::PLAN)?.with_context(|| format!("{at}/{}: vanished while it was read", worker::PLAN))?;
         let there: Plan = serde_json::from_slice(&data).with_context(|| format!("{at}/{} is not an experiment plan", worker::PLAN))?;
         if there.trials != plan.trials || there.early_stop != plan.early_stop {
             anyhow::bail!("{at} holds another plan under the same id (edited by hand?): its trials or early-stop rule differ");
         }
         let changes = differences(&there, plan);
         if !changes.is_empty() {
-            let shape: Vec<&String> =
-                changes.iter().filter(|(k, _)| FLEET_SHAPE.iter().any(|f| k == &format!("fleet.{f}") || k == "fleet")).map(|(k, _)| k).collect();
-            let running = crate::exp::fleet::read(objects.as_ref())?
-                .is_some_and(|(r, _)| r.state != crate::exp::fleet::FleetState::Deleted);
+            let shape: Vec<&String> = changes
+                .iter()
+                .filter(|(k, _)| FLEET_SHAPE.iter().any(|f| k == &format!("fleet.{f}") || k == "fleet"))
+                .map(|(k, _)| k)
+                .collect();
+            let running =
+                crate::exp::fleet::read(objects.as_ref())?.is_some_and(|(r, _)| r.state != crate::exp::fleet::FleetState::Deleted);
             if running && !shape.is_empty() {
                 anyhow::bail!(
                     "{at}: the experiment file changes {} while the experiment's fleet is running; cancel it first (`paddock exp cancel {at}`), then submit again, or undo the edit",
@@ -83,7 +98,8 @@ pub fn submit(plan: &Plan, store: &Location) -> anyhow::Result<Submitted> {
 fn differences(old: &Plan, new: &Plan) -> Vec<(String, String)> {
     let flat = |p: &Plan| -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        let sections = [("trial", serde_json::to_value(&p.trial).ok()), ("fleet", p.fleet.as_ref().and_then(|f| serde_json::to_value(f).ok()))];
+        let sections =
+            [("trial", serde_json::to_value(&p.trial).ok()), ("fleet", p.fleet.as_ref().and_then(|f| serde_json::to_value(f).ok()))];
         for (name, v) in sections {
             match v {
                 Some(serde_json::Value::Object(m)) => {

@@ -613,6 +613,11 @@ impl Hooks for TrialHooks {
         if self.fenced || self.lost.is_some() {
             return Directive::Stop;
         }
+        if crate::exp::notice::take_checkpoint_request() {
+            // A rebalance recommendation: an early checkpoint (uploaded at once), and on.
+            self.log.line(Level::Warn, "worker", "rebalance recommendation: taking an early checkpoint and training on");
+            return Directive::Checkpoint;
+        }
         if self.last_beat.elapsed().as_secs_f64() >= (self.lease_s / 6.0).min(10.0) {
             self.last_beat = Instant::now();
             if !self.beat(step) {
