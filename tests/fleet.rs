@@ -111,6 +111,8 @@ fn a_fleet_from_the_stack_asks_for_what_the_file_says_and_leaves_nothing_running
         "'ghcr.io/team/paddock-worker:cpu'".into(),
         "PADDOCK_QUEUE=1".into(),
         "PADDOCK_IDLE_TIMEOUT='90'".into(),
+        // Working copies on the instance's disk, kept when the store lost the experiment.
+        "-e PADDOCK_WORK_DIR=/var/lib/paddock/work".into(),
     ] {
         assert!(user_data.contains(&want), "user data lacks {want}:\n{user_data}");
     }
