@@ -770,3 +770,90 @@ fn a_rebalance_recommendation_takes_an_early_checkpoint_and_the_trial_finishes_o
         "finished on the same worker, never given back: {s}"
     );
 }
+
+/// `exp status` of 1,000 trials in S3 costs a handful of requests, not one per trial: one
+/// listing of the index (1,000 keys a page), the plan, and a GET per running trial.
+#[test]
+fn status_of_a_thousand_trials_costs_a_handful_of_requests() {
+    let moto = common::moto::Moto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(dir.path(), "seeds = 1000\n");
+    let file = file.to_str().expect("utf-8");
+    let out =
+        moto.command(&["exp", "submit", file, "--store", "s3://bkt/exps"]).env("PADDOCK_WORK_DIR", dir.path()).output().expect("submit");
+    let at = ok(&out).trim().strip_prefix("paddock worker ").expect("worker command").to_string();
+    let requests = || std::fs::read_to_string(&moto.log).expect("moto log").matches(" HTTP/1.1\"").count();
+    let before = requests();
+    let out = moto.command(&["exp", "status", &at, "--json"]).env("PADDOCK_WORK_DIR", dir.path()).output().expect("status");
+    let s: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    assert_eq!(s["counts"]["queued"], 1000, "{}", s["counts"]);
+    let made = requests() - before;
+    assert!(
+        (2..=10).contains(&made),
+        "exp status of 1,000 trials made {made} requests (the log counts them: the plan and the listing at least)"
+    );
+}
+
+/// A worker whose disk fills (a small tmpfs) stops with an error naming the disk, not an
+/// abort inside libtorch; its trial goes back with the error counted and another worker
+/// finishes it.
+#[test]
+fn a_full_disk_is_named_and_another_worker_finishes_the_trial() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).expect("mkdir");
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&small).status().expect("mount");
+    assert!(mounted.success(), "this test mounts a small tmpfs (it needs root, as CI has)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
+    let store = dir.path().join("store");
+    let out = paddock_cmd()
+        .args([
+            "exp",
+            "submit",
+            file.to_str().expect("utf-8"),
+            "--store",
+            store.to_str().expect("utf-8"),
+            "--set",
+            "set.total_steps=100000",
+        ])
+        .output()
+        .expect("submit");
+    let at = ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string();
+    let worker = paddock_cmd()
+        .args(["worker", &at])
+        .env("PADDOCK_WORK_DIR", &small)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker");
+    let start = Instant::now();
+    while status(&at)["trials"][0]["state"]["step"].as_u64() < Some(2048) {
+        assert!(start.elapsed() < Duration::from_secs(120), "not training");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The disk fills up under the training run.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", small.join("filler").display()))
+        .stderr(Stdio::null())
+        .status();
+    let out = worker.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("is full") && err.contains(&small.display().to_string()), "names the disk: {err}");
+    let s = status(&at)["trials"][0]["state"].clone();
+    assert_eq!((s["status"].as_str(), s["errors"].as_u64()), (Some("queued"), Some(1)), "{s}");
+    assert!(s["error"].as_str().is_some_and(|e| e.contains("is full")), "{s}");
+    // A worker with room finishes it.
+    let out = paddock_cmd().args(["worker", &at, "--json"]).output().expect("worker");
+    let summary: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    assert_eq!(summary["committed"].as_array().map(Vec::len), Some(1), "{summary}");
+    assert_eq!(status(&at)["trials"][0]["state"]["result"]["steps"], 100000);
+}

@@ -203,7 +203,9 @@ fn conditional_writes_refuse_a_writer_whose_version_is_stale() {
         assert!(objects.put_if_match("trials/a/state.json", b"stale epoch 1", &t0).expect("put").is_none(), "{at}: a stale tag is refused");
         let (data, tag) = objects.get_tagged("trials/a/state.json").expect("get").expect("there");
         assert_eq!((data.as_slice(), tag.as_str()), (&b"epoch 1"[..], t1.as_str()), "{at}: the refused write changed nothing");
-        assert!(objects.put_if_match("trials/b/state.json", b"x", &t1).expect("put").is_none(), "{at}: nothing to match");
+        // Nothing to match is not "another writer": the object is gone, and says so.
+        let gone = objects.put_if_match("trials/b/state.json", b"x", &t1).expect_err("nothing to match");
+        assert!(matches!(paddock::store::store_error(&gone), Some(paddock::store::StoreError::Vanished(_))), "{at}: {gone:#}");
         let listed: Vec<String> = objects.list("trials").expect("list").into_iter().map(|e| e.key).collect();
         assert_eq!(listed, vec!["trials/a/state.json".to_string()], "{at}: lock files are not objects");
     }

@@ -230,6 +230,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
                 eprintln!("the store has been away for {for_s:.0} s");
             }
         }
+        LocalEvent::DiskFull => {
+            eprintln!(
+                "a worker left: the disk holding {} is full (see its message); it is not replaced",
+                crate::rundir::runs::work_dir().display()
+            )
+        }
         LocalEvent::StoreBack => {
             away_said = false;
             eprintln!("the store answers again");
@@ -254,6 +260,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(code) = end.stopped {
         eprintln!("stopped; run the same command again to go on (finished trials are not run again)");
         std::process::exit(i32::from(code));
+    }
+    let open = end.states.iter().filter(|(_, s)| !s.status.is_final()).count();
+    if open > 0 {
+        anyhow::bail!("the workers left with {open} trials not final (see their messages above); run the same command again to go on");
     }
     Ok(())
 }
@@ -364,7 +374,12 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     let at = Location::parse(&args.experiment)?;
     let objects = crate::store::open(&at, &Default::default())?;
     let plan = worker::read_plan(objects.as_ref())?;
-    let states = worker::states(objects.as_ref(), &plan)?;
+    // The states through the index, remembering settled ones on this machine: a listing plus
+    // a GET per running (or newly changed) trial.
+    let cache = crate::rundir::runs::work_dir().join("status").join(format!("{}.json", crate::exp::index::cache_name(&at)));
+    let mut overview = crate::exp::index::Overview::load(&cache);
+    let states = overview.read(objects.as_ref(), &plan)?;
+    overview.save(&cache);
     let prices = match &args.prices {
         Some(p) => Some(
             serde_json::from_slice(&std::fs::read(p).with_context(|| format!("failed to read {}", p.display()))?)
@@ -496,6 +511,20 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             None => return Err(e),
         },
     };
+    if summary.left == "disk full" {
+        if args.json {
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        eprintln!(
+            "worker: {}; its trial was given back with the error counted (another worker can finish it)",
+            summary.problem.as_deref().unwrap_or("disk full")
+        );
+        // What is in the store need not take this disk's space.
+        if worker::copies_in_store(&opts, &summary) {
+            let _ = std::fs::remove_dir_all(&opts.work_dir);
+        }
+        std::process::exit(worker::EXIT_DISK_FULL);
+    }
     if let Some(problem) = &summary.problem {
         // Nothing is deleted: the working copies may be the only ones left.
         if args.json {

@@ -101,11 +101,13 @@ pub fn run(plan: &Plan, cloud: &dyn Cloud, store: Option<&str>, detach: bool, on
     }
     let mut last: Vec<(String, TrialState)> = Vec::new();
     let mut last_reconcile: Option<Instant> = None;
+    // One listing of the index and a GET per running or changed trial per look.
+    let mut overview = crate::exp::index::Overview::default();
     loop {
         if crate::run::interrupt::requested().is_some() {
             return Ok(FleetEnd::Interrupted(at, crate::run::interrupt::exit_status().unwrap_or(130)));
         }
-        let states = worker::states(objects.as_ref(), plan)?;
+        let states = overview.read(objects.as_ref(), plan)?;
         if states.iter().map(|(_, s)| s.status).ne(last.iter().map(|(_, s)| s.status)) {
             on(FleetEvent::States(&states));
         }

@@ -37,6 +37,8 @@ pub struct LocalOptions {
 pub enum LocalEvent<'a> {
     /// The trials' states changed (counted by state).
     States(&'a [(String, TrialState)]),
+    /// A worker left because its disk is full (it is not replaced).
+    DiskFull,
     /// The store did not answer a look; the runner waits and looks again.
     StoreAway {
         /// Since when, seconds.
@@ -91,6 +93,8 @@ pub fn run(
     let mut stopping = false;
     let mut store_lost = None;
     let mut fatal = false;
+    // Each look: one listing of the index, and a GET per running or changed trial.
+    let mut overview = crate::exp::index::Overview::default();
     loop {
         std::thread::sleep(Duration::from_millis(200));
         if !stopping && let Some(why) = crate::run::interrupt::requested() {
@@ -100,13 +104,14 @@ pub fn run(
                 signal(w, libc::SIGTERM);
             }
         }
-        // Workers are checked often; the trials' states (one GET each) every 2 s, or when a
-        // worker ended.
+        // Workers are checked often; the trials' states every 2 s, or when a worker ended:
+        // one listing of the index and a GET per running trial, at most (1 + jobs) / 2
+        // requests a second however many trials there are.
         let ended = workers.iter_mut().any(|w| matches!(w.try_wait(), Ok(Some(_))));
         let mut all_final = false;
         if last_look.elapsed() >= Duration::from_secs(2) || ended {
             last_look = Instant::now();
-            match worker::states(objects, plan) {
+            match overview.read(objects, plan) {
                 Ok(states) => {
                     if away.take().is_some() {
                         on(LocalEvent::StoreBack);
@@ -149,6 +154,10 @@ pub fn run(
                 None => alive.push(w),
                 // It left because the store lost the experiment or refuses the credentials:
                 // another worker would find the same.
+                // Its disk is full: a worker in its place would find the same disk.
+                Some(st) if st.code() == Some(worker::EXIT_DISK_FULL) => {
+                    on(LocalEvent::DiskFull);
+                }
                 Some(st) if matches!(st.code(), Some(worker::EXIT_STORE_LOST | worker::EXIT_CREDENTIALS)) => {
                     fatal = true;
                     if store_lost.is_none() {

@@ -125,6 +125,9 @@ mod tests {
         let objects = crate::store::LocalObjects { root: dir.path().to_path_buf() };
         let plan = crate::exp::fleet::tests::plan(1);
         let cloud = FakeCloud::new();
+        for t in &plan.trials {
+            crate::exp::trial::create(&objects, &t.id, &crate::exp::trial::TrialState::queued()).expect("submit");
+        }
         dispatch(&objects, &cloud, &plan, None).expect("dispatch");
         assert_eq!(cloud.state().messages.len(), plan.trials.len(), "the first dispatch sends every open trial");
         // SQS refuses two purges (the last one was less than a minute ago), then takes one.

@@ -213,7 +213,12 @@ pub fn read(objects: &dyn Objects, id: &str) -> anyhow::Result<Held> {
 
 /// Creates trial `id`'s state as `state` if it has none; `true` when this call made it.
 pub fn create(objects: &dyn Objects, id: &str, state: &TrialState) -> anyhow::Result<bool> {
-    objects.put_new(&state_key(id), &serde_json::to_vec_pretty(state)?)
+    let made = objects.put_new(&state_key(id), &serde_json::to_vec_pretty(state)?)?;
+    if made {
+        // The index only speeds readers up; the state is written (see `exp::index`).
+        let _ = crate::exp::index::note(objects, id, None, state);
+    }
+    Ok(made)
 }
 
 /// Whether `e` is a trial's missing state.
@@ -250,9 +255,15 @@ pub fn claim(
 }
 
 /// Writes `next` over `held` if nobody else wrote since: the new hold, or `None`.
+/// A transition (not a heartbeat) also moves the trial's marker in the index
+/// ([`crate::exp::index`]).
 pub fn write(objects: &dyn Objects, held: &Held, next: TrialState) -> anyhow::Result<Option<Held>> {
     let data = serde_json::to_vec_pretty(&next)?;
-    Ok(objects.put_if_match(&state_key(&held.id), &data, &held.tag)?.map(|tag| Held { id: held.id.clone(), state: next, tag }))
+    let Some(tag) = objects.put_if_match(&state_key(&held.id), &data, &held.tag)? else { return Ok(None) };
+    // The index only speeds readers up (they fall back to the state): a failed marker write
+    // is not the write's failure.
+    let _ = crate::exp::index::note(objects, &held.id, Some(&held.state), &next);
+    Ok(Some(Held { id: held.id.clone(), state: next, tag }))
 }
 
 #[cfg(test)]

@@ -349,7 +349,7 @@ impl Learner {
             }
         }
         let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        Tensor::save_multi(&refs, dir.join("learner.pt")).map_err(|e| format!("failed to write learner.pt: {e}"))?;
+        save_tensors(&refs, &dir.join("learner.pt"))?;
         let json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("learner.json"), json).map_err(|e| format!("failed to write learner.json: {e}"))
     }
@@ -484,3 +484,13 @@ impl Learner {
 
 #[cfg(test)]
 mod tests;
+
+/// Writes named tensors to `path` (the format of `torch.save` of a dict, as
+/// `Tensor::save_multi` writes it). Serialized in memory first, then written by Rust: libtorch's
+/// own file writer aborts the process when the disk fills under it (its destructor throws),
+/// where this is an error naming the file and the disk.
+pub(crate) fn save_tensors(refs: &[(&str, &Tensor)], path: &std::path::Path) -> Result<(), String> {
+    let mut bytes = Vec::new();
+    Tensor::save_multi_to_stream(refs, &mut bytes).map_err(|e| format!("failed to serialize {}: {e}", path.display()))?;
+    std::fs::write(path, &bytes).map_err(|e| format!("failed to write {} ({} bytes): {e}", path.display(), bytes.len()))
+}

@@ -210,19 +210,33 @@ pub(super) fn write(run_dir: &Path, policy: Policy, live: Live<'_>, state: &mut 
     let dir = run_dir.join(rundir::CHECKPOINTS);
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let name = rundir::checkpoint_name(state.steps);
+    // A checkpoint is about as large as the last one: refuse before writing a part of it
+    // when the disk cannot hold that (the last complete checkpoint stays).
+    if let Some(last) = rundir::checkpoints(run_dir).last() {
+        let needed: u64 = crate::store::walk(last)?.iter().map(|(_, n)| n).sum();
+        crate::store::ensure_space(&dir, needed + (1 << 20), &format!("checkpoint {name}"))?;
+    }
     let tmp = dir.join(format!("{PARTIAL_PREFIX}{name}"));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
     std::fs::create_dir(&tmp)?;
-    algo.learner().save(&tmp).map_err(anyhow::Error::msg)?;
-    if policy.replay {
-        algo.learner().save_replays(&tmp).map_err(anyhow::Error::msg)?;
+    let written = (|| -> anyhow::Result<()> {
+        algo.learner().save(&tmp).map_err(anyhow::Error::msg)?;
+        if policy.replay {
+            algo.learner().save_replays(&tmp).map_err(anyhow::Error::msg)?;
+        }
+        let algo_state = algo.save_state()?;
+        write_file(&tmp.join(ALGORITHM_STATE), |w| w.write_all(&algo_state))?;
+        write_file(&tmp.join(ENV_STATES), |w| EnvStates::write(w, live.observations, &train, &live.eval_states))?;
+        write_file(&tmp.join(LOOP_STATE), |w| serde_json::to_writer(&mut *w, state).map_err(std::io::Error::other))?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        // Nothing half-written is left to fill the disk further.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(crate::store::name_full_disk(e, &dir, &format!("checkpoint {name} did not fit")));
     }
-    let algo_state = algo.save_state()?;
-    write_file(&tmp.join(ALGORITHM_STATE), |w| w.write_all(&algo_state))?;
-    write_file(&tmp.join(ENV_STATES), |w| EnvStates::write(w, live.observations, &train, &live.eval_states))?;
-    write_file(&tmp.join(LOOP_STATE), |w| serde_json::to_writer(&mut *w, state).map_err(std::io::Error::other))?;
     let done = dir.join(&name);
     if done.exists() {
         std::fs::remove_dir_all(&done)?;

@@ -133,6 +133,65 @@ pub fn credentials_in_use() -> String {
     }
 }
 
+/// A disk too full for what is to be written: the message names the path, what it needs
+/// and what it has.
+#[derive(Debug, thiserror::Error)]
+#[error("the disk holding {path} is full: {what}{}, {:.1} MiB are free; free space there, or point PADDOCK_WORK_DIR at a larger disk", needed_mib.map_or(String::new(), |n| format!(" needs about {n:.1} MiB")), free_mib)]
+pub struct DiskFull {
+    /// Where it was to be written.
+    pub path: PathBuf,
+    /// What was to be written.
+    pub what: String,
+    /// MiB it needs (an estimate), when known.
+    pub needed_mib: Option<f64>,
+    /// MiB free there.
+    pub free_mib: f64,
+}
+
+/// Bytes free to this user on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `s` a statvfs the call fills.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// [`DiskFull`] unless the file system holding `dir` has `needed` bytes free for `what`.
+pub fn ensure_space(dir: &Path, needed: u64, what: &str) -> anyhow::Result<()> {
+    match free_bytes(dir) {
+        Some(free) if free < needed => Err(DiskFull {
+            path: dir.to_path_buf(),
+            what: what.to_string(),
+            needed_mib: Some(needed as f64 / 1048576.0),
+            free_mib: free as f64 / 1048576.0,
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `e` is a full disk: [`DiskFull`], or an I/O error that says so (ENOSPC, EDQUOT)
+/// anywhere in its chain or text (libtorch's and plugins' errors arrive as text).
+pub fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<DiskFull>().is_some()
+            || c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull || io.kind() == std::io::ErrorKind::QuotaExceeded)
+    }) || format!("{e:#}").contains("No space left on device")
+}
+
+/// `e` as [`DiskFull`] (naming `dir`, `what` failed and the free space) when it is a full
+/// disk, else as it is.
+pub fn name_full_disk(e: anyhow::Error, dir: &Path, what: &str) -> anyhow::Error {
+    if !is_disk_full(&e) || e.chain().any(|c| c.downcast_ref::<DiskFull>().is_some()) {
+        return e;
+    }
+    let free = free_bytes(dir).unwrap_or(0);
+    let full =
+        DiskFull { path: dir.to_path_buf(), what: what.to_string(), needed_mib: None, free_mib: free as f64 / 1048576.0 };
+    anyhow::Error::new(full).context(format!("{e:#}"))
+}
+
 /// One stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {

@@ -70,7 +70,7 @@ pub struct WorkerSummary {
     pub interrupted: bool,
     /// Why it left: `done` (every trial final), `idle`, `max trials`, `store unreachable`,
     /// `interrupted`, `store lost` (the store lost the experiment's state: see
-    /// [`WorkerSummary::problem`]), `credentials refused`.
+    /// [`WorkerSummary::problem`]), `credentials refused`, `disk full`.
     pub left: String,
     /// Why the store cannot be worked with any more, when it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +87,8 @@ pub struct WorkerSummary {
 pub const EXIT_STORE_LOST: i32 = 3;
 /// `paddock worker`'s exit status when the store refuses its credentials.
 pub const EXIT_CREDENTIALS: i32 = 4;
+/// `paddock worker`'s exit status when its own disk is full.
+pub const EXIT_DISK_FULL: i32 = 5;
 
 /// A worker's copy of the plan it works on, in its working directory: what `paddock exp
 /// restore` puts back when the store lost it.
@@ -203,8 +205,13 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
         let id = held.id.clone();
         let outcome = run_trial(objects.clone(), &plan, &base, held, opts, None)?;
         summary.record(&id, &outcome);
-        if let Outcome::Lost { why, leave } = outcome {
-            return Ok(lost_store(summary, leave, why, &opts.work_dir));
+        match outcome {
+            Outcome::Lost { why, leave } => return Ok(lost_store(summary, leave, why, &opts.work_dir)),
+            Outcome::DiskFull { why } => {
+                summary.problem = Some(why);
+                return Ok(leave(summary, "disk full"));
+            }
+            _ => {}
         }
         idle_since = Instant::now();
     }
@@ -312,6 +319,13 @@ enum Outcome {
         /// The worker's reason to leave.
         leave: &'static str,
     },
+    /// This worker's disk is full: the trial was put back with the error counted (so a
+    /// trial no worker's disk holds fails after `max_errors` workers tried), and the worker
+    /// leaves rather than fail more trials.
+    DiskFull {
+        /// The error, naming the disk.
+        why: String,
+    },
 }
 
 impl Outcome {
@@ -344,7 +358,7 @@ fn run_trial(
     let prepared = prepare(objects.as_ref(), base, t, &held, &dir);
     let (config, resume_at) = match prepared {
         Ok(p) => p,
-        Err(e) => return give_back(objects.as_ref(), held, Err(e), plan, &opts.work_dir),
+        Err(e) => return give_back_checked(objects.as_ref(), held, e, plan, &opts.work_dir),
     };
     let resume = resume_at.is_some();
     let mut held = held;
@@ -436,8 +450,21 @@ fn run_trial(
         Err(e) => match fatal(&e) {
             // The mirror could not upload because the store lost the trial: not the trial's fault.
             Some(why) => Ok(Outcome::Lost { why, leave: fatal_leave(&e) }),
-            None => give_back(objects.as_ref(), held, Err(e), plan, &opts.work_dir),
+            None => give_back_checked(objects.as_ref(), held, e, plan, &opts.work_dir),
         },
+    }
+}
+
+/// [`give_back`] with the error counted; a full disk of this worker's also makes it leave.
+fn give_back_checked(objects: &dyn Objects, held: Held, e: anyhow::Error, plan: &Plan, work_dir: &Path) -> anyhow::Result<Outcome> {
+    if !crate::store::is_disk_full(&e) {
+        return give_back(objects, held, Err(e), plan, work_dir);
+    }
+    let e = crate::store::name_full_disk(e, work_dir, "the trial's working copy failed to write");
+    let why = format!("{e:#}");
+    match give_back(objects, held, Err(e), plan, work_dir)? {
+        Outcome::Errored | Outcome::Failed => Ok(Outcome::DiskFull { why }),
+        other => Ok(other),
     }
 }
 

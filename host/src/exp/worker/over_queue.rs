@@ -119,11 +119,15 @@ pub(super) fn work(
                 queue.delete(&m)?;
             }
             // Visible again after a short pause: the receive count grows.
-            Outcome::Errored => queue.hide(&m, 5)?,
+            Outcome::Errored | Outcome::DiskFull { .. } => queue.hide(&m, 5)?,
             // The new owner settles the trial; this worker's receipt is stale.
             Outcome::Fenced | Outcome::Lost { .. } => {}
         }
         summary.record(&id, &outcome);
+        if let Outcome::DiskFull { why } = outcome {
+            summary.problem = Some(why);
+            return Ok(leave(summary, "disk full"));
+        }
         idle_since = Instant::now();
     }
 }

@@ -34,7 +34,7 @@ impl Replay {
         }
         let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (*n, t)).collect();
         let pt = dir.join(format!("{file_stem}.pt"));
-        Tensor::save_multi(&refs, &pt).map_err(|e| format!("failed to write {}: {e}", pt.display()))?;
+        crate::learner::modules::save_tensors(&refs, &pt)?;
         let json = serde_json::to_string(&manifest).map_err(|e| e.to_string())?;
         let path = dir.join(format!("{file_stem}.json"));
         std::fs::write(&path, json).map_err(|e| format!("failed to write {}: {e}", path.display()))
