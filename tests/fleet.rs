@@ -394,3 +394,68 @@ fn a_worker_cut_off_from_its_store_for_30_s_keeps_training_and_catches_up() {
     let last: Value = serde_json::from_str(String::from_utf8_lossy(&metrics).lines().last().expect("a line")).expect("json");
     assert_eq!(last["step"], 600_000, "{last}");
 }
+
+/// `exp cancel` while `exp run --fleet` is launching over a slow link to AWS (every request
+/// held 400 ms, so the launch takes many seconds): the launcher ends saying its fleet was
+/// cancelled, no fleet is active and no tagged instance runs, and launching again makes
+/// exactly one fleet.
+#[test]
+fn a_cancel_in_the_middle_of_a_slow_launch_leaves_nothing_running_and_a_relaunch_makes_one_fleet() {
+    let moto = Moto::start();
+    let proxy = common::proxy::Proxy::start(moto.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stack = aws(&moto, &["stack", common::root().join("docker/fleet.cfn.yaml").to_str().expect("utf-8"), "team"]);
+    assert_eq!(stack["status"], "CREATE_COMPLETE", "{stack}");
+    let file = experiment(dir.path(), 2, "");
+    let file = file.to_str().expect("utf-8");
+    let (plan, _) = ok(&moto.command(&["exp", "plan", file, "--json"]).output().expect("plan"));
+    let id = serde_json::from_str::<Value>(plan.trim()).expect("json")["id"].as_str().expect("id").to_string();
+    let at = format!("s3://team/experiments/{id}");
+    proxy.slow(Duration::from_millis(400));
+    let launcher = moto
+        .command(&["exp", "run", file, "--fleet", "--detach"])
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .env("PADDOCK_WORK_DIR", work_dir(dir.path(), "launcher"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("launch");
+    // Cancel once the launch has claimed the fleet record, while its EC2 calls crawl.
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(120), "the launch never claimed the fleet record");
+        let (code, body) = moto.http("GET", &format!("/team/experiments/{id}/fleet.json"), b"");
+        if code == 200 && String::from_utf8_lossy(&body).contains("\"launching\"") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, said) = ok(&moto.command(&["exp", "cancel", &at]).output().expect("cancel"));
+    let out = launcher.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the launcher says its launch was cancelled: {err}\ncancel said: {said}");
+    assert!(err.contains("cancel"), "{err}");
+    let d = aws(&moto, &["describe", &id]);
+    let active: Vec<&Value> = d["fleets"]
+        .as_array()
+        .expect("fleets")
+        .iter()
+        .filter(|f| f["FleetState"] != "deleted" && f["FleetState"] != "deleted_terminating")
+        .collect();
+    assert!(active.is_empty(), "no fleet is left active: {d}");
+    assert_eq!(live(&d), Vec::<String>::new(), "no tagged instance runs: {d}");
+
+    // Launching again (at once: within SQS's minute between purges) makes exactly one fleet.
+    proxy.slow(Duration::ZERO);
+    let (_, err) = ok(&moto
+        .command(&["exp", "run", file, "--fleet", "--detach"])
+        .env("PADDOCK_WORK_DIR", work_dir(dir.path(), "again"))
+        .output()
+        .expect("run"));
+    assert!(err.contains("started fleet"), "{err}");
+    let d = aws(&moto, &["describe", &id]);
+    let active = d["fleets"].as_array().expect("fleets").iter().filter(|f| f["FleetState"] == "active").count();
+    assert_eq!(active, 1, "{d}");
+    ok(&moto.command(&["exp", "cancel", &at]).output().expect("cancel"));
+    assert_eq!(live(&aws(&moto, &["describe", &id])), Vec::<String>::new());
+}

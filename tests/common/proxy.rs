@@ -1,8 +1,8 @@
 //! A TCP proxy on loopback that a test can cut: while cut, every connection is refused at
 //! once (closed on accept) and open ones are dropped, as when a store becomes unreachable;
 //! the server behind it keeps its data. It can also deny: every new request is answered
-//! with S3's 403 for a key it does not know (credentials rotated or revoked). Stopped when
-//! dropped.
+//! with S3's 403 for a key it does not know (credentials rotated or revoked), or slow every
+//! request down (a far or congested link). Stopped when dropped.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -15,12 +15,21 @@ pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
     deny: Arc<AtomicBool>,
+    /// Milliseconds each request waits before it is passed on.
+    delay_ms: Arc<AtomicU64>,
     /// Bumped by each cut: pipes of an older generation close.
     generation: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, generation: Arc<AtomicU64>, born: u64, stop: Arc<AtomicBool>) {
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    generation: Arc<AtomicU64>,
+    born: u64,
+    stop: Arc<AtomicBool>,
+    delay_ms: Option<Arc<AtomicU64>>,
+) {
     let _ = from.set_read_timeout(Some(std::time::Duration::from_millis(200)));
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -30,6 +39,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, generation: Arc<AtomicU64>, born
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                if let Some(d) = &delay_ms {
+                    std::thread::sleep(std::time::Duration::from_millis(d.load(Ordering::Acquire)));
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
@@ -83,7 +95,8 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let (cut, generation, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
         let deny = Arc::new(AtomicBool::new(false));
-        let (c, g, st, dn) = (cut.clone(), generation.clone(), stop.clone(), deny.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (c, g, st, dn, dl) = (cut.clone(), generation.clone(), stop.clone(), deny.clone(), delay_ms.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Acquire) {
                 let Ok((client, _)) = listener.accept() else {
@@ -103,11 +116,12 @@ impl Proxy {
                 let born = g.load(Ordering::Acquire);
                 let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
                 let (g1, g2, st1, st2) = (g.clone(), g.clone(), st.clone(), st.clone());
-                std::thread::spawn(move || pipe(client, server, g1, born, st1));
-                std::thread::spawn(move || pipe(s2, c2, g2, born, st2));
+                let slow = dl.clone();
+                std::thread::spawn(move || pipe(client, server, g1, born, st1, Some(slow)));
+                std::thread::spawn(move || pipe(s2, c2, g2, born, st2, None));
             }
         });
-        Proxy { port, cut, deny, generation, stop }
+        Proxy { port, cut, deny, delay_ms, generation, stop }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -119,6 +133,11 @@ impl Proxy {
     pub fn deny(&self, deny: bool) {
         self.deny.store(deny, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Holds each request (each chunk a client sends) this long before passing it on.
+    pub fn slow(&self, delay: std::time::Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::Release);
     }
 
     /// Cuts the line (`true`) or mends it.

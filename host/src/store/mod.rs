@@ -187,8 +187,7 @@ pub fn name_full_disk(e: anyhow::Error, dir: &Path, what: &str) -> anyhow::Error
         return e;
     }
     let free = free_bytes(dir).unwrap_or(0);
-    let full =
-        DiskFull { path: dir.to_path_buf(), what: what.to_string(), needed_mib: None, free_mib: free as f64 / 1048576.0 };
+    let full = DiskFull { path: dir.to_path_buf(), what: what.to_string(), needed_mib: None, free_mib: free as f64 / 1048576.0 };
     anyhow::Error::new(full).context(format!("{e:#}"))
 }
 
