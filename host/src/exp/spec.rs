@@ -172,6 +172,14 @@ pub struct TrialPolicy {
     /// Seconds a claim lasts without a heartbeat.
     #[serde(default = "lease")]
     pub lease_s: u64,
+    /// Times a trial's worker may be lost (its lease ran out: crashed, killed, its machine
+    /// gone) before the trial is failed rather than claimed again.
+    #[serde(default = "five")]
+    pub max_lost: u64,
+}
+
+fn five() -> u64 {
+    5
 }
 
 fn lease() -> u64 {
@@ -180,7 +188,7 @@ fn lease() -> u64 {
 
 impl Default for TrialPolicy {
     fn default() -> Self {
-        TrialPolicy { max_errors: 3, lease_s: lease() }
+        TrialPolicy { max_errors: 3, lease_s: lease(), max_lost: five() }
     }
 }
 
@@ -246,8 +254,8 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
     if let Some(f) = &file.fleet {
         check_fleet(f).map_err(err)?;
     }
-    if file.trial.max_errors == 0 || file.trial.lease_s < 10 {
-        return Err(err("keys `trial.max_errors` (at least 1) and `trial.lease_s` (at least 10 s)".into()));
+    if file.trial.max_errors == 0 || file.trial.max_lost == 0 || file.trial.lease_s < 10 {
+        return Err(err("keys `trial.max_errors` and `trial.max_lost` (at least 1) and `trial.lease_s` (at least 10 s)".into()));
     }
     let mut trials = Vec::new();
     for combo in &combos {

@@ -96,6 +96,12 @@ pub struct TrialState {
     pub preemptions: u64,
     /// Times its run failed.
     pub errors: u64,
+    /// Times its worker was lost while holding it (the lease ran out: the process crashed
+    /// or was killed, its machine went): counted among the preemptions too, and the trial
+    /// is failed after `trial.max_lost` of them, so a trial that kills its worker is not
+    /// retried for ever.
+    #[serde(default)]
+    pub lost: u64,
     /// The last error.
     pub error: Option<String>,
     /// Env steps trained again after interruptions (work redone from the last checkpoint).
@@ -140,6 +146,7 @@ impl TrialState {
             checkpoint_unix: 0.0,
             preemptions: 0,
             errors: 0,
+            lost: 0,
             error: None,
             redone_steps: 0,
             result: None,
@@ -226,6 +233,29 @@ pub fn is_missing(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<Missing>().is_some())
 }
 
+/// Fails a running trial whose worker was lost (lease expired) for the `max_lost`th time,
+/// instead of claiming it again: the new hold (final), or `None` when another worker wrote
+/// first. `Ok(Some)` only when it is due; callers check [`due_to_fail_lost`] first.
+pub fn fail_lost(objects: &dyn Objects, held: &Held, max_lost: u64) -> anyhow::Result<Option<Held>> {
+    let mut s = held.state.clone();
+    s.lost += 1;
+    s.preemptions += 1;
+    let beat = s.heartbeat;
+    s.release(beat);
+    s.status = Status::Failed;
+    s.owner = None;
+    s.error = Some(format!(
+        "its worker was lost {max_lost} times while training it (the lease ran out without a heartbeat: the process crashed or was killed, or its machine went); the last run's log is under {}",
+        run_prefix(&held.id, s.epoch)
+    ));
+    write(objects, held, s)
+}
+
+/// Whether claiming `held` now would be its worker's `max_lost`th loss.
+pub fn due_to_fail_lost(held: &Held, now: f64, max_lost: u64) -> bool {
+    held.state.status == Status::Running && held.state.lease_until < now && held.state.lost + 1 >= max_lost
+}
+
 /// Claims `held` for `owner` (on `instance`) with a lease of `lease_s`: the epoch goes up
 /// by one. `None` when another worker wrote first. A running trial whose lease expired
 /// counts a preemption (its worker is lost), not an error; its holding ends at its last
@@ -241,6 +271,7 @@ pub fn claim(
     let mut s = held.state.clone();
     if s.status == Status::Running {
         s.preemptions += 1;
+        s.lost += 1;
         let beat = s.heartbeat;
         s.release(beat);
     }
@@ -295,7 +326,15 @@ mod tests {
         assert!(write(objects.as_ref(), &a, beat).expect("write").is_none(), "a's heartbeat is refused: fenced");
         assert_eq!(read(objects.as_ref(), "t0").expect("read").state.owner.as_deref(), Some("b"));
         assert!(!create(objects.as_ref(), "t0", &TrialState::queued()).expect("create"), "create never overwrites");
-        // The store loses the state: b's next write is not "fenced", it is an error that says so.
+        // b is lost too (its lease runs out): with max_lost 2 the trial is failed, not claimed.
+        let now = read(objects.as_ref(), "t0").expect("read");
+        assert!(!due_to_fail_lost(&now, 250.0, 2), "b's lease holds");
+        assert!(due_to_fail_lost(&now, 300.0, 2), "{:?}", now.state);
+        let failed = fail_lost(objects.as_ref(), &now, 2).expect("fail").expect("written");
+        assert_eq!((failed.state.status, failed.state.lost, failed.state.preemptions), (Status::Failed, 2, 2));
+        assert!(failed.state.error.as_deref().is_some_and(|e| e.contains("lost 2 times")), "{:?}", failed.state.error);
+        let b = read(objects.as_ref(), "t0").expect("read");
+        // The store loses the state: the next write is not "fenced", it is an error that says so.
         std::fs::remove_dir_all(dir.path().join("trials")).expect("rm");
         let gone = write(objects.as_ref(), &b, b.state.clone()).expect_err("the state is gone");
         assert!(matches!(crate::store::store_error(&gone), Some(crate::store::StoreError::Vanished(_))), "{gone:#}");

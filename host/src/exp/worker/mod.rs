@@ -290,6 +290,11 @@ fn scan(
         if !held.state.status.is_final() {
             open = true;
         }
+        if trial::due_to_fail_lost(&held, now, plan.trial.max_lost) {
+            // Its worker was lost once too often: failed, not claimed again.
+            let _ = trial::fail_lost(objects, &held, plan.trial.max_lost)?;
+            continue;
+        }
         if held.state.claimable(now)
             && let Some(h) = trial::claim(objects, &held, me, instance, now, plan.trial.lease_s as f64)?
         {

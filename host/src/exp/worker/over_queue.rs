@@ -99,6 +99,13 @@ pub(super) fn work(
             queue.hide(&m, (held.state.lease_until - now).ceil().max(0.0) as u64 + 1)?;
             continue;
         }
+        if trial::due_to_fail_lost(&held, now, plan.trial.max_lost) {
+            // Its worker was lost once too often: failed, its message settled.
+            if trial::fail_lost(objects.as_ref(), &held, plan.trial.max_lost)?.is_some() {
+                queue.delete(&m)?;
+            }
+            continue;
+        }
         let Some(held) = trial::claim(objects.as_ref(), &held, &me, opts.instance.as_deref(), now, lease as f64)? else {
             queue.hide(&m, lease)?;
             continue;
