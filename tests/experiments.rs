@@ -857,3 +857,49 @@ fn a_full_disk_is_named_and_another_worker_finishes_the_trial() {
     assert_eq!(summary["committed"].as_array().map(Vec::len), Some(1), "{summary}");
     assert_eq!(status(&at)["trials"][0]["state"]["result"]["steps"], 100000);
 }
+
+/// A store outage of a minute (connections refused, the store keeps its data) does not end
+/// `exp run --local`: the runner says the store is away and waits, the worker trains on and
+/// commits once the store is back, and the runner finishes with the trial done once.
+#[test]
+fn a_store_outage_of_a_minute_does_not_end_the_runner() {
+    let moto = common::moto::Moto::start();
+    let proxy = common::proxy::Proxy::start(moto.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 30\n");
+    let file = file.to_str().expect("utf-8");
+    let plan: Value = serde_json::from_str(
+        ok(&moto.command(&["exp", "plan", file, "--json", "--set", "set.total_steps=60000"]).output().expect("plan")).trim(),
+    )
+    .expect("json");
+    let at = format!("s3://bkt/exps/{}", plan["id"].as_str().expect("id"));
+    let runner = moto
+        .command(&["exp", "run", file, "--local", "-j", "1", "--store", "s3://bkt/exps", "--set", "set.total_steps=60000"])
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .env("PADDOCK_WORK_DIR", dir.path().join("work"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exp run");
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(120), "the trial did not start");
+        std::thread::sleep(Duration::from_millis(200));
+        let out = moto.command(&["exp", "status", &at, "--json"]).output().expect("status");
+        let s: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if s["trials"][0]["state"]["step"].as_u64() > Some(2048) {
+            break;
+        }
+    }
+    proxy.cut(true);
+    std::thread::sleep(Duration::from_secs(60));
+    proxy.cut(false);
+    let out = runner.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the runner outlived the outage: {err}");
+    assert!(err.contains("the store does not answer") && err.contains("the store answers again"), "it said so: {err}");
+    let out = moto.command(&["exp", "status", &at, "--json"]).output().expect("status");
+    let s: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    let t = &s["trials"][0]["state"];
+    assert_eq!((t["status"].as_str(), t["epoch"].as_u64(), t["result"]["steps"].as_u64()), (Some("done"), Some(1), Some(60000)), "{s}");
+}

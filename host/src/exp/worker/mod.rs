@@ -428,7 +428,9 @@ fn run_trial(
             next.step = s.steps;
             next.checkpoint = match latest_in_store(objects.as_ref(), &t.id, epoch) {
                 Ok(c) => c.or(next.checkpoint),
-                Err(e) => return Outcome::of_write_error(e),
+                Err(e) if fatal(&e).is_some() => return Outcome::of_write_error(e),
+                // Unreachable: the pointer of the last heartbeat (the write below waits).
+                Err(_) => next.checkpoint,
             };
             next.result = Some(TrialResult {
                 steps: s.steps,
@@ -437,7 +439,7 @@ fn run_trial(
                 metric,
                 run: trial::run_prefix(&t.id, epoch),
             });
-            let written = match trial::write(objects.as_ref(), &held, next.clone()) {
+            let written = match write_patiently(objects.as_ref(), &held, next.clone(), opts.store_lost_after) {
                 Ok(w) => w,
                 Err(e) => return Outcome::of_write_error(e),
             };
@@ -473,6 +475,29 @@ fn give_back_checked(objects: &dyn Objects, held: Held, e: anyhow::Error, plan: 
     }
 }
 
+/// [`trial::write`] that waits out an unreachable store (retrying with backoff for up to
+/// `patience`): the end of a trial (its commit, or giving it back) is not lost to an outage
+/// the worker would otherwise ride out. Refusals and fatal store errors return at once.
+fn write_patiently(objects: &dyn Objects, held: &Held, next: trial::TrialState, patience: Duration) -> anyhow::Result<Option<Held>> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match trial::write(objects, held, next.clone()) {
+            Err(e) if fatal(&e).is_none() && start.elapsed() + delay < patience => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long giving a trial back waits for an unreachable store: within a spot reclaim's
+/// two minutes (past it, the lease runs out and another worker takes the trial over anyway).
+fn work_patience() -> Duration {
+    Duration::from_secs(60)
+}
+
 /// Keeps a copy of the trial's state beside its working copies (for `exp restore`).
 fn save_copy(work_dir: &Path, experiment: &str, held: &Held) {
     let path = state_copy(work_dir, experiment, &held.id);
@@ -492,7 +517,8 @@ fn give_back(objects: &dyn Objects, held: Held, why: anyhow::Result<()>, plan: &
     next.release(crate::rundir::status::unix_now());
     next.checkpoint = match latest_in_store(objects, &held.id, epoch) {
         Ok(c) => c.or(next.checkpoint),
-        Err(e) => return Outcome::of_write_error(e),
+        Err(e) if fatal(&e).is_some() => return Outcome::of_write_error(e),
+        Err(_) => next.checkpoint,
     };
     let outcome = match why {
         Ok(()) => {
@@ -512,7 +538,7 @@ fn give_back(objects: &dyn Objects, held: Held, why: anyhow::Result<()>, plan: &
             }
         }
     };
-    Ok(match trial::write(objects, &held, next) {
+    Ok(match write_patiently(objects, &held, next, work_patience()) {
         Ok(Some(h)) => {
             save_copy(work_dir, &plan.id, &h);
             outcome
