@@ -903,3 +903,22 @@ fn a_store_outage_of_a_minute_does_not_end_the_runner() {
     let t = &s["trials"][0]["state"];
     assert_eq!((t["status"].as_str(), t["epoch"].as_u64(), t["result"]["steps"].as_u64()), (Some("done"), Some(1), Some(60000)), "{s}");
 }
+
+/// Every `exp` command takes the experiment file as well as the experiment's location: a
+/// user who ran `exp run sweep.toml` asks `exp status sweep.toml`.
+#[test]
+fn exp_commands_take_the_experiment_file_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(dir.path(), "seeds = 1\n");
+    let text = std::fs::read_to_string(&file).expect("read").replacen("[set]\n", "[set]\ntotal_steps = 512\n", 1);
+    std::fs::write(&file, text).expect("write");
+    // The default store (runs/experiments) is relative to where the user is.
+    let run = paddock_cmd().current_dir(dir.path()).args(["exp", "run", "sweep.toml", "--local", "-j", "1"]).output().expect("run");
+    ok(&run);
+    let out = paddock_cmd().current_dir(dir.path()).args(["exp", "status", "sweep.toml", "--json"]).output().expect("status");
+    let s: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    assert_eq!(s["counts"]["done"], 1, "{s}");
+    let out = paddock_cmd().current_dir(dir.path()).args(["exp", "status", "nope.toml"]).output().expect("status");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nope.toml: no such experiment file"), "{err}");
+}

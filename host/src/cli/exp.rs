@@ -93,14 +93,15 @@ pub struct SubmitArgs {
 /// Arguments of `exp cancel`.
 #[derive(Debug, clap::Args)]
 pub struct CancelArgs {
-    /// The experiment: `STORE/EXPERIMENT_ID` (`s3://…`).
+    /// The experiment: `STORE/EXPERIMENT_ID` (`s3://…`), or its experiment file.
     experiment: String,
 }
 
 /// Arguments of `exp status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The experiment: `STORE/EXPERIMENT_ID` (a directory or `s3://…`).
+    /// The experiment: `STORE/EXPERIMENT_ID` (a directory or `s3://…`), or its experiment
+    /// file (its store from `[fleet] store`, else `runs/experiments`).
     experiment: String,
     /// One JSON object: counts by state, every trial's state, and the fleet's report.
     #[arg(long)]
@@ -114,7 +115,8 @@ pub struct StatusArgs {
 /// Arguments of `worker`.
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
-    /// The experiment to work on: `STORE/EXPERIMENT_ID` (a directory or `s3://…`).
+    /// The experiment to work on: `STORE/EXPERIMENT_ID` (a directory or `s3://…`), or its
+    /// experiment file.
     experiment: String,
     /// Leave after this many seconds with nothing to claim (default: when every trial is
     /// final).
@@ -151,6 +153,20 @@ pub struct WorkerArgs {
     json: bool,
 }
 
+/// Where the experiment an argument names is: a location (`STORE/EXPERIMENT_ID`), or an
+/// experiment file (`*.toml`), planned to find its id and store.
+fn experiment_at(arg: &str) -> anyhow::Result<Location> {
+    let path = std::path::Path::new(arg);
+    if path.extension().is_some_and(|e| e == "toml") && !arg.starts_with("s3://") {
+        if !path.is_file() {
+            anyhow::bail!("{arg}: no such experiment file (give the file, or the experiment's location STORE/EXPERIMENT_ID)");
+        }
+        let plan = spec::plan(path, &[])?;
+        return Ok(store_of(None, &plan)?.join(&plan.id));
+    }
+    Location::parse(arg)
+}
+
 /// Says which settings an edited experiment file changed in the stored plan.
 fn submitted(s: crate::exp::submit::Submitted) -> Location {
     for u in &s.updated {
@@ -175,7 +191,7 @@ pub(crate) fn submit_cmd(args: SubmitArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<()> {
-    let at = Location::parse(&args.experiment)?;
+    let at = experiment_at(&args.experiment)?;
     let c = controller::cancel(&at, cloud::aws())?;
     if c.done.during_launch {
         eprintln!("experiment {}: a launch was under way; it is stopped and leaves nothing running", c.id);
@@ -371,7 +387,7 @@ fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp:
 }
 
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let at = Location::parse(&args.experiment)?;
+    let at = experiment_at(&args.experiment)?;
     let objects = crate::store::open(&at, &Default::default())?;
     let plan = worker::read_plan(objects.as_ref())?;
     // The states through the index, remembering settled ones on this machine: a listing plus
@@ -422,7 +438,7 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
     /// The experiment: `STORE/EXPERIMENT_ID` (a directory or `s3://…`), as `paddock worker`
-    /// printed it.
+    /// printed it, or its experiment file.
     experiment: String,
     /// A worker's working directory, or a directory of them (repeatable). Default: where
     /// workers on this machine keep theirs.
@@ -434,7 +450,7 @@ pub struct RestoreArgs {
 }
 
 pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<()> {
-    let at = Location::parse(&args.experiment)?;
+    let at = experiment_at(&args.experiment)?;
     let from = if args.from.is_empty() { vec![crate::exp::restore::default_from()] } else { args.from.clone() };
     let done = crate::exp::restore::restore(&at, &from, &mut |line| eprintln!("{line}"))?;
     if args.json {
@@ -457,7 +473,7 @@ pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<()> {
 
 pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
-    let experiment = Location::parse(&args.experiment)?;
+    let experiment = experiment_at(&args.experiment)?;
     let opts = worker::WorkerOptions {
         work_dir: crate::rundir::runs::work_dir().join("workers").join(worker::worker_name()),
         experiment,
