@@ -18,7 +18,7 @@ cat >"$tmp/x.toml" <<EOT
 base = "$root/configs/cartpole-ppo.toml"
 seeds = 1000
 EOT
-count() { grep -c ' HTTP/1.1"' "$tmp/moto.log" || true; }
+count() { grep -c 'HTTP/1.1' "$tmp/moto.log" || true; }
 measure() {
     local what=$1; shift
     local before after start end

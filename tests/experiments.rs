@@ -782,7 +782,7 @@ fn status_of_a_thousand_trials_costs_a_handful_of_requests() {
     let out =
         moto.command(&["exp", "submit", file, "--store", "s3://bkt/exps"]).env("PADDOCK_WORK_DIR", dir.path()).output().expect("submit");
     let at = ok(&out).trim().strip_prefix("paddock worker ").expect("worker command").to_string();
-    let requests = || std::fs::read_to_string(&moto.log).expect("moto log").matches(" HTTP/1.1\"").count();
+    let requests = || std::fs::read_to_string(&moto.log).expect("moto log").matches("HTTP/1.1").count();
     let before = requests();
     let out = moto.command(&["exp", "status", &at, "--json"]).env("PADDOCK_WORK_DIR", dir.path()).output().expect("status");
     let s: Value = serde_json::from_str(ok(&out).trim()).expect("json");

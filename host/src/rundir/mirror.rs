@@ -57,6 +57,25 @@ struct Syncer {
     files: HashMap<String, (u64, SystemTime)>,
     checkpoints: BTreeSet<String>,
     reconcile: bool,
+    uploaded: Uploaded,
+}
+
+/// The newest checkpoint the mirror has uploaded complete (its marker written), for a
+/// caller that records it (a worker's heartbeat) without listing the store.
+#[derive(Clone, Debug, Default)]
+pub struct Uploaded(Arc<Mutex<Option<String>>>);
+
+impl Uploaded {
+    /// The newest complete checkpoint in the store, as far as this mirror knows.
+    pub fn newest(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|n| n.clone())
+    }
+
+    fn set(&self, newest: Option<&String>) {
+        if let Ok(mut n) = self.0.lock() {
+            *n = newest.cloned();
+        }
+    }
 }
 
 impl Syncer {
@@ -104,6 +123,7 @@ impl Syncer {
             self.delete_checkpoint(&name)?;
             self.checkpoints.remove(&name);
         }
+        self.uploaded.set(self.checkpoints.last());
         Ok(written)
     }
 
@@ -174,6 +194,7 @@ pub struct Mirror {
     outcome: Arc<Mutex<Option<anyhow::Error>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     remote: String,
+    uploaded: Uploaded,
 }
 
 impl Mirror {
@@ -184,8 +205,15 @@ impl Mirror {
         let deadline = Arc::new(Mutex::new(None));
         let outcome = Arc::new(Mutex::new(None));
         let name = remote.location().to_string();
-        let mut syncer =
-            Syncer { local: local.to_path_buf(), remote, files: HashMap::new(), checkpoints: BTreeSet::new(), reconcile: true };
+        let uploaded = Uploaded::default();
+        let mut syncer = Syncer {
+            local: local.to_path_buf(),
+            remote,
+            files: HashMap::new(),
+            checkpoints: BTreeSet::new(),
+            reconcile: true,
+            uploaded: uploaded.clone(),
+        };
         let (st, dl, out, where_, wk) = (stop.clone(), deadline.clone(), outcome.clone(), name.clone(), wake.clone());
         let thread = std::thread::Builder::new()
             .name("paddock-mirror".into())
@@ -262,7 +290,12 @@ impl Mirror {
                 }
             })
             .context("failed to start the store mirror thread")?;
-        Ok(Mirror { stop, wake, deadline, outcome, thread: Some(thread), remote: name })
+        Ok(Mirror { stop, wake, deadline, outcome, thread: Some(thread), remote: name, uploaded })
+    }
+
+    /// What this mirror has uploaded: the newest complete checkpoint.
+    pub fn uploaded(&self) -> Uploaded {
+        self.uploaded.clone()
     }
 
     /// A handle that starts the next pass at once when set (call it when a checkpoint is

@@ -403,6 +403,7 @@ fn run_trial(
         log: log.clone(),
         delivery,
         lost: None,
+        uploaded: mirror.uploaded(),
         copy_dir: opts.work_dir.clone(),
         experiment: plan.id.clone(),
     };
@@ -610,6 +611,9 @@ struct TrialHooks {
     /// Set when the store lost the trial's state (or refuses the credentials): why, and the
     /// worker's reason to leave. The run stops with a checkpoint in its working copy.
     lost: Option<(String, &'static str)>,
+    /// What the trial's mirror uploaded: the newest complete checkpoint, recorded at each
+    /// heartbeat without listing the store.
+    uploaded: crate::rundir::mirror::Uploaded,
     /// Where the state's copy goes ([`state_copy`]).
     copy_dir: PathBuf,
     /// The experiment's id.
@@ -624,7 +628,8 @@ impl TrialHooks {
         next.lease_until = now + self.lease_s;
         next.heartbeat = now;
         next.step = step;
-        if let Ok(Some(c)) = latest_in_store(self.objects.as_ref(), &self.held.id, self.held.state.epoch)
+        let epoch = self.held.state.epoch;
+        if let Some(c) = self.uploaded.newest().and_then(|n| n.parse().ok()).map(|step| CheckpointRef { epoch, step })
             && next.checkpoint != Some(c)
         {
             next.checkpoint = Some(c);
