@@ -354,7 +354,7 @@ fn counts_line(states: &[(String, trial::TrialState)]) -> String {
 fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp::cost::Bill>) {
     let now = crate::rundir::status::unix_now();
     println!(
-        "{:16}  {:8}  {:>5}  {:>9}  {:>11}  {:>9}  {:>6}  {:>6}  {:>7}  RESULT",
+        "{:16}  {:8}  {:>5}  {:>9}  {:>17}  {:>9}  {:>6}  {:>6}  {:>7}  RESULT",
         "TRIAL", "STATE", "EPOCH", "STEP", "CHECKPOINT", "HEARTBEAT", "PREEMPT", "ERRORS", "DOLLARS"
     );
     for (id, s) in states {
@@ -371,15 +371,17 @@ fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp:
         };
         let dollars = bill.and_then(|b| b.trials.get(id)).map_or_else(|| "-".into(), |d| format!("{d:.3}"));
         let checkpoint = match s.checkpoint {
-            Some(c) if s.checkpoint_unix > 0.0 => format!("{} ({:.0} s)", c.step, now - s.checkpoint_unix),
+            Some(c) if s.checkpoint_unix > 0.0 => format!("{} ({:.0} s ago)", c.step, now - s.checkpoint_unix),
             Some(c) => c.step.to_string(),
             None => "-".into(),
         };
         println!(
-            "{id:16}  {:8}  {:>5}  {:>9}  {checkpoint:>11}  {beat:>9}  {:>6}  {:>6}  {dollars:>7}  {result}",
+            "{id:16}  {:8}  {:>5}  {:>9}  {checkpoint:>17}  {beat:>9}  {:>6}  {:>6}  {dollars:>7}  {result}",
             s.status.as_str(),
             s.epoch,
-            s.step,
+            // The step trained: never below the newest checkpoint (the heartbeat that
+            // recorded a step may be older than the checkpoint uploaded after it).
+            s.step.max(s.checkpoint.map_or(0, |c| c.step)),
             s.preemptions,
             s.errors
         );
