@@ -40,6 +40,48 @@ fn status(at: &str) -> Value {
     serde_json::from_str(ok(&out).trim()).expect("json")
 }
 
+/// Submits `file` to a local store under `dir` with `total` steps a trial: its location.
+fn submit_to_local(dir: &Path, file: &Path, total: u64) -> String {
+    let store = dir.join("store");
+    let out = paddock_cmd()
+        .args(["exp", "submit", file.to_str().expect("utf-8"), "--store", store.to_str().expect("utf-8")])
+        .args(["--set", &format!("set.total_steps={total}")])
+        .output()
+        .expect("submit");
+    ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string()
+}
+
+/// `paddock worker AT --json` watching the fake metadata service for spot notices.
+fn spot_worker(at: &str, imds: &common::imds::FakeImds) -> Child {
+    paddock_cmd()
+        .args(["worker", at, "--spot-notices", &imds.endpoint(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker")
+}
+
+/// Waits (up to 2 minutes) until the first trial of `at` (a local store) has trained past `step`.
+fn wait_for_step(at: &str, step: u64) {
+    wait_until_trained(|| status(at), step);
+}
+
+/// Waits (up to 2 minutes) until the first trial in what `status` reads (`exp status
+/// --json`) has trained past `step`.
+fn wait_until_trained(status: impl Fn() -> Value, step: u64) {
+    let start = Instant::now();
+    while status()["trials"][0]["state"]["step"].as_u64() <= Some(step) {
+        assert!(start.elapsed() < Duration::from_secs(120), "the trial did not train past step {step}: {}", status());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `exp status --json` of `at` through moto (`Null` while it cannot be read).
+fn moto_status(moto: &common::moto::Moto, at: &str) -> Value {
+    let out = moto.command(&["exp", "status", at, "--json"]).output().expect("status");
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
 fn signal(pid: u32, sig: i32) {
     // SAFETY: signals a process this test started (or its worker child).
     unsafe {
@@ -339,25 +381,8 @@ fn a_spot_notice_gives_the_trial_back_and_a_worker_with_no_work_shuts_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
     let store = dir.path().join("store");
-    let out = paddock_cmd()
-        .args([
-            "exp",
-            "submit",
-            file.to_str().expect("utf-8"),
-            "--store",
-            store.to_str().expect("utf-8"),
-            "--set",
-            "set.total_steps=400000",
-        ])
-        .output()
-        .expect("submit");
-    let at = ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string();
-    let worker = paddock_cmd()
-        .args(["worker", &at, "--spot-notices", &imds.endpoint(), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("worker");
+    let at = submit_to_local(dir.path(), &file, 400000);
+    let worker = spot_worker(&at, &imds);
     let start = Instant::now();
     while !status(&at)["trials"][0]["state"]["checkpoint"].is_object() {
         assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
@@ -545,10 +570,6 @@ fn a_store_that_comes_back_empty_loses_nothing_and_exp_restore_puts_the_experime
         c.env("PADDOCK_WORK_DIR", &work).stdout(Stdio::piped()).stderr(Stdio::piped());
         c
     };
-    let status_of = |moto: &common::moto::Moto, at: &str| -> Value {
-        let out = moto.command(&["exp", "status", at, "--json"]).output().expect("status");
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    };
     let plan: Value =
         serde_json::from_str(ok(&moto.command(&["exp", "plan", file, "--json"]).output().expect("plan")).trim()).expect("json");
     let at = format!("s3://bkt/exps/{}", plan["id"].as_str().expect("id"));
@@ -557,9 +578,9 @@ fn a_store_that_comes_back_empty_loses_nothing_and_exp_restore_puts_the_experime
     let runner = run_cmd(&moto).spawn().expect("exp run");
     let start = Instant::now();
     loop {
-        assert!(start.elapsed() < Duration::from_secs(180), "the sweep did not get going: {}", status_of(&moto, &at));
+        assert!(start.elapsed() < Duration::from_secs(180), "the sweep did not get going: {}", moto_status(&moto, &at));
         std::thread::sleep(Duration::from_millis(300));
-        let s = status_of(&moto, &at);
+        let s = moto_status(&moto, &at);
         let Some(trials) = s["trials"].as_array() else { continue };
         let by = |id: &str| trials.iter().find(|t| t["id"] == id).map(|t| t["state"].clone()).unwrap_or(Value::Null);
         if by(&short)["status"] == "done" && by(&long)["status"] == "running" && by(&long)["checkpoint"].is_object() {
@@ -590,7 +611,7 @@ fn a_store_that_comes_back_empty_loses_nothing_and_exp_restore_puts_the_experime
     let out = moto.command(&["exp", "restore", &at, "--json"]).env("PADDOCK_WORK_DIR", &work).output().expect("restore");
     let restored: Value = serde_json::from_str(ok(&out).trim()).expect("json");
     assert_eq!(restored["plan"], true, "{restored}");
-    let s = status_of(&moto, &at);
+    let s = moto_status(&moto, &at);
     let trials = s["trials"].as_array().expect("trials");
     let by = |id: &str| trials.iter().find(|t| t["id"] == id).map(|t| t["state"].clone()).expect("trial");
     assert_eq!((by(&short)["status"].as_str(), by(&short)["epoch"].as_u64()), (Some("done"), Some(1)), "{s}");
@@ -607,7 +628,7 @@ fn a_store_that_comes_back_empty_loses_nothing_and_exp_restore_puts_the_experime
     // goes on from its checkpoint.
     let out = run_cmd(&moto).output().expect("exp run");
     ok(&out);
-    let s = status_of(&moto, &at);
+    let s = moto_status(&moto, &at);
     let trials = s["trials"].as_array().expect("trials");
     let by = |id: &str| trials.iter().find(|t| t["id"] == id).map(|t| t["state"].clone()).expect("trial");
     assert_eq!(by(&short)["epoch"], 1, "the finished trial was committed once: {s}");
@@ -641,16 +662,7 @@ fn refused_credentials_end_a_worker_at_once_with_a_non_zero_exit() {
         c
     };
     let child = worker(&moto).spawn().expect("worker");
-    let start = Instant::now();
-    loop {
-        assert!(start.elapsed() < Duration::from_secs(120), "the worker did not start training");
-        std::thread::sleep(Duration::from_millis(300));
-        let out = moto.command(&["exp", "status", &at, "--json"]).output().expect("status");
-        let s: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        if s["trials"][0]["state"]["step"].as_u64() > Some(2048) {
-            break;
-        }
-    }
+    wait_until_trained(|| moto_status(&moto, &at), 2048);
     // The key is revoked while the worker trains.
     proxy.deny(true);
     let denied_at = Instant::now();
@@ -725,29 +737,14 @@ fn a_rebalance_recommendation_takes_an_early_checkpoint_and_the_trial_finishes_o
     let imds = common::imds::FakeImds::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
-    let store = dir.path().join("store");
     // No periodic checkpoints: the only one before the end is the recommendation's.
     let text =
         std::fs::read_to_string(&file).expect("read").replace("\"train.checkpoint_every\" = 1024", "\"train.checkpoint_every\" = 10000000");
     std::fs::write(&file, text).expect("write");
-    let sets = ["--set", "set.total_steps=150000"];
-    let out = paddock_cmd()
-        .args(["exp", "submit", file.to_str().expect("utf-8"), "--store", store.to_str().expect("utf-8")])
-        .args(sets)
-        .output()
-        .expect("submit");
-    let at = ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string();
-    let worker = paddock_cmd()
-        .args(["worker", &at, "--spot-notices", &imds.endpoint(), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("worker");
+    let at = submit_to_local(dir.path(), &file, 150000);
+    let worker = spot_worker(&at, &imds);
     let start = Instant::now();
-    while status(&at)["trials"][0]["state"]["step"].as_u64() < Some(4096) {
-        assert!(start.elapsed() < Duration::from_secs(120), "not training");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_step(&at, 4096);
     assert!(!status(&at)["trials"][0]["state"]["checkpoint"].is_object(), "no checkpoint yet");
     imds.raise_rebalance();
     let early = loop {
@@ -812,20 +809,7 @@ fn a_full_disk_is_named_and_another_worker_finishes_the_trial() {
     }
     let _unmount = Unmount(small.clone());
     let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
-    let store = dir.path().join("store");
-    let out = paddock_cmd()
-        .args([
-            "exp",
-            "submit",
-            file.to_str().expect("utf-8"),
-            "--store",
-            store.to_str().expect("utf-8"),
-            "--set",
-            "set.total_steps=100000",
-        ])
-        .output()
-        .expect("submit");
-    let at = ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string();
+    let at = submit_to_local(dir.path(), &file, 100000);
     let worker = paddock_cmd()
         .args(["worker", &at])
         .env("PADDOCK_WORK_DIR", &small)
@@ -833,11 +817,7 @@ fn a_full_disk_is_named_and_another_worker_finishes_the_trial() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("worker");
-    let start = Instant::now();
-    while status(&at)["trials"][0]["state"]["step"].as_u64() < Some(2048) {
-        assert!(start.elapsed() < Duration::from_secs(120), "not training");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_step(&at, 2048);
     // The disk fills up under the training run.
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=64k"])
@@ -881,16 +861,7 @@ fn a_store_outage_of_a_minute_does_not_end_the_runner() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("exp run");
-    let start = Instant::now();
-    loop {
-        assert!(start.elapsed() < Duration::from_secs(120), "the trial did not start");
-        std::thread::sleep(Duration::from_millis(200));
-        let out = moto.command(&["exp", "status", &at, "--json"]).output().expect("status");
-        let s: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        if s["trials"][0]["state"]["step"].as_u64() > Some(2048) {
-            break;
-        }
-    }
+    wait_until_trained(|| moto_status(&moto, &at), 2048);
     proxy.cut(true);
     std::thread::sleep(Duration::from_secs(60));
     proxy.cut(false);
