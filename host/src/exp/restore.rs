@@ -226,10 +226,10 @@ fn newest_local_checkpoint(dir: &Path) -> anyhow::Result<Option<CheckpointRef>> 
     for name in local.list_dirs("")? {
         let Some(epoch) = name.strip_prefix('e').and_then(|e| e.parse::<u64>().ok()) else { continue };
         let names = crate::rundir::runs::complete_checkpoints(local.as_ref(), &name)?;
-        if let Some(step) = names.last().and_then(|n| n.parse::<u64>().ok()) {
-            if best.is_none_or(|b: CheckpointRef| (epoch, step) > (b.epoch, b.step)) {
-                best = Some(CheckpointRef { epoch, step });
-            }
+        if let Some(step) = names.last().and_then(|n| n.parse::<u64>().ok())
+            && best.is_none_or(|b: CheckpointRef| (epoch, step) > (b.epoch, b.step))
+        {
+            best = Some(CheckpointRef { epoch, step });
         }
     }
     Ok(best)
