@@ -51,6 +51,16 @@ fn submit_to_local(dir: &Path, file: &Path, total: u64) -> String {
     ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string()
 }
 
+/// Submits `file` to `s3://bkt/exps` on `moto` with `total` steps a trial: its location.
+fn submit_to_moto(moto: &common::moto::Moto, file: &Path, total: u64) -> String {
+    let out = moto
+        .command(&["exp", "submit", file.to_str().expect("utf-8"), "--store", "s3://bkt/exps"])
+        .args(["--set", &format!("set.total_steps={total}")])
+        .output()
+        .expect("submit");
+    ok(&out).trim().strip_prefix("paddock worker ").expect("command").to_string()
+}
+
 /// `paddock worker AT --json` watching the fake metadata service for spot notices.
 fn spot_worker(at: &str, imds: &common::imds::FakeImds) -> Child {
     paddock_cmd()
@@ -59,11 +69,6 @@ fn spot_worker(at: &str, imds: &common::imds::FakeImds) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("worker")
-}
-
-/// Waits (up to 2 minutes) until the first trial of `at` (a local store) has trained past `step`.
-fn wait_for_step(at: &str, step: u64) {
-    wait_until_trained(|| status(at), step);
 }
 
 /// Waits (up to 2 minutes) until the first trial in what `status` reads (`exp status
@@ -688,21 +693,18 @@ fn refused_credentials_end_a_worker_at_once_with_a_non_zero_exit() {
 /// of a running fleet, naming the keys.
 #[test]
 fn an_edited_plan_is_updated_where_safe_and_refused_while_its_fleet_runs() {
+    let moto = common::moto::Moto::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("store");
     let submit = |extra: &str| {
         let file = experiment(dir.path(), &format!("seeds = 2\n{extra}"));
-        paddock_cmd()
-            .args(["exp", "submit", file.to_str().expect("utf-8"), "--store", store.to_str().expect("utf-8")])
-            .output()
-            .expect("submit")
+        moto.command(&["exp", "submit", file.to_str().expect("utf-8"), "--store", "s3://bkt/exps"]).output().expect("submit")
     };
     let fleet =
         |types: &str, budget: f64| format!("[fleet]\nstore = \"s3://b/x\"\ninstance_types = [{types}]\nbudget_dollars = {budget}\n");
     let first = submit(&format!("[trial]\nlease_s = 30\n{}", fleet("\"c7i.large\"", 5.0)));
     let at = ok(&first).trim().strip_prefix("paddock worker ").expect("worker command").to_string();
-    let stored =
-        || -> Value { serde_json::from_slice(&std::fs::read(Path::new(&at).join("experiment.json")).expect("plan")).expect("json") };
+    let key = at.strip_prefix("s3:/").expect("s3").to_string();
+    let stored = || -> Value { serde_json::from_slice(&moto.http("GET", &format!("{key}/experiment.json"), b"").1).expect("json") };
     assert_eq!(stored()["trial"]["lease_s"], 30);
 
     let edited = submit(&format!("[trial]\nlease_s = 90\nmax_errors = 5\n{}", fleet("\"c7i.large\"", 8.0)));
@@ -719,7 +721,7 @@ fn an_edited_plan_is_updated_where_safe_and_refused_while_its_fleet_runs() {
         "generation": 1, "state": "active", "api": "fleet", "region": "us-east-1", "fleet_id": "fleet-1",
         "launch_template": "lt-1", "created": 0.0, "deleted": null, "reason": null, "by": "test"
     });
-    std::fs::write(Path::new(&at).join("fleet.json"), record.to_string()).expect("write");
+    assert_eq!(moto.http("PUT", &format!("{key}/fleet.json"), record.to_string().as_bytes()).0, 200);
     let refused = submit(&format!("[trial]\nlease_s = 90\nmax_errors = 5\n{}", fleet("\"c7i.large\", \"m7i.large\"", 8.0)));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{err}");
@@ -734,6 +736,7 @@ fn an_edited_plan_is_updated_where_safe_and_refused_while_its_fleet_runs() {
 /// which reaches the store, and the trial trains on to its end on the same worker.
 #[test]
 fn a_rebalance_recommendation_takes_an_early_checkpoint_and_the_trial_finishes_on_the_same_worker() {
+    let moto = common::moto::Moto::start();
     let imds = common::imds::FakeImds::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
@@ -741,10 +744,17 @@ fn a_rebalance_recommendation_takes_an_early_checkpoint_and_the_trial_finishes_o
     let text =
         std::fs::read_to_string(&file).expect("read").replace("\"train.checkpoint_every\" = 1024", "\"train.checkpoint_every\" = 10000000");
     std::fs::write(&file, text).expect("write");
-    let at = submit_to_local(dir.path(), &file, 150000);
-    let worker = spot_worker(&at, &imds);
+    let at = submit_to_moto(&moto, &file, 150000);
+    let worker = moto
+        .command(&["worker", &at, "--spot-notices", &imds.endpoint(), "--json"])
+        .env("PADDOCK_WORK_DIR", dir.path().join("work"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker");
     let start = Instant::now();
-    wait_for_step(&at, 4096);
+    let status = |at: &str| moto_status(&moto, at);
+    wait_until_trained(|| status(&at), 4096);
     assert!(!status(&at)["trials"][0]["state"]["checkpoint"].is_object(), "no checkpoint yet");
     imds.raise_rebalance();
     let early = loop {
@@ -808,16 +818,18 @@ fn a_full_disk_is_named_and_another_worker_finishes_the_trial() {
         }
     }
     let _unmount = Unmount(small.clone());
+    let moto = common::moto::Moto::start();
+    let status = |at: &str| moto_status(&moto, at);
     let file = experiment(dir.path(), "seeds = 1\n[trial]\nlease_s = 10\n");
-    let at = submit_to_local(dir.path(), &file, 100000);
-    let worker = paddock_cmd()
-        .args(["worker", &at])
+    let at = submit_to_moto(&moto, &file, 100000);
+    let worker = moto
+        .command(&["worker", &at])
         .env("PADDOCK_WORK_DIR", &small)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("worker");
-    wait_for_step(&at, 2048);
+    wait_until_trained(|| status(&at), 2048);
     // The disk fills up under the training run.
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=64k"])
@@ -832,7 +844,7 @@ fn a_full_disk_is_named_and_another_worker_finishes_the_trial() {
     assert_eq!((s["status"].as_str(), s["errors"].as_u64()), (Some("queued"), Some(1)), "{s}");
     assert!(s["error"].as_str().is_some_and(|e| e.contains("is full")), "{s}");
     // A worker with room finishes it.
-    let out = paddock_cmd().args(["worker", &at, "--json"]).output().expect("worker");
+    let out = moto.command(&["worker", &at, "--json"]).env("PADDOCK_WORK_DIR", dir.path().join("roomy")).output().expect("worker");
     let summary: Value = serde_json::from_str(ok(&out).trim()).expect("json");
     assert_eq!(summary["committed"].as_array().map(Vec::len), Some(1), "{summary}");
     assert_eq!(status(&at)["trials"][0]["state"]["result"]["steps"], 100000);
