@@ -905,3 +905,39 @@ fn exp_commands_take_the_experiment_file_too() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("nope.toml: no such experiment file"), "{err}");
 }
+
+/// A trial's recorded `config.toml` trains anywhere its plugin files are, as a run's does,
+/// not only inside the worker that ran it (whose private copies are gone when it leaves):
+/// from another directory it gives the trial's metrics byte for byte.
+#[test]
+fn a_trials_config_trains_from_another_directory_to_the_trials_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(dir.path(), "seeds = 1\n");
+    let text = std::fs::read_to_string(&file).expect("read").replacen("[set]\n", "[set]\ntotal_steps = 4096\n", 1);
+    std::fs::write(&file, text).expect("write");
+    let store = dir.path().join("store");
+    let out = paddock_cmd()
+        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "1", "--store", store.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    ok(&out);
+    let at = store.read_dir().expect("store").next().expect("the experiment").expect("entry").path();
+    let s = status(&at.display().to_string());
+    let run = at.join(s["trials"][0]["state"]["result"]["run"].as_str().expect("run"));
+    let config = std::fs::read_to_string(run.join("config.toml")).expect("config");
+    assert!(!config.contains("/workers/"), "no worker's private path: {config}");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(elsewhere.path())
+        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
+        .args(["train", run.join("config.toml").to_str().expect("utf-8"), "--json", "--set", "store=runs"])
+        .output()
+        .expect("train");
+    let summary: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    let trained = elsewhere.path().join(summary["run_dir"].as_str().expect("run dir"));
+    assert_eq!(
+        std::fs::read(trained.join("metrics.jsonl")).expect("metrics"),
+        std::fs::read(run.join("metrics.jsonl")).expect("trial metrics"),
+        "the same metrics, byte for byte"
+    );
+}

@@ -360,7 +360,7 @@ fn run_trial(
         std::fs::remove_dir_all(&dir).with_context(|| format!("failed to clear {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir)?;
-    let prepared = prepare(objects.as_ref(), base, t, &held, &dir);
+    let prepared = prepare(objects.as_ref(), base, t, &held, &dir, &plan.files, &opts.work_dir);
     let (config, resume_at) = match prepared {
         Ok(p) => p,
         Err(e) => return give_back_checked(objects.as_ref(), held, e, plan, &opts.work_dir),
@@ -576,6 +576,8 @@ fn prepare(
     t: &crate::exp::spec::Trial,
     held: &Held,
     dir: &Path,
+    files: &std::collections::BTreeMap<String, String>,
+    work_dir: &Path,
 ) -> anyhow::Result<(crate::config::RunConfig, Option<u64>)> {
     if let Some(c) = newest_checkpoint(objects, &t.id, held)? {
         let from = trial::run_prefix(&t.id, c.epoch);
@@ -590,7 +592,14 @@ fn prepare(
     }
     let config = crate::config::RunConfig::load_with(base, &t.overrides)?;
     let (to_run, record, _) = crate::registry::resolve_config(&config)?;
-    std::fs::write(dir.join(crate::rundir::CONFIG), toml::to_string_pretty(&record)?)?;
+    // The record names the plan's files where the experiment was planned, not this worker's
+    // private copies (gone when it leaves): the trial's config trains anywhere its files are,
+    // as a run's does. A resume takes the carried copies by their hashes either way.
+    let mut text = toml::to_string_pretty(&record)?;
+    for (original, key) in files {
+        text = text.replace(&work_dir.join(key).display().to_string(), original);
+    }
+    std::fs::write(dir.join(crate::rundir::CONFIG), text)?;
     crate::rundir::carry::carry_robots(dir, &to_run.env.robot_grants())?;
     Ok((to_run, None))
 }
