@@ -10,7 +10,7 @@ use std::path::Path;
 /// in the run directory (`tensorboard --logdir runs/`).
 pub(super) struct MetricsSink {
     jsonl: std::io::BufWriter<std::fs::File>,
-    tensorboard: tensorboard_rs::summary_writer::SummaryWriter,
+    tensorboard: super::tensorboard::EventWriter,
 }
 
 impl MetricsSink {
@@ -38,32 +38,33 @@ impl MetricsSink {
             }
         }
         std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
-        let mut tensorboard = tensorboard_rs::summary_writer::SummaryWriter::new(run_dir);
+        let mut tensorboard = super::tensorboard::EventWriter::create(run_dir)?;
         for line in kept.lines() {
             let v: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(line).with_context(|| format!("{}: a line before the checkpoint is not JSON", path.display()))?;
-            Self::to_tensorboard(&mut tensorboard, &v);
+            Self::to_tensorboard(&mut tensorboard, &v)?;
         }
         Ok(MetricsSink { jsonl: std::io::BufWriter::new(file), tensorboard })
     }
 
-    fn to_tensorboard(tb: &mut tensorboard_rs::summary_writer::SummaryWriter, line: &serde_json::Map<String, serde_json::Value>) {
+    fn to_tensorboard(tb: &mut super::tensorboard::EventWriter, line: &serde_json::Map<String, serde_json::Value>) -> anyhow::Result<()> {
         let step = line.get("step").and_then(serde_json::Value::as_u64).unwrap_or(0);
         for (k, v) in line {
             if let (true, Some(x)) = (k != "step", v.as_f64()) {
-                tb.add_scalar(k, x as f32, step as usize);
+                tb.scalar(k, x as f32, step)?;
             }
         }
+        Ok(())
     }
 
     pub(super) fn write(&mut self, line: serde_json::Map<String, serde_json::Value>) -> anyhow::Result<()> {
-        Self::to_tensorboard(&mut self.tensorboard, &line);
+        Self::to_tensorboard(&mut self.tensorboard, &line)?;
         writeln!(self.jsonl, "{}", serde_json::Value::Object(line)).context("failed to write metrics.jsonl")
     }
 
     /// Flushes both; returns the length of `metrics.jsonl`.
     pub(super) fn flush(&mut self) -> anyhow::Result<u64> {
-        self.tensorboard.flush();
+        self.tensorboard.flush()?;
         self.jsonl.flush().context("failed to write metrics.jsonl")?;
         Ok(self.jsonl.get_ref().metadata()?.len())
     }

@@ -16,6 +16,7 @@ pub mod interrupt;
 mod metrics;
 mod reloads;
 mod setup;
+mod tensorboard;
 mod ticker;
 mod trainer;
 
