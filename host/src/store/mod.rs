@@ -228,13 +228,10 @@ pub trait Objects: Send + Sync {
     /// since (HTTP 412). What fences a stale writer. An object deleted since it was read is
     /// not "another writer": that is the error [`StoreError::Vanished`].
     fn put_if_match(&self, key: &str, data: &[u8], tag: &str) -> anyhow::Result<Option<String>>;
-    /// [`Objects::put_new`] that returns the new object's tag (`None`: it existed).
-    fn create_tagged(&self, key: &str, data: &[u8]) -> anyhow::Result<Option<String>> {
-        if !self.put_new(key, data)? {
-            return Ok(None);
-        }
-        Ok(self.get_tagged(key)?.map(|(_, t)| t))
-    }
+    /// [`Objects::put_new`] that returns the new object's tag (`None`: it existed): the tag
+    /// of what this call created, never that of a write that came after it (a claim that
+    /// read its tag back could take a later writer's as its own and overwrite it).
+    fn create_tagged(&self, key: &str, data: &[u8]) -> anyhow::Result<Option<String>>;
 }
 
 /// A local version file's name (sorted by version).
@@ -383,6 +380,11 @@ impl Objects for LocalObjects {
         }
     }
 
+    fn create_tagged(&self, key: &str, data: &[u8]) -> anyhow::Result<Option<String>> {
+        // A created object is at version 0 until a conditional write moves it on.
+        Ok(self.put_new(key, data)?.then(|| "0".to_string()))
+    }
+
     fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
         let versions = self.versions_dir(key)?;
         if let Some(n) = latest_version(&versions)? {
@@ -471,6 +473,20 @@ mod tests {
         assert!(format!("{:#}", Location::parse("s3:///x").expect_err("no bucket")).contains("names no bucket"));
         assert!(format!("{:#}", Location::parse("gs://b/x").expect_err("gcs")).contains("only local paths"));
         assert_eq!(Location::parse("s3://b/runs").expect("s3").join("r1").to_string(), "s3://b/runs/r1");
+    }
+
+    #[test]
+    fn a_created_objects_tag_is_its_own_not_a_later_writers() {
+        // A launch claims fleet.json by creating it; a cancel rewrites it before the launch
+        // looks at its tag. The launch's tag must still be the one it created, so its next
+        // conditional write is refused (it once read the cancel's tag back and overwrote it).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = LocalObjects { root: dir.path().to_path_buf() };
+        let mine = o.create_tagged("fleet.json", b"launching").expect("create").expect("new");
+        let (_, seen) = o.get_tagged("fleet.json").expect("get").expect("there");
+        o.put_if_match("fleet.json", b"deleted", &seen).expect("cancel").expect("the cancel writes");
+        assert!(o.put_if_match("fleet.json", b"active", &mine).expect("launch").is_none(), "the launch is refused");
+        assert_eq!(o.get("fleet.json").expect("get").as_deref(), Some(&b"deleted"[..]));
     }
 
     #[test]

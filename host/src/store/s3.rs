@@ -240,6 +240,11 @@ impl Objects for S3Objects {
         Ok(self.conditional_put(key, data, None)?.is_some())
     }
 
+    fn create_tagged(&self, key: &str, data: &[u8]) -> anyhow::Result<Option<String>> {
+        // The tag of the PUT that created it: a GET after it could return a later writer's.
+        self.conditional_put(key, data, None)
+    }
+
     fn get_tagged(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
         self.rt.block_on(async {
             match self.client.get_object().bucket(&self.bucket).key(self.key(key)).send().await {
