@@ -515,19 +515,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let summary = match worker::work(&opts) {
         Ok(s) => s,
         // The store refused to go on before the worker held anything.
-        Err(e) => match worker::fatal(&e) {
-            Some(why) => worker::WorkerSummary {
-                left: if matches!(crate::store::store_error(&e), Some(crate::store::StoreError::Denied { .. })) {
-                    "credentials refused".into()
-                } else {
-                    "store lost".into()
-                },
-                problem: Some(why),
-                kept: vec![opts.work_dir.clone()],
-                ..Default::default()
-            },
-            None => return Err(e),
-        },
+        Err(e) => worker::lost_summary(&e, &opts.work_dir).ok_or(e)?,
     };
     if summary.left == "disk full" {
         if args.json {

@@ -79,6 +79,21 @@ impl Ec2 {
         }
         Ok(())
     }
+
+    /// Sends a DeleteLaunchTemplate (by id or by name): one that is gone already
+    /// (`InvalidLaunchTemplateName.NotFoundException`), or was never made, is deleted.
+    fn delete_launch_template(
+        &self,
+        request: aws_sdk_ec2::operation::delete_launch_template::builders::DeleteLaunchTemplateFluentBuilder,
+    ) -> Result<(), CloudError> {
+        match self.rt.block_on(request.send()) {
+            Ok(_) => Ok(()),
+            Err(e) => match err("DeleteLaunchTemplate", e) {
+                CloudError::Service { code, .. } if code.contains("NotFound") => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
 }
 
 impl Compute for Ec2 {
@@ -327,24 +342,11 @@ impl Compute for Ec2 {
     }
 
     fn delete_template_named(&self, name: &str) -> Result<(), CloudError> {
-        match self.rt.block_on(self.client.delete_launch_template().launch_template_name(name).send()) {
-            Ok(_) => Ok(()),
-            Err(e) => match err("DeleteLaunchTemplate", e) {
-                // Gone already (`InvalidLaunchTemplateName.NotFoundException`), or never made.
-                CloudError::Service { code, .. } if code.contains("NotFound") => Ok(()),
-                other => Err(other),
-            },
-        }
+        self.delete_launch_template(self.client.delete_launch_template().launch_template_name(name))
     }
 
     fn delete_template(&self, id: &str) -> Result<(), CloudError> {
-        match self.rt.block_on(self.client.delete_launch_template().launch_template_id(id).send()) {
-            Ok(_) => Ok(()),
-            Err(e) => match err("DeleteLaunchTemplate", e) {
-                CloudError::Service { code, .. } if code.contains("NotFound") => Ok(()),
-                other => Err(other),
-            },
-        }
+        self.delete_launch_template(self.client.delete_launch_template().launch_template_id(id))
     }
 
     fn spot_prices(&self, instance_type: &str, zone: &str, from: f64, to: f64) -> Result<Vec<PricePoint>, CloudError> {

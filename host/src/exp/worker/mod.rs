@@ -118,6 +118,12 @@ pub fn copies_in_store(opts: &WorkerOptions, summary: &WorkerSummary) -> bool {
     summary.committed.iter().all(|id| trial::read(objects.as_ref(), id).is_ok_and(|h| h.state.status.is_final()))
 }
 
+/// What a worker that met `e` before it held anything did, when `e` is fatal
+/// ([`fatal`]): it leaves, keeping `work_dir`; `None` for any other error.
+pub fn lost_summary(e: &anyhow::Error, work_dir: &Path) -> Option<WorkerSummary> {
+    fatal(e).map(|why| lost_store(WorkerSummary::default(), fatal_leave(e), why, work_dir))
+}
+
 /// Why the worker leaves on a fatal store error: `credentials refused` or `store lost`.
 fn fatal_leave(e: &anyhow::Error) -> &'static str {
     match crate::store::store_error(e) {
