@@ -132,7 +132,7 @@ fn a_hook_changes_the_env_parameters_as_a_stage_does() {
         err.contains("env parameters from a hook (sutton-barto = true) at step 2048") && err.contains("unknown parameter `sutton-barto`"),
         "{err}"
     );
-    assert!(paddock::rundir::latest_checkpoint(&run.dir).is_some(), "the checkpoints before the refusal stay");
+    assert!(paddock::format::run_dir::latest_checkpoint(&run.dir).is_some(), "the checkpoints before the refusal stay");
 }
 
 #[test]

@@ -5,9 +5,9 @@
 //! 1×1 up drawing without a panic, a physics run's robot (and a `scene.json` that cannot be
 //! read). Keys steer a live run through its `control/` folder.
 
+use paddock::format::status::{self as runstatus, State, Status};
 use paddock::monitor::App;
 use paddock::monitor::ui::render_to_string;
-use paddock::rundir::status::{self as runstatus, State, Status};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::path::Path;
 
@@ -26,7 +26,7 @@ fn status(state: State, step: u64) -> Status {
         started_unix: NOW - 125.0,
         updated_unix: NOW - 1.0,
         message: None,
-        host: paddock::rundir::status::this_host(),
+        host: paddock::format::status::this_host(),
     }
 }
 

@@ -87,7 +87,7 @@ fn replay_buffers_survive_checkpoint_and_resume() {
         "algorithm.params.n-step=3",
     ];
     common::kill_and_resume_matches("configs/pendulum-sac.toml", &sets, 3000, |run_dir| {
-        let ckpt = paddock::rundir::latest_checkpoint(run_dir).expect("a checkpoint");
+        let ckpt = paddock::format::run_dir::latest_checkpoint(run_dir).expect("a checkpoint");
         assert!(ckpt.join("replays.json").exists() && ckpt.join("replay-0.pt").exists(), "no replay in {}", ckpt.display());
     });
 }

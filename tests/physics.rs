@@ -157,7 +157,7 @@ fn eval_writes_png_frames_of_a_physics_episode() {
     let run = s["run_dir"].as_str().expect("run dir").to_string();
     // The live picture the monitor draws: the cart, the pole and the fixed rail, in a view
     // that holds them.
-    let scene: paddock::physics::render::SceneFile =
+    let scene: paddock::format::scene::SceneFile =
         serde_json::from_slice(&std::fs::read(std::path::Path::new(&run).join("scene.json")).expect("scene.json")).expect("a scene");
     assert!(scene.polygons.iter().any(|p| p.body.is_none()) && scene.polygons.iter().filter(|p| p.body.is_some()).count() >= 2);
     let [x0, x1, z0, z1] = scene.view;
@@ -324,7 +324,7 @@ fn arm_reach_killed_and_resumed_matches_an_uninterrupted_run() {
         "train.hot_reload=false",
     ];
     common::kill_and_resume_matches("configs/arm-reach-ppo.toml", &sets, 8192, |run_dir| {
-        let checkpoint = paddock::rundir::latest_checkpoint(run_dir).expect("a checkpoint");
+        let checkpoint = paddock::format::run_dir::latest_checkpoint(run_dir).expect("a checkpoint");
         let envs = std::fs::metadata(checkpoint.join("envs.bin")).expect("envs.bin").len();
         let state = std::fs::metadata(checkpoint.join("state.json")).expect("state.json").len();
         assert!(envs > 20 * 16 * 1000, "16 + 4 env snapshots of the arm: {envs} bytes");

@@ -71,7 +71,7 @@ fn wait_for_step(store: &Path, step: u64, child: &mut Child) -> PathBuf {
         let found =
             std::fs::read_dir(store).ok().and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).find(|p| p.join("status.json").exists()));
         if let Some(dir) = found
-            && let Some(Ok(s)) = paddock::rundir::status::read(&dir)
+            && let Some(Ok(s)) = paddock::format::status::read(&dir)
             && s.step >= step
         {
             return dir;
@@ -118,11 +118,11 @@ fn sigint_stops_at_a_safe_point_with_a_checkpoint_and_the_resume_matches_an_unin
     assert_eq!(summary["stopped_by"], "SIGINT");
     let stopped_at = summary["steps"].as_u64().expect("steps");
     assert!(stopped_at < 32768 && stopped_at.is_multiple_of(256), "stopped right after an update (8 envs × 32 steps): {stopped_at}");
-    let status = paddock::rundir::status::read(&dir).expect("status").expect("readable");
-    assert_eq!(status.state, paddock::rundir::status::State::Stopped);
+    let status = paddock::format::status::read(&dir).expect("status").expect("readable");
+    assert_eq!(status.state, paddock::format::status::State::Stopped);
     assert_eq!(status.step, stopped_at);
-    let latest = paddock::rundir::latest_checkpoint(&dir).expect("a final checkpoint");
-    assert_eq!(paddock::rundir::checkpoint_step(&latest), Some(stopped_at));
+    let latest = paddock::format::run_dir::latest_checkpoint(&dir).expect("a final checkpoint");
+    assert_eq!(paddock::format::run_dir::checkpoint_step(&latest), Some(stopped_at));
     assert!(std::fs::read_to_string(dir.join("log.txt")).expect("log").contains("SIGINT at step"));
 
     // The checkout is gone (another machine): the run resumes from its own copies, from another directory.

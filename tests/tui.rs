@@ -72,14 +72,14 @@ fn train_tui_in_tmux_pause_reload_checkpoint_and_quit() {
 
     tmux.wait_for("the run on screen", |s| s.contains("running") && s.contains("cartpole-ppo-s1") && s.contains("train/"));
     let run = std::fs::read_dir(&store).expect("store").filter_map(Result::ok).map(|e| e.path()).next().expect("run dir");
-    let status = || paddock::rundir::status::read(&run).and_then(Result::ok).map(|s| s.state.as_str());
+    let status = || paddock::format::status::read(&run).and_then(Result::ok).map(|s| s.state.as_str());
 
     tmux.keys("p");
     tmux.wait_for("paused on screen", |s| s.contains("paused") && s.contains("paused at step"));
     assert_eq!(status(), Some("paused"));
-    let paused_step = paddock::rundir::status::read(&run).and_then(Result::ok).expect("status").step;
+    let paused_step = paddock::format::status::read(&run).and_then(Result::ok).expect("status").step;
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(paddock::rundir::status::read(&run).and_then(Result::ok).expect("status").step, paused_step, "no steps while paused");
+    assert_eq!(paddock::format::status::read(&run).and_then(Result::ok).expect("status").step, paused_step, "no steps while paused");
     tmux.keys("p");
     tmux.wait_for("resumed", |s| s.contains("resumed at step"));
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// ARCHITECTURE.md's list, top to bottom.
 const ORDER: &[&str] = &[
-    "cli", "monitor", "exp", "run", "rundir", "registry", "config", "envset", "runtime", "learner", "physics", "store", "device", "log",
+    "cli", "monitor", "exp", "run", "registry", "config", "envset", "runtime", "learner", "physics", "format", "store", "device", "log",
     "seed", "spaces",
 ];
 

@@ -119,7 +119,7 @@ pub fn kill_and_resume_matches(config: &str, sets: &[&str], total: u64, check: i
             .map(|e| e.path())
             .find(|p| *p != whole_dir && p.join("checkpoints").exists());
         if let Some(d) = found
-            && paddock::rundir::latest_checkpoint(&d).is_some()
+            && paddock::format::run_dir::latest_checkpoint(&d).is_some()
         {
             break d;
         }

@@ -226,7 +226,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         let d = queue::dispatch(objects.as_ref(), cloud::aws(), &plan, region_of(&plan))?;
         eprintln!("trial ids go over SQS: {}", d.queue);
     }
-    let before = worker::states(objects.as_ref(), &plan)?;
+    let before = crate::format::experiment::states(objects.as_ref(), &plan)?;
     let finished = before.iter().filter(|(_, s)| s.status.is_final()).count();
     eprintln!("experiment {} at {at}: {} trials ({finished} already final), {} local workers", plan.id, plan.trials.len(), args.jobs);
     let opts = local::LocalOptions {
@@ -249,7 +249,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         LocalEvent::DiskFull => {
             eprintln!(
                 "a worker left: the disk holding {} is full (see its message); it is not replaced",
-                crate::rundir::runs::work_dir().display()
+                crate::run::runs::work_dir().display()
             )
         }
         LocalEvent::StoreBack => {
@@ -264,7 +264,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(e) = end.store_lost.as_deref().filter(|_| end.fatal) {
         anyhow::bail!(
             "{e}; the workers kept their working copies under {}. When the store is back, put the experiment back with `paddock exp restore {at}` and run the same command again",
-            crate::rundir::runs::work_dir().join("workers").display()
+            crate::run::runs::work_dir().join("workers").display()
         );
     }
     if let Some(e) = &end.store_lost {
@@ -284,7 +284,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_fleet(plan: &spec::Plan, store: Option<&str>, detach: bool) -> anyhow::Result<()> {
+fn run_fleet(plan: &crate::format::experiment::Plan, store: Option<&str>, detach: bool) -> anyhow::Result<()> {
     let f = plan.fleet.as_ref();
     let end = controller::run(plan, cloud::aws(), store, detach, &mut |e| match e {
         FleetEvent::Requeued(n) => eprintln!("{n} open trials sent to the queue again"),
@@ -352,7 +352,7 @@ fn counts_line(states: &[(String, trial::TrialState)]) -> String {
 }
 
 fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp::cost::Bill>) {
-    let now = crate::rundir::status::unix_now();
+    let now = crate::format::status::unix_now();
     println!(
         "{:16}  {:8}  {:>5}  {:>9}  {:>17}  {:>9}  {:>6}  {:>6}  {:>7}  RESULT",
         "TRIAL", "STATE", "EPOCH", "STEP", "CHECKPOINT", "HEARTBEAT", "PREEMPT", "ERRORS", "DOLLARS"
@@ -391,11 +391,11 @@ fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp:
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     let at = experiment_at(&args.experiment)?;
     let objects = crate::store::open(&at, &Default::default())?;
-    let plan = worker::read_plan(objects.as_ref())?;
+    let plan = crate::format::experiment::read_plan(objects.as_ref())?;
     // The states through the index, remembering settled ones on this machine: a listing plus
     // a GET per running (or newly changed) trial.
-    let cache = crate::rundir::runs::work_dir().join("status").join(format!("{}.json", crate::exp::index::cache_name(&at)));
-    let mut overview = crate::exp::index::Overview::load(&cache);
+    let cache = crate::run::runs::work_dir().join("status").join(format!("{}.json", crate::format::index::cache_name(&at)));
+    let mut overview = crate::format::index::Overview::load(&cache);
     let states = overview.read(objects.as_ref(), &plan)?;
     overview.save(&cache);
     let prices = match &args.prices {
@@ -406,7 +406,7 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
         None => None,
     };
     // Without the fleet's clients the trials still show; the fleet's numbers need EC2.
-    let has_fleet = crate::exp::fleet::read(objects.as_ref())?.is_some();
+    let has_fleet = crate::format::experiment::read_fleet(objects.as_ref())?.is_some();
     let unbuilt = has_fleet && cloud::require_fleet().is_err();
     let fleet = if has_fleet && !unbuilt { report::fleet_report(objects.as_ref(), cloud::aws(), &plan, &states, prices)? } else { None };
     let queue = report::queue_depth(objects.as_ref(), cloud::aws())?;
@@ -477,7 +477,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
     let experiment = experiment_at(&args.experiment)?;
     let opts = worker::WorkerOptions {
-        work_dir: crate::rundir::runs::work_dir().join("workers").join(worker::worker_name()),
+        work_dir: crate::run::runs::work_dir().join("workers").join(worker::worker_name()),
         experiment,
         idle_timeout: args.idle_timeout.map(std::time::Duration::from_secs),
         max_trials: args.max_trials,
@@ -503,7 +503,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         Some(url) => crate::exp::notice::instance_id((!url.is_empty()).then_some(url.as_str())),
         None => None,
     }
-    .or_else(|| Some(crate::rundir::status::this_host()));
+    .or_else(|| Some(crate::format::status::this_host()));
     let spot = match &args.spot_notices {
         Some(url) => Some(crate::exp::notice::SpotWatch::start(
             (!url.is_empty()).then_some(url.as_str()),
@@ -597,7 +597,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
 /// The fleet lines of `exp status`.
 fn print_report(f: &FleetReport) {
     let r = &f.record;
-    let when = |t: f64| format!("{:.0} min ago", (crate::rundir::status::unix_now() - t) / 60.0);
+    let when = |t: f64| format!("{:.0} min ago", (crate::format::status::unix_now() - t) / 60.0);
     println!(
         "fleet: {} {} · {:?}{} · generation {} · started {}",
         r.api,

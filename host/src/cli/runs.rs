@@ -1,6 +1,6 @@
 //! `paddock runs ls|pull`: the runs of a store, local or S3.
 
-use crate::rundir::runs::{self, Checkpoints};
+use crate::run::runs::{self, Checkpoints};
 use crate::store::{Location, S3Settings};
 use anyhow::Context;
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! `paddock train`.
 
+use crate::format::status;
 use crate::log::Level;
 use crate::run::{Hooks, NoHooks, Progress, Run, TrainSummary};
-use crate::rundir::status;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -187,8 +187,9 @@ fn thousands(x: f64) -> String {
 
 /// Prints a run's end.
 fn finish(result: anyhow::Result<TrainSummary>, run_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let summary = result
-        .with_context(|| format!("training run {} failed (its log: {})", run_dir.display(), run_dir.join(crate::rundir::LOG).display()))?;
+    let summary = result.with_context(|| {
+        format!("training run {} failed (its log: {})", run_dir.display(), run_dir.join(crate::format::run_dir::LOG).display())
+    })?;
     if json {
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());

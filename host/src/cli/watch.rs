@@ -16,7 +16,7 @@ pub struct WatchArgs {
 
 pub(crate) fn run(args: WatchArgs) -> anyhow::Result<()> {
     let paths = if args.paths.is_empty() { vec![PathBuf::from("runs")] } else { args.paths };
-    let followed = |p: &PathBuf| p.to_string_lossy().starts_with("s3://") || p.join(crate::exp::worker::PLAN).is_file();
+    let followed = |p: &PathBuf| p.to_string_lossy().starts_with("s3://") || p.join(crate::format::experiment::PLAN).is_file();
     if let Some(s3) = paths.iter().find(|p| followed(p)) {
         if paths.len() > 1 {
             anyhow::bail!("watch one S3 store, S3 run or experiment at a time (without other paths beside it)");

@@ -5,7 +5,8 @@
 //! ASHA). The decision is written with the value, once (a conditional create), so a
 //! restarted worker or a re-run trial reads it back instead of deciding again.
 
-use super::spec::{EarlyStop, rungs};
+use super::spec::rungs;
+use crate::format::experiment::EarlyStop;
 use crate::store::Objects;
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ impl Asha {
 
 /// The decision for `trial` at `rung` (recorded, or made now and recorded).
 pub fn decide_at(objects: &dyn Objects, rule: &EarlyStop, rung: u64, trial: &str, value: f64) -> anyhow::Result<bool> {
-    let dir = format!("rungs/{rung:012}");
+    let dir = crate::format::experiment::rung_dir(rung);
     let key = format!("{dir}/{trial}.json");
     if let Some(data) = objects.get(&key)? {
         let r: Record = serde_json::from_slice(&data)?;

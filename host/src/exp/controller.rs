@@ -5,10 +5,10 @@
 use super::cloud::Cloud;
 use super::fleet::{self, FleetRecord, FleetState, Launched, Teardown};
 use super::report::{self, FleetReport};
-use super::spec::Plan;
 use super::submit::{store_of, submit};
 use super::trial::TrialState;
 use super::{queue, worker};
+use crate::format::experiment::Plan;
 use crate::store::Location;
 use std::time::{Duration, Instant};
 
@@ -80,12 +80,12 @@ pub fn run(plan: &Plan, cloud: &dyn Cloud, store: Option<&str>, detach: bool, on
     let submitted = submit(plan, &store)?;
     let at = submitted.at;
     let objects = crate::store::open(&at, &Default::default())?;
-    let states = worker::states(objects.as_ref(), plan)?;
-    if worker::all_final(&states) {
+    let states = crate::format::experiment::states(objects.as_ref(), plan)?;
+    if crate::format::experiment::all_final(&states) {
         return Ok(FleetEnd::NothingToRun(states));
     }
     let d = queue::dispatch(objects.as_ref(), cloud, plan, f.region.as_deref())?;
-    if fleet::read(objects.as_ref())?.is_some_and(|(r, _)| r.state == FleetState::Deleted) {
+    if fleet::read_fleet(objects.as_ref())?.is_some_and(|(r, _)| r.state == FleetState::Deleted) {
         // A fleet again after a cancel (or a spent budget): every open trial is sent afresh.
         let n = queue::requeue(objects.as_ref(), cloud, plan, queue::PURGE_WAIT)?;
         on(FleetEvent::Requeued(n));
@@ -102,7 +102,7 @@ pub fn run(plan: &Plan, cloud: &dyn Cloud, store: Option<&str>, detach: bool, on
     let mut last: Vec<(String, TrialState)> = Vec::new();
     let mut last_reconcile: Option<Instant> = None;
     // One listing of the index and a GET per running or changed trial per look.
-    let mut overview = crate::exp::index::Overview::default();
+    let mut overview = crate::format::index::Overview::default();
     loop {
         if crate::run::interrupt::requested().is_some() {
             return Ok(FleetEnd::Interrupted(at, crate::run::interrupt::exit_status().unwrap_or(130)));
@@ -111,14 +111,14 @@ pub fn run(plan: &Plan, cloud: &dyn Cloud, store: Option<&str>, detach: bool, on
         if states.iter().map(|(_, s)| s.status).ne(last.iter().map(|(_, s)| s.status)) {
             on(FleetEvent::States(&states));
         }
-        if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) || worker::all_final(&states) {
+        if last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) || crate::format::experiment::all_final(&states) {
             last_reconcile = Some(Instant::now());
             if let Some(why) = report::reconcile(objects.as_ref(), cloud, plan, &states)? {
-                let states = worker::states(objects.as_ref(), plan)?;
+                let states = crate::format::experiment::states(objects.as_ref(), plan)?;
                 let report = report::fleet_report(objects.as_ref(), cloud, plan, &states, None)?.map(Box::new);
                 return Ok(FleetEnd::Ended { why, states, report });
             }
-            if let Some((r, _)) = fleet::read(objects.as_ref())?
+            if let Some((r, _)) = fleet::read_fleet(objects.as_ref())?
                 && r.state == FleetState::Deleted
             {
                 return Ok(FleetEnd::DeletedElsewhere(r.reason.unwrap_or_else(|| "?".into())));
@@ -147,8 +147,8 @@ pub struct Cancelled {
 pub fn cancel(at: &Location, cloud: &dyn Cloud) -> anyhow::Result<Cancelled> {
     super::cloud::require_fleet()?;
     let objects = crate::store::open(at, &Default::default())?;
-    let plan = worker::read_plan(objects.as_ref())?;
-    let Some((before, _)) = fleet::read(objects.as_ref())? else {
+    let plan = crate::format::experiment::read_plan(objects.as_ref())?;
+    let Some((before, _)) = fleet::read_fleet(objects.as_ref())? else {
         anyhow::bail!("experiment {} at {at} has no fleet (it was not run with --fleet); stop local workers with Ctrl-C", plan.id);
     };
     let done = fleet::teardown(objects.as_ref(), cloud, &plan.id, "cancelled")?;
@@ -159,10 +159,10 @@ pub fn cancel(at: &Location, cloud: &dyn Cloud) -> anyhow::Result<Cancelled> {
 /// (a controller or `exp cancel` does it otherwise). The reason when it ended it.
 pub fn end_if_done(at: &Location, cloud: &dyn Cloud) -> anyhow::Result<Option<String>> {
     let objects = crate::store::open(at, &Default::default())?;
-    if fleet::read(objects.as_ref())?.is_none() {
+    if fleet::read_fleet(objects.as_ref())?.is_none() {
         return Ok(None);
     }
-    let plan = worker::read_plan(objects.as_ref())?;
-    let states = worker::states(objects.as_ref(), &plan)?;
+    let plan = crate::format::experiment::read_plan(objects.as_ref())?;
+    let states = crate::format::experiment::states(objects.as_ref(), &plan)?;
     report::reconcile(objects.as_ref(), cloud, &plan, &states)
 }

@@ -23,73 +23,15 @@
 
 use super::cloud::{Cloud, CloudError, Compute, FleetApi, client_token, retry};
 pub use super::cloud::{Instance, PricePoint, TAG, template_name};
-use super::spec::{Fleet, Plan};
+pub use crate::format::experiment::{FLEET, FleetRecord, FleetState, InstanceLife, read_fleet};
+use crate::format::experiment::{Fleet, Plan};
 use crate::store::Objects;
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The record of an experiment's fleet in its store.
-pub const FLEET: &str = "fleet.json";
 
 /// The user data template (see `docker/user-data.sh`).
 pub const USER_DATA: &str = include_str!("../../../docker/user-data.sh");
-
-/// Where a fleet is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FleetState {
-    /// A controller is creating it.
-    Launching,
-    /// Requested; EC2 keeps its capacity.
-    Active,
-    /// Deleted with its instances.
-    Deleted,
-}
-
-/// One instance's life, as seen by the controller and workers (EC2 forgets terminated
-/// instances after about an hour; cost needs them for the whole experiment).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InstanceLife {
-    /// e.g. `c7i.xlarge`.
-    pub instance_type: String,
-    /// e.g. `us-east-1a`.
-    pub zone: String,
-    /// Unix seconds.
-    pub launched: f64,
-    /// Unix seconds; `None` while it runs.
-    pub ended: Option<f64>,
-    /// When it was last seen running, Unix seconds.
-    pub seen: f64,
-}
-
-/// `fleet.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FleetRecord {
-    /// Raised by each launch.
-    pub generation: u64,
-    /// Where it is.
-    pub state: FleetState,
-    /// The API that requested it.
-    pub api: FleetApi,
-    /// The region.
-    pub region: String,
-    /// The EC2 Fleet or Spot Fleet request id.
-    pub fleet_id: Option<String>,
-    /// The experiment's launch template id.
-    pub launch_template: Option<String>,
-    /// Unix seconds.
-    pub created: f64,
-    /// Unix seconds.
-    pub deleted: Option<f64>,
-    /// Why it was deleted: `complete`, `cancelled`, `budget`, or a launch error.
-    pub reason: Option<String>,
-    /// Who launched it.
-    pub by: String,
-    /// Every instance the fleet ran, by id.
-    #[serde(default)]
-    pub instances: BTreeMap<String, InstanceLife>,
-}
 
 /// The user data that starts the worker image on an instance of experiment `at`.
 pub fn user_data(fleet: &Fleet, at: &str, region: &str) -> String {
@@ -100,13 +42,6 @@ pub fn user_data(fleet: &Fleet, at: &str, region: &str) -> String {
         .replace("@IDLE_TIMEOUT@", &fleet.idle_timeout_s.to_string())
         .replace("@GPU_FLAG@", if gpu { "--gpus all" } else { "" })
         .replace("@IMAGE@", fleet.image.as_deref().unwrap_or("paddock-worker:cpu"))
-}
-
-/// Reads `fleet.json` with its tag.
-pub fn read(objects: &dyn Objects) -> anyhow::Result<Option<(FleetRecord, String)>> {
-    let Some((data, tag)) = objects.get_tagged(FLEET)? else { return Ok(None) };
-    let record = serde_json::from_slice(&data).with_context(|| format!("{}/{FLEET} is not a fleet record", objects.location()))?;
-    Ok(Some((record, tag)))
 }
 
 fn write(objects: &dyn Objects, record: &FleetRecord, tag: Option<&str>) -> anyhow::Result<Option<String>> {
@@ -152,13 +87,13 @@ pub fn launch(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, at: &str, b
     }
     let ec2 = cloud.compute(fleet.region.as_deref())?;
     let backoff = cloud.backoff();
-    let existing = read(objects)?;
+    let existing = read_fleet(objects)?;
     let generation = match &existing {
         Some((r, _)) if r.state != FleetState::Deleted => return Ok(Launched::Running(r.clone())),
         Some((r, _)) => r.generation + 1,
         None => 1,
     };
-    let now = crate::rundir::status::unix_now();
+    let now = crate::format::status::unix_now();
     let mut record = FleetRecord {
         generation,
         state: FleetState::Launching,
@@ -174,7 +109,7 @@ pub fn launch(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, at: &str, b
     };
     // Claim the launch: only the writer that wins starts a fleet.
     let Some(tag) = write(objects, &record, existing.as_ref().map(|(_, t)| t.as_str()))? else {
-        let (r, _) = read(objects)?.context("fleet.json vanished")?;
+        let (r, _) = read_fleet(objects)?.context("fleet.json vanished")?;
         return Ok(Launched::Running(r));
     };
     let capacity = fleet.target_capacity.min(fleet.max_capacity).min(plan.trials.len().max(1) as u32);
@@ -199,7 +134,7 @@ pub fn launch(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, at: &str, b
                 // Someone wrote the record while this call launched. A ledger update (a
                 // status look) keeps the launch; a teardown (a cancel, a spent budget,
                 // completion) ends it, and what this call made goes.
-                let theirs = read(objects)?;
+                let theirs = read_fleet(objects)?;
                 match theirs {
                     Some((r, t)) if r.state == FleetState::Launching && r.generation == generation => {
                         for (k, v) in r.instances {
@@ -220,7 +155,7 @@ pub fn launch(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, at: &str, b
                 let _ = retry(backoff, || ec2.delete_template(t));
             }
             record.state = FleetState::Deleted;
-            record.deleted = Some(crate::rundir::status::unix_now());
+            record.deleted = Some(crate::format::status::unix_now());
             record.reason = Some(format!("launch failed: {e}"));
             // Recorded, so the next `exp run --fleet` may launch again.
             write(objects, &record, Some(&tag))?;
@@ -275,7 +210,7 @@ pub struct Teardown {
 /// changes under it (a launch wrote its fleet id), it looks again.
 pub fn teardown(objects: &dyn Objects, cloud: &dyn Cloud, id: &str, reason: &str) -> anyhow::Result<Teardown> {
     let mut done = Teardown::default();
-    let Some((mut record, mut tag)) = read(objects)? else { return Ok(done) };
+    let Some((mut record, mut tag)) = read_fleet(objects)? else { return Ok(done) };
     let generation = record.generation;
     let ec2 = cloud.compute(Some(&record.region))?;
     let backoff = cloud.backoff();
@@ -307,7 +242,7 @@ pub fn teardown(objects: &dyn Objects, cloud: &dyn Cloud, id: &str, reason: &str
             }
         }
         delete_templates(ec2.as_ref(), backoff, id, record.launch_template.as_deref())?;
-        let now = crate::rundir::status::unix_now();
+        let now = crate::format::status::unix_now();
         for life in record.instances.values_mut() {
             if life.ended.is_none() {
                 life.ended = Some(now);
@@ -323,7 +258,7 @@ pub fn teardown(objects: &dyn Objects, cloud: &dyn Cloud, id: &str, reason: &str
         }
         // Someone else wrote meanwhile (a launch recorded its fleet, a worker its ledger):
         // look again at what they wrote, keeping the instances this call saw end.
-        let Some((r, t)) = read(objects)? else { return Ok(done) };
+        let Some((r, t)) = read_fleet(objects)? else { return Ok(done) };
         if r.generation > generation {
             // A new launch after another teardown finished this one: not ours to end.
             return Ok(done);
@@ -341,7 +276,7 @@ pub fn teardown(objects: &dyn Objects, cloud: &dyn Cloud, id: &str, reason: &str
 /// knows that EC2 does not list (a describe that lags, or one EC2 forgot) keeps its life
 /// as it was: only a state EC2 reports ends it.
 fn ledger(record: &mut FleetRecord, instances: &[Instance]) {
-    let now = crate::rundir::status::unix_now();
+    let now = crate::format::status::unix_now();
     for i in instances {
         let life = record.instances.entry(i.id.clone()).or_insert_with(|| InstanceLife {
             instance_type: i.instance_type.clone(),
@@ -367,7 +302,7 @@ fn ledger(record: &mut FleetRecord, instances: &[Instance]) {
 /// the instances EC2 describes now.
 pub fn observe(objects: &dyn Objects, cloud: &dyn Cloud, id: &str) -> anyhow::Result<Option<(FleetRecord, Vec<Instance>)>> {
     for _ in 0..5 {
-        let Some((mut record, tag)) = read(objects)? else { return Ok(None) };
+        let Some((mut record, tag)) = read_fleet(objects)? else { return Ok(None) };
         let ec2 = cloud.compute(Some(&record.region))?;
         let instances = retry(cloud.backoff(), || ec2.instances(id))?;
         ledger(&mut record, &instances);

@@ -10,9 +10,9 @@
 //! away is reported and waited out for as long as the workers themselves wait
 //! (`store_lost_after`), never fatal before.
 
-use super::spec::Plan;
 use super::trial::TrialState;
 use super::worker;
+use crate::format::experiment::Plan;
 use crate::store::{Location, Objects};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -94,7 +94,7 @@ pub fn run(
     let mut store_lost = None;
     let mut fatal = false;
     // Each look: one listing of the index, and a GET per running or changed trial.
-    let mut overview = crate::exp::index::Overview::default();
+    let mut overview = crate::format::index::Overview::default();
     loop {
         std::thread::sleep(Duration::from_millis(200));
         if !stopping && let Some(why) = crate::run::interrupt::requested() {
@@ -116,7 +116,7 @@ pub fn run(
                     if away.take().is_some() {
                         on(LocalEvent::StoreBack);
                     }
-                    all_final = worker::all_final(&states);
+                    all_final = crate::format::experiment::all_final(&states);
                     if states.iter().map(|(_, s)| s.status).ne(last.iter().map(|(_, s)| s.status)) {
                         on(LocalEvent::States(&states));
                     }
@@ -183,7 +183,7 @@ pub fn run(
             break;
         }
     }
-    if let Ok(states) = worker::states(objects, plan) {
+    if let Ok(states) = crate::format::experiment::states(objects, plan) {
         last = states;
     }
     Ok(LocalEnd { states: last, stopped: crate::run::interrupt::exit_status(), store_lost, fatal })

@@ -6,7 +6,7 @@
 //! a fleet; Spot capacity comes from EC2 ([`fleet`]); what it costs is integrated from
 //! the spot price history ([`cost`], [`report`]); [`cloud`] puts EC2 and SQS behind
 //! traits (the real clients with the cargo feature `fleet`, an in-memory double with
-//! faults in the unit tests); [`index`] lets readers see every trial with one listing; [`restore`] puts an experiment back into a store that lost it,
+//! faults in the unit tests); [`restore`] puts an experiment back into a store that lost it,
 //! from its workers' working copies.
 
 pub mod asha;
@@ -14,7 +14,6 @@ pub mod cloud;
 pub mod controller;
 pub mod cost;
 pub mod fleet;
-pub mod index;
 pub mod local;
 pub mod notice;
 pub mod queue;

@@ -15,6 +15,7 @@ use anyhow::Context;
 use std::sync::Arc;
 
 pub use super::cloud::Message;
+pub use crate::format::experiment::{DISPATCH, read_dispatch};
 
 /// Receives after which a message goes to the dead-letter queue: trials whose worker
 /// vanished this often while holding them (errors are counted, and failed, in the trial's
@@ -24,9 +25,6 @@ pub const MAX_RECEIVES: u32 = 50;
 /// The queues of an experiment, as `exp submit --queue` and `exp run --fleet` record them
 /// in its store (`dispatch.json`).
 pub type Dispatch = super::cloud::Queues;
-
-/// `dispatch.json`: where an experiment's queues are.
-pub const DISPATCH: &str = "dispatch.json";
 
 /// The queue name of experiment `id` (SQS allows 80 characters: longer ids are cut, with
 /// a hash of the whole id kept).
@@ -44,12 +42,6 @@ fn open(cloud: &dyn Cloud, d: &Dispatch) -> Result<Arc<dyn TrialQueue>, CloudErr
     cloud.queue(&d.queue, Some(&d.region))
 }
 
-/// Reads an experiment's `dispatch.json`.
-pub fn read_dispatch(objects: &dyn crate::store::Objects) -> anyhow::Result<Option<Dispatch>> {
-    let Some(data) = objects.get(DISPATCH)? else { return Ok(None) };
-    Ok(Some(serde_json::from_slice(&data).with_context(|| format!("{}/{DISPATCH} is not a queue record", objects.location()))?))
-}
-
 /// Gives a submitted experiment its queues: creates them (or finds them), and the first
 /// time, sends every trial that is not final and records the queues in `dispatch.json`
 /// (after sending: a submit that dies half way sends again next time; two at once send
@@ -58,7 +50,7 @@ pub fn read_dispatch(objects: &dyn crate::store::Objects) -> anyhow::Result<Opti
 pub fn dispatch(
     objects: &dyn crate::store::Objects,
     cloud: &dyn Cloud,
-    plan: &super::spec::Plan,
+    plan: &crate::format::experiment::Plan,
     region: Option<&str>,
 ) -> anyhow::Result<Dispatch> {
     if let Some(d) = read_dispatch(objects)? {
@@ -67,7 +59,7 @@ pub fn dispatch(
     let backoff = cloud.backoff();
     let d = retry(backoff, || cloud.create_queues(&plan.id, &queue_name(&plan.id), region, plan.trial.lease_s, MAX_RECEIVES))?;
     let queue = open(cloud, &d)?;
-    let open = super::worker::open_trials(objects, plan)?;
+    let open = crate::format::experiment::open_trials(objects, plan)?;
     retry(backoff, || queue.send(&open))?;
     objects.put_new(DISPATCH, &serde_json::to_vec_pretty(&d)?)?;
     Ok(d)
@@ -85,7 +77,7 @@ pub const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(65);
 pub fn requeue(
     objects: &dyn crate::store::Objects,
     cloud: &dyn Cloud,
-    plan: &super::spec::Plan,
+    plan: &crate::format::experiment::Plan,
     purge_wait: std::time::Duration,
 ) -> anyhow::Result<usize> {
     let d = dispatch(objects, cloud, plan, plan.fleet.as_ref().and_then(|f| f.region.as_deref()))?;
@@ -101,7 +93,7 @@ pub fn requeue(
             Err(e) => return Err(e).with_context(|| format!("failed to empty {} before sending the open trials again", d.queue)),
         }
     }
-    let open = super::worker::open_trials(objects, plan)?;
+    let open = crate::format::experiment::open_trials(objects, plan)?;
     retry(backoff, || queue.send(&open))?;
     Ok(open.len())
 }

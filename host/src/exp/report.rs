@@ -6,9 +6,8 @@ use super::cloud::{Cloud, retry};
 use super::cost::{self, Bill};
 use super::fleet::{self, FleetRecord, FleetState, PricePoint};
 use super::queue;
-use super::spec::Plan;
 use super::trial::{Occupancy, Status, TrialState};
-use super::worker;
+use crate::format::experiment::Plan;
 use crate::store::Objects;
 use serde::Serialize;
 
@@ -103,7 +102,7 @@ pub fn fleet_report(
     prices: Option<Vec<PricePoint>>,
 ) -> anyhow::Result<Option<FleetReport>> {
     let Some((record, now_running)) = fleet::observe(objects, cloud, &plan.id)? else { return Ok(None) };
-    let now = crate::rundir::status::unix_now();
+    let now = crate::format::status::unix_now();
     let prices = match prices {
         Some(p) => p,
         None => fleet::price_history(cloud, &record, now)?,
@@ -136,11 +135,11 @@ pub fn fleet_report(
 /// the budget spent (`budget`). Returns the reason when it tore the fleet down. Any
 /// controller or worker may call it: tearing down is idempotent.
 pub fn reconcile(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, states: &[(String, TrialState)]) -> anyhow::Result<Option<String>> {
-    let Some((record, _)) = fleet::read(objects)? else { return Ok(None) };
+    let Some((record, _)) = fleet::read_fleet(objects)? else { return Ok(None) };
     if record.state == FleetState::Deleted {
         return Ok(None);
     }
-    if worker::all_final(states) {
+    if crate::format::experiment::all_final(states) {
         fleet::teardown(objects, cloud, &plan.id, "complete")?;
         if let Some(d) = queue::read_dispatch(objects)? {
             // The work is over: the queues go too (a cancelled experiment keeps them).

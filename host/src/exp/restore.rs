@@ -21,11 +21,12 @@
 //! Running it twice, or with several workers' directories, is safe: it never overwrites a
 //! final state or a newer epoch.
 
-use super::spec::Plan;
 use super::trial::{self, CheckpointRef, Status, TrialState};
-use super::worker::{self, PLAN};
+use super::worker;
+use crate::format::experiment::PLAN;
+use crate::format::experiment::Plan;
 use crate::log::{Level, RunLog};
-use crate::rundir::mirror::Mirror;
+use crate::run::mirror::Mirror;
 use crate::store::{Location, Objects};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -60,7 +61,7 @@ pub struct Restored {
 
 /// Where workers on this machine keep their working directories (`--from`'s default).
 pub fn default_from() -> PathBuf {
-    crate::rundir::runs::work_dir().join("workers")
+    crate::run::runs::work_dir().join("workers")
 }
 
 /// The worker directories under `dirs` (each itself, or its children) that hold a copy of
@@ -110,7 +111,7 @@ pub fn restore(at: &Location, from: &[PathBuf], progress: &mut dyn FnMut(&str)) 
     let dirs = copies(from, &id)?;
     let mut out = Restored { from: dirs.clone(), ..Default::default() };
     let plan: Plan = match objects.get(PLAN)? {
-        Some(_) => worker::read_plan(objects.as_ref())?,
+        Some(_) => crate::format::experiment::read_plan(objects.as_ref())?,
         None => {
             let Some(d) = dirs.first() else {
                 anyhow::bail!(
@@ -184,7 +185,7 @@ pub fn restore(at: &Location, from: &[PathBuf], progress: &mut dyn FnMut(&str)) 
                 }
             }
             if let Some(r) = &state.result {
-                let _ = objects.put_new(&format!("results/{}.json", t.id), &serde_json::to_vec_pretty(&Some(r))?);
+                let _ = objects.put_new(&crate::format::experiment::result_key(&t.id), &serde_json::to_vec_pretty(&Some(r))?);
             }
             progress(&format!("trial {}: {status} (epoch {}) from {}", t.id, state.epoch, dir.display()));
             TrialRestore::Restored(status)
@@ -225,7 +226,7 @@ fn newest_local_checkpoint(dir: &Path) -> anyhow::Result<Option<CheckpointRef>> 
     let mut best = None;
     for name in local.list_dirs("")? {
         let Some(epoch) = name.strip_prefix('e').and_then(|e| e.parse::<u64>().ok()) else { continue };
-        let names = crate::rundir::runs::complete_checkpoints(local.as_ref(), &name)?;
+        let names = crate::run::runs::complete_checkpoints(local.as_ref(), &name)?;
         if let Some(step) = names.last().and_then(|n| n.parse::<u64>().ok())
             && best.is_none_or(|b: CheckpointRef| (epoch, step) > (b.epoch, b.step))
         {

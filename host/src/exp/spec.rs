@@ -34,7 +34,8 @@
 //! machine and submitting it twice adds nothing.
 
 use crate::config::RunConfig;
-use serde::{Deserialize, Serialize};
+pub use crate::format::experiment::{EarlyStop, Fleet, Plan, Trial, TrialPolicy};
+use serde::Deserialize;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 
@@ -70,160 +71,6 @@ struct File {
     fleet: Option<Fleet>,
     #[serde(default)]
     trial: TrialPolicy,
-}
-
-/// ASHA: trials are compared at rungs of `min_steps × eta^k` env steps; at each rung a trial
-/// goes on only if its metric is in the best `1/eta` of the trials that reached that rung.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EarlyStop {
-    /// An evaluation metric of `metrics.jsonl`, e.g. `eval/return_mean`, `eval/success_rate`.
-    pub metric: String,
-    /// `max` or `min`.
-    #[serde(default = "max")]
-    pub mode: String,
-    /// The first rung, in env steps.
-    pub min_steps: u64,
-    /// The reduction factor (≥ 2).
-    #[serde(default = "three")]
-    pub eta: u64,
-}
-
-fn max() -> String {
-    "max".into()
-}
-
-fn three() -> u64 {
-    3
-}
-
-/// Where and on what `exp run --fleet` runs (EC2 Spot).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fleet {
-    /// The store for trial state, runs and results (`s3://bucket/prefix`).
-    pub store: String,
-    /// AWS region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// Instance types to request Spot capacity across.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub instance_types: Vec<String>,
-    /// Instances to keep running.
-    #[serde(default = "one")]
-    pub target_capacity: u32,
-    /// The most instances ever.
-    #[serde(default = "one")]
-    pub max_capacity: u32,
-    /// The most dollars per instance-hour.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_price: Option<f64>,
-    /// The worker image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// The most dollars the experiment may spend.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub budget_dollars: Option<f64>,
-    /// Seconds a worker waits with no trial to claim before its instance shuts down.
-    #[serde(default = "idle")]
-    pub idle_timeout_s: u64,
-    /// `fleet` (EC2 CreateFleet, type maintain) or `spot-fleet` (RequestSpotFleet).
-    #[serde(default = "fleet_api")]
-    pub api: String,
-    /// The launch template the experiment's own is made from (its AMI, instance profile,
-    /// security groups, key): the one the CloudFormation template in `docker/` creates.
-    #[serde(default = "base_template")]
-    pub launch_template: String,
-    /// An AMI to use instead of the base template's (an image with Docker, e.g. the
-    /// ECS-optimized Amazon Linux).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ami: Option<String>,
-    /// Subnets to launch in (default: the account's default VPC).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subnets: Vec<String>,
-    /// The IAM role Spot Fleet uses to launch and tag (`api = "spot-fleet"` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spot_fleet_role: Option<String>,
-}
-
-fn base_template() -> String {
-    "paddock-worker".into()
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn idle() -> u64 {
-    300
-}
-
-fn fleet_api() -> String {
-    "fleet".into()
-}
-
-/// How trials are run.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrialPolicy {
-    /// Errors (not preemptions) after which a trial is failed.
-    #[serde(default = "three")]
-    pub max_errors: u64,
-    /// Seconds a claim lasts without a heartbeat.
-    #[serde(default = "lease")]
-    pub lease_s: u64,
-    /// Times a trial's worker may be lost (its lease ran out: crashed, killed, its machine
-    /// gone) before the trial is failed rather than claimed again.
-    #[serde(default = "five")]
-    pub max_lost: u64,
-}
-
-fn five() -> u64 {
-    5
-}
-
-fn lease() -> u64 {
-    60
-}
-
-impl Default for TrialPolicy {
-    fn default() -> Self {
-        TrialPolicy { max_errors: 3, lease_s: lease(), max_lost: five() }
-    }
-}
-
-/// One trial: a run of the base config with these overrides.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Trial {
-    /// `t<index>-<hash>`: its place in the plan and a hash of its overrides.
-    pub id: String,
-    /// `key=value` overrides (dotted keys, TOML values), as `--set` takes them.
-    pub overrides: Vec<String>,
-}
-
-/// An experiment file expanded.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Plan {
-    /// `<file stem>-<hash>`: the same file (and base config) gives the same id.
-    pub id: String,
-    /// The base config's text, with paths made absolute (trials are run from it).
-    pub base: String,
-    /// Every trial, in plan order.
-    pub trials: Vec<Trial>,
-    /// The early-stop rule.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub early_stop: Option<EarlyStop>,
-    /// The fleet section.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fleet: Option<Fleet>,
-    /// How trials are run.
-    pub trial: TrialPolicy,
-    /// Every plugin and robot file the trials use: its path on the machine that planned the
-    /// experiment → its key in the experiment's store (`files/<sha256>/<file name>`, meshes
-    /// beside a robot file). Submitting uploads them; a worker on any machine fetches them
-    /// and runs the trials with its copies.
-    #[serde(default)]
-    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// Reads an experiment file, applies `--set` style `overrides` to it, and expands it. Every
@@ -394,7 +241,7 @@ fn add_file(files: &mut std::collections::BTreeMap<String, String>, p: &Path) ->
     if crate::config::is_registry_ref(p) || files.contains_key(&shown) {
         return Ok(());
     }
-    let sha = crate::rundir::carry::file_sha256(p).map_err(|e| format!("{shown}: {e}"))?;
+    let sha = crate::run::carry::file_sha256(p).map_err(|e| format!("{shown}: {e}"))?;
     let name = p.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     files.insert(shown, format!("files/{sha}/{name}"));
     Ok(())
@@ -407,7 +254,7 @@ fn identity_of(config: &RunConfig) -> Result<String, String> {
         if crate::config::is_registry_ref(p) {
             return Ok(p.to_path_buf());
         }
-        crate::rundir::carry::file_sha256(p).map(PathBuf::from).map_err(|e| format!("key `base`: {}: {e}", p.display()))
+        crate::run::carry::file_sha256(p).map(PathBuf::from).map_err(|e| format!("key `base`: {}: {e}", p.display()))
     };
     for (_, p) in c.plugin_paths() {
         *p = sha(p)?;

@@ -1,8 +1,8 @@
 //! Submitting an experiment to its store, and the counts every follower shows.
 
-use super::spec::Plan;
 use super::trial::{self, TrialState};
 use super::worker;
+use crate::format::experiment::Plan;
 use crate::store::Location;
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -54,10 +54,12 @@ pub fn submit(plan: &Plan, store: &Location) -> anyhow::Result<Submitted> {
     let objects = crate::store::open(&at, &Default::default())?;
     let text = serde_json::to_vec_pretty(plan)?;
     let mut updated = Vec::new();
-    if !objects.put_new(worker::PLAN, &text)? {
-        let (data, tag) =
-            objects.get_tagged(worker::PLAN)?.with_context(|| format!("{at}/{}: vanished while it was read", worker::PLAN))?;
-        let there: Plan = serde_json::from_slice(&data).with_context(|| format!("{at}/{} is not an experiment plan", worker::PLAN))?;
+    if !objects.put_new(crate::format::experiment::PLAN, &text)? {
+        let (data, tag) = objects
+            .get_tagged(crate::format::experiment::PLAN)?
+            .with_context(|| format!("{at}/{}: vanished while it was read", crate::format::experiment::PLAN))?;
+        let there: Plan =
+            serde_json::from_slice(&data).with_context(|| format!("{at}/{} is not an experiment plan", crate::format::experiment::PLAN))?;
         if there.trials != plan.trials || there.early_stop != plan.early_stop {
             anyhow::bail!("{at} holds another plan under the same id (edited by hand?): its trials or early-stop rule differ");
         }
@@ -68,8 +70,8 @@ pub fn submit(plan: &Plan, store: &Location) -> anyhow::Result<Submitted> {
                 .filter(|(k, _)| FLEET_SHAPE.iter().any(|f| k == &format!("fleet.{f}") || k == "fleet"))
                 .map(|(k, _)| k)
                 .collect();
-            let running =
-                crate::exp::fleet::read(objects.as_ref())?.is_some_and(|(r, _)| r.state != crate::exp::fleet::FleetState::Deleted);
+            let running = crate::format::experiment::read_fleet(objects.as_ref())?
+                .is_some_and(|(r, _)| r.state != crate::exp::fleet::FleetState::Deleted);
             if running && !shape.is_empty() {
                 anyhow::bail!(
                     "{at}: the experiment file changes {} while the experiment's fleet is running; cancel it first (`paddock exp cancel {at}`), then submit again, or undo the edit",
@@ -81,8 +83,8 @@ pub fn submit(plan: &Plan, store: &Location) -> anyhow::Result<Submitted> {
             next.files = there.files.clone();
             let data = serde_json::to_vec_pretty(&next)?;
             objects
-                .put_if_match(worker::PLAN, &data, &tag)?
-                .with_context(|| format!("{at}/{} changed while it was updated; submit again", worker::PLAN))?;
+                .put_if_match(crate::format::experiment::PLAN, &data, &tag)?
+                .with_context(|| format!("{at}/{} changed while it was updated; submit again", crate::format::experiment::PLAN))?;
             updated = changes.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
         }
     }

@@ -6,6 +6,7 @@
 
 use super::replay::{Batch, GoalOracle, Replay};
 use super::spec::{Activation, MlpSpec, OptimizerKind, ReplaySpec};
+use crate::format::checkpoint::{LEARNER_MANIFEST, LEARNER_TENSORS, REPLAYS};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
@@ -232,13 +233,13 @@ impl Learner {
             r.save(dir, &format!("replay-{i}"))?;
         }
         let json = serde_json::to_string(&names).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("replays.json"), json).map_err(|e| format!("failed to write replays.json: {e}"))
+        std::fs::write(dir.join(REPLAYS), json).map_err(|e| format!("failed to write replays.json: {e}"))
     }
 
     /// Reads replay buffers written by [`Learner::save_replays`], if `dir` has any.
     pub fn load_replays(&mut self, dir: &std::path::Path) -> Result<(), String> {
-        let Ok(text) = std::fs::read_to_string(dir.join("replays.json")) else { return Ok(()) };
-        let names: Vec<String> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", dir.join("replays.json").display()))?;
+        let Ok(text) = std::fs::read_to_string(dir.join(REPLAYS)) else { return Ok(()) };
+        let names: Vec<String> = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", dir.join(REPLAYS).display()))?;
         for (i, name) in names.into_iter().enumerate() {
             let r = Replay::load(dir, &format!("replay-{i}"), &name, self.device, self.goal_oracle.available())?;
             self.replays.insert(name, r);
@@ -349,18 +350,18 @@ impl Learner {
             }
         }
         let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        save_tensors(&refs, &dir.join("learner.pt"))?;
+        save_tensors(&refs, &dir.join(LEARNER_TENSORS))?;
         let json = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("learner.json"), json).map_err(|e| format!("failed to write learner.json: {e}"))
+        std::fs::write(dir.join(LEARNER_MANIFEST), json).map_err(|e| format!("failed to write learner.json: {e}"))
     }
 
     /// Reads a learner written by [`Learner::save`] onto `device`.
     pub fn load(dir: &std::path::Path, device: Device) -> Result<Learner, String> {
-        let text = std::fs::read_to_string(dir.join("learner.json"))
-            .map_err(|e| format!("failed to read {}: {e}", dir.join("learner.json").display()))?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", dir.join("learner.json").display()))?;
-        let tensors: BTreeMap<String, Tensor> = Tensor::load_multi(dir.join("learner.pt"))
-            .map_err(|e| format!("failed to read {}: {e}", dir.join("learner.pt").display()))?
+        let text = std::fs::read_to_string(dir.join(LEARNER_MANIFEST))
+            .map_err(|e| format!("failed to read {}: {e}", dir.join(LEARNER_MANIFEST).display()))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", dir.join(LEARNER_MANIFEST).display()))?;
+        let tensors: BTreeMap<String, Tensor> = Tensor::load_multi(dir.join(LEARNER_TENSORS))
+            .map_err(|e| format!("failed to read {}: {e}", dir.join(LEARNER_TENSORS).display()))?
             .into_iter()
             .collect();
         let take = |name: String| -> Result<Tensor, String> {

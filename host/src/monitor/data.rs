@@ -4,14 +4,14 @@
 //! again from the start), `status.json`, `plugins.lock` and the end of `log.txt`. Nothing
 //! here fails: a missing, deleted or garbled file becomes a state the monitor shows.
 
-use crate::physics::render::SceneFile;
-use crate::rundir::status::{self, State, Status};
+use crate::format::scene::SceneFile;
+use crate::format::status::{self, State, Status};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// One version of a plugin a run used (an entry of `plugins.lock`).
-pub type PluginEntry = crate::rundir::LockEntry;
+pub type PluginEntry = crate::format::run_dir::LockEntry;
 
 /// A hot-reload event from `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,7 +197,7 @@ impl RunView {
     }
 
     fn refresh_lock(&mut self) -> bool {
-        let Some(lock) = reread_json(&self.dir, crate::rundir::PLUGINS_LOCK, &mut self.lock_stamp) else { return false };
+        let Some(lock) = reread_json(&self.dir, crate::format::run_dir::PLUGINS_LOCK, &mut self.lock_stamp) else { return false };
         self.plugins = lock.unwrap_or(Ok(Vec::new()));
         true
     }

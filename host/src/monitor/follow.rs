@@ -30,8 +30,8 @@ impl Follower {
     pub fn start(location: &Location, s3: &S3Settings) -> anyhow::Result<Follower> {
         let objects = crate::store::open(location, s3)?;
         let dir = tempfile::Builder::new().prefix("paddock-watch-").tempdir().context("failed to make a temporary directory")?;
-        let single = objects.get(crate::rundir::CONFIG)?.is_some();
-        let experiment = !single && objects.get(crate::exp::worker::PLAN)?.is_some();
+        let single = objects.get(crate::format::run_dir::CONFIG)?.is_some();
+        let experiment = !single && objects.get(crate::format::experiment::PLAN)?.is_some();
         let root = dir.path().to_path_buf();
         let path = match (single, location.name()) {
             (true, Some(name)) => root.join(name),
@@ -43,7 +43,7 @@ impl Follower {
         };
         pass(objects.as_ref(), &mut sizes, &path).with_context(|| format!("failed to read {location}"))?;
         if !single && !experiment && std::fs::read_dir(&root).map(|d| d.count()).unwrap_or(0) == 0 {
-            anyhow::bail!("{location} holds no runs (a run has a {} beside its files)", crate::rundir::CONFIG);
+            anyhow::bail!("{location} holds no runs (a run has a {} beside its files)", crate::format::run_dir::CONFIG);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (st, target) = (stop.clone(), path.clone());
@@ -69,9 +69,14 @@ impl Drop for Follower {
 
 /// Whether a run's file is one the monitor reads (not a checkpoint, carried plugin or robot).
 fn watched(rel: &str) -> bool {
-    ![crate::rundir::CHECKPOINTS, crate::rundir::PLUGINS_DIR, crate::rundir::ROBOTS_DIR, crate::rundir::CONTROL]
-        .iter()
-        .any(|d| rel.starts_with(&format!("{d}/")))
+    ![
+        crate::format::run_dir::CHECKPOINTS,
+        crate::format::run_dir::PLUGINS_DIR,
+        crate::format::run_dir::ROBOTS_DIR,
+        crate::format::run_dir::CONTROL,
+    ]
+    .iter()
+    .any(|d| rel.starts_with(&format!("{d}/")))
 }
 
 /// Copies the files of the run at `prefix` (its listing: `entries`) that the monitor reads
@@ -102,16 +107,16 @@ fn copy_changed(
 
 /// One pass over an experiment: each trial's newest epoch run, as `to/<trial id>/`.
 fn sync_experiment(objects: &dyn Objects, to: &Path, sizes: &mut HashMap<String, u64>) -> anyhow::Result<()> {
-    let plan = crate::exp::worker::read_plan(objects)?;
+    let plan = crate::format::experiment::read_plan(objects)?;
     for t in &plan.trials {
-        let epochs = objects.list_dirs(&format!("trials/{}", t.id))?;
+        let epochs = objects.list_dirs(&crate::format::trial::trial_prefix(&t.id))?;
         let Some(newest) = epochs.iter().filter_map(|e| e.strip_prefix('e')?.parse::<u64>().ok()).max() else { continue };
-        let prefix = crate::exp::trial::run_prefix(&t.id, newest);
+        let prefix = crate::format::trial::run_prefix(&t.id, newest);
         let local = to.join(&t.id);
         // A new epoch starts from a copy of the last: follow it from scratch.
         let marker = format!("{}/.epoch", t.id);
         if sizes.get(&marker) != Some(&newest) {
-            sizes.retain(|k, _| !k.starts_with(&format!("trials/{}/", t.id)));
+            sizes.retain(|k, _| !k.starts_with(&format!("{}/", crate::format::trial::trial_prefix(&t.id))));
             sizes.insert(marker, newest);
         }
         copy_changed(objects, &prefix, objects.list(&prefix)?, &local, sizes)?;
@@ -124,7 +129,7 @@ fn sync(objects: &dyn Objects, single: bool, to: &Path, sizes: &mut HashMap<Stri
     let runs: Vec<String> = if single { vec![String::new()] } else { objects.list_dirs("")? };
     for run in runs {
         let entries = objects.list(&run)?;
-        if !single && !entries.iter().any(|e| e.key == format!("{run}/{}", crate::rundir::CONFIG)) {
+        if !single && !entries.iter().any(|e| e.key == format!("{run}/{}", crate::format::run_dir::CONFIG)) {
             continue;
         }
         let local = if single { to.to_path_buf() } else { to.join(&run) };

@@ -1,6 +1,6 @@
 //! The terminal monitor (`paddock watch`, `paddock train --tui`), on ratatui + crossterm.
 //! It only reads run directories (see [`data`]) and files requests in their `control/`
-//! folder (see [`crate::rundir::status`]), so it watches runs started anywhere, survives runs
+//! folder (see [`crate::format::status`]), so it watches runs started anywhere, survives runs
 //! that end, restart or vanish, and steers any live run. At rest it wakes four times a
 //! second, looks at file sizes and times, and draws only when something changed.
 
@@ -9,7 +9,7 @@ pub mod follow;
 mod scene;
 pub mod ui;
 
-use crate::rundir::status::{self, Request};
+use crate::format::status::{self, Request};
 use data::RunView;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::path::PathBuf;

@@ -354,7 +354,7 @@ fn plugins_pane(f: &mut Frame<'_>, run: &RunView, area: Rect) {
     {
         lines.push(Line::styled(
             m.clone(),
-            Style::default().fg(if s.state == crate::rundir::status::State::Failed { Color::Red } else { Color::Yellow }),
+            Style::default().fg(if s.state == crate::format::status::State::Failed { Color::Red } else { Color::Yellow }),
         ));
     }
     if run.bad_lines > 0 {

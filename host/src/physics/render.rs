@@ -4,6 +4,7 @@
 //! grey. Simple, but it looks like the robot.
 
 use super::{ShapeDesc, vec3};
+use crate::format::scene::{SceneFile, ScenePolygon};
 use rapier3d::prelude::{Pose, Vector};
 
 /// One shape to draw: a collider, or a visual of a robot file.
@@ -153,44 +154,6 @@ fn follow(view: (f32, f32, f32, f32), polys: &[Outline], fixed: &[u64]) -> (f32,
     (x0 + shift, x1 + shift, z0, z1)
 }
 
-/// A picture of a scene, projected: what `paddock eval --frames` draws into each PNG
-/// ([`write_png`]) and, as `scene.json` in a run dir, one env's live picture, written by the
-/// training loop about once a second for envs on the host's physics and drawn by the
-/// monitor (`paddock watch`, `train --tui`).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SceneFile {
-    /// When it was taken: env steps of training (`scene.json`), the episode's step (frames).
-    pub step: u64,
-    /// The x–z window to draw (x0, x1, z0, z1), fixed for the run so the picture holds still.
-    pub view: [f32; 4],
-    /// Outlines (convex polygons, x–z), one per collider, in drawing order.
-    pub polygons: Vec<ScenePolygon>,
-}
-
-/// One collider's outline in a [`SceneFile`].
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ScenePolygon {
-    /// Which body (colour index among the moving bodies); `None` for fixed bodies (grey).
-    pub body: Option<usize>,
-    /// The outline's corners, (x, z).
-    pub points: Vec<[f32; 2]>,
-    /// Its own colour (red, green, blue) from a robot file's material, drawn instead of its
-    /// body's; absent in files written before visuals were kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rgb: Option<[u8; 3]>,
-}
-
-impl ScenePolygon {
-    /// Its colour: its own, else its body's from [`PALETTE`], else grey (a fixed body).
-    pub fn colour(&self) -> (u8, u8, u8) {
-        match (self.rgb, self.body) {
-            (Some([r, g, b]), _) => (r, g, b),
-            (None, Some(i)) => PALETTE[i % PALETTE.len()],
-            (None, None) => (120, 120, 120),
-        }
-    }
-}
-
 impl SceneFile {
     /// Projects `scene`; `fixed` bodies get no colour. `view` is the previous picture's,
     /// kept (or panned, see [`follow`]); the first one is [`bounds`].
@@ -215,9 +178,6 @@ impl SceneFile {
         SceneFile { step, view, polygons }
     }
 }
-
-/// The colours of moving bodies that have none of their own.
-pub const PALETTE: [(u8, u8, u8); 6] = [(52, 101, 164), (204, 0, 0), (78, 154, 6), (196, 160, 0), (117, 80, 123), (206, 92, 0)];
 
 /// Draws `picture` into a `width`×`height` PNG at `path`, fitting its view: each outline
 /// filled in its own colour or its body's, fixed bodies (the ground, a robot's base) grey.

@@ -17,21 +17,13 @@
 
 use super::eval::Evaluation;
 use crate::envset::EnvSet;
+use crate::format::checkpoint::{ALGORITHM_STATE, ENV_STATES, ENV_STATES_MAGIC, LOOP_STATE};
+use crate::format::run_dir::{self, PARTIAL_PREFIX};
 use crate::learner::Learner;
-use crate::rundir::{self, PARTIAL_PREFIX};
 use crate::runtime::AlgorithmInstance;
 use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// The plugin's own state.
-const ALGORITHM_STATE: &str = "algorithm.bin";
-/// The loop's counters.
-const LOOP_STATE: &str = "state.json";
-/// The envs' observations and snapshots.
-const ENV_STATES: &str = "envs.bin";
-/// The first bytes of `envs.bin` (format version 1).
-const ENV_STATES_MAGIC: &[u8; 8] = b"PDKENVS1";
 
 /// Everything the loop needs to continue from a checkpoint.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -207,12 +199,12 @@ pub(super) fn write(run_dir: &Path, policy: Policy, live: Live<'_>, state: &mut 
     let train = live.envs.snapshot()?;
     let envs = started.elapsed();
     let (algo, state) = (live.algo, &*state);
-    let dir = run_dir.join(rundir::CHECKPOINTS);
+    let dir = run_dir.join(run_dir::CHECKPOINTS);
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let name = rundir::checkpoint_name(state.steps);
+    let name = run_dir::checkpoint_name(state.steps);
     // A checkpoint is about as large as the last one: refuse before writing a part of it
     // when the disk cannot hold that (the last complete checkpoint stays).
-    if let Some(last) = rundir::checkpoints(run_dir).last() {
+    if let Some(last) = run_dir::checkpoints(run_dir).last() {
         let needed: u64 = crate::store::walk(last)?.iter().map(|(_, n)| n).sum();
         crate::store::ensure_space(&dir, needed + (1 << 20), &format!("checkpoint {name}"))?;
     }
@@ -242,7 +234,7 @@ pub(super) fn write(run_dir: &Path, policy: Policy, live: Live<'_>, state: &mut 
         std::fs::remove_dir_all(&done)?;
     }
     std::fs::rename(&tmp, &done).context("failed to publish the checkpoint")?;
-    let all = rundir::checkpoints(run_dir);
+    let all = run_dir::checkpoints(run_dir);
     for old in all.iter().take(all.len().saturating_sub(policy.keep.max(1))) {
         std::fs::remove_dir_all(old)?;
     }

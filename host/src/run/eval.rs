@@ -186,7 +186,7 @@ pub fn evaluate_checkpoint(
     if let Some(state) = restored {
         algo.load_state(&state)?;
     }
-    let steps = crate::rundir::checkpoint_step(checkpoint).unwrap_or(0);
+    let steps = crate::format::run_dir::checkpoint_step(checkpoint).unwrap_or(0);
     let device = plugins.device;
     let Some(dir) = frames else { return Ok(Evaluation::of(steps, evaluate(&mut algo, &mut envs, device)?)) };
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
@@ -196,7 +196,7 @@ pub fn evaluate_checkpoint(
         if scene.is_empty() {
             anyhow::bail!("--frames: env plugin {} has no physics scene to draw", config.env.plugin.display());
         }
-        let picture = crate::physics::render::SceneFile::new(t as u64, &scene, &fixed, view);
+        let picture = crate::format::scene::SceneFile::new(t as u64, &scene, &fixed, view);
         view = Some(picture.view);
         crate::physics::render::write_png(&picture, 640, 360, &dir.join(format!("frame-{t:05}.png")))
     })?;

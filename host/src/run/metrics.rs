@@ -1,7 +1,7 @@
 //! Where metric lines go: `metrics.jsonl` (deterministic bytes: no wall-clock values) and a
 //! TensorBoard event file beside it.
 
-use crate::rundir;
+use crate::format::run_dir;
 use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
@@ -19,7 +19,7 @@ impl MetricsSink {
     /// `resume`, the TensorBoard events are rebuilt from the kept lines into a fresh event
     /// file, so the stopped run's later points do not show beside the resumed run's.
     pub(super) fn open(run_dir: &Path, bytes: u64, resume: bool) -> anyhow::Result<Self> {
-        let path = run_dir.join(rundir::METRICS);
+        let path = run_dir.join(run_dir::METRICS);
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .read(true)
@@ -32,7 +32,7 @@ impl MetricsSink {
         if resume {
             std::io::Read::read_to_string(&mut file, &mut kept).context("failed to read metrics.jsonl")?;
             for e in std::fs::read_dir(run_dir)?.filter_map(Result::ok) {
-                if e.file_name().to_string_lossy().starts_with(rundir::TENSORBOARD_PREFIX) {
+                if e.file_name().to_string_lossy().starts_with(run_dir::TENSORBOARD_PREFIX) {
                     std::fs::remove_file(e.path()).context("failed to replace the TensorBoard event file")?;
                 }
             }

@@ -10,11 +10,15 @@
 //! - [`CheckpointTarget::open`] + [`evaluate_checkpoint`] evaluate a run's checkpoint,
 //!   local or in S3.
 
+pub mod carry;
 mod checkpoint;
 mod eval;
 pub mod interrupt;
 mod metrics;
+pub mod mirror;
+pub mod naming;
 mod reloads;
+pub mod runs;
 mod setup;
 mod tensorboard;
 mod ticker;
@@ -23,14 +27,13 @@ mod trainer;
 pub use eval::{EvalEpisodes, Evaluation, evaluate, evaluate_checkpoint, evaluate_observed};
 
 use crate::config::RunConfig;
+use crate::format::status::{self, State, Status};
 use crate::log::{Level, RunLog};
-use crate::rundir::mirror::Mirror;
-use crate::rundir::naming;
-use crate::rundir::runs::{self, Checkpoints};
-use crate::rundir::status::{self, State, Status};
+use crate::run::mirror::Mirror;
 use crate::runtime::Runtime;
 use crate::store::Location;
 use anyhow::Context;
+use runs::Checkpoints;
 use std::path::{Path, PathBuf};
 
 /// What a finished run reports.
@@ -184,12 +187,12 @@ pub fn train(config: &RunConfig, runtime: &Runtime, run_dir: &Path, resume: bool
         host: status::this_host(),
     };
     // A resume that cannot start changes nothing: the run keeps the status it had.
-    let before = std::fs::read(run_dir.join(crate::rundir::STATUS)).ok();
+    let before = std::fs::read(run_dir.join(crate::format::run_dir::STATUS)).ok();
     let _ = status::write(run_dir, &status);
     let result = match trainer::Trainer::setup(config, runtime, run_dir, resume, status.clone()) {
         Ok(t) => t.run(hooks),
         Err(e) if resume => {
-            let path = run_dir.join(crate::rundir::STATUS);
+            let path = run_dir.join(crate::format::run_dir::STATUS);
             let _ = match &before {
                 Some(bytes) => std::fs::write(&path, bytes),
                 None => std::fs::remove_file(&path),
@@ -262,7 +265,7 @@ impl Run {
         let claimed = naming::claim(&store, &config.s3, &naming::base_name(&config), &text)?;
         let mut warnings = warnings;
         warnings.extend(
-            crate::rundir::carry::carry_robots(&claimed.dir, &to_run.env.robot_grants())
+            crate::run::carry::carry_robots(&claimed.dir, &to_run.env.robot_grants())
                 .with_context(|| format!("config file {}", path.display()))?,
         );
         Run::open(to_run, claimed.dir, claimed.remote, false, &path.display().to_string(), warnings)
@@ -299,14 +302,14 @@ impl Run {
             }
             Location::Local(p) => (p.clone(), None),
         };
-        let config_path = dir.join(crate::rundir::CONFIG);
+        let config_path = dir.join(crate::format::run_dir::CONFIG);
         if !config_path.exists() {
-            anyhow::bail!("{target} is not a run directory (it has no {})", crate::rundir::CONFIG);
+            anyhow::bail!("{target} is not a run directory (it has no {})", crate::format::run_dir::CONFIG);
         }
         let record = RunConfig::load_resolved(&config_path)?;
-        let step = crate::rundir::latest_checkpoint(&dir).and_then(|c| crate::rundir::checkpoint_step(&c)).unwrap_or(0);
+        let step = crate::format::run_dir::latest_checkpoint(&dir).and_then(|c| crate::format::run_dir::checkpoint_step(&c)).unwrap_or(0);
         let (carried, mut carry_notes) =
-            crate::rundir::carry::resolve(&record, &dir, step, replace).with_context(|| format!("run {target}"))?;
+            crate::run::carry::resolve(&record, &dir, step, replace).with_context(|| format!("run {target}"))?;
         let (config, _, warnings) = crate::registry::resolve_config(&carried).with_context(|| format!("run {}", dir.display()))?;
         let config = RunConfig { sources: carried.sources.into_iter().chain(config.sources.clone()).collect(), ..config };
         let mut run = Run::open(config, dir, remote, true, target, warnings)?;
@@ -327,7 +330,7 @@ impl Run {
         source: &str,
         warnings: Vec<String>,
     ) -> anyhow::Result<Run> {
-        let log_path = dir.join(crate::rundir::LOG);
+        let log_path = dir.join(crate::format::run_dir::LOG);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -335,7 +338,8 @@ impl Run {
             .with_context(|| format!("failed to open {}", log_path.display()))?;
         let log = RunLog::new(Box::new(file), Level::Info);
         let shown = remote.as_ref().map_or_else(|| dir.display().to_string(), |r| format!("{r} (working copy {})", dir.display()));
-        let what = match (resume, crate::rundir::latest_checkpoint(&dir).and_then(|c| crate::rundir::checkpoint_step(&c))) {
+        let what = match (resume, crate::format::run_dir::latest_checkpoint(&dir).and_then(|c| crate::format::run_dir::checkpoint_step(&c)))
+        {
             (false, _) => format!("starting run {shown} from the config {source}"),
             (true, Some(step)) => format!("resuming run {shown} at step {step} (its newest complete checkpoint)"),
             (true, None) => format!("resuming run {shown} from its start (it has no complete checkpoint)"),
@@ -420,7 +424,7 @@ impl CheckpointTarget {
             Location::Local(p) => p,
             loc @ Location::S3 { .. } => {
                 let text = loc.to_string();
-                let (run_loc, which) = match text.rsplit_once(&format!("/{}/", crate::rundir::CHECKPOINTS)) {
+                let (run_loc, which) = match text.rsplit_once(&format!("/{}/", crate::format::run_dir::CHECKPOINTS)) {
                     Some((run, step)) => (Location::parse(run)?, Checkpoints::One(step.trim_end_matches('/').to_string())),
                     None => (loc.clone(), Checkpoints::Latest),
                 };
@@ -431,24 +435,24 @@ impl CheckpointTarget {
                 let c = pulled.checkpoints.last().with_context(|| format!("{run_loc} has no complete checkpoint"))?.clone();
                 let shown = format!(
                     "{run_loc}/{}/{}",
-                    crate::rundir::CHECKPOINTS,
+                    crate::format::run_dir::CHECKPOINTS,
                     c.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
                 );
                 fetched = Some((tmp, shown));
                 c
             }
         };
-        let (run_dir, checkpoint) = match crate::rundir::run_of_checkpoint(&dir) {
+        let (run_dir, checkpoint) = match crate::format::run_dir::run_of_checkpoint(&dir) {
             Some(run_dir) => (run_dir, dir.clone()),
             None => {
-                let c = crate::rundir::latest_checkpoint(&dir)
+                let c = crate::format::run_dir::latest_checkpoint(&dir)
                     .with_context(|| format!("{target} has no complete checkpoint (is it a run directory?)"))?;
                 (dir.clone(), c)
             }
         };
-        let record = RunConfig::load_resolved(&run_dir.join(crate::rundir::CONFIG))?;
-        let step = crate::rundir::checkpoint_step(&checkpoint).unwrap_or(0);
-        let (carried, _) = crate::rundir::carry::resolve(&record, &run_dir, step, &Default::default())
+        let record = RunConfig::load_resolved(&run_dir.join(crate::format::run_dir::CONFIG))?;
+        let step = crate::format::run_dir::checkpoint_step(&checkpoint).unwrap_or(0);
+        let (carried, _) = crate::run::carry::resolve(&record, &run_dir, step, &Default::default())
             .with_context(|| format!("run {}", run_dir.display()))?;
         let (mut config, _, _) = crate::registry::resolve_config(&carried)?;
         // The env as the run had it at this checkpoint: a curriculum may have changed its parameters.

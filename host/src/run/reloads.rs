@@ -4,7 +4,7 @@
 use super::metrics::MetricsSink;
 use super::setup::attach_goal_oracle;
 use crate::envset::EnvSet;
-use crate::rundir::{self, LockEntry};
+use crate::format::run_dir::{self, LockEntry};
 use crate::runtime::bindings::types::Params;
 use crate::runtime::watcher::PluginWatcher;
 use crate::runtime::{AlgorithmInstance, Plugin, RewardInstance};
@@ -89,7 +89,7 @@ impl Reloads {
                         load_time.as_secs_f64() * 1e3
                     ),
                 );
-                if let Err(e) = rundir::carry::carry_plugin(ctx.run_dir, &p.info().path, &p.info().name, &p.info().sha256) {
+                if let Err(e) = super::carry::carry_plugin(ctx.run_dir, &p.info().path, &p.info().name, &p.info().sha256) {
                     // The file changed again since it was loaded: the next change brings a version that travels.
                     self.log.line(
                         crate::log::Level::Warn,
@@ -97,7 +97,7 @@ impl Reloads {
                         &format!("hot reload: the run carries no copy of this {role} version: {e}"),
                     );
                 }
-                rundir::append_lock(ctx.run_dir, lock_entry(role, p, ctx.step))?;
+                run_dir::append_lock(ctx.run_dir, lock_entry(role, p, ctx.step))?;
                 line.insert(format!("reload/{role}"), 1.into());
             }
             Err(e) => {

@@ -6,9 +6,9 @@
 
 use super::checkpoint::{self, LoopState};
 use crate::config::{RunConfig, to_params};
+use crate::format::run_dir;
 use crate::learner::{DeviceRequest, Learner, resolve_device};
 use crate::run::reloads::lock_entry;
-use crate::rundir;
 use crate::runtime::bindings::types::Params;
 use crate::runtime::watcher::PluginWatcher;
 use crate::runtime::{GoalInstance, Plugin, Runtime, World};
@@ -105,12 +105,12 @@ pub(super) fn record_plugins(
     }
     let mut lock = match resumed_at {
         None => Vec::new(),
-        Some(step) => rundir::read_lock(run_dir)?.into_iter().filter(|e| e.since_step <= step).collect(),
+        Some(step) => run_dir::read_lock(run_dir)?.into_iter().filter(|e| e.since_step <= step).collect(),
     };
     let step = resumed_at.unwrap_or(0);
     for (role, p) in live {
         let info = p.info();
-        if rundir::carry::live_at(&lock, role, step).is_some_and(|e| e.sha256 == info.sha256) {
+        if super::carry::live_at(&lock, role, step).is_some_and(|e| e.sha256 == info.sha256) {
             continue;
         }
         let mut e = lock_entry(role, p, step);
@@ -121,10 +121,10 @@ pub(super) fn record_plugins(
             let msg = format!("resumed at step {step} with another {role} plugin: {} (sha256 {})", info.path.display(), &info.sha256[..12]);
             log.line(crate::log::Level::Info, "host", &msg);
         }
-        rundir::carry::carry_plugin(run_dir, &info.path, &e.name, &info.sha256)?;
+        super::carry::carry_plugin(run_dir, &info.path, &e.name, &info.sha256)?;
         lock.push(e);
     }
-    rundir::write_lock(run_dir, &lock)?;
+    run_dir::write_lock(run_dir, &lock)?;
     Ok(())
 }
 
@@ -148,7 +148,7 @@ pub(super) fn watch(
 /// Where a run starts: its newest complete checkpoint and that checkpoint's loop state when
 /// resuming (and it has one), else a fresh state.
 pub(super) fn starting_point(config: &RunConfig, run_dir: &Path, resume: bool) -> anyhow::Result<(Option<std::path::PathBuf>, LoopState)> {
-    let resumed_from = if resume { rundir::latest_checkpoint(run_dir) } else { None };
+    let resumed_from = if resume { run_dir::latest_checkpoint(run_dir) } else { None };
     let st = match &resumed_from {
         Some(dir) => checkpoint::read_loop_state(dir)?,
         None => {

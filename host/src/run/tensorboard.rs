@@ -24,9 +24,9 @@ impl EventWriter {
         let now = wall_time();
         let name = format!(
             "{}{:010}.{}.{}.0",
-            crate::rundir::TENSORBOARD_PREFIX,
+            crate::format::run_dir::TENSORBOARD_PREFIX,
             now as u64,
-            crate::rundir::status::this_host(),
+            crate::format::status::this_host(),
             std::process::id()
         );
         let path = dir.join(name);

@@ -3,12 +3,12 @@
 
 use super::checkpoint::LoopState;
 use crate::envset::EnvSet;
-use crate::rundir;
-use crate::rundir::status::{self, Request, State, Status};
+use crate::format::run_dir;
+use crate::format::status::{self, Request, State, Status};
 use std::path::Path;
 use std::time::Instant;
 
-/// Writes `scene.json` (one env's physics scene, see [`crate::physics::render::SceneFile`])
+/// Writes `scene.json` (one env's physics scene, see [`crate::format::scene::SceneFile`])
 /// about once a second for the monitor; nothing for envs without physics.
 pub(super) struct ScenePainter {
     pub last: Option<Instant>,
@@ -30,16 +30,16 @@ impl ScenePainter {
             self.active = false;
             return;
         }
-        let file = crate::physics::render::SceneFile::new(step, &scene, &fixed, self.view);
+        let file = crate::format::scene::SceneFile::new(step, &scene, &fixed, self.view);
         self.view = Some(file.view);
         // A picture that cannot be written (full disk) must not stop training.
         if let Ok(text) = serde_json::to_vec(&file) {
-            let _ = crate::store::write_atomically(&run_dir.join(rundir::SCENE), &text);
+            let _ = crate::store::write_atomically(&run_dir.join(run_dir::SCENE), &text);
         }
     }
 }
 
-/// Keeps `status.json` current and serves `control/` requests (see [`crate::rundir::status`]),
+/// Keeps `status.json` current and serves `control/` requests (see [`crate::format::status`]),
 /// looking at the clock each step and at the files four times a second.
 pub(super) struct Ticker<'a> {
     pub run_dir: &'a Path,

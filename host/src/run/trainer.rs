@@ -22,8 +22,8 @@ use super::ticker::{ScenePainter, TICK, Ticker};
 use super::{Directive, Hooks, Progress, TrainSummary};
 use crate::config::{RunConfig, to_params};
 use crate::envset::EnvSet;
-use crate::rundir;
-use crate::rundir::status::{State, Status};
+use crate::format::run_dir;
+use crate::format::status::{State, Status};
 use crate::runtime::bindings::types::Space;
 use crate::runtime::{AlgorithmInstance, RewardInstance, Runtime};
 use crate::seed::{Stream, derive};
@@ -109,7 +109,7 @@ impl<'a> Trainer<'a> {
             resumed_from.is_some().then_some(st.steps),
             &runtime.options().log,
         )?;
-        rundir::remove_partial_checkpoints(run_dir).context("failed to remove a partial checkpoint")?;
+        run_dir::remove_partial_checkpoints(run_dir).context("failed to remove a partial checkpoint")?;
         let metrics = MetricsSink::open(run_dir, st.metrics_bytes, resumed_from.is_some())?;
         let log = runtime.options().log.clone();
         let reloads = Reloads {
@@ -410,8 +410,8 @@ impl<'a> Trainer<'a> {
         // A final checkpoint, for `paddock eval` and for resuming with more steps. (The rollout
         // may be part-filled here; resuming continues from the last update-time checkpoint
         // unless this one is newer.)
-        let name = rundir::checkpoint_name(self.st.steps);
-        let stale = rundir::latest_checkpoint(self.run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != name.as_str()));
+        let name = run_dir::checkpoint_name(self.st.steps);
+        let stale = run_dir::latest_checkpoint(self.run_dir).is_none_or(|c| c.file_name().is_some_and(|n| n != name.as_str()));
         if (self.config.train.checkpoint_every > 0 || stopped) && stale {
             self.note_unfinished_change();
             let dir = self.checkpoint()?;

@@ -7,7 +7,7 @@
 //!   conventions; its standard retry mode with backoff; multipart uploads for large files).
 //!
 //! What a run looks like in a store (mirroring, listing, fetching) belongs to the run
-//! directory's format: [`crate::rundir::mirror`] and [`crate::rundir::runs`].
+//! directory's format: [`crate::run::mirror`] and [`crate::run::runs`].
 
 pub mod s3;
 

@@ -7,7 +7,7 @@
 //! `moto_server` stays the cloud of the end-to-end tests; this is for the races.
 
 use super::{Backoff, Cloud, CloudError, Compute, FleetApi, Instance, Message, PricePoint, Queues, TaggedFleet, TrialQueue, template_name};
-use crate::exp::spec::Fleet;
+use crate::format::experiment::Fleet;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -184,7 +184,7 @@ fn make_fleet(s: &mut State, id: &str, api: FleetApi, capacity: u32) -> String {
     s.next += 1;
     let fleet_id = format!("fleet-{:04}", s.next);
     s.fleets.push(FakeFleet { id: fleet_id.clone(), api, experiment: id.to_string(), active: true });
-    let now = crate::rundir::status::unix_now();
+    let now = crate::format::status::unix_now();
     for _ in 0..capacity {
         s.next += 1;
         let instance = Instance {

@@ -4,7 +4,7 @@
 
 use super::aws::{self, classify};
 use super::{CloudError, Compute, FleetApi, Instance, PricePoint, TAG, TaggedFleet, template_name};
-use crate::exp::spec::Fleet;
+use crate::format::experiment::Fleet;
 use aws_sdk_ec2::types::{
     AllocationStrategy, DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
     FleetLaunchTemplateSpecification, FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, LaunchTemplateConfig,

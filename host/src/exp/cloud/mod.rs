@@ -24,7 +24,8 @@ mod ec2;
 #[cfg(feature = "fleet")]
 mod sqs;
 
-use super::spec::Fleet;
+use crate::format::experiment::Fleet;
+pub use crate::format::experiment::{FleetApi, Queues};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,37 +193,6 @@ pub struct PricePoint {
     pub price: f64,
 }
 
-/// Which API requested a fleet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FleetApi {
-    /// EC2 Fleet (CreateFleet, type `maintain`).
-    Fleet,
-    /// A Spot Fleet request (RequestSpotFleet).
-    SpotFleet,
-}
-
-impl FleetApi {
-    /// From the experiment file's `fleet.api` (checked when the plan is made).
-    pub fn of(api: &str) -> FleetApi {
-        if api == "spot-fleet" { FleetApi::SpotFleet } else { FleetApi::Fleet }
-    }
-
-    /// Its name in files and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FleetApi::Fleet => "fleet",
-            FleetApi::SpotFleet => "spot-fleet",
-        }
-    }
-}
-
-impl std::fmt::Display for FleetApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A fleet carrying an experiment's tag, as EC2 describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaggedFleet {
@@ -289,17 +259,6 @@ pub trait TrialQueue: Send + Sync + std::fmt::Debug {
     fn purge(&self) -> Result<(), CloudError>;
     /// Deletes the queue (gone already is fine).
     fn delete_queue(&self) -> Result<(), CloudError>;
-}
-
-/// The queues of an experiment, as created.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Queues {
-    /// The queue of trial ids.
-    pub queue: String,
-    /// Its dead-letter queue.
-    pub dead_letter: String,
-    /// The region they are in.
-    pub region: String,
 }
 
 /// Makes the clients of one cloud.

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::exp::cloud::double::{FakeCloud, Fault, Op};
-use crate::exp::spec::{Plan, TrialPolicy};
+use crate::format::experiment::{Plan, TrialPolicy};
 use crate::store::LocalObjects;
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ pub(crate) fn plan(capacity: u32) -> Plan {
     Plan {
         id: ID.into(),
         base: "total_steps = 1000\n".into(),
-        trials: (0..4).map(|i| crate::exp::spec::Trial { id: format!("t{i:04}"), overrides: vec![format!("seed={i}")] }).collect(),
+        trials: (0..4).map(|i| crate::format::experiment::Trial { id: format!("t{i:04}"), overrides: vec![format!("seed={i}")] }).collect(),
         early_stop: None,
         fleet: Some(fleet),
         trial: TrialPolicy::default(),
@@ -33,7 +33,7 @@ fn store() -> (tempfile::TempDir, Arc<dyn Objects>) {
 }
 
 fn record(objects: &dyn Objects) -> FleetRecord {
-    read(objects).expect("read").expect("a fleet record").0
+    read_fleet(objects).expect("read").expect("a fleet record").0
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn a_teardown_that_loses_the_race_to_a_launch_deletes_the_fleet_the_launch_recor
         let (c2, o2) = (c.clone(), o.clone());
         // Just before the cancel terminates what it found, the launch's record lands.
         c.before(Op::Terminate, move || {
-            let (mut r, tag) = read(o2.as_ref()).expect("read").expect("record");
+            let (mut r, tag) = read_fleet(o2.as_ref()).expect("read").expect("record");
             r.fleet_id = c2.state().fleets.last().map(|f| f.id.clone());
             r.state = FleetState::Active;
             write(o2.as_ref(), &r, Some(&tag)).expect("write").expect("the launch's write lands first");

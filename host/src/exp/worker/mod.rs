@@ -15,17 +15,17 @@
 
 mod over_queue;
 mod plan;
-use plan::parse_plan;
-pub use plan::{all_final, localize, open_trials, read_plan, states, upload_files};
+use crate::format::experiment::{PLAN, parse_plan};
+pub use plan::{localize, upload_files};
 
 use crate::exp::asha::Asha;
 use crate::exp::cloud::{Message, Queues, TrialQueue};
-use crate::exp::spec::Plan;
 use crate::exp::trial::{self, CheckpointRef, Held, Status, TrialResult};
+use crate::format::experiment::Plan;
 use crate::log::{Level, RunLog};
+use crate::run::mirror::Mirror;
+use crate::run::runs::{self, Checkpoints};
 use crate::run::{self, Directive, Evaluation, Hooks};
-use crate::rundir::mirror::Mirror;
-use crate::rundir::runs::{self, Checkpoints};
 use crate::store::{Location, Objects};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -34,9 +34,6 @@ use std::time::{Duration, Instant};
 
 /// How often a trial's small files go to the store (checkpoints go at once).
 const TRIAL_MIRROR_EVERY: Duration = Duration::from_secs(5);
-
-/// The plan of an experiment in its store.
-pub const PLAN: &str = "experiment.json";
 
 /// How a worker runs.
 #[derive(Clone, Debug)]
@@ -137,7 +134,7 @@ pub fn worker_name() -> String {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {
         let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()) % 0x10000;
-        format!("{}-{}-{nonce:04x}", crate::rundir::status::this_host(), std::process::id())
+        format!("{}-{}-{nonce:04x}", crate::format::status::this_host(), std::process::id())
     })
     .clone()
 }
@@ -179,7 +176,7 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
         if let Some(why) = should_leave(opts, &mut summary) {
             return Ok(leave(summary, why));
         }
-        let now = crate::rundir::status::unix_now();
+        let now = crate::format::status::unix_now();
         let scanned = scan(objects.as_ref(), &plan, offset, &me, opts.instance.as_deref(), now);
         let (claimed, open) = match scanned {
             Ok(found) => {
@@ -378,16 +375,16 @@ fn run_trial(
         // What the previous owner trained past the checkpoint this epoch starts from is
         // trained again: its last heartbeat, or the status its run uploaded, if later.
         let uploaded = objects
-            .get(&format!("{}/{}", trial::run_prefix(&t.id, epoch - 1), crate::rundir::STATUS))
+            .get(&format!("{}/{}", trial::run_prefix(&t.id, epoch - 1), crate::format::run_dir::STATUS))
             .ok()
             .flatten()
-            .and_then(|d| serde_json::from_slice::<crate::rundir::status::Status>(&d).ok())
+            .and_then(|d| serde_json::from_slice::<crate::format::status::Status>(&d).ok())
             .map_or(0, |s| s.step);
         let reached = held.state.step.max(uploaded);
         held.state.redone_steps += reached.saturating_sub(resume_at.unwrap_or(0));
         held.state.step = resume_at.unwrap_or(0);
     }
-    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(crate::rundir::LOG))?;
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(crate::format::run_dir::LOG))?;
     let log = RunLog::new(Box::new(log_file), Level::Info);
     log.line(Level::Info, "worker", &format!("trial {} epoch {epoch} on {}", t.id, worker_name()));
     let remote = crate::store::open(&objects.location().join(&trial::run_prefix(&t.id, epoch)), &Default::default())?;
@@ -431,7 +428,7 @@ fn run_trial(
             let mut next = held.state.clone();
             next.status = status;
             next.owner = None;
-            next.release(crate::rundir::status::unix_now());
+            next.release(crate::format::status::unix_now());
             next.step = s.steps;
             next.checkpoint = match latest_in_store(objects.as_ref(), &t.id, epoch) {
                 Ok(c) => c.or(next.checkpoint),
@@ -454,7 +451,7 @@ fn run_trial(
                 Some(h) => {
                     save_copy(&opts.work_dir, &plan.id, &h);
                     // A copy for readers of results alone; the state's result is the record.
-                    let _ = objects.put_new(&format!("results/{}.json", t.id), &serde_json::to_vec_pretty(&next.result)?);
+                    let _ = objects.put_new(&crate::format::experiment::result_key(&t.id), &serde_json::to_vec_pretty(&next.result)?);
                     Ok(Outcome::Committed)
                 }
                 None => Ok(Outcome::Fenced),
@@ -521,7 +518,7 @@ fn give_back(objects: &dyn Objects, held: Held, why: anyhow::Result<()>, plan: &
     let epoch = next.epoch;
     next.owner = None;
     next.lease_until = 0.0;
-    next.release(crate::rundir::status::unix_now());
+    next.release(crate::format::status::unix_now());
     next.checkpoint = match latest_in_store(objects, &held.id, epoch) {
         Ok(c) => c.or(next.checkpoint),
         Err(e) if fatal(&e).is_some() => return Outcome::of_write_error(e),
@@ -579,7 +576,7 @@ fn newest_checkpoint(objects: &dyn Objects, id: &str, held: &Held) -> anyhow::Re
 fn prepare(
     objects: &dyn Objects,
     base: &Path,
-    t: &crate::exp::spec::Trial,
+    t: &crate::format::experiment::Trial,
     held: &Held,
     dir: &Path,
     files: &std::collections::BTreeMap<String, String>,
@@ -587,12 +584,12 @@ fn prepare(
 ) -> anyhow::Result<(crate::config::RunConfig, Option<u64>)> {
     if let Some(c) = newest_checkpoint(objects, &t.id, held)? {
         let from = trial::run_prefix(&t.id, c.epoch);
-        runs::pull_run(objects, &from, dir, &Checkpoints::One(crate::rundir::checkpoint_name(c.step)), &mut |_, _| {})
+        runs::pull_run(objects, &from, dir, &Checkpoints::One(crate::format::run_dir::checkpoint_name(c.step)), &mut |_, _| {})
             .with_context(|| format!("trial {}: failed to fetch its checkpoint {} of epoch {}", t.id, c.step, c.epoch))?;
         // The fetched status is the old epoch's; the log goes on from the old epoch's.
-        let _ = std::fs::remove_file(dir.join(crate::rundir::STATUS));
-        let record = crate::config::RunConfig::load_resolved(&dir.join(crate::rundir::CONFIG))?;
-        let (config, _) = crate::rundir::carry::resolve(&record, dir, c.step, &Default::default())?;
+        let _ = std::fs::remove_file(dir.join(crate::format::run_dir::STATUS));
+        let record = crate::config::RunConfig::load_resolved(&dir.join(crate::format::run_dir::CONFIG))?;
+        let (config, _) = crate::run::carry::resolve(&record, dir, c.step, &Default::default())?;
         let (config, _, _) = crate::registry::resolve_config(&config)?;
         return Ok((config, Some(c.step)));
     }
@@ -605,8 +602,8 @@ fn prepare(
     for (original, key) in files {
         text = text.replace(&work_dir.join(key).display().to_string(), original);
     }
-    std::fs::write(dir.join(crate::rundir::CONFIG), text)?;
-    crate::rundir::carry::carry_robots(dir, &to_run.env.robot_grants())?;
+    std::fs::write(dir.join(crate::format::run_dir::CONFIG), text)?;
+    crate::run::carry::carry_robots(dir, &to_run.env.robot_grants())?;
     Ok((to_run, None))
 }
 
@@ -628,7 +625,7 @@ struct TrialHooks {
     lost: Option<(String, &'static str)>,
     /// What the trial's mirror uploaded: the newest complete checkpoint, recorded at each
     /// heartbeat without listing the store.
-    uploaded: crate::rundir::mirror::Uploaded,
+    uploaded: crate::run::mirror::Uploaded,
     /// Where the state's copy goes ([`state_copy`]).
     copy_dir: PathBuf,
     /// The experiment's id.
@@ -638,7 +635,7 @@ struct TrialHooks {
 impl TrialHooks {
     /// Extends the lease and records progress; `false` when fenced.
     fn beat(&mut self, step: u64) -> bool {
-        let now = crate::rundir::status::unix_now();
+        let now = crate::format::status::unix_now();
         let mut next = self.held.state.clone();
         next.lease_until = now + self.lease_s;
         next.heartbeat = now;
@@ -716,7 +713,7 @@ impl Hooks for TrialHooks {
                 // Deciding needs the store; without it the trial goes on (it can be pruned later).
                 let _ = std::fs::OpenOptions::new()
                     .append(true)
-                    .open(self.run_dir.join(crate::rundir::LOG))
+                    .open(self.run_dir.join(crate::format::run_dir::LOG))
                     .map(|mut f| std::io::Write::write_all(&mut f, format!("WARN [worker] early stop undecided: {err:#}\n").as_bytes()));
                 Directive::Continue
             }

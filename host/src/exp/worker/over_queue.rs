@@ -3,12 +3,12 @@
 //! ended.
 
 use super::{
-    Outcome, StoreLost, WorkerOptions, WorkerSummary, all_final, fatal, fatal_leave, leave, lost_store, run_trial, should_leave, states,
-    worker_name,
+    Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, run_trial, should_leave, worker_name,
 };
 use crate::exp::cloud::TrialQueue;
-use crate::exp::spec::Plan;
 use crate::exp::trial;
+use crate::format::experiment::Plan;
+use crate::format::experiment::{all_final, states};
 use crate::store::Objects;
 use std::path::Path;
 use std::sync::Arc;
@@ -89,7 +89,7 @@ pub(super) fn work(
             }
             continue;
         };
-        let now = crate::rundir::status::unix_now();
+        let now = crate::format::status::unix_now();
         if held.state.status.is_final() {
             queue.delete(&m)?;
             continue;

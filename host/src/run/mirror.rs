@@ -16,7 +16,8 @@
 //! upload the run again. TensorBoard event files the working copy replaced (a resume
 //! rebuilds them) are deleted from the store then, so a run has one event stream there too.
 
-use super::{CHECKPOINTS, is_checkpoint_name};
+use crate::format::checkpoint::{COMPLETE, MarkedFile, Marker};
+use crate::format::run_dir::{self, CHECKPOINTS, is_checkpoint_name};
 use crate::log::{Level, RunLog};
 use crate::store::Objects;
 use anyhow::Context;
@@ -29,27 +30,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often the mirror checks that the store still holds what it uploaded.
 const VERIFY_EVERY: Duration = Duration::from_secs(5);
-
-/// The marker a complete checkpoint ends with in a store.
-pub const COMPLETE: &str = "COMPLETE";
-
-/// One checkpoint file as its `COMPLETE` marker lists it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct MarkedFile {
-    /// Path inside the checkpoint directory (`/`-separated).
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// sha256, hex.
-    pub sha256: String,
-}
-
-/// The content of a `COMPLETE` marker.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Marker {
-    /// Every file of the checkpoint.
-    pub files: Vec<MarkedFile>,
-}
 
 struct Syncer {
     local: PathBuf,
@@ -167,7 +147,7 @@ impl Syncer {
     fn missing(&mut self) -> anyhow::Result<usize> {
         let remote: HashMap<String, u64> = self.remote.list("")?.into_iter().map(|e| (e.key, e.size)).collect();
         for key in remote.keys() {
-            if !key.contains('/') && key.starts_with(super::TENSORBOARD_PREFIX) && !self.local.join(key).exists() {
+            if !key.contains('/') && key.starts_with(run_dir::TENSORBOARD_PREFIX) && !self.local.join(key).exists() {
                 self.remote.delete(key)?;
                 self.files.remove(key);
             }

@@ -2,8 +2,8 @@
 //! an S3 store counts only with its `COMPLETE` marker, and every file fetched is checked
 //! against the marker's size and sha256.
 
-use super::mirror::{COMPLETE, Marker};
-use super::{CHECKPOINTS, CONFIG, PARTIAL_PREFIX, STATUS, is_checkpoint_name};
+use crate::format::checkpoint::{COMPLETE, Marker};
+use crate::format::run_dir::{CHECKPOINTS, CONFIG, PARTIAL_PREFIX, STATUS, is_checkpoint_name};
 use crate::store::{Location, Objects};
 use anyhow::Context;
 use sha2::Digest;
@@ -68,10 +68,10 @@ pub fn list_runs(objects: &dyn Objects) -> anyhow::Result<Vec<RunRow>> {
             .unwrap_or_default();
         let bytes = objects.get(&format!("{name}/{STATUS}"))?;
         let status: Option<serde_json::Value> = bytes.as_ref().and_then(|d| serde_json::from_slice(d).ok());
-        let typed: Option<super::status::Status> = bytes.as_ref().and_then(|d| serde_json::from_slice(d).ok());
+        let typed: Option<crate::format::status::Status> = bytes.as_ref().and_then(|d| serde_json::from_slice(d).ok());
         let field = |k: &str| status.as_ref().and_then(|s| s.get(k)).cloned();
         let checkpoints = complete_checkpoints(objects, &name)?;
-        let now = super::status::unix_now();
+        let now = crate::format::status::unix_now();
         rows.push(RunRow {
             state: typed.map(|s| s.observed(now).to_string()).or_else(|| field("state").and_then(|v| v.as_str().map(String::from))),
             step: field("step").and_then(|v| v.as_u64()),

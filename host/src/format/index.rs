@@ -16,7 +16,7 @@
 //! (an experiment from before the index) is read from its state. Experiments of at most
 //! [`READ_DIRECTLY`] trials skip the listing and read each state (cheaper on S3).
 
-use super::spec::Plan;
+use super::experiment::Plan;
 use super::trial::{self, Status, TrialState};
 use crate::store::Objects;
 use sha2::Digest;
@@ -111,7 +111,7 @@ impl Overview {
         if plan.trials.len() <= READ_DIRECTLY {
             // A listing costs as much as a dozen GETs on S3: small experiments read each state.
             self.requests = plan.trials.len();
-            return plan.trials.iter().map(|t| Ok((t.id.clone(), trial::read(objects, &t.id)?.state))).collect();
+            return super::experiment::states(objects, plan);
         }
         let entries = objects.list(INDEX)?;
         self.requests = 1 + entries.len() / 1000;
@@ -149,75 +149,5 @@ impl Overview {
         let live: std::collections::HashSet<&String> = newest.values().map(|(_, _, k)| k).collect();
         self.seen.retain(|k, _| live.contains(k));
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::exp::trial::{Held, claim, create, read, write};
-
-    fn plan(n: usize) -> Plan {
-        let trials = (0..n).map(|i| crate::exp::spec::Trial { id: format!("t{i}"), overrides: vec![] }).collect();
-        Plan {
-            id: "x".into(),
-            base: String::new(),
-            trials,
-            early_stop: None,
-            fleet: None,
-            trial: Default::default(),
-            files: Default::default(),
-        }
-    }
-
-    #[test]
-    fn one_listing_tells_every_trial_and_only_running_or_changed_ones_are_read() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let objects = crate::store::open(&crate::store::Location::Local(dir.path().to_path_buf()), &Default::default()).expect("store");
-        let p = plan(50);
-        for t in &p.trials {
-            create(objects.as_ref(), &t.id, &TrialState::queued()).expect("create");
-        }
-        let mut o = Overview::default();
-        let all = o.read(objects.as_ref(), &p).expect("read");
-        assert!(all.iter().all(|(_, s)| *s == TrialState::queued()));
-        assert_eq!(o.requests, 1, "fresh trials need no GET");
-
-        // A claim and heartbeats: one marker change, and the running trial is read live.
-        let h = read(objects.as_ref(), "t3").expect("read");
-        let mut h: Held = claim(objects.as_ref(), &h, "w", None, 100.0, 60.0).expect("claim").expect("won");
-        for step in 1..5 {
-            let next = TrialState { step: step * 100, heartbeat: 100.0 + step as f64, ..h.state.clone() };
-            h = write(objects.as_ref(), &h, next).expect("beat").expect("held");
-        }
-        assert_eq!(objects.list("index/t3").expect("list").len(), 1, "heartbeats write no marker");
-        let all = o.read(objects.as_ref(), &p).expect("read");
-        assert_eq!((all[3].1.status, all[3].1.step), (Status::Running, 400), "the live state");
-        assert_eq!(o.requests, 2);
-
-        // Committed: read once, then remembered.
-        let done = TrialState { status: Status::Done, owner: None, ..h.state.clone() };
-        write(objects.as_ref(), &h, done.clone()).expect("commit").expect("held");
-        assert_eq!(o.read(objects.as_ref(), &p).expect("read")[3].1, done);
-        assert_eq!(o.requests, 2);
-        assert_eq!(o.read(objects.as_ref(), &p).expect("read")[3].1, done);
-        assert_eq!(o.requests, 1, "a settled state is not read again");
-        let cache = dir.path().join("cache.json");
-        o.save(&cache);
-        let mut again = Overview::load(&cache);
-        assert_eq!(again.read(objects.as_ref(), &p).expect("read")[3].1, done);
-        assert_eq!(again.requests, 1, "remembered across processes");
-
-        // A stale marker left by a failed delete: the newer one counts.
-        objects.put(&marker("t3", &h.state), b"{}").expect("put");
-        assert_eq!(o.read(objects.as_ref(), &p).expect("read")[3].1.status, Status::Done);
-        // A trial without a marker (an experiment from before the index) is read.
-        std::fs::remove_dir_all(dir.path().join("index/t7")).expect("rm");
-        let all = o.read(objects.as_ref(), &p).expect("read");
-        assert_eq!((all[7].1.status, o.requests), (Status::Queued, 2));
-        // A state that is gone is an error, not a queued trial.
-        std::fs::remove_dir_all(dir.path().join("trials/t9")).expect("rm");
-        std::fs::remove_dir_all(dir.path().join("index/t9")).expect("rm");
-        assert!(trial::is_missing(&o.read(objects.as_ref(), &p).expect_err("missing")));
     }
 }

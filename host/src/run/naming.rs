@@ -6,11 +6,11 @@
 //! In a local store the name is claimed by creating its directory; in an S3 store by a
 //! conditional put of its `config.toml` (`If-None-Match: *`), so two machines starting
 //! runs at once never share one. An S3 run trains in a local working copy that the
-//! [`crate::rundir::mirror::Mirror`] uploads.
+//! [`crate::run::mirror::Mirror`] uploads.
 
-use super::CONFIG;
 use crate::config::RunConfig;
-use crate::rundir::runs::{self, Checkpoints, Pulled};
+use crate::format::run_dir::CONFIG;
+use crate::run::runs::{self, Checkpoints, Pulled};
 use crate::store::{Location, S3Settings};
 use anyhow::Context;
 use std::path::{Path, PathBuf};

@@ -10,8 +10,8 @@
 //! only on request (`paddock train --resume RUN --plugin ROLE=FILE`), which the loop then
 //! records in `plugins.lock` like a hot reload.
 
-use super::{LockEntry, PLUGINS_DIR, ROBOTS_DIR};
 use crate::config::RunConfig;
+use crate::format::run_dir::{self, LockEntry, PLUGINS_DIR, ROBOTS_DIR};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -77,7 +77,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CarryError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!("{}{name}", super::PARTIAL_PREFIX));
+    let tmp = dir.join(format!("{}{name}", run_dir::PARTIAL_PREFIX));
     std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("write", path))
 }
@@ -167,7 +167,7 @@ pub fn live_at<'a>(lock: &'a [LockEntry], role: &str, step: u64) -> Option<&'a L
 pub enum ResolveError {
     /// `plugins.lock` is unreadable.
     #[error(transparent)]
-    Lock(#[from] super::LockError),
+    Lock(#[from] run_dir::LockError),
     /// The run carries no copy and the file at the config's path is another version.
     #[error(
         "the {role} plugin {path} is not the version this run recorded (sha256 {found}, the run used {recorded}) and the run carries no copy of it; pass `--plugin {role}=FILE` to resume with another version"
@@ -202,7 +202,7 @@ pub fn resolve(
     step: u64,
     replace: &BTreeMap<String, PathBuf>,
 ) -> Result<(RunConfig, Vec<String>), ResolveError> {
-    let lock = super::read_lock(run_dir)?;
+    let lock = run_dir::read_lock(run_dir)?;
     let mut config = record.clone();
     let mut notes = Vec::new();
     let have: Vec<&'static str> = config.plugin_paths().into_iter().map(|(r, _)| r).collect();

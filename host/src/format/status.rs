@@ -11,7 +11,7 @@
 //!   asks the run to stop at the next step, writing a final checkpoint (resume with
 //!   `paddock train --resume`). The loop removes the last two once served.
 
-use super::{CONTROL, STATUS};
+use super::run_dir::{CONTROL, STATUS};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -1,13 +1,12 @@
-//! The run directory: the one owner of its format. Every file name, the `plugins.lock`
-//! schema, checkpoint directory names, `status.json` and `control/` ([`status`]), and how a
-//! new run is named and claimed in a store ([`naming`]) live here; the training loop, the
-//! monitor, the S3 mirror, `runs ls/pull` and the CLI all read and write runs through it.
+//! The run directory's layout: every file name, the `plugins.lock` schema and checkpoint
+//! directory names (`status.json` and `control/` are [`super::status`]). The training loop,
+//! the monitor, the S3 mirror, `runs ls/pull` and the CLI all read and write runs through it.
 //!
 //! ```text
 //! <store>/<run-id>/
 //!   config.toml          the resolved config (defaults filled in, paths absolute, registry references pinned)
 //!   plugins.lock         every plugin version the run used: role, name, source, sha256, world
-//!   plugins/<name>-<sha256>.wasm  a copy of each of those versions ([`carry`])
+//!   plugins/<name>-<sha256>.wasm  a copy of each of those versions (`run::carry`)
 //!   robots/<name>/       a copy of each robot file the env may load, with its meshes
 //!   metrics.jsonl        one JSON line per update / evaluation / reload (deterministic bytes)
 //!   events.out.tfevents.*  the same metrics for TensorBoard
@@ -17,12 +16,6 @@
 //!   control/             pause, checkpoint, stop requests
 //!   checkpoints/<step>/  complete checkpoints (12-digit step); `.tmp-*` are partial
 //! ```
-
-pub mod carry;
-pub mod mirror;
-pub mod naming;
-pub mod runs;
-pub mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -38,11 +31,11 @@ pub const ROBOTS_DIR: &str = "robots";
 pub const METRICS: &str = "metrics.jsonl";
 /// Host and plugin output.
 pub const LOG: &str = "log.txt";
-/// The live state (see [`status::Status`]).
+/// The live state (see [`super::status::Status`]).
 pub const STATUS: &str = "status.json";
 /// One env's physics scene, for the monitor.
 pub const SCENE: &str = "scene.json";
-/// Requests to a running loop (see [`status::Request`]).
+/// Requests to a running loop (see [`super::status::Request`]).
 pub const CONTROL: &str = "control";
 /// Where complete checkpoints lie, one directory each.
 pub const CHECKPOINTS: &str = "checkpoints";

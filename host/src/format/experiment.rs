@@ -1,0 +1,332 @@
+//! An experiment in its store: the plan (`experiment.json`, an experiment file expanded, with
+//! the schema of its sections), and the keys of everything else an experiment keeps there.
+//!
+//! ```text
+//! <store>/<experiment id>/
+//!   experiment.json            the plan: base config, trials, early stop, fleet, trial policy, files
+//!   files/<sha256>/<name>      the plugin and robot files the trials use (meshes beside a robot)
+//!   trials/<id>/state.json     a trial's state (`super::trial`)
+//!   trials/<id>/e<epoch>/      the run of one claim of it (a run directory, `super::run_dir`)
+//!   index/<id>/e<epoch>_<status>_<hash>  markers that let readers skip final trials' states
+//!   results/<id>.json          a finished trial's result, for readers of results alone
+//!   rungs/<rung>/<id>.json     early stop: a trial's metric at a rung
+//!   fleet.json                 the fleet's record (`exp run --fleet`)
+//!   dispatch.json              where its queues are (`exp submit --queue`, a fleet)
+//! ```
+
+use super::trial::TrialState;
+use crate::store::Objects;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The plan's key.
+pub const PLAN: &str = "experiment.json";
+
+/// The key of a finished trial's result copy.
+pub fn result_key(trial: &str) -> String {
+    format!("results/{trial}.json")
+}
+
+/// The folder of an early-stop rung (env steps), holding a file per trial that reached it.
+pub fn rung_dir(rung: u64) -> String {
+    format!("rungs/{rung:012}")
+}
+
+/// ASHA: trials are compared at rungs of `min_steps × eta^k` env steps; at each rung a trial
+/// goes on only if its metric is in the best `1/eta` of the trials that reached that rung.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStop {
+    /// An evaluation metric of `metrics.jsonl`, e.g. `eval/return_mean`, `eval/success_rate`.
+    pub metric: String,
+    /// `max` or `min`.
+    #[serde(default = "max")]
+    pub mode: String,
+    /// The first rung, in env steps.
+    pub min_steps: u64,
+    /// The reduction factor (≥ 2).
+    #[serde(default = "three")]
+    pub eta: u64,
+}
+
+fn max() -> String {
+    "max".into()
+}
+
+fn three() -> u64 {
+    3
+}
+
+/// Where and on what `exp run --fleet` runs (EC2 Spot).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// The store for trial state, runs and results (`s3://bucket/prefix`).
+    pub store: String,
+    /// AWS region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Instance types to request Spot capacity across.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_types: Vec<String>,
+    /// Instances to keep running.
+    #[serde(default = "one")]
+    pub target_capacity: u32,
+    /// The most instances ever.
+    #[serde(default = "one")]
+    pub max_capacity: u32,
+    /// The most dollars per instance-hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<f64>,
+    /// The worker image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The most dollars the experiment may spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_dollars: Option<f64>,
+    /// Seconds a worker waits with no trial to claim before its instance shuts down.
+    #[serde(default = "idle")]
+    pub idle_timeout_s: u64,
+    /// `fleet` (EC2 CreateFleet, type maintain) or `spot-fleet` (RequestSpotFleet).
+    #[serde(default = "fleet_api")]
+    pub api: String,
+    /// The launch template the experiment's own is made from (its AMI, instance profile,
+    /// security groups, key): the one the CloudFormation template in `docker/` creates.
+    #[serde(default = "base_template")]
+    pub launch_template: String,
+    /// An AMI to use instead of the base template's (an image with Docker, e.g. the
+    /// ECS-optimized Amazon Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
+    /// Subnets to launch in (default: the account's default VPC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
+    /// The IAM role Spot Fleet uses to launch and tag (`api = "spot-fleet"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_fleet_role: Option<String>,
+}
+
+fn base_template() -> String {
+    "paddock-worker".into()
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn idle() -> u64 {
+    300
+}
+
+fn fleet_api() -> String {
+    "fleet".into()
+}
+
+/// How trials are run.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialPolicy {
+    /// Errors (not preemptions) after which a trial is failed.
+    #[serde(default = "three")]
+    pub max_errors: u64,
+    /// Seconds a claim lasts without a heartbeat.
+    #[serde(default = "lease")]
+    pub lease_s: u64,
+    /// Times a trial's worker may be lost (its lease ran out: crashed, killed, its machine
+    /// gone) before the trial is failed rather than claimed again.
+    #[serde(default = "five")]
+    pub max_lost: u64,
+}
+
+fn five() -> u64 {
+    5
+}
+
+fn lease() -> u64 {
+    60
+}
+
+impl Default for TrialPolicy {
+    fn default() -> Self {
+        TrialPolicy { max_errors: 3, lease_s: lease(), max_lost: five() }
+    }
+}
+
+/// One trial: a run of the base config with these overrides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// `t<index>-<hash>`: its place in the plan and a hash of its overrides.
+    pub id: String,
+    /// `key=value` overrides (dotted keys, TOML values), as `--set` takes them.
+    pub overrides: Vec<String>,
+}
+
+/// An experiment file expanded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    /// `<file stem>-<hash>`: the same file (and base config) gives the same id.
+    pub id: String,
+    /// The base config's text, with paths made absolute (trials are run from it).
+    pub base: String,
+    /// Every trial, in plan order.
+    pub trials: Vec<Trial>,
+    /// The early-stop rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
+    /// The fleet section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Fleet>,
+    /// How trials are run.
+    pub trial: TrialPolicy,
+    /// Every plugin and robot file the trials use: its path on the machine that planned the
+    /// experiment → its key in the experiment's store (`files/<sha256>/<file name>`, meshes
+    /// beside a robot file). Submitting uploads them; a worker on any machine fetches them
+    /// and runs the trials with its copies.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+/// Reads an experiment's plan from its store.
+pub fn read_plan(objects: &dyn Objects) -> anyhow::Result<Plan> {
+    parse_plan(objects, objects.get(PLAN)?)
+}
+
+/// The plan in `data` (what `objects` holds at [`PLAN`]).
+pub fn parse_plan(objects: &dyn Objects, data: Option<Vec<u8>>) -> anyhow::Result<Plan> {
+    let data =
+        data.with_context(|| format!("{} is not an experiment (no {PLAN}; submit one with `paddock exp run FILE`)", objects.location()))?;
+    serde_json::from_slice(&data).with_context(|| format!("{}/{PLAN} is not an experiment plan", objects.location()))
+}
+
+/// Whether every trial in `states` is final.
+pub fn all_final(states: &[(String, TrialState)]) -> bool {
+    states.iter().all(|(_, s)| s.status.is_final())
+}
+
+/// The ids of the trials that are not final, in plan order.
+pub fn open_trials(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<String>> {
+    Ok(states(objects, plan)?.into_iter().filter(|(_, s)| !s.status.is_final()).map(|(id, _)| id).collect())
+}
+
+/// Reads every trial's state (for `exp status`), in plan order.
+pub fn states(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<(String, TrialState)>> {
+    plan.trials.iter().map(|t| Ok((t.id.clone(), super::trial::read(objects, &t.id)?.state))).collect()
+}
+
+/// The record of an experiment's fleet in its store.
+pub const FLEET: &str = "fleet.json";
+
+/// Where a fleet is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FleetState {
+    /// A controller is creating it.
+    Launching,
+    /// Requested; EC2 keeps its capacity.
+    Active,
+    /// Deleted with its instances.
+    Deleted,
+}
+
+/// One instance's life, as seen by the controller and workers (EC2 forgets terminated
+/// instances after about an hour; cost needs them for the whole experiment).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceLife {
+    /// e.g. `c7i.xlarge`.
+    pub instance_type: String,
+    /// e.g. `us-east-1a`.
+    pub zone: String,
+    /// Unix seconds.
+    pub launched: f64,
+    /// Unix seconds; `None` while it runs.
+    pub ended: Option<f64>,
+    /// When it was last seen running, Unix seconds.
+    pub seen: f64,
+}
+
+/// `fleet.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FleetRecord {
+    /// Raised by each launch.
+    pub generation: u64,
+    /// Where it is.
+    pub state: FleetState,
+    /// The API that requested it.
+    pub api: FleetApi,
+    /// The region.
+    pub region: String,
+    /// The EC2 Fleet or Spot Fleet request id.
+    pub fleet_id: Option<String>,
+    /// The experiment's launch template id.
+    pub launch_template: Option<String>,
+    /// Unix seconds.
+    pub created: f64,
+    /// Unix seconds.
+    pub deleted: Option<f64>,
+    /// Why it was deleted: `complete`, `cancelled`, `budget`, or a launch error.
+    pub reason: Option<String>,
+    /// Who launched it.
+    pub by: String,
+    /// Every instance the fleet ran, by id.
+    #[serde(default)]
+    pub instances: BTreeMap<String, InstanceLife>,
+}
+
+/// Reads `fleet.json` with its tag.
+pub fn read_fleet(objects: &dyn Objects) -> anyhow::Result<Option<(FleetRecord, String)>> {
+    let Some((data, tag)) = objects.get_tagged(FLEET)? else { return Ok(None) };
+    let record = serde_json::from_slice(&data).with_context(|| format!("{}/{FLEET} is not a fleet record", objects.location()))?;
+    Ok(Some((record, tag)))
+}
+
+/// Which API requested a fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FleetApi {
+    /// EC2 Fleet (CreateFleet, type `maintain`).
+    Fleet,
+    /// A Spot Fleet request (RequestSpotFleet).
+    SpotFleet,
+}
+
+impl FleetApi {
+    /// From the experiment file's `fleet.api` (checked when the plan is made).
+    pub fn of(api: &str) -> FleetApi {
+        if api == "spot-fleet" { FleetApi::SpotFleet } else { FleetApi::Fleet }
+    }
+
+    /// Its name in files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetApi::Fleet => "fleet",
+            FleetApi::SpotFleet => "spot-fleet",
+        }
+    }
+}
+
+impl std::fmt::Display for FleetApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `dispatch.json`: where an experiment's queues are.
+pub const DISPATCH: &str = "dispatch.json";
+
+/// The queues of an experiment, as created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Queues {
+    /// The queue of trial ids.
+    pub queue: String,
+    /// Its dead-letter queue.
+    pub dead_letter: String,
+    /// The region they are in.
+    pub region: String,
+}
+
+/// Reads an experiment's `dispatch.json`.
+pub fn read_dispatch(objects: &dyn Objects) -> anyhow::Result<Option<Queues>> {
+    let Some(data) = objects.get(DISPATCH)? else { return Ok(None) };
+    Ok(Some(serde_json::from_slice(&data).with_context(|| format!("{}/{DISPATCH} is not a queue record", objects.location()))?))
+}
