@@ -39,6 +39,32 @@ fn every_command_has_help() {
     assert!(ok(&["env", "run", "--help"]).contains("--record"));
 }
 
+/// `plugin new --help` lists, per language, the worlds a starter exists for: exactly those
+/// `plugin new` makes.
+#[test]
+fn plugin_new_help_lists_the_worlds_each_language_makes() {
+    let help = ok(&["plugin", "new", "--help"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut langs = 0;
+    for lang in ["rust", "python", "js", "c"] {
+        let line = help.lines().find(|l| l.trim_start().starts_with(&format!("- {lang}:"))).unwrap_or_else(|| panic!("{lang} in:\n{help}"));
+        let listed = line.rsplit(':').next().unwrap_or("");
+        langs += 1;
+        for world in ["env", "reward", "algorithm"] {
+            let target = dir.path().join(format!("{lang}-{world}"));
+            let out = paddock(&["plugin", "new", &format!("x-{world}"), "--lang", lang, "--world", world, "--dir", p(&target)]);
+            let said = listed.split(|c: char| !c.is_ascii_alphabetic()).any(|w| w == world);
+            assert_eq!(
+                out.status.success(),
+                said,
+                "{lang} {world}: help says {line:?}; plugin new: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    assert_eq!(langs, 4);
+}
+
 #[test]
 fn inspect_shows_world_version_spec_and_hash() {
     let file = common::plugin("cartpole");

@@ -342,7 +342,7 @@ fn an_experiment_in_s3_is_finished_by_a_worker_on_another_machine() {
     }
     let config = std::fs::read_to_string(common::root().join("configs/cartpole-ppo.toml"))
         .expect("config")
-        .replace("../target/plugins/", "plugins/");
+        .replace("plugin = \"", "plugin = \"plugins/");
     std::fs::write(checkout.path().join("base.toml"), config).expect("write");
     std::fs::write(
         checkout.path().join("x.toml"),

@@ -195,4 +195,10 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
     assert_eq!(lock.iter().filter(|e| e["role"] == "reward").count(), 2, "the first version and the swapped-in one");
     let log = log();
     assert!(log.contains("expected world `reward`") && log.contains("deliberate trap"), "the refusals name what was wrong: {log}");
+    // Each new version is announced as soon as it is seen, before it is compiled: four
+    // versions (three refused, one swapped in), and the swap's announcement comes first.
+    let seen = "hot reload: a new version of the reward plugin";
+    assert_eq!(log.matches(seen).count(), 4, "{log}");
+    let (announced, live) = (log.rfind(seen).expect("seen"), log.find("hot reload: reward plugin").expect("live"));
+    assert!(announced < live, "the new version is announced before it goes live:\n{log}");
 }

@@ -117,8 +117,8 @@ fn the_panda_trains_by_configuration_and_its_run_carries_its_package_meshes() {
     let pkg = dir.path().join("pkgs/meshes");
     copy_dir(&data().join("franka_panda/meshes"), &pkg);
     let config = std::fs::read_to_string(common::root().join("configs/panda-reach-ppo.toml")).expect("config");
-    let config = config.replace("../target/plugins/", &format!("{}/", common::root().join("target/plugins").display())).replace(
-        "robots = { arm = \"../robots/pybullet_data/franka_panda/panda.urdf\" }",
+    let config = config.replace(
+        "robots = { arm = \"pybullet_data/franka_panda/panda.urdf\" }",
         "robots = { arm = \"robot/panda.urdf\" }\npackages = [\"pkgs\"]",
     );
     let cfg = dir.path().join("panda.toml");

@@ -104,6 +104,63 @@ fn bad_config_and_plugins_are_clear_errors() {
     assert!(err.contains("expected world `algorithm`") && err.contains("found world `environment`"), "{err}");
 }
 
+/// "Solved" means the threshold stopped training early; met only at the final evaluation,
+/// the run says so instead.
+#[test]
+fn solved_is_said_only_when_the_threshold_stopped_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store_set = format!("store={}", dir.path().display());
+    let run = |sets: &[&str]| {
+        let mut args = vec!["train", "configs/cartpole-ppo.toml", "--set", &store_set, "--set", "algorithm.device=cpu"];
+        for s in sets {
+            args.extend_from_slice(&["--set", s]);
+        }
+        let out = common::paddock(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let at_end = run(&["total_steps=1024", "train.eval_every=100000", "train.stop_at_return=1"]);
+    assert!(!at_end.contains("solved") && at_end.contains("only at the final evaluation (step 1024)"), "{at_end}");
+    let early = run(&["total_steps=4096", "train.eval_every=1024", "train.stop_at_return=1"]);
+    assert!(early.contains("solved    at step 1024") && early.contains("training stopped there"), "{early}");
+}
+
+/// What a new user does first: copies a shipped config out of the checkout, points `--set`
+/// at a plugin in the current directory, and mistypes a plugin's name.
+#[test]
+fn a_shipped_config_copied_elsewhere_trains_and_set_paths_are_the_current_directorys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mine, work, store) = (dir.path().join("mine"), dir.path().join("work"), dir.path().join("runs"));
+    for d in [&mine, &work] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let text = std::fs::read_to_string(common::root().join("configs/cartpole-ppo.toml")).expect("config");
+    std::fs::write(mine.join("my.toml"), &text).expect("copy");
+    std::fs::copy(common::plugin("cartpole-shaped"), work.join("my-reward.wasm")).expect("copy the reward");
+    let store_set = format!("store={}", store.display());
+    let args = ["train", "../mine/my.toml", "--json", "--set", &store_set, "--set", "total_steps=1024", "--set", "algorithm.device=cpu"];
+    let out = common::paddock_in(&work, &[&args[..], &["--set", "reward.plugin=my-reward.wasm"]].concat());
+    assert!(out.status.success(), "a copied shipped config trains elsewhere:\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let run_dir = std::path::PathBuf::from(summary["run_dir"].as_str().expect("run_dir"));
+    let recorded = std::fs::read_to_string(run_dir.join("config.toml")).expect("config.toml");
+    assert!(recorded.contains(&work.join("my-reward.wasm").display().to_string()), "--set's path is the current directory's:\n{recorded}");
+    let env_plugin = recorded.parse::<toml::Table>().expect("toml")["env"]["plugin"].as_str().expect("env.plugin").to_string();
+    let same = |a: &str, b: &std::path::Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok();
+    assert!(same(&env_plugin, &common::plugin("cartpole")), "the first-party env found: {env_plugin}");
+
+    // A plugin that is nowhere: the key and the places looked are named, and no run is made.
+    std::fs::write(mine.join("typo.toml"), text.replace("\"cartpole.wasm\"", "\"cartpol.wasm\"")).expect("write");
+    let empty = dir.path().join("empty-store");
+    let store_set = format!("store={}", empty.display());
+    let out = common::paddock_in(&work, &["train", "../mine/typo.toml", "--set", &store_set]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("key `env.plugin`") && err.contains("cartpol.wasm is not a file"), "{err}");
+    assert!(err.contains("target/plugins"), "the error names where it looked: {err}");
+    let runs = std::fs::read_dir(&empty).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(runs, 0, "a config that does not load creates no run");
+}
+
 #[test]
 fn bad_actions_from_an_algorithm_plugin_are_clear_errors() {
     let algo = common::plugin("hostile-algorithm");

@@ -28,7 +28,7 @@ impl Checkout {
         }
         let config = std::fs::read_to_string(common::root().join("configs/cartpole-ppo.toml"))
             .expect("config")
-            .replace("../target/plugins/", "../plugins/");
+            .replace("plugin = \"", "plugin = \"../plugins/");
         std::fs::write(dir.path().join("configs/c.toml"), config).expect("write config");
         Checkout { dir }
     }

@@ -229,22 +229,43 @@ impl RunConfig {
             }
         };
         let mut config = RunConfig::deserialize(table).map_err(|e| blame(value(e.to_string().trim_end().replace('\n', "\n  "))))?;
-        // Absolute, so the run's recorded config means the same from any directory.
+        // Absolute, so the run's recorded config means the same from any directory: a path
+        // given by `--set` against the current directory when the file is there, any other
+        // beside the config, else on the search path ([`search_path`]).
         let base = std::path::absolute(path.parent().unwrap_or(Path::new(""))).unwrap_or_default();
-        let rebase = |p: &mut PathBuf| {
-            if !is_registry_ref(p) {
-                *p = normalize(&base.join(&*p));
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let set_paths: Vec<(String, PathBuf)> = overrides
+            .iter()
+            .filter_map(|o| o.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), PathBuf::from(v.trim().trim_matches('"'))))
+            .collect();
+        let place = |key: &str, p: &mut PathBuf, kind: Search| {
+            if is_registry_ref(p) || p.is_absolute() {
+                return;
             }
+            if set_paths.iter().any(|(k, v)| k == key && v == p) && cwd.join(&*p).exists() {
+                *p = normalize(&cwd.join(&*p));
+                return;
+            }
+            let beside = normalize(&base.join(&*p));
+            *p = if beside.exists() {
+                beside
+            } else {
+                search_path(kind).into_iter().map(|d| normalize(&d.join(&*p))).find(|c| c.exists()).unwrap_or(beside)
+            };
         };
-        rebase(&mut config.env.plugin);
-        for p in config.env.robots.values_mut().chain(config.env.packages.iter_mut()) {
-            *p = normalize(&base.join(&*p));
+        place("env.plugin", &mut config.env.plugin, Search::Plugins);
+        for (name, p) in &mut config.env.robots {
+            place(&format!("env.robots.{name}"), p, Search::Robots);
+        }
+        for p in &mut config.env.packages {
+            place("env.packages", p, Search::Robots);
         }
         if let Some(r) = &mut config.reward {
-            rebase(&mut r.plugin);
+            place("reward.plugin", &mut r.plugin, Search::Plugins);
         }
         if let Some(a) = &mut config.algorithm {
-            rebase(&mut a.plugin);
+            place("algorithm.plugin", &mut a.plugin, Search::Plugins);
         }
         config.check().map_err(blame)?;
         Ok(config)
@@ -318,6 +339,40 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// What a relative path in a config names, for [`search_path`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Search {
+    /// A plugin (`env.plugin`, `reward.plugin`, `algorithm.plugin`).
+    Plugins,
+    /// A robot file or a package folder (`env.robots`, `env.packages`).
+    Robots,
+}
+
+/// Where a relative plugin or robot path that is not beside its config is looked for, in
+/// order: the folders of `$PADDOCK_PLUGIN_PATH` (plugins) or `$PADDOCK_ROBOT_PATH`
+/// (robots), `:`-separated; then the first-party ones the build makes beside the binary:
+/// `plugins/` next to its folder (`target/plugins` for `target/release/paddock`) or
+/// `robots/` of the checkout it was built in, and the same one folder higher (a test
+/// binary in `target/debug/deps`). So a shipped config copied anywhere finds
+/// `cartpole.wasm` or `arm7.urdf` as the checkout does.
+pub fn search_path(kind: Search) -> Vec<PathBuf> {
+    let (var, sub, up) = match kind {
+        Search::Plugins => ("PADDOCK_PLUGIN_PATH", "plugins", 1),
+        Search::Robots => ("PADDOCK_ROBOT_PATH", "robots", 2),
+    };
+    let mut dirs: Vec<PathBuf> = std::env::var_os(var).map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        for extra in 0..2 {
+            let mut d = exe_dir.clone();
+            for _ in 0..up + extra {
+                d.pop();
+            }
+            dirs.push(d.join(sub));
+        }
+    }
+    dirs
 }
 
 /// `a/./b/../c` as `a/c`, without touching the file system.

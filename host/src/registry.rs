@@ -434,11 +434,20 @@ pub fn pull_ref(reference: &str, section: &RegistrySection, s3: &S3Settings) -> 
     })
 }
 
+/// A config with its registry references resolved: the one to run and the one to record.
+#[derive(Clone, Debug)]
+pub struct ResolvedConfig {
+    /// The config to run: each reference a file in the local cache (`sources` filled).
+    pub run: RunConfig,
+    /// The config to record: each reference pinned to its exact version (`=x.y.z`).
+    pub record: RunConfig,
+    /// A warning per yanked version used.
+    pub warnings: Vec<String>,
+}
+
 /// Resolves `registry:team/x@REQ` plugin references: each is fetched (verified) into
-/// the local cache. Returns the config to run (paths into the cache, `sources` filled)
-/// and the config to record (each reference pinned to the exact version, `=x.y.z`),
-/// and a warning per yanked version used.
-pub fn resolve_config(config: &RunConfig) -> anyhow::Result<(RunConfig, RunConfig, Vec<String>)> {
+/// the local cache.
+pub fn resolve_config(config: &RunConfig) -> anyhow::Result<ResolvedConfig> {
     let (mut run, mut record, mut warnings) = (config.clone(), config.clone(), Vec::new());
     let mut sources = std::collections::BTreeMap::new();
     // The same slots of two copies: the one to run gets the cached file, the one to
@@ -457,7 +466,7 @@ pub fn resolve_config(config: &RunConfig) -> anyhow::Result<(RunConfig, RunConfi
         *to_record = PathBuf::from(r.pinned);
     }
     run.sources = sources;
-    Ok((run, record, warnings))
+    Ok(ResolvedConfig { run, record, warnings })
 }
 
 #[cfg(test)]

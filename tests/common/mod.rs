@@ -71,6 +71,16 @@ pub fn paddock_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run paddock")
 }
 
+/// [`paddock`] run from `dir` instead of the repository root.
+pub fn paddock_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(args)
+        .current_dir(dir)
+        .env("PADDOCK_CACHE_DIR", root().join("target/test-cache"))
+        .output()
+        .expect("run paddock")
+}
+
 /// `paddock train CONFIG --json` into `store` with `--set` for each of `sets`; the run must
 /// succeed, and its JSON summary is returned.
 pub fn train_json(config: &str, store: &std::path::Path, sets: &[&str]) -> serde_json::Value {

@@ -115,9 +115,9 @@ struct Summary {
 /// The config `env run` steps: a run config (registry references resolved) or a bare env
 /// plugin, with the command line's seed, env count and workers.
 fn config_of(args: &RunArgs) -> anyhow::Result<RunConfig> {
-    let mut config = if super::is_config(&args.target) {
+    let mut config = if is_config(&args.target) {
         let loaded = RunConfig::load(&args.target)?;
-        crate::registry::resolve_config(&loaded).with_context(|| format!("config file {}", args.target.display()))?.0
+        crate::registry::resolve_config(&loaded).with_context(|| format!("config file {}", args.target.display()))?.run
     } else {
         RunConfig::for_env(args.target.clone())
     };
@@ -324,4 +324,9 @@ fn print_summary(summary: &Summary, args: &RunArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `true` if `path` names a TOML config rather than a component.
+fn is_config(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "toml")
 }

@@ -54,8 +54,8 @@ enum Command {
 enum PluginCommand {
     /// Show a plugin's world, package version, imports, sha256 and (for envs) its spec.
     Inspect(inspect::InspectArgs),
-    /// Write a starter plugin project (Rust, Python, JavaScript or C) that builds into a
-    /// working component.
+    /// Write a starter plugin project that builds into a working component: Rust or Python
+    /// for any world, JavaScript or C for envs and rewards.
     New(new::NewArgs),
     /// Publish a component to the registry as TEAM/NAME@VERSION (immutable; optionally signed).
     Publish(registry::PublishArgs),
@@ -169,11 +169,6 @@ pub(crate) fn quiet_on_broken_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-/// `true` if `path` names a TOML config rather than a component.
-pub(crate) fn is_config(path: &std::path::Path) -> bool {
-    path.extension().is_some_and(|e| e == "toml")
 }
 
 #[cfg(test)]

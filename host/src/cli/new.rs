@@ -1,8 +1,8 @@
 //! `paddock plugin new`: writes a starter plugin project that builds into a working
 //! component and passes `paddock plugin inspect`: Rust (`cargo build --release --target
-//! wasm32-wasip2`) for every world, Python (componentize-py, with a copy of the contract in
-//! `wit/`) and JavaScript (componentize-js) for reward plugins, C (wit-bindgen c, clang with
-//! wasi-libc, wasm-tools) for env plugins.
+//! wasm32-wasip2`) and Python (componentize-py, with a copy of the contract in `wit/`) for
+//! every world, JavaScript (componentize-js) and C (wit-bindgen c, clang with wasi-libc,
+//! wasm-tools) for envs and rewards. `--help` lists the same (a test tries every pair).
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -30,13 +30,13 @@ pub struct NewArgs {
 /// Plugin languages.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Lang {
-    /// Rust with paddock-sdk.
+    /// Rust with paddock-sdk: env, reward and algorithm plugins.
     Rust,
-    /// Python (componentize-py): reward plugins.
+    /// Python (componentize-py): env, reward and algorithm plugins.
     Python,
-    /// JavaScript (componentize-js): reward plugins.
+    /// JavaScript (componentize-js): env and reward plugins.
     Js,
-    /// C (wit-bindgen c + clang/wasi-libc + wasm-tools): env plugins.
+    /// C (wit-bindgen c + clang/wasi-libc + wasm-tools): env and reward plugins.
     C,
 }
 

@@ -221,8 +221,12 @@ fn finish(result: anyhow::Result<TrainSummary>, run_dir: &Path, json: bool) -> a
         let by = summary.stopped_by.as_deref().unwrap_or("a stop request");
         println!("stopped   by {by} at step {}, with a checkpoint; continue with `paddock train --resume {at}`", summary.steps);
     }
-    if let Some(s) = summary.solved_at_step {
-        println!("solved    at step {s} (train.stop_at_return / stop_at_success)");
+    match summary.solved_at_step {
+        Some(s) if s < summary.total_steps => {
+            println!("solved    at step {s}: an evaluation reached train.stop_at_return / stop_at_success, and training stopped there")
+        }
+        Some(s) => println!("reached   train.stop_at_return / stop_at_success only at the final evaluation (step {s})"),
+        None => {}
     }
     Ok(())
 }

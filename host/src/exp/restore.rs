@@ -23,10 +23,7 @@
 
 use super::trial::{self, CheckpointRef, Status, TrialState};
 use super::worker;
-use crate::format::experiment::PLAN;
-use crate::format::experiment::Plan;
-use crate::log::{Level, RunLog};
-use crate::run::mirror::Mirror;
+use crate::format::experiment::{PLAN, Plan};
 use crate::store::{Location, Objects};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -211,9 +208,8 @@ fn upload_runs(objects: &dyn Objects, dir: &Path, id: &str, progress: &mut dyn F
     epochs.sort();
     for (epoch, path) in epochs {
         let remote = crate::store::open(&objects.location().join(&trial::run_prefix(id, epoch)), &Default::default())?;
-        let log = RunLog::new(Box::new(std::io::sink()), Level::Warn);
-        let mirror = Mirror::start(&path, remote, log, Duration::from_secs(3600))?;
-        mirror.finish(Duration::from_secs(120)).with_context(|| format!("failed to upload {}", path.display()))?;
+        crate::run::mirror::upload_once(&path, remote, Duration::from_secs(120))
+            .with_context(|| format!("failed to upload {}", path.display()))?;
         progress(&format!("uploaded {}", path.display()));
         n += 1;
     }

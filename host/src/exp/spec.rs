@@ -166,12 +166,15 @@ fn base_config(base: &toml::Value, dir: &Path) -> Result<(PathBuf, String), Stri
     }
 }
 
-/// An inline base with its plugin and robot paths made absolute against `dir`.
+/// An inline base with its plugin and robot paths that are beside `dir` made absolute.
 fn resolve_inline(t: &toml::Table, dir: &Path) -> toml::Table {
     let mut t = t.clone();
     let abs = |v: &mut toml::Value| {
+        // A path beside the experiment file; any other is looked for on the search path
+        // when the base loads (`config::search_path`).
         if let toml::Value::String(s) = v
             && !s.starts_with(crate::registry::REF_PREFIX)
+            && dir.join(&*s).exists()
         {
             *s = crate::config::normalize(&dir.join(&*s)).display().to_string();
         }

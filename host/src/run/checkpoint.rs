@@ -15,7 +15,7 @@
 //! Checkpoints of earlier versions (env snapshots inside `state.json` as JSON arrays) still
 //! load.
 
-use super::eval::Evaluation;
+use super::hooks::Evaluation;
 use crate::envset::EnvSet;
 use crate::format::checkpoint::{ALGORITHM_STATE, ENV_STATES, ENV_STATES_MAGIC, LOOP_STATE};
 use crate::format::run_dir::{self, PARTIAL_PREFIX};

@@ -1,6 +1,7 @@
 //! Evaluation: deterministic episodes on envs of their own, their statistics, and the
 //! evaluation of a checkpoint (`paddock eval`).
 
+use super::hooks::{EvalEpisodes, Evaluation};
 use super::setup::Plugins;
 use crate::config::RunConfig;
 use crate::envset::EnvSet;
@@ -8,77 +9,8 @@ use crate::runtime::bindings::types::Space;
 use crate::runtime::{AlgorithmInstance, Runtime};
 use crate::seed::{Stream, derive};
 use anyhow::{Context, bail};
-use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Tensor};
-
-/// One evaluation.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Evaluation {
-    /// Env steps of training when it ran.
-    pub step: u64,
-    /// Mean return.
-    pub mean: f64,
-    /// Standard deviation of the returns.
-    pub std: f64,
-    /// Half-width of the 95% confidence interval of the mean (normal approximation).
-    pub ci95: f64,
-    /// Every episode's return.
-    pub returns: Vec<f64>,
-    /// Fraction of episodes whose last step reported the info feature `is-success` non-zero
-    /// (Gymnasium-Robotics' convention), for envs that report it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_rate: Option<f64>,
-    /// Mean over the episodes of each info feature at the episode's last step (e.g. how far
-    /// a walker got: `distance`), for envs that report info features.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub final_infos: BTreeMap<String, f64>,
-}
-
-impl Evaluation {
-    /// The statistics of one round of episodes, at training step `step`.
-    pub fn of(step: u64, episodes: EvalEpisodes) -> Self {
-        let returns = episodes.returns;
-        let n = returns.len().max(1) as f64;
-        let mean = returns.iter().sum::<f64>() / n;
-        let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let success_rate = episodes.successes.map(|s| s.iter().filter(|&&x| x).count() as f64 / n);
-        let final_infos = episodes
-            .info_features
-            .iter()
-            .enumerate()
-            .map(|(k, name)| (name.clone(), episodes.final_infos.iter().map(|v| v[k]).sum::<f64>() / n))
-            .collect();
-        Evaluation { step, mean, std, ci95: 1.96 * std / n.sqrt(), returns, success_rate, final_infos }
-    }
-
-    /// Its `metrics.jsonl` line.
-    pub fn metrics_line(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut line = serde_json::Map::new();
-        line.insert("step".into(), self.step.into());
-        line.insert("eval/return_mean".into(), self.mean.into());
-        line.insert("eval/return_std".into(), self.std.into());
-        if let Some(rate) = self.success_rate {
-            line.insert("eval/success_rate".into(), rate.into());
-        }
-        for (name, mean) in &self.final_infos {
-            line.insert(format!("eval/final/{name}"), (*mean).into());
-        }
-        line
-    }
-}
-
-/// What one round of evaluation episodes gave.
-pub struct EvalEpisodes {
-    /// Each episode's return.
-    pub returns: Vec<f64>,
-    /// Whether each episode ended in success (envs with an `is-success` info feature).
-    pub successes: Option<Vec<bool>>,
-    /// The env's info feature names.
-    pub info_features: Vec<String>,
-    /// Each episode's info values at its last step.
-    pub final_infos: Vec<Vec<f64>>,
-}
 
 /// Checks and converts the algorithm's actions into flat env actions.
 pub(super) fn actions_for_envs(plugin: &str, t: &Tensor, n: usize, al: usize, space: &Space) -> anyhow::Result<Vec<f32>> {

@@ -301,6 +301,14 @@ impl Mirror {
     }
 }
 
+/// Uploads `local` (a run directory) to `remote` once, as a mirror's last pass would
+/// (complete checkpoints with their markers), retrying for up to `patience`: how `paddock
+/// exp restore` puts a worker's kept working copy back.
+pub fn upload_once(local: &Path, remote: Arc<dyn Objects>, patience: Duration) -> anyhow::Result<()> {
+    let log = RunLog::new(Box::new(std::io::sink()), Level::Warn);
+    Mirror::start(local, remote, log, Duration::from_secs(3600))?.finish(patience)
+}
+
 impl Drop for Mirror {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);

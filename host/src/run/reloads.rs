@@ -2,9 +2,9 @@
 //! on the [`PluginWatcher`]'s thread) wait here for their safe point.
 
 use super::metrics::MetricsSink;
-use super::setup::attach_goal_oracle;
+use super::setup::{attach_goal_oracle, lock_entry};
 use crate::envset::EnvSet;
-use crate::format::run_dir::{self, LockEntry};
+use crate::format::run_dir;
 use crate::runtime::bindings::types::Params;
 use crate::runtime::watcher::PluginWatcher;
 use crate::runtime::{AlgorithmInstance, Plugin, RewardInstance};
@@ -12,20 +12,6 @@ use crate::seed::{Stream, derive};
 use std::path::Path;
 use std::time::Instant;
 use tch::Tensor;
-
-/// `plugins.lock`'s entry for `p` in `role`, live since `since_step`.
-pub(super) fn lock_entry(role: &str, p: &Plugin, since_step: u64) -> LockEntry {
-    let i = p.info();
-    LockEntry {
-        role: role.to_string(),
-        name: i.name.clone(),
-        source: i.path.display().to_string(),
-        sha256: i.sha256.clone(),
-        world: i.world.to_string(),
-        package_version: i.package_version.clone(),
-        since_step,
-    }
-}
 
 /// Where hot-reloaded versions of a run's plugins wait for their safe point, and what they
 /// need to take over: a reward at the next step, the env at each env's next episode

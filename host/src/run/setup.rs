@@ -6,9 +6,8 @@
 
 use super::checkpoint::{self, LoopState};
 use crate::config::{RunConfig, to_params};
-use crate::format::run_dir;
+use crate::format::run_dir::{self, LockEntry};
 use crate::learner::{DeviceRequest, Learner, resolve_device};
-use crate::run::reloads::lock_entry;
 use crate::runtime::bindings::types::Params;
 use crate::runtime::watcher::PluginWatcher;
 use crate::runtime::{GoalInstance, Plugin, Runtime, World};
@@ -16,6 +15,20 @@ use crate::seed::{Stream, derive};
 use anyhow::Context;
 use std::path::Path;
 use tch::Device;
+
+/// `plugins.lock`'s entry for `p` in `role`, live since `since_step`.
+pub(super) fn lock_entry(role: &str, p: &Plugin, since_step: u64) -> LockEntry {
+    let i = p.info();
+    LockEntry {
+        role: role.to_string(),
+        name: i.name.clone(),
+        source: i.path.display().to_string(),
+        sha256: i.sha256.clone(),
+        world: i.world.to_string(),
+        package_version: i.package_version.clone(),
+        since_step,
+    }
+}
 
 /// The env and algorithm plugins of a config, loaded and checked, with their parameters
 /// and the learner's device.

@@ -14,14 +14,15 @@
 mod curriculum;
 
 use super::checkpoint::{self, Live, LoopState, Policy};
-use super::eval::{Evaluation, actions_for_envs, evaluate, obs_tensor, on_device};
+use super::eval::{actions_for_envs, evaluate, obs_tensor, on_device};
+use super::hooks::Evaluation;
+use super::hooks::{Directive, Hooks, Progress, TrainSummary};
 use super::metrics::MetricsSink;
 use super::reloads::{ReloadCtx, Reloads};
 use super::setup::{Plugins, record_plugins, reseed_torch, reward, starting_point, watch};
 use super::ticker::{ScenePainter, TICK, Ticker};
-use super::{Directive, Hooks, Progress, TrainSummary};
-use crate::config::{RunConfig, to_params};
-use crate::envset::EnvSet;
+use crate::config::{RunConfig, merged, stage_key, to_params};
+use crate::envset::{EnvSet, EnvSetOptions};
 use crate::format::run_dir;
 use crate::format::status::{State, Status};
 use crate::runtime::bindings::types::Space;
@@ -31,6 +32,42 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Tensor};
+
+/// What changes the env parameters.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::run) enum Cause {
+    /// `[[curriculum]]` stage `i` (0-based).
+    Stage(usize),
+    /// A caller's hook.
+    Hook,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Stage(i) => write!(f, "{}", stage_key(*i)),
+            Cause::Hook => write!(f, "a hook"),
+        }
+    }
+}
+
+/// Checks, before any step, that the env plugin takes every stage still to come (each
+/// over the parameters before it) and keeps the run's spaces with it: a stage the plugin
+/// refuses is named now, not hours into the run.
+fn check_stages(config: &RunConfig, envs: &EnvSet, st: &LoopState) -> anyhow::Result<()> {
+    let mut table = st.env_table(config).clone();
+    for (i, stage) in config.curriculum.iter().enumerate().skip(st.curriculum_next) {
+        table = merged(&table, &stage.params);
+        let key = stage_key(i);
+        let opts =
+            EnvSetOptions { num_envs: 1, workers: 1, params: to_params(&format!("{key}.params"), &table)?, ..envs.options().clone() };
+        let plugin = envs.plugin().info().path.display().to_string();
+        let probe = EnvSet::new(envs.plugin(), &opts)
+            .with_context(|| format!("key `{key}` ({}): the env plugin {plugin} refused the stage's parameters", stage.trigger()))?;
+        envs.same_spaces(probe.spec(), &format!("the parameters of `{key}`"))?;
+    }
+    Ok(())
+}
 
 /// A run being trained: its plugins, envs, learner and counters.
 pub(super) struct Trainer<'a> {
@@ -81,7 +118,7 @@ impl<'a> Trainer<'a> {
         };
         let mut envs = EnvSet::new(&plugins.env, &opts(config.env.num_envs, Stream::Env)?)?;
         let mut eval_envs = EnvSet::new(&plugins.env, &opts(config.train.eval_episodes, Stream::EvalEnv)?)?;
-        curriculum::check_stages(config, &envs, &st)?;
+        check_stages(config, &envs, &st)?;
         if let Some(plugin) = &reward_plugin {
             envs.set_reward(RewardInstance::new(plugin, reward_seed, envs.spec(), &reward_params)?);
         }
@@ -330,7 +367,7 @@ impl<'a> Trainer<'a> {
             Directive::Checkpoint => self.ticker.checkpoint_asked = true,
             Directive::Stop => _ = stop.get_or_insert_with(|| PendingStop::new("a hook", false)),
             Directive::Prune => stop.get_or_insert_with(|| PendingStop::new("a hook", true)).pruned = true,
-            Directive::SetEnvParams(changes) => self.change_env_params(changes, curriculum::Cause::Hook)?,
+            Directive::SetEnvParams(changes) => self.change_env_params(changes, Cause::Hook)?,
         }
         Ok(())
     }
@@ -425,6 +462,7 @@ impl<'a> Trainer<'a> {
         Ok(TrainSummary {
             run_dir: self.run_dir.to_path_buf(),
             steps: self.st.steps,
+            total_steps: self.total,
             wall_s,
             steps_per_s: sps,
             best_eval_return: self.st.best_eval_return,

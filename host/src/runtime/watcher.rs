@@ -95,6 +95,18 @@ impl PluginWatcher {
                                 continue;
                             }
                             *last = sha;
+                            // Said at once: compiling a large component (a Python plugin's
+                            // tens of MB) can take a minute on a busy machine.
+                            runtime.shared.options.log.line(
+                                crate::log::Level::Info,
+                                "host",
+                                &format!(
+                                    "hot reload: a new version of the {role} plugin {} was seen ({:.1} MB, sha256 {}); compiling and checking it",
+                                    file.display(),
+                                    bytes.len() as f64 / 1e6,
+                                    &last[..12]
+                                ),
+                            );
                             let t = Instant::now();
                             let plugin = runtime.load(&*file, *world);
                             let load_time = t.elapsed();

@@ -5,34 +5,9 @@
 //! current-thread runtime, as the S3 store does: callers are synchronous. SDK errors are
 //! sorted here into [`CloudError`]s by what a caller does about them.
 
-use super::{Cloud, CloudError, Compute, Queues, TrialQueue};
+use super::api::CloudError;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use std::sync::Arc;
 use std::time::Duration;
-
-/// The real cloud.
-pub(super) struct Aws;
-
-impl Cloud for Aws {
-    fn compute(&self, region: Option<&str>) -> Result<Arc<dyn Compute>, CloudError> {
-        Ok(Arc::new(super::ec2::Ec2::connect(region)?))
-    }
-
-    fn queue(&self, url: &str, region: Option<&str>) -> Result<Arc<dyn TrialQueue>, CloudError> {
-        Ok(Arc::new(super::sqs::Queue::connect(url, region)?))
-    }
-
-    fn create_queues(
-        &self,
-        id: &str,
-        name: &str,
-        region: Option<&str>,
-        visibility_s: u64,
-        max_receives: u32,
-    ) -> Result<Queues, CloudError> {
-        super::sqs::create(id, name, region, visibility_s, max_receives)
-    }
-}
 
 /// A runtime and the shared config for `region` (else the SDK's chain, else `us-east-1`).
 pub(super) fn connect(region: Option<&str>) -> Result<(tokio::runtime::Runtime, aws_config::SdkConfig), CloudError> {

@@ -6,7 +6,9 @@
 //! code (another actor: a cancel, a second controller) before or after any call.
 //! `moto_server` stays the cloud of the end-to-end tests; this is for the races.
 
-use super::{Backoff, Cloud, CloudError, Compute, FleetApi, Instance, Message, PricePoint, Queues, TaggedFleet, TrialQueue, template_name};
+use super::api::{
+    Backoff, Cloud, CloudError, Compute, FleetApi, Instance, Message, PricePoint, Queues, TaggedFleet, TrialQueue, template_name,
+};
 use crate::format::experiment::Fleet;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

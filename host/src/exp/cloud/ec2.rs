@@ -2,8 +2,8 @@
 //! Fleet or Spot Fleet request, deleting them, the tagged fleets and instances, and the
 //! spot price history. [`crate::exp::fleet`] decides when to call them.
 
+use super::api::{CloudError, Compute, FleetApi, Instance, PricePoint, TAG, TaggedFleet, template_name};
 use super::aws::{self, classify};
-use super::{CloudError, Compute, FleetApi, Instance, PricePoint, TAG, TaggedFleet, template_name};
 use crate::format::experiment::Fleet;
 use aws_sdk_ec2::types::{
     AllocationStrategy, DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,

@@ -1,8 +1,8 @@
 //! SQS through `aws-sdk-sqs` (feature `fleet`): an experiment's queue of trial ids and
 //! its dead-letter queue. [`crate::exp::queue`] decides what goes in and out.
 
+use super::api::{CloudError, Message, Queues, TAG, TrialQueue};
 use super::aws::{self, classify};
-use super::{CloudError, Message, Queues, TAG, TrialQueue};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 use std::collections::HashMap;
 

@@ -2,9 +2,8 @@
 //! look at the trial's state, claim it, train it, and settle its message by how the trial
 //! ended.
 
-use super::{
-    Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, run_trial, should_leave, worker_name,
-};
+use super::leave::{Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, should_leave, worker_name};
+use super::trial_run::run_trial;
 use crate::exp::cloud::TrialQueue;
 use crate::exp::trial;
 use crate::format::experiment::Plan;

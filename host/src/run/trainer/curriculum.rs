@@ -10,49 +10,12 @@
 //! it to end; checkpoints wait too, so a checkpoint's envs are all on one version and one
 //! set of parameters.
 
-use super::Trainer;
-use crate::config::{RunConfig, Trigger, merged, shown_params as shown, stage_key, to_params};
+use super::{Cause, Trainer};
+use crate::config::{Trigger, merged, shown_params as shown, to_params};
 use crate::envset::{EnvSet, EnvSetOptions};
-use crate::run::checkpoint::LoopState;
-use crate::run::eval::Evaluation;
+use crate::run::hooks::Evaluation;
 use crate::run::setup::attach_goal_oracle;
 use anyhow::Context;
-
-/// What changes the env parameters.
-#[derive(Clone, Copy, Debug)]
-pub(in crate::run) enum Cause {
-    /// `[[curriculum]]` stage `i` (0-based).
-    Stage(usize),
-    /// A caller's hook.
-    Hook,
-}
-
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Cause::Stage(i) => write!(f, "{}", stage_key(*i)),
-            Cause::Hook => write!(f, "a hook"),
-        }
-    }
-}
-
-/// Checks, before any step, that the env plugin takes every stage still to come (each
-/// over the parameters before it) and keeps the run's spaces with it: a stage the plugin
-/// refuses is named now, not hours into the run.
-pub(super) fn check_stages(config: &RunConfig, envs: &EnvSet, st: &LoopState) -> anyhow::Result<()> {
-    let mut table = st.env_table(config).clone();
-    for (i, stage) in config.curriculum.iter().enumerate().skip(st.curriculum_next) {
-        table = merged(&table, &stage.params);
-        let key = stage_key(i);
-        let opts =
-            EnvSetOptions { num_envs: 1, workers: 1, params: to_params(&format!("{key}.params"), &table)?, ..envs.options().clone() };
-        let plugin = envs.plugin().info().path.display().to_string();
-        let probe = EnvSet::new(envs.plugin(), &opts)
-            .with_context(|| format!("key `{key}` ({}): the env plugin {plugin} refused the stage's parameters", stage.trigger()))?;
-        envs.same_spaces(probe.spec(), &format!("the parameters of `{key}`"))?;
-    }
-    Ok(())
-}
 
 impl Trainer<'_> {
     /// At a safe point (right after an update, `eval` = `None`, or after an evaluation):
