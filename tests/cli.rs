@@ -443,29 +443,30 @@ fn trains_and_resumes(dir: &Path, env: &Path, reward: Option<&Path>, algorithm: 
     common::kill_and_resume_matches(p(&config), &[], total, |_| {});
 }
 
-/// Builds a C starter with its `build.sh` and the checkout's tools.
-fn build_c_starter(project: &Path) {
-    let root = common::root();
-    let adapter = root.join("target/tools/wasi_snapshot_preview1.reactor.wasm");
-    assert!(adapter.exists(), "{} is missing: run scripts/setup.sh", adapter.display());
+/// Builds a C starter with the command `plugin new` printed (`out`), run from another
+/// directory with none of the build script's variables set: the starter carries its adapter
+/// and names the tools where `plugin new` found them.
+fn build_c_starter(out: &str) {
+    let command = out.lines().find_map(|l| l.strip_prefix("build:")).unwrap_or_else(|| panic!("no build command in:\n{out}")).trim();
+    let elsewhere = tempfile::tempdir().expect("tempdir");
     let build = std::process::Command::new("bash")
-        .arg("build.sh")
-        .current_dir(project)
-        .env("WIT_BINDGEN", root.join("target/tools/bin/wit-bindgen"))
-        .env("WASM_TOOLS", root.join(".venv/bin/wasm-tools"))
-        .env("ADAPTER", &adapter)
+        .args(["-c", command])
+        .current_dir(elsewhere.path())
+        .env_remove("WIT_BINDGEN")
+        .env_remove("WASM_TOOLS")
+        .env_remove("ADAPTER")
         .output()
         .expect("bash");
-    assert!(build.status.success(), "the C starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    assert!(build.status.success(), "the C starter does not build with `{command}`:\n{}", String::from_utf8_lossy(&build.stderr));
 }
 
 #[test]
 fn c_reward_starter_builds_and_shapes_cartpole_rewards() {
     let dir = tempfile::tempdir().expect("tempdir");
     let project = dir.path().join("my-c-reward");
-    ok(&["plugin", "new", "my-c-reward", "--world", "reward", "--lang", "c", "--dir", p(&project)]);
+    let out = ok(&["plugin", "new", "my-c-reward", "--world", "reward", "--lang", "c", "--dir", p(&project)]);
     assert!(project.join("paddock.h").exists(), "the SDK header travels with the starter");
-    build_c_starter(&project);
+    build_c_starter(&out);
     let wasm = assert_world(&project.join("my-c-reward.wasm"), "reward");
     let config = dir.path().join("rollout.toml");
     std::fs::write(
@@ -491,7 +492,11 @@ fn c_env_starter_builds_and_passes_inspect() {
     let project = dir.path().join("my-c-env");
     let out = ok(&["plugin", "new", "my-c-env", "--world", "env", "--lang", "c", "--dir", p(&project)]);
     assert!(out.contains("./build.sh"), "{out}");
-    build_c_starter(&project);
+    build_c_starter(&out);
+    let bad =
+        std::process::Command::new("bash").arg(project.join("build.sh")).env("WIT_BINDGEN", "/nowhere/wit-bindgen").output().expect("bash");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("wit-bindgen (/nowhere/wit-bindgen) is not found; install it with"), "{err}");
     let wasm = assert_world(&project.join("my-c-env.wasm"), "environment");
     let out = ok(&["env", "run", p(&wasm), "--steps", "500", "--num-envs", "4", "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.lines().last().expect("json")).expect("json");
@@ -542,4 +547,44 @@ fn a_local_run_is_not_pulled_into_the_current_directory_and_a_closed_pipe_is_qui
     let out = child.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}
+
+/// What a user reads when a command goes wrong, and the top-level help, checked whole by
+/// snapshot (`tests/snapshots/e2e__cli__*.snap`): each error names the file, key or plugin,
+/// and an OS error is printed once. Paths are shown relative to the marks `[DIR]` (the
+/// current directory) and `[TARGET]`/`[ROOT]` (the build's folders).
+#[test]
+fn error_and_help_texts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::copy(common::root().join("configs/cartpole-ppo.toml"), d.join("good.toml")).expect("copy");
+    std::fs::write(d.join("typo.toml"), "total_step = 5\n").expect("write");
+    std::fs::write(d.join("afile"), "not a folder").expect("write");
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_paddock")).expect("exe");
+    let target = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let root = target.parent().expect("root").to_path_buf();
+    let clean = |text: String| {
+        text.replace(p(&std::fs::canonicalize(d).expect("dir")), "[DIR]")
+            .replace(p(d), "[DIR]")
+            .replace(p(&target), "[TARGET]")
+            .replace(p(&root), "[ROOT]")
+    };
+    let cases: &[(&str, &[&str])] = &[
+        ("missing_config", &["train", "nope.toml"]),
+        ("unknown_key_in_file", &["train", "typo.toml"]),
+        ("unknown_key_in_set", &["train", "good.toml", "--set", "totl_steps=5"]),
+        ("plugin_found_nowhere", &["train", "good.toml", "--set", "env.plugin=nothere.wasm"]),
+        ("store_under_a_file", &["train", "good.toml", "--set", "store=afile/runs", "--set", "total_steps=100"]),
+        ("missing_experiment", &["exp", "status", "nope.toml"]),
+    ];
+    for (name, args) in cases {
+        let out = common::paddock_in(d, args);
+        assert_eq!(out.status.code(), Some(1), "{name}: paddock {args:?}");
+        let err = clean(String::from_utf8_lossy(&out.stderr).into_owned());
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        insta::assert_snapshot!(format!("error_{name}"), err);
+    }
+    assert!(!d.join("runs").exists() && !d.join("afile/runs").exists(), "no run is made for a command that fails");
+    let help = common::paddock_in(d, &["--help"]);
+    insta::assert_snapshot!("help", String::from_utf8_lossy(&help.stdout));
 }

@@ -233,3 +233,35 @@ fn the_runs_table_scrolls_to_keep_the_selected_run_in_view() {
     assert!(screen.contains("run-13"), "the selected run is drawn:\n{screen}");
     assert!(!screen.contains("run-00"), "the first ones scrolled away:\n{screen}");
 }
+
+/// The monitor opens on what a user is watching: live runs first, the newest selected;
+/// finished, pruned and failed ones after it. A pruned trial says so; the log pane keeps a
+/// warning in view past a stream of checkpoint lines; the help names every key it takes.
+#[test]
+fn live_runs_come_first_pruned_runs_say_so_and_checkpoints_do_not_flood_the_log() {
+    let store = tempfile::tempdir().expect("tempdir");
+    write_run(&store.path().join("a-failed"), State::Failed);
+    write_run(&store.path().join("b-pruned"), State::Pruned);
+    let live = store.path().join("c-live");
+    write_run(&live, State::Running);
+    runstatus::write(&live, &Status { started_unix: NOW - 10.0, ..status(State::Running, 20480) }).expect("status");
+    let mut log = "WARN [host] the one warning\n".to_string();
+    for i in 1..=40 {
+        log += &format!("INFO [host] checkpoint at step {} written in 1 ms (envs 0 ms), 0.12 MB\n", i * 512);
+    }
+    std::fs::write(live.join("log.txt"), log).expect("log");
+    let mut app = app(store.path());
+    let names: Vec<&str> = app.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!((names[0], app.selected), ("c-live", 0), "the live run first, selected: {names:?}");
+    let screen = render_to_string(&app, 120, 40);
+    assert!(screen.contains("the one warning"), "the warning stays in view:\n{screen}");
+    assert!(screen.contains("checkpoint at step 20480") && !screen.contains("checkpoint at step 19968"), "{screen}");
+    assert!(screen.contains("pruned"), "a pruned run says so:\n{screen}");
+    key(&mut app, KeyCode::Char('?'));
+    let help = render_to_string(&app, 80, 24);
+    for (keys, _, _) in paddock::monitor::BINDINGS {
+        for k in *keys {
+            assert!(help.contains(&k.label()), "the help names {}:\n{help}", k.label());
+        }
+    }
+}

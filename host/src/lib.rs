@@ -11,18 +11,28 @@
 //! - [`config`]: run configs (TOML) with errors that name the file and key.
 //! - [`device`]: the learner's device as a config names it.
 //! - [`spaces`]: host-side helpers for spaces: sizes, checks and seeded random actions.
-//! - [`rundir`]: the run directory's format: file names, `plugins.lock`, checkpoint names,
-//!   `status.json` and `control/` requests, naming and claiming runs.
-//! - [`run`]: the run as a library: start, resume, train (the loop's named steps and
-//!   hooks), evaluate a checkpoint.
-//! - [`exp`]: batch experiments: experiment files expanded into trials.
+//! - [`format`]: the files others read, as serde types with their names and keys in one
+//!   place: the run directory (`status.json`, `control/`, checkpoint names and marker),
+//!   `scene.json`, and the experiment store (plan, trial state, index, `fleet.json`,
+//!   `dispatch.json`). Reads never write.
+//! - [`run`]: the run as a library: create, resume, train (the loop's named steps and
+//!   hooks), evaluate a checkpoint; carrying, naming, mirroring and listing runs.
+//! - [`exp`]: batch experiments: submission, workers, the local runner, the fleet
+//!   controller, EC2/SQS behind traits.
+//! - [`physics`]: the rapier3d simulation plugins drive through the host, URDF robots,
+//!   `scene.json` frames.
+//! - [`seed`]: derived seeds.
 //! - [`monitor`]: the terminal monitor (`paddock watch`, `train --tui`) over run directories.
 //! - [`store`]: run stores on local disk or S3 (`s3://bucket/prefix`): the object
-//!   interface, the background mirror of a run to S3, listing and fetching runs.
+//!   interface and its typed errors.
 //! - [`registry`]: the plugin registry (publish, resolve, verified pull, yank) in a store.
 //! - [`log`]: the run log that plugin output and host messages go to.
 //! - [`cli`]: the `paddock` commands.
 
+// Library code reports through `RunLog` or the values it returns; only the CLI prints.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cli;
 pub mod config;
 pub mod device;

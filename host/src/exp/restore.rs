@@ -116,7 +116,7 @@ pub fn restore(at: &Location, from: &[PathBuf], progress: &mut dyn FnMut(&str)) 
                     from.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
                 );
             };
-            let data = std::fs::read(worker::plan_copy(d, &id))?;
+            let data = fs_err::read(worker::plan_copy(d, &id))?;
             let plan: Plan =
                 serde_json::from_slice(&data).with_context(|| format!("{} is not a plan", worker::plan_copy(d, &id).display()))?;
             out.plan = objects.put_new(PLAN, &data)?;
@@ -135,7 +135,7 @@ pub fn restore(at: &Location, from: &[PathBuf], progress: &mut dyn FnMut(&str)) 
         };
         for (rel, _) in crate::store::walk(&src)? {
             let k = format!("{dir}/{rel}");
-            objects.put(&k, &std::fs::read(src.join(&rel))?)?;
+            objects.put(&k, &fs_err::read(src.join(&rel))?)?;
         }
         out.files += 1;
     }

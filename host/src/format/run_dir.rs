@@ -77,7 +77,7 @@ pub fn remove_partial_checkpoints(run_dir: &Path) -> std::io::Result<()> {
     let Ok(entries) = std::fs::read_dir(run_dir.join(CHECKPOINTS)) else { return Ok(()) };
     for e in entries.filter_map(Result::ok) {
         if e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) {
-            std::fs::remove_dir_all(e.path())?;
+            fs_err::remove_dir_all(e.path())?;
         }
     }
     Ok(())

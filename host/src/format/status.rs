@@ -29,6 +29,9 @@ pub enum State {
     Finished,
     /// Stopped on request (`control/stop`); resumable.
     Stopped,
+    /// Stopped early by a scheduler's decision (an experiment's early-stop rule): final for
+    /// its experiment; resumable like a stopped run.
+    Pruned,
     /// Ended with an error (`message` says which).
     Failed,
 }
@@ -42,6 +45,7 @@ impl State {
             State::Paused => "paused",
             State::Finished => "finished",
             State::Stopped => "stopped",
+            State::Pruned => "pruned",
             State::Failed => "failed",
         }
     }
@@ -49,6 +53,49 @@ impl State {
     /// Whether the process is (supposed to be) still working on the run.
     pub fn is_live(self) -> bool {
         matches!(self, State::Starting | State::Running | State::Paused)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A run's state as a reader sees it: what `status.json` says, or `Lost` when it says live
+/// but its process is gone ([`Status::observed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// The state `status.json` holds.
+    Is(State),
+    /// `status.json` says live, but the process stopped writing it.
+    Lost,
+}
+
+impl Observed {
+    /// The lowercase name (`lost`, or the state's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Observed::Is(s) => s.as_str(),
+            Observed::Lost => "lost",
+        }
+    }
+
+    /// Whether a process is working on the run now.
+    pub fn is_live(self) -> bool {
+        matches!(self, Observed::Is(s) if s.is_live())
+    }
+}
+
+impl Serialize for Observed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -104,9 +151,9 @@ impl Status {
     /// process is gone (on this machine: its pid is not alive and it has not written for
     /// [`LOST_LOCAL_AFTER_S`]; elsewhere: no write for [`LOST_REMOTE_AFTER_S`]). The one
     /// notion of a lost run that the monitor, `runs ls` and the fleet share.
-    pub fn observed(&self, now: f64) -> &'static str {
+    pub fn observed(&self, now: f64) -> Observed {
         if !self.state.is_live() {
-            return self.state.as_str();
+            return Observed::Is(self.state);
         }
         let quiet = now - self.updated_unix;
         let here = !self.host.is_empty() && self.host == this_host();
@@ -115,7 +162,7 @@ impl Status {
         } else {
             quiet > LOST_REMOTE_AFTER_S
         };
-        if lost { "lost" } else { self.state.as_str() }
+        if lost { Observed::Lost } else { Observed::Is(self.state) }
     }
 }
 
@@ -132,7 +179,7 @@ pub fn unix_now() -> f64 {
 /// Writes `status.json` atomically.
 pub fn write(run_dir: &Path, status: &Status) -> std::io::Result<()> {
     let tmp = run_dir.join(format!(".{STATUS}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec(status)?)?;
+    fs_err::write(&tmp, serde_json::to_vec(status)?)?;
     std::fs::rename(&tmp, run_dir.join(STATUS))
 }
 
@@ -168,7 +215,7 @@ fn control_dir(run_dir: &Path) -> PathBuf {
 /// Files a request in `run_dir/control/`.
 pub fn request(run_dir: &Path, r: Request) -> std::io::Result<()> {
     let dir = control_dir(run_dir);
-    std::fs::create_dir_all(&dir)?;
+    fs_err::create_dir_all(&dir)?;
     match r {
         Request::Pause => std::fs::write(dir.join("pause"), b""),
         Request::Resume => match std::fs::remove_file(dir.join("pause")) {
@@ -251,13 +298,17 @@ mod tests {
             message: None,
             host: this_host(),
         };
-        assert_eq!(mine.observed(now), "running", "its process is alive");
+        assert_eq!(mine.observed(now), Observed::Is(State::Running), "its process is alive");
         let dead = Status { pid: u32::MAX - 1, ..mine.clone() };
-        assert_eq!(dead.observed(now), "lost");
-        assert_eq!(Status { updated_unix: now - 1.0, ..dead.clone() }.observed(now), "running", "it wrote a moment ago");
+        assert_eq!(dead.observed(now), Observed::Lost);
+        assert_eq!(Status { updated_unix: now - 1.0, ..dead.clone() }.observed(now), Observed::Is(State::Running), "it wrote a moment ago");
         let elsewhere = Status { host: "another-machine".into(), ..dead.clone() };
-        assert_eq!(elsewhere.observed(now), "running", "another machine's pid cannot be checked; 50 s of quiet is not lost yet");
-        assert_eq!(Status { updated_unix: now - 600.0, ..elsewhere.clone() }.observed(now), "lost");
-        assert_eq!(Status { state: State::Stopped, ..dead }.observed(now), "stopped");
+        assert_eq!(
+            elsewhere.observed(now),
+            Observed::Is(State::Running),
+            "another machine's pid cannot be checked; 50 s of quiet is not lost yet"
+        );
+        assert_eq!(Status { updated_unix: now - 600.0, ..elsewhere.clone() }.observed(now), Observed::Lost);
+        assert_eq!(Status { state: State::Stopped, ..dead }.observed(now), Observed::Is(State::Stopped));
     }
 }

@@ -5,7 +5,7 @@
 //! here fails: a missing, deleted or garbled file becomes a state the monitor shows.
 
 use crate::format::scene::SceneFile;
-use crate::format::status::{self, State, Status};
+use crate::format::status::{self, Observed, State, Status};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,47 @@ pub struct ReloadEvent {
 const LOG_LINES: usize = 200;
 /// Bytes read from the end of `log.txt`.
 const LOG_TAIL_BYTES: u64 = 32 * 1024;
+
+/// A run's state as the monitor shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// What its `status.json` says, or lost.
+    Run(Observed),
+    /// No `status.json` yet.
+    Waiting,
+    /// `status.json` does not parse.
+    Unreadable,
+    /// The run directory was deleted.
+    Deleted,
+}
+
+impl Shown {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shown::Run(o) => o.as_str(),
+            Shown::Waiting => "waiting",
+            Shown::Unreadable => "unreadable",
+            Shown::Deleted => "deleted",
+        }
+    }
+
+    /// Whether a process is working on the run now.
+    pub fn is_live(self) -> bool {
+        matches!(self, Shown::Run(o) if o.is_live())
+    }
+
+    /// Whether it is the given state (and not lost).
+    pub fn is(self, state: State) -> bool {
+        self == Shown::Run(Observed::Is(state))
+    }
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A run as the monitor sees it.
 #[derive(Debug)]
@@ -225,23 +266,23 @@ impl RunView {
         true
     }
 
-    /// The run's state for display: from `status.json`, `lost` when a live state's process
-    /// is gone, `waiting` before the first status.
-    pub fn state_label(&self, now: f64) -> String {
+    /// The run's state as shown: from `status.json` (`lost` when a live state's process is
+    /// gone), `waiting` before the first status.
+    pub fn shown(&self, now: f64) -> Shown {
         if self.gone {
-            return "deleted".into();
+            return Shown::Deleted;
         }
         match &self.status {
-            None => "waiting".into(),
-            Some(Err(_)) => "unreadable".into(),
-            Some(Ok(s)) => s.observed(now).into(),
+            None => Shown::Waiting,
+            Some(Err(_)) => Shown::Unreadable,
+            Some(Ok(s)) => Shown::Run(s.observed(now)),
         }
     }
 
     /// Seconds the run has been going (this process's session).
     pub fn elapsed(&self, now: f64) -> Option<f64> {
         let Some(Ok(s)) = &self.status else { return None };
-        let live = matches!(self.state_label(now).as_str(), "running" | "paused" | "starting");
+        let live = self.shown(now).is_live();
         let end = if live { now } else { s.updated_unix };
         Some((end - s.started_unix).max(0.0))
     }
@@ -318,6 +359,6 @@ mod tests {
         assert!(!v.refresh(), "nothing new");
         std::fs::remove_dir_all(dir.path()).expect("remove");
         assert!(v.refresh());
-        assert_eq!(v.state_label(0.0), "deleted");
+        assert_eq!(v.shown(0.0), Shown::Deleted);
     }
 }

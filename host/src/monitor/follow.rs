@@ -96,7 +96,7 @@ fn copy_changed(
         if let Some(data) = objects.get(&e.key)? {
             let file = local.join(&rel);
             if let Some(parent) = file.parent() {
-                std::fs::create_dir_all(parent)?;
+                fs_err::create_dir_all(parent)?;
             }
             crate::store::write_atomically(&file, &data)?;
             sizes.insert(e.key, e.size);

@@ -9,7 +9,7 @@ pub mod follow;
 mod scene;
 pub mod ui;
 
-use crate::format::status::{self, Request};
+use crate::format::status::{self, Request, State};
 use data::RunView;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::path::PathBuf;
@@ -66,7 +66,25 @@ impl App {
             last_scan: None,
         };
         app.scan();
+        app.order();
+        app.selected = 0;
         app
+    }
+
+    /// Live runs first, then the others; the newest first within each (the run a user is
+    /// most likely watching opens selected). The selected run stays selected.
+    fn order(&mut self) {
+        let keep = self.runs.get(self.selected).map(|r| r.dir.clone());
+        let now = self.now;
+        let started = |r: &RunView| match &r.status {
+            Some(Ok(s)) => s.started_unix,
+            _ => 0.0,
+        };
+        let idle = |r: &RunView| !r.shown(now).is_live();
+        self.runs.sort_by(|a, b| idle(a).cmp(&idle(b)).then_with(|| started(b).total_cmp(&started(a))).then_with(|| a.name.cmp(&b.name)));
+        if let Some(dir) = keep {
+            self.selected = self.runs.iter().position(|r| r.dir == dir).unwrap_or(0);
+        }
     }
 
     /// Adds runs that appeared under the sources.
@@ -91,9 +109,12 @@ impl App {
         for r in &mut self.runs {
             changed |= r.refresh();
         }
+        if changed {
+            self.order();
+        }
         let now = status::unix_now();
         // Elapsed times tick once a second on live runs.
-        if self.runs.iter().any(|r| r.elapsed(now).is_some() && r.state_label(now) == "running") && now.floor() != self.now.floor() {
+        if self.runs.iter().any(|r| r.elapsed(now).is_some() && r.shown(now).is(State::Running)) && now.floor() != self.now.floor() {
             changed = true;
         }
         self.now = now;
@@ -107,8 +128,7 @@ impl App {
 
     fn ask(&mut self, r: Request) {
         let Some(run) = self.current() else { return };
-        let (dir, name, live) =
-            (run.dir.clone(), run.name.clone(), matches!(run.state_label(self.now).as_str(), "running" | "paused" | "starting"));
+        let (dir, name, live) = (run.dir.clone(), run.name.clone(), run.shown(self.now).is_live());
         if !live {
             self.message = Some(format!("{name} is not running"));
             return;
@@ -137,39 +157,40 @@ impl App {
             self.help = false;
             return !matches!(k.code, KeyCode::Char('q'));
         }
-        if k.code != KeyCode::Char('s') && self.confirm_stop.take().is_some() {
+        if action_of(&k) != Some(Action::Stop) && self.confirm_stop.take().is_some() {
             self.message = Some("stop cancelled".into());
         }
-        match k.code {
-            KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => return self.quit(),
-            KeyCode::Char('q') | KeyCode::Esc => return self.quit(),
-            KeyCode::Char('?') | KeyCode::Char('h') => self.help = true,
-            KeyCode::Down | KeyCode::Char('j') if self.selected + 1 < self.runs.len() => {
+        let Some(action) = action_of(&k) else { return true };
+        match action {
+            Action::Quit => return self.quit(),
+            Action::Help => self.help = true,
+            Action::Down if self.selected + 1 < self.runs.len() => {
                 self.selected += 1;
                 self.metric = 0;
             }
-            KeyCode::Up | KeyCode::Char('k') => {
+            Action::Down => {}
+            Action::Up => {
                 self.selected = self.selected.saturating_sub(1);
                 self.metric = 0;
             }
-            KeyCode::Tab | KeyCode::Char('m') => self.metric += 1,
-            KeyCode::BackTab | KeyCode::Char('M') => self.metric = self.metric.saturating_sub(1),
-            KeyCode::Char('+') | KeyCode::Char('=') => {
+            Action::NextMetric => self.metric += 1,
+            Action::PreviousMetric => self.metric = self.metric.saturating_sub(1),
+            Action::ZoomIn => {
                 let span = self.window.unwrap_or_else(|| self.current().and_then(RunView::step).unwrap_or(0) as f64);
                 self.window = Some((span / 2.0).max(1000.0));
             }
-            KeyCode::Char('-') => self.window = self.window.map(|w| w * 2.0),
-            KeyCode::Char('0') => self.window = None,
-            KeyCode::Char('o') => self.overlay = !self.overlay,
-            KeyCode::Char('l') => self.big_log = !self.big_log,
-            KeyCode::Char('p') => {
-                let paused = self.current().is_some_and(|r| r.state_label(self.now) == "paused" || status::pause_requested(&r.dir));
+            Action::ZoomOut => self.window = self.window.map(|w| w * 2.0),
+            Action::ZoomAll => self.window = None,
+            Action::Overlay => self.overlay = !self.overlay,
+            Action::BigLog => self.big_log = !self.big_log,
+            Action::Pause => {
+                let paused = self.current().is_some_and(|r| r.shown(self.now).is(State::Paused) || status::pause_requested(&r.dir));
                 self.ask(if paused { Request::Resume } else { Request::Pause });
             }
-            KeyCode::Char('c') => self.ask(Request::Checkpoint),
-            KeyCode::Char('s') => {
+            Action::Checkpoint => self.ask(Request::Checkpoint),
+            Action::Stop => {
                 // A stop ends the run's session: ask once more, for this run.
-                let live = self.current().is_some_and(|r| matches!(r.state_label(self.now).as_str(), "running" | "paused" | "starting"));
+                let live = self.current().is_some_and(|r| r.shown(self.now).is_live());
                 let name = self.current().map(|r| r.name.clone());
                 if !live || self.read_only.is_some() {
                     self.ask(Request::Stop);
@@ -182,13 +203,12 @@ impl App {
                 }
                 return true;
             }
-            _ => {}
         }
         true
     }
 
     fn quit(&mut self) -> bool {
-        if self.owns_run && self.current().is_some_and(|r| matches!(r.state_label(self.now).as_str(), "running" | "paused" | "starting")) {
+        if self.owns_run && self.current().is_some_and(|r| r.shown(self.now).is_live()) {
             // `train --tui`: stop the run cleanly (final checkpoint), then leave.
             self.ask(Request::Stop);
             if let Some(r) = self.current() {
@@ -199,6 +219,96 @@ impl App {
         }
         false
     }
+}
+
+/// What a key does in the monitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Quit (`train --tui`: stop the run first).
+    Quit,
+    /// Show the key bindings.
+    Help,
+    /// Select the next run.
+    Down,
+    /// Select the previous run.
+    Up,
+    /// The next algorithm metric in the third chart.
+    NextMetric,
+    /// The previous one.
+    PreviousMetric,
+    /// Zoom into the last half of the steps shown.
+    ZoomIn,
+    /// Zoom out.
+    ZoomOut,
+    /// Show every step.
+    ZoomAll,
+    /// Overlay every run's return.
+    Overlay,
+    /// The big log pane.
+    BigLog,
+    /// Pause or resume the selected run.
+    Pause,
+    /// Ask for a checkpoint.
+    Checkpoint,
+    /// Stop the selected run (asked twice).
+    Stop,
+}
+
+/// A key as the bindings name it.
+#[derive(Clone, Copy, Debug)]
+pub enum Key {
+    /// A key without Ctrl.
+    Plain(KeyCode),
+    /// Ctrl and a letter.
+    Ctrl(char),
+}
+
+impl Key {
+    fn matches(self, k: &KeyEvent) -> bool {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        match self {
+            Key::Plain(code) => !ctrl && k.code == code,
+            Key::Ctrl(c) => ctrl && k.code == KeyCode::Char(c),
+        }
+    }
+
+    /// How the help names it.
+    pub fn label(self) -> String {
+        match self {
+            Key::Ctrl(c) => format!("Ctrl-{}", c.to_ascii_uppercase()),
+            Key::Plain(KeyCode::Up) => "↑".into(),
+            Key::Plain(KeyCode::Down) => "↓".into(),
+            Key::Plain(KeyCode::Tab) => "Tab".into(),
+            Key::Plain(KeyCode::BackTab) => "Shift-Tab".into(),
+            Key::Plain(KeyCode::Esc) => "Esc".into(),
+            Key::Plain(KeyCode::Char(c)) => c.to_string(),
+            Key::Plain(other) => format!("{other:?}"),
+        }
+    }
+}
+
+/// The monitor's key bindings: what [`App::key`] does and what the help shows, from this one
+/// table.
+pub const BINDINGS: &[(&[Key], Action, &str)] = &[
+    (&[Key::Plain(KeyCode::Up), Key::Plain(KeyCode::Char('k'))], Action::Up, "select the previous run"),
+    (&[Key::Plain(KeyCode::Down), Key::Plain(KeyCode::Char('j'))], Action::Down, "select the next run"),
+    (&[Key::Plain(KeyCode::Tab), Key::Plain(KeyCode::Char('m'))], Action::NextMetric, "next algorithm metric"),
+    (&[Key::Plain(KeyCode::BackTab), Key::Plain(KeyCode::Char('M'))], Action::PreviousMetric, "previous algorithm metric"),
+    (&[Key::Plain(KeyCode::Char('+')), Key::Plain(KeyCode::Char('='))], Action::ZoomIn, "zoom into the last half of the steps"),
+    (&[Key::Plain(KeyCode::Char('-'))], Action::ZoomOut, "zoom out"),
+    (&[Key::Plain(KeyCode::Char('0'))], Action::ZoomAll, "every step"),
+    (&[Key::Plain(KeyCode::Char('o'))], Action::Overlay, "overlay every run's return"),
+    (&[Key::Plain(KeyCode::Char('l'))], Action::BigLog, "big log pane"),
+    (&[Key::Plain(KeyCode::Char('p'))], Action::Pause, "pause / resume the selected run"),
+    (&[Key::Plain(KeyCode::Char('c'))], Action::Checkpoint, "checkpoint at its next update"),
+    (&[Key::Plain(KeyCode::Char('s'))], Action::Stop, "stop it, twice (a final checkpoint; --resume goes on)"),
+    (&[Key::Plain(KeyCode::Char('?')), Key::Plain(KeyCode::Char('h'))], Action::Help, "this help (any key closes)"),
+    (&[Key::Plain(KeyCode::Char('q')), Key::Plain(KeyCode::Esc), Key::Ctrl('c')], Action::Quit, "quit (train --tui: stop the run first)"),
+];
+
+/// The action bound to `k`, if any.
+pub fn action_of(k: &KeyEvent) -> Option<Action> {
+    BINDINGS.iter().find(|(keys, _, _)| keys.iter().any(|key| key.matches(k))).map(|(_, a, _)| *a)
 }
 
 /// Runs the monitor in the terminal until the user quits, or, with `until`, until it says

@@ -3,7 +3,8 @@
 //! and help overlay. Small terminals get a compact layout; nothing here assumes a size.
 
 use super::App;
-use super::data::RunView;
+use super::data::{RunView, Shown};
+use crate::format::status::{Observed, State};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -86,13 +87,13 @@ fn fmt_elapsed(s: Option<f64>) -> String {
     if s >= 3600 { format!("{}h{:02}m", s / 3600, s / 60 % 60) } else { format!("{}m{:02}s", s / 60, s % 60) }
 }
 
-fn state_style(label: &str) -> Style {
-    Style::default().fg(match label {
-        "running" => Color::Green,
-        "paused" | "starting" | "waiting" => Color::Yellow,
-        "finished" => Color::Cyan,
-        "failed" | "lost" | "deleted" | "unreadable" => Color::Red,
-        _ => Color::Gray,
+fn state_style(shown: Shown) -> Style {
+    Style::default().fg(match shown {
+        Shown::Run(Observed::Is(State::Running)) => Color::Green,
+        Shown::Run(Observed::Is(State::Paused | State::Starting)) | Shown::Waiting => Color::Yellow,
+        Shown::Run(Observed::Is(State::Finished)) => Color::Cyan,
+        Shown::Run(Observed::Is(State::Failed) | Observed::Lost) | Shown::Deleted | Shown::Unreadable => Color::Red,
+        Shown::Run(Observed::Is(State::Stopped | State::Pruned)) => Color::Gray,
     })
 }
 
@@ -100,7 +101,7 @@ fn run_line(r: &RunView, now: f64) -> String {
     format!(
         "{} · {} · step {} · best eval {}",
         r.name,
-        r.state_label(now),
+        r.shown(now),
         r.step().map_or_else(|| "—".into(), |s| short(s as f64)),
         fmt_opt(r.best_eval(), 1)
     )
@@ -109,9 +110,9 @@ fn run_line(r: &RunView, now: f64) -> String {
 fn runs_table(f: &mut Frame<'_>, app: &App, area: Rect) {
     let header = Row::new(["run", "status", "step", "SPS", "best eval", "elapsed"]).style(Style::default().add_modifier(Modifier::BOLD));
     let rows = app.runs.iter().enumerate().map(|(i, r)| {
-        let label = r.state_label(app.now);
+        let label = r.shown(app.now);
         let sps = match &r.status {
-            Some(Ok(s)) if label == "running" => format!("{:.0}", s.sps),
+            Some(Ok(s)) if label.is(State::Running) => format!("{:.0}", s.sps),
             _ => "—".into(),
         };
         let step = match (r.step(), &r.status) {
@@ -122,7 +123,7 @@ fn runs_table(f: &mut Frame<'_>, app: &App, area: Rect) {
         };
         let row = Row::new(vec![
             Cell::from(r.name.clone()),
-            Cell::from(label.clone()).style(state_style(&label)),
+            Cell::from(label.as_str()).style(state_style(label)),
             Cell::from(step),
             Cell::from(sps),
             Cell::from(fmt_opt(r.best_eval(), 1)),
@@ -378,9 +379,15 @@ fn log_pane(f: &mut Frame<'_>, app: &App, area: Rect) {
     } else if run.log.is_empty() {
         vec![Line::styled("nothing logged yet", Style::default().fg(Color::DarkGray))]
     } else {
-        run.log
+        // Checkpoint lines come every few seconds: only the newest is shown, so warnings and
+        // reloads stay in view.
+        let checkpoint = |l: &str| l.contains("] checkpoint at step ");
+        let newest = run.log.iter().rposition(|l| checkpoint(l));
+        let shown: Vec<&String> =
+            run.log.iter().enumerate().filter(|(i, l)| !checkpoint(l) || Some(*i) == newest).map(|(_, l)| l).collect();
+        shown
             .iter()
-            .skip(run.log.len().saturating_sub(height))
+            .skip(shown.len().saturating_sub(height))
             .map(|l| {
                 let style = if l.starts_with("ERROR") {
                     Style::default().fg(Color::Red)
@@ -389,7 +396,7 @@ fn log_pane(f: &mut Frame<'_>, app: &App, area: Rect) {
                 } else {
                     Style::default()
                 };
-                Line::styled(l.clone(), style)
+                Line::styled((*l).clone(), style)
             })
             .collect()
     };
@@ -405,28 +412,16 @@ fn footer(f: &mut Frame<'_>, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(text).style(Style::default().fg(Color::DarkGray)), area);
 }
 
-/// The key bindings.
-pub const HELP: &[(&str, &str)] = &[
-    ("↑/↓ j/k", "select a run"),
-    ("Tab / m, Shift-Tab / M", "next / previous algorithm metric"),
-    ("+ / - / 0", "zoom into the last N steps / out / everything"),
-    ("o", "overlay every run's return"),
-    ("l", "big log pane"),
-    ("p", "pause / resume the selected run"),
-    ("c", "checkpoint at its next update"),
-    ("s", "stop it (final checkpoint; --resume continues)"),
-    ("?", "this help (any key closes)"),
-    ("q / Esc", "quit (train --tui: stop the run first)"),
-];
-
 fn help(f: &mut Frame<'_>, area: Rect) {
     let w = area.width.min(74);
-    let h = area.height.min(HELP.len() as u16 + 2);
+    let h = area.height.min(super::BINDINGS.len() as u16 + 2);
     let popup = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
-    let lines: Vec<Line<'_>> = HELP
+    // Generated from the bindings the keys go through, so the help names every key.
+    let lines: Vec<Line<'_>> = super::BINDINGS
         .iter()
-        .map(|(k, what)| {
-            Line::from(vec![Span::styled(format!("{k:<24}"), Style::default().add_modifier(Modifier::BOLD)), Span::raw(*what)])
+        .map(|(keys, _, what)| {
+            let k = keys.iter().map(|k| k.label()).collect::<Vec<_>>().join(" ");
+            Line::from(vec![Span::styled(format!("{k:<20}"), Style::default().add_modifier(Modifier::BOLD)), Span::raw(*what)])
         })
         .collect();
     f.render_widget(Clear, popup);

@@ -50,7 +50,7 @@ pub fn plugin_blob(run_dir: &Path, name: &str, sha256: &str) -> PathBuf {
 
 /// Hex sha256 of a file.
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    Ok(hex::encode(sha2::Sha256::digest(std::fs::read(path)?)))
+    Ok(hex::encode(sha2::Sha256::digest(fs_err::read(path)?)))
 }
 
 /// Copies the plugin file `source` (loaded as plugin `name`, version `sha256`) into the

@@ -210,9 +210,9 @@ pub(super) fn write(run_dir: &Path, policy: Policy, live: Live<'_>, state: &mut 
     }
     let tmp = dir.join(format!("{PARTIAL_PREFIX}{name}"));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+        fs_err::remove_dir_all(&tmp)?;
     }
-    std::fs::create_dir(&tmp)?;
+    fs_err::create_dir(&tmp)?;
     let written = (|| -> anyhow::Result<()> {
         algo.learner().save(&tmp).map_err(anyhow::Error::msg)?;
         if policy.replay {
@@ -231,12 +231,12 @@ pub(super) fn write(run_dir: &Path, policy: Policy, live: Live<'_>, state: &mut 
     }
     let done = dir.join(&name);
     if done.exists() {
-        std::fs::remove_dir_all(&done)?;
+        fs_err::remove_dir_all(&done)?;
     }
     std::fs::rename(&tmp, &done).context("failed to publish the checkpoint")?;
     let all = run_dir::checkpoints(run_dir);
     for old in all.iter().take(all.len().saturating_sub(policy.keep.max(1))) {
-        std::fs::remove_dir_all(old)?;
+        fs_err::remove_dir_all(old)?;
     }
     Ok(Written { dir: done, envs, total: started.elapsed() })
 }

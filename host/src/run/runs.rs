@@ -40,7 +40,7 @@ pub struct RunRow {
     /// The run's name (its directory in the store).
     pub name: String,
     /// `status.json`'s state, if it has one.
-    pub state: Option<String>,
+    pub state: Option<crate::format::status::Observed>,
     /// Env steps done, from `status.json`.
     pub step: Option<u64>,
     /// Total env steps.
@@ -73,7 +73,7 @@ pub fn list_runs(objects: &dyn Objects) -> anyhow::Result<Vec<RunRow>> {
         let checkpoints = complete_checkpoints(objects, &name)?;
         let now = crate::format::status::unix_now();
         rows.push(RunRow {
-            state: typed.map(|s| s.observed(now).to_string()).or_else(|| field("state").and_then(|v| v.as_str().map(String::from))),
+            state: typed.map(|s| s.observed(now)),
             step: field("step").and_then(|v| v.as_u64()),
             total: field("total_steps").and_then(|v| v.as_u64()),
             best_eval: field("best_eval").and_then(|v| v.as_f64()),

@@ -330,10 +330,7 @@ impl<'a> Trainer<'a> {
         if let Some(k) = self.st.steps.checked_div(every) {
             self.next_checkpoint = (k + 1) * every;
         }
-        if std::mem::take(&mut self.ticker.checkpoint_asked) {
-            let msg = format!("checkpoint at step {} written as asked", self.st.steps);
-            self.ticker.log.line(crate::log::Level::Info, "host", &msg);
-        }
+        let asked = std::mem::take(&mut self.ticker.checkpoint_asked);
         let started = Instant::now();
         let metrics_bytes = self.metrics.flush()?;
         let eval_states = match &self.eval_snapshot {
@@ -348,8 +345,9 @@ impl<'a> Trainer<'a> {
             .map(|d| d.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
             .unwrap_or(0);
         let msg = format!(
-            "checkpoint at step {} written in {:.0} ms (envs {:.0} ms), {:.2} MB",
+            "checkpoint at step {} written{} in {:.0} ms (envs {:.0} ms), {:.2} MB",
             self.st.steps,
+            if asked { " as asked" } else { "" },
             written.total.as_secs_f64() * 1e3,
             written.envs.as_secs_f64() * 1e3,
             bytes as f64 / 1e6
@@ -458,7 +456,13 @@ impl<'a> Trainer<'a> {
         let sps = (self.st.steps - start_steps) as f64 / wall_s.max(1e-9);
         self.ticker.status.sps = sps;
         let by = stop.as_ref().filter(|_| stopped).map(|s| format!("stopped by {} at step {}", s.by, self.st.steps));
-        self.ticker.write(if stopped { State::Stopped } else { State::Finished }, &self.st, by.clone());
+        let pruned = stopped && stop.as_ref().is_some_and(|s| s.pruned);
+        let state = match (stopped, pruned) {
+            (true, true) => State::Pruned,
+            (true, false) => State::Stopped,
+            (false, _) => State::Finished,
+        };
+        self.ticker.write(state, &self.st, by.clone());
         Ok(TrainSummary {
             run_dir: self.run_dir.to_path_buf(),
             steps: self.st.steps,
@@ -504,7 +508,7 @@ fn first_eval_snapshot(config: &RunConfig, eval_envs: &mut EnvSet) -> anyhow::Re
         return Ok(None);
     }
     let snap = eval_envs.snapshot().map_err(|e| {
-        let unsupported = e.to_string().contains("unsupported");
+        let unsupported = matches!(&e, crate::envset::EnvSetError::Call(c) if matches!(c.kind, crate::runtime::CallErrorKind::Unsupported(_)));
         let e = anyhow::Error::from(e);
         if unsupported {
             e.context(format!(

@@ -148,6 +148,10 @@ pub enum CallErrorKind {
     /// The plugin returned an error value.
     #[error("returned an error: {0}")]
     Returned(String),
+    /// The plugin returned `unsupported`: it does not implement this call (an env without
+    /// snapshots, say). Callers that can do without the call check for it.
+    #[error("returned an error: unsupported: {0}")]
+    Unsupported(String),
     /// The plugin returned something malformed (wrong length, NaN, …).
     #[error("returned invalid output: {0}")]
     InvalidOutput(String),

@@ -93,7 +93,10 @@ impl Bridge {
         call: &'static str,
         f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<Result<R, GuestError>>,
     ) -> Result<R, CallError> {
-        self.call(call, f)?.map_err(|e| self.error(call, CallErrorKind::Returned(describe(&e))))
+        self.call(call, f)?.map_err(|e| match e {
+            GuestError::Unsupported(m) => self.error(call, CallErrorKind::Unsupported(m)),
+            e => self.error(call, CallErrorKind::Returned(describe(&e))),
+        })
     }
 
     fn classify(&mut self, err: wasmtime::Error) -> CallErrorKind {

@@ -40,10 +40,8 @@ pub struct WorkerSummary {
     pub given_back: Vec<String>,
     /// Whether a signal or a spot notice stopped it.
     pub interrupted: bool,
-    /// Why it left: `done` (every trial final), `idle`, `max trials`, `store unreachable`,
-    /// `interrupted`, `store lost` (the store lost the experiment's state: see
-    /// [`WorkerSummary::problem`]), `credentials refused`, `disk full`.
-    pub left: String,
+    /// Why it left.
+    pub left: Left,
     /// Why the store cannot be worked with any more, when it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
@@ -52,6 +50,59 @@ pub struct WorkerSummary {
     /// uploads them when the store is back.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<PathBuf>,
+}
+
+/// Why a worker left (in `--json`: the lowercase words, `"store unreachable"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum Left {
+    /// Every trial is final.
+    #[default]
+    #[serde(rename = "done")]
+    Done,
+    /// Nothing to claim for `idle_timeout` while no trial ran anywhere.
+    #[serde(rename = "idle")]
+    Idle,
+    /// It ran `max_trials`.
+    #[serde(rename = "max trials")]
+    MaxTrials,
+    /// The store (or queue) was unreachable for `store_lost_after` while it looked for work.
+    #[serde(rename = "store unreachable")]
+    StoreUnreachable,
+    /// A signal or a spot notice.
+    #[serde(rename = "interrupted")]
+    Interrupted,
+    /// The store lost the experiment's state ([`WorkerSummary::problem`] says what); its
+    /// working copies are kept.
+    #[serde(rename = "store lost")]
+    StoreLost,
+    /// The store refuses its credentials.
+    #[serde(rename = "credentials refused")]
+    CredentialsRefused,
+    /// Its own disk is full.
+    #[serde(rename = "disk full")]
+    DiskFull,
+}
+
+impl Left {
+    /// The words `--json` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Left::Done => "done",
+            Left::Idle => "idle",
+            Left::MaxTrials => "max trials",
+            Left::StoreUnreachable => "store unreachable",
+            Left::Interrupted => "interrupted",
+            Left::StoreLost => "store lost",
+            Left::CredentialsRefused => "credentials refused",
+            Left::DiskFull => "disk full",
+        }
+    }
+}
+
+impl std::fmt::Display for Left {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `paddock worker`'s exit status when the store lost the experiment's state (its working
@@ -96,11 +147,11 @@ pub fn lost_summary(e: &anyhow::Error, work_dir: &Path) -> Option<WorkerSummary>
     fatal(e).map(|why| lost_store(WorkerSummary::default(), fatal_leave(e), why, work_dir))
 }
 
-/// Why the worker leaves on a fatal store error: `credentials refused` or `store lost`.
-pub(super) fn fatal_leave(e: &anyhow::Error) -> &'static str {
+/// Why the worker leaves on a fatal store error.
+pub(super) fn fatal_leave(e: &anyhow::Error) -> Left {
     match crate::store::store_error(e) {
-        Some(crate::store::StoreError::Denied { .. }) => "credentials refused",
-        _ => "store lost",
+        Some(crate::store::StoreError::Denied { .. }) => Left::CredentialsRefused,
+        _ => Left::StoreLost,
     }
 }
 
@@ -116,26 +167,26 @@ pub fn worker_name() -> String {
 
 /// Leaves because the store lost the experiment's state (or refuses the credentials):
 /// the working directory is kept, since its copies may be the only ones.
-pub(super) fn lost_store(mut summary: WorkerSummary, left: &str, why: String, work_dir: &Path) -> WorkerSummary {
+pub(super) fn lost_store(mut summary: WorkerSummary, left: Left, why: String, work_dir: &Path) -> WorkerSummary {
     summary.problem = Some(why);
     summary.kept = vec![work_dir.to_path_buf()];
     leave(summary, left)
 }
 
 /// Why a worker should leave before looking for more work, if it should.
-pub(super) fn should_leave(opts: &WorkerOptions, summary: &mut WorkerSummary) -> Option<&'static str> {
+pub(super) fn should_leave(opts: &WorkerOptions, summary: &mut WorkerSummary) -> Option<Left> {
     if run::interrupt::requested().is_some() {
         summary.interrupted = true;
-        return Some("interrupted");
+        return Some(Left::Interrupted);
     }
     if opts.max_trials.is_some_and(|m| summary.committed.len() + summary.given_back.len() >= m) {
-        return Some("max trials");
+        return Some(Left::MaxTrials);
     }
     None
 }
 
-pub(super) fn leave(mut summary: WorkerSummary, why: &str) -> WorkerSummary {
-    summary.left = why.to_string();
+pub(super) fn leave(mut summary: WorkerSummary, why: Left) -> WorkerSummary {
+    summary.left = why;
     summary
 }
 
@@ -153,7 +204,8 @@ impl StoreLost {
     pub(super) fn given_up(&mut self, opts: &WorkerOptions, e: &anyhow::Error) -> bool {
         let since = *self.0.get_or_insert_with(Instant::now);
         if since.elapsed() >= opts.store_lost_after {
-            eprintln!("worker: the store has been unreachable for {:.0} s: {e:#}", since.elapsed().as_secs_f64());
+            let msg = format!("the store has been unreachable for {:.0} s: {e:#}", since.elapsed().as_secs_f64());
+            crate::log::RunLog::stderr().line(crate::log::Level::Warn, "worker", &msg);
             return true;
         }
         false
@@ -188,7 +240,7 @@ pub(super) enum Outcome {
         /// What the store said.
         why: String,
         /// The worker's reason to leave.
-        leave: &'static str,
+        leave: Left,
     },
     /// This worker's disk is full: the trial was put back with the error counted (so a
     /// trial no worker's disk holds fails after `max_errors` workers tried), and the worker

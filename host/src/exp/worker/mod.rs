@@ -25,7 +25,7 @@ mod poll;
 mod trial_run;
 
 pub use leave::{
-    EXIT_CREDENTIALS, EXIT_DISK_FULL, EXIT_STORE_LOST, WorkerOptions, WorkerSummary, copies_in_store, fatal, lost_summary, plan_copy,
+    EXIT_CREDENTIALS, EXIT_DISK_FULL, EXIT_STORE_LOST, Left, WorkerOptions, WorkerSummary, copies_in_store, fatal, lost_summary, plan_copy,
     state_copy, worker_name,
 };
 pub use plan::{localize, upload_files};

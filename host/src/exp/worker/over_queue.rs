@@ -2,7 +2,9 @@
 //! look at the trial's state, claim it, train it, and settle its message by how the trial
 //! ended.
 
-use super::leave::{Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, should_leave, worker_name};
+use super::leave::{
+    Left, Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, should_leave, worker_name,
+};
 use super::trial_run::run_trial;
 use crate::exp::cloud::TrialQueue;
 use crate::exp::trial;
@@ -43,7 +45,8 @@ pub(super) fn work(
         let looked = queue.receive(wait, lease).map_err(anyhow::Error::from).and_then(|m| match m {
             // A stray message (not a trial of this plan) is dropped, never read as a trial.
             Some(m) if plan.trials.iter().all(|t| t.id != m.trial) => {
-                eprintln!("worker: dropping a message for `{}`, which is not a trial of {}", m.trial, plan.id);
+                let msg = format!("dropping a message for `{}`, which is not a trial of {}", m.trial, plan.id);
+                crate::log::RunLog::stderr().line(crate::log::Level::Warn, "worker", &msg);
                 queue.delete(&m).map(|()| None).map_err(anyhow::Error::from)
             }
             Some(m) => match trial::read(objects.as_ref(), &m.trial) {
@@ -67,10 +70,10 @@ pub(super) fn work(
                 // The queue is gone when the experiment is over (the worker that finished it
                 // deleted the queues with the fleet): every trial final means done.
                 if states(objects.as_ref(), plan).is_ok_and(|s| all_final(&s)) {
-                    return Ok(leave(summary, "done"));
+                    return Ok(leave(summary, Left::Done));
                 }
                 if lost.given_up(opts, &e) {
-                    return Ok(leave(summary, "store unreachable"));
+                    return Ok(leave(summary, Left::StoreUnreachable));
                 }
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
@@ -81,10 +84,10 @@ pub(super) fn work(
             if queue.depth().is_ok_and(|(waiting, in_flight)| waiting + in_flight == 0)
                 && states(objects.as_ref(), plan).is_ok_and(|s| all_final(&s))
             {
-                return Ok(leave(summary, "done"));
+                return Ok(leave(summary, Left::Done));
             }
             if opts.idle_timeout.is_some_and(|t| idle_since.elapsed() >= t) {
-                return Ok(leave(summary, "idle"));
+                return Ok(leave(summary, Left::Idle));
             }
             continue;
         };
@@ -132,7 +135,7 @@ pub(super) fn work(
         summary.record(&id, &outcome);
         if let Outcome::DiskFull { why } = outcome {
             summary.problem = Some(why);
-            return Ok(leave(summary, "disk full"));
+            return Ok(leave(summary, Left::DiskFull));
         }
         idle_since = Instant::now();
     }

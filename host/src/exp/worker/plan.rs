@@ -39,7 +39,7 @@ pub fn localize(objects: &dyn Objects, plan: &Plan, work_dir: &Path) -> anyhow::
                 let data = objects.get(&e.key)?.with_context(|| format!("{}: {} vanished", objects.location(), e.key))?;
                 let to = work_dir.join(&e.key);
                 if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent)?;
+                    fs_err::create_dir_all(parent)?;
                 }
                 crate::store::write_atomically(&to, &data)?;
             }

@@ -2,7 +2,7 @@
 //! until none is left (or over the experiment's queue, [`super::over_queue`]).
 
 use super::leave::{
-    Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, plan_copy, should_leave, worker_name,
+    Left, Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, plan_copy, should_leave, worker_name,
 };
 use super::over_queue;
 use super::plan::localize;
@@ -24,8 +24,9 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
             Ok(data) => break parse_plan(objects.as_ref(), data)?,
             Err(e) if fatal(&e).is_some() => return Err(e),
             Err(e) if started.elapsed() >= opts.store_lost_after => {
-                eprintln!("worker: the store has been unreachable for {:.0} s: {e:#}", started.elapsed().as_secs_f64());
-                return Ok(WorkerSummary { left: "store unreachable".into(), ..Default::default() });
+                let msg = format!("the store has been unreachable for {:.0} s: {e:#}", started.elapsed().as_secs_f64());
+                crate::log::RunLog::stderr().line(crate::log::Level::Warn, "worker", &msg);
+                return Ok(WorkerSummary { left: Left::StoreUnreachable, ..Default::default() });
             }
             Err(_) => std::thread::sleep(Duration::from_secs(1)),
         }
@@ -62,7 +63,7 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
                     return Ok(lost_store(summary, fatal_leave(&e), why, &opts.work_dir));
                 }
                 if lost.given_up(opts, &e) {
-                    return Ok(leave(summary, "store unreachable"));
+                    return Ok(leave(summary, Left::StoreUnreachable));
                 }
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
@@ -70,11 +71,11 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
         };
         let Some(held) = claimed else {
             if !open {
-                return Ok(leave(summary, "done"));
+                return Ok(leave(summary, Left::Done));
             }
             // Others hold the rest: wait, and take over any whose lease runs out.
             if opts.idle_timeout.is_some_and(|t| idle_since.elapsed() >= t) {
-                return Ok(leave(summary, "idle"));
+                return Ok(leave(summary, Left::Idle));
             }
             std::thread::sleep(Duration::from_millis(500));
             continue;
@@ -86,7 +87,7 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
             Outcome::Lost { why, leave } => return Ok(lost_store(summary, leave, why, &opts.work_dir)),
             Outcome::DiskFull { why } => {
                 summary.problem = Some(why);
-                return Ok(leave(summary, "disk full"));
+                return Ok(leave(summary, Left::DiskFull));
             }
             _ => {}
         }

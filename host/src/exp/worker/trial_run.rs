@@ -34,7 +34,7 @@ pub(super) fn run_trial(
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("failed to clear {}", dir.display()))?;
     }
-    std::fs::create_dir_all(&dir)?;
+    fs_err::create_dir_all(&dir)?;
     let remote = crate::store::open(&objects.location().join(&trial::run_prefix(&t.id, epoch)), &Default::default())?;
     let prepared = prepare(objects.as_ref(), base, t, &held, &dir, &plan.files, &opts.work_dir, remote);
     let (mut run, resume_at) = match prepared {
@@ -288,7 +288,7 @@ struct TrialHooks {
     delivery: Option<(Arc<dyn TrialQueue>, Message)>,
     /// Set when the store lost the trial's state (or refuses the credentials): why, and the
     /// worker's reason to leave. The run stops with a checkpoint in its working copy.
-    lost: Option<(String, &'static str)>,
+    lost: Option<(String, super::leave::Left)>,
     /// What the trial's mirror uploaded: the newest complete checkpoint, recorded at each
     /// heartbeat without listing the store (the run hands it over, [`Hooks::mirroring`]).
     uploaded: Option<crate::run::mirror::Uploaded>,
