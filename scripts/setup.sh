@@ -66,6 +66,9 @@ if [ ! -f .venv/.moto-$MOTO_VERSION ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     touch .venv/.moto-$MOTO_VERSION
 fi
+# TensorBoard (scripts/tensorboard.sh, which pins its version and installs it on first use
+# for a quick-start machine): the tests read the runs' event files with it.
+scripts/tensorboard.sh --install
 # hadolint lints the worker images' Dockerfiles (docker/) in the test suite: no Docker engine
 # is needed for that.
 HADOLINT_VERSION=2.15.1

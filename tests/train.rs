@@ -215,6 +215,56 @@ fn eval_reports_a_confidence_interval_and_the_run_has_tensorboard_events() {
     let (files, records) = common::tensorboard_records(Path::new(run_dir));
     assert_eq!(files, 1, "one event file");
     assert!(records > 10, "{records} records");
+    tensorboard_serves_the_runs_metrics(dir.path(), Path::new(run_dir));
+}
+
+/// The documented command, `scripts/tensorboard.sh STORE`, serves the run: real TensorBoard
+/// reads its event file, and each of its scalars holds the values `metrics.jsonl` has.
+fn tensorboard_serves_the_runs_metrics(store: &Path, run_dir: &Path) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut server = std::process::Command::new(common::root().join("scripts/tensorboard.sh"))
+        .args([store.to_str().expect("utf8"), "--port", &port.to_string(), "--reload_interval", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("scripts/tensorboard.sh");
+    let get = |path: &str| -> Option<serde_json::Value> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(c, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut body = String::new();
+        c.read_to_string(&mut body).ok()?;
+        serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()
+    };
+    let run = run_dir.file_name().and_then(|n| n.to_str()).expect("run name").to_string();
+    let start = std::time::Instant::now();
+    let tags = loop {
+        if let Some(t) = get("/data/plugin/scalars/tags").and_then(|t| t.get(&run).cloned()) {
+            break t;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(90) || server.try_wait().ok().flatten().is_some() {
+            let _ = server.kill();
+            let out = server.wait_with_output().expect("wait");
+            panic!("TensorBoard did not serve {run}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).expect("metrics");
+    let records: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    for tag in ["rollout/return_mean", "eval/return_mean", "train/loss/policy"] {
+        assert!(tags.get(tag).is_some(), "TensorBoard has no {tag}: {tags}");
+        let points = get(&format!("/data/plugin/scalars/scalars?run={run}&tag={}", tag.replace('/', "%2F"))).expect("scalars");
+        let served: Vec<(u64, f64)> =
+            points.as_array().expect("points").iter().map(|p| (p[1].as_u64().expect("step"), p[2].as_f64().expect("value"))).collect();
+        let written: Vec<(u64, f64)> = records.iter().filter_map(|r| Some((r["step"].as_u64()?, r.get(tag)?.as_f64()?))).collect();
+        assert!(!written.is_empty(), "metrics.jsonl has no {tag}");
+        assert_eq!(served.len(), written.len(), "{tag}: TensorBoard {served:?}, metrics.jsonl {written:?}");
+        for ((s1, v1), (s2, v2)) in served.iter().zip(&written) {
+            assert!(s1 == s2 && (v1 - v2).abs() <= 1e-6 * v2.abs().max(1.0), "{tag}: TensorBoard ({s1}, {v1}), metrics.jsonl ({s2}, {v2})");
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 /// Every config the repository ships reads and passes the checks a run makes before it
