@@ -906,6 +906,30 @@ fn exp_commands_take_the_experiment_file_too() {
     assert!(!out.status.success() && err.contains("nope.toml: no such experiment file"), "{err}");
 }
 
+/// A shipped experiment file copied out of the checkout plans the same experiment (its
+/// `base` is found on the config search path); a base found nowhere names where it looked.
+#[test]
+fn a_shipped_experiment_copied_elsewhere_plans_the_same_experiment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = |cwd: &Path, file: &str| {
+        let out = paddock_cmd().current_dir(cwd).args(["exp", "plan", file, "--json"]).output().expect("plan");
+        serde_json::from_str::<Value>(ok(&out).trim()).expect("json")
+    };
+    for name in ["cartpole-ppo-lr.toml", "arm-reach-sweep.toml"] {
+        let shipped = common::root().join("experiments").join(name);
+        std::fs::copy(&shipped, dir.path().join(name)).expect("copy");
+        let (here, there) = (plan(&common::root(), shipped.to_str().expect("utf-8")), plan(dir.path(), name));
+        assert_eq!(here["id"], there["id"], "{name}: the copy plans another experiment");
+        assert_eq!(here["trials"], there["trials"], "{name}");
+    }
+    let text =
+        std::fs::read_to_string(dir.path().join("cartpole-ppo-lr.toml")).expect("read").replace("cartpole-ppo.toml", "nope-ppo.toml");
+    std::fs::write(dir.path().join("bad.toml"), text).expect("write");
+    let out = paddock_cmd().current_dir(dir.path()).args(["exp", "plan", "bad.toml"]).output().expect("plan");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("the base config nope-ppo.toml is not a file") && err.contains("configs"), "{err}");
+}
+
 /// A trial's recorded `config.toml` trains anywhere its plugin files are, as a run's does,
 /// not only inside the worker that ran it (whose private copies are gone when it leaves):
 /// from another directory it gives the trial's metrics byte for byte.

@@ -348,19 +348,23 @@ pub enum Search {
     Plugins,
     /// A robot file or a package folder (`env.robots`, `env.packages`).
     Robots,
+    /// A run config an experiment file names as its `base`.
+    Configs,
 }
 
-/// Where a relative plugin or robot path that is not beside its config is looked for, in
-/// order: the folders of `$PADDOCK_PLUGIN_PATH` (plugins) or `$PADDOCK_ROBOT_PATH`
-/// (robots), `:`-separated; then the first-party ones the build makes beside the binary:
-/// `plugins/` next to its folder (`target/plugins` for `target/release/paddock`) or
-/// `robots/` of the checkout it was built in, and the same one folder higher (a test
-/// binary in `target/debug/deps`). So a shipped config copied anywhere finds
-/// `cartpole.wasm` or `arm7.urdf` as the checkout does.
+/// Where a relative plugin, robot or base config path that is not beside the file naming it
+/// is looked for, in order: the folders of `$PADDOCK_PLUGIN_PATH` (plugins),
+/// `$PADDOCK_ROBOT_PATH` (robots) or `$PADDOCK_CONFIG_PATH` (configs), `:`-separated; then
+/// the first-party ones beside the binary: `plugins/` next to its folder (`target/plugins`
+/// for `target/release/paddock`), or `robots/` / `configs/` of the checkout it was built in,
+/// and the same one folder higher (a test binary in `target/debug/deps`). So a shipped
+/// config or experiment copied anywhere finds `cartpole.wasm`, `arm7.urdf` or
+/// `cartpole-ppo.toml` as the checkout does.
 pub fn search_path(kind: Search) -> Vec<PathBuf> {
     let (var, sub, up) = match kind {
         Search::Plugins => ("PADDOCK_PLUGIN_PATH", "plugins", 1),
         Search::Robots => ("PADDOCK_ROBOT_PATH", "robots", 2),
+        Search::Configs => ("PADDOCK_CONFIG_PATH", "configs", 2),
     };
     let mut dirs: Vec<PathBuf> = std::env::var_os(var).map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
     if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {

@@ -2,7 +2,7 @@
 //! rule and the fleet to run on, expanded into trials, deterministically.
 //!
 //! ```toml
-//! base = "../configs/cartpole-ppo.toml"   # relative to this file; or an inline [base] table
+//! base = "cartpole-ppo.toml"   # beside this file, else on the config search path; or an inline [base] table
 //! seeds = [1, 2, 3]                       # or a count: seeds = 3 (1, 2, 3)
 //!
 //! [set]                                   # overrides every trial gets
@@ -143,10 +143,17 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
 fn base_config(base: &toml::Value, dir: &Path) -> Result<(PathBuf, String), String> {
     match base {
         toml::Value::String(p) => {
-            let path = crate::config::normalize(&dir.join(p));
-            if !path.is_file() {
-                return Err(format!("key `base`: the base config {} does not exist", path.display()));
-            }
+            // Beside the experiment file, else (a relative name) on the config search path.
+            let beside = crate::config::normalize(&dir.join(p));
+            let search = if Path::new(p).is_relative() { crate::config::search_path(crate::config::Search::Configs) } else { Vec::new() };
+            let Some(path) = std::iter::once(beside.clone()).chain(search.iter().map(|d| d.join(p))).find(|c| c.is_file()) else {
+                let places: Vec<String> = search.iter().map(|d| d.display().to_string()).collect();
+                return Err(format!(
+                    "key `base`: the base config {p} is not a file (looked for beside the experiment file, {}{})",
+                    beside.display(),
+                    if places.is_empty() { String::new() } else { format!(", then in $PADDOCK_CONFIG_PATH and {}", places.join(", ")) }
+                ));
+            };
             let config = RunConfig::load(&path).map_err(|e| format!("key `base`: {e}"))?;
             let text = toml::to_string_pretty(&config).map_err(|e| format!("key `base`: {e}"))?;
             Ok((path, text))
