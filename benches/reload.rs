@@ -7,6 +7,12 @@
 //! compile (the compile cache misses: the bytes are new), world/version check, instantiate,
 //! trial call, swap. Latencies are the run's own log figures (`… ms after the change`).
 //!
+//! Then the same for the Python and JavaScript CartPole rewards (18 MB and 12 MB components:
+//! an interpreter and the app), at most 5 rounds each: their new versions differ from the
+//! old in a custom section only, as an edit of `app.py` or `app.js` leaves the
+//! interpreter's code as it was, so the per-function compile cache (`runtime::function_cache`)
+//! supplies most of their functions.
+//!
 //!     cargo bench --bench reload [-- ROUNDS]
 
 #[path = "../tests/common/mod.rs"]
@@ -44,11 +50,12 @@ fn summary(name: &str, mut v: Vec<f64>) {
     );
 }
 
-fn main() {
-    let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
+/// Trains CartPole PPO with `reward` and `algo` as its plugins and replaces `swaps` of them
+/// `rounds` times each; returns the run's log.
+fn reload_run(reward_plugin: &str, swaps: &[&str], rounds: usize) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let (reward, algo) = (dir.path().join("reward.wasm"), dir.path().join("ppo.wasm"));
-    let reward_bytes = std::fs::read(common::plugin("cartpole-shaped")).expect("reward");
+    let reward_bytes = std::fs::read(common::plugin(reward_plugin)).expect("reward");
     let ppo_bytes = std::fs::read(common::plugin("ppo")).expect("ppo");
     std::fs::write(&reward, &reward_bytes).expect("copy");
     std::fs::write(&algo, &ppo_bytes).expect("copy");
@@ -59,7 +66,9 @@ fn main() {
         .args(["--set", "total_steps=1000000000", "--set", "train.stop_at_return=1e9", "--set", "train.eval_every=0"])
         .args(["--set", "train.checkpoint_every=0", "--set", "algorithm.device=cpu"])
         .current_dir(common::root())
-        .env("PADDOCK_CACHE_DIR", dir.path().join("cache"))
+        // One cache for every run of this bench: the first version of each plugin compiles
+        // cold, each new one (new bytes, the same code) finds its functions there.
+        .env("PADDOCK_CACHE_DIR", std::env::temp_dir().join("paddock-bench-reload-cache"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -67,17 +76,27 @@ fn main() {
     let log_path = || std::fs::read_dir(&store).ok()?.filter_map(Result::ok).next().map(|e| e.path().join("log.txt"));
     let log = || log_path().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
     let wait = |what: &str, done: &dyn Fn(&str) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while !done(&log()) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", log());
             std::thread::sleep(Duration::from_millis(5));
         }
     };
-    wait("the run to start", &|l| l.contains("starting run"));
+    let running = || {
+        log_path()
+            .and_then(|p| std::fs::read_to_string(p.with_file_name("status.json")).ok())
+            .is_some_and(|s| s.contains("\"state\":\"running\""))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !running() {
+        assert!(Instant::now() < deadline, "the run did not start:\n{}", log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(Duration::from_secs(1));
-    for (role, path, bytes) in [("reward", &reward, &reward_bytes), ("algorithm", &algo, &ppo_bytes)] {
+    for role in swaps {
+        let (path, bytes) = if *role == "reward" { (&reward, &reward_bytes) } else { (&algo, &ppo_bytes) };
         for i in 0..rounds {
-            common::replace(path, &common::rebuilt(bytes, &format!("{role}-{i}")));
+            common::replace(path, &common::rebuilt(bytes, &format!("{role}-{i}-{}", std::process::id())));
             wait("the swap", &|l| latencies(l, role).len() > i);
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -86,9 +105,20 @@ fn main() {
     child.wait().expect("reap");
     let log = log();
     assert!(!log.contains("refused"), "a version was refused:\n{log}");
+    log
+}
+
+fn main() {
+    let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
     println!("hot-reload latency, file replaced → new version live (cartpole-ppo, 8 envs, CPU)");
+    let log = reload_run("cartpole-shaped", &["reward", "algorithm"], rounds);
     summary("reward (cartpole-shaped)", latencies(&log, "reward"));
     summary("  of which loading", figures(&log, "reward").into_iter().map(|f| f.1).collect());
     summary("algorithm (ppo)", latencies(&log, "algorithm"));
     summary("  of which loading", figures(&log, "algorithm").into_iter().map(|f| f.1).collect());
+    for plugin in ["cartpole-shaped-py", "cartpole-shaped-js"] {
+        let log = reload_run(plugin, &["reward"], rounds.min(5));
+        summary(&format!("reward ({plugin})"), latencies(&log, "reward"));
+        summary("  of which loading", figures(&log, "reward").into_iter().map(|f| f.1).collect());
+    }
 }

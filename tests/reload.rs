@@ -202,3 +202,96 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
     let (announced, live) = (log.rfind(seen).expect("seen"), log.find("hot reload: reward plugin").expect("live"));
     assert!(announced < live, "the new version is announced before it goes live:\n{log}");
 }
+
+/// The per-function compile cache (`<cache>/functions/`): a new version of a Python plugin
+/// (here: the same code with another custom section, as an edit of `app.py` leaves the
+/// interpreter's code unchanged) compiles mostly from it, and a run whose plugins compiled
+/// from a warm cache writes the same metrics as one that compiled them cold. A damaged entry
+/// is said once and compiled afresh.
+#[test]
+fn the_function_cache_speeds_a_new_version_and_never_changes_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let reward = dir.path().join("reward.wasm");
+    let train = |name: &str| -> (Vec<u8>, String) {
+        let store = dir.path().join(name);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["train", "configs/cartpole-ppo-python-reward.toml", "--json"])
+            .args(["--set", &format!("store={}", store.display()), "--set", &format!("reward.plugin={}", reward.display())])
+            .args(["--set", "total_steps=1024", "--set", "train.eval_every=512", "--set", "algorithm.device=cpu"])
+            .current_dir(common::root())
+            .env("PADDOCK_CACHE_DIR", &cache)
+            .output()
+            .expect("train");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let run = only_run_dir(&store).expect("run dir");
+        (std::fs::read(run.join("metrics.jsonl")).expect("metrics"), std::fs::read_to_string(run.join("log.txt")).expect("log"))
+    };
+    let compiled = |log: &str| -> Vec<(u64, u64)> {
+        log.lines()
+            .filter_map(|l| {
+                l.split_once(" functions from the compile cache")?
+                    .0
+                    .rsplit_once(": ")?
+                    .1
+                    .split_once(" of ")
+                    .map(|(a, b)| (a.parse().ok(), b.parse().ok()))
+            })
+            .filter_map(|(a, b)| Some((a?, b?)))
+            .collect()
+    };
+    let bytes = std::fs::read(common::plugin("cartpole-shaped-py")).expect("plugin");
+    std::fs::write(&reward, common::rebuilt(&bytes, "cold")).expect("write");
+    let (cold, log) = train("cold");
+    let big = |v: &[(u64, u64)]| v.iter().copied().filter(|(_, n)| *n > 10_000).collect::<Vec<_>>();
+    let first = big(&compiled(&log));
+    // Cold, only a component's repeated bodies hit (the same function compiled twice).
+    assert!(first.len() == 1 && first[0].0 < first[0].1 / 2, "the Python plugin compiled cold: {first:?}\n{log}");
+    // A new version: most functions come from the cache.
+    std::fs::write(&reward, common::rebuilt(&bytes, "warm")).expect("write");
+    let (warm, log) = train("warm");
+    let second = big(&compiled(&log));
+    assert!(second.len() == 1 && second[0].0 > second[0].1 * 9 / 10, "the new version compiled from the cache: {second:?}\n{log}");
+    assert_eq!(cold, warm, "a warm compile cache changes no result");
+    // Damage every entry: each is refused (one warning naming the cache) and compiled afresh.
+    let mut damaged = 0;
+    for fan in std::fs::read_dir(cache.join("functions")).expect("functions").filter_map(Result::ok) {
+        for f in std::fs::read_dir(fan.path()).expect("fan").filter_map(Result::ok) {
+            let b = std::fs::read(f.path()).expect("entry");
+            std::fs::write(f.path(), &b[..b.len() / 2]).expect("truncate");
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 1000, "{damaged} entries");
+    std::fs::write(&reward, common::rebuilt(&bytes, "damaged")).expect("write");
+    let (again, log) = train("damaged");
+    assert_eq!(cold, again, "damaged entries change no result");
+    assert_eq!(log.matches("holds a damaged entry").count(), 1, "{log}");
+}
+
+/// A compile cache folder that cannot be written is named in a warning and the run trains
+/// without it, to the same metrics.
+#[test]
+fn an_unwritable_compile_cache_is_named_and_the_run_trains_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a folder").expect("file");
+    let train = |cache: &Path, name: &str| {
+        let store = dir.path().join(name);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["train", "configs/cartpole-ppo.toml", "--json", "--set", &format!("store={}", store.display())])
+            .args(["--set", "total_steps=1024", "--set", "algorithm.device=cpu"])
+            .current_dir(common::root())
+            .env("PADDOCK_CACHE_DIR", cache)
+            .output()
+            .expect("train");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let run = only_run_dir(&store).expect("run dir");
+        (std::fs::read(run.join("metrics.jsonl")).expect("metrics"), std::fs::read_to_string(run.join("log.txt")).expect("log"))
+    };
+    let (blocked, log) = train(&blocker.join("cache"), "blocked");
+    assert_eq!(log.matches("cannot be written").count(), 1, "one warning:\n{log}");
+    assert!(log.contains(&blocker.join("cache/functions").display().to_string()), "it names the folder:\n{log}");
+    let (fine, _) = train(&dir.path().join("cache"), "fine");
+    assert_eq!(blocked, fine);
+}

@@ -116,10 +116,22 @@ fn compile(runtime: &Runtime, bytes: &[u8], sha256: &str) -> (Result<Component, 
             return (Ok(c), true);
         }
     }
+    let (before, started) = (runtime.function_cache_counts(), std::time::Instant::now());
     let component = match Component::new(engine, bytes) {
         Ok(c) => c,
         Err(e) => return (Err(format!("{e:#}")), false),
     };
+    if let (Some(a), Some(b)) = (before, runtime.function_cache_counts()) {
+        // Other compilations may run at once in this process: the counts are approximate then.
+        let (hits, misses) = (b.hits - a.hits, b.misses - a.misses);
+        let msg = format!(
+            "compiled sha256 {} in {:.0} ms: {hits} of {} functions from the compile cache",
+            &sha256[..12],
+            started.elapsed().as_secs_f64() * 1e3,
+            hits + misses
+        );
+        runtime.options().log.line(crate::log::Level::Info, "host", &msg);
+    }
     if let Some(file) = &cache_file {
         // The cache is an optimisation: failing to write it is not an error.
         let _ = component.serialize().map_err(anyhow::Error::from).and_then(|bytes| crate::store::write_atomically(file, &bytes));
