@@ -209,8 +209,13 @@ fn compiled_components_are_cached_by_content_hash() {
     };
     let first = Runtime::new(options()).expect("runtime").load(common::plugin("pendulum"), World::Environment).expect("load");
     assert!(!first.info().cache_hit);
-    let cached: Vec<_> = std::fs::read_dir(dir.path()).expect("cache dir").map(|e| e.expect("entry").file_name()).collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("cache dir")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".cwasm"))
+        .collect();
     assert_eq!(cached.len(), 1);
+    assert!(dir.path().join("functions").is_dir(), "the per-function cache lies beside the components");
     assert!(cached[0].to_string_lossy().starts_with(&first.info().sha256), "{cached:?}");
     // A new process-wide runtime finds it.
     let second = Runtime::new(options()).expect("runtime").load(common::plugin("pendulum"), World::Environment).expect("load");
