@@ -25,7 +25,7 @@ const MAGIC: &[u8; 8] = b"PDKFN\x00\x00\x01";
 /// Header length: magic + sha256 of the payload.
 const HEADER: usize = 8 + 32;
 
-/// Hits, misses and failed reads or writes since the process started.
+/// Hits, misses and damaged entries since the process started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Functions found in the cache.
@@ -166,6 +166,8 @@ impl wasmtime::CacheStore for FunctionCache {
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
         let path = self.path(key);
+        // Not `store::write_atomically`: that syncs each file to disk, and a plugin's first
+        // compile writes some 20,000 entries; a lost entry is only a miss next time.
         let write = || -> std::io::Result<()> {
             let dir = path.parent().unwrap_or(&self.dir);
             std::fs::create_dir_all(dir)?;

@@ -52,34 +52,26 @@ pub struct WorkerSummary {
     pub kept: Vec<PathBuf>,
 }
 
-/// Why a worker left (in `--json`: the lowercase words, `"store unreachable"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+/// Why a worker left (in `--json`: the words of [`Left::as_str`], `"store unreachable"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Left {
     /// Every trial is final.
     #[default]
-    #[serde(rename = "done")]
     Done,
     /// Nothing to claim for `idle_timeout` while no trial ran anywhere.
-    #[serde(rename = "idle")]
     Idle,
     /// It ran `max_trials`.
-    #[serde(rename = "max trials")]
     MaxTrials,
     /// The store (or queue) was unreachable for `store_lost_after` while it looked for work.
-    #[serde(rename = "store unreachable")]
     StoreUnreachable,
     /// A signal or a spot notice.
-    #[serde(rename = "interrupted")]
     Interrupted,
     /// The store lost the experiment's state ([`WorkerSummary::problem`] says what); its
     /// working copies are kept.
-    #[serde(rename = "store lost")]
     StoreLost,
     /// The store refuses its credentials.
-    #[serde(rename = "credentials refused")]
     CredentialsRefused,
     /// Its own disk is full.
-    #[serde(rename = "disk full")]
     DiskFull,
 }
 
@@ -96,6 +88,12 @@ impl Left {
             Left::CredentialsRefused => "credentials refused",
             Left::DiskFull => "disk full",
         }
+    }
+}
+
+impl serde::Serialize for Left {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -258,6 +256,21 @@ impl Outcome {
         match fatal(&e) {
             Some(why) => Ok(Outcome::Lost { why, leave: fatal_leave(&e) }),
             None => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod left_tests {
+    use super::*;
+
+    #[test]
+    fn why_a_worker_left_reads_as_words_in_json() {
+        let summary = WorkerSummary { left: Left::StoreUnreachable, ..Default::default() };
+        let v = serde_json::to_value(&summary).expect("json");
+        assert_eq!(v["left"], "store unreachable");
+        for l in [Left::Done, Left::Idle, Left::MaxTrials, Left::Interrupted, Left::StoreLost, Left::CredentialsRefused, Left::DiskFull] {
+            assert_eq!(serde_json::to_value(l).expect("json"), l.as_str());
         }
     }
 }
