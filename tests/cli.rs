@@ -30,6 +30,7 @@ fn every_command_has_help() {
         &["plugin", "--help"],
         &["plugin", "inspect", "--help"],
         &["plugin", "new", "--help"],
+        &["plugin", "build", "--help"],
         &["env", "--help"],
         &["env", "run", "--help"],
     ] {
@@ -312,28 +313,31 @@ fn python_reward_starter_builds_and_passes_inspect() {
     let dir = tempfile::tempdir().expect("tempdir");
     let project = dir.path().join("my-reward");
     let out = ok(&["plugin", "new", "my-reward", "--world", "reward", "--lang", "python", "--dir", p(&project)]);
-    assert!(out.contains("componentize-py -d wit -w reward"), "{out}");
+    assert!(out.contains("paddock plugin build"), "{out}");
     assert!(project.join("wit/worlds.wit").exists() && project.join("app.py").exists());
-    build_python_starter(&project, "my-reward", "reward");
-    assert_reward_starter_pays_scaled(dir.path(), &project.join("my-reward.wasm"), "my-reward", "2.0");
-    trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&project.join("my-reward.wasm")), None, 8192);
+    let wasm = build_python_starter(&project, "my-reward", "reward");
+    assert_reward_starter_pays_scaled(dir.path(), &wasm, "my-reward", "2.0");
+    trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&wasm), None, 8192);
+    // The self-contained build (componentize-py over the project) pays the same.
+    let bundle = dir.path().join("bundle/my-reward.wasm");
+    let out = ok(&["plugin", "build", p(&project), "--bundle", "-o", p(&bundle)]);
+    assert!(out.contains("built ") && bundle.is_file(), "{out}");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&bundle), "--json"])).expect("json");
+    assert!(info.get("app_files").is_none() && info["world"] == "reward", "a bundle carries no app section: {info}");
+    assert_reward_starter_pays_scaled(&dir.path().join("bundle"), &bundle, "my-reward", "2.0");
 }
 
-/// Builds a Python starter with componentize-py into `NAME.wasm` and checks its world.
+/// Builds a Python starter as its README says (`paddock plugin build` in the project: the
+/// Python runtime and the project's files) into `NAME.wasm` and checks its world and files.
 fn build_python_starter(project: &Path, name: &str, world: &str) -> std::path::PathBuf {
-    let mut args = vec!["-d", "wit", "-w", world];
-    if world == "algorithm" {
-        args.extend_from_slice(&["--features", "tensor"]);
-    }
-    let out = format!("{name}.wasm");
-    args.extend_from_slice(&["componentize", "app", "-o", &out]);
-    let build = std::process::Command::new(common::root().join(".venv/bin/componentize-py"))
-        .args(&args)
-        .current_dir(project)
-        .output()
-        .expect("componentize-py");
-    assert!(build.status.success(), "the Python {world} starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
-    assert_world(&project.join(&out), world)
+    let out = common::paddock_in(project, &["plugin", "build"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the Python {world} starter does not build:\n{}", String::from_utf8_lossy(&out.stderr));
+    let wasm = project.join(format!("{name}.wasm"));
+    assert!(text.contains(&format!("built {}", wasm.display())), "{text}");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert!(info["app_files"].as_array().is_some_and(|f| f.iter().any(|f| f == "app.py")), "{info}");
+    assert_world(&wasm, world)
 }
 
 /// `plugin inspect` names `world` for `wasm`; returns it.
@@ -350,7 +354,7 @@ fn python_env_starter_builds_trains_and_resumes_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let project = dir.path().join("line-env");
     let out = ok(&["plugin", "new", "line-env", "--world", "env", "--lang", "python", "--dir", p(&project)]);
-    assert!(out.contains("componentize-py -d wit -w environment"), "{out}");
+    assert!(out.contains("paddock plugin build"), "{out}");
     assert!(project.join("paddock_sdk.py").exists(), "the SDK travels with the starter");
     let wasm = build_python_starter(&project, "line-env", "environment");
     let out = ok(&["env", "run", p(&wasm), "--steps", "500", "--json"]);
@@ -366,7 +370,7 @@ fn python_algorithm_starter_builds_trains_and_resumes_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let project = dir.path().join("my-ppo");
     let out = ok(&["plugin", "new", "my-ppo", "--world", "algorithm", "--lang", "python", "--dir", p(&project)]);
-    assert!(out.contains("componentize-py -d wit -w algorithm --features tensor"), "{out}");
+    assert!(out.contains("paddock plugin build"), "{out}");
     let wasm = build_python_starter(&project, "my-ppo", "algorithm");
     trains_and_resumes(dir.path(), &common::plugin("cartpole"), None, Some(&wasm), 4096);
 }

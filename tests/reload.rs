@@ -295,3 +295,75 @@ fn an_unwritable_compile_cache_is_named_and_the_run_trains_without_it() {
     let (fine, _) = train(&dir.path().join("cache"), "fine");
     assert_eq!(blocked, fine);
 }
+
+/// The edit loop of a Python plugin on Paddock's Python runtime: `paddock plugin build
+/// --watch` rebuilds the project when `app.py` is saved, and the run takes the new version
+/// without compiling anything (the runtime is compiled once; only the plugin's files
+/// changed). A version with a syntax error is refused with the file and line named, and
+/// the run trains on; the next good save is live again.
+#[test]
+fn a_saved_app_py_goes_live_without_a_compile_and_a_broken_one_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("shaped");
+    std::fs::create_dir_all(&project).expect("dir");
+    let app = project.join("app.py");
+    let original = std::fs::read_to_string(common::root().join("plugins/python/cartpole-shaped/app.py")).expect("app.py");
+    std::fs::write(&app, &original).expect("write");
+    let reward = dir.path().join("reward.wasm");
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["plugin", "build", "--watch"])
+        .arg(&project)
+        .arg("-o")
+        .arg(&reward)
+        .env("PADDOCK_CACHE_DIR", common::root().join("target/test-cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn watch");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !reward.is_file() {
+        assert!(Instant::now() < deadline && watch.try_wait().expect("wait").is_none(), "plugin build --watch wrote nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let store = dir.path().join("runs");
+    let mut child = spawn_train(&store, &[format!("reward.plugin={}", reward.display()), "train.eval_every=0".into()]);
+    let rollouts = |m: &[serde_json::Value]| m.iter().filter(|l| l.get("rollout/return_mean").is_some()).count();
+    wait_for("rollout metrics", &mut child, || only_run_dir(&store).is_some_and(|d| rollouts(&lines(&d.join("metrics.jsonl"))) >= 3));
+    let run = only_run_dir(&store).expect("run dir");
+    let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
+
+    // A syntax error: refused, naming the file and line; the run goes on.
+    std::fs::write(&app, format!("{original}\nbroken = (\n")).expect("save");
+    wait_for("the refusal", &mut child, || log().contains("refused the new reward plugin"));
+    // Every step pays 1 from the next good save on.
+    let constant = format!("{original}\n\nclass RewardFn(RewardFn):\n    def compute(self, batch):\n        return [1.0] * batch.num_envs\n");
+    std::fs::write(&app, constant).expect("save");
+    wait_for("the swap", &mut child, || log().contains("hot reload: reward plugin"));
+    let swapped_at =
+        || lines(&run.join("metrics.jsonl")).iter().find(|l| l.get("reload/reward").is_some()).and_then(|l| l["step"].as_u64());
+    wait_for("the swap in metrics", &mut child, || swapped_at().is_some());
+    let s = swapped_at().expect("swap step");
+    let settled = s + 4000 + 256;
+    let after =
+        |m: &[serde_json::Value]| m.iter().filter(|l| l["step"].as_u64() > Some(settled) && l.get("rollout/return_mean").is_some()).count();
+    wait_for("episodes after the swap", &mut child, || after(&lines(&run.join("metrics.jsonl"))) >= 2);
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    let log = log();
+    assert!(log.contains("app.py line") && log.contains("SyntaxError"), "the refusal names the file, line and error:\n{log}");
+    let m = lines(&run.join("metrics.jsonl"));
+    assert_eq!(m.iter().filter(|l| l.get("reload/reward_refused").is_some()).count(), 1, "one refusal");
+    assert_eq!(m.iter().filter(|l| l.get("reload/reward").is_some()).count(), 1, "one swap");
+    for l in m.iter().filter(|l| l["step"].as_u64() > Some(settled) && l.get("rollout/return_mean").is_some()) {
+        let (ret, len) = (l["rollout/return_mean"].as_f64().expect("return"), l["rollout/length_mean"].as_f64().expect("length"));
+        assert!((ret - len).abs() < 1e-6, "after the swap every step pays 1 ({ret} vs {len})");
+    }
+    // Nothing was compiled for the new versions: the runtime's code was compiled (or taken
+    // from the cache) when the run started, and every version after shares it.
+    let first_seen = log.find("hot reload: a new version of the reward plugin").expect("seen");
+    assert!(!log[first_seen..].contains("compiled sha256"), "a new version on the runtime compiled nothing:\n{log}");
+    assert_updates_contiguous(&m);
+}

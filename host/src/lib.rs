@@ -27,11 +27,13 @@
 //!   interface and its typed errors.
 //! - [`registry`]: the plugin registry (publish, resolve, verified pull, yank) in a store.
 //! - [`log`]: the run log that plugin output and host messages go to.
+//! - [`build`]: `paddock plugin build`: plugin projects into components, once or on save.
 //! - [`cli`]: the `paddock` commands.
 
 // Library code reports through `RunLog` or the values it returns; only the CLI prints.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod build;
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cli;
 pub mod config;

@@ -43,6 +43,11 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<()> {
     println!("sha256    {}", info.sha256);
     let goals = if info.goals { " — goal-conditioned (exports goal-env: world goal-environment)" } else { "" };
     println!("world     {} (paddock:rl@{}){goals}", info.world, info.package_version);
+    if let Some(code) = &info.code_sha256 {
+        // A plugin on a language runtime: what is compiled is the runtime, shared.
+        println!("runtime   sha256 {code} (compiled once for every plugin on it)");
+        println!("app       {}", info.app_files.join(", "));
+    }
     println!("exports   {}", info.exports.join(", "));
     println!("imports   {}", if info.imports.is_empty() { "none".to_string() } else { info.imports.join(",\n          ") });
     match spec {

@@ -1,6 +1,7 @@
 //! The `paddock` command line. Exit codes: 0 success, 1 a failed command (the message
 //! names the file, key, plugin or call), 2 a usage error.
 
+mod build;
 mod env_run;
 mod eval;
 mod exp;
@@ -57,6 +58,10 @@ enum PluginCommand {
     /// Write a starter plugin project that builds into a working component: Rust or Python
     /// for any world, JavaScript or C for envs and rewards.
     New(new::NewArgs),
+    /// Build a plugin project (Python, Rust, JavaScript or C) into its component, once or
+    /// on every save (`--watch`); a Python plugin builds in milliseconds on Paddock's
+    /// Python runtime.
+    Build(build::BuildArgs),
     /// Publish a component to the registry as TEAM/NAME@VERSION (immutable; optionally signed).
     Publish(registry::PublishArgs),
     /// Fetch and verify a published plugin (sha256, signature, trusted keys).
@@ -116,6 +121,7 @@ pub fn main() -> ExitCode {
             inspect::run(a)
         }
         Command::Plugin(PluginCommand::New(a)) => new::run(a),
+        Command::Plugin(PluginCommand::Build(a)) => build::run(a),
         Command::Plugin(PluginCommand::Publish(a)) => registry::publish(a),
         Command::Plugin(PluginCommand::Pull(a)) => registry::pull(a),
         Command::Plugin(PluginCommand::Ls(a)) => {

@@ -65,7 +65,7 @@ const ENV_PY: &str = include_str!("templates/env.py.txt");
 /// The Python algorithm starter: the repository's Python PPO, to adapt.
 const ALGORITHM_PY: &str = include_str!("../../../plugins/python/ppo/app.py");
 /// The Python guest SDK, copied into Python env starters.
-const SDK_PY: &str = include_str!("../../../plugins/python/sdk/paddock_sdk.py");
+use crate::build::SDK_PY;
 const REWARD_JS: &str = include_str!("templates/reward.js.txt");
 const ENV_JS: &str = include_str!("templates/env.js.txt");
 /// The JavaScript guest SDK, copied into JavaScript env starters.
@@ -78,18 +78,7 @@ const SDK_C: &str = include_str!("../../../plugins/c/sdk/paddock.h");
 /// The build script of JavaScript starters (the one the repository uses).
 const BUILD_JS: &str = include_str!("../../../scripts/js/componentize.mjs");
 
-/// The plugin contract, copied into non-Rust starters (their binding generators read WIT).
-const WIT: &[(&str, &str)] = &[
-    ("_types.wit", include_str!("../../../wit/_types.wit")),
-    ("env.wit", include_str!("../../../wit/env.wit")),
-    ("goal-env.wit", include_str!("../../../wit/goal-env.wit")),
-    ("reward.wit", include_str!("../../../wit/reward.wit")),
-    ("algorithm.wit", include_str!("../../../wit/algorithm.wit")),
-    ("tensor.wit", include_str!("../../../wit/tensor.wit")),
-    ("physics.wit", include_str!("../../../wit/physics.wit")),
-    ("log.wit", include_str!("../../../wit/log.wit")),
-    ("worlds.wit", include_str!("../../../wit/worlds.wit")),
-];
+use crate::build::WIT;
 
 /// Writes `files` (relative path, text) under `dir`, creating folders as needed.
 fn write_files(dir: &Path, files: &[(&str, impl AsRef<str>)]) -> anyhow::Result<()> {
@@ -237,17 +226,10 @@ fn c_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How a build script should call the tool `name`: by name when it is on `PATH`, else by
-/// its absolute path when it is at one of `beside` (relative to the folder of this `paddock`
-/// executable: a checkout's `target/tools/bin`, its `.venv/bin`); `None` when it is nowhere.
+/// How a build script should call the tool `name` ([`crate::build::find_tool`]), quoted
+/// for bash when it is a path.
 fn find_tool(name: &str, beside: &[&str]) -> Option<String> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&path).any(|d| d.join(name).is_file()) {
-        return Some(name.to_string());
-    }
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    beside.iter().map(|rel| dir.join(rel)).find(|p| p.is_file()).and_then(|p| std::fs::canonicalize(p).ok()).map(|p| shell_quote(&p))
+    crate::build::find_tool(name, beside).map(|p| if p == name { p } else { shell_quote(Path::new(&p)) })
 }
 
 /// `path` quoted for bash.
@@ -263,22 +245,25 @@ fn python_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()>
         NewWorld::Algorithm => ("algorithm", ALGORITHM_PY.replace("ppo-py", name)),
     };
     write_wit(dir)?;
-    // The algorithm world uses the contract's unstable `tensor` feature.
-    let features = if wit_world == "algorithm" { " --features tensor" } else { "" };
     let readme = format!(
         "# {name}\n\nA Paddock `{wit_world}` plugin in Python, made by `paddock plugin new`.\n\n```sh\n\
-         pip install componentize-py==0.25.1\n\
-         componentize-py -d wit -w {wit_world}{features} componentize app -o {name}.wasm\n\
+         pip install componentize-py=={cpy}   # once: it builds Paddock's Python runtime\n\
+         paddock plugin build            # → {name}.wasm: the runtime and your .py files\n\
+         paddock plugin build --watch    # again on every save; a run using {name}.wasm reloads it\n\
          paddock plugin inspect {name}.wasm\n```\n\n\
-         See the Python plugin guide (docs/plugins/python.md in the Paddock repository).\n"
+         The first build makes the runtime for world `{wit_world}` (~10–30 s, kept in the cache folder);\n\
+         after that a build takes milliseconds and a running `paddock train` takes the new version in about\n\
+         a second. For packages the runtime lacks (ones with native code), build a self-contained component\n\
+         with `paddock plugin build --bundle` (componentize-py over the project, ~10 s a build).\n\n\
+         See the Python plugin guide (docs/plugins/python.md in the Paddock repository).\n",
+        cpy = crate::build::COMPONENTIZE_PY_VERSION
     );
     let mut files = vec![("app.py", app), ("README.md", readme), (".gitignore", "__pycache__/\n*.wasm\n".into())];
     if !matches!(world, NewWorld::Reward) {
         files.push(("paddock_sdk.py", SDK_PY.to_string()));
     }
     write_files(dir, &files)?;
-    let build = format!("componentize-py -d wit -w {wit_world}{features} componentize app -o {name}.wasm");
-    report(dir, &format!("{name} plugin, world `{wit_world}`, Python"), &build, &format!("{name}.wasm"));
+    report(dir, &format!("{name} plugin, world `{wit_world}`, Python"), "paddock plugin build", &format!("{name}.wasm"));
     Ok(())
 }
 

@@ -94,7 +94,7 @@ pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
             .expect("static template")
             .progress_chars("=> "),
     );
-    let result = run.train(&mut Bar { bar: &bar, last_draw: 0, quiet: json, start: None, told: false });
+    let result = run.train(&mut Bar { bar: &bar, last_draw: 0, quiet: json, start: None, told: false, news: None });
     bar.finish_and_clear();
     finish(result, &run_dir, json)?;
     // Stopped cleanly by a signal: end as the signal's conventional status (130, 143).
@@ -133,6 +133,8 @@ struct Bar<'a> {
     start: Option<(std::time::Instant, u64)>,
     /// Whether the user was told that a signal's stop is under way.
     told: bool,
+    /// The news last shown.
+    news: Option<String>,
 }
 
 impl Hooks for Bar<'_> {
@@ -149,7 +151,10 @@ impl Hooks for Bar<'_> {
             self.bar.reset_eta();
         }
         let (t0, s0) = *self.start.get_or_insert_with(|| (std::time::Instant::now(), p.steps));
-        if p.steps - self.last_draw >= 1000 {
+        // News (a plugin compiling, just live) is shown as soon as it changes.
+        let news_changed = p.news != self.news;
+        if p.steps - self.last_draw >= 1000 || news_changed {
+            self.news.clone_from(&p.news);
             self.last_draw = p.steps;
             self.bar.set_position(p.steps);
             // The run's real rate: wall clock with updates, evaluations and checkpoints.
@@ -160,6 +165,9 @@ impl Hooks for Bar<'_> {
             }
             if let Some(e) = p.last_eval {
                 msg += &format!(" · eval {e:.1}");
+            }
+            if let Some(n) = &p.news {
+                msg += &format!(" · {n}");
             }
             self.bar.set_message(msg);
         }

@@ -22,6 +22,8 @@ pub struct ReloadEvent {
     pub role: String,
     /// `swapped`, `refused` or `complete` (an env swap that reached every env).
     pub outcome: &'static str,
+    /// For a swap: how long after its file changed the new version went live, ms.
+    pub ms: Option<f64>,
 }
 
 /// Lines of `log.txt` kept.
@@ -223,17 +225,27 @@ impl RunView {
             self.bad_lines += 1;
             return;
         };
+        let mut latency = None;
         for (k, v) in m {
             if let Some(role) = k.strip_prefix("reload/") {
+                if let Some(r) = role.strip_suffix("_ms") {
+                    latency = Some((r, v.as_f64()));
+                    continue;
+                }
                 let (role, outcome) = match (role.strip_suffix("_refused"), role.strip_suffix("_complete")) {
                     (Some(r), _) => (r, "refused"),
                     (_, Some(r)) => (r, "complete"),
                     _ => (role, "swapped"),
                 };
-                self.reloads.push(ReloadEvent { step, role: role.to_string(), outcome });
+                self.reloads.push(ReloadEvent { step, role: role.to_string(), outcome, ms: None });
             } else if let (true, Some(x)) = (k != "step", v.as_f64()) {
                 self.series.entry(k.clone()).or_default().push((step as f64, x));
             }
+        }
+        if let Some((role, ms)) = latency
+            && let Some(e) = self.reloads.iter_mut().rev().find(|e| e.step == step && e.role == role && e.outcome == "swapped")
+        {
+            e.ms = ms;
         }
     }
 
@@ -347,11 +359,21 @@ mod tests {
         std::fs::write(&m, "{\"step\": 1, \"a\": 1.0}\n{\"step\": 2, \"a\"").expect("write");
         let mut v = RunView::open(dir.path());
         assert_eq!(v.series["a"], vec![(1.0, 1.0)], "the half-written line waits");
-        std::fs::write(&m, "{\"step\": 1, \"a\": 1.0}\n{\"step\": 2, \"a\": 2.0, \"reload/reward_refused\": 1}\nnot json\n")
-            .expect("write");
+        std::fs::write(
+            &m,
+            "{\"step\": 1, \"a\": 1.0}\n{\"step\": 2, \"a\": 2.0, \"reload/reward_refused\": 1}\nnot json\n\
+             {\"step\": 3, \"reload/reward_ms\": 412, \"reload/reward\": 1}\n",
+        )
+        .expect("write");
         assert!(v.refresh());
         assert_eq!(v.series["a"], vec![(1.0, 1.0), (2.0, 2.0)]);
-        assert_eq!(v.reloads, vec![ReloadEvent { step: 2, role: "reward".into(), outcome: "refused" }]);
+        assert_eq!(
+            v.reloads,
+            vec![
+                ReloadEvent { step: 2, role: "reward".into(), outcome: "refused", ms: None },
+                ReloadEvent { step: 3, role: "reward".into(), outcome: "swapped", ms: Some(412.0) },
+            ]
+        );
         assert_eq!(v.bad_lines, 1);
         std::fs::write(&m, "{\"step\": 1, \"a\": 5.0}\n").expect("write");
         v.refresh();

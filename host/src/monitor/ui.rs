@@ -345,9 +345,11 @@ fn plugins_pane(f: &mut Frame<'_>, run: &RunView, area: Rect) {
             "refused" => Color::Red,
             _ => Color::Green,
         };
+        let ms = r.ms.map_or(String::new(), |ms| format!(" in {ms:.0} ms"));
         lines.push(Line::from(vec![
             Span::raw(format!("step {:>8} {:<9} ", r.step, r.role)),
             Span::styled(r.outcome, Style::default().fg(color)),
+            Span::styled(ms, Style::default().fg(Color::DarkGray)),
         ]));
     }
     if let Some(Ok(s)) = &run.status

@@ -48,7 +48,7 @@ pub struct TrainSummary {
 }
 
 /// Progress the loop reports after each env step (for a progress bar).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Progress {
     /// Env steps so far.
     pub steps: u64,
@@ -58,6 +58,9 @@ pub struct Progress {
     pub recent_return: Option<f64>,
     /// Last evaluation's mean return.
     pub last_eval: Option<f64>,
+    /// News besides the numbers (as `status.json`'s message): an env swap under way, a new
+    /// plugin version compiling, waiting for its safe point, just live or refused.
+    pub news: Option<String>,
 }
 
 /// What a hook asks the loop to do.

@@ -29,7 +29,12 @@ pub(super) struct Reloads {
     pub reward_params: Params,
     pub algo_params: Params,
     pub log: crate::log::RunLog,
+    /// The last swap or refusal: what to say of it, and when it happened.
+    pub last: Option<(String, Instant)>,
 }
+
+/// How long the progress line and `status.json` tell of the last swap or refusal.
+const NEWS_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(super) struct ReloadCtx<'a> {
     pub run_dir: &'a Path,
@@ -50,8 +55,20 @@ struct Change<'a> {
 }
 
 impl Reloads {
+    /// What the progress line and the run's status say of hot reload now: a version being
+    /// compiled, an algorithm waiting for the next update, or the last swap or refusal.
+    pub(super) fn news(&self) -> Option<String> {
+        if let Some((role, since)) = self.watcher.as_ref().and_then(PluginWatcher::compiling) {
+            return Some(format!("new {role} plugin seen {:.1} s ago, compiling", since.as_secs_f64()));
+        }
+        if self.algorithm.is_some() {
+            return Some("new algorithm plugin compiled; it takes over after the next update".into());
+        }
+        self.last.as_ref().filter(|(_, at)| at.elapsed() < NEWS_FOR).map(|(m, _)| m.clone())
+    }
+
     fn record(
-        &self,
+        &mut self,
         ctx: &ReloadCtx<'_>,
         change: Change<'_>,
         outcome: &anyhow::Result<Plugin>,
@@ -64,6 +81,7 @@ impl Reloads {
         match outcome {
             Ok(p) => {
                 let ms = seen.elapsed().as_secs_f64() * 1e3;
+                self.last = Some((format!("new {role} plugin live {ms:.0} ms after its file changed"), Instant::now()));
                 self.log.line(
                     crate::log::Level::Info,
                     "host",
@@ -85,8 +103,10 @@ impl Reloads {
                 }
                 run_dir::append_lock(ctx.run_dir, lock_entry(role, p, ctx.step))?;
                 line.insert(format!("reload/{role}"), 1.into());
+                line.insert(format!("reload/{role}_ms"), ms.round().into());
             }
             Err(e) => {
+                self.last = Some((format!("new {role} plugin refused (the log says why); the old one goes on"), Instant::now()));
                 self.log.line(
                     crate::log::Level::Warn,
                     "host",

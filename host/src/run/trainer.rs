@@ -157,6 +157,7 @@ impl<'a> Trainer<'a> {
             reward_params,
             algo_params: plugins.algorithm_params.clone(),
             log: log.clone(),
+            last: None,
         };
         let obs = if resumed_from.is_some() { std::mem::take(&mut st.envs.observations) } else { envs.reset()? };
         // The eval envs as restored: still their state until they next evaluate. A fresh run
@@ -377,12 +378,23 @@ impl<'a> Trainer<'a> {
             total_steps: self.total,
             recent_return: (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64),
             last_eval: self.st.last_eval_return,
+            news: self.news(),
+        }
+    }
+
+    /// What the run says besides its numbers: an env swap under way, a new plugin version
+    /// compiling, waiting or just live.
+    fn news(&self) -> Option<String> {
+        let swap = self.envs.swapping().map(|(m, n)| format!("env swap under way: {m} of {n} envs on the new version"));
+        match (swap, self.reloads.news()) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
         }
     }
 
     /// A stop asked for from outside the loop (`control/stop`, SIGINT/SIGTERM), noted once.
     fn stop_asked_outside(&mut self, stop: &mut Option<PendingStop>) {
-        let news = self.envs.swapping().map(|(m, n)| format!("env swap under way: {m} of {n} envs on the new version"));
+        let news = self.news();
         let by = if self.ticker.tick(&self.st, news) { Some("a stop request") } else { super::interrupt::requested() };
         if let (Some(by), None) = (by, stop.as_ref()) {
             let msg = format!("{by} at step {}: stopping at the next update with a checkpoint", self.st.steps);

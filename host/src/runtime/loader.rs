@@ -35,6 +35,17 @@ pub struct PluginInfo {
     pub goals: bool,
     /// Whether the compiled code came from the disk cache.
     pub cache_hit: bool,
+    /// For a plugin on one of Paddock's language runtimes: the files of its `paddock:app`
+    /// section (see [`super::app_section`]), by path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub app_files: Vec<String>,
+    /// sha256 of what was compiled, hex, where it differs from the file's (a plugin on a
+    /// language runtime: the runtime without the plugin's files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
+    /// The `paddock:app` section's content, handed to each instance on stdin.
+    #[serde(skip)]
+    pub(crate) app: Option<Arc<[u8]>>,
 }
 
 /// A compiled, checked plugin, ready to instantiate (cheap to clone).
@@ -159,7 +170,21 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
         return Err(LoadError::CoreModule { plugin: name, path });
     }
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let (component, cache_hit) = compile(runtime, &bytes, &sha256);
+    // A plugin on a language runtime: compile the runtime alone (one artifact for every
+    // version of every plugin on it); its files go to each instance on stdin.
+    let super::app_section::Split { code, app } = super::app_section::split(&bytes);
+    let (code_sha256, app_files) = match &app {
+        Some(content) => {
+            let files = super::app_section::decode(content).map_err(|reason| LoadError::Compile {
+                plugin: name.clone(),
+                path: path.clone(),
+                reason: format!("its {} section cannot be read: {reason}", super::app_section::SECTION),
+            })?;
+            (Some(hex::encode(Sha256::digest(&code))), files.into_iter().map(|(p, _)| p).collect())
+        }
+        None => (None, Vec::new()),
+    };
+    let (component, cache_hit) = compile(runtime, &code, code_sha256.as_deref().unwrap_or(&sha256));
     let component = component.map_err(|reason| LoadError::Compile { plugin: name.clone(), path: path.clone(), reason })?;
 
     let ty = component.component_type();
@@ -246,6 +271,9 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
         exports,
         goals: goal_export.is_some(),
         cache_hit,
+        app_files,
+        code_sha256,
+        app: app.map(Arc::from),
     };
     Ok(Plugin { info: Arc::new(info), runtime: runtime.clone(), pre })
 }

@@ -6,6 +6,7 @@
 //! classification, output forwarding); [`env`] and [`reward`] are the typed instances.
 
 pub mod algorithm;
+pub mod app_section;
 pub mod bindings;
 pub mod env;
 pub mod error;

@@ -1,6 +1,7 @@
 //! The one chokepoint for what a plugin may do: every store is built here, from
 //! [`Limits`]. Plugins get no filesystem, network, environment variables or arguments;
-//! their clocks are frozen (no clock-based nondeterminism); their random sources are
+//! stdin holds nothing but a plugin's own `paddock:app` section (its source, for a plugin on
+//! a language runtime: [`super::app_section`]); their clocks are frozen (no clock-based nondeterminism); their random sources are
 //! seeded; stdout and stderr are captured and forwarded to the run log with the
 //! plugin's name; memory is capped and each call has a deadline.
 
@@ -208,11 +209,16 @@ impl WasiView for PluginState {
 }
 
 impl PluginState {
-    /// A fresh sandbox for plugin `name`, its random sources seeded with `seed`.
-    pub fn new(name: Arc<str>, limits: &Limits, seed: u64, log: RunLog) -> Self {
+    /// A fresh sandbox for plugin `name`, its random sources seeded with `seed`; `stdin`
+    /// holds the plugin's own `paddock:app` section, for a plugin on a language runtime
+    /// (see [`super::app_section`]), and is empty otherwise.
+    pub fn new(name: Arc<str>, limits: &Limits, seed: u64, log: RunLog, stdin: Option<Arc<[u8]>>) -> Self {
         let stdout = CapturedOutput::default();
         let stderr = CapturedOutput::default();
         let mut b = WasiCtx::builder();
+        if let Some(app) = stdin {
+            b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(Bytes::from_owner(app)));
+        }
         b.stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FrozenWallClock)

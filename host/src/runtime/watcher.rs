@@ -34,6 +34,8 @@ pub struct Candidate {
 pub struct PluginWatcher {
     _watcher: notify::RecommendedWatcher,
     candidates: Receiver<Candidate>,
+    /// The role whose new version is being compiled now, and since when it was seen.
+    compiling: std::sync::Arc<std::sync::Mutex<Option<(&'static str, Instant)>>>,
 }
 
 impl PluginWatcher {
@@ -67,6 +69,9 @@ impl PluginWatcher {
         }
         let (tx, candidates) = channel();
         let runtime = runtime.clone();
+        let compiling = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let now_compiling = compiling.clone();
+        let set_compiling = move |v: Option<(&'static str, Instant)>| *now_compiling.lock().unwrap_or_else(|e| e.into_inner()) = v;
         std::thread::Builder::new().name("paddock-reload".into()).spawn(move || {
             // path → when first seen in this burst, when last seen, complete (renamed in)
             let mut pending: Vec<(PathBuf, Instant, Instant, bool)> = Vec::new();
@@ -108,9 +113,12 @@ impl PluginWatcher {
                                 ),
                             );
                             let t = Instant::now();
+                            set_compiling(Some((role, seen)));
                             let plugin = runtime.load(&*file, *world);
                             let load_time = t.elapsed();
-                            if tx.send(Candidate { role, path: file.clone(), plugin, seen, load_time }).is_err() {
+                            let sent = tx.send(Candidate { role, path: file.clone(), plugin, seen, load_time });
+                            set_compiling(None);
+                            if sent.is_err() {
                                 return;
                             }
                         }
@@ -118,7 +126,13 @@ impl PluginWatcher {
                 }
             }
         })?;
-        Ok(PluginWatcher { _watcher: watcher, candidates })
+        Ok(PluginWatcher { _watcher: watcher, candidates, compiling })
+    }
+
+    /// The role whose new version is being compiled and checked now, and how long ago its
+    /// file changed.
+    pub fn compiling(&self) -> Option<(&'static str, std::time::Duration)> {
+        self.compiling.lock().unwrap_or_else(|e| e.into_inner()).map(|(role, seen)| (role, seen.elapsed()))
     }
 
     /// New versions that arrived since the last poll (never blocks).

@@ -1,0 +1,490 @@
+//! `paddock plugin build`: a plugin project's source into its component, once or on every
+//! save (`--watch`).
+//!
+//! - **Python** (`app.py`, world named by its `# world: NAME` line): by default the project's
+//!   `.py` files are appended to Paddock's Python runtime for that world as its `paddock:app`
+//!   section ([`crate::runtime::app_section`]). The runtime (CPython, the guest SDK and the
+//!   loader `plugins/python/sdk/paddock_runtime.py`) is built once per world with
+//!   componentize-py and kept in the cache folder; after that a build takes milliseconds, and
+//!   the host compiles the runtime once for every version of every plugin on it, so a saved
+//!   `app.py` is live in a running `paddock train` within about a second. `--bundle` runs
+//!   componentize-py over the project instead (slow; for packages the runtime lacks, such as
+//!   ones with native code).
+//! - **Rust** (`Cargo.toml`): `cargo build --release --target wasm32-wasip2`.
+//! - **JavaScript** (`build.mjs`) and **C** (`build.sh`): the starter's build script.
+//!
+//! A build writes its output whole (a temporary file renamed into place, which a watching
+//! run loads at once) and leaves a file whose bytes would not change untouched.
+
+use crate::runtime::app_section;
+use anyhow::Context;
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The plugin contract, for builds and starters whose binding generators read WIT.
+pub(crate) const WIT: &[(&str, &str)] = &[
+    ("_types.wit", include_str!("../../wit/_types.wit")),
+    ("env.wit", include_str!("../../wit/env.wit")),
+    ("goal-env.wit", include_str!("../../wit/goal-env.wit")),
+    ("reward.wit", include_str!("../../wit/reward.wit")),
+    ("algorithm.wit", include_str!("../../wit/algorithm.wit")),
+    ("tensor.wit", include_str!("../../wit/tensor.wit")),
+    ("physics.wit", include_str!("../../wit/physics.wit")),
+    ("log.wit", include_str!("../../wit/log.wit")),
+    ("worlds.wit", include_str!("../../wit/worlds.wit")),
+];
+/// The Python guest SDK.
+pub(crate) const SDK_PY: &str = include_str!("../../plugins/python/sdk/paddock_sdk.py");
+/// The loader of Paddock's Python runtime.
+const RUNTIME_PY: &str = include_str!("../../plugins/python/sdk/paddock_runtime.py");
+/// The componentize-py version the runtime and bundles are built with.
+pub(crate) const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+
+/// A plugin project's language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// `Cargo.toml`.
+    Rust,
+    /// `app.py`.
+    Python,
+    /// `build.mjs`.
+    JavaScript,
+    /// `build.sh`.
+    C,
+}
+
+impl Lang {
+    /// The language's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::JavaScript => "JavaScript",
+            Lang::C => "C",
+        }
+    }
+
+    /// Whether a change to `path` is a change to the project's source.
+    fn is_source(self, path: &Path) -> bool {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        match self {
+            Lang::Python => ext == "py",
+            Lang::Rust => ext == "rs" || name == "Cargo.toml" || ext == "wit",
+            Lang::JavaScript => matches!(ext, "js" | "mjs" | "wit") || name == "package.json",
+            Lang::C => matches!(ext, "c" | "h" | "wit") || name == "build.sh",
+        }
+    }
+}
+
+/// A plugin project.
+#[derive(Clone, Debug)]
+pub struct Project {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its language.
+    pub lang: Lang,
+    /// Its name (the folder's).
+    pub name: String,
+    /// The world a Python project targets (its `# world:` line).
+    pub world: Option<String>,
+}
+
+/// Python worlds and the contract features they need.
+const PY_WORLDS: &[(&str, Option<&str>)] =
+    &[("reward", None), ("environment", None), ("goal-environment", Some("goals")), ("algorithm", Some("tensor"))];
+
+/// Finds what `dir` holds: a Rust, Python, JavaScript or C plugin project.
+pub fn detect(dir: &Path) -> anyhow::Result<Project> {
+    let meta = fs_err::metadata(dir).context("the plugin project folder")?;
+    anyhow::ensure!(meta.is_dir(), "{} is not a folder (give the plugin project's folder)", dir.display());
+    let dir = std::path::absolute(dir)?;
+    let name = dir.file_name().map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned());
+    let has = |f: &str| dir.join(f).is_file();
+    let lang = if has("app.py") {
+        Lang::Python
+    } else if has("Cargo.toml") {
+        Lang::Rust
+    } else if has("build.mjs") {
+        Lang::JavaScript
+    } else if has("build.sh") {
+        Lang::C
+    } else {
+        anyhow::bail!(
+            "{} holds no plugin project: expected app.py (Python), Cargo.toml (Rust), build.mjs (JavaScript) or build.sh (C); `paddock plugin new` makes one",
+            dir.display()
+        );
+    };
+    let world = if lang == Lang::Python { Some(python_world(&dir.join("app.py"))?) } else { None };
+    Ok(Project { dir, lang, name, world })
+}
+
+/// The world named by the `# world: NAME` line of a Python app.
+fn python_world(app: &Path) -> anyhow::Result<String> {
+    let text = fs_err::read_to_string(app)?;
+    let names = || PY_WORLDS.iter().map(|w| w.0).collect::<Vec<_>>().join(", ");
+    let Some(world) = text.lines().take(20).find_map(|l| l.trim().strip_prefix("# world:").map(|w| w.trim().to_string())) else {
+        anyhow::bail!("{} has no `# world: NAME` line in its first 20 lines (NAME: one of {})", app.display(), names());
+    };
+    anyhow::ensure!(PY_WORLDS.iter().any(|w| w.0 == world), "{}: unknown world `{world}` (one of {})", app.display(), names());
+    Ok(world)
+}
+
+/// How to build.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Where the component goes (default: `DIR/NAME.wasm` for Python; where the build puts
+    /// it for the others).
+    pub output: Option<PathBuf>,
+    /// Python: run componentize-py over the project instead of using the runtime.
+    pub bundle: bool,
+    /// Where the Python runtime is kept (default: the component cache folder).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A build's result.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The component.
+    pub output: PathBuf,
+    /// How long the build took.
+    pub took: Duration,
+    /// Source files in a Python plugin's `paddock:app` section.
+    pub files: usize,
+    /// The output's bytes are the same as before (the file was left as it was).
+    pub unchanged: bool,
+}
+
+/// Builds `project`; `say` is told of long steps (the Python runtime's first build).
+pub fn build(project: &Project, opts: &BuildOptions, say: &mut dyn FnMut(&str)) -> anyhow::Result<Built> {
+    let started = Instant::now();
+    let (output, files, unchanged) = match project.lang {
+        Lang::Python if !opts.bundle => python_app(project, opts, say)?,
+        Lang::Python => {
+            let out = opts.output.clone().unwrap_or_else(|| project.dir.join(format!("{}.wasm", project.name)));
+            python_bundle(project, &out)?;
+            (out, 0, false)
+        }
+        Lang::Rust => (rust(project, opts)?, 0, false),
+        Lang::JavaScript => (script(project, opts, &["node", "build.mjs"], started)?, 0, false),
+        Lang::C => (script(project, opts, &["bash", "build.sh"], started)?, 0, false),
+    };
+    Ok(Built { output, took: started.elapsed(), files, unchanged })
+}
+
+/// Writes `bytes` to `path` whole (a temporary file renamed into place), unless it already
+/// holds them; returns whether it did.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(false);
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs_err::create_dir_all(parent)?;
+    }
+    crate::store::write_atomically(path, bytes).with_context(|| format!("failed to write {}", path.display()))?;
+    Ok(true)
+}
+
+/// Folders a project's files are never taken from.
+fn skipped_dir(name: &str) -> bool {
+    name.starts_with('.') || matches!(name, "__pycache__" | "wit" | "target" | "node_modules" | "venv" | "env")
+}
+
+/// The `.py` files of a Python project, by path relative to it, sorted (so the same source
+/// gives the same component).
+fn python_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if d.join("pyvenv.cfg").is_file() {
+            continue;
+        }
+        for e in fs_err::read_dir(&d)? {
+            let e = e?;
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type()?.is_dir() {
+                if !skipped_dir(&name) {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".py") && !name.starts_with('.') {
+                let rel = path.strip_prefix(dir).expect("under dir").to_string_lossy().replace('\\', "/");
+                out.push((rel, fs_err::read(&path)?));
+            }
+        }
+    }
+    out.sort();
+    let total: usize = out.iter().map(|f| f.1.len()).sum();
+    anyhow::ensure!(
+        total <= 16 << 20,
+        "{} holds {:.1} MB of .py files (at most 16 MB go into a plugin); move data and other projects out of it",
+        dir.display(),
+        total as f64 / 1e6
+    );
+    Ok(out)
+}
+
+fn python_app(project: &Project, opts: &BuildOptions, say: &mut dyn FnMut(&str)) -> anyhow::Result<(PathBuf, usize, bool)> {
+    let world = project.world.as_deref().expect("Python projects have a world");
+    let runtime = python_runtime(world, opts.cache_dir.as_deref(), say)?;
+    let files = python_files(&project.dir)?;
+    let bytes = app_section::append(&fs_err::read(&runtime)?, &app_section::encode(&files));
+    let out = opts.output.clone().unwrap_or_else(|| project.dir.join(format!("{}.wasm", project.name)));
+    let changed = write_if_changed(&out, &bytes)?;
+    Ok((out, files.len(), !changed))
+}
+
+/// Where componentize-py is: `$COMPONENTIZE_PY`, `PATH`, or a checkout's `.venv`.
+fn componentize_py() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("COMPONENTIZE_PY") {
+        return Ok(PathBuf::from(p));
+    }
+    find_tool("componentize-py", &["../../.venv/bin/componentize-py", "../../../.venv/bin/componentize-py"])
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "componentize-py is not on PATH nor beside this paddock; install it (pip install componentize-py=={COMPONENTIZE_PY_VERSION}) or set COMPONENTIZE_PY=PATH"
+            )
+        })
+}
+
+/// What `TOOL --version` says, asked once per process (a Python tool takes ~0.1 s to start,
+/// which every build of a watch would pay).
+fn tool_version(tool: &Path) -> anyhow::Result<String> {
+    static SEEN: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, v)) = seen.iter().find(|(t, _)| t == tool) {
+        return Ok(v.clone());
+    }
+    let out = std::process::Command::new(tool).arg("--version").output().with_context(|| format!("failed to run {}", tool.display()))?;
+    anyhow::ensure!(out.status.success(), "{} --version failed ({})", tool.display(), out.status);
+    let v = String::from_utf8_lossy(&out.stdout).into_owned();
+    seen.push((tool.to_path_buf(), v.clone()));
+    Ok(v)
+}
+
+/// Runs `cmd`, its output shown only when it fails.
+fn run_quiet(cmd: &mut std::process::Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| format!("failed to start {what}"))?;
+    if !out.status.success() {
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let tail: Vec<&str> = text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+        anyhow::bail!("{what} failed ({}):\n{}", out.status, tail.join("\n"));
+    }
+    Ok(())
+}
+
+/// Writes the contract and the Python SDK and runtime into a new temporary folder.
+fn python_inputs() -> anyhow::Result<tempfile::TempDir> {
+    let tmp = tempfile::tempdir()?;
+    fs_err::create_dir_all(tmp.path().join("wit"))?;
+    fs_err::create_dir_all(tmp.path().join("sdk"))?;
+    for (f, text) in WIT {
+        fs_err::write(tmp.path().join("wit").join(f), text)?;
+    }
+    fs_err::write(tmp.path().join("sdk/paddock_sdk.py"), SDK_PY)?;
+    fs_err::write(tmp.path().join("sdk/paddock_runtime.py"), RUNTIME_PY)?;
+    Ok(tmp)
+}
+
+fn componentize_args(cmd: &mut std::process::Command, wit: &Path, world: &str) {
+    cmd.arg("-d").arg(wit).args(["-w", world]);
+    if let Some(f) = PY_WORLDS.iter().find(|w| w.0 == world).and_then(|w| w.1) {
+        cmd.args(["--features", f]);
+    }
+}
+
+/// Paddock's Python runtime for `world`, built with componentize-py on first use and kept
+/// under `CACHE/python-runtimes/` by the hash of everything it is made from.
+pub fn python_runtime(world: &str, cache_dir: Option<&Path>, say: &mut dyn FnMut(&str)) -> anyhow::Result<PathBuf> {
+    let tool = componentize_py()?;
+    let version = tool_version(&tool)?;
+    let mut h = sha2::Sha256::new();
+    h.update(version.as_bytes());
+    h.update(world.as_bytes());
+    for (f, text) in WIT {
+        h.update(f.as_bytes());
+        h.update(text.as_bytes());
+    }
+    h.update(SDK_PY.as_bytes());
+    h.update(RUNTIME_PY.as_bytes());
+    let key = hex::encode(h.finalize());
+    let cache = cache_dir
+        .map(Path::to_path_buf)
+        .or_else(crate::runtime::default_cache_dir)
+        .context("no cache folder for the Python runtime (set PADDOCK_CACHE_DIR)")?;
+    let path = cache.join("python-runtimes").join(format!("{world}-{}.wasm", &key[..16]));
+    if path.is_file() {
+        return Ok(path);
+    }
+    say(&format!(
+        "building Paddock's Python runtime for world `{world}` with {} (once, ~10–30 s; kept in {})",
+        version.trim(),
+        path.parent().expect("in a folder").display()
+    ));
+    let tmp = python_inputs()?;
+    let out = tmp.path().join("runtime.wasm");
+    let mut cmd = std::process::Command::new(&tool);
+    componentize_args(&mut cmd, &tmp.path().join("wit"), world);
+    cmd.args(["componentize", "paddock_runtime", "-p"]).arg(tmp.path().join("sdk")).arg("-o").arg(&out);
+    run_quiet(&mut cmd, "componentize-py (building the Python runtime)")?;
+    write_if_changed(&path, &fs_err::read(&out)?)?;
+    Ok(path)
+}
+
+fn python_bundle(project: &Project, out: &Path) -> anyhow::Result<()> {
+    let world = project.world.as_deref().expect("Python projects have a world");
+    let tmp = python_inputs()?;
+    let built = tmp.path().join("bundle.wasm");
+    let mut cmd = std::process::Command::new(componentize_py()?);
+    componentize_args(&mut cmd, &tmp.path().join("wit"), world);
+    // The project's own paddock_sdk.py, if it has one, comes first on the path.
+    cmd.args(["componentize", "app", "-p"]).arg(&project.dir).arg("-p").arg(tmp.path().join("sdk")).arg("-o").arg(&built);
+    run_quiet(&mut cmd, "componentize-py")?;
+    write_if_changed(out, &fs_err::read(&built)?)?;
+    Ok(())
+}
+
+fn rust(project: &Project, opts: &BuildOptions) -> anyhow::Result<PathBuf> {
+    let out = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .current_dir(&project.dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("failed to start cargo")?;
+    anyhow::ensure!(out.status.success(), "cargo build in {} failed ({})", project.dir.display(), out.status);
+    let wasm = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .with_context(|| format!("cargo build in {} made no .wasm (is it a cdylib crate?)", project.dir.display()))?;
+    copy_to(wasm, opts)
+}
+
+/// Runs a starter's build script; its output is the `.wasm` it wrote in the project folder.
+fn script(project: &Project, opts: &BuildOptions, argv: &[&str], started: Instant) -> anyhow::Result<PathBuf> {
+    run_quiet(std::process::Command::new(argv[0]).args(&argv[1..]).current_dir(&project.dir), &argv.join(" "))?;
+    let since = std::time::SystemTime::now() - started.elapsed() - Duration::from_secs(1);
+    let written: Vec<PathBuf> = fs_err::read_dir(&project.dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .filter(|p| std::fs::metadata(p).and_then(|m| m.modified()).is_ok_and(|t| t >= since))
+        .collect();
+    let [wasm] = written.as_slice() else {
+        anyhow::bail!("`{}` in {} wrote {} .wasm files in the folder (expected one)", argv.join(" "), project.dir.display(), written.len());
+    };
+    copy_to(wasm.clone(), opts)
+}
+
+fn copy_to(wasm: PathBuf, opts: &BuildOptions) -> anyhow::Result<PathBuf> {
+    match &opts.output {
+        Some(out) => {
+            write_if_changed(out, &fs_err::read(&wasm)?)?;
+            Ok(out.clone())
+        }
+        None => Ok(wasm),
+    }
+}
+
+/// What a watch reports.
+pub enum WatchEvent {
+    /// News of a long step (the Python runtime's first build).
+    Note(String),
+    /// A build began (after these changed files).
+    Building(Vec<PathBuf>),
+    /// A build ended.
+    Built(anyhow::Result<Built>),
+}
+
+/// Builds `project` now and again each time its source changes (a burst of changes, as an
+/// editor's save makes, is one build), until `stop` says so or the watch fails.
+pub fn watch(project: &Project, opts: &BuildOptions, stop: &dyn Fn() -> bool, on: &mut dyn FnMut(WatchEvent)) -> anyhow::Result<()> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(e) = res
+            && (e.kind.is_modify() || e.kind.is_create() || e.kind.is_remove())
+        {
+            for p in e.paths {
+                let _ = tx.send(p);
+            }
+        }
+    })?;
+    watcher.watch(&project.dir, RecursiveMode::Recursive).with_context(|| format!("failed to watch {}", project.dir.display()))?;
+    let output = opts.output.as_ref().map(|o| std::path::absolute(o).unwrap_or_else(|_| o.clone()));
+    let relevant = |p: &Path| {
+        let inside = p.strip_prefix(&project.dir).unwrap_or(p);
+        Some(p) != output.as_deref()
+            && !inside.components().any(|c| skipped_dir(&c.as_os_str().to_string_lossy()))
+            && project.lang.is_source(p)
+    };
+    let first = build(project, opts, &mut |m| on(WatchEvent::Note(m.to_string())));
+    on(WatchEvent::Built(first));
+    let mut changed: Vec<PathBuf> = Vec::new();
+    loop {
+        if stop() {
+            return Ok(());
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(p) => {
+                if relevant(&p) && !changed.contains(&p) {
+                    changed.push(p);
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("the file watcher stopped"),
+        }
+        if changed.is_empty() {
+            continue;
+        }
+        on(WatchEvent::Building(std::mem::take(&mut changed)));
+        let result = build(project, opts, &mut |_| {});
+        on(WatchEvent::Built(result));
+    }
+}
+
+/// How a script should call the tool `name`: by name when it is on `PATH`, else by its
+/// absolute path when it is at one of `beside` (relative to the folder of this `paddock`
+/// executable: a checkout's `target/tools/bin`, its `.venv/bin`); `None` when it is nowhere.
+pub(crate) fn find_tool(name: &str, beside: &[&str]) -> Option<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| d.join(name).is_file()) {
+        return Some(name.to_string());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    beside.iter().map(|rel| dir.join(rel)).find(|p| p.is_file()).and_then(|p| std::fs::canonicalize(p).ok()).map(|p| p.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projects_are_told_apart_and_python_worlds_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path();
+        assert!(format!("{:#}", detect(p).unwrap_err()).contains("holds no plugin project"));
+        fs_err::write(p.join("app.py"), "print(1)\n").expect("write");
+        assert!(format!("{:#}", detect(p).unwrap_err()).contains("no `# world: NAME` line"));
+        fs_err::write(p.join("app.py"), "# world: rewards\n").expect("write");
+        assert!(format!("{:#}", detect(p).unwrap_err()).contains("unknown world `rewards`"));
+        fs_err::write(p.join("app.py"), "# world: reward\n").expect("write");
+        let project = detect(p).expect("python");
+        assert_eq!((project.lang, project.world.as_deref()), (Lang::Python, Some("reward")));
+        fs_err::create_dir_all(p.join("__pycache__")).expect("dir");
+        fs_err::write(p.join("__pycache__/app.cpython.py"), "x").expect("write");
+        fs_err::create_dir_all(p.join("pkg")).expect("dir");
+        fs_err::write(p.join("pkg/__init__.py"), "").expect("write");
+        fs_err::write(p.join("notes.txt"), "").expect("write");
+        let names: Vec<String> = python_files(p).expect("files").into_iter().map(|f| f.0).collect();
+        assert_eq!(names, ["app.py", "pkg/__init__.py"]);
+        assert!(Lang::Python.is_source(Path::new("x/app.py")) && !Lang::Python.is_source(Path::new("x/app.wasm")));
+    }
+}
