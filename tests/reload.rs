@@ -120,6 +120,10 @@ fn an_env_swapped_mid_run_takes_over_at_episode_boundaries() {
     wait_for("the refusal of another world", &mut child, || log().matches("refused the new env plugin").count() >= 2);
     common::replace(&env, &common::rebuilt(&cartpole, "v2"));
     wait_for("every env on the new version", &mut child, || log().contains("serves all 8 envs"));
+    // A second version once the first has reached every training env: the evaluation envs
+    // (which move at the next evaluation, and this run has none) take it in the first's place.
+    common::replace(&env, &common::rebuilt(&cartpole, "v3"));
+    wait_for("every env on the third version", &mut child, || log().matches("serves all 8 envs").count() >= 2);
     let after = lines(&run.join("metrics.jsonl")).len();
     wait_for("more updates", &mut child, || lines(&run.join("metrics.jsonl")).len() > after + 5);
     child.kill().expect("kill");
@@ -130,9 +134,11 @@ fn an_env_swapped_mid_run_takes_over_at_episode_boundaries() {
     let done = m.iter().find(|l| l.get("reload/env_complete").is_some()).and_then(|l| l["step"].as_u64()).expect("swap done");
     assert!(done > began, "envs move over as their episodes end ({began} → {done})");
     assert_eq!(m.iter().filter(|l| l.get("reload/env_refused").is_some()).count(), 2);
+    assert_eq!(m.iter().filter(|l| l.get("reload/env").is_some()).count(), 2, "both versions swapped in");
     assert_updates_contiguous(&m);
+    let began_again = m.iter().rfind(|l| l.get("reload/env").is_some()).and_then(|l| l["step"].as_u64()).expect("second swap");
     let last = lock_entries(&run).last().cloned().expect("entries");
-    assert_eq!((last["role"].as_str(), last["since_step"].as_u64()), (Some("env"), Some(began)));
+    assert_eq!((last["role"].as_str(), last["since_step"].as_u64()), (Some("env"), Some(began_again)));
     assert!(log().contains("other spaces"), "{}", log());
 }
 

@@ -83,7 +83,17 @@ impl EnvSet {
     /// changes. Refused while a swap is under way.
     pub fn begin_swap(&mut self, plugin: &Plugin) -> Result<(), EnvSetError> {
         let params = self.opts.params.clone();
-        self.begin(plugin, &params, "the new version")?;
+        self.begin(plugin, &params, "the new version", false)?;
+        self.plugin = plugin.clone();
+        Ok(())
+    }
+
+    /// [`EnvSet::begin_swap`] for a set that moves all at once at its next reset (the
+    /// evaluation envs, at the next evaluation): a version still waiting there, taken by no
+    /// env yet, gives way to this one — and stays if this one is refused.
+    pub fn begin_swap_replacing(&mut self, plugin: &Plugin) -> Result<(), EnvSetError> {
+        let params = self.opts.params.clone();
+        self.begin(plugin, &params, "the new version", true)?;
         self.plugin = plugin.clone();
         Ok(())
     }
@@ -94,13 +104,15 @@ impl EnvSet {
     /// spaces, are refused with the reason and nothing changes.
     pub fn begin_params(&mut self, params: &Params) -> Result<(), EnvSetError> {
         let plugin = self.plugin.clone();
-        self.begin(&plugin, params, "the new parameters")?;
+        self.begin(&plugin, params, "the new parameters", false)?;
         self.opts.params = params.clone();
         Ok(())
     }
 
-    fn begin(&mut self, plugin: &Plugin, params: &Params, what: &str) -> Result<(), EnvSetError> {
-        if self.swapping().is_some() {
+    fn begin(&mut self, plugin: &Plugin, params: &Params, what: &str, replace_unstarted: bool) -> Result<(), EnvSetError> {
+        if let Some((moved, _)) = self.swapping()
+            && (moved > 0 || !replace_unstarted)
+        {
             return Err(EnvSetError::Options(format!(
                 "a previous change is still taking the envs over ({} of {} envs moved); try again once it has",
                 self.swapping().map_or(0, |p| p.0),

@@ -143,13 +143,19 @@ impl Reloads {
                 }
                 "env" => {
                     let outcome = loaded.and_then(|p| {
-                        eval_envs.begin_swap(&p)?;
-                        if let Err(e) = envs.begin_swap(&p) {
-                            eval_envs.cancel_swap();
+                        envs.begin_swap(&p)?;
+                        // The evaluation envs move at the next evaluation: a version still
+                        // waiting there (a run that evaluates seldom or never) gives way.
+                        if let Err(e) = eval_envs.begin_swap_replacing(&p) {
+                            envs.cancel_swap();
                             return Err(e.into());
                         }
-                        if p.info().goals {
-                            attach_goal_oracle(algo.learner_mut(), &p, ctx.seed, &envs.options().params, ctx.reward)?;
+                        if p.info().goals
+                            && let Err(e) = attach_goal_oracle(algo.learner_mut(), &p, ctx.seed, &envs.options().params, ctx.reward)
+                        {
+                            envs.cancel_swap();
+                            eval_envs.cancel_swap();
+                            return Err(e);
                         }
                         Ok(p)
                     });
