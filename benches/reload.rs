@@ -7,12 +7,12 @@
 //! compile (the compile cache misses: the bytes are new), world/version check, instantiate,
 //! trial call, swap. Latencies are the run's own log figures (`… ms after the change`).
 //!
-//! Then Python plugins built on Paddock's Python runtime (`paddock plugin build`: the
-//! runtime with the project's files as its `paddock:app` section), at most 5 rounds each: the
-//! CartPole reward, the CartPole env (live at each env's next episode boundary) and PPO; a
-//! new version is `app.py` with a new line, the runtime the same. Then the whole edit loop:
-//! `paddock plugin build --watch` on a copy of the reward project and a run using what it
-//! builds, timed from saving `app.py` to the run's log showing the new version live.
+//! Then Python and JavaScript plugins built on Paddock's runtimes (`paddock plugin build`:
+//! the runtime with the project's files as its `paddock:app` section), at most 5 rounds
+//! each: the CartPole rewards, the CartPole envs (live at each env's next episode boundary)
+//! and the Python PPO; a new version is the app with a new line, the runtime the same. Then
+//! the whole edit loop: `paddock plugin build --watch` on a copy of a reward project and a
+//! run using what it builds, timed from saving the app to the run's log showing it live.
 //!
 //! Last, the self-contained Python and JavaScript rewards (componentize-py and
 //! componentize-js over the whole app; 18 MB and 12 MB): their new versions differ from
@@ -69,11 +69,13 @@ fn retagged(role: &'static str, bytes: Vec<u8>) -> Swapped {
     Swapped { role, first: bytes, next: Box::new(move |i| common::rebuilt(&b, &format!("{role}-{i}-{}", std::process::id()))) }
 }
 
-/// A Python project built on Paddock's Python runtime (`paddock plugin build`): new versions
-/// are its `app.py` with a new comment, as an edit leaves it.
-fn python_source(role: &'static str, project: &str) -> Swapped {
-    let dir = common::root().join("plugins/python").join(project);
-    let out = std::env::temp_dir().join(format!("paddock-bench-{project}-{}.wasm", std::process::id()));
+/// A Python or JavaScript project (`plugins/LANG/NAME`) built on Paddock's runtime
+/// (`paddock plugin build`): new versions are its app with a new comment, as an edit
+/// leaves it.
+fn on_runtime(role: &'static str, project: &str) -> Swapped {
+    let dir = common::root().join("plugins").join(project);
+    let out = std::env::temp_dir().join(format!("paddock-bench-{}-{}.wasm", project.replace('/', "-"), std::process::id()));
+    let (app_file, comment) = if project.starts_with("python/") { ("app.py", "#") } else { ("app.js", "//") };
     let status = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .args(["plugin", "build"])
         .arg(&dir)
@@ -93,8 +95,8 @@ fn python_source(role: &'static str, project: &str) -> Swapped {
         first,
         next: Box::new(move |i| {
             let mut f = files.clone();
-            let app = f.iter_mut().find(|(p, _)| p == "app.py").expect("app.py");
-            app.1.extend_from_slice(format!("\n# edit {i} {}\n", std::process::id()).as_bytes());
+            let app = f.iter_mut().find(|(p, _)| p == app_file).expect("the app");
+            app.1.extend_from_slice(format!("\n{comment} edit {i} {}\n", std::process::id()).as_bytes());
             paddock::runtime::app_section::append(&runtime, &paddock::runtime::app_section::encode(&f))
         }),
     }
@@ -170,6 +172,15 @@ impl Training {
     }
 }
 
+impl Drop for Training {
+    /// A bench that fails part-way must not leave a run training (it would load the
+    /// machine under every later measurement).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Trains CartPole PPO with the `swaps` as its plugins and replaces each `rounds` times;
 /// returns the run's log.
 fn reload_run(swaps: &[Swapped], rounds: usize) -> String {
@@ -194,17 +205,18 @@ fn reload_run(swaps: &[Swapped], rounds: usize) -> String {
     t.stop()
 }
 
-/// The edit loop: `paddock plugin build --watch` on a copy of a Python reward project and a
-/// run using what it builds; each round appends a line to `app.py` and times it until the
-/// run's log shows the new version live.
+/// The edit loop: `paddock plugin build --watch` on a copy of a reward project
+/// (`plugins/LANG/NAME`) and a run using what it builds; each round appends a comment to the
+/// app and times it from the save until the run's log shows the new version live.
 fn edit_loop(project: &str, rounds: usize) -> Vec<f64> {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("project");
     std::fs::create_dir_all(&src).expect("dir");
-    let app = src.join("app.py");
-    std::fs::copy(common::root().join("plugins/python").join(project).join("app.py"), &app).expect("copy");
+    let (app_file, comment) = if project.starts_with("python/") { ("app.py", "#") } else { ("app.js", "//") };
+    let app = src.join(app_file);
+    std::fs::copy(common::root().join("plugins").join(project).join(app_file), &app).expect("copy");
     let out = dir.path().join("reward.wasm");
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_paddock"))
+    let watch = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .args(["plugin", "build", "--watch"])
         .arg(&src)
         .arg("-o")
@@ -214,6 +226,14 @@ fn edit_loop(project: &str, rounds: usize) -> Vec<f64> {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn watch");
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _watch = Reap(watch);
     let deadline = Instant::now() + Duration::from_secs(300);
     while !out.is_file() {
         assert!(Instant::now() < deadline, "plugin build --watch wrote nothing");
@@ -223,7 +243,7 @@ fn edit_loop(project: &str, rounds: usize) -> Vec<f64> {
     let mut took = Vec::new();
     for i in 0..rounds {
         let mut text = std::fs::read_to_string(&app).expect("app.py");
-        text.push_str(&format!("# edit {i}\n"));
+        text.push_str(&format!("{comment} edit {i}\n"));
         let saved = Instant::now();
         std::fs::write(&app, text).expect("save app.py");
         t.wait("the swap", &|l| latencies(l, "reward").len() > i);
@@ -231,8 +251,6 @@ fn edit_loop(project: &str, rounds: usize) -> Vec<f64> {
         std::thread::sleep(Duration::from_millis(300));
     }
     t.stop();
-    let _ = watch.kill();
-    let _ = watch.wait();
     took
 }
 
@@ -248,12 +266,19 @@ fn main() {
     // Python plugins on Paddock's Python runtime (`paddock plugin build`): a new version is
     // a new app section on the same runtime.
     let few = rounds.min(5);
-    for (role, project) in [("reward", "cartpole-shaped"), ("env", "cartpole"), ("algorithm", "ppo")] {
-        let log = reload_run(&[python_source(role, project)], few);
-        summary(&format!("{role} ({project}, Python runtime)"), latencies(&log, role));
+    for (role, project) in [
+        ("reward", "python/cartpole-shaped"),
+        ("env", "python/cartpole"),
+        ("algorithm", "python/ppo"),
+        ("reward", "js/cartpole-shaped"),
+        ("env", "js/cartpole"),
+    ] {
+        let log = reload_run(&[on_runtime(role, project)], few);
+        summary(&format!("{role} ({project}, on the runtime)"), latencies(&log, role));
         summary("  of which loading", figures(&log, role).into_iter().map(|f| f.1).collect());
     }
-    summary("edit app.py → live (reward)", edit_loop("cartpole-shaped", few));
+    summary("edit app.py → live (python reward)", edit_loop("python/cartpole-shaped", few));
+    summary("edit app.js → live (js reward)", edit_loop("js/cartpole-shaped", few));
     // Self-contained components (componentize-py and componentize-js over the whole app):
     // a new version is new bytes with the interpreter's code unchanged, compiled mostly from
     // the per-function cache.

@@ -387,14 +387,19 @@ fn javascript_env_starter_builds_trains_and_resumes_exactly() {
     trains_and_resumes(dir.path(), &assert_world(&wasm, "environment"), None, None, 4096);
 }
 
-/// Builds a JavaScript starter (the repository's componentize-js stands in for `npm install`).
+/// Builds a JavaScript starter as its README says (`npm install`, for which the repository's
+/// componentize-js stands in, then `paddock plugin build`: the JavaScript runtime and the
+/// project's files), and checks it carries its files.
 fn build_js_starter(project: &Path, name: &str) -> std::path::PathBuf {
     let modules = common::root().join("scripts/js/node_modules");
     assert!(modules.exists(), "{} is missing: run scripts/setup.sh", modules.display());
     std::os::unix::fs::symlink(&modules, project.join("node_modules")).expect("link node_modules");
-    let build = std::process::Command::new("node").arg("build.mjs").current_dir(project).output().expect("node");
-    assert!(build.status.success(), "the JavaScript starter does not build:\n{}", String::from_utf8_lossy(&build.stderr));
-    project.join(format!("{name}.wasm"))
+    let out = common::paddock_in(project, &["plugin", "build"]);
+    assert!(out.status.success(), "the JavaScript starter does not build:\n{}", String::from_utf8_lossy(&out.stderr));
+    let wasm = project.join(format!("{name}.wasm"));
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&wasm), "--json"])).expect("json");
+    assert!(info["app_files"].as_array().is_some_and(|f| f.iter().any(|f| f == "app.js")), "{info}");
+    wasm
 }
 
 /// A built reward starter is a `reward` component and, in a CartPole rollout, pays
@@ -421,10 +426,17 @@ fn javascript_reward_starter_builds_and_passes_inspect() {
     let dir = tempfile::tempdir().expect("tempdir");
     let project = dir.path().join("js-reward");
     let out = ok(&["plugin", "new", "js-reward", "--world", "reward", "--lang", "js", "--dir", p(&project)]);
-    assert!(out.contains("node build.mjs"), "{out}");
-    build_js_starter(&project, "js-reward");
-    assert_reward_starter_pays_scaled(dir.path(), &project.join("js-reward.wasm"), "js-reward", "3");
-    trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&project.join("js-reward.wasm")), None, 8192);
+    assert!(out.contains("paddock plugin build"), "{out}");
+    let wasm = build_js_starter(&project, "js-reward");
+    assert_reward_starter_pays_scaled(dir.path(), &wasm, "js-reward", "3");
+    trains_and_resumes(dir.path(), &common::plugin("cartpole"), Some(&wasm), None, 8192);
+    // The self-contained build (the starter's build.mjs, componentize-js) pays the same.
+    let bundle = dir.path().join("bundle/js-reward.wasm");
+    let out = ok(&["plugin", "build", p(&project), "--bundle", "-o", p(&bundle)]);
+    assert!(out.contains("built ") && bundle.is_file(), "{out}");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&bundle), "--json"])).expect("json");
+    assert!(info.get("app_files").is_none() && info["world"] == "reward", "a bundle carries no app section: {info}");
+    assert_reward_starter_pays_scaled(&dir.path().join("bundle"), &bundle, "js-reward", "3");
 }
 
 /// A run of `env` (with `reward`, and `algorithm`, default PPO) with checkpoints: killed with

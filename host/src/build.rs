@@ -10,8 +10,12 @@
 //!   `app.py` is live in a running `paddock train` within about a second. `--bundle` runs
 //!   componentize-py over the project instead (slow; for packages the runtime lacks, such as
 //!   ones with native code).
+//! - **JavaScript** (`app.js`, world named by its `// world: NAME` line): the same, on
+//!   Paddock's JavaScript runtime (StarlingMonkey and the loader
+//!   `plugins/js/sdk/paddock_runtime.js`, built once per world with componentize-js);
+//!   `--bundle` runs the project's `build.mjs`.
 //! - **Rust** (`Cargo.toml`): `cargo build --release --target wasm32-wasip2`.
-//! - **JavaScript** (`build.mjs`) and **C** (`build.sh`): the starter's build script.
+//! - **C** (`build.sh`): the starter's build script.
 //!
 //! A build writes its output whole (a temporary file renamed into place, which a watching
 //! run loads at once) and leaves a file whose bytes would not change untouched.
@@ -34,10 +38,19 @@ pub(crate) const WIT: &[(&str, &str)] = &[
     ("log.wit", include_str!("../../wit/log.wit")),
     ("worlds.wit", include_str!("../../wit/worlds.wit")),
 ];
+/// The contract of Paddock's language runtimes (`paddock:runtime`).
+const RUNTIME_WIT: &str = include_str!("../../wit/runtime/runtime.wit");
 /// The Python guest SDK.
 pub(crate) const SDK_PY: &str = include_str!("../../plugins/python/sdk/paddock_sdk.py");
 /// The loader of Paddock's Python runtime.
 const RUNTIME_PY: &str = include_str!("../../plugins/python/sdk/paddock_runtime.py");
+/// The JavaScript guest SDK.
+pub(crate) const SDK_JS: &str = include_str!("../../plugins/js/sdk/paddock_sdk.js");
+/// The loader of Paddock's JavaScript runtime.
+const RUNTIME_JS: &str = include_str!("../../plugins/js/sdk/paddock_runtime.js");
+/// The script that builds JavaScript components with componentize-js (the repository's,
+/// which JavaScript starters carry as `build.mjs`).
+pub(crate) const BUILD_JS: &str = include_str!("../../scripts/js/componentize.mjs");
 /// The componentize-py version the runtime and bundles are built with.
 pub(crate) const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
@@ -48,7 +61,7 @@ pub enum Lang {
     Rust,
     /// `app.py`.
     Python,
-    /// `build.mjs`.
+    /// `app.js`.
     JavaScript,
     /// `build.sh`.
     C,
@@ -72,7 +85,7 @@ impl Lang {
         match self {
             Lang::Python => ext == "py",
             Lang::Rust => ext == "rs" || name == "Cargo.toml" || ext == "wit",
-            Lang::JavaScript => matches!(ext, "js" | "mjs" | "wit") || name == "package.json",
+            Lang::JavaScript => ext == "js" || name == "build.mjs" || name == "package.json",
             Lang::C => matches!(ext, "c" | "h" | "wit") || name == "build.sh",
         }
     }
@@ -87,13 +100,19 @@ pub struct Project {
     pub lang: Lang,
     /// Its name (the folder's).
     pub name: String,
-    /// The world a Python project targets (its `# world:` line).
+    /// The world a Python or JavaScript project targets (its `# world:` or `// world:` line).
     pub world: Option<String>,
 }
 
 /// Python worlds and the contract features they need.
 const PY_WORLDS: &[(&str, Option<&str>)] =
     &[("reward", None), ("environment", None), ("goal-environment", Some("goals")), ("algorithm", Some("tensor"))];
+/// JavaScript worlds: (world, the export's name in JavaScript and its methods, the imports
+/// a module of that world may name).
+const JS_WORLDS: &[(&str, &str, &[&str], &[&str])] = &[
+    ("reward", "rewardFn", &["init", "compute"], &["log"]),
+    ("environment", "env", &["spec", "init", "reset", "step", "resetAll", "stepAll", "snapshot", "restore"], &["log", "physics"]),
+];
 
 /// Finds what `dir` holds: a Rust, Python, JavaScript or C plugin project.
 pub fn detect(dir: &Path) -> anyhow::Result<Project> {
@@ -106,28 +125,32 @@ pub fn detect(dir: &Path) -> anyhow::Result<Project> {
         Lang::Python
     } else if has("Cargo.toml") {
         Lang::Rust
-    } else if has("build.mjs") {
+    } else if has("app.js") {
         Lang::JavaScript
     } else if has("build.sh") {
         Lang::C
     } else {
         anyhow::bail!(
-            "{} holds no plugin project: expected app.py (Python), Cargo.toml (Rust), build.mjs (JavaScript) or build.sh (C); `paddock plugin new` makes one",
+            "{} holds no plugin project: expected app.py (Python), Cargo.toml (Rust), app.js (JavaScript) or build.sh (C); `paddock plugin new` makes one",
             dir.display()
         );
     };
-    let world = if lang == Lang::Python { Some(python_world(&dir.join("app.py"))?) } else { None };
+    let world = match lang {
+        Lang::Python => Some(app_world(&dir.join("app.py"), "#", &PY_WORLDS.iter().map(|w| w.0).collect::<Vec<_>>())?),
+        Lang::JavaScript => Some(app_world(&dir.join("app.js"), "//", &JS_WORLDS.iter().map(|w| w.0).collect::<Vec<_>>())?),
+        _ => None,
+    };
     Ok(Project { dir, lang, name, world })
 }
 
-/// The world named by the `# world: NAME` line of a Python app.
-fn python_world(app: &Path) -> anyhow::Result<String> {
+/// The world named by the `# world: NAME` (`// world: NAME`) line of an app.
+fn app_world(app: &Path, comment: &str, worlds: &[&str]) -> anyhow::Result<String> {
     let text = fs_err::read_to_string(app)?;
-    let names = || PY_WORLDS.iter().map(|w| w.0).collect::<Vec<_>>().join(", ");
-    let Some(world) = text.lines().take(20).find_map(|l| l.trim().strip_prefix("# world:").map(|w| w.trim().to_string())) else {
-        anyhow::bail!("{} has no `# world: NAME` line in its first 20 lines (NAME: one of {})", app.display(), names());
+    let marker = format!("{comment} world:");
+    let Some(world) = text.lines().take(20).find_map(|l| l.trim().strip_prefix(marker.as_str()).map(|w| w.trim().to_string())) else {
+        anyhow::bail!("{} has no `{marker} NAME` line in its first 20 lines (NAME: one of {})", app.display(), worlds.join(", "));
     };
-    anyhow::ensure!(PY_WORLDS.iter().any(|w| w.0 == world), "{}: unknown world `{world}` (one of {})", app.display(), names());
+    anyhow::ensure!(worlds.contains(&world.as_str()), "{}: unknown world `{world}` (one of {})", app.display(), worlds.join(", "));
     Ok(world)
 }
 
@@ -137,9 +160,10 @@ pub struct BuildOptions {
     /// Where the component goes (default: `DIR/NAME.wasm` for Python; where the build puts
     /// it for the others).
     pub output: Option<PathBuf>,
-    /// Python: run componentize-py over the project instead of using the runtime.
+    /// Python and JavaScript: a self-contained component (componentize-py over the
+    /// project; the project's `build.mjs`) instead of the runtime and the project's files.
     pub bundle: bool,
-    /// Where the Python runtime is kept (default: the component cache folder).
+    /// Where the runtimes are kept (default: the component cache folder).
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -150,24 +174,31 @@ pub struct Built {
     pub output: PathBuf,
     /// How long the build took.
     pub took: Duration,
-    /// Source files in a Python plugin's `paddock:app` section.
+    /// Source files in the plugin's `paddock:app` section (a plugin on a runtime).
     pub files: usize,
     /// The output's bytes are the same as before (the file was left as it was).
     pub unchanged: bool,
 }
 
-/// Builds `project`; `say` is told of long steps (the Python runtime's first build).
+/// Builds `project`; `say` is told of long steps (a runtime's first build).
 pub fn build(project: &Project, opts: &BuildOptions, say: &mut dyn FnMut(&str)) -> anyhow::Result<Built> {
     let started = Instant::now();
     let (output, files, unchanged) = match project.lang {
-        Lang::Python if !opts.bundle => python_app(project, opts, say)?,
+        Lang::Python | Lang::JavaScript if !opts.bundle => on_runtime(project, opts, say)?,
         Lang::Python => {
             let out = opts.output.clone().unwrap_or_else(|| project.dir.join(format!("{}.wasm", project.name)));
             python_bundle(project, &out)?;
             (out, 0, false)
         }
+        Lang::JavaScript => {
+            anyhow::ensure!(
+                project.dir.join("build.mjs").is_file(),
+                "--bundle builds a JavaScript project with its build.mjs, and {} has none (`paddock plugin new --lang js` writes one)",
+                project.dir.display()
+            );
+            (script(project, opts, &["node", "build.mjs"], started)?, 0, false)
+        }
         Lang::Rust => (rust(project, opts)?, 0, false),
-        Lang::JavaScript => (script(project, opts, &["node", "build.mjs"], started)?, 0, false),
         Lang::C => (script(project, opts, &["bash", "build.sh"], started)?, 0, false),
     };
     Ok(Built { output, took: started.elapsed(), files, unchanged })
@@ -191,9 +222,9 @@ fn skipped_dir(name: &str) -> bool {
     name.starts_with('.') || matches!(name, "__pycache__" | "wit" | "target" | "node_modules" | "venv" | "env")
 }
 
-/// The `.py` files of a Python project, by path relative to it, sorted (so the same source
-/// gives the same component).
-fn python_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+/// The source files (`.py` or `.js`: `ext`) of a project, by path relative to it, sorted
+/// (so the same source gives the same component).
+fn source_files(dir: &Path, ext: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -208,7 +239,7 @@ fn python_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
                 if !skipped_dir(&name) {
                     stack.push(path);
                 }
-            } else if name.ends_with(".py") && !name.starts_with('.') {
+            } else if name.ends_with(ext) && !name.starts_with('.') {
                 let rel = path.strip_prefix(dir).expect("under dir").to_string_lossy().replace('\\', "/");
                 out.push((rel, fs_err::read(&path)?));
             }
@@ -218,17 +249,20 @@ fn python_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let total: usize = out.iter().map(|f| f.1.len()).sum();
     anyhow::ensure!(
         total <= 16 << 20,
-        "{} holds {:.1} MB of .py files (at most 16 MB go into a plugin); move data and other projects out of it",
+        "{} holds {:.1} MB of {ext} files (at most 16 MB go into a plugin); move data and other projects out of it",
         dir.display(),
         total as f64 / 1e6
     );
     Ok(out)
 }
 
-fn python_app(project: &Project, opts: &BuildOptions, say: &mut dyn FnMut(&str)) -> anyhow::Result<(PathBuf, usize, bool)> {
-    let world = project.world.as_deref().expect("Python projects have a world");
-    let runtime = python_runtime(world, opts.cache_dir.as_deref(), say)?;
-    let files = python_files(&project.dir)?;
+fn on_runtime(project: &Project, opts: &BuildOptions, say: &mut dyn FnMut(&str)) -> anyhow::Result<(PathBuf, usize, bool)> {
+    let world = project.world.as_deref().expect("Python and JavaScript projects have a world");
+    let (runtime, files) = if project.lang == Lang::Python {
+        (python_runtime(world, opts.cache_dir.as_deref(), say)?, source_files(&project.dir, ".py")?)
+    } else {
+        (js_runtime(world, &project.dir, opts.cache_dir.as_deref(), say)?, source_files(&project.dir, ".js")?)
+    };
     let bytes = app_section::append(&fs_err::read(&runtime)?, &app_section::encode(&files));
     let out = opts.output.clone().unwrap_or_else(|| project.dir.join(format!("{}.wasm", project.name)));
     let changed = write_if_changed(&out, &bytes)?;
@@ -275,17 +309,35 @@ fn run_quiet(cmd: &mut std::process::Command, what: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Writes the contract and the Python SDK and runtime into a new temporary folder.
-fn python_inputs() -> anyhow::Result<tempfile::TempDir> {
+/// Writes into a new temporary folder the contract (`wit/`), the runtime package for
+/// `world` with the contract as its dependency (`runtime-wit/`), and the Python SDK and
+/// loader (`sdk/`).
+fn build_inputs(world: &str) -> anyhow::Result<tempfile::TempDir> {
     let tmp = tempfile::tempdir()?;
-    fs_err::create_dir_all(tmp.path().join("wit"))?;
-    fs_err::create_dir_all(tmp.path().join("sdk"))?;
+    for d in ["wit", "runtime-wit/deps/rl", "sdk"] {
+        fs_err::create_dir_all(tmp.path().join(d))?;
+    }
     for (f, text) in WIT {
         fs_err::write(tmp.path().join("wit").join(f), text)?;
+        fs_err::write(tmp.path().join("runtime-wit/deps/rl").join(f), text)?;
     }
+    fs_err::write(tmp.path().join("runtime-wit/runtime.wit"), runtime_wit(world))?;
     fs_err::write(tmp.path().join("sdk/paddock_sdk.py"), SDK_PY)?;
     fs_err::write(tmp.path().join("sdk/paddock_runtime.py"), RUNTIME_PY)?;
     Ok(tmp)
+}
+
+/// `wit/runtime/runtime.wit` with only `world` among its worlds, ungated (componentize-js
+/// cannot enable the contract's unstable features, and an unused world that includes an
+/// unstable one fails to resolve).
+fn runtime_wit(world: &str) -> String {
+    let head = RUNTIME_WIT.split("/// A reward runtime").next().expect("runtime.wit has worlds");
+    format!("{head}world {world} {{\n    include paddock:rl/{world}@{};\n    import app;\n}}\n", package_version())
+}
+
+fn package_version() -> String {
+    let (a, b, c) = crate::runtime::PACKAGE_VERSION;
+    format!("{a}.{b}.{c}")
 }
 
 fn componentize_args(cmd: &mut std::process::Command, wit: &Path, world: &str) {
@@ -307,14 +359,10 @@ pub fn python_runtime(world: &str, cache_dir: Option<&Path>, say: &mut dyn FnMut
         h.update(f.as_bytes());
         h.update(text.as_bytes());
     }
+    h.update(RUNTIME_WIT.as_bytes());
     h.update(SDK_PY.as_bytes());
     h.update(RUNTIME_PY.as_bytes());
-    let key = hex::encode(h.finalize());
-    let cache = cache_dir
-        .map(Path::to_path_buf)
-        .or_else(crate::runtime::default_cache_dir)
-        .context("no cache folder for the Python runtime (set PADDOCK_CACHE_DIR)")?;
-    let path = cache.join("python-runtimes").join(format!("{world}-{}.wasm", &key[..16]));
+    let path = runtime_path(cache_dir, "python", world, h)?;
     if path.is_file() {
         return Ok(path);
     }
@@ -323,19 +371,104 @@ pub fn python_runtime(world: &str, cache_dir: Option<&Path>, say: &mut dyn FnMut
         version.trim(),
         path.parent().expect("in a folder").display()
     ));
-    let tmp = python_inputs()?;
+    let tmp = build_inputs(world)?;
     let out = tmp.path().join("runtime.wasm");
     let mut cmd = std::process::Command::new(&tool);
-    componentize_args(&mut cmd, &tmp.path().join("wit"), world);
+    cmd.arg("-d").arg(tmp.path().join("runtime-wit")).args(["-w", world, "--all-features"]);
     cmd.args(["componentize", "paddock_runtime", "-p"]).arg(tmp.path().join("sdk")).arg("-o").arg(&out);
     run_quiet(&mut cmd, "componentize-py (building the Python runtime)")?;
     write_if_changed(&path, &fs_err::read(&out)?)?;
     Ok(path)
 }
 
+/// Where the runtime of `lang` for `world` made from what `h` hashed is kept.
+fn runtime_path(cache_dir: Option<&Path>, lang: &str, world: &str, h: sha2::Sha256) -> anyhow::Result<PathBuf> {
+    let key = hex::encode(h.finalize());
+    let cache = cache_dir
+        .map(Path::to_path_buf)
+        .or_else(crate::runtime::default_cache_dir)
+        .context("no cache folder for Paddock's language runtimes (set PADDOCK_CACHE_DIR)")?;
+    Ok(cache.join(format!("{lang}-runtimes")).join(format!("{world}-{}.wasm", &key[..16])))
+}
+
+/// componentize-js: the project's `node_modules` (a starter's, after `npm install`), else a
+/// checkout's `scripts/js/node_modules` beside this paddock.
+fn componentize_js(project: &Path) -> anyhow::Result<PathBuf> {
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+    let mut places = vec![project.join("node_modules")];
+    if let Some(d) = exe_dir {
+        places.extend([d.join("../../scripts/js/node_modules"), d.join("../../../scripts/js/node_modules")]);
+    }
+    places
+        .into_iter()
+        .find(|m| m.join("@bytecodealliance/componentize-js/package.json").is_file())
+        .and_then(|m| std::fs::canonicalize(m).ok())
+        .with_context(|| {
+            format!(
+                "componentize-js is not installed in {} (run `npm install` there: the starter's package.json names it)",
+                project.join("node_modules").display()
+            )
+        })
+}
+
+/// The loader of the JavaScript runtime for `world`: its head imports the world's
+/// interfaces, its tail exports the world's forwarders, and the guest SDK rides along as a
+/// file a plugin may import (`./paddock_sdk.js`) without carrying it.
+fn js_loader(world: &str) -> anyhow::Result<String> {
+    let (_, export, methods, imports) =
+        JS_WORLDS.iter().find(|w| w.0 == world).with_context(|| format!("no JavaScript runtime for world `{world}`"))?;
+    let v = package_version();
+    let mut head = "import { source } from \"paddock:runtime/app@0.1.0\";\n".to_string();
+    let mut table = Vec::new();
+    for i in *imports {
+        head += &format!("import * as {i} from \"paddock:rl/{i}@{v}\";\n");
+        table.push(format!("\"paddock:rl/{i}\": {i}"));
+    }
+    head += &format!("const IMPORTS = {{ {} }};\n", table.join(", "));
+    head += &format!("const BUILTIN = {{ \"paddock_sdk.js\": {} }};\n", serde_json::to_string(SDK_JS)?);
+    let list: Vec<String> = methods.iter().map(|m| format!("\"{m}\"")).collect();
+    let tail = format!("\nexport const {export} = forward(\"{export}\", [{}]);\n", list.join(", "));
+    Ok(format!("{head}{RUNTIME_JS}{tail}"))
+}
+
+/// Paddock's JavaScript runtime for `world`, built with componentize-js on first use and
+/// kept under `CACHE/js-runtimes/`.
+pub fn js_runtime(world: &str, project: &Path, cache_dir: Option<&Path>, say: &mut dyn FnMut(&str)) -> anyhow::Result<PathBuf> {
+    let modules = componentize_js(project)?;
+    let package = fs_err::read(modules.join("@bytecodealliance/componentize-js/package.json"))?;
+    let loader = js_loader(world)?;
+    let mut h = sha2::Sha256::new();
+    for part in [&package[..], world.as_bytes(), RUNTIME_WIT.as_bytes(), loader.as_bytes(), BUILD_JS.as_bytes()] {
+        h.update(part);
+    }
+    for (f, text) in WIT {
+        h.update(f.as_bytes());
+        h.update(text.as_bytes());
+    }
+    let path = runtime_path(cache_dir, "js", world, h)?;
+    if path.is_file() {
+        return Ok(path);
+    }
+    say(&format!(
+        "building Paddock's JavaScript runtime for world `{world}` with componentize-js (once, ~15–30 s; kept in {})",
+        path.parent().expect("in a folder").display()
+    ));
+    let tmp = build_inputs(world)?;
+    fs_err::write(tmp.path().join("componentize.mjs"), BUILD_JS)?;
+    fs_err::write(tmp.path().join("paddock_runtime.js"), loader)?;
+    std::os::unix::fs::symlink(&modules, tmp.path().join("node_modules")).context("failed to link node_modules")?;
+    let out = tmp.path().join("runtime.wasm");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(tmp.path().join("componentize.mjs")).arg(tmp.path().join("runtime-wit")).arg(world);
+    cmd.arg(tmp.path().join("paddock_runtime.js")).arg(&out);
+    run_quiet(&mut cmd, "componentize-js (building the JavaScript runtime)")?;
+    write_if_changed(&path, &fs_err::read(&out)?)?;
+    Ok(path)
+}
+
 fn python_bundle(project: &Project, out: &Path) -> anyhow::Result<()> {
     let world = project.world.as_deref().expect("Python projects have a world");
-    let tmp = python_inputs()?;
+    let tmp = build_inputs(world)?;
     let built = tmp.path().join("bundle.wasm");
     let mut cmd = std::process::Command::new(componentize_py()?);
     componentize_args(&mut cmd, &tmp.path().join("wit"), world);
@@ -483,7 +616,7 @@ mod tests {
         fs_err::create_dir_all(p.join("pkg")).expect("dir");
         fs_err::write(p.join("pkg/__init__.py"), "").expect("write");
         fs_err::write(p.join("notes.txt"), "").expect("write");
-        let names: Vec<String> = python_files(p).expect("files").into_iter().map(|f| f.0).collect();
+        let names: Vec<String> = source_files(p, ".py").expect("files").into_iter().map(|f| f.0).collect();
         assert_eq!(names, ["app.py", "pkg/__init__.py"]);
         assert!(Lang::Python.is_source(Path::new("x/app.py")) && !Lang::Python.is_source(Path::new("x/app.wasm")));
     }

@@ -6,20 +6,20 @@ use std::path::PathBuf;
 /// Arguments of `plugin build`.
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// The plugin project's folder: app.py (Python), Cargo.toml (Rust), build.mjs
+    /// The plugin project's folder: app.py (Python), Cargo.toml (Rust), app.js
     /// (JavaScript) or build.sh (C).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Where the component goes (default: DIR/NAME.wasm for Python, where the build puts it
-    /// for the others).
+    /// Where the component goes (default: DIR/NAME.wasm for Python and JavaScript, where
+    /// the build puts it for the others).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Build again each time a source file is saved, until Ctrl-C.
     #[arg(long)]
     pub watch: bool,
-    /// Python: a self-contained component made by componentize-py from the project (slow;
-    /// for packages Paddock's Python runtime lacks), instead of the runtime and the
-    /// project's files.
+    /// Python and JavaScript: a self-contained component (componentize-py over the project;
+    /// the project's build.mjs) instead of Paddock's runtime and the project's files; slow,
+    /// for packages the runtime lacks.
     #[arg(long)]
     pub bundle: bool,
 }

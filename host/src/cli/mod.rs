@@ -59,8 +59,8 @@ enum PluginCommand {
     /// for any world, JavaScript or C for envs and rewards.
     New(new::NewArgs),
     /// Build a plugin project (Python, Rust, JavaScript or C) into its component, once or
-    /// on every save (`--watch`); a Python plugin builds in milliseconds on Paddock's
-    /// Python runtime.
+    /// on every save (`--watch`); Python and JavaScript plugins build in milliseconds on
+    /// Paddock's runtimes.
     Build(build::BuildArgs),
     /// Publish a component to the registry as TEAM/NAME@VERSION (immutable; optionally signed).
     Publish(registry::PublishArgs),

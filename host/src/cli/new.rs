@@ -69,14 +69,14 @@ use crate::build::SDK_PY;
 const REWARD_JS: &str = include_str!("templates/reward.js.txt");
 const ENV_JS: &str = include_str!("templates/env.js.txt");
 /// The JavaScript guest SDK, copied into JavaScript env starters.
-const SDK_JS: &str = include_str!("../../../plugins/js/sdk/paddock_sdk.js");
+use crate::build::SDK_JS;
 /// The C starter is the repository's C CartPole, to adapt.
 const ENV_C: &str = include_str!("../../../plugins/c/cartpole/cartpole.c");
 const REWARD_C: &str = include_str!("../../../plugins/c/cartpole-shaped/cartpole_shaped.c");
 /// The C guest SDK header, copied into C starters.
 const SDK_C: &str = include_str!("../../../plugins/c/sdk/paddock.h");
 /// The build script of JavaScript starters (the one the repository uses).
-const BUILD_JS: &str = include_str!("../../../scripts/js/componentize.mjs");
+use crate::build::BUILD_JS;
 
 use crate::build::WIT;
 
@@ -126,9 +126,14 @@ fn js_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
     );
     let readme = format!(
         "# {name}\n\nA Paddock `{wit_world}` plugin in JavaScript, made by `paddock plugin new`.\n\n```sh\n\
-         npm install\n\
-         node build.mjs\n\
+         npm install                     # once: componentize-js, which builds Paddock's JavaScript runtime\n\
+         paddock plugin build            # → {name}.wasm: the runtime and your .js files\n\
+         paddock plugin build --watch    # again on every save; a run using {name}.wasm reloads it\n\
          paddock plugin inspect {name}.wasm\n```\n\n\
+         The first build makes the runtime for world `{wit_world}` (~15–30 s, kept in the cache folder);\n\
+         after that a build takes milliseconds and a running `paddock train` takes the new version in well\n\
+         under a second. `node build.mjs` (or `paddock plugin build --bundle`) builds a self-contained\n\
+         component with componentize-js instead (~10 s a build).\n\n\
          See the JavaScript plugin guide (docs/plugins/javascript.md in the Paddock repository).\n"
     );
     let mut files = vec![
@@ -143,7 +148,7 @@ fn js_starter(name: &str, world: NewWorld, dir: &Path) -> anyhow::Result<()> {
         files.push(("paddock_sdk.js", SDK_JS.to_string()));
     }
     write_files(dir, &files)?;
-    report(dir, &format!("{name} plugin, world `{wit_world}`, JavaScript"), "npm install && node build.mjs", &format!("{name}.wasm"));
+    report(dir, &format!("{name} plugin, world `{wit_world}`, JavaScript"), "npm install && paddock plugin build", &format!("{name}.wasm"));
     Ok(())
 }
 

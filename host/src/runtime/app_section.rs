@@ -1,16 +1,19 @@
 //! A plugin's `paddock:app` custom section: the source files of a plugin that runs on one
-//! of Paddock's language runtimes (the Python runtime, `plugins/python/sdk/paddock_runtime.py`).
+//! of Paddock's language runtimes (`plugins/python/sdk/paddock_runtime.py`, `plugins/js/sdk/paddock_runtime.js`).
 //!
 //! Such a component is the runtime (an interpreter and a loader, the same bytes for every
 //! plugin of a world) with the project's files appended as this section. The host compiles
 //! the component *without* the section, so every version of every plugin on one runtime
-//! shares one compiled artifact, and hands the section to each instance on stdin, where the
-//! loader reads and imports it on its first call. The format (`PDKAPP1`): the 8 bytes
+//! shares one compiled artifact, and hands the section back to each instance through
+//! `paddock:runtime/app.source` (`wit/runtime/runtime.wit`), which the loader calls on its
+//! first call. The format (`PDKAPP1`): the 8 bytes
 //! `PDKAPP1\n`, then per file a little-endian u32 path length, the path (UTF-8,
 //! `/`-separated), a little-endian u32 length and the bytes.
 
 use std::ops::Range;
 
+/// The interface through which a plugin reads the section.
+pub const INTERFACE: &str = "paddock:runtime/app@0.1.0";
 /// The custom section's name.
 pub const SECTION: &str = "paddock:app";
 /// The section's first bytes.

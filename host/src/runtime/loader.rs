@@ -43,7 +43,7 @@ pub struct PluginInfo {
     /// language runtime: the runtime without the plugin's files).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_sha256: Option<String>,
-    /// The `paddock:app` section's content, handed to each instance on stdin.
+    /// The `paddock:app` section's content, which each instance reads through `paddock:runtime/app`.
     #[serde(skip)]
     pub(crate) app: Option<Arc<[u8]>>,
 }
@@ -171,7 +171,7 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
     }
     let sha256 = hex::encode(Sha256::digest(&bytes));
     // A plugin on a language runtime: compile the runtime alone (one artifact for every
-    // version of every plugin on it); its files go to each instance on stdin.
+    // version of every plugin on it); each instance reads its files through `paddock:runtime/app`.
     let super::app_section::Split { code, app } = super::app_section::split(&bytes);
     let (code_sha256, app_files) = match &app {
         Some(content) => {

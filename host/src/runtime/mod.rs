@@ -164,6 +164,14 @@ impl Runtime {
             wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
             sandbox::frozen_sleeps(&mut linker)?;
             bindings::environment::paddock::rl::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+            // `paddock:runtime/app` (wit/runtime/runtime.wit): a plugin on a language
+            // runtime reads its own files, the component's `paddock:app` section.
+            linker.instance(app_section::INTERFACE)?.func_wrap(
+                "source",
+                |store: wasmtime::StoreContextMut<'_, PluginState>, (): ()| -> wasmtime::Result<(Vec<u8>,)> {
+                    Ok((store.data().app.as_deref().map(<[u8]>::to_vec).unwrap_or_default(),))
+                },
+            )?;
             Ok(linker)
         };
         let mut env_linker = base_linker()?;

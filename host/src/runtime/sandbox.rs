@@ -1,7 +1,6 @@
 //! The one chokepoint for what a plugin may do: every store is built here, from
 //! [`Limits`]. Plugins get no filesystem, network, environment variables or arguments;
-//! stdin holds nothing but a plugin's own `paddock:app` section (its source, for a plugin on
-//! a language runtime: [`super::app_section`]); their clocks are frozen (no clock-based nondeterminism); their random sources are
+//! their clocks are frozen (no clock-based nondeterminism); their random sources are
 //! seeded; stdout and stderr are captured and forwarded to the run log with the
 //! plugin's name; memory is capped and each call has a deadline.
 
@@ -200,6 +199,8 @@ pub struct PluginState {
     pub(crate) simulations: Vec<u32>,
     /// Robot files this plugin may load by name (granted by the run config).
     pub(crate) robots: super::Robots,
+    /// The plugin's `paddock:app` section (`paddock:runtime/app.source`).
+    pub(crate) app: Option<Arc<[u8]>>,
 }
 
 impl WasiView for PluginState {
@@ -209,16 +210,13 @@ impl WasiView for PluginState {
 }
 
 impl PluginState {
-    /// A fresh sandbox for plugin `name`, its random sources seeded with `seed`; `stdin`
-    /// holds the plugin's own `paddock:app` section, for a plugin on a language runtime
-    /// (see [`super::app_section`]), and is empty otherwise.
-    pub fn new(name: Arc<str>, limits: &Limits, seed: u64, log: RunLog, stdin: Option<Arc<[u8]>>) -> Self {
+    /// A fresh sandbox for plugin `name`, its random sources seeded with `seed`; `app` is
+    /// the plugin's own `paddock:app` section, for a plugin on a language runtime (see
+    /// [`super::app_section`]).
+    pub fn new(name: Arc<str>, limits: &Limits, seed: u64, log: RunLog, app: Option<Arc<[u8]>>) -> Self {
         let stdout = CapturedOutput::default();
         let stderr = CapturedOutput::default();
         let mut b = WasiCtx::builder();
-        if let Some(app) = stdin {
-            b.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(Bytes::from_owner(app)));
-        }
         b.stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FrozenWallClock)
@@ -248,6 +246,7 @@ impl PluginState {
             learner: None,
             simulations: Vec::new(),
             robots: Default::default(),
+            app,
         }
     }
 

@@ -3,7 +3,7 @@ loader, compiled once) that runs a plugin's Python source carried beside it.
 
 `paddock plugin build DIR` does not run componentize-py for each edit: it appends the
 project's `.py` files to this runtime as the component's `paddock:app` custom section. The
-host hands that section to the plugin on stdin (the only thing a plugin's stdin ever holds);
+host hands that section back through `paddock:runtime/app.source` (wit/runtime/runtime.wit);
 on its first call this loader reads it, imports the project's `app` module from it, and from
 then on forwards every call of the world's exports to the classes `app` defines —
 `RewardFn`, `Env` (and `GoalEnv`), `Algo`, exactly as a componentize-py build of `app.py`
@@ -14,14 +14,14 @@ The section's format (`PDKAPP1`): the 8 bytes `PDKAPP1\\n`, then for each file a
 little-endian u32 path length, the path (UTF-8, `/`-separated, relative to the project),
 a little-endian u32 length and the file's bytes.
 
-Build (the paddock binary does this, and caches the result per world and SDK):
+Build (the paddock binary does this, and caches the result per world and SDK), with
+`wit/runtime/runtime.wit` as the package and `paddock:rl` as its dependency:
 
-    componentize-py -d wit -w reward componentize paddock_runtime -p sdk -o runtime.wasm
+    componentize-py -d wit -w reward --all-features componentize paddock_runtime -p sdk -o runtime.wasm
 """
 
 import importlib.abc
 import importlib.util
-import os
 import struct
 import sys
 import traceback
@@ -47,21 +47,13 @@ for _m in (
 
 from componentize_py_types import Err
 from wit_world import exports
+from wit_world.imports import app as app_files
 from wit_world.imports import types
 
 import paddock_sdk  # noqa: F401  (the guest SDK, for apps that use it)
 
 MAGIC = b"PDKAPP1\n"
 APP = "app"
-
-
-def _read_stdin():
-    chunks = []
-    while True:
-        chunk = os.read(0, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 def _parse(blob):
@@ -121,7 +113,7 @@ def _load():
     if _failed is not None:
         raise Err(types.PluginError_InvalidState(_failed))
     try:
-        blob = _read_stdin()
+        blob = app_files.source()
         if not blob:
             raise ValueError(
                 "this is Paddock's Python runtime without a plugin in it: build one with "
