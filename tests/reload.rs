@@ -342,13 +342,24 @@ fn a_saved_app_py_goes_live_without_a_compile_and_a_broken_one_is_refused() {
     std::fs::write(&app, format!("{original}\nbroken = (\n")).expect("save");
     wait_for("the refusal", &mut child, || log().contains("refused the new reward plugin"));
     // Every step pays 1 from the next good save on.
-    let constant = format!("{original}\n\nclass RewardFn(RewardFn):\n    def compute(self, batch):\n        return [1.0] * batch.num_envs\n");
+    let constant =
+        format!("{original}\n\nclass RewardFn(RewardFn):\n    def compute(self, batch):\n        return [1.0] * batch.num_envs\n");
     std::fs::write(&app, constant).expect("save");
     wait_for("the swap", &mut child, || log().contains("hot reload: reward plugin"));
+    // The run says so where `paddock watch` and the progress line look, for ten seconds.
+    let news = || {
+        std::fs::read_to_string(run.join("status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+    };
+    wait_for("the news in status.json", &mut child, || news().is_some_and(|m| m.contains("new reward plugin live")));
     let swapped_at =
         || lines(&run.join("metrics.jsonl")).iter().find(|l| l.get("reload/reward").is_some()).and_then(|l| l["step"].as_u64());
     wait_for("the swap in metrics", &mut child, || swapped_at().is_some());
     let s = swapped_at().expect("swap step");
+    let line = lines(&run.join("metrics.jsonl")).into_iter().find(|l| l.get("reload/reward").is_some()).expect("swap line");
+    assert!(line["reload/reward_ms"].as_f64().is_some_and(|ms| ms > 0.0), "the swap's latency is recorded: {line}");
     let settled = s + 4000 + 256;
     let after =
         |m: &[serde_json::Value]| m.iter().filter(|l| l["step"].as_u64() > Some(settled) && l.get("rollout/return_mean").is_some()).count();

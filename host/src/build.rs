@@ -592,7 +592,12 @@ pub(crate) fn find_tool(name: &str, beside: &[&str]) -> Option<String> {
     }
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    beside.iter().map(|rel| dir.join(rel)).find(|p| p.is_file()).and_then(|p| std::fs::canonicalize(p).ok()).map(|p| p.display().to_string())
+    beside
+        .iter()
+        .map(|rel| dir.join(rel))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .map(|p| p.display().to_string())
 }
 
 #[cfg(test)]

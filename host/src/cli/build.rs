@@ -44,8 +44,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     crate::build::watch(&project, &opts, &|| false, &mut |e| match e {
         WatchEvent::Note(m) => eprintln!("{m}"),
         WatchEvent::Building(changed) => {
-            let names: Vec<String> =
-                changed.iter().map(|p| p.strip_prefix(&project.dir).unwrap_or(p).display().to_string()).collect();
+            let names: Vec<String> = changed.iter().map(|p| p.strip_prefix(&project.dir).unwrap_or(p).display().to_string()).collect();
             eprintln!("{} …", names.join(", "));
         }
         WatchEvent::Built(Ok(b)) => println!("{}", told(&b, lang)),

@@ -33,7 +33,13 @@ impl Bridge {
     /// A fresh store for `plugin`, its random sources seeded with `seed`.
     pub(crate) fn new(plugin: &Plugin, seed: u64) -> Self {
         let rt = &plugin.runtime;
-        let state = PluginState::new(plugin.info.name.as_str().into(), &rt.options().limits, seed, rt.options().log.clone(), plugin.info.app.clone());
+        let state = PluginState::new(
+            plugin.info.name.as_str().into(),
+            &rt.options().limits,
+            seed,
+            rt.options().log.clone(),
+            plugin.info.app.clone(),
+        );
         let mut store = Store::new(rt.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
