@@ -965,3 +965,66 @@ fn a_trials_config_trains_from_another_directory_to_the_trials_metrics() {
         "the same metrics, byte for byte"
     );
 }
+
+/// `exp best`: before any trial is done it says so; after the sweep it ranks the settings
+/// (learning rates, each over two seeds) by the interquartile mean of their trials' last
+/// evaluations, exactly as the trials' results give it, and writes the winner as a config
+/// that `paddock train` runs.
+#[test]
+fn exp_best_ranks_settings_over_seeds_and_writes_a_runnable_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(dir.path(), "seeds = 2\n[grid]\n\"algorithm.params.learning-rate\" = [1e-4, 3e-3]\n");
+    let at = submit_to_local(dir.path(), &file, 4096);
+    let early = paddock_cmd().args(["exp", "best", &at]).current_dir(dir.path()).output().expect("best");
+    assert_eq!(early.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(err.contains("has every trial done yet") && err.contains("4 queued"), "{err}");
+    let store = dir.path().join("store");
+    let run = paddock_cmd()
+        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "2", "--store", store.to_str().expect("utf-8")])
+        .args(["--set", "set.total_steps=4096"])
+        .output()
+        .expect("exp run");
+    ok(&run);
+    let best_file = dir.path().join("best.toml");
+    let out = paddock_cmd().args(["exp", "best", &at, "--json", "-o", best_file.to_str().expect("utf-8")]).output().expect("best");
+    let v: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    let settings = v["ranking"]["settings"].as_array().expect("settings");
+    assert_eq!(settings.len(), 2, "{v}");
+    // Each setting's figures are its two trials' last evaluations (IQM = mean for two seeds).
+    let s = status(&at);
+    let trials = s["trials"].as_array().expect("trials");
+    let mut iqms = Vec::new();
+    for setting in settings {
+        let scores: Vec<f64> = setting["scores"]
+            .as_array()
+            .expect("scores")
+            .iter()
+            .map(|x| {
+                let id = x[0].as_str().expect("id");
+                let t = trials.iter().find(|t| t["id"] == id).expect("trial");
+                t["state"]["result"]["last_eval"].as_f64().expect("last eval")
+            })
+            .collect();
+        assert_eq!(scores.len(), 2, "{setting}");
+        let mean = (scores[0] + scores[1]) / 2.0;
+        assert!((setting["stats"]["iqm"].as_f64().expect("iqm") - mean).abs() < 1e-9, "{setting}");
+        iqms.push(mean);
+    }
+    assert!(iqms[0] >= iqms[1], "best first: {iqms:?}");
+    // The config: the base with the winner's learning rate, trainable as is.
+    let winner = settings[0]["differs"][0].as_str().expect("override");
+    assert_eq!(settings[0]["differs"].as_array().map(Vec::len), Some(1), "the learning rate alone tells them apart: {v}");
+    let text = std::fs::read_to_string(&best_file).expect("config");
+    let lr = winner.split_once('=').expect("key=value").1;
+    let config: toml::Table = text.parse().expect("toml");
+    assert_eq!(config["algorithm"]["params"]["learning-rate"].as_float(), lr.parse::<f64>().ok(), "{text}");
+    assert!(text.starts_with("# The best setting of experiment"), "{text}");
+    let runs = dir.path().join("best-runs");
+    let trained = paddock_cmd()
+        .args(["train", best_file.to_str().expect("utf-8"), "--json", "--set", "total_steps=512"])
+        .args(["--set", &format!("store={}", runs.display())])
+        .output()
+        .expect("train");
+    ok(&trained);
+}

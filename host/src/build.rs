@@ -217,9 +217,37 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Folders a project's files are never taken from.
+/// Folders a project's files are never taken from (virtual environments are found by
+/// their `pyvenv.cfg`, whatever their name).
 fn skipped_dir(name: &str) -> bool {
-    name.starts_with('.') || matches!(name, "__pycache__" | "wit" | "target" | "node_modules" | "venv" | "env")
+    name.starts_with('.') || matches!(name, "__pycache__" | "target" | "node_modules")
+}
+
+/// A digest of a project's source files (path and bytes of each file its language counts as
+/// source), so that a watch does not build again when a build itself rewrote files with the
+/// same bytes (a C starter's `gen/`).
+fn source_digest(project: &Project) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![project.dir.clone()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            match e.file_type() {
+                Ok(t) if t.is_dir() && !skipped_dir(&name) && !path.join("pyvenv.cfg").is_file() => stack.push(path),
+                Ok(t) if t.is_file() && project.lang.is_source(&path) => files.push(path),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    let mut h = sha2::Sha256::new();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(std::fs::read(&f).unwrap_or_default());
+    }
+    hex::encode(h.finalize())
 }
 
 /// The source files (`.py` or `.js`: `ext`) of a project, by path relative to it, sorted
@@ -556,6 +584,7 @@ pub fn watch(project: &Project, opts: &BuildOptions, stop: &dyn Fn() -> bool, on
             && !inside.components().any(|c| skipped_dir(&c.as_os_str().to_string_lossy()))
             && project.lang.is_source(p)
     };
+    let mut built_from = source_digest(project);
     let first = build(project, opts, &mut |m| on(WatchEvent::Note(m.to_string())));
     on(WatchEvent::Built(first));
     let mut changed: Vec<PathBuf> = Vec::new();
@@ -576,6 +605,14 @@ pub fn watch(project: &Project, opts: &BuildOptions, stop: &dyn Fn() -> bool, on
         if changed.is_empty() {
             continue;
         }
+        // Files rewritten with the bytes they had (by an editor, or by the build itself) are
+        // no change.
+        let now = source_digest(project);
+        if now == built_from {
+            changed.clear();
+            continue;
+        }
+        built_from = now;
         on(WatchEvent::Building(std::mem::take(&mut changed)));
         let result = build(project, opts, &mut |_| {});
         on(WatchEvent::Built(result));

@@ -113,6 +113,9 @@ pub struct EnvSet {
     opts: EnvSetOptions,
     /// The newest version of the env plugin (the one taking over during a swap).
     plugin: Plugin,
+    /// What the last swap replaced (the plugin, and a pending swap it took the place of),
+    /// for [`EnvSet::cancel_swap`] to put back.
+    undo: Option<(Plugin, Vec<Option<swap::Incoming>>)>,
 }
 
 impl std::fmt::Debug for EnvSet {
@@ -176,6 +179,7 @@ impl EnvSet {
             current: Vec::new(),
             opts: opts.clone(),
             plugin: plugin.clone(),
+            undo: None,
         })
     }
 

@@ -98,6 +98,26 @@ pub struct CancelArgs {
     experiment: String,
 }
 
+/// Arguments of `exp best`.
+#[derive(Debug, clap::Args)]
+pub struct BestArgs {
+    /// The experiment: `STORE/EXPERIMENT_ID` (a directory or `s3://…`), or its experiment
+    /// file.
+    experiment: String,
+    /// What scores a trial.
+    #[arg(long, value_enum, default_value_t = crate::exp::best::By::Last)]
+    by: crate::exp::best::By,
+    /// Lower is better (default: higher, or the early-stop rule's mode with `--by metric`).
+    #[arg(long)]
+    min: bool,
+    /// Where the winning setting's config goes (default: ./EXPERIMENT_ID-best.toml).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// One JSON object: every setting with its scores and statistics, and the file written.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Arguments of `exp status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -387,6 +407,69 @@ fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp:
             s.errors
         );
     }
+}
+
+pub(crate) fn best(args: BestArgs) -> anyhow::Result<()> {
+    use crate::exp::best::{By, rank};
+    let at = experiment_at(&args.experiment)?;
+    let objects = crate::store::open(&at, &Default::default())?;
+    let plan = crate::format::experiment::read_plan(objects.as_ref())?;
+    if args.by == By::Metric && plan.early_stop.is_none() {
+        anyhow::bail!("--by metric: experiment {} has no [early_stop] metric; use --by last or --by best", plan.id);
+    }
+    let metric_is_min = args.by == By::Metric && plan.early_stop.as_ref().is_some_and(|e| e.mode == "min");
+    let maximize = !(args.min || metric_is_min);
+    let states = crate::format::experiment::states(objects.as_ref(), &plan)?;
+    let ranking = rank(&plan, &states, args.by, maximize);
+    let Some(winner) = ranking.settings.first().filter(|s| s.stats.is_some()) else {
+        anyhow::bail!(
+            "no setting of experiment {} has every trial done yet ({}); wait for them (`paddock exp status {}`)",
+            plan.id,
+            counts_line(&states),
+            args.experiment
+        );
+    };
+    let out = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}-best.toml", plan.id)));
+    let text = crate::exp::best::config_of(&plan, &ranking, winner)?;
+    crate::store::write_atomically(&out, text.as_bytes()).with_context(|| format!("failed to write {}", out.display()))?;
+    if args.json {
+        println!("{}", serde_json::json!({ "experiment": plan.id, "ranking": ranking, "config": out }));
+        return Ok(());
+    }
+    let better = if maximize { "higher" } else { "lower" };
+    println!(
+        "experiment {}: {} settings, ranked by the interquartile mean of the {} over seeds ({better} is better)",
+        plan.id,
+        ranking.settings.len(),
+        ranking.by
+    );
+    println!("{:<4}  {:<27}  {:<22}  {:<5}  setting", "rank", "IQM [95% interval]", "mean ± 95% t", "seeds");
+    for (i, s) in ranking.settings.iter().enumerate() {
+        let setting = if s.differs.is_empty() { "(the only setting)".to_string() } else { s.differs.join(" ") };
+        match &s.stats {
+            Some(st) => println!(
+                "{:<4}  {:<27}  {:<22}  {:<5}  {setting}",
+                i + 1,
+                format!("{:.2} [{:.2}, {:.2}]", st.iqm, st.iqm_ci95.0, st.iqm_ci95.1),
+                format!("{:.2} ± {:.2}", st.mean, st.ci95),
+                st.n
+            ),
+            None => {
+                let mut left: Vec<String> = s.not_done.iter().map(|(id, state)| format!("{id} {state}")).collect();
+                left.dedup();
+                println!(
+                    "{:<4}  {:<27}  {:<22}  {:<5}  {setting}",
+                    "-",
+                    format!("{} of {} done", s.scores.len(), s.trials),
+                    left.join(", "),
+                    ""
+                );
+            }
+        }
+    }
+    println!("best      {}", if winner.differs.is_empty() { "(the only setting)".to_string() } else { winner.differs.join(" ") });
+    println!("config    {} (train it: paddock train {})", out.display(), out.display());
+    Ok(())
 }
 
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {

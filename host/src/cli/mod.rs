@@ -95,6 +95,10 @@ enum ExpCommand {
     /// An experiment's trials by state, and each trial's epoch, step, checkpoint, heartbeat,
     /// preemptions, errors, dollars and result; its fleet's instances, cost and queues.
     Status(exp::StatusArgs),
+    /// The winning setting across seeds (interquartile mean with a 95% bootstrap interval,
+    /// mean with a t-interval), every setting ranked, and the winner written as a runnable
+    /// config.
+    Best(exp::BestArgs),
     /// Delete an experiment's fleet with its instances (trials keep their state).
     Cancel(exp::CancelArgs),
     /// Put an experiment back into a store that lost it (a bucket recreated, a prefix
@@ -144,6 +148,7 @@ pub fn main() -> ExitCode {
         Command::Exp(ExpCommand::Run(a)) => exp::run(a),
         Command::Exp(ExpCommand::Submit(a)) => exp::submit_cmd(a),
         Command::Exp(ExpCommand::Cancel(a)) => exp::cancel(a),
+        Command::Exp(ExpCommand::Best(a)) => exp::best(a),
         Command::Exp(ExpCommand::Restore(a)) => exp::restore(a),
         Command::Exp(ExpCommand::Status(a)) => {
             quiet_on_broken_pipe();

@@ -83,8 +83,8 @@ impl EnvSet {
     /// changes. Refused while a swap is under way.
     pub fn begin_swap(&mut self, plugin: &Plugin) -> Result<(), EnvSetError> {
         let params = self.opts.params.clone();
-        self.begin(plugin, &params, "the new version", false)?;
-        self.plugin = plugin.clone();
+        let replaced = self.begin(plugin, &params, "the new version", false)?;
+        self.undo = Some((std::mem::replace(&mut self.plugin, plugin.clone()), replaced));
         Ok(())
     }
 
@@ -93,8 +93,8 @@ impl EnvSet {
     /// env yet, gives way to this one — and stays if this one is refused.
     pub fn begin_swap_replacing(&mut self, plugin: &Plugin) -> Result<(), EnvSetError> {
         let params = self.opts.params.clone();
-        self.begin(plugin, &params, "the new version", true)?;
-        self.plugin = plugin.clone();
+        let replaced = self.begin(plugin, &params, "the new version", true)?;
+        self.undo = Some((std::mem::replace(&mut self.plugin, plugin.clone()), replaced));
         Ok(())
     }
 
@@ -105,11 +105,19 @@ impl EnvSet {
     pub fn begin_params(&mut self, params: &Params) -> Result<(), EnvSetError> {
         let plugin = self.plugin.clone();
         self.begin(&plugin, params, "the new parameters", false)?;
+        self.undo = None;
         self.opts.params = params.clone();
         Ok(())
     }
 
-    fn begin(&mut self, plugin: &Plugin, params: &Params, what: &str, replace_unstarted: bool) -> Result<(), EnvSetError> {
+    /// Starts a change; returns the pending swap it replaced (shard by shard), if any.
+    fn begin(
+        &mut self,
+        plugin: &Plugin,
+        params: &Params,
+        what: &str,
+        replace_unstarted: bool,
+    ) -> Result<Vec<Option<Incoming>>, EnvSetError> {
         if let Some((moved, _)) = self.swapping()
             && (moved > 0 || !replace_unstarted)
         {
@@ -134,10 +142,7 @@ impl EnvSet {
             inst.step_all(&actions)?;
             incoming.push(Incoming { inst, moved: vec![false; sh.len] });
         }
-        for (sh, inc) in self.shards.iter_mut().zip(incoming) {
-            sh.incoming = Some(inc);
-        }
-        Ok(())
+        Ok(self.shards.iter_mut().zip(incoming).map(|(sh, inc)| sh.incoming.replace(inc)).collect())
     }
 
     /// Refuses a `spec` (of `what`: a new version or new parameters) whose spaces or info
@@ -171,12 +176,22 @@ impl EnvSet {
     }
 
     /// Abandons an env swap that has just begun, before any step (when a sibling set refused
-    /// the same version): every env stays with the old version. Returns whether there was
-    /// one to cancel.
+    /// the same version): every env stays with the version it had, the set's newest version
+    /// is the one before, and a pending swap the new one replaced is pending again. Returns
+    /// whether there was one to cancel.
     pub fn cancel_swap(&mut self) -> bool {
         let mut any = false;
+        let (plugin, replaced) = match self.undo.take() {
+            Some((p, r)) => (Some(p), r),
+            None => (None, Vec::new()),
+        };
+        let mut replaced = replaced.into_iter();
         for sh in &mut self.shards {
             any |= sh.incoming.take().is_some();
+            sh.incoming = replaced.next().flatten();
+        }
+        if let Some(p) = plugin {
+            self.plugin = p;
         }
         any
     }

@@ -10,6 +10,7 @@
 //! from its workers' working copies.
 
 pub mod asha;
+pub mod best;
 pub mod cloud;
 pub mod controller;
 pub mod cost;

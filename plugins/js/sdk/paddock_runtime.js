@@ -56,25 +56,37 @@ function names(list) {
     });
 }
 
-// A module's text as the body of a function of (__import, __exports).
-function transform(text) {
+// `replacement` followed by as many newlines as `matched` held, so that line numbers in
+// errors stay those of the file.
+function sameLines(matched, replacement) {
+  return replacement + "\n".repeat((matched.match(/\n/g) || []).length);
+}
+
+// A module's text as the body of a strict-mode function of (__import, __exports), as an
+// ES module is strict; its lines stay where they were.
+function transform(text, path) {
+  const unsupported = text.match(/^[ \t]*export\s+(default\b|\*|\{[^}]*\}\s*from\b)/m);
+  if (unsupported) {
+    throw new Error(`${path}: \`export ${unsupported[1]} …\` is not supported by Paddock's JavaScript runtime (export named declarations, or \`export { a, b as c }\`)`);
+  }
   const exported = [];
   let body = text
-    .replace(/^[ \t]*import\s*\{([^}]*)\}\s*from\s*["']([^"']+)["'];?/gm, (_, list, spec) => {
+    .replace(/^[ \t]*import\s*\{([^}]*)\}\s*from\s*["']([^"']+)["'];?/gm, (m, list, spec) => {
       const parts = names(list).map(([a, b]) => (a === b ? a : `${a}: ${b}`));
-      return `const { ${parts.join(", ")} } = __import(${JSON.stringify(spec)});`;
+      return sameLines(m, `const { ${parts.join(", ")} } = __import(${JSON.stringify(spec)});`);
     })
-    .replace(/^[ \t]*import\s*\*\s*as\s+(\w+)\s+from\s*["']([^"']+)["'];?/gm, (_, ns, spec) => `const ${ns} = __import(${JSON.stringify(spec)});`)
-    .replace(/^[ \t]*export\s*\{([^}]*)\};?/gm, (_, list) => {
+    .replace(/^[ \t]*import\s*\*\s*as\s+(\w+)\s+from\s*["']([^"']+)["'];?/gm, (m, ns, spec) => sameLines(m, `const ${ns} = __import(${JSON.stringify(spec)});`))
+    .replace(/^[ \t]*export\s*\{([^}]*)\};?/gm, (m, list) => {
       for (const [local, as] of names(list)) exported.push([local, as]);
-      return "";
+      return sameLines(m, "");
     })
-    .replace(/^([ \t]*)export\s+(?=(async\s+)?(function\*?|class|const|let|var)\s)/gm, "$1")
+    .replace(/^([ \t]*)export\s+(?=(async\s+)?(function\*?|class|const|let|var)\s)/gm, "$1");
   for (const m of text.matchAll(/^[ \t]*export\s+(?:async\s+)?(?:function\*?|class|const|let|var)\s+([A-Za-z_$][\w$]*)/gm)) {
     exported.push([m[1], m[1]]);
   }
-  body += "\n" + exported.map(([local, as]) => `__exports[${JSON.stringify(as)}] = ${local};`).join("\n");
-  return body;
+  // A name matched inside a comment or a string was never declared: skip it.
+  const tail = exported.map(([local, as]) => `if (typeof ${local} !== "undefined") __exports[${JSON.stringify(as)}] = ${local};`);
+  return `"use strict"; ${body}\n${tail.join("\n")}`;
 }
 
 // `./x.js` relative to `from` (a project path).
@@ -104,8 +116,9 @@ function evaluate(path, files, done) {
   };
   let fn;
   try {
-    fn = new Function("__import", "__exports", transform(utf8(bytes)));
+    fn = new Function("__import", "__exports", transform(utf8(bytes), path));
   } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
     // The function's body starts two lines into its source.
     const line = typeof e.lineNumber === "number" ? ` line ${e.lineNumber - 2}` : "";
     throw new Error(`${path}${line}: ${e.name}: ${e.message}`);

@@ -56,10 +56,14 @@ MAGIC = b"PDKAPP1\n"
 APP = "app"
 
 
+class _LoadError(Exception):
+    """What is wrong with the plugin's files themselves (not raised by its code)."""
+
+
 def _parse(blob):
     """The files of a `PDKAPP1` section: path → bytes."""
     if not blob.startswith(MAGIC):
-        raise ValueError("the plugin's paddock:app section does not start with PDKAPP1")
+        raise _LoadError("the plugin's paddock:app section does not start with PDKAPP1")
     files, at = {}, len(MAGIC)
     while at < len(blob):
         (n,) = struct.unpack_from("<I", blob, at)
@@ -112,18 +116,23 @@ def _load():
         return _app
     if _failed is not None:
         raise Err(types.PluginError_InvalidState(_failed))
+    files = {}
     try:
         blob = app_files.source()
         if not blob:
-            raise ValueError(
+            raise _LoadError(
                 "this is Paddock's Python runtime without a plugin in it: build one with "
                 "`paddock plugin build DIR` (DIR holds app.py)"
             )
         files = _parse(blob)
         if APP + ".py" not in files:
-            raise ValueError(f"the plugin carries no app.py (it carries {', '.join(sorted(files)) or 'nothing'})")
+            raise _LoadError(f"the plugin carries no app.py (it carries {', '.join(sorted(files)) or 'nothing'})")
         sys.meta_path.insert(0, _Files(files))
         sys.modules.pop(APP, None)
+        # A project that carries its own copy of the SDK (the starters do) gets that copy,
+        # as a bundle of the same project would.
+        if "paddock_sdk.py" in files:
+            sys.modules.pop("paddock_sdk", None)
         import app  # noqa: PLC0415  (from the plugin's own files)
 
         _app = app
@@ -139,9 +148,10 @@ def _load():
                 "library modules of paddock_runtime.STDLIB; for other packages, such as ones with "
                 "native code, build the plugin with `paddock plugin build --bundle`)"
             )
-        if not isinstance(e, (SyntaxError, ValueError)):
+        if not isinstance(e, (SyntaxError, _LoadError)):
+            # The innermost frame in the plugin's own files.
             tb = traceback.extract_tb(e.__traceback__)
-            ours = [f for f in tb if not f.filename.endswith("paddock_runtime.py")]
+            ours = [f for f in tb if f.filename in files]
             if ours:
                 f = ours[-1]
                 _failed = f"{_failed} (at {f.filename} line {f.lineno})"
