@@ -604,3 +604,64 @@ fn error_and_help_texts() {
     let help = common::paddock_in(d, &["--help"]);
     insta::assert_snapshot!("help", String::from_utf8_lossy(&help.stdout));
 }
+
+/// Paddock's JavaScript runtime takes a project of several modules as componentize-js would:
+/// a multi-line import, a helper module in a folder, `export { … as … }`, and an export
+/// keyword inside a comment (never declared: skipped). A module with a syntax error is named
+/// with its file and line, and one with `export default` is refused by name.
+#[test]
+fn the_javascript_runtime_takes_modules_comments_and_multi_line_imports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("multi");
+    std::fs::create_dir_all(project.join("lib")).expect("dir");
+    std::os::unix::fs::symlink(common::root().join("scripts/js/node_modules"), project.join("node_modules")).expect("link");
+    std::fs::write(project.join("lib/scale.js"), "const factor = (x) => x * 1;\nexport { factor as scaled };\n").expect("write");
+    let app = "// world: reward\nimport {\n  write\n} from \"paddock:rl/log@0.1.1\";\nimport { scaled } from \"./lib/scale.js\";\n\
+               /* an old version:\nexport function old() {}\n*/\nlet scale = 1;\nexport const rewardFn = {\n  init(spec, params) {\n    \
+               for (const [k, v] of params) if (k === \"scale\") scale = Number(v.val);\n  },\n  compute(b) {\n    \
+               return Array.from(b.envRewards, (r) => scaled(r) * scale);\n  },\n};\n";
+    std::fs::write(project.join("app.js"), app).expect("write");
+    let wasm = dir.path().join("multi.wasm");
+    ok(&["plugin", "build", p(&project), "-o", p(&wasm)]);
+    assert_reward_starter_pays_scaled(dir.path(), &wasm, "multi", "2.5");
+    // A syntax error on line 3 of the helper: named with its file and line.
+    std::fs::write(project.join("lib/scale.js"), "const factor = (x) => x * 1;\n\nconst = 3;\nexport { factor as scaled };\n")
+        .expect("write");
+    ok(&["plugin", "build", p(&project), "-o", p(&wasm)]);
+    let config = dir.path().join("rollout.toml");
+    let err = fails(&["env", "run", p(&config), "--steps", "10"]);
+    assert!(err.contains("lib/scale.js line 3: SyntaxError"), "{err}");
+    std::fs::write(project.join("lib/scale.js"), "export default 1;\n").expect("write");
+    ok(&["plugin", "build", p(&project), "-o", p(&wasm)]);
+    let err = fails(&["env", "run", p(&config), "--steps", "10"]);
+    assert!(err.contains("`export default …` is not supported"), "{err}");
+}
+
+/// Paddock's Python runtime imports a project's packages from the plugin, and says where an
+/// import failed: a user's own exception at import is named with its file and line, and a
+/// package the runtime does not carry points to `--bundle`.
+#[test]
+fn the_python_runtime_names_where_a_plugins_import_failed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().join("pyimports");
+    std::fs::create_dir_all(project.join("pkg")).expect("dir");
+    std::fs::write(project.join("pkg/__init__.py"), "").expect("write");
+    std::fs::write(project.join("pkg/helper.py"), "import statistics\nFACTOR = statistics.mean([2.0, 2.0])\n").expect("write");
+    let app = "# world: reward\nfrom wit_world import exports\nfrom pkg.helper import FACTOR\n\n_scale = [1.0]\n\n\
+               class RewardFn(exports.RewardFn):\n    def init(self, spec, params):\n        for k, v in params:\n            \
+               if k == \"scale\":\n                _scale[0] = float(v.value)\n\n    def compute(self, b):\n        \
+               return [r * _scale[0] * FACTOR / 2.0 for r in b.env_rewards]\n";
+    std::fs::write(project.join("app.py"), app).expect("write");
+    let wasm = dir.path().join("pyimports.wasm");
+    ok(&["plugin", "build", p(&project), "-o", p(&wasm)]);
+    assert_reward_starter_pays_scaled(dir.path(), &wasm, "pyimports", "1.5");
+    let config = dir.path().join("rollout.toml");
+    std::fs::write(project.join("pkg/helper.py"), "import statistics\nraise ValueError(\"no factor\")\n").expect("write");
+    ok(&["plugin", "build", p(&project), "-o", p(&wasm)]);
+    let err = fails(&["env", "run", p(&config), "--steps", "10"]);
+    assert!(err.contains("ValueError: no factor (at pkg/helper.py line 2)"), "{err}");
+    std::fs::write(project.join("pkg/helper.py"), "import numpy\n").expect("write");
+    ok(&["plugin", "build", p(&project), "-o", p(&wasm)]);
+    let err = fails(&["env", "run", p(&config), "--steps", "10"]);
+    assert!(err.contains("No module named 'numpy'") && err.contains("--bundle"), "{err}");
+}
