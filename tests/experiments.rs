@@ -234,33 +234,18 @@ fn a_stale_worker_is_fenced_and_a_poison_trial_fails_while_the_others_finish() {
         .trim(),
     )
     .expect("json");
-    let at = store.join(plan["id"].as_str().expect("id")).display().to_string();
-    // Submit without workers, then run workers by hand.
-    let mut runner = paddock_cmd()
-        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "1", "--store", store.to_str().expect("utf-8")])
-        .args(["--set", "set.total_steps=400000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("exp run");
+    // Submit without workers, then run workers by hand (not under `exp run`: a runner's
+    // workers end with it, and one that replaces a worker it sees end would race the test).
+    let at = submit_to_local(dir.path(), &file, 400000);
+    assert_eq!(at, store.join(plan["id"].as_str().expect("id")).display().to_string());
+    let mut first_worker = paddock_cmd().args(["worker", &at]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("worker");
+    let first = first_worker.id();
     let start = Instant::now();
-    let first = loop {
-        if !Path::new(&at).join("experiment.json").exists() {
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
-        }
-        let s = status(&at);
-        if s["trials"][0]["state"]["checkpoint"].is_object()
-            && let Some(pid) = workers_of(&at).first()
-        {
-            break *pid;
-        }
+    while !status(&at)["trials"][0]["state"]["checkpoint"].is_object() {
         assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        assert!(first_worker.try_wait().expect("wait").is_none(), "the first worker ended");
         std::thread::sleep(Duration::from_millis(100));
-    };
-    // The runner would replace a worker it sees end; stop it first (the worker stays).
-    signal(runner.id(), libc::SIGKILL);
-    runner.wait().expect("reap");
+    }
     signal(first, libc::SIGSTOP);
     std::thread::sleep(Duration::from_secs(11));
     let second = paddock_cmd().args(["worker", &at, "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("worker");
@@ -298,6 +283,7 @@ fn a_stale_worker_is_fenced_and_a_poison_trial_fails_while_the_others_finish() {
     assert!(!e2_log.contains("fenced"), "the stale worker wrote nothing under epoch 2:\n{e2_log}");
     signal(second.id(), libc::SIGTERM);
     signal(first, libc::SIGTERM);
+    let _ = first_worker.wait();
     let out = second.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(status(&at)["trials"][0]["state"]["status"], "queued", "SIGTERM gave the trial back, preempted");
