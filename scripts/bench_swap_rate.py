@@ -28,24 +28,26 @@ def run(swap):
             try: return json.load(open(os.path.join(store, r, "status.json")))["step"]
             except Exception: return None
     while step() is None: time.sleep(0.05)
-    t0 = time.time()
-    if swap:
-        time.sleep(8)
-        built("python/cartpole", env + ".new", "\n# v2\n"); os.replace(env + ".new", env)
-        built("python/cartpole-shaped", rew + ".new", "\n# v2\n"); os.replace(rew + ".new", rew)
-    while time.time() - t0 < 10: time.sleep(0.01)
-    def cpu():
-        f = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    s0, a, c0 = step(), time.time(), cpu()
-    time.sleep(15)
-    s1, b, c1 = step(), time.time(), cpu()
-    ins = 0
-    p.kill(); p.wait()
+    try:
+        t0 = time.time()
+        if swap:
+            time.sleep(8)
+            built("python/cartpole", env + ".new", "\n# v2\n"); os.replace(env + ".new", env)
+            built("python/cartpole-shaped", rew + ".new", "\n# v2\n"); os.replace(rew + ".new", rew)
+        while time.time() - t0 < 10: time.sleep(0.01)
+        def cpu():
+            f = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        s0, a, c0 = step(), time.time(), cpu()
+        time.sleep(15)
+        s1, b, c1 = step(), time.time(), cpu()
+    finally:
+        # A failed measurement must not leave a run training under the next one.
+        p.kill(); p.wait()
     log = open(os.path.join(store, os.listdir(store)[0], "log.txt")).read()
     swaps = log.count("hot reload: reward plugin") + log.count("serves all")
-    return (s1 - s0) / (b - a), (c1 - c0) * 1e6 / (s1 - s0), ins / (s1 - s0), swaps
+    return (s1 - s0) / (b - a), (c1 - c0) * 1e6 / (s1 - s0), swaps
 for i in range(5):
     for swap in (False, True):
-        rate, us, ins, swaps = run(swap)
+        rate, us, swaps = run(swap)
         print(f"{'swapped at 8 s' if swap else 'no swap       '}: {rate:8.0f} env steps/s, {us:6.1f} CPU-µs per env step over 10-25 s ({swaps} swap lines)", flush=True)
