@@ -40,6 +40,15 @@ fn spawn_train(store: &Path, sets: &[String]) -> std::process::Child {
         .expect("spawn")
 }
 
+/// [`spawn_train`], and waits until its run has reported three rollouts: the child and its
+/// run directory.
+fn train_until_rollouts(store: &Path, sets: &[String]) -> (std::process::Child, std::path::PathBuf) {
+    let mut child = spawn_train(store, sets);
+    let rollouts = |m: &[serde_json::Value]| m.iter().filter(|l| l.get("rollout/return_mean").is_some()).count();
+    wait_for("rollout metrics", &mut child, || only_run_dir(store).is_some_and(|d| rollouts(&lines(&d.join("metrics.jsonl"))) >= 3));
+    (child, only_run_dir(store).expect("run dir"))
+}
+
 fn only_run_dir(store: &Path) -> Option<std::path::PathBuf> {
     std::fs::read_dir(store).ok()?.filter_map(Result::ok).map(|e| e.path()).next()
 }
@@ -108,10 +117,7 @@ fn an_env_swapped_mid_run_takes_over_at_episode_boundaries() {
     let cartpole = std::fs::read(common::plugin("cartpole")).expect("cartpole");
     std::fs::write(&env, &cartpole).expect("copy");
     let store = dir.path().join("runs");
-    let mut child = spawn_train(&store, &[format!("env.plugin={}", env.display()), "train.eval_every=0".into()]);
-    let rollouts = |m: &[serde_json::Value]| m.iter().filter(|l| l.get("rollout/return_mean").is_some()).count();
-    wait_for("rollout metrics", &mut child, || only_run_dir(&store).is_some_and(|d| rollouts(&lines(&d.join("metrics.jsonl"))) >= 3));
-    let run = only_run_dir(&store).expect("run dir");
+    let (mut child, run) = train_until_rollouts(&store, &[format!("env.plugin={}", env.display()), "train.eval_every=0".into()]);
     let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
 
     common::replace(&env, &std::fs::read(common::plugin("acrobot")).expect("acrobot"));
@@ -148,10 +154,7 @@ fn a_reward_plugin_swapped_mid_run_takes_over_and_a_broken_one_is_refused() {
     let reward = dir.path().join("reward.wasm");
     std::fs::copy(common::plugin("cartpole-shaped"), &reward).expect("copy");
     let store = dir.path().join("runs");
-    let mut child = spawn_train(&store, &[format!("reward.plugin={}", reward.display()), "train.eval_every=0".into()]);
-    let rollouts = |m: &[serde_json::Value]| m.iter().filter(|l| l.get("rollout/return_mean").is_some()).count();
-    wait_for("rollout metrics", &mut child, || only_run_dir(&store).is_some_and(|d| rollouts(&lines(&d.join("metrics.jsonl"))) >= 3));
-    let run = only_run_dir(&store).expect("run dir");
+    let (mut child, run) = train_until_rollouts(&store, &[format!("reward.plugin={}", reward.display()), "train.eval_every=0".into()]);
     let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
 
     // The same bytes written again (in place) are not a new version: no swap follows.
@@ -332,10 +335,7 @@ fn a_saved_app_py_goes_live_without_a_compile_and_a_broken_one_is_refused() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let store = dir.path().join("runs");
-    let mut child = spawn_train(&store, &[format!("reward.plugin={}", reward.display()), "train.eval_every=0".into()]);
-    let rollouts = |m: &[serde_json::Value]| m.iter().filter(|l| l.get("rollout/return_mean").is_some()).count();
-    wait_for("rollout metrics", &mut child, || only_run_dir(&store).is_some_and(|d| rollouts(&lines(&d.join("metrics.jsonl"))) >= 3));
-    let run = only_run_dir(&store).expect("run dir");
+    let (mut child, run) = train_until_rollouts(&store, &[format!("reward.plugin={}", reward.display()), "train.eval_every=0".into()]);
     let log = || std::fs::read_to_string(run.join("log.txt")).unwrap_or_default();
 
     // A syntax error: refused, naming the file and line; the run goes on.

@@ -380,17 +380,7 @@ fn componentize_args(cmd: &mut std::process::Command, wit: &Path, world: &str) {
 pub fn python_runtime(world: &str, cache_dir: Option<&Path>, say: &mut dyn FnMut(&str)) -> anyhow::Result<PathBuf> {
     let tool = componentize_py()?;
     let version = tool_version(&tool)?;
-    let mut h = sha2::Sha256::new();
-    h.update(version.as_bytes());
-    h.update(world.as_bytes());
-    for (f, text) in WIT {
-        h.update(f.as_bytes());
-        h.update(text.as_bytes());
-    }
-    h.update(RUNTIME_WIT.as_bytes());
-    h.update(SDK_PY.as_bytes());
-    h.update(RUNTIME_PY.as_bytes());
-    let path = runtime_path(cache_dir, "python", world, h)?;
+    let path = runtime_path(cache_dir, "python", world, &[version.as_bytes(), SDK_PY.as_bytes(), RUNTIME_PY.as_bytes()])?;
     if path.is_file() {
         return Ok(path);
     }
@@ -409,8 +399,20 @@ pub fn python_runtime(world: &str, cache_dir: Option<&Path>, say: &mut dyn FnMut
     Ok(path)
 }
 
-/// Where the runtime of `lang` for `world` made from what `h` hashed is kept.
-fn runtime_path(cache_dir: Option<&Path>, lang: &str, world: &str, h: sha2::Sha256) -> anyhow::Result<PathBuf> {
+/// Where the runtime of `lang` for `world` is kept: named by a hash of the world, the
+/// contract (`paddock:rl` and `paddock:runtime`) and `inputs` (the tool's version, the loader,
+/// the SDK: everything else it is made from).
+fn runtime_path(cache_dir: Option<&Path>, lang: &str, world: &str, inputs: &[&[u8]]) -> anyhow::Result<PathBuf> {
+    let mut h = sha2::Sha256::new();
+    h.update(world.as_bytes());
+    for (f, text) in WIT {
+        h.update(f.as_bytes());
+        h.update(text.as_bytes());
+    }
+    h.update(RUNTIME_WIT.as_bytes());
+    for part in inputs {
+        h.update(part);
+    }
     let key = hex::encode(h.finalize());
     let cache = cache_dir
         .map(Path::to_path_buf)
@@ -465,15 +467,7 @@ pub fn js_runtime(world: &str, project: &Path, cache_dir: Option<&Path>, say: &m
     let modules = componentize_js(project)?;
     let package = fs_err::read(modules.join("@bytecodealliance/componentize-js/package.json"))?;
     let loader = js_loader(world)?;
-    let mut h = sha2::Sha256::new();
-    for part in [&package[..], world.as_bytes(), RUNTIME_WIT.as_bytes(), loader.as_bytes(), BUILD_JS.as_bytes()] {
-        h.update(part);
-    }
-    for (f, text) in WIT {
-        h.update(f.as_bytes());
-        h.update(text.as_bytes());
-    }
-    let path = runtime_path(cache_dir, "js", world, h)?;
+    let path = runtime_path(cache_dir, "js", world, &[&package, loader.as_bytes(), BUILD_JS.as_bytes()])?;
     if path.is_file() {
         return Ok(path);
     }

@@ -65,10 +65,15 @@ impl Ticker<'_> {
         let _ = status::write(self.run_dir, s);
     }
 
+    /// Whether [`Ticker::tick`] would look at the files and write the status now.
+    pub(super) fn due(&self) -> bool {
+        self.last.elapsed() >= TICK
+    }
+
     /// Called before each step: updates the status when due, waits while paused; returns
     /// whether a stop was asked for.
     pub(super) fn tick(&mut self, st: &LoopState, message: Option<String>) -> bool {
-        if self.last.elapsed() < TICK {
+        if !self.due() {
             return false;
         }
         self.status.sps = (st.steps - self.since.1) as f64 / self.since.0.elapsed().as_secs_f64().max(1e-9);

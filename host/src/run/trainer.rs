@@ -394,7 +394,9 @@ impl<'a> Trainer<'a> {
 
     /// A stop asked for from outside the loop (`control/stop`, SIGINT/SIGTERM), noted once.
     fn stop_asked_outside(&mut self, stop: &mut Option<PendingStop>) {
-        let news = self.news();
+        // The news is formatted only when the status is due to be written (4× a second), not
+        // at every step.
+        let news = if self.ticker.due() { self.news() } else { None };
         let by = if self.ticker.tick(&self.st, news) { Some("a stop request") } else { super::interrupt::requested() };
         if let (Some(by), None) = (by, stop.as_ref()) {
             let msg = format!("{by} at step {}: stopping at the next update with a checkpoint", self.st.steps);
