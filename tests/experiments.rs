@@ -1014,3 +1014,79 @@ fn exp_best_ranks_settings_over_seeds_and_writes_a_runnable_config() {
         .expect("train");
     ok(&trained);
 }
+
+/// A study (`[search]`: TPE, the median pruner) run by three local workers, killed with
+/// SIGKILL — the runner and every worker at once — after some of its trials are final, then
+/// run again: it ends with exactly its budget, each trial number made once, and the trials
+/// final before the kill neither trained again nor replaced; its best trial is named.
+#[test]
+fn a_study_killed_with_sigkill_resumes_and_ends_with_exactly_its_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(
+        dir.path(),
+        "[trial]\nlease_s = 10\n[search]\nmetric = \"eval/return_mean\"\ntrials = 9\nparallelism = 3\nstartup_trials = 3\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.999] }\n[search.pruner]\nkind = \"median\"\nstartup_trials = 2\nwarmup_steps = 4096\n",
+    );
+    let store = dir.path().join("store");
+    let at = submit_to_local(dir.path(), &file, 12_288);
+    let run = || {
+        let mut c = paddock_cmd();
+        c.args(["exp", "run", file.to_str().expect("utf-8"), "--local", "--store", store.to_str().expect("utf-8")])
+            .args(["--set", "set.total_steps=12288"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let mut runner = run().spawn().expect("exp run");
+    let finals = |s: &Value| -> Vec<(String, u64)> {
+        s["trials"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter(|t| ["done", "pruned"].contains(&t["state"]["status"].as_str().unwrap_or("")))
+                    .map(|t| (t["id"].as_str().unwrap_or("").to_string(), t["state"]["epoch"].as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let start = Instant::now();
+    let before = loop {
+        let s = status(&at);
+        let f = finals(&s);
+        if f.len() >= 3 {
+            break f;
+        }
+        assert!(start.elapsed() < Duration::from_secs(180), "three trials did not finish: {s}");
+        assert!(runner.try_wait().expect("wait").is_none(), "the runner ended before the kill: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Every process of the study at once, as a machine that loses power.
+    let workers = workers_of(&at);
+    assert!(!workers.is_empty(), "workers run");
+    signal(runner.id(), libc::SIGKILL);
+    for w in &workers {
+        signal(*w, libc::SIGKILL);
+    }
+    let _ = runner.wait();
+    let made_at_kill = std::fs::read_dir(Path::new(&at).join("study/trials")).expect("study").count();
+    assert!(made_at_kill < 9, "the kill came before the study was through: {made_at_kill} made");
+    let out = run().output().expect("exp run");
+    let text = ok(&out);
+    let s = status(&at);
+    let trials = s["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 9, "exactly the budget: {s}");
+    assert!(trials.iter().all(|t| ["done", "pruned"].contains(&t["state"]["status"].as_str().unwrap_or(""))), "all final: {s}");
+    let mut names: Vec<String> = std::fs::read_dir(Path::new(&at).join("study/trials"))
+        .expect("study")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let expected: Vec<String> = (0..9).map(|n| format!("{n:06}.json")).collect();
+    assert_eq!(names, expected, "each number made once, none skipped");
+    let ids: std::collections::BTreeSet<&str> = trials.iter().filter_map(|t| t["id"].as_str()).collect();
+    assert_eq!(ids.len(), 9, "no trial twice: {s}");
+    for (id, epoch) in &before {
+        let t = trials.iter().find(|t| t["id"] == id.as_str()).expect("a trial final before the kill is still there");
+        assert_eq!(t["state"]["epoch"].as_u64(), Some(*epoch), "{id} was not trained again: {t}");
+    }
+    assert!(text.contains("study: 9 of 9 trials made") && text.contains("best so far: s0"), "{text}");
+}

@@ -35,10 +35,60 @@ pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<()> {
     if let Some(es) = &plan.early_stop {
         println!("early stop {} ({}), first rung {} steps, eta {}", es.metric, es.mode, es.min_steps, es.eta);
     }
+    if let Some(s) = &plan.search {
+        print_search(s);
+    }
     for t in &plan.trials {
         println!("{}  {}", t.id, t.overrides.join(" "));
     }
     Ok(())
+}
+
+/// A study's settings, as `exp plan` shows them.
+fn print_search(s: &crate::format::experiment::Search) {
+    let p = &s.pruner;
+    let pruner = match p.kind.as_str() {
+        "median" => format!("median (after {} finished trials, from step {})", p.startup_trials, p.warmup_steps),
+        "asha" | "hyperband" => format!("{} (smallest budget {} steps, eta {})", p.kind, p.min_steps, p.eta),
+        other => other.to_string(),
+    };
+    println!(
+        "study: {} trials, {} at once, sampler {} (seed {}), {} {} , pruner {pruner}",
+        s.trials, s.parallelism, s.sampler, s.seed, s.mode, s.metric
+    );
+    println!("every trial: {}", s.fixed.join(" "));
+    for q in &s.params {
+        let dist = match &q.dist {
+            crate::format::experiment::Dist::Float { low, high, log } => format!("{}[{low}, {high}]", if *log { "log " } else { "" }),
+            crate::format::experiment::Dist::Int { low, high, log } => format!("{}whole [{low}, {high}]", if *log { "log " } else { "" }),
+            crate::format::experiment::Dist::Choice(c) => format!("one of {}", serde_json::Value::Array(c.clone())),
+        };
+        let when = q.when.as_ref().map_or(String::new(), |w| format!("  when {} is {}", w.key, serde_json::Value::Array(w.is.clone())));
+        println!("  {}  {dist}{when}", q.key);
+    }
+}
+
+/// A study's progress and its best trial so far.
+fn print_study(objects: &dyn crate::store::Objects, plan: &crate::format::experiment::Plan, states: &[(String, trial::TrialState)]) {
+    let Some(search) = &plan.search else { return };
+    let Ok(made) = crate::format::experiment::study_trials(objects) else { return };
+    let by_id: std::collections::BTreeMap<String, trial::TrialState> = states.iter().cloned().collect();
+    let pruned = states.iter().filter(|(_, s)| s.status == trial::Status::Pruned).count();
+    println!(
+        "study: {} of {} trials made, {pruned} pruned; sampler {}, {} {}",
+        made.len(),
+        search.trials,
+        search.sampler,
+        search.mode,
+        search.metric
+    );
+    match crate::exp::search::best(search, &made, &by_id) {
+        Some((id, v, params)) => {
+            let p: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("best so far: {id}  {} = {v:.4}  {}", search.metric, p.join(" "));
+        }
+        None => println!("best so far: none (no trial has finished with a value of {})", search.metric),
+    }
 }
 
 /// Arguments of `exp run`.
@@ -64,9 +114,9 @@ pub struct RunArgs {
     /// With `--local`: hand trial ids to the workers over an SQS queue, as a fleet does.
     #[arg(long, requires = "local")]
     queue: bool,
-    /// How many local workers.
-    #[arg(short = 'j', long = "jobs", default_value_t = 2)]
-    jobs: usize,
+    /// How many local workers (default: a study's `parallelism`, else 2).
+    #[arg(short = 'j', long = "jobs")]
+    jobs: Option<usize>,
     /// Where the experiment lives: a directory or `s3://bucket/prefix` (default: the file's
     /// `[fleet] store`, else `runs/experiments`).
     #[arg(long, value_name = "STORE")]
@@ -235,8 +285,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.fleet {
         return run_fleet(&plan, args.store.as_deref(), args.detach);
     }
-    if args.jobs == 0 || args.jobs > 256 {
-        anyhow::bail!("-j {}: from 1 to 256 local workers", args.jobs);
+    let jobs = args.jobs.unwrap_or_else(|| plan.search.as_ref().map_or(2, |s| s.parallelism as usize));
+    if jobs == 0 || jobs > 256 {
+        anyhow::bail!("-j {jobs}: from 1 to 256 local workers");
     }
     if args.queue {
         cloud::require_fleet()?;
@@ -249,9 +300,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let before = crate::format::experiment::states(objects.as_ref(), &plan)?;
     let finished = before.iter().filter(|(_, s)| s.status.is_final()).count();
-    eprintln!("experiment {} at {at}: {} trials ({finished} already final), {} local workers", plan.id, plan.trials.len(), args.jobs);
+    let trials = if plan.search.is_some() { format!("a study of {}", before.len()) } else { plan.trials.len().to_string() };
+    eprintln!("experiment {} at {at}: {trials} trials ({finished} already final), {jobs} local workers", plan.id);
     let opts = local::LocalOptions {
-        jobs: args.jobs,
+        jobs,
         queue: args.queue,
         exe: std::env::current_exe().context("failed to find the paddock binary")?,
         store_lost_after: std::time::Duration::from_secs(300),
@@ -282,6 +334,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     })?;
     print_table(&end.states, None);
+    print_study(objects.as_ref(), &plan, &end.states);
     if let Some(e) = end.store_lost.as_deref().filter(|_| end.fatal) {
         anyhow::bail!(
             "{e}; the workers kept their working copies under {}. When the store is back, put the experiment back with `paddock exp restore {at}` and run the same command again",
@@ -319,7 +372,7 @@ fn run_fleet(plan: &crate::format::experiment::Plan, store: Option<&str>, detach
             "started {} {} ({} × Spot across {}; launch template {})",
             r.api,
             r.fleet_id.as_deref().unwrap_or("?"),
-            f.map_or(0, |f| f.target_capacity.min(f.max_capacity).min(plan.trials.len() as u32)),
+            f.map_or(0, |f| f.target_capacity.min(f.max_capacity).min(plan.most_at_once() as u32)),
             f.map(|f| f.instance_types.join(", ")).unwrap_or_default(),
             r.launch_template.as_deref().unwrap_or("?")
         ),
@@ -508,6 +561,7 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
     }
     println!("experiment {} at {at}: {}", plan.id, counts_line(&states));
     print_table(&states, fleet.as_ref().map(|f| &f.bill));
+    print_study(objects.as_ref(), &plan, &states);
     if let Some(f) = &fleet {
         print_report(f);
     }

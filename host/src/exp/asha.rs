@@ -18,6 +18,8 @@ pub struct Asha {
     rungs: Vec<u64>,
     /// Rungs this trial has passed.
     passed: usize,
+    /// Where the rungs' folders are (a Hyperband bracket has its own).
+    prefix: String,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -30,7 +32,12 @@ impl Asha {
     /// The rule for `trial`, whose runs train `total_steps`.
     pub fn new(objects: Arc<dyn Objects>, rule: EarlyStop, trial: &str, total_steps: u64) -> Self {
         let rungs = rungs(&rule, total_steps);
-        Asha { objects, rule, trial: trial.to_string(), rungs, passed: 0 }
+        Asha { objects, rule, trial: trial.to_string(), rungs, passed: 0, prefix: String::new() }
+    }
+
+    /// The rule for `trial` in Hyperband bracket `bracket` (its rungs kept apart).
+    pub fn in_bracket(objects: Arc<dyn Objects>, rule: EarlyStop, trial: &str, total_steps: u64, bracket: u32) -> Self {
+        Asha { prefix: format!("b{bracket}/"), ..Self::new(objects, rule, trial, total_steps) }
     }
 
     /// The rule.
@@ -47,7 +54,8 @@ impl Asha {
                 self.passed += 1;
                 continue;
             };
-            if !decide_at(self.objects.as_ref(), &self.rule, rung, &self.trial, v)? {
+            let dir = format!("{}{}", self.prefix, crate::format::experiment::rung_dir(rung));
+            if !decide_at(self.objects.as_ref(), &self.rule, &dir, &self.trial, v)? {
                 return Ok(false);
             }
             self.passed += 1;
@@ -56,16 +64,16 @@ impl Asha {
     }
 }
 
-/// The decision for `trial` at `rung` (recorded, or made now and recorded).
-pub fn decide_at(objects: &dyn Objects, rule: &EarlyStop, rung: u64, trial: &str, value: f64) -> anyhow::Result<bool> {
-    let dir = crate::format::experiment::rung_dir(rung);
+/// The decision for `trial` at the rung whose folder is `dir` (recorded, or made now and
+/// recorded).
+pub fn decide_at(objects: &dyn Objects, rule: &EarlyStop, dir: &str, trial: &str, value: f64) -> anyhow::Result<bool> {
     let key = format!("{dir}/{trial}.json");
     if let Some(data) = objects.get(&key)? {
         let r: Record = serde_json::from_slice(&data)?;
         return Ok(r.go_on);
     }
     let mut others = Vec::new();
-    for e in objects.list(&dir)? {
+    for e in objects.list(dir)? {
         if e.key != key
             && let Some(d) = objects.get(&e.key)?
             && let Ok(r) = serde_json::from_slice::<Record>(&d)
@@ -100,14 +108,14 @@ mod tests {
         let values: Vec<f64> = (0..81).map(|i| ((i * 37) % 81) as f64).collect();
         let mut stopped = 0;
         for (i, v) in values.iter().enumerate() {
-            if !decide_at(objects.as_ref(), &rule, 100, &format!("t{i}"), *v).expect("decide") {
+            if !decide_at(objects.as_ref(), &rule, "rungs/000000000100", &format!("t{i}"), *v).expect("decide") {
                 stopped += 1;
             }
         }
         let frac = stopped as f64 / 81.0;
         assert!((0.5..=0.75).contains(&frac), "about two thirds stop at the first rung: {stopped} of 81");
         // A restart decides nothing again: the recorded decision comes back, whatever the value.
-        let first = decide_at(objects.as_ref(), &rule, 100, "t0", values[0]).expect("decide");
-        assert_eq!(decide_at(objects.as_ref(), &rule, 100, "t0", 1e9).expect("decide"), first);
+        let first = decide_at(objects.as_ref(), &rule, "rungs/000000000100", "t0", values[0]).expect("decide");
+        assert_eq!(decide_at(objects.as_ref(), &rule, "rungs/000000000100", "t0", 1e9).expect("decide"), first);
     }
 }

@@ -112,7 +112,7 @@ pub fn launch(objects: &dyn Objects, cloud: &dyn Cloud, plan: &Plan, at: &str, b
         let (r, _) = read_fleet(objects)?.context("fleet.json vanished")?;
         return Ok(Launched::Running(r));
     };
-    let capacity = fleet.target_capacity.min(fleet.max_capacity).min(plan.trials.len().max(1) as u32);
+    let capacity = fleet.target_capacity.min(fleet.max_capacity).min(plan.most_at_once().max(1) as u32);
     // An earlier generation's launch that died half way may have left the template.
     let _ = retry(backoff, || ec2.delete_template_named(&template_name(&plan.id)));
     let started = retry(backoff, || {

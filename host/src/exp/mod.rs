@@ -7,7 +7,7 @@
 //! the spot price history ([`cost`], [`report`]); [`cloud`] puts EC2 and SQS behind
 //! traits (the real clients with the cargo feature `fleet`, an in-memory double with
 //! faults in the unit tests); [`restore`] puts an experiment back into a store that lost it,
-//! from its workers' working copies.
+//! from its workers' working copies; [`search`] is a study's sampler and pruners (`[search]`).
 
 pub mod asha;
 pub mod best;
@@ -20,6 +20,7 @@ pub mod notice;
 pub mod queue;
 pub mod report;
 pub mod restore;
+pub mod search;
 pub mod spec;
 pub mod submit;
 pub mod trial;

@@ -39,6 +39,7 @@ use serde::Deserialize;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 
+mod search;
 mod space;
 use space::{flatten, grid, random_draws, seeds};
 
@@ -67,6 +68,8 @@ struct File {
     random: Option<toml::Table>,
     #[serde(default)]
     early_stop: Option<EarlyStop>,
+    #[serde(default)]
+    search: Option<search::Raw>,
     #[serde(default)]
     fleet: Option<Fleet>,
     #[serde(default)]
@@ -104,8 +107,28 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
     if file.trial.max_errors == 0 || file.trial.max_lost == 0 || file.trial.lease_s < 10 {
         return Err(err("keys `trial.max_errors` and `trial.max_lost` (at least 1) and `trial.lease_s` (at least 10 s)".into()));
     }
+    let study = match &file.search {
+        None => None,
+        Some(raw) => {
+            if !file.grid.is_empty() || file.random.is_some() {
+                return Err(err("[search] and [grid] / [random]: a study suggests its own trials; put the values to try in [search.params] (a list is { choice = [...] })".into()));
+            }
+            if file.early_stop.is_some() {
+                return Err(err("[search] and [early_stop]: a study has its own pruner; write [search.pruner] kind = \"asha\" (with min_steps and eta) instead".into()));
+            }
+            if seeds.len() > 1 {
+                return Err(err(format!(
+                    "key `seeds`: a study's trials each run one seed (here {} are listed); rank the winners over seeds afterwards with `paddock exp best`",
+                    seeds.len()
+                )));
+            }
+            let mut fixed = fixed.clone();
+            fixed.push(format!("seed={}", seeds[0]));
+            Some(search::search(raw, fixed).map_err(err)?)
+        }
+    };
     let mut trials = Vec::new();
-    for combo in &combos {
+    for combo in combos.iter().filter(|_| study.is_none()) {
         for seed in &seeds {
             let mut o = fixed.clone();
             o.extend(combo.iter().map(|(k, v)| format!("{k}={v}")));
@@ -115,8 +138,15 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
         }
     }
     // Each trial's config must load: a typo in an axis is an error here, not in a worker.
+    // A study's trials are not known yet: its parameters at their ends stand for them.
     let mut files = std::collections::BTreeMap::new();
-    for t in &trials {
+    let stand_ins: Vec<Trial> = match &study {
+        Some(s) => {
+            search::corners(s).into_iter().enumerate().map(|(i, overrides)| Trial { id: format!("study corner {i}"), overrides }).collect()
+        }
+        None => Vec::new(),
+    };
+    for t in trials.iter().chain(&stand_ins) {
         let mut c =
             RunConfig::load_with(&base_path, &t.overrides).map_err(|e| err(format!("trial {} ({}): {e}", t.id, t.overrides.join(" "))))?;
         for (_, p) in c.plugin_paths() {
@@ -130,13 +160,17 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
     // Plugins by content, not by where this checkout keeps them: the same file plans the same
     // experiment on any machine.
     let base_config = RunConfig::load(&base_path).map_err(|e| err(format!("key `base`: {e}")))?;
-    let identity = serde_json::json!({
+    let mut identity = serde_json::json!({
         "base": identity_of(&base_config).map_err(err)?,
         "trials": trials,
         "early_stop": file.early_stop,
     });
+    if let Some(s) = &study {
+        // Only a study's id carries it: the ids of experiments without one stay as they were.
+        identity["search"] = serde_json::to_value(s).map_err(|e| err(e.to_string()))?;
+    }
     let id = format!("{stem}-{}", short_hash(&identity.to_string(), 10));
-    Ok(Plan { id, base: base_text, trials, early_stop: file.early_stop, fleet: file.fleet, trial: file.trial, files })
+    Ok(Plan { id, base: base_text, trials, early_stop: file.early_stop, search: study, fleet: file.fleet, trial: file.trial, files })
 }
 
 /// The base config's path and its text with plugin and robot paths absolute.

@@ -146,6 +146,7 @@ mod index_tests {
             base: String::new(),
             trials,
             early_stop: None,
+            search: None,
             fleet: None,
             trial: Default::default(),
             files: Default::default(),

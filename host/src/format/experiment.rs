@@ -58,6 +58,128 @@ fn three() -> u64 {
     3
 }
 
+/// A study (`[search]`): trials suggested one at a time by a sampler from the results of
+/// the trials before them, up to a budget, each run stopped early by a pruner. The study's
+/// trials are not in the plan: each is made by a worker when it needs work, as
+/// `study/trials/<n>.json` (a conditional create, so each number is made once), and read
+/// back with the plan ([`read_plan`]).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// The metric the study optimises: an evaluation metric of `metrics.jsonl`.
+    pub metric: String,
+    /// `max` or `min`.
+    pub mode: String,
+    /// `tpe`, `random` or `grid`.
+    pub sampler: String,
+    /// The trial budget: how many trials the study makes.
+    pub trials: u64,
+    /// The most trials running at once (and `exp run`'s default worker count).
+    pub parallelism: u64,
+    /// The sampler's seed: the same seed and the same results give the same suggestions.
+    pub seed: u64,
+    /// TPE: trials drawn at random before the model is used.
+    pub startup_trials: u64,
+    /// TPE: candidates drawn from the good trials' density and scored per suggestion.
+    pub candidates: u64,
+    /// The parameters, by dotted config key, in the order they are sampled (parents first).
+    pub params: Vec<Param>,
+    /// The overrides every trial gets (`[set]` and its seed), before the parameters.
+    pub fixed: Vec<String>,
+    /// How trials are stopped early.
+    pub pruner: Pruner,
+}
+
+/// A parameter of a study.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Param {
+    /// The dotted config key, e.g. `algorithm.params.learning-rate`.
+    pub key: String,
+    /// Its distribution.
+    pub dist: Dist,
+    /// Sampled only when another parameter has one of some values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+}
+
+/// A parameter's distribution.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dist {
+    /// A float in `[low, high]`, uniform (`log`: uniform in its logarithm).
+    Float {
+        /// Lowest.
+        low: f64,
+        /// Highest.
+        high: f64,
+        /// Log scale.
+        log: bool,
+    },
+    /// A whole number in `[low, high]`.
+    Int {
+        /// Lowest.
+        low: i64,
+        /// Highest.
+        high: i64,
+        /// Log scale.
+        log: bool,
+    },
+    /// One of these values.
+    Choice(Vec<serde_json::Value>),
+}
+
+/// A condition on another parameter.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// The parent parameter's key.
+    pub key: String,
+    /// The parent's values for which this parameter is sampled.
+    pub is: Vec<serde_json::Value>,
+}
+
+/// How a study's trials are stopped early.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pruner {
+    /// `none`, `median`, `asha` or `hyperband`.
+    pub kind: String,
+    /// Median: trials that must finish before any is pruned.
+    pub startup_trials: u64,
+    /// Median: env steps before which a trial is not pruned.
+    pub warmup_steps: u64,
+    /// ASHA / Hyperband: the smallest budget (env steps) a trial is judged at.
+    pub min_steps: u64,
+    /// ASHA / Hyperband: the reduction factor.
+    pub eta: u64,
+}
+
+/// A trial a study made: `study/trials/<n>.json`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct StudyTrial {
+    /// Its number in the study, from 0.
+    pub n: u64,
+    /// The trial (`s<n>-<hash of its overrides>`).
+    pub trial: Trial,
+    /// The parameters drawn, by key (inactive conditional ones absent).
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// The folder of a study's trials.
+pub const STUDY_TRIALS: &str = "study/trials";
+
+/// The key of study trial `n`.
+pub fn study_trial_key(n: u64) -> String {
+    format!("{STUDY_TRIALS}/{n:06}.json")
+}
+
+/// The key of a trial's learning curve (the study's metric at each evaluation), which the
+/// median pruner compares trials by.
+pub fn curve_key(trial: &str) -> String {
+    format!("curves/{trial}.json")
+}
+
 /// Where and on what `exp run --fleet` runs (EC2 Spot).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +296,10 @@ pub struct Plan {
     /// The early-stop rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stop: Option<EarlyStop>,
+    /// The study, when trials are suggested by a sampler (`[search]`): its trials are made
+    /// in the store as workers need them and added to `trials` by [`read_plan`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
     /// The fleet section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<Fleet>,
@@ -187,9 +313,77 @@ pub struct Plan {
     pub files: std::collections::BTreeMap<String, String>,
 }
 
-/// Reads an experiment's plan from its store.
+impl Plan {
+    /// How many trials can run at once: every trial, or a study's `parallelism` (at most
+    /// its budget).
+    pub fn most_at_once(&self) -> usize {
+        match &self.search {
+            Some(s) => s.parallelism.min(s.trials) as usize,
+            None => self.trials.len(),
+        }
+    }
+}
+
+/// Reads an experiment's plan from its store, with the trials its study made so far.
 pub fn read_plan(objects: &dyn Objects) -> anyhow::Result<Plan> {
-    parse_plan(objects, objects.get(PLAN)?)
+    let mut plan = parse_plan(objects, objects.get(PLAN)?)?;
+    if plan.search.is_some() {
+        plan.trials.extend(study_trials(objects)?.into_iter().map(|t| t.trial));
+    }
+    Ok(plan)
+}
+
+/// A reader's copy of a study's trials (each read once: a study trial never changes).
+#[derive(Debug, Default)]
+pub struct StudyCache {
+    seen: BTreeMap<String, Trial>,
+}
+
+impl StudyCache {
+    /// `plan` with the trials its study made so far (`plan` itself without a study; trials
+    /// it holds already are not added again).
+    pub fn with_trials<'a>(&mut self, objects: &dyn Objects, plan: &'a Plan) -> anyhow::Result<std::borrow::Cow<'a, Plan>> {
+        if plan.search.is_none() {
+            return Ok(std::borrow::Cow::Borrowed(plan));
+        }
+        for e in objects.list(STUDY_TRIALS)? {
+            if self.seen.contains_key(&e.key) {
+                continue;
+            }
+            let Some(data) = objects.get(&e.key)? else { continue };
+            let t: StudyTrial =
+                serde_json::from_slice(&data).with_context(|| format!("{}/{} is not a study trial", objects.location(), e.key))?;
+            self.seen.insert(e.key, t.trial);
+        }
+        let mut out = plan.clone();
+        for t in self.seen.values() {
+            if !out.trials.iter().any(|x| x.id == t.id) {
+                out.trials.push(t.clone());
+            }
+        }
+        Ok(std::borrow::Cow::Owned(out))
+    }
+}
+
+/// The trials a study made, in order.
+pub fn study_trials(objects: &dyn Objects) -> anyhow::Result<Vec<StudyTrial>> {
+    let mut out = Vec::new();
+    for e in objects.list(STUDY_TRIALS)? {
+        let Some(data) = objects.get(&e.key)? else { continue };
+        let t: StudyTrial =
+            serde_json::from_slice(&data).with_context(|| format!("{}/{} is not a study trial", objects.location(), e.key))?;
+        out.push(t);
+    }
+    out.sort_by_key(|t| t.n);
+    Ok(out)
+}
+
+/// Placeholders for the trials a study has yet to make (`s<n>`, queued), so that an
+/// experiment whose study is not through its budget is never all final.
+pub fn unmade(plan: &Plan) -> Vec<(String, TrialState)> {
+    let Some(s) = &plan.search else { return Vec::new() };
+    let made = plan.trials.iter().filter(|t| t.id.starts_with('s')).count() as u64;
+    (made..s.trials).map(|n| (format!("s{n:04}"), TrialState::queued())).collect()
 }
 
 /// The plan in `data` (what `objects` holds at [`PLAN`]).
@@ -209,9 +403,22 @@ pub fn open_trials(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<Str
     Ok(states(objects, plan)?.into_iter().filter(|(_, s)| !s.status.is_final()).map(|(id, _)| id).collect())
 }
 
-/// Reads every trial's state (for `exp status`), in plan order.
+/// Reads every trial's state (for `exp status`), in plan order, a study's trials made so
+/// far after them and those it has yet to make last.
 pub fn states(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<(String, TrialState)>> {
-    plan.trials.iter().map(|t| Ok((t.id.clone(), super::trial::read(objects, &t.id)?.state))).collect()
+    let plan = StudyCache::default().with_trials(objects, plan)?;
+    let mut out = Vec::with_capacity(plan.trials.len());
+    for t in &plan.trials {
+        let state = match super::trial::read(objects, &t.id) {
+            Ok(h) => h.state,
+            // A study trial is made before its state (by the same worker, at once).
+            Err(e) if plan.search.is_some() && super::trial::is_missing(&e) => TrialState::queued(),
+            Err(e) => return Err(e),
+        };
+        out.push((t.id.clone(), state));
+    }
+    out.extend(unmade(&plan));
+    Ok(out)
 }
 
 /// The record of an experiment's fleet in its store.

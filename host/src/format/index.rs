@@ -85,6 +85,8 @@ pub struct Overview {
     seen: HashMap<String, TrialState>,
     /// Requests the last [`Overview::read`] made.
     pub requests: usize,
+    /// A study's trials, read once each.
+    study: super::experiment::StudyCache,
 }
 
 impl Overview {
@@ -92,7 +94,7 @@ impl Overview {
     /// empty).
     pub fn load(path: &Path) -> Overview {
         let seen = std::fs::read(path).ok().and_then(|d| serde_json::from_slice(&d).ok()).unwrap_or_default();
-        Overview { seen, requests: 0 }
+        Overview { seen, requests: 0, study: Default::default() }
     }
 
     /// Saves what it saw to `path` (best effort: a cache).
@@ -108,6 +110,7 @@ impl Overview {
     /// Every trial's state, in plan order. A trial's missing state is an error
     /// ([`trial::Missing`]), as in [`trial::read`].
     pub fn read(&mut self, objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<(String, TrialState)>> {
+        let plan = &*self.study.with_trials(objects, plan)?;
         if plan.trials.len() <= READ_DIRECTLY {
             // A listing costs as much as a dozen GETs on S3: small experiments read each state.
             self.requests = plan.trials.len();
@@ -140,11 +143,17 @@ impl Overview {
                 }
                 None => {
                     self.requests += 1;
-                    trial::read(objects, &t.id)?.state
+                    match trial::read(objects, &t.id) {
+                        Ok(h) => h.state,
+                        // A study trial is made before its state (by the same worker, at once).
+                        Err(e) if plan.search.is_some() && trial::is_missing(&e) => queued.clone(),
+                        Err(e) => return Err(e),
+                    }
                 }
             };
             out.push((t.id.clone(), state));
         }
+        out.extend(super::experiment::unmade(plan));
         // Forget what no trial points at any more.
         let live: std::collections::HashSet<&String> = newest.values().map(|(_, _, k)| k).collect();
         self.seen.retain(|k, _| live.contains(k));

@@ -20,6 +20,7 @@ pub(crate) fn plan(capacity: u32) -> Plan {
         base: "total_steps = 1000\n".into(),
         trials: (0..4).map(|i| crate::format::experiment::Trial { id: format!("t{i:04}"), overrides: vec![format!("seed={i}")] }).collect(),
         early_stop: None,
+        search: None,
         fleet: Some(fleet),
         trial: TrialPolicy::default(),
         files: Default::default(),

@@ -79,6 +79,51 @@ fn mistakes_name_the_file_and_key() {
         ("base = \"base.toml\"\n[grid]\n\"train.eval_evry\" = [1, 2]\n", "eval_evry"),
         ("base = \"base.toml\"\n[random]\ncount = 2\n\"seed\" = 1\n", "no axis to draw"),
         ("base = \"base.toml\"\n[early_stop]\nmetric = \"eval/return_mean\"\nmin_steps = 100\neta = 1\n", "early_stop.eta"),
+        // Studies: each mistake named with its key, before anything runs.
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"tp\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99] }\n",
+            "key `search.sampler` = \"tp\": an unknown sampler",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99] }\n[search.pruner]\nkind = \"medain\"\n",
+            "key `search.pruner.kind` = \"medain\": an unknown pruner",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.99, 0.9] }\n",
+            "search.params.\"algorithm.params.gamma\".uniform`: the range [0.99, 0.9] is empty or inverted",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.9] }\n",
+            "is empty or inverted",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [0, 0.1] }\n",
+            "a log range must be above 0",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99], when = { \"algorithm.params.kind\" = \"a\" } }\n",
+            "its `when` names `algorithm.params.kind`: not a parameter of the search",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99] }\n[grid]\n\"algorithm.params.learning-rate\" = [1e-3]\n",
+            "[search] and [grid]",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99] }\n",
+            "key `search.trials` is required",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99] }\n[search.pruner]\nkind = \"hyperband\"\n",
+            "key `search.pruner.min_steps` is required",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"train.eval_evry\" = { int_uniform = [100, 200] }\n",
+            "eval_evry",
+        ),
+        (
+            "base = \"base.toml\"\nseeds = 2\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99] }\n",
+            "a study's trials each run one seed",
+        ),
     ];
     for (text, says) in cases {
         let f = write(dir.path(), "bad.toml", text);
@@ -91,4 +136,24 @@ fn mistakes_name_the_file_and_key() {
 fn rungs_grow_by_eta_below_the_total() {
     let es = EarlyStop { metric: "eval/return_mean".into(), mode: "max".into(), min_steps: 1000, eta: 3 };
     assert_eq!(rungs(&es, 20_000), vec![1000, 3000, 9000]);
+}
+
+#[test]
+fn a_study_plans_no_trials_up_front_and_keeps_parents_before_their_conditions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    base(dir.path());
+    let f = write(
+        dir.path(),
+        "study.toml",
+        "base = \"base.toml\"\n[set]\ntotal_steps = 2000\n[search]\nmetric = \"eval/return_mean\"\ntrials = 12\nparallelism = 3\n[search.params]\n\"algorithm.params.ent-coef\" = { log_uniform = [1e-4, 1e-1], when = { \"algorithm.params.n-epochs\" = [4, 8] } }\n\"algorithm.params.n-epochs\" = { choice = [2, 4, 8] }\n\"algorithm.params.n-steps\" = { int_log_uniform = [16, 256] }\n[search.pruner]\nkind = \"median\"\nwarmup_steps = 500\n",
+    );
+    let p = plan(&f, &[]).expect("plan");
+    assert!(p.trials.is_empty(), "a study's trials are made as it runs");
+    let s = p.search.as_ref().expect("search");
+    assert_eq!((s.trials, s.parallelism, s.sampler.as_str(), s.pruner.kind.as_str()), (12, 3, "tpe", "median"));
+    let keys: Vec<&str> = s.params.iter().map(|q| q.key.as_str()).collect();
+    assert_eq!(keys, ["algorithm.params.n-epochs", "algorithm.params.n-steps", "algorithm.params.ent-coef"], "parents first");
+    assert_eq!(s.fixed, ["total_steps=2000", "seed=1"]);
+    assert_eq!(plan(&f, &[]).expect("plan").id, p.id, "the same file plans the same study");
+    assert_ne!(plan(&f, &["search.seed=4".into()]).expect("plan").id, p.id, "another seed is another study");
 }

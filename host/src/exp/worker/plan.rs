@@ -51,11 +51,20 @@ pub fn localize(objects: &dyn Objects, plan: &Plan, work_dir: &Path) -> anyhow::
         }
         let local = local.display().to_string();
         out.base = out.base.replace(path.as_str(), &local);
-        for t in &mut out.trials {
-            for o in &mut t.overrides {
-                *o = o.replace(path.as_str(), &local);
-            }
-        }
+    }
+    for t in &mut out.trials {
+        localize_overrides(plan, work_dir, &mut t.overrides);
     }
     Ok(out)
+}
+
+/// A trial's overrides with the plan's file paths pointing at the worker's copies (fetched
+/// by [`localize`]).
+pub fn localize_overrides(plan: &Plan, work_dir: &Path, overrides: &mut [String]) {
+    for (path, key) in &plan.files {
+        let local = work_dir.join(key).display().to_string();
+        for o in overrides.iter_mut() {
+            *o = o.replace(path.as_str(), &local);
+        }
+    }
 }

@@ -7,6 +7,7 @@ use super::leave::{
 use super::over_queue;
 use super::plan::localize;
 use super::trial_run::run_trial;
+use crate::exp::search::NotNow;
 use crate::exp::trial::{self, Held};
 use crate::format::experiment::{PLAN, Plan, parse_plan};
 use crate::store::Objects;
@@ -38,21 +39,39 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
     let plan = localize(objects.as_ref(), &plan, &opts.work_dir)?;
     let base = opts.work_dir.join(format!("base-{}.toml", plan.id));
     std::fs::write(&base, &plan.base).with_context(|| format!("failed to write {}", base.display()))?;
-    if let Some(d) = &opts.queue {
+    // A study's trials are made by its workers as they need them, not sent over a queue:
+    // its workers look in the store.
+    if let Some(d) = opts.queue.as_ref().filter(|_| plan.search.is_none()) {
         let queue = crate::exp::cloud::aws().queue(&d.queue, Some(&d.region))?;
         return over_queue::work(objects, &plan, &base, opts, &queue);
     }
     let mut summary = WorkerSummary::default();
     let mut idle_since = Instant::now();
     // Start at a different trial per worker, so workers do not all race for the first one.
-    let offset = std::process::id() as usize % plan.trials.len().max(1);
+    let offset = std::process::id() as usize;
     let mut lost = StoreLost::default();
+    let mut study = Study::default();
     loop {
         if let Some(why) = should_leave(opts, &mut summary) {
             return Ok(leave(summary, why));
         }
         let now = crate::format::status::unix_now();
-        let scanned = scan(objects.as_ref(), &plan, offset, &me, opts.instance.as_deref(), now);
+        let scanned = study.refresh(objects.as_ref(), &plan, &opts.work_dir).and_then(|current| {
+            let found = scan(objects.as_ref(), current, offset, &me, opts.instance.as_deref(), now)?;
+            Ok(match found {
+                // None to claim: a study may make its next trial (claimed at the next look).
+                (None, open) if plan.search.is_some() => match crate::exp::search::make_next(objects.as_ref(), &plan)? {
+                    Ok(t) => {
+                        let msg = format!("study: made trial {} ({})", t.trial.id, t.trial.overrides.join(" "));
+                        crate::log::RunLog::stderr().line(crate::log::Level::Info, "worker", &msg);
+                        (None, true)
+                    }
+                    Err(NotNow::Busy) => (None, true),
+                    Err(NotNow::Spent) => (None, open),
+                },
+                found => found,
+            })
+        });
         let (claimed, open) = match scanned {
             Ok(found) => {
                 lost.reached();
@@ -81,7 +100,7 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
             continue;
         };
         let id = held.id.clone();
-        let outcome = run_trial(objects.clone(), &plan, &base, held, opts, None)?;
+        let outcome = run_trial(objects.clone(), study.current(&plan), &base, held, opts, None)?;
         summary.record(&id, &outcome);
         match outcome {
             Outcome::Lost { why, leave } => return Ok(lost_store(summary, leave, why, &opts.work_dir)),
@@ -106,6 +125,7 @@ fn scan(
     now: f64,
 ) -> anyhow::Result<(Option<Held>, bool)> {
     let mut open = false;
+    let offset = offset % plan.trials.len().max(1);
     for i in 0..plan.trials.len() {
         let t = &plan.trials[(i + offset) % plan.trials.len()];
         let held = trial::read(objects, &t.id)?;
@@ -124,4 +144,31 @@ fn scan(
         }
     }
     Ok((None, open))
+}
+
+/// A worker's view of its experiment's study: the plan with the trials made so far, their
+/// paths pointing at the worker's copies of the files.
+#[derive(Default)]
+struct Study {
+    cache: crate::format::experiment::StudyCache,
+    plan: Option<Plan>,
+}
+
+impl Study {
+    /// The plan with every study trial made so far (the plan itself without a study).
+    fn refresh<'a>(&'a mut self, objects: &dyn Objects, plan: &'a Plan, work_dir: &std::path::Path) -> anyhow::Result<&'a Plan> {
+        if plan.search.is_none() {
+            return Ok(plan);
+        }
+        let mut current = self.cache.with_trials(objects, plan)?.into_owned();
+        for t in current.trials.iter_mut().skip(plan.trials.len()) {
+            super::plan::localize_overrides(plan, work_dir, &mut t.overrides);
+        }
+        Ok(self.plan.insert(current))
+    }
+
+    /// The plan as last refreshed.
+    fn current<'a>(&'a self, plan: &'a Plan) -> &'a Plan {
+        self.plan.as_ref().unwrap_or(plan)
+    }
 }

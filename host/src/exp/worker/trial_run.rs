@@ -5,6 +5,7 @@
 use super::leave::{Outcome, WorkerOptions, fatal, fatal_leave, state_copy, worker_name};
 use crate::exp::asha::Asha;
 use crate::exp::cloud::{Message, TrialQueue};
+use crate::exp::search::prune::TrialPruner;
 use crate::exp::trial::{self, CheckpointRef, Held, Status, TrialResult};
 use crate::format::experiment::Plan;
 use crate::log::{Level, RunLog};
@@ -62,14 +63,28 @@ pub(super) fn run_trial(
     }
     let log = run.log.clone();
     log.line(Level::Info, "worker", &format!("trial {} epoch {epoch} on {}", t.id, worker_name()));
-    let asha = plan.early_stop.clone().map(|es| Asha::new(objects.clone(), es, &t.id, run.config.total_steps.unwrap_or(0)));
+    let total = run.config.total_steps.unwrap_or(0);
+    // A study's pruner (and its metric, recorded even without one), or the [early_stop] rule.
+    let pruner = match (&plan.search, &plan.early_stop) {
+        (Some(s), _) => Some(Pruning {
+            metric: s.metric.clone(),
+            pruner: TrialPruner::for_study(objects.clone(), s, &t.id, crate::exp::search::number_of(&t.id).unwrap_or(0), total),
+            in_study: true,
+        }),
+        (None, Some(es)) => Some(Pruning {
+            metric: es.metric.clone(),
+            pruner: TrialPruner::Asha(Asha::new(objects.clone(), es.clone(), &t.id, total)),
+            in_study: false,
+        }),
+        (None, None) => None,
+    };
     let mut hooks = TrialHooks {
         objects: objects.clone(),
         held,
         lease_s: plan.trial.lease_s as f64,
         last_beat: Instant::now(),
         fenced: false,
-        asha,
+        pruner,
         last_metric: None,
         run_dir: dir.clone(),
         log: log.clone(),
@@ -92,6 +107,13 @@ pub(super) fn run_trial(
     match result {
         Ok(s) if !s.stopped || s.pruned => {
             let (status, metric) = (if s.pruned { Status::Pruned } else { Status::Done }, hooks.last_metric);
+            if !s.pruned
+                && let Some(p) = &mut hooks.pruner
+                && let Err(e) = p.pruner.finished()
+            {
+                // Only the median rule's comparisons miss this trial: the commit goes on.
+                log.line(Level::Warn, "worker", &format!("trial {}: its learning curve was not marked finished: {e:#}", t.id));
+            }
             let mut next = held.state.clone();
             next.status = status;
             next.owner = None;
@@ -273,6 +295,14 @@ fn prepare(
     Ok((Run::create_in(new, dir.to_path_buf(), Some(remote), Some(text))?, None))
 }
 
+/// A trial's pruner and the metric it reads.
+struct Pruning {
+    metric: String,
+    pruner: TrialPruner,
+    /// A study's trial: a metric that is not a number prunes it.
+    in_study: bool,
+}
+
 /// The worker's hooks on a trial's loop: heartbeats, the checkpoint pointer, early stop.
 struct TrialHooks {
     objects: Arc<dyn Objects>,
@@ -280,7 +310,8 @@ struct TrialHooks {
     lease_s: f64,
     last_beat: Instant,
     fenced: bool,
-    asha: Option<Asha>,
+    pruner: Option<Pruning>,
+    /// The last value of the pruner's (or study's) metric.
     last_metric: Option<f64>,
     run_dir: PathBuf,
     log: RunLog,
@@ -378,10 +409,22 @@ impl Hooks for TrialHooks {
     }
 
     fn evaluated(&mut self, e: &Evaluation) -> Directive {
-        let Some(asha) = &mut self.asha else { return Directive::Continue };
-        let value = e.metrics_line().get(&asha.rule().metric).and_then(serde_json::Value::as_f64);
+        let Some(p) = &mut self.pruner else { return Directive::Continue };
+        // A metric written as null is one that was not a number (the run diverged).
+        let value = match e.metrics_line().get(&p.metric) {
+            Some(serde_json::Value::Null) => Some(f64::NAN),
+            Some(v) => v.as_f64(),
+            None => None,
+        };
         self.last_metric = value.or(self.last_metric);
-        match asha.decide(e.step, value) {
+        if p.in_study && value.is_some_and(|v| !v.is_finite()) {
+            self.log.line(
+                Level::Warn,
+                "worker",
+                &format!("trial {}: {} is not a number at step {}: pruned", self.held.id, p.metric, e.step),
+            );
+        }
+        match p.pruner.decide(e.step, value, p.in_study) {
             Ok(false) => Directive::Prune,
             Ok(true) => Directive::Continue,
             Err(err) => {
