@@ -136,6 +136,17 @@ PY
     rm -rf target/pybullet-wheel
     touch robots/pybullet_data/.pybullet-$PYBULLET_VERSION
 fi
+# Headless Chromium opens the page `paddock report` writes in its end-to-end test and takes
+# a screenshot of it (Debian's package).
+if ! command -v chromium >/dev/null; then
+    if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+        say "installing chromium (headless, for the report page's end-to-end test)"
+        SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+        $SUDO apt-get install -y -qq chromium >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null; }
+    else
+        echo "warning: chromium not found and cannot be installed here; the report page's screenshot test will fail (install chromium)" >&2
+    fi
+fi
 # tmux runs the terminal monitor's end-to-end test (tests/tui.rs) in a real terminal.
 if ! command -v tmux >/dev/null; then
     if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then

@@ -1013,6 +1013,55 @@ fn exp_best_ranks_settings_over_seeds_and_writes_a_runnable_config() {
         .output()
         .expect("train");
     ok(&trained);
+
+    // The report of the same sweep: each setting's final figures are its trials' last
+    // evaluations, as `exp status` gives them; the curves are drawn; the page holds them.
+    let report = dir.path().join("report");
+    let out = paddock_cmd().args(["report", &at, "-o", report.to_str().expect("utf-8")]).output().expect("report");
+    let said = ok(&out);
+    assert!(said.contains("4 runs in 2 settings"), "{said}");
+    let r: Value = serde_json::from_slice(&std::fs::read(report.join("report.json")).expect("report.json")).expect("json");
+    let rows = r["finals"]["eval/return_mean"].as_array().expect("final table");
+    assert_eq!(rows.len(), 2, "{r}");
+    for row in rows {
+        let runs = row["runs"].as_array().expect("runs");
+        let mut sum = 0.0;
+        for run in runs {
+            let id = run[0].as_str().expect("id");
+            let t = trials.iter().find(|t| t["id"] == id).expect("trial");
+            let last = t["state"]["result"]["last_eval"].as_f64().expect("last eval");
+            assert_eq!(run[1].as_f64(), Some(last), "{id}: the report's final value is the trial's last evaluation");
+            sum += last;
+        }
+        let mean = sum / runs.len() as f64;
+        assert!((row["stats"]["mean"].as_f64().expect("mean") - mean).abs() < 1e-9, "{row}");
+    }
+    for png in ["eval-return_mean.png", "rollout-return_mean.png"] {
+        let img = tiny_skia::Pixmap::load_png(report.join(png)).expect("a PNG that decodes");
+        let drawn = img.data().chunks_exact(4).filter(|p| p[..3] != [255, 255, 255]).count();
+        assert!(drawn > (img.width() * img.height()) as usize / 100, "{png} is drawn: {drawn} pixels");
+    }
+    let page = std::fs::read_to_string(report.join("index.html")).expect("page");
+    assert!(page.contains("<img src=\"eval-return_mean.png\"") && page.contains("learning-rate"), "{page}");
+    // The page in a real browser (headless Chromium, installed by scripts/setup.sh): its
+    // screenshot shows the first setting's curve in its colour.
+    let shot = dir.path().join("shot.png");
+    let browser = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1100,1400"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", report.join("index.html").display()))
+        .output()
+        .expect("chromium (scripts/setup.sh installs it)");
+    assert!(browser.status.success(), "chromium: {}", String::from_utf8_lossy(&browser.stderr));
+    let img = tiny_skia::Pixmap::load_png(&shot).expect("a screenshot");
+    let first = [230u8, 25, 75];
+    let line = img.data().chunks_exact(4).filter(|p| p[..3] == first).count();
+    assert!(line > 200, "the screenshot shows the first curve ({line} pixels of its colour)");
+    // A metric no run reports is named, with the ones they do.
+    let out =
+        paddock_cmd().args(["report", &at, "-o", report.to_str().expect("utf-8"), "--metric", "eval/sucess"]).output().expect("report");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--metric eval/sucess: no run reports it") && err.contains("eval/return_mean"), "{err}");
 }
 
 /// A study (`[search]`: TPE, the median pruner) run by three local workers, killed with

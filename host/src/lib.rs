@@ -46,6 +46,7 @@ pub mod log;
 pub mod monitor;
 pub mod physics;
 pub mod registry;
+pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod seed;

@@ -31,7 +31,10 @@ pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&plan)?);
         return Ok(());
     }
-    println!("experiment {} · {} trials", plan.id, plan.trials.len());
+    match &plan.search {
+        Some(s) => println!("experiment {} · a study of {} trials (made as it runs)", plan.id, s.trials),
+        None => println!("experiment {} · {} trials", plan.id, plan.trials.len()),
+    }
     if let Some(es) = &plan.early_stop {
         println!("early stop {} ({}), first rung {} steps, eta {}", es.metric, es.mode, es.min_steps, es.eta);
     }
@@ -53,7 +56,7 @@ fn print_search(s: &crate::format::experiment::Search) {
         other => other.to_string(),
     };
     println!(
-        "study: {} trials, {} at once, sampler {} (seed {}), {} {} , pruner {pruner}",
+        "study: {} trials, {} at once, sampler {} (seed {}), {} {}, pruner {pruner}",
         s.trials, s.parallelism, s.sampler, s.seed, s.mode, s.metric
     );
     println!("every trial: {}", s.fixed.join(" "));
@@ -467,10 +470,11 @@ pub(crate) fn best(args: BestArgs) -> anyhow::Result<()> {
     let at = experiment_at(&args.experiment)?;
     let objects = crate::store::open(&at, &Default::default())?;
     let plan = crate::format::experiment::read_plan(objects.as_ref())?;
-    if args.by == By::Metric && plan.early_stop.is_none() {
-        anyhow::bail!("--by metric: experiment {} has no [early_stop] metric; use --by last or --by best", plan.id);
+    let rule_mode = plan.early_stop.as_ref().map(|e| e.mode.as_str()).or(plan.search.as_ref().map(|s| s.mode.as_str()));
+    if args.by == By::Metric && rule_mode.is_none() {
+        anyhow::bail!("--by metric: experiment {} has no [early_stop] or [search] metric; use --by last or --by best", plan.id);
     }
-    let metric_is_min = args.by == By::Metric && plan.early_stop.as_ref().is_some_and(|e| e.mode == "min");
+    let metric_is_min = args.by == By::Metric && rule_mode == Some("min");
     let maximize = !(args.min || metric_is_min);
     let states = crate::format::experiment::states(objects.as_ref(), &plan)?;
     let ranking = rank(&plan, &states, args.by, maximize);

@@ -8,6 +8,7 @@ mod exp;
 mod inspect;
 mod new;
 mod registry;
+mod report;
 mod robot;
 mod runs;
 mod train;
@@ -37,6 +38,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained run or checkpoint: mean, std and 95% confidence interval.
     Eval(eval::EvalArgs),
+    /// Learning curves (PNG: mean and a band over seeds), final tables with 95% intervals
+    /// and the interquartile mean, and one HTML page, from runs or an experiment.
+    Report(report::ReportArgs),
     /// Runs in a store (local or `s3://`): list them, fetch one.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -157,6 +161,7 @@ pub fn main() -> ExitCode {
         Command::Worker(a) => exp::worker(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Report(a) => report::run(a),
         Command::Watch(a) => watch::run(a),
     };
     match result {
