@@ -66,6 +66,15 @@ if [ ! -f .venv/.moto-$MOTO_VERSION ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     touch .venv/.moto-$MOTO_VERSION
 fi
+# A real MLflow tracking server for the tracking tests (tests/tracking.rs), in its own venv:
+# its dependencies (Flask, SQLAlchemy, pandas…) stay apart from moto's.
+MLFLOW_VERSION=3.18.0
+if [ ! -f .venv-mlflow/.mlflow-$MLFLOW_VERSION ]; then
+    say "installing mlflow $MLFLOW_VERSION (the tracking server of the tests) into .venv-mlflow/"
+    python3 -m venv .venv-mlflow
+    .venv-mlflow/bin/python -m pip install -q --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+    touch .venv-mlflow/.mlflow-$MLFLOW_VERSION
+fi
 # TensorBoard (scripts/tensorboard.sh, which pins its version and installs it on first use
 # for a quick-start machine): the tests read the runs' event files with it.
 scripts/tensorboard.sh --install

@@ -23,6 +23,7 @@ mod reload;
 mod robots;
 mod sandbox;
 mod store;
+mod tracking;
 mod train;
 mod travel;
 mod tui;

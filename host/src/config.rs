@@ -107,6 +107,9 @@ pub struct RunConfig {
     /// The plugin registry that `registry:team/x@REQ` plugin references resolve against.
     #[serde(default, skip_serializing_if = "is_default")]
     pub registry: RegistrySection,
+    /// Where the run is also tracked (MLflow).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tracking: TrackingSection,
     /// Where each plugin came from when not a plain path: resolved file → the exact
     /// registry reference (filled by [`crate::registry::resolve_config`]; not written).
     #[serde(skip)]
@@ -180,6 +183,7 @@ impl RunConfig {
             curriculum: Vec::new(),
             s3: Default::default(),
             registry: Default::default(),
+            tracking: Default::default(),
             sources: Default::default(),
         }
     }
@@ -322,6 +326,14 @@ impl RunConfig {
         }
         if self.total_steps == Some(0) {
             return Err("key `total_steps` must be at least 1".into());
+        }
+        if let Some(u) = &self.tracking.mlflow
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(format!("key `tracking.mlflow` = \"{u}\": an MLflow tracking server's URL, http://host:port"));
+        }
+        if self.tracking.experiment.as_ref().is_some_and(|e| e.trim().is_empty()) {
+            return Err("key `tracking.experiment`: an MLflow experiment's name, not empty".into());
         }
         if self.runtime.memory_limit_mb == 0 || self.runtime.call_timeout_ms == 0 {
             return Err("keys `runtime.memory_limit_mb` and `runtime.call_timeout_ms` must be positive".into());

@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod imds;
+pub mod mlflow;
 pub mod moto;
 pub mod proxy;
 

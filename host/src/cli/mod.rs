@@ -11,6 +11,7 @@ mod registry;
 mod report;
 mod robot;
 mod runs;
+mod track;
 mod train;
 mod watch;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Learning curves (PNG: mean and a band over seeds), final tables with 95% intervals
     /// and the interquartile mean, and one HTML page, from runs or an experiment.
     Report(report::ReportArgs),
+    /// Send what a run logged while its MLflow server (`[tracking] mlflow`) was away, and
+    /// record the run's end there.
+    Track(track::TrackArgs),
     /// Runs in a store (local or `s3://`): list them, fetch one.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -162,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Report(a) => report::run(a),
+        Command::Track(a) => track::run(a),
         Command::Watch(a) => watch::run(a),
     };
     match result {

@@ -200,6 +200,19 @@ impl RuntimeSection {
     }
 }
 
+/// Where a run also logs its parameters, metrics and final files (`[tracking]`).
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TrackingSection {
+    /// An MLflow tracking server, `http://host:5000` (see docs/tracking.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlflow: Option<String>,
+    /// The MLflow experiment runs are logged under (default `paddock`; an experiment's
+    /// trials go under the experiment's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+}
+
 /// The registry's settings in a run config (`[registry]`).
 #[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]

@@ -110,6 +110,8 @@ pub struct Run {
     /// What a person should know before it starts (the registry's warnings, an older
     /// working copy moved aside, what was fetched).
     pub notes: Vec<String>,
+    /// How it is tracked with `[tracking] mlflow` (default: [`super::tracking::default_as`]).
+    pub track_as: Option<super::tracking::TrackAs>,
 }
 
 /// Where a run is mirrored to.
@@ -333,6 +335,7 @@ impl Run {
             runtime,
             resume,
             notes: warnings.into_iter().map(|w| format!("warning: {w}")).collect(),
+            track_as: None,
         })
     }
 
@@ -344,6 +347,10 @@ impl Run {
             Some(s) => Some(Mirror::start(&self.dir, s.clone(), self.log.clone(), self.pace.every)?),
             None => None,
         };
+        let tracker = self.config.tracking.mlflow.as_ref().map(|server| {
+            let as_ = self.track_as.clone().unwrap_or_else(|| super::tracking::default_as(&self.config, &self.dir));
+            super::tracking::Tracker::start(server, as_, &self.dir, self.log.clone())
+        });
         let mut result = match &mirror {
             // Each new checkpoint goes up at once, not at the mirror's next pass.
             Some(m) => {
@@ -360,6 +367,13 @@ impl Run {
                 uploaded?;
                 s.store_location = Some(r.to_string());
                 Ok(s)
+            });
+        }
+        if let Some(t) = tracker {
+            t.finish(match &result {
+                Ok(s) if s.stopped && !s.pruned => "KILLED",
+                Ok(_) => "FINISHED",
+                Err(_) => "FAILED",
             });
         }
         match &result {

@@ -28,6 +28,7 @@ pub mod runs;
 mod setup;
 mod tensorboard;
 mod ticker;
+pub mod tracking;
 mod trainer;
 
 pub use eval::{evaluate, evaluate_checkpoint, evaluate_observed};

@@ -97,7 +97,7 @@ pub(super) fn search(raw: &Raw, fixed: Vec<String>) -> Result<Search, String> {
                 p.key
             ));
         }
-        let size = super::super::search::grid_size(&search);
+        let size = crate::exp::search::grid_size(&search);
         search.trials = raw.trials.unwrap_or(size);
         if search.trials > size {
             return Err(format!("key `search.trials` = {}: the grid has only {size} combinations", search.trials));

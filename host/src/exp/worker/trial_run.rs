@@ -46,6 +46,10 @@ pub(super) fn run_trial(
     // files (metrics, log, status) every few seconds: a fifth of the requests of a
     // once-a-second mirror, and the trial's progress is in its state's heartbeat anyway.
     run.pace = MirrorPace { every: TRIAL_MIRROR_EVERY, finish_within: Duration::from_secs(120) };
+    // With [tracking] mlflow: one MLflow run per trial (whichever worker trains it), under
+    // an MLflow experiment named by the experiment's id.
+    run.track_as =
+        Some(crate::run::tracking::TrackAs { experiment: plan.id.clone(), key: format!("{}/{}", plan.id, t.id), run_name: t.id.clone() });
     let mut held = held;
     save_copy(&opts.work_dir, &plan.id, &held);
     if epoch > 1 {
@@ -139,6 +143,9 @@ pub(super) fn run_trial(
             match written {
                 Some(h) => {
                     save_copy(&opts.work_dir, &plan.id, &h);
+                    if let (Some(server), Some(search)) = (&run.config.tracking.mlflow, &plan.search) {
+                        tag_best(objects.as_ref(), server, plan, search, &log);
+                    }
                     // A copy for readers of results alone; the state's result is the record.
                     let _ = objects.put_new(&crate::format::experiment::result_key(&t.id), &serde_json::to_vec_pretty(&next.result)?);
                     Ok(Outcome::Committed)
@@ -436,5 +443,24 @@ impl Hooks for TrialHooks {
                 Directive::Continue
             }
         }
+    }
+}
+
+/// Tags the MLflow experiment with the study's best trial so far (`paddock.study.best`).
+fn tag_best(objects: &dyn Objects, server: &str, plan: &Plan, search: &crate::format::experiment::Search, log: &RunLog) {
+    let tagged = (|| -> anyhow::Result<()> {
+        let made = crate::format::experiment::study_trials(objects)?;
+        let mut states = std::collections::BTreeMap::new();
+        for t in &made {
+            if let Ok(h) = trial::read(objects, &t.trial.id) {
+                states.insert(t.trial.id.clone(), h.state);
+            }
+        }
+        let Some((id, v, params)) = crate::exp::search::best(search, &made, &states) else { return Ok(()) };
+        let p: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        crate::run::tracking::tag_experiment(server, &plan.id, "paddock.study.best", &format!("{id} {}={v} {}", search.metric, p.join(" ")))
+    })();
+    if let Err(e) = tagged {
+        log.line(Level::Warn, "tracking", &format!("the study's best was not tagged in MLflow: {e:#}"));
     }
 }
