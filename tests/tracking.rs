@@ -133,15 +133,17 @@ fn a_run_logs_to_mlflow_and_catches_up_after_the_server_was_away() {
     // the run has is on the server once (the stop's checkpoint is where the lines end).
     let lines = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
     let before = lines(&run_dir);
-    let mut child = paddock()
-        .args(["train", "--resume", run_dir.to_str().expect("utf-8")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("resume");
+    let mut child = Training(
+        paddock()
+            .args(["train", "--resume", run_dir.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("resume"),
+    );
     let start = Instant::now();
-    while lines(&run_dir) < before + 20 {
-        assert!(start.elapsed() < Duration::from_secs(120), "the resumed run does not train");
+    while lines(&run_dir) < before + 20 || mlflow_run(&m, "cartpole", "tracked").is_none_or(|r| r["info"]["status"] != "RUNNING") {
+        assert!(start.elapsed() < Duration::from_secs(120), "the resumed run does not train, or its MLflow run is not running again");
         std::thread::sleep(Duration::from_millis(100));
     }
     // SAFETY: signals the child this test started.

@@ -252,7 +252,8 @@ fn submitted(s: crate::exp::submit::Submitted) -> Location {
 pub(crate) fn submit_cmd(args: SubmitArgs) -> anyhow::Result<()> {
     let plan = spec::plan(&args.file, &args.set)?;
     let at = submitted(submit(&plan, &store_of(args.store.as_deref(), &plan)?)?);
-    eprintln!("experiment {} · {} trials · {} files uploaded; start workers with:", plan.id, plan.trials.len(), plan.files.len());
+    let trials = plan.search.as_ref().map_or_else(|| plan.trials.len().to_string(), |s| format!("a study of {}", s.trials));
+    eprintln!("experiment {} · {trials} trials · {} files uploaded; start workers with:", plan.id, plan.files.len());
     if args.queue {
         let objects = crate::store::open(&at, &Default::default())?;
         let d = queue::dispatch(objects.as_ref(), cloud::aws(), &plan, region_of(&plan))?;
@@ -369,7 +370,11 @@ fn run_fleet(plan: &crate::format::experiment::Plan, store: Option<&str>, detach
             for u in updated {
                 eprintln!("updated in the stored plan: {u}");
             }
-            eprintln!("experiment {} at {at}: {} trials; queue {queue}", plan.id, plan.trials.len())
+            eprintln!(
+                "experiment {} at {at}: {} trials; queue {queue}",
+                plan.id,
+                plan.search.as_ref().map_or_else(|| plan.trials.len().to_string(), |s| format!("a study of {}", s.trials))
+            )
         }
         FleetEvent::Launch(Launched::Started(r)) => eprintln!(
             "started {} {} ({} × Spot across {}; launch template {})",

@@ -78,6 +78,19 @@ fn target_steps(plan: &Plan, overrides: &[String]) -> Option<u64> {
 
 /// How much of the experiment is done, 0 to 1, by env steps (final trials count whole).
 pub fn fraction_done(plan: &Plan, states: &[(String, TrialState)]) -> f64 {
+    if plan.search.is_some() {
+        // A study's states hold its budget (trials not made yet are queued placeholders);
+        // its trials' overrides share one total.
+        if states.is_empty() {
+            return 1.0;
+        }
+        let total = plan.search.as_ref().and_then(|s| target_steps(plan, &s.fixed)).filter(|&n| n > 0);
+        let sum: f64 = states
+            .iter()
+            .map(|(_, s)| if s.status.is_final() { 1.0 } else { total.map_or(0.0, |n| (s.step as f64 / n as f64).min(1.0)) })
+            .sum();
+        return sum / states.len() as f64;
+    }
     if plan.trials.is_empty() {
         return 1.0;
     }

@@ -400,7 +400,10 @@ pub fn all_final(states: &[(String, TrialState)]) -> bool {
 
 /// The ids of the trials that are not final, in plan order.
 pub fn open_trials(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<String>> {
-    Ok(states(objects, plan)?.into_iter().filter(|(_, s)| !s.status.is_final()).map(|(id, _)| id).collect())
+    // A study's trials not made yet (placeholders) have nothing to send.
+    let unmade: std::collections::BTreeSet<String> =
+        unmade(&*StudyCache::default().with_trials(objects, plan)?).into_iter().map(|(id, _)| id).collect();
+    Ok(states(objects, plan)?.into_iter().filter(|(id, s)| !s.status.is_final() && !unmade.contains(id)).map(|(id, _)| id).collect())
 }
 
 /// Reads every trial's state (for `exp status`), in plan order, a study's trials made so

@@ -116,6 +116,8 @@ fn run_dirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn parse_lines(text: &str, what: &str) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    // A run still training may have a half-written last line: read up to the last newline.
+    let text = text.rfind('\n').map_or("", |i| &text[..=i]);
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()

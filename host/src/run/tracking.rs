@@ -47,6 +47,19 @@ struct State {
     params: bool,
     /// When attached to a run that had metrics: each key's latest step there (not sent again).
     logged: BTreeMap<String, u64>,
+    /// Where the run is tracked (so `paddock track` logs where the run would have).
+    #[serde(default)]
+    experiment: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    run_name: Option<String>,
+    /// Metric values the server refused (a name it does not take), not sent again.
+    #[serde(default)]
+    refused: u64,
+    /// Whether this process marked the MLflow run running.
+    #[serde(skip)]
+    reopened: bool,
 }
 
 /// An MLflow REST client.
@@ -132,9 +145,13 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// MLflow's rule for metric and parameter names.
+/// MLflow's rule for metric and parameter names: its characters, and a path that does not
+/// change when normalised (no leading or trailing `/`, no empty, `.` or `..` part).
 fn valid_name(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 250 && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-. /".contains(c))
+    !k.is_empty()
+        && k.len() <= 250
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-. /".contains(c))
+        && k.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 fn load(dir: &Path) -> State {
@@ -153,6 +170,11 @@ fn attach(c: &Client, s: &mut State, dir: &Path, as_: &TrackAs) -> anyhow::Resul
         s.experiment_id = Some(c.experiment(&as_.experiment)?);
     }
     let exp = s.experiment_id.clone().unwrap_or_default();
+    if let Some(id) = s.run_id.clone().filter(|_| !s.reopened) {
+        // A resumed run: its MLflow run is running again.
+        c.post("runs/update", &serde_json::json!({ "run_id": id, "status": "RUNNING" }))?;
+        s.reopened = true;
+    }
     if s.run_id.is_none() {
         let filter = format!("tags.paddock_key = '{}'", as_.key.replace('\'', ""));
         let found = c.post("runs/search", &serde_json::json!({ "experiment_ids": [exp], "filter": filter, "max_results": 1 }))?;
@@ -166,6 +188,7 @@ fn attach(c: &Client, s: &mut State, dir: &Path, as_: &TrackAs) -> anyhow::Resul
                 }
                 s.params = true;
                 c.post("runs/update", &serde_json::json!({ "run_id": r["info"]["run_id"], "status": "RUNNING" }))?;
+                s.reopened = true;
                 r.clone()
             }
             None => {
@@ -178,6 +201,7 @@ fn attach(c: &Client, s: &mut State, dir: &Path, as_: &TrackAs) -> anyhow::Resul
                     "runs/create",
                     &serde_json::json!({ "experiment_id": exp, "run_name": as_.run_name, "start_time": now_ms(), "tags": tags }),
                 )?;
+                s.reopened = true;
                 made["run"].clone()
             }
         };
@@ -224,13 +248,18 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
 /// Sends the lines of `metrics.jsonl` not sent yet; the number of lines sent.
 fn sync(c: &Client, s: &mut State, dir: &Path, as_: &TrackAs) -> anyhow::Result<usize> {
     attach(c, s, dir, as_)?;
-    let data = std::fs::read(dir.join(crate::format::run_dir::METRICS)).unwrap_or_default();
-    // A resumed run cuts metrics.jsonl back to its checkpoint and writes the same bytes
-    // again: nothing before the offset is sent twice.
-    if (data.len() as u64) <= s.offset {
-        return Ok(0);
+    // Only what follows the offset is read. A resumed run cuts metrics.jsonl back to its
+    // checkpoint and writes the same bytes again: nothing before the offset is sent twice.
+    let mut fresh = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(dir.join(crate::format::run_dir::METRICS)) {
+        use std::io::{Read, Seek};
+        if f.metadata().map_or(0, |m| m.len()) <= s.offset {
+            return Ok(0);
+        }
+        f.seek(std::io::SeekFrom::Start(s.offset))?;
+        f.read_to_end(&mut fresh)?;
     }
-    let fresh = &data[s.offset as usize..];
+    let fresh = &fresh[..];
     let Some(end) = fresh.iter().rposition(|b| *b == b'\n') else { return Ok(0) };
     let ts = now_ms();
     let mut batch = Vec::new();
@@ -242,6 +271,14 @@ fn sync(c: &Client, s: &mut State, dir: &Path, as_: &TrackAs) -> anyhow::Result<
         lines += 1;
         let Ok(m) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line) else { continue };
         let step = m.get("step").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if batch.len() + m.len() > 1000 {
+            // MLflow takes at most 1,000 metrics a request.
+            send(c, s, &batch)?;
+            batch.clear();
+            sent_to = pos - line.len() as u64;
+            s.offset = sent_to;
+            save(dir, s);
+        }
         for (k, v) in &m {
             let Some(x) = v.as_f64().filter(|x| x.is_finite()) else { continue };
             if k == "step" || !valid_name(k) || s.logged.get(k).is_some_and(|last| step <= *last) {
@@ -249,24 +286,33 @@ fn sync(c: &Client, s: &mut State, dir: &Path, as_: &TrackAs) -> anyhow::Result<
             }
             batch.push(serde_json::json!({ "key": k, "value": x, "timestamp": ts, "step": step }));
         }
-        if batch.len() >= 900 {
-            c.post("runs/log-batch", &serde_json::json!({ "run_id": s.run_id, "metrics": batch }))?;
-            batch.clear();
-            sent_to = pos;
-            s.offset = sent_to;
-            save(dir, s);
-        }
     }
     if !batch.is_empty() {
-        c.post("runs/log-batch", &serde_json::json!({ "run_id": s.run_id, "metrics": batch }))?;
+        send(c, s, &batch)?;
     }
     s.offset = pos.max(sent_to);
     save(dir, s);
     Ok(lines)
 }
 
-/// The run's small files as artifacts, and its status.
+/// One `log-batch` of metrics. A batch the server refuses as invalid (HTTP 400: a value or
+/// name it does not take) is counted and passed over, not sent again and again.
+fn send(c: &Client, s: &mut State, batch: &[serde_json::Value]) -> anyhow::Result<()> {
+    match c.post("runs/log-batch", &serde_json::json!({ "run_id": s.run_id, "metrics": batch })) {
+        Err(e) if e.chain().any(|x| x.downcast_ref::<ApiError>().is_some_and(|a| a.status == 400)) => {
+            s.refused += batch.len() as u64;
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+/// The run's status, then its small files as artifacts (each failure a warning).
 fn close(c: &Client, s: &State, dir: &Path, status: &str, log: &RunLog) -> anyhow::Result<()> {
+    c.post("runs/update", &serde_json::json!({ "run_id": s.run_id, "status": status, "end_time": now_ms() }))?;
+    if s.refused > 0 {
+        log.line(Level::Warn, "tracking", &format!("MLflow refused {} metric values (names or values it does not take)", s.refused));
+    }
     match s.artifact_uri.as_deref().and_then(|u| u.strip_prefix("mlflow-artifacts:")) {
         Some(path) => {
             let path = path.trim_start_matches('/');
@@ -278,7 +324,9 @@ fn close(c: &Client, s: &State, dir: &Path, status: &str, log: &RunLog) -> anyho
             ] {
                 let Ok(bytes) = std::fs::read(dir.join(name)) else { continue };
                 let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{path}/{name}", c.base);
-                c.answer("artifact upload", c.agent.put(&url).content_type("application/octet-stream").send(&bytes[..]))?;
+                if let Err(e) = c.answer("artifact upload", c.agent.put(&url).content_type("application/octet-stream").send(&bytes[..])) {
+                    log.line(Level::Warn, "tracking", &format!("{name} was not uploaded to MLflow: {e:#} (it is in {})", dir.display()));
+                }
             }
         }
         None => log.line(
@@ -291,35 +339,50 @@ fn close(c: &Client, s: &State, dir: &Path, status: &str, log: &RunLog) -> anyho
             ),
         ),
     }
-    c.post("runs/update", &serde_json::json!({ "run_id": s.run_id, "status": status, "end_time": now_ms() }))?;
     Ok(())
 }
+
+/// The most a run's end waits for the tracker (the rest goes later, `paddock track`).
+const FINISH_WITHIN: Duration = Duration::from_secs(20);
 
 /// The thread that tracks a run (see the module docs).
 pub struct Tracker {
     stop: Arc<(Mutex<Option<String>>, Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    done: Option<std::sync::mpsc::Receiver<()>>,
+    log: RunLog,
 }
 
 impl Tracker {
     /// Starts tracking the run in `dir` to the MLflow server `server`.
     pub fn start(server: &str, as_: TrackAs, dir: &Path, log: RunLog) -> Tracker {
         let stop: Arc<(Mutex<Option<String>>, Condvar)> = Arc::new((Mutex::new(None), Condvar::new()));
-        let (server, dir, flag) = (server.to_string(), dir.to_path_buf(), stop.clone());
-        let thread = std::thread::Builder::new().name("mlflow".into()).spawn(move || track(&server, &as_, &dir, &log, &flag)).ok();
-        Tracker { stop, thread }
+        let (server, dir, flag, thread_log) = (server.to_string(), dir.to_path_buf(), stop.clone(), log.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = std::thread::Builder::new().name("mlflow".into()).spawn(move || {
+            track(&server, &as_, &dir, &thread_log, &flag);
+            let _ = tx.send(());
+        });
+        Tracker { stop, done: started.is_ok().then_some(rx), log }
     }
 
-    /// Ends tracking: the rest is sent, the files uploaded, and the MLflow run marked
-    /// `status` (`FINISHED`, `FAILED`, `KILLED`). Waits for that.
-    pub fn finish(mut self, status: &str) {
+    /// Ends tracking: the rest is sent, the MLflow run marked `status` (`FINISHED`,
+    /// `FAILED`, `KILLED`) and the files uploaded. Waits for that at most 20 s (a slow
+    /// server does not hold up a trial's commit); the thread then finishes on its own while
+    /// the process lives.
+    pub fn finish(self, status: &str) {
         let (m, cv) = &*self.stop;
         if let Ok(mut g) = m.lock() {
             *g = Some(status.to_string());
         }
         cv.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(rx) = &self.done
+            && rx.recv_timeout(FINISH_WITHIN).is_err()
+        {
+            self.log.line(
+                Level::Warn,
+                "tracking",
+                "MLflow is slow to take the run's end; going on without waiting (`paddock track RUN_DIR` finishes it)",
+            );
         }
     }
 }
@@ -331,6 +394,11 @@ fn track(server: &str, as_: &TrackAs, dir: &Path, log: &RunLog, stop: &(Mutex<Op
         // Another server than the one the state was for: start over there.
         s = State { server: server.to_string(), ..State::default() };
     }
+    // Recorded before the first contact: `paddock track` logs where this run would have.
+    s.experiment = Some(as_.experiment.clone());
+    s.key = Some(as_.key.clone());
+    s.run_name = Some(as_.run_name.clone());
+    save(dir, &s);
     let mut wait = Duration::from_secs(2);
     let mut down: Option<Instant> = None;
     loop {
@@ -381,7 +449,10 @@ pub fn catch_up(dir: &Path, status: &str) -> anyhow::Result<(String, usize)> {
     let config = crate::config::RunConfig::load(&dir.join(crate::format::run_dir::CONFIG))?;
     let server = config.tracking.mlflow.clone().with_context(|| format!("{}: its config has no [tracking] mlflow", dir.display()))?;
     let s0 = load(dir);
-    let as_ = default_as(&config, dir);
+    let mut as_ = default_as(&config, dir);
+    if let (Some(e), Some(k), Some(n)) = (&s0.experiment, &s0.key, &s0.run_name) {
+        as_ = TrackAs { experiment: e.clone(), key: k.clone(), run_name: n.clone() };
+    }
     let c = Client::new(&server);
     let mut s = if s0.server == server { s0 } else { State { server: server.clone(), ..State::default() } };
     let n = sync(&c, &mut s, dir, &as_)?;
@@ -407,4 +478,19 @@ pub fn tag_experiment(server: &str, experiment: &str, key: &str, value: &str) ->
 /// Where a run directory's tracking state is (for `paddock track`).
 pub fn state_path(dir: &Path) -> PathBuf {
     dir.join(STATE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn names_mlflow_refuses_are_known_before_sending() {
+        for ok in ["eval/return_mean", "train/loss/policy", "algorithm.params.learning-rate", "reload/reward_ms", "a b"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "/x", "x/", "a//b", "a/./b", "../a", "é", "a:b"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
 }

@@ -33,11 +33,22 @@ pub fn observations(search: &Search, made: &[StudyTrial], states: &BTreeMap<Stri
     let mut out = Vec::new();
     for t in made {
         let Some(s) = states.get(&t.trial.id) else { continue };
-        let Some(v) = s.result.as_ref().and_then(|r| r.metric).filter(|v| v.is_finite()) else { continue };
         let pruned_at = match s.status {
             Status::Done => None,
             Status::Pruned => Some(s.result.as_ref().map_or(s.step, |r| r.steps)),
             _ => continue,
+        };
+        let v = match s.result.as_ref().and_then(|r| r.metric).filter(|v| v.is_finite()) {
+            Some(v) => v,
+            // Pruned for a metric that was not a number (it diverged): the worst there is.
+            None if pruned_at.is_some() => {
+                if search.mode == "min" {
+                    f64::MAX
+                } else {
+                    f64::MIN
+                }
+            }
+            None => continue,
         };
         let params = search.params.iter().filter_map(|p| Some((p.key.clone(), from_value(&p.dist, t.params.get(&p.key)?)?))).collect();
         out.push(Obs { n: t.n, params, loss: if search.mode == "min" { v } else { -v }, pruned_at });

@@ -18,6 +18,9 @@ pub struct Curve {
     pub points: Vec<(u64, f64)>,
     /// Whether the trial ran to its end (only those are compared with, as Optuna's median).
     pub finished: bool,
+    /// Whether the trial ended (finished or pruned): the curve no longer changes.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 /// The median rule: prune at `step` when this trial's best value so far is worse than the
@@ -132,9 +135,15 @@ impl TrialPruner {
                 TrialPruner::Asha(Asha::in_bracket(objects, rule, trial, total_steps, s))
             }
             "median" => TrialPruner::Median(Median {
+                // A trial that resumes (or is taken over) goes on from its recorded curve.
+                curve: objects
+                    .get(&curve_key(trial))
+                    .ok()
+                    .flatten()
+                    .and_then(|d| serde_json::from_slice::<Curve>(&d).ok())
+                    .unwrap_or_default(),
                 objects,
                 trial: trial.to_string(),
-                curve: Curve::default(),
                 finished: HashMap::new(),
                 maximize: search.mode != "min",
                 startup: p.startup_trials as usize,
@@ -149,6 +158,7 @@ impl TrialPruner {
     pub fn decide(&mut self, step: u64, value: Option<f64>, in_study: bool) -> anyhow::Result<bool> {
         if in_study && value.is_some_and(|v| !v.is_finite()) {
             if let TrialPruner::Median(m) = self {
+                m.curve.ended = true;
                 m.record(step, value.unwrap_or(f64::NAN))?;
             }
             return Ok(false);
@@ -167,6 +177,7 @@ impl TrialPruner {
     pub fn finished(&mut self) -> anyhow::Result<()> {
         if let TrialPruner::Median(m) = self {
             m.curve.finished = true;
+            m.curve.ended = true;
             m.objects.put(&curve_key(&m.trial), &serde_json::to_vec(&m.curve)?)?;
         }
         Ok(())
@@ -178,8 +189,9 @@ pub struct Median {
     objects: Arc<dyn Objects>,
     trial: String,
     curve: Curve,
-    /// Finished trials' curves (they do not change), by key.
-    finished: HashMap<String, Vec<(u64, f64)>>,
+    /// Ended trials' curves (they do not change), by key: the points of a finished one,
+    /// `None` for a pruned one.
+    finished: HashMap<String, Option<Vec<(u64, f64)>>>,
     maximize: bool,
     startup: usize,
     warmup: u64,
@@ -201,13 +213,18 @@ impl Median {
             }
             if let Some(data) = self.objects.get(&e.key)?
                 && let Ok(c) = serde_json::from_slice::<Curve>(&data)
-                && c.finished
+                && (c.finished || c.ended)
             {
-                self.finished.insert(e.key.clone(), c.points);
+                self.finished.insert(e.key.clone(), c.finished.then_some(c.points));
             }
         }
-        let finished: Vec<&[(u64, f64)]> = self.finished.values().map(Vec::as_slice).collect();
-        Ok(!median_prunes(&self.curve.points, step, &finished, self.maximize, self.startup, self.warmup))
+        let finished: Vec<&[(u64, f64)]> = self.finished.values().flatten().map(Vec::as_slice).collect();
+        let prune = median_prunes(&self.curve.points, step, &finished, self.maximize, self.startup, self.warmup);
+        if prune {
+            self.curve.ended = true;
+            self.objects.put(&curve_key(&self.trial), &serde_json::to_vec(&self.curve)?)?;
+        }
+        Ok(!prune)
     }
 }
 

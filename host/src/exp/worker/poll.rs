@@ -128,7 +128,16 @@ fn scan(
     let offset = offset % plan.trials.len().max(1);
     for i in 0..plan.trials.len() {
         let t = &plan.trials[(i + offset) % plan.trials.len()];
-        let held = trial::read(objects, &t.id)?;
+        let held = match trial::read(objects, &t.id) {
+            Ok(h) => h,
+            // A study trial whose maker has not written its state yet (or was killed between
+            // the two writes): queued, by a conditional create (whoever is first).
+            Err(e) if plan.search.is_some() && trial::is_missing(&e) => {
+                trial::create(objects, &t.id, &crate::format::trial::TrialState::queued())?;
+                trial::read(objects, &t.id)?
+            }
+            Err(e) => return Err(e),
+        };
         if !held.state.status.is_final() {
             open = true;
         }

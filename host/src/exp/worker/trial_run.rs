@@ -419,7 +419,7 @@ impl Hooks for TrialHooks {
         let Some(p) = &mut self.pruner else { return Directive::Continue };
         // A metric written as null is one that was not a number (the run diverged).
         let value = match e.metrics_line().get(&p.metric) {
-            Some(serde_json::Value::Null) => Some(f64::NAN),
+            Some(serde_json::Value::Null) if p.in_study => Some(f64::NAN),
             Some(v) => v.as_f64(),
             None => None,
         };
