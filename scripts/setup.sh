@@ -145,27 +145,22 @@ PY
     rm -rf target/pybullet-wheel
     touch robots/pybullet_data/.pybullet-$PYBULLET_VERSION
 fi
-# Headless Chromium opens the page `paddock report` writes in its end-to-end test and takes
-# a screenshot of it (Debian's package).
-if ! command -v chromium >/dev/null; then
+# A Debian package a test needs: installed when apt and root (or sudo) are here, else a
+# warning naming the test that will fail.
+apt_tool() { # COMMAND WHAT-FOR
+    command -v "$1" >/dev/null && return
     if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
-        say "installing chromium (headless, for the report page's end-to-end test)"
+        say "installing $1 ($2)"
         SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-        $SUDO apt-get install -y -qq chromium >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null; }
+        $SUDO apt-get install -y -qq "$1" >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "$1" >/dev/null; }
     else
-        echo "warning: chromium not found and cannot be installed here; the report page's screenshot test will fail (install chromium)" >&2
+        echo "warning: $1 not found and cannot be installed here; $2 will fail (install $1)" >&2
     fi
-fi
-# tmux runs the terminal monitor's end-to-end test (tests/tui.rs) in a real terminal.
-if ! command -v tmux >/dev/null; then
-    if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
-        say "installing tmux (for the monitor's end-to-end test)"
-        SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-        $SUDO apt-get install -y -qq tmux >/dev/null || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tmux >/dev/null; }
-    else
-        echo "warning: tmux not found and cannot be installed here; tests/tui.rs will fail (install tmux)" >&2
-    fi
-fi
+}
+# Headless Chromium opens the page `paddock report` writes and takes a screenshot of it.
+apt_tool chromium "the report page's end-to-end test (tests/experiments.rs)"
+# tmux runs the terminal monitor's end-to-end test in a real terminal.
+apt_tool tmux "the monitor's end-to-end test (tests/tui.rs)"
 
 fi
 
