@@ -406,6 +406,20 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// A TOML table flattened into dotted keys (`prefix.key.sub`) with their values (experiment
+/// files' `[set]`, a run's parameters for MLflow, the config keys reports compare).
+pub fn flatten_table(prefix: &str, t: &toml::Table) -> Vec<(String, toml::Value)> {
+    let mut out = Vec::new();
+    for (k, v) in t {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(inner) => out.extend(flatten_table(&key, inner)),
+            _ => out.push((key, v.clone())),
+        }
+    }
+    out
+}
+
 /// Sets `a.b.c = value` in a TOML table; `value` is parsed as TOML, else taken as a string.
 pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
     set_key(table, assignment).map_err(|message| ConfigError::Override { assignment: assignment.to_string(), message })

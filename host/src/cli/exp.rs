@@ -32,7 +32,7 @@ pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match &plan.search {
-        Some(s) => println!("experiment {} · a study of {} trials (made as it runs)", plan.id, s.trials),
+        Some(_) => println!("experiment {} · {} trials (made as it runs)", plan.id, trial_count(&plan)),
         None => println!("experiment {} · {} trials", plan.id, plan.trials.len()),
     }
     if let Some(es) = &plan.early_stop {
@@ -45,6 +45,11 @@ pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<()> {
         println!("{}  {}", t.id, t.overrides.join(" "));
     }
     Ok(())
+}
+
+/// How many trials a plan has, as the commands say it: `12`, or `a study of 30`.
+fn trial_count(plan: &crate::format::experiment::Plan) -> String {
+    plan.search.as_ref().map_or_else(|| plan.trials.len().to_string(), |s| format!("a study of {}", s.trials))
 }
 
 /// A study's settings, as `exp plan` shows them.
@@ -86,10 +91,7 @@ fn print_study(objects: &dyn crate::store::Objects, plan: &crate::format::experi
         search.metric
     );
     match crate::exp::search::best(search, &made, &by_id) {
-        Some((id, v, params)) => {
-            let p: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("best so far: {id}  {} = {v:.4}  {}", search.metric, p.join(" "));
-        }
+        Some((id, v, params)) => println!("best so far: {id}  {} = {v:.4}  {}", search.metric, crate::exp::search::params_line(&params)),
         None => println!("best so far: none (no trial has finished with a value of {})", search.metric),
     }
 }
@@ -227,20 +229,6 @@ pub struct WorkerArgs {
     json: bool,
 }
 
-/// Where the experiment an argument names is: a location (`STORE/EXPERIMENT_ID`), or an
-/// experiment file (`*.toml`), planned to find its id and store.
-fn experiment_at(arg: &str) -> anyhow::Result<Location> {
-    let path = std::path::Path::new(arg);
-    if path.extension().is_some_and(|e| e == "toml") && !arg.starts_with("s3://") {
-        if !path.is_file() {
-            anyhow::bail!("{arg}: no such experiment file (give the file, or the experiment's location STORE/EXPERIMENT_ID)");
-        }
-        let plan = spec::plan(path, &[])?;
-        return Ok(store_of(None, &plan)?.join(&plan.id));
-    }
-    Location::parse(arg)
-}
-
 /// Says which settings an edited experiment file changed in the stored plan.
 fn submitted(s: crate::exp::submit::Submitted) -> Location {
     for u in &s.updated {
@@ -252,8 +240,7 @@ fn submitted(s: crate::exp::submit::Submitted) -> Location {
 pub(crate) fn submit_cmd(args: SubmitArgs) -> anyhow::Result<()> {
     let plan = spec::plan(&args.file, &args.set)?;
     let at = submitted(submit(&plan, &store_of(args.store.as_deref(), &plan)?)?);
-    let trials = plan.search.as_ref().map_or_else(|| plan.trials.len().to_string(), |s| format!("a study of {}", s.trials));
-    eprintln!("experiment {} · {trials} trials · {} files uploaded; start workers with:", plan.id, plan.files.len());
+    eprintln!("experiment {} · {} trials · {} files uploaded; start workers with:", plan.id, trial_count(&plan), plan.files.len());
     if args.queue {
         let objects = crate::store::open(&at, &Default::default())?;
         let d = queue::dispatch(objects.as_ref(), cloud::aws(), &plan, region_of(&plan))?;
@@ -266,7 +253,7 @@ pub(crate) fn submit_cmd(args: SubmitArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<()> {
-    let at = experiment_at(&args.experiment)?;
+    let at = crate::exp::submit::experiment_at(&args.experiment)?;
     let c = controller::cancel(&at, cloud::aws())?;
     if c.done.during_launch {
         eprintln!("experiment {}: a launch was under way; it is stopped and leaves nothing running", c.id);
@@ -304,8 +291,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let before = crate::format::experiment::states(objects.as_ref(), &plan)?;
     let finished = before.iter().filter(|(_, s)| s.status.is_final()).count();
-    let trials = if plan.search.is_some() { format!("a study of {}", before.len()) } else { plan.trials.len().to_string() };
-    eprintln!("experiment {} at {at}: {trials} trials ({finished} already final), {jobs} local workers", plan.id);
+    eprintln!("experiment {} at {at}: {} trials ({finished} already final), {jobs} local workers", plan.id, trial_count(&plan));
     let opts = local::LocalOptions {
         jobs,
         queue: args.queue,
@@ -370,11 +356,7 @@ fn run_fleet(plan: &crate::format::experiment::Plan, store: Option<&str>, detach
             for u in updated {
                 eprintln!("updated in the stored plan: {u}");
             }
-            eprintln!(
-                "experiment {} at {at}: {} trials; queue {queue}",
-                plan.id,
-                plan.search.as_ref().map_or_else(|| plan.trials.len().to_string(), |s| format!("a study of {}", s.trials))
-            )
+            eprintln!("experiment {} at {at}: {} trials; queue {queue}", plan.id, trial_count(plan))
         }
         FleetEvent::Launch(Launched::Started(r)) => eprintln!(
             "started {} {} ({} × Spot across {}; launch template {})",
@@ -472,7 +454,7 @@ fn print_table(states: &[(String, trial::TrialState)], bill: Option<&crate::exp:
 
 pub(crate) fn best(args: BestArgs) -> anyhow::Result<()> {
     use crate::exp::best::{By, rank};
-    let at = experiment_at(&args.experiment)?;
+    let at = crate::exp::submit::experiment_at(&args.experiment)?;
     let objects = crate::store::open(&at, &Default::default())?;
     let plan = crate::format::experiment::read_plan(objects.as_ref())?;
     let rule_mode = plan.early_stop.as_ref().map(|e| e.mode.as_str()).or(plan.search.as_ref().map(|s| s.mode.as_str()));
@@ -535,7 +517,7 @@ pub(crate) fn best(args: BestArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let at = experiment_at(&args.experiment)?;
+    let at = crate::exp::submit::experiment_at(&args.experiment)?;
     let objects = crate::store::open(&at, &Default::default())?;
     let plan = crate::format::experiment::read_plan(objects.as_ref())?;
     // The states through the index, remembering settled ones on this machine: a listing plus
@@ -599,7 +581,7 @@ pub struct RestoreArgs {
 }
 
 pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<()> {
-    let at = experiment_at(&args.experiment)?;
+    let at = crate::exp::submit::experiment_at(&args.experiment)?;
     let from = if args.from.is_empty() { vec![crate::exp::restore::default_from()] } else { args.from.clone() };
     let done = crate::exp::restore::restore(&at, &from, &mut |line| eprintln!("{line}"))?;
     if args.json {
@@ -622,7 +604,7 @@ pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<()> {
 
 pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
-    let experiment = experiment_at(&args.experiment)?;
+    let experiment = crate::exp::submit::experiment_at(&args.experiment)?;
     let opts = worker::WorkerOptions {
         work_dir: crate::run::runs::work_dir().join("workers").join(worker::worker_name()),
         experiment,

@@ -41,7 +41,8 @@ use std::path::{Path, PathBuf};
 
 mod search;
 mod space;
-use space::{flatten, grid, random_draws, seeds};
+use crate::config::flatten_table as flatten;
+use space::{grid, random_draws, seeds};
 
 /// Why an experiment file is refused: the message names the file and the key.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,20 @@ pub fn store_of(flag: Option<&str>, plan: &Plan) -> anyhow::Result<Location> {
     Location::parse(&s)
 }
 
+/// Where the experiment an argument names is: a location (`STORE/EXPERIMENT_ID`), or an
+/// experiment file (`*.toml`), planned to find its id and store.
+pub fn experiment_at(arg: &str) -> anyhow::Result<Location> {
+    let path = std::path::Path::new(arg);
+    if path.extension().is_some_and(|e| e == "toml") && !arg.starts_with("s3://") {
+        if !path.is_file() {
+            anyhow::bail!("{arg}: no such experiment file (give the file, or the experiment's location STORE/EXPERIMENT_ID)");
+        }
+        let plan = super::spec::plan(path, &[])?;
+        return Ok(store_of(None, &plan)?.join(&plan.id));
+    }
+    Location::parse(arg)
+}
+
 /// An experiment as submitted: where it is, and which settings an edited file changed in
 /// the stored plan (empty when it was new or unchanged).
 #[derive(Clone, Debug)]

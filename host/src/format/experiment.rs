@@ -350,10 +350,9 @@ impl StudyCache {
             if self.seen.contains_key(&e.key) {
                 continue;
             }
-            let Some(data) = objects.get(&e.key)? else { continue };
-            let t: StudyTrial =
-                serde_json::from_slice(&data).with_context(|| format!("{}/{} is not a study trial", objects.location(), e.key))?;
-            self.seen.insert(e.key, t.trial);
+            if let Some(t) = read_study_trial(objects, &e.key)? {
+                self.seen.insert(e.key, t.trial);
+            }
         }
         let mut out = plan.clone();
         for t in self.seen.values() {
@@ -369,13 +368,25 @@ impl StudyCache {
 pub fn study_trials(objects: &dyn Objects) -> anyhow::Result<Vec<StudyTrial>> {
     let mut out = Vec::new();
     for e in objects.list(STUDY_TRIALS)? {
-        let Some(data) = objects.get(&e.key)? else { continue };
-        let t: StudyTrial =
-            serde_json::from_slice(&data).with_context(|| format!("{}/{} is not a study trial", objects.location(), e.key))?;
-        out.push(t);
+        out.extend(read_study_trial(objects, &e.key)?);
     }
     out.sort_by_key(|t| t.n);
     Ok(out)
+}
+
+fn read_study_trial(objects: &dyn Objects, key: &str) -> anyhow::Result<Option<StudyTrial>> {
+    let Some(data) = objects.get(key)? else { return Ok(None) };
+    serde_json::from_slice(&data).map(Some).with_context(|| format!("{}/{key} is not a study trial", objects.location()))
+}
+
+/// Trial `id`'s state; in a study (`in_study`) a trial without one yet is queued (its
+/// maker writes the state just after the trial).
+pub fn state_of(objects: &dyn Objects, id: &str, in_study: bool) -> anyhow::Result<TrialState> {
+    match super::trial::read(objects, id) {
+        Ok(h) => Ok(h.state),
+        Err(e) if in_study && super::trial::is_missing(&e) => Ok(TrialState::queued()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Placeholders for the trials a study has yet to make (`s<n>`, queued), so that an
@@ -400,28 +411,24 @@ pub fn all_final(states: &[(String, TrialState)]) -> bool {
 
 /// The ids of the trials that are not final, in plan order.
 pub fn open_trials(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<String>> {
-    // A study's trials not made yet (placeholders) have nothing to send.
-    let unmade: std::collections::BTreeSet<String> =
-        unmade(&*StudyCache::default().with_trials(objects, plan)?).into_iter().map(|(id, _)| id).collect();
-    Ok(states(objects, plan)?.into_iter().filter(|(id, s)| !s.status.is_final() && !unmade.contains(id)).map(|(id, _)| id).collect())
+    // The trials made so far: a study's trials not made yet have nothing to send.
+    let plan = StudyCache::default().with_trials(objects, plan)?;
+    Ok(made_states(objects, &plan)?.into_iter().filter(|(_, s)| !s.status.is_final()).map(|(id, _)| id).collect())
 }
 
 /// Reads every trial's state (for `exp status`), in plan order, a study's trials made so
 /// far after them and those it has yet to make last.
 pub fn states(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<(String, TrialState)>> {
     let plan = StudyCache::default().with_trials(objects, plan)?;
-    let mut out = Vec::with_capacity(plan.trials.len());
-    for t in &plan.trials {
-        let state = match super::trial::read(objects, &t.id) {
-            Ok(h) => h.state,
-            // A study trial is made before its state (by the same worker, at once).
-            Err(e) if plan.search.is_some() && super::trial::is_missing(&e) => TrialState::queued(),
-            Err(e) => return Err(e),
-        };
-        out.push((t.id.clone(), state));
-    }
+    let mut out = made_states(objects, &plan)?;
     out.extend(unmade(&plan));
     Ok(out)
+}
+
+/// The state of each trial `plan` holds (a study's made so far: see [`StudyCache`]), in
+/// plan order.
+pub fn made_states(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Vec<(String, TrialState)>> {
+    plan.trials.iter().map(|t| Ok((t.id.clone(), state_of(objects, &t.id, plan.search.is_some())?))).collect()
 }
 
 /// The record of an experiment's fleet in its store.

@@ -114,7 +114,9 @@ impl Overview {
         if plan.trials.len() <= READ_DIRECTLY {
             // A listing costs as much as a dozen GETs on S3: small experiments read each state.
             self.requests = plan.trials.len();
-            return super::experiment::states(objects, plan);
+            let mut out = super::experiment::made_states(objects, plan)?;
+            out.extend(super::experiment::unmade(plan));
+            return Ok(out);
         }
         let entries = objects.list(INDEX)?;
         self.requests = 1 + entries.len() / 1000;
@@ -143,12 +145,7 @@ impl Overview {
                 }
                 None => {
                     self.requests += 1;
-                    match trial::read(objects, &t.id) {
-                        Ok(h) => h.state,
-                        // A study trial is made before its state (by the same worker, at once).
-                        Err(e) if plan.search.is_some() && trial::is_missing(&e) => queued.clone(),
-                        Err(e) => return Err(e),
-                    }
+                    super::experiment::state_of(objects, &t.id, plan.search.is_some())?
                 }
             };
             out.push((t.id.clone(), state));

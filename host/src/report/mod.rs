@@ -87,13 +87,8 @@ pub fn gather(inputs: &[String]) -> anyhow::Result<(String, Vec<RunData>)> {
 /// An experiment's location if `input` names one (its store folder or `s3://…`, or its file).
 fn experiment_location(input: &str) -> anyhow::Result<Option<crate::store::Location>> {
     let path = Path::new(input);
-    if input.starts_with("s3://") {
-        return Ok(Some(crate::store::Location::parse(input)?));
-    }
-    if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
-        let plan = crate::exp::spec::plan(path, &[])?;
-        let store = crate::exp::submit::store_of(None, &plan)?;
-        return Ok(Some(store.join(&plan.id)));
+    if input.starts_with("s3://") || (path.extension().is_some_and(|e| e == "toml") && path.is_file()) {
+        return crate::exp::submit::experiment_at(input).map(Some);
     }
     Ok(path.join(crate::format::experiment::PLAN).is_file().then(|| crate::store::Location::Local(path.to_path_buf())))
 }
@@ -130,30 +125,14 @@ fn read_run(dir: &Path) -> anyhow::Result<RunData> {
     let text = std::fs::read_to_string(&metrics).with_context(|| format!("failed to read {}", metrics.display()))?;
     let lines = parse_lines(&text, &metrics.display().to_string())?;
     let config = dir.join(crate::format::run_dir::CONFIG);
-    let flat = std::fs::read_to_string(&config)
+    let flat: BTreeMap<String, String> = std::fs::read_to_string(&config)
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
-        .map(|t| flatten("", &toml::Value::Table(t)))
+        .map(|t| crate::config::flatten_table("", &t).into_iter().map(|(k, v)| (k, v.to_string())).collect())
         .unwrap_or_default();
     let seed = flat.get("seed").and_then(|s| s.parse().ok());
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     Ok(RunData { name, setting: String::new(), seed, lines, flat })
-}
-
-fn flatten(prefix: &str, v: &toml::Value) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    match v {
-        toml::Value::Table(t) => {
-            for (k, v) in t {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                out.extend(flatten(&key, v));
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
-    out
 }
 
 /// Plain runs' settings: the config keys whose values differ between them (a plugin by its

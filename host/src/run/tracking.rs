@@ -213,10 +213,9 @@ fn attach(c: &Client, s: &mut State, dir: &Path, as_: &TrackAs) -> anyhow::Resul
     if !s.params {
         let text = std::fs::read_to_string(dir.join(crate::format::run_dir::CONFIG)).unwrap_or_default();
         let table: toml::Table = text.parse().unwrap_or_default();
-        let mut flat = BTreeMap::new();
-        flatten("", &toml::Value::Table(table), &mut flat);
-        let params: Vec<serde_json::Value> = flat
+        let params: Vec<serde_json::Value> = crate::config::flatten_table("", &table)
             .into_iter()
+            .map(|(k, v)| (k, if let toml::Value::String(s) = v { s } else { v.to_string() }))
             .filter(|(k, _)| valid_name(k))
             .map(|(k, v)| serde_json::json!({ "key": k, "value": v.chars().take(6000).collect::<String>() }))
             .collect();
@@ -227,22 +226,6 @@ fn attach(c: &Client, s: &mut State, dir: &Path, as_: &TrackAs) -> anyhow::Resul
         save(dir, s);
     }
     Ok(())
-}
-
-fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
-    match v {
-        toml::Value::Table(t) => {
-            for (k, v) in t {
-                flatten(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out);
-            }
-        }
-        toml::Value::String(s) => {
-            out.insert(prefix.to_string(), s.clone());
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
 }
 
 /// Sends the lines of `metrics.jsonl` not sent yet; the number of lines sent.

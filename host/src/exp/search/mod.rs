@@ -106,18 +106,7 @@ pub fn make_next(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Result<St
         if n >= search.trials {
             return Ok(Err(NotNow::Spent));
         }
-        let mut states = BTreeMap::new();
-        for t in &made {
-            match crate::format::trial::read(objects, &t.trial.id) {
-                Ok(h) => {
-                    states.insert(t.trial.id.clone(), h.state);
-                }
-                Err(e) if crate::format::trial::is_missing(&e) => {
-                    states.insert(t.trial.id.clone(), TrialState::queued());
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let states = states_of(objects, &made)?;
         let open = states.values().filter(|s| !s.status.is_final()).count() as u64;
         if open >= search.parallelism {
             return Ok(Err(NotNow::Busy));
@@ -140,6 +129,16 @@ pub fn make_next(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Result<St
         }
         // Another worker made number n first: read the study again.
     }
+}
+
+/// The states of a study's trials, by id (one made but without a state yet: queued).
+pub fn states_of(objects: &dyn Objects, made: &[StudyTrial]) -> anyhow::Result<BTreeMap<String, TrialState>> {
+    made.iter().map(|t| Ok((t.trial.id.clone(), crate::format::experiment::state_of(objects, &t.trial.id, true)?))).collect()
+}
+
+/// Parameters as `key=value …`.
+pub fn params_line(params: &BTreeMap<String, serde_json::Value>) -> String {
+    params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 /// The study's best trial so far: its id, metric and parameters.

@@ -146,10 +146,11 @@ fn pruner(p: &RawPruner) -> Result<Pruner, String> {
     Ok(out)
 }
 
-/// `[search.params]`, parents before the parameters that depend on them.
+/// `[search.params]` (quoted dotted keys, or nested tables; a table with a distribution key
+/// is a parameter), parents before the parameters that depend on them.
 fn params(t: &toml::Table) -> Result<Vec<Param>, String> {
     let mut all = Vec::new();
-    for (key, v) in flatten(t) {
+    for (key, v) in super::space::flatten_until(t, |inner| DISTRIBUTIONS.iter().any(|d| inner.contains_key(*d))) {
         all.push(param(&key, &v)?);
     }
     // Parents first: a parameter is placed once its parent is.
@@ -183,20 +184,6 @@ fn params(t: &toml::Table) -> Result<Vec<Param>, String> {
         }
     }
     Ok(ordered)
-}
-
-/// Quoted dotted keys, or nested tables; a table with a distribution key is a parameter.
-fn flatten(t: &toml::Table) -> Vec<(String, toml::Value)> {
-    let mut out = Vec::new();
-    for (k, v) in t {
-        match v {
-            toml::Value::Table(inner) if !DISTRIBUTIONS.iter().any(|d| inner.contains_key(*d)) => {
-                out.extend(flatten(inner).into_iter().map(|(ik, iv)| (format!("{k}.{ik}"), iv)));
-            }
-            _ => out.push((k.clone(), v.clone())),
-        }
-    }
-    out
 }
 
 const DISTRIBUTIONS: [&str; 5] = ["uniform", "log_uniform", "int_uniform", "int_log_uniform", "choice"];

@@ -46,11 +46,16 @@ pub(super) fn grid(t: &toml::Table) -> Result<Vec<Vec<(String, toml::Value)>>, S
 /// Axis keys are quoted dotted paths (`"algorithm.params.gamma"`); nested tables
 /// (`[grid.algorithm.params]`) are accepted too.
 fn flatten_axes(t: &toml::Table) -> Vec<(String, toml::Value)> {
+    flatten_until(t, is_distribution)
+}
+
+/// `t`'s dotted keys down to the tables `leaf` takes for values, sorted.
+pub(super) fn flatten_until(t: &toml::Table, leaf: fn(&toml::Table) -> bool) -> Vec<(String, toml::Value)> {
     let mut out = Vec::new();
     for (k, v) in t {
         match v {
-            toml::Value::Table(inner) if !is_distribution(inner) => {
-                out.extend(flatten_axes(inner).into_iter().map(|(ik, iv)| (format!("{k}.{ik}"), iv)));
+            toml::Value::Table(inner) if !leaf(inner) => {
+                out.extend(flatten_until(inner, leaf).into_iter().map(|(ik, iv)| (format!("{k}.{ik}"), iv)));
             }
             _ => out.push((k.clone(), v.clone())),
         }
@@ -61,19 +66,6 @@ fn flatten_axes(t: &toml::Table) -> Vec<(String, toml::Value)> {
 
 fn is_distribution(t: &toml::Table) -> bool {
     t.len() == 1 && ["uniform", "log_uniform", "int_uniform", "choice"].iter().any(|k| t.contains_key(*k))
-}
-
-/// `[set]` flattened into dotted keys with TOML values.
-pub(super) fn flatten(prefix: &str, t: &toml::Table) -> Vec<(String, toml::Value)> {
-    let mut out = Vec::new();
-    for (k, v) in t {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        match v {
-            toml::Value::Table(inner) => out.extend(flatten(&key, inner)),
-            _ => out.push((key, v.clone())),
-        }
-    }
-    out
 }
 
 /// `[random]`: `count` draws of every axis, from `seed`.

@@ -450,15 +450,10 @@ impl Hooks for TrialHooks {
 fn tag_best(objects: &dyn Objects, server: &str, plan: &Plan, search: &crate::format::experiment::Search, log: &RunLog) {
     let tagged = (|| -> anyhow::Result<()> {
         let made = crate::format::experiment::study_trials(objects)?;
-        let mut states = std::collections::BTreeMap::new();
-        for t in &made {
-            if let Ok(h) = trial::read(objects, &t.trial.id) {
-                states.insert(t.trial.id.clone(), h.state);
-            }
-        }
+        let states = crate::exp::search::states_of(objects, &made)?;
         let Some((id, v, params)) = crate::exp::search::best(search, &made, &states) else { return Ok(()) };
-        let p: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        crate::run::tracking::tag_experiment(server, &plan.id, "paddock.study.best", &format!("{id} {}={v} {}", search.metric, p.join(" ")))
+        let line = format!("{id} {}={v} {}", search.metric, crate::exp::search::params_line(&params));
+        crate::run::tracking::tag_experiment(server, &plan.id, "paddock.study.best", &line)
     })();
     if let Err(e) = tagged {
         log.line(Level::Warn, "tracking", &format!("the study's best was not tagged in MLflow: {e:#}"));
