@@ -80,7 +80,7 @@ fn a_curriculum_stage_changes_the_env_and_every_resume_and_evaluation_keeps_it()
         let run = Run::create(&path, &[]).expect("create");
         let stopped = run.train(&mut Steer { stop_at, change_at: u64::MAX, changed: false }).expect("train");
         assert!(stopped.stopped && stopped.steps == stop_at, "stopped at {}", stopped.steps);
-        let resumed = Run::resume(stopped.run_dir.to_str().expect("utf8"), &Default::default()).expect("resume");
+        let resumed = Run::resume(stopped.run_dir.to_str().expect("utf8"), &Default::default(), &[]).expect("resume");
         let done = resumed.train(&mut NoHooks).expect("resumed train");
         assert_eq!(done.steps, 8192);
         let bytes = std::fs::read(done.run_dir.join("metrics.jsonl")).expect("metrics");

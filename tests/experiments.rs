@@ -1139,3 +1139,58 @@ fn a_study_killed_with_sigkill_resumes_and_ends_with_exactly_its_budget() {
     }
     assert!(text.contains("study: 9 of 9 trials made") && text.contains("best so far: s0"), "{text}");
 }
+
+/// Population-based training on CartPole PPO by two local workers: two members, two
+/// generations. In the second, the worse member continues from the better one's checkpoint
+/// (its lineage says so) with its parameters (perturbed by × 1: unchanged), and so trains
+/// exactly as the better member's own continuation does: the same `metrics.jsonl` bytes.
+#[test]
+fn pbt_copies_the_better_members_checkpoint_and_it_resumes_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = experiment(
+        dir.path(),
+        "[search]\nmetric = \"eval/return_mean\"\nsampler = \"pbt\"\npopulation = 2\ninterval = 2048\nquantile = 0.5\nperturb = [1.0]\nresample = 0.0\nseed = 3\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n",
+    );
+    let store = dir.path().join("store");
+    let at = submit_to_local(dir.path(), &file, 4096);
+    let out = paddock_cmd()
+        .args(["exp", "run", file.to_str().expect("utf-8"), "--local", "--store", store.to_str().expect("utf-8")])
+        .args(["--set", "set.total_steps=4096"])
+        .output()
+        .expect("exp run");
+    ok(&out);
+    let s = status(&at);
+    let at = Path::new(&at);
+    let trials = s["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 4, "population × generations: {s}");
+    assert!(trials.iter().all(|t| t["state"]["status"] == "done"), "{s}");
+    let read = |n: u64| -> Value {
+        serde_json::from_slice(&std::fs::read(at.join(format!("study/trials/{n:06}.json"))).expect("study trial")).expect("json")
+    };
+    let (g0, g1) = ([read(0), read(1)], [read(2), read(3)]);
+    for (m, t) in g1.iter().enumerate() {
+        assert_eq!((t["lineage"]["member"].as_u64(), t["lineage"]["generation"].as_u64()), (Some(m as u64), Some(1)), "{t}");
+    }
+    let copier = g1.iter().position(|t| t["lineage"]["copied"].is_u64()).expect("one member copied the other");
+    let donor = 1 - copier;
+    assert_eq!(g1[copier]["lineage"]["copied"].as_u64(), Some(donor as u64), "{}", g1[copier]);
+    assert!(g1[donor]["lineage"]["copied"].is_null(), "the better member goes on with its own: {}", g1[donor]);
+    let donor_id = g0[donor]["trial"]["id"].as_str().expect("id");
+    for t in &g1 {
+        assert_eq!(t["trial"]["start_from"]["trial"].as_str(), Some(donor_id), "both continue the better member's checkpoint: {t}");
+        assert_eq!(t["trial"]["start_from"]["checkpoint"]["step"], 2048, "{t}");
+        assert_eq!(t["params"], g0[donor]["params"], "the better member's parameters (× 1): {t}");
+    }
+    let (better, worse) = (g0[donor]["lineage"]["member"].clone(), g0[copier]["lineage"]["member"].clone());
+    let scores = &g1[copier]["lineage"]["scores"];
+    assert!(
+        scores[0].as_f64() <= scores[1].as_f64(),
+        "the copier scored no better than the member it copied: {scores} ({worse} ← {better})"
+    );
+    let metrics =
+        |t: &Value| std::fs::read(at.join(format!("trials/{}/e1/metrics.jsonl", t["trial"]["id"].as_str().expect("id")))).expect("metrics");
+    let (a, b) = (metrics(&g1[0]), metrics(&g1[1]));
+    assert!(!a.is_empty() && a == b, "the copy resumes exactly as the original goes on");
+    let text = String::from_utf8_lossy(&a);
+    assert!(text.lines().filter(|l| l.contains("eval/return_mean")).count() >= 2, "both generations' evaluations: {text}");
+}

@@ -281,3 +281,44 @@ fn every_shipped_config_loads() {
     }
     assert!(n >= 17, "{n} configs");
 }
+
+/// `--resume RUN --set …` changes what the algorithm lets change while it runs (PPO's
+/// learning rate: the optimizer in the next checkpoint has it) and `total_steps`; another
+/// algorithm parameter, or any other key, is refused by name and the run is left as it was.
+#[test]
+fn a_resume_retunes_what_the_algorithm_lets_change_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = common::train_json(
+        "configs/cartpole-ppo.toml",
+        dir.path(),
+        &["total_steps=2048", "train.checkpoint_every=1024", "train.stop_at_return=1e9", "algorithm.device=\"cpu\""],
+    );
+    let run = s["run_dir"].as_str().expect("run dir").to_string();
+    let config = std::fs::read(Path::new(&run).join("config.toml")).expect("config");
+    let refused = |sets: &[&str], says: &[&str]| {
+        let mut args = vec!["train", "--resume", &run];
+        for s in sets {
+            args.extend_from_slice(&["--set", s]);
+        }
+        let out = paddock(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && says.iter().all(|w| err.contains(w)), "{sets:?}: {err}");
+        assert_eq!(std::fs::read(Path::new(&run).join("config.toml")).expect("config"), config, "{sets:?}: the run is as it was");
+    };
+    refused(
+        &["algorithm.params.hidden=[32]", "total_steps=4096"],
+        &["algorithm plugin `ppo` cannot change `hidden` while it runs", "learning-rate, ent-coef"],
+    );
+    refused(&["env.params.length=0.6"], &["--set env.params.length=0.6: a resumed run changes only `total_steps`"]);
+    let out =
+        paddock(&["train", "--resume", &run, "--json", "--set", "algorithm.params.learning-rate=0.0005", "--set", "total_steps=3072"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["steps"], 3072, "{summary}");
+    let log = std::fs::read_to_string(Path::new(&run).join("log.txt")).expect("log");
+    assert!(log.contains("set with algo-tune.retune: learning-rate 0.001 → 0.0005"), "{log}");
+    let learner: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&run).join("checkpoints/000000003072/learner.json")).expect("learner.json"))
+            .expect("json");
+    assert_eq!(learner["optimizers"]["ppo/adam"][2], 0.0005, "the optimizer's rate: {learner}");
+}

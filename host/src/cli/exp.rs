@@ -464,6 +464,14 @@ pub(crate) fn best(args: BestArgs) -> anyhow::Result<()> {
     let metric_is_min = args.by == By::Metric && rule_mode == Some("min");
     let maximize = !(args.min || metric_is_min);
     let states = crate::format::experiment::states(objects.as_ref(), &plan)?;
+    // PBT: the members at the end of training (the last generation), not at earlier ends.
+    let states = match plan.search.as_ref().and_then(|s| s.pbt.as_ref()) {
+        Some(p) => states
+            .into_iter()
+            .filter(|(id, _)| crate::exp::search::number_of(id).is_some_and(|n| n / p.population + 1 == p.generations()))
+            .collect(),
+        None => states,
+    };
     let ranking = rank(&plan, &states, args.by, maximize);
     let Some(winner) = ranking.settings.first().filter(|s| s.stats.is_some()) else {
         anyhow::bail!(

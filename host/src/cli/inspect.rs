@@ -41,7 +41,13 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<()> {
     println!("plugin    {}", info.name);
     println!("file      {} ({} bytes)", info.path.display(), info.size_bytes);
     println!("sha256    {}", info.sha256);
-    let goals = if info.goals { " — goal-conditioned (exports goal-env: world goal-environment)" } else { "" };
+    let goals = if info.goals {
+        " — goal-conditioned (exports goal-env: world goal-environment)"
+    } else if info.tunable {
+        " — tunable (exports algo-tune: world tunable-algorithm)"
+    } else {
+        ""
+    };
     println!("world     {} (paddock:rl@{}){goals}", info.world, info.package_version);
     if let Some(code) = &info.code_sha256 {
         // A plugin on a language runtime: what is compiled is the runtime, shared.

@@ -14,13 +14,14 @@ pub struct TrainArgs {
     #[arg(required_unless_present = "resume")]
     config: Option<PathBuf>,
     /// Override a config key by its dotted path, e.g. `--set seed=3` or
-    /// `--set algorithm.params.learning-rate=3e-4` (repeatable).
+    /// `--set algorithm.params.learning-rate=3e-4` (repeatable). With --resume: only
+    /// `total_steps` and the algorithm parameters it lets change while it runs.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Continue a run from its newest complete checkpoint, with the run's own config and the
     /// plugin versions it recorded (the run carries a copy of each), from any directory. `s3://bucket/prefix/RUN` fetches the run and
     /// its newest complete checkpoint first, and goes on uploading to the same place.
-    #[arg(long, value_name = "RUN_DIR|S3_URI", conflicts_with_all = ["config", "set"])]
+    #[arg(long, value_name = "RUN_DIR|S3_URI", conflicts_with = "config")]
     resume: Option<String>,
     /// Name the run (its directory in the store; `-1`, `-2`, … when taken), as `--set name=…`.
     #[arg(long, value_name = "NAME", conflicts_with = "resume")]
@@ -45,7 +46,7 @@ pub struct TrainArgs {
 pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
     crate::run::interrupt::install().context("failed to install the SIGINT/SIGTERM handlers")?;
     let run = match (&args.resume, &args.config) {
-        (Some(target), _) => Run::resume(target, &replacements(&args.plugin)?)?,
+        (Some(target), _) => Run::resume(target, &replacements(&args.plugin)?, &args.set)?,
         (None, Some(path)) => {
             let mut sets = args.set.clone();
             if let Some(n) = &args.name {

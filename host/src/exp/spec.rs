@@ -125,7 +125,11 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
             }
             let mut fixed = fixed.clone();
             fixed.push(format!("seed={}", seeds[0]));
-            Some(search::search(raw, fixed).map_err(err)?)
+            let mut s = search::search(raw, fixed).map_err(err)?;
+            if s.pbt.is_some() {
+                pbt_schedule(&mut s, &base_path).map_err(err)?;
+            }
+            Some(s)
         }
     };
     let mut trials = Vec::new();
@@ -135,16 +139,18 @@ pub fn plan(path: &Path, overrides: &[String]) -> Result<Plan, SpecError> {
             o.extend(combo.iter().map(|(k, v)| format!("{k}={v}")));
             o.push(format!("seed={seed}"));
             let hash = short_hash(&o.join("\n"), 8);
-            trials.push(Trial { id: format!("t{:04}-{hash}", trials.len()), overrides: o });
+            trials.push(Trial { id: format!("t{:04}-{hash}", trials.len()), overrides: o, start_from: None });
         }
     }
     // Each trial's config must load: a typo in an axis is an error here, not in a worker.
     // A study's trials are not known yet: its parameters at their ends stand for them.
     let mut files = std::collections::BTreeMap::new();
     let stand_ins: Vec<Trial> = match &study {
-        Some(s) => {
-            search::corners(s).into_iter().enumerate().map(|(i, overrides)| Trial { id: format!("study corner {i}"), overrides }).collect()
-        }
+        Some(s) => search::corners(s)
+            .into_iter()
+            .enumerate()
+            .map(|(i, overrides)| Trial { id: format!("study corner {i}"), overrides, start_from: None })
+            .collect(),
         None => Vec::new(),
     };
     for t in trials.iter().chain(&stand_ins) {
@@ -313,6 +319,36 @@ fn identity_of(config: &RunConfig) -> Result<String, String> {
 /// The first `n` hex digits of the sha256 of `text`.
 fn short_hash(text: &str, n: usize) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))[..n].to_string()
+}
+
+/// A PBT study's schedule from the base config (its `total_steps`: the generations and the
+/// trial budget), and its parameters checked against what the algorithm lets change while
+/// it runs — before anything runs.
+fn pbt_schedule(s: &mut crate::format::experiment::Search, base: &Path) -> Result<(), String> {
+    let config = RunConfig::load_with(base, &s.fixed).map_err(|e| format!("key `base`: {e}"))?;
+    let total = config.total_steps.ok_or("key `base`: the base config has no `total_steps`, which PBT's generations divide")?;
+    let pbt = s.pbt.as_mut().expect("a PBT study");
+    if pbt.interval > total {
+        return Err(format!("key `search.interval` = {}: longer than the base config's total_steps ({total})", pbt.interval));
+    }
+    pbt.total_steps = total;
+    s.trials = pbt.population * pbt.generations();
+    if s.trials > 100_000 {
+        return Err(format!("keys `search.population` and `search.interval`: {} trials; at most 100000", s.trials));
+    }
+    let (name, allowed) = crate::run::mutable_params(&config).map_err(|e| format!("key `base`: the algorithm plugin: {e:#}"))?;
+    for p in &s.params {
+        let key = p.key.trim_start_matches("algorithm.params.");
+        if !allowed.iter().any(|a| a == key) {
+            let lets =
+                if allowed.is_empty() { "it lets none change".to_string() } else { format!("it lets {} change", allowed.join(", ")) };
+            return Err(format!(
+                "key `search.params.\"{}\"`: algorithm plugin `{name}` cannot change `{key}` while it runs ({lets}), which population-based training needs",
+                p.key
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The rungs of `es` up to `total_steps`: `min_steps × eta^k`.

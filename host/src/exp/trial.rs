@@ -140,7 +140,8 @@ mod index_tests {
     use crate::format::index::{Overview, marker};
 
     fn plan(n: usize) -> Plan {
-        let trials = (0..n).map(|i| crate::format::experiment::Trial { id: format!("t{i}"), overrides: vec![] }).collect();
+        let trials =
+            (0..n).map(|i| crate::format::experiment::Trial { id: format!("t{i}"), overrides: vec![], start_from: None }).collect();
         Plan {
             id: "x".into(),
             base: String::new(),

@@ -88,6 +88,59 @@ pub struct Search {
     pub fixed: Vec<String>,
     /// How trials are stopped early.
     pub pruner: Pruner,
+    /// Population-based training (`sampler = "pbt"`): the population and its schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbt: Option<Pbt>,
+}
+
+/// Population-based training (Jaderberg et al. 2017), synchronous: a population of
+/// `population` members trains in generations of `interval` env steps. Trial `n` is member
+/// `n % population` in generation `n / population`, made once every trial of the generation
+/// before has ended: a member in the bottom `quantile` of that generation (by the study's
+/// metric) continues from the checkpoint of one in the top `quantile` with that member's
+/// parameters perturbed (exploit and explore); the others continue from their own.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pbt {
+    /// Members trained side by side.
+    pub population: u64,
+    /// Env steps per generation.
+    pub interval: u64,
+    /// The base config's `total_steps`: the last generation ends there.
+    pub total_steps: u64,
+    /// The fraction of the population that copies (bottom) and is copied (top).
+    pub quantile: f64,
+    /// Factors a copied float or integer parameter is multiplied by (one drawn at random);
+    /// a choice moves to a neighbouring value.
+    pub perturb: Vec<f64>,
+    /// The probability that a copied parameter is drawn afresh from its distribution instead.
+    pub resample: f64,
+}
+
+impl Pbt {
+    /// Generations: `total_steps / interval`, rounded up.
+    pub fn generations(&self) -> u64 {
+        self.total_steps.div_ceil(self.interval.max(1))
+    }
+}
+
+/// Where a PBT trial's lineage comes from: recorded in `study/trials/<n>.json`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct Lineage {
+    /// The member (`n % population`).
+    pub member: u64,
+    /// The generation (`n / population`), from 0.
+    pub generation: u64,
+    /// The trial of the generation before whose checkpoint it continues (its own member's,
+    /// or the member it copied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The member it copied (exploit), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied: Option<u64>,
+    /// Its own member's metric and the copied member's, at the end of the generation before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<(Option<f64>, Option<f64>)>,
 }
 
 /// A parameter of a study.
@@ -164,6 +217,9 @@ pub struct StudyTrial {
     pub trial: Trial,
     /// The parameters drawn, by key (inactive conditional ones absent).
     pub params: BTreeMap<String, serde_json::Value>,
+    /// Population-based training: the member, generation and what it continues from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
 }
 
 /// The folder of a study's trials.
@@ -282,6 +338,19 @@ pub struct Trial {
     pub id: String,
     /// `key=value` overrides (dotted keys, TOML values), as `--set` takes them.
     pub overrides: Vec<String>,
+    /// The checkpoint it starts from instead of from scratch (a PBT trial continues one of
+    /// the generation before), with its config's parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_from: Option<StartFrom>,
+}
+
+/// A checkpoint of another trial's run that a trial starts from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartFrom {
+    /// The trial.
+    pub trial: String,
+    /// Its run's epoch and the checkpoint's step.
+    pub checkpoint: super::trial::CheckpointRef,
 }
 
 /// An experiment file expanded.

@@ -57,6 +57,10 @@ pub(super) struct LoopState {
     /// (`None`: the config's `[env.params]`); a resume builds its envs with these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_params: Option<toml::Table>,
+    /// The algorithm parameters in effect when the checkpoint was taken (absent in older
+    /// checkpoints): a resume whose config changes some calls `algo-tune.retune` with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm_params: Option<toml::Table>,
     /// How many `[[curriculum]]` stages have begun.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub curriculum_next: usize,

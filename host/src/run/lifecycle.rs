@@ -179,6 +179,53 @@ impl NewConfig {
     }
 }
 
+/// Applies `sets` to the run's recorded `config.toml` in `dir` (see [`Run::resume`]);
+/// returns the text it had, when it changed.
+fn set_recorded(dir: &Path, sets: &[String]) -> anyhow::Result<Option<String>> {
+    if sets.is_empty() {
+        return Ok(None);
+    }
+    let path = dir.join(crate::format::run_dir::CONFIG);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))?;
+    let mut table: toml::Table = text.parse().with_context(|| format!("{} is not TOML", path.display()))?;
+    let old_params = table.get("algorithm").and_then(|a| a.get("params")).cloned();
+    for s in sets {
+        let key = s.split_once('=').map_or(s.as_str(), |(k, _)| k.trim());
+        if key != "total_steps" && !key.starts_with("algorithm.params.") {
+            anyhow::bail!(
+                "--set {s}: a resumed run changes only `total_steps` and the `algorithm.params` its algorithm lets change while it runs; start a new run for other settings"
+            );
+        }
+        crate::config::apply_override(&mut table, s)?;
+    }
+    let new_text = toml::to_string_pretty(&table)?;
+    crate::store::write_atomically(&path, new_text.as_bytes())?;
+    let checked = (|| -> anyhow::Result<()> {
+        // The config as a resume reads it: each plugin the run's carried copy.
+        let step = crate::format::run_dir::latest_checkpoint(dir).and_then(|c| crate::format::run_dir::checkpoint_step(&c)).unwrap_or(0);
+        let (config, _, _) = recorded_config(dir, step, &Default::default()).with_context(|| format!("after --set {}", sets.join(" ")))?;
+        if table.get("algorithm").and_then(|a| a.get("params")) == old_params.as_ref() {
+            return Ok(());
+        }
+        let (name, allowed) = super::setup::mutable_params(&config)?;
+        for key in sets.iter().filter_map(|s| s.split_once('=').map(|(k, _)| k.trim())) {
+            if let Some(k) = key.strip_prefix("algorithm.params.")
+                && !allowed.iter().any(|a| a == k)
+            {
+                let lets =
+                    if allowed.is_empty() { "it lets none change".to_string() } else { format!("it lets {} change", allowed.join(", ")) };
+                anyhow::bail!("--set {key}=…: algorithm plugin `{name}` cannot change `{k}` while it runs ({lets}); the run is as it was");
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = checked {
+        crate::store::write_atomically(&path, text.as_bytes())?;
+        return Err(e);
+    }
+    Ok(Some(text))
+}
+
 /// The config to run from a run's recorded `config.toml` in `dir`, at checkpoint `step`:
 /// each plugin the version `plugins.lock` says was live then (its carried copy), unless
 /// `replace` names another file for its role; registry references resolved. Returns it,
@@ -237,7 +284,11 @@ impl Run {
     /// Each plugin is the version `plugins.lock` recorded as live at that checkpoint (the
     /// run carries a copy of each), unless `replace` names another file for its role
     /// (`env`, `reward`, `algorithm`), which the run then records like a hot reload.
-    pub fn resume(target: &str, replace: &std::collections::BTreeMap<String, PathBuf>) -> anyhow::Result<Run> {
+    ///
+    /// `sets` (`--set` style) change the recorded config first: only `total_steps` (to train
+    /// on past the old end) and the `algorithm.params` the algorithm lets change while it
+    /// runs (`algo-tune`); anything else is refused by key and the run is left as it was.
+    pub fn resume(target: &str, replace: &std::collections::BTreeMap<String, PathBuf>, sets: &[String]) -> anyhow::Result<Run> {
         let location = Location::parse(target)?;
         let mut notes = Vec::new();
         let (dir, store) = match &location {
@@ -262,7 +313,19 @@ impl Run {
             }
             Location::Local(p) => (p.clone(), Remote::None),
         };
-        let mut run = Run::resume_at(dir, store, replace, target)?;
+        let before = set_recorded(&dir, sets).with_context(|| format!("run {target}"))?;
+        let mut run = match Run::resume_at(dir.clone(), store, replace, target) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(text) = before {
+                    let _ = crate::store::write_atomically(&dir.join(crate::format::run_dir::CONFIG), text.as_bytes());
+                }
+                return Err(e);
+            }
+        };
+        if !sets.is_empty() {
+            run.log.line(Level::Info, "paddock", &format!("config changed at resume: {}", sets.join(" ")));
+        }
         notes.append(&mut run.notes);
         run.notes = notes;
         Ok(run)

@@ -127,16 +127,40 @@ impl<'a> Trainer<'a> {
         reseed_torch(config.seed, 0);
         let mut algo = AlgorithmInstance::new(&plugins.algorithm, derive(config.seed, Stream::PluginRandom, 1 << 33), learner)?;
         let (n, ol, al) = (envs.num_envs(), envs.obs_len(), envs.act_len());
+        // Parameters the config changes since the checkpoint: only those the algorithm lets
+        // change while it runs, checked before `init` sees them.
+        let algo_table = &config.algorithm.as_ref().context("the config has no [algorithm] section")?.params;
+        let changed = match (&resumed_from, &st.algorithm_params) {
+            (Some(_), Some(before)) => changed_params(before, algo_table)?,
+            _ => toml::Table::new(),
+        };
+        if !changed.is_empty() {
+            check_mutable(&mut algo, &changed)?;
+        }
         algo.init(envs.spec(), n as u32, &plugins.algorithm_params)?;
         if let Some(dir) = &resumed_from {
             if let Some(state) = checkpoint::read_algorithm_state(dir)? {
                 algo.load_state(&state)?;
+            }
+            if !changed.is_empty() {
+                algo.retune(&to_params("algorithm.params", &changed)?)?;
+                let before = st.algorithm_params.as_ref().expect("changed only against a checkpoint's parameters");
+                let list: Vec<String> = changed
+                    .iter()
+                    .map(|(k, v)| format!("{k} {} → {v}", before.get(k).map_or("(default)".into(), ToString::to_string)))
+                    .collect();
+                runtime.options().log.line(
+                    crate::log::Level::Info,
+                    "host",
+                    &format!("algorithm parameters changed since the checkpoint, set with algo-tune.retune: {}", list.join(", ")),
+                );
             }
             envs.restore(&st.envs.train, &st.envs.observations)?;
             let eval_obs = vec![0.0; eval_envs.num_envs() * ol];
             eval_envs.restore(&st.envs.eval, &eval_obs)?;
         }
         reseed_torch(config.seed, st.updates);
+        st.algorithm_params = Some(algo_table.clone());
 
         record_plugins(
             config,
@@ -534,4 +558,30 @@ fn first_eval_snapshot(config: &RunConfig, eval_envs: &mut EnvSet) -> anyhow::Re
         }
     })?;
     Ok(Some(std::sync::Arc::new(snap)))
+}
+
+/// The algorithm parameters of `now` that differ from (or are missing in) `before`, the
+/// checkpoint's. One the checkpoint had set and the config no longer sets is refused: its
+/// old value goes on in the plugin's state, so the config must name the value it wants.
+fn changed_params(before: &toml::Table, now: &toml::Table) -> anyhow::Result<toml::Table> {
+    if let Some(k) = before.keys().find(|k| !now.contains_key(*k)) {
+        anyhow::bail!(
+            "key `algorithm.params.{k}` was {} when the checkpoint was taken and is not set now: set the value it should have from here on",
+            before[k]
+        );
+    }
+    Ok(now.iter().filter(|(k, v)| before.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// Refuses changed parameters the algorithm does not let change while it runs, by key.
+fn check_mutable(algo: &mut AlgorithmInstance, changed: &toml::Table) -> anyhow::Result<()> {
+    let allowed = algo.mutable_params()?;
+    if let Some(k) = changed.keys().find(|k| !allowed.contains(k)) {
+        let lets = if allowed.is_empty() { "it lets none change".to_string() } else { format!("it lets {} change", allowed.join(", ")) };
+        anyhow::bail!(
+            "key `algorithm.params.{k}` differs from the checkpoint's, and algorithm plugin `{}` cannot change it while it runs ({lets}); resume with the checkpoint's value or start a new run",
+            algo.name()
+        );
+    }
+    Ok(())
 }

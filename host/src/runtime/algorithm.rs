@@ -2,8 +2,9 @@
 //! the store's resource table), actions come back as a host tensor: nothing crosses into
 //! Wasm memory unless the plugin reads it back.
 
+use super::bindings::algorithm::Algorithm;
 use super::bindings::algorithm::exports::paddock::rl::algo::Metric;
-use super::bindings::algorithm::{Algorithm, AlgorithmPre};
+use super::bindings::tunable_algorithm::exports::paddock::rl::algo_tune;
 use super::bindings::types::{EnvSpec, Params};
 use super::error::{CallError, CallErrorKind, World};
 use super::instance::Bridge;
@@ -16,6 +17,23 @@ use wasmtime::component::Resource;
 pub struct AlgorithmInstance {
     bridge: Bridge,
     bindings: Algorithm,
+    /// Its `algo-tune` export, when it has one.
+    tune: Option<algo_tune::Guest>,
+}
+
+/// Instantiates `pre` in `bridge`'s store: the `algo` bindings and, for a plugin that
+/// exports it, `algo-tune` on the same instance.
+fn instantiate(
+    bridge: &mut Bridge,
+    pre: wasmtime::component::InstancePre<super::sandbox::PluginState>,
+    tunable: bool,
+) -> Result<(Algorithm, Option<algo_tune::Guest>), CallError> {
+    bridge.call("instantiate", |store| {
+        let instance = pre.instantiate(&mut *store)?;
+        let bindings = Algorithm::new(&mut *store, &instance)?;
+        let tune = if tunable { Some(algo_tune::GuestIndices::new(&pre)?.load(&mut *store, &instance)?) } else { None };
+        Ok((bindings, tune))
+    })
 }
 
 impl std::fmt::Debug for AlgorithmInstance {
@@ -31,8 +49,8 @@ impl AlgorithmInstance {
         let mut bridge = Bridge::new(plugin, seed);
         let pre = bridge.pre_for(World::Algorithm)?;
         bridge.store.data_mut().learner = Some(learner);
-        let bindings = bridge.call("instantiate", |store| AlgorithmPre::new(pre)?.instantiate(store))?;
-        Ok(AlgorithmInstance { bridge, bindings })
+        let (bindings, tune) = instantiate(&mut bridge, pre, plugin.info().tunable)?;
+        Ok(AlgorithmInstance { bridge, bindings, tune })
     }
 
     /// The plugin's name.
@@ -74,10 +92,9 @@ impl AlgorithmInstance {
         let learner = self.bridge.store.data_mut().learner.take().expect("algorithm stores always hold a learner");
         let mut bridge = Bridge::new(plugin, seed);
         bridge.store.data_mut().learner = Some(learner);
-        let instantiated =
-            bridge.pre_for(World::Algorithm).and_then(|pre| bridge.call("instantiate", |store| AlgorithmPre::new(pre)?.instantiate(store)));
+        let instantiated = bridge.pre_for(World::Algorithm).and_then(|pre| instantiate(&mut bridge, pre, plugin.info().tunable));
         let mut new = match instantiated {
-            Ok(bindings) => AlgorithmInstance { bridge, bindings },
+            Ok((bindings, tune)) => AlgorithmInstance { bridge, bindings, tune },
             Err(e) => {
                 self.bridge.store.data_mut().learner = bridge.store.data_mut().learner.take();
                 return Err(e);
@@ -177,6 +194,36 @@ impl AlgorithmInstance {
     pub fn load_state(&mut self, state: &[u8]) -> Result<(), CallError> {
         let b = &self.bindings;
         self.bridge.call_result("load-state", |s| b.paddock_rl_algo().call_load_state(s, state))
+    }
+}
+
+impl AlgorithmInstance {
+    /// `algo-tune.mutable-params`: the parameters this algorithm lets change while it runs
+    /// (none when it does not export `algo-tune`).
+    pub fn mutable_params(&mut self) -> Result<Vec<String>, CallError> {
+        let Some(t) = &self.tune else { return Ok(Vec::new()) };
+        self.bridge.call("algo-tune.mutable-params", |s| t.call_mutable_params(s))
+    }
+
+    /// `algo-tune.retune`: sets `params` on the running instance. Each key must be one of
+    /// [`Self::mutable_params`]; a key that is not, or a plugin without `algo-tune`, is
+    /// refused by name before the plugin is called.
+    pub fn retune(&mut self, params: &Params) -> Result<(), CallError> {
+        let allowed = self.mutable_params()?;
+        if let Some((k, _)) = params.iter().find(|(k, _)| !allowed.contains(k)) {
+            let why = if self.tune.is_none() {
+                format!(
+                    "parameter `{k}` cannot change while the algorithm runs: it lets no parameter change (it does not export paddock:rl/algo-tune)"
+                )
+            } else if allowed.is_empty() {
+                format!("parameter `{k}` cannot change while the algorithm runs: it lets no parameter change")
+            } else {
+                format!("parameter `{k}` cannot change while the algorithm runs (it lets change: {})", allowed.join(", "))
+            };
+            return Err(self.bridge.error("algo-tune.retune", CallErrorKind::Refused(why)));
+        }
+        let Some(t) = &self.tune else { return Ok(()) };
+        self.bridge.call_result("algo-tune.retune", |s| t.call_retune(s, params))
     }
 }
 

@@ -58,4 +58,19 @@ pub mod algorithm {
     });
 }
 
+/// The `tunable-algorithm` world: an algorithm that also exports `algo-tune` (the
+/// parameters it lets change while it runs). Only its `algo-tune` export is used, loaded
+/// beside the `algorithm` world's bindings on the same instance.
+pub mod tunable_algorithm {
+    wasmtime::component::bindgen!({
+        world: "tunable-algorithm",
+        path: "../wit",
+        with: {
+            "paddock:rl/types": crate::runtime::bindings::environment::paddock::rl::types,
+            "paddock:rl/log": crate::runtime::bindings::environment::paddock::rl::log,
+            "paddock:rl/tensor": crate::runtime::bindings::algorithm::paddock::rl::tensor,
+        },
+    });
+}
+
 pub use environment::paddock::rl::types;

@@ -155,6 +155,10 @@ pub enum CallErrorKind {
     /// The plugin returned something malformed (wrong length, NaN, …).
     #[error("returned invalid output: {0}")]
     InvalidOutput(String),
+    /// The host refused the call before making it (a parameter the plugin does not let
+    /// change, say).
+    #[error("refused: {0}")]
+    Refused(String),
     /// An earlier trap killed this instance.
     #[error("the instance is dead after an earlier trap; it must be re-created")]
     Dead,

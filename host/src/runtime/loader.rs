@@ -33,6 +33,10 @@ pub struct PluginInfo {
     /// Whether it is a goal-conditioned env (exports `goal-env` beside `env`, world
     /// `goal-environment`), usable for hindsight relabeling.
     pub goals: bool,
+    /// Whether it is an algorithm that lets parameters change while it runs (exports
+    /// `algo-tune` beside `algo`, world `tunable-algorithm`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tunable: bool,
     /// Whether the compiled code came from the disk cache.
     pub cache_hit: bool,
     /// For a plugin on one of Paddock's language runtimes: the files of its `paddock:app`
@@ -76,6 +80,8 @@ impl Plugin {
 
 /// The interface a goal-conditioned env exports beside `env`.
 const GOAL_ENV: &str = "goal-env";
+/// The interface a tunable algorithm exports beside `algo`.
+const ALGO_TUNE: &str = "algo-tune";
 
 /// Splits `paddock:rl/env@0.1.0` into (`paddock:rl`, `env`, `0.1.0`).
 fn split_name(name: &str) -> Option<(&str, &str, &str)> {
@@ -197,7 +203,8 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
     let all_ours: Vec<(&str, &str)> =
         exports.iter().filter_map(|e| split_name(e)).filter(|(pkg, _, _)| *pkg == PACKAGE).map(|(_, iface, ver)| (iface, ver)).collect();
     let goal_export = all_ours.iter().find(|(iface, _)| *iface == GOAL_ENV).map(|(_, v)| v.to_string());
-    let ours: Vec<(&str, &str)> = all_ours.iter().filter(|(iface, _)| *iface != GOAL_ENV).copied().collect();
+    let tune_export = all_ours.iter().find(|(iface, _)| *iface == ALGO_TUNE).map(|(_, v)| v.to_string());
+    let ours: Vec<(&str, &str)> = all_ours.iter().filter(|(iface, _)| *iface != GOAL_ENV && *iface != ALGO_TUNE).copied().collect();
     let mismatch = |found: String| LoadError::Mismatch {
         plugin: name.clone(),
         path: path.clone(),
@@ -224,6 +231,14 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
         }
         if goal_version != version {
             return Err(mismatch(format!("{PACKAGE}/{GOAL_ENV}@{goal_version} beside {PACKAGE}/env@{version} (one package version)")));
+        }
+    }
+    if let Some(tune_version) = &tune_export {
+        if world != World::Algorithm {
+            return Err(mismatch(format!("{PACKAGE}/{ALGO_TUNE} exported by a component of world `{}`", world.name())));
+        }
+        if tune_version != version {
+            return Err(mismatch(format!("{PACKAGE}/{ALGO_TUNE}@{tune_version} beside {PACKAGE}/algo@{version} (one package version)")));
         }
     }
     if let Some(want) = expected
@@ -270,6 +285,7 @@ pub(crate) fn load(runtime: &Runtime, path: PathBuf, expected: Option<World>) ->
         imports,
         exports,
         goals: goal_export.is_some(),
+        tunable: tune_export.is_some(),
         cache_hit,
         app_files,
         code_sha256,

@@ -47,6 +47,17 @@ pub trait Algorithm: Sized + Send + 'static {
     fn load_state(&mut self, _state: &[u8]) -> Result<(), PluginError> {
         Ok(())
     }
+    /// The parameters [`Algorithm::retune`] accepts while the algorithm runs (population-
+    /// based training, a resume with new values): `algo-tune.mutable-params`. None by
+    /// default; the host refuses a change of any other parameter by name.
+    const MUTABLE_PARAMS: &'static [&'static str] = &[];
+    /// Sets some of [`Algorithm::MUTABLE_PARAMS`] between updates (after `new` and
+    /// [`Algorithm::load_state`] when a run resumes with changed values): values a
+    /// checkpoint restored, such as an optimizer's learning rate, take the new setting.
+    fn retune(&mut self, params: &Params) -> Result<(), PluginError> {
+        let _ = params;
+        Err(PluginError::Unsupported("this algorithm lets no parameter change while it runs".into()))
+    }
 }
 
 /// A metric.
@@ -206,6 +217,14 @@ macro_rules! export_algorithm {
                 }
                 fn load_state(state: Vec<u8>) -> Result<(), __t::PluginError> {
                     with(|a| $crate::Algorithm::load_state(a, &state))
+                }
+            }
+            impl $crate::algorithm_bindings::exports::paddock::rl::algo_tune::Guest for PaddockAlgorithmExport {
+                fn mutable_params() -> Vec<String> {
+                    <$ty as $crate::Algorithm>::MUTABLE_PARAMS.iter().map(|s| s.to_string()).collect()
+                }
+                fn retune(params: __t::Params) -> Result<(), __t::PluginError> {
+                    with(|a| $crate::Algorithm::retune(a, &$crate::Params::new(&params)))
                 }
             }
     $crate::algorithm_bindings::__export_algorithm!(PaddockAlgorithmExport with_types_in $crate::algorithm_bindings);

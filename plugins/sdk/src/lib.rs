@@ -221,7 +221,7 @@ pub mod reward_bindings {
 #[doc(hidden)]
 pub mod algorithm_bindings {
     wit_bindgen::generate!({
-        world: "algorithm",
+        world: "tunable-algorithm",
         path: "../../wit",
         features: ["tensor"],
         pub_export_macro: true,

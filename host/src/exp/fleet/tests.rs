@@ -18,7 +18,9 @@ pub(crate) fn plan(capacity: u32) -> Plan {
     Plan {
         id: ID.into(),
         base: "total_steps = 1000\n".into(),
-        trials: (0..4).map(|i| crate::format::experiment::Trial { id: format!("t{i:04}"), overrides: vec![format!("seed={i}")] }).collect(),
+        trials: (0..4)
+            .map(|i| crate::format::experiment::Trial { id: format!("t{i:04}"), overrides: vec![format!("seed={i}")], start_from: None })
+            .collect(),
         early_stop: None,
         search: None,
         fleet: Some(fleet),

@@ -12,10 +12,11 @@
 //! lost, none made twice. The trial is then claimed, trained and committed as any other;
 //! [`prune`] decides after each evaluation whether it goes on.
 
+pub mod pbt;
 pub mod prune;
 pub mod tpe;
 
-use crate::format::experiment::{Dist, Plan, Search, StudyTrial, Trial, study_trial_key, study_trials};
+use crate::format::experiment::{Dist, Lineage, Pbt, Plan, Search, StartFrom, StudyTrial, Trial, study_trial_key, study_trials};
 use crate::format::trial::{Status, TrialState};
 use crate::store::Objects;
 use rand::SeedableRng;
@@ -111,24 +112,88 @@ pub fn make_next(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Result<St
         if open >= search.parallelism {
             return Ok(Err(NotNow::Busy));
         }
-        let obs = observations(search, &made, &states);
-        let x = sample(search, n, &obs);
-        let params: BTreeMap<String, serde_json::Value> =
-            search.params.iter().filter_map(|p| x.get(&p.key).map(|v| (p.key.clone(), to_value(&p.dist, *v)))).collect();
+        // A PBT member that nothing can be continued for (`dead`) fails at once: the study
+        // still ends with its budget, every trial final.
+        let (params, start_from, lineage, dead) = match &search.pbt {
+            None => {
+                let obs = observations(search, &made, &states);
+                let x = sample(search, n, &obs);
+                let params = search.params.iter().filter_map(|p| x.get(&p.key).map(|v| (p.key.clone(), to_value(&p.dist, *v)))).collect();
+                (params, None, None, None)
+            }
+            Some(pbt) => match next_member(search, pbt, n, &made, &states) {
+                Some(next) => next,
+                None => return Ok(Err(NotNow::Busy)),
+            },
+        };
         let mut overrides = search.fixed.clone();
         for (k, v) in &params {
             let v = toml::Value::try_from(v).map_err(|e| anyhow::anyhow!("study parameter {k}: {e}"))?;
             overrides.push(format!("{k}={v}"));
         }
-        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(overrides.join("\n").as_bytes()));
-        let trial = Trial { id: format!("s{n:04}-{}", &hash[..8]), overrides };
-        let st = StudyTrial { n, trial, params };
+        if let Some(pbt) = &search.pbt {
+            overrides.push(format!("total_steps={}", ((n / pbt.population + 1) * pbt.interval).min(pbt.total_steps)));
+        }
+        let mut hashed = overrides.join("\n");
+        if let Some(f) = &start_from {
+            hashed.push_str(&format!("\nfrom {} e{} {}", f.trial, f.checkpoint.epoch, f.checkpoint.step));
+        }
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(hashed.as_bytes()));
+        let trial = Trial { id: format!("s{n:04}-{}", &hash[..8]), overrides, start_from };
+        let st = StudyTrial { n, trial, params, lineage };
         if objects.put_new(&study_trial_key(n), &serde_json::to_vec_pretty(&st)?)? {
-            crate::exp::trial::create(objects, &st.trial.id, &TrialState::queued())?;
+            let mut state = TrialState::queued();
+            if let Some(why) = dead {
+                (state.status, state.error) = (Status::Failed, Some(why));
+            }
+            crate::exp::trial::create(objects, &st.trial.id, &state)?;
             return Ok(Ok(st));
         }
         // Another worker made number n first: read the study again.
     }
+}
+
+/// A study trial to make: its parameters, the checkpoint it starts from, (PBT) its lineage,
+/// and why it fails at once, if it does.
+type Next = (BTreeMap<String, serde_json::Value>, Option<StartFrom>, Option<Lineage>, Option<String>);
+
+/// PBT's trial `n`: member `n % population` of generation `n / population` — its
+/// parameters, the checkpoint it continues from and its lineage; `None` while the
+/// generation before has trials that have not ended.
+fn next_member(search: &Search, pbt: &Pbt, n: u64, made: &[StudyTrial], states: &BTreeMap<String, TrialState>) -> Option<Next> {
+    let (m, g) = (n % pbt.population, n / pbt.population);
+    let mut rng =
+        rand_pcg::Pcg64Mcg::seed_from_u64(search.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    if g == 0 {
+        let x = tpe::suggest(&search.params, &[], Settings { startup: usize::MAX, candidates: 1 }, &mut rng);
+        let params = search.params.iter().filter_map(|p| x.get(&p.key).map(|v| (p.key.clone(), to_value(&p.dist, *v)))).collect();
+        return Some((params, None, Some(Lineage { member: m, generation: 0, parent: None, copied: None, scores: None }), None));
+    }
+    let prev: Vec<&StudyTrial> = made.iter().filter(|t| t.n / pbt.population == g - 1).collect();
+    if prev.len() as u64 != pbt.population || prev.iter().any(|t| states.get(&t.trial.id).is_none_or(|s| !s.status.is_final())) {
+        return None;
+    }
+    let members: Vec<pbt::Member> = prev
+        .iter()
+        .map(|t| {
+            let s = &states[&t.trial.id];
+            let done = s.status == Status::Done;
+            pbt::Member {
+                trial: t.trial.id.clone(),
+                params: t.params.clone(),
+                score: s.result.as_ref().and_then(|r| r.metric).filter(|v| done && v.is_finite()),
+                checkpoint: s.checkpoint.filter(|_| done).map(|c| StartFrom { trial: t.trial.id.clone(), checkpoint: c }),
+            }
+        })
+        .collect();
+    let own = members[m as usize].params.clone();
+    let Some(d) = pbt::decide(pbt, &search.params, &search.mode, m as usize, &members, &mut rng) else {
+        let why = format!("no trial of generation {} ended with a checkpoint and a metric to continue from", g - 1);
+        return Some((own, None, Some(Lineage { member: m, generation: g, parent: None, copied: None, scores: None }), Some(why)));
+    };
+    let scores = Some((members[m as usize].score, d.copied.and_then(|c| members[c as usize].score)));
+    let lineage = Lineage { member: m, generation: g, parent: Some(d.from.trial.clone()), copied: d.copied, scores };
+    Some((d.params, Some(d.from), Some(lineage), None))
 }
 
 /// The states of a study's trials, by id (one made but without a state yet: queued).
@@ -147,7 +212,10 @@ pub fn best(
     made: &[StudyTrial],
     states: &BTreeMap<String, TrialState>,
 ) -> Option<(String, f64, BTreeMap<String, serde_json::Value>)> {
+    // PBT: a member's metric at the end of training, not at an earlier generation's end.
+    let last = search.pbt.as_ref().map(|p| (p.population, p.generations().saturating_sub(1)));
     made.iter()
+        .filter(|t| last.is_none_or(|(pop, g)| t.n / pop == g))
         .filter_map(|t| {
             let s = states.get(&t.trial.id)?;
             let v = (s.status == Status::Done).then_some(s.result.as_ref()?.metric?)?;

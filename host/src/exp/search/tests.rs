@@ -21,6 +21,7 @@ fn study(sampler: &str, trials: u64, parallelism: u64, params: Vec<Param>) -> Pl
             params,
             fixed: vec!["seed=1".into()],
             pruner: Pruner { kind: "none".into(), startup_trials: 5, warmup_steps: 0, min_steps: 0, eta: 3 },
+            pbt: None,
         }),
         fleet: None,
         trial: TrialPolicy::default(),

@@ -1,7 +1,7 @@
 //! `[search]`: a study's sampler, budget, parameters and pruner, checked and put in order
 //! (every error names the key).
 
-use crate::format::experiment::{Dist, Param, Pruner, Search, When};
+use crate::format::experiment::{Dist, Param, Pbt, Pruner, Search, When};
 use serde::Deserialize;
 
 /// `[search]` as written.
@@ -27,6 +27,21 @@ pub(super) struct Raw {
     params: toml::Table,
     #[serde(default)]
     pruner: Option<RawPruner>,
+    /// PBT: members trained side by side.
+    #[serde(default)]
+    population: Option<u64>,
+    /// PBT: env steps per generation.
+    #[serde(default)]
+    interval: Option<u64>,
+    /// PBT: the fraction that copies and is copied.
+    #[serde(default)]
+    quantile: Option<f64>,
+    /// PBT: the factors a copied parameter is multiplied by.
+    #[serde(default)]
+    perturb: Option<Vec<f64>>,
+    /// PBT: the probability a copied parameter is drawn afresh.
+    #[serde(default)]
+    resample: Option<f64>,
 }
 
 /// `[search.pruner]` as written.
@@ -68,8 +83,21 @@ pub(super) fn search(raw: &Raw, fixed: Vec<String>) -> Result<Search, String> {
     if raw.mode != "max" && raw.mode != "min" {
         return Err(format!("key `search.mode` = \"{}\": max or min", raw.mode));
     }
-    if !["tpe", "random", "grid"].contains(&raw.sampler.as_str()) {
-        return Err(format!("key `search.sampler` = \"{}\": an unknown sampler (tpe, random or grid)", raw.sampler));
+    if !["tpe", "random", "grid", "pbt"].contains(&raw.sampler.as_str()) {
+        return Err(format!("key `search.sampler` = \"{}\": an unknown sampler (tpe, random, grid or pbt)", raw.sampler));
+    }
+    if raw.sampler != "pbt"
+        && let Some(k) = [
+            ("population", raw.population.is_some()),
+            ("interval", raw.interval.is_some()),
+            ("quantile", raw.quantile.is_some()),
+            ("perturb", raw.perturb.is_some()),
+            ("resample", raw.resample.is_some()),
+        ]
+        .iter()
+        .find(|(_, set)| *set)
+    {
+        return Err(format!("key `search.{}` is for population-based training (sampler = \"pbt\")", k.0));
     }
     let params = params(&raw.params)?;
     if params.is_empty() {
@@ -89,6 +117,7 @@ pub(super) fn search(raw: &Raw, fixed: Vec<String>) -> Result<Search, String> {
         params,
         fixed,
         pruner: Pruner { kind: "none".into(), startup_trials: 5, warmup_steps: 0, min_steps: 0, eta: 3 },
+        pbt: None,
     };
     if raw.sampler == "grid" {
         if let Some(p) = search.params.iter().find(|p| !matches!(p.dist, Dist::Choice(_)) || p.when.is_some()) {
@@ -102,6 +131,11 @@ pub(super) fn search(raw: &Raw, fixed: Vec<String>) -> Result<Search, String> {
         if search.trials > size {
             return Err(format!("key `search.trials` = {}: the grid has only {size} combinations", search.trials));
         }
+    } else if raw.sampler == "pbt" {
+        search.pbt = Some(pbt(raw, &search)?);
+        // Set by the plan once the base config's `total_steps` is known: population × generations.
+        search.trials = 1;
+        search.parallelism = raw.parallelism.unwrap_or(raw.population.unwrap_or(1));
     } else {
         search.trials = raw.trials.ok_or("key `search.trials` is required: the study's trial budget")?;
     }
@@ -118,6 +152,48 @@ pub(super) fn search(raw: &Raw, fixed: Vec<String>) -> Result<Search, String> {
         search.pruner = pruner(p)?;
     }
     Ok(search)
+}
+
+/// `[search]`'s population-based training keys, checked (`total_steps` is the plan's to set).
+fn pbt(raw: &Raw, search: &Search) -> Result<Pbt, String> {
+    if raw.trials.is_some() {
+        return Err("key `search.trials`: population-based training's trials are `population` × the generations of `interval` steps in `total_steps`; leave it out".into());
+    }
+    if raw.pruner.as_ref().is_some_and(|p| p.kind != "none") {
+        return Err(
+            "key `search.pruner`: population-based training has its own way with poor trials (they copy better ones); leave the pruner out"
+                .into(),
+        );
+    }
+    let population = raw.population.ok_or("key `search.population` is required for sampler = \"pbt\": the members trained side by side")?;
+    if !(2..=256).contains(&population) {
+        return Err(format!("key `search.population` = {population}: from 2 to 256 members"));
+    }
+    let interval = raw.interval.ok_or("key `search.interval` is required for sampler = \"pbt\": env steps between exploit and explore")?;
+    if interval == 0 {
+        return Err(
+            "key `search.interval` = 0: at least 1 env step (a multiple of the algorithm's update, e.g. PPO's n-steps × num_envs)".into()
+        );
+    }
+    let quantile = raw.quantile.unwrap_or(0.25);
+    if !(quantile > 0.0 && quantile <= 0.5) {
+        return Err(format!("key `search.quantile` = {quantile}: above 0 and at most 0.5 (the bottom fraction copies the top one)"));
+    }
+    let perturb = raw.perturb.clone().unwrap_or_else(|| vec![0.8, 1.2]);
+    if perturb.is_empty() || perturb.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+        return Err(format!("key `search.perturb` = {perturb:?}: positive factors, e.g. [0.8, 1.2]"));
+    }
+    let resample = raw.resample.unwrap_or(0.25);
+    if !(0.0..=1.0).contains(&resample) {
+        return Err(format!("key `search.resample` = {resample}: a probability from 0 to 1"));
+    }
+    if let Some(p) = search.params.iter().find(|p| !p.key.starts_with("algorithm.params.") || p.when.is_some()) {
+        return Err(format!(
+            "key `search.params.\"{}\"`: population-based training changes parameters while trials run, so it takes only algorithm parameters (algorithm.params.*) the algorithm lets change, without `when`",
+            p.key
+        ));
+    }
+    Ok(Pbt { population, interval, total_steps: 0, quantile, perturb, resample })
 }
 
 fn pruner(p: &RawPruner) -> Result<Pruner, String> {

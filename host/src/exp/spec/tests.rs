@@ -124,6 +124,35 @@ fn mistakes_name_the_file_and_key() {
             "base = \"base.toml\"\nseeds = 2\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99] }\n",
             "a study's trials each run one seed",
         ),
+        // Population-based training.
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"pbt\"\npopulation = 4\ninterval = 250\n[search.params]\n\"algorithm.params.n-steps\" = { choice = [16, 32] }\n",
+            "key `search.params.\"algorithm.params.n-steps\"`: algorithm plugin `ppo` cannot change `n-steps` while it runs (it lets learning-rate, ent-coef, clip-range, vf-coef, max-grad-norm change)",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"pbt\"\npopulation = 4\ninterval = 250\n[search.params]\n\"env.params.length\" = { uniform = [0.4, 0.6] }\n",
+            "it takes only algorithm parameters",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"pbt\"\ninterval = 250\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n",
+            "key `search.population` is required",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"pbt\"\npopulation = 4\ninterval = 250\ntrials = 8\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n",
+            "key `search.trials`: population-based training's trials are",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"pbt\"\npopulation = 4\ninterval = 5000\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n",
+            "key `search.interval` = 5000: longer than the base config's total_steps (1000)",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"pbt\"\npopulation = 4\ninterval = 250\nquantile = 0.7\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n",
+            "key `search.quantile` = 0.7",
+        ),
+        (
+            "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\ntrials = 5\npopulation = 4\n[search.params]\n\"algorithm.params.gamma\" = { uniform = [0.9, 0.99] }\n",
+            "key `search.population` is for population-based training",
+        ),
     ];
     for (text, says) in cases {
         let f = write(dir.path(), "bad.toml", text);
@@ -156,4 +185,21 @@ fn a_study_plans_no_trials_up_front_and_keeps_parents_before_their_conditions() 
     assert_eq!(s.fixed, ["total_steps=2000", "seed=1"]);
     assert_eq!(plan(&f, &[]).expect("plan").id, p.id, "the same file plans the same study");
     assert_ne!(plan(&f, &["search.seed=4".into()]).expect("plan").id, p.id, "another seed is another study");
+}
+
+#[test]
+fn a_pbt_study_is_population_times_generations_of_trials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    base(dir.path());
+    let f = write(
+        dir.path(),
+        "pbt.toml",
+        "base = \"base.toml\"\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"pbt\"\npopulation = 4\ninterval = 300\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n\"algorithm.params.ent-coef\" = { uniform = [0.0, 0.01] }\n",
+    );
+    let p = plan(&f, &[]).expect("plan");
+    let s = p.search.as_ref().expect("search");
+    let pbt = s.pbt.as_ref().expect("pbt");
+    // 1000 steps in generations of 300: 4 generations (the last one 100 steps).
+    assert_eq!((pbt.generations(), s.trials, s.parallelism), (4, 16, 4));
+    assert_eq!((pbt.quantile, pbt.perturb.as_slice(), pbt.resample, pbt.total_steps), (0.25, &[0.8, 1.2][..], 0.25, 1000));
 }

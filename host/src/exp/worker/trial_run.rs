@@ -299,6 +299,28 @@ fn prepare(
     for (original, key) in files {
         text = text.replace(&work_dir.join(key).display().to_string(), original);
     }
+    if let Some(from) = &t.start_from {
+        // A PBT trial: another trial's run at one of its checkpoints, continued with this
+        // trial's config (its parameters and total_steps; the run retunes the algorithm).
+        let prefix = trial::run_prefix(&from.trial, from.checkpoint.epoch);
+        let name = crate::format::run_dir::checkpoint_name(from.checkpoint.step);
+        runs::pull_run(objects, &prefix, dir, &Checkpoints::One(name.clone()), &mut |_, _| {}).with_context(|| {
+            format!("trial {}: failed to fetch checkpoint {name} of trial {} ({prefix}), which it continues", t.id, from.trial)
+        })?;
+        if crate::format::run_dir::latest_checkpoint(dir).is_none() {
+            anyhow::bail!(
+                "trial {}: checkpoint {name} of trial {} is not in the store ({prefix}); it cannot continue it",
+                t.id,
+                from.trial
+            );
+        }
+        let _ = std::fs::remove_file(dir.join(crate::format::run_dir::STATUS));
+        std::fs::write(dir.join(crate::format::run_dir::CONFIG), text)
+            .with_context(|| format!("failed to write {}", dir.join(crate::format::run_dir::CONFIG).display()))?;
+        let shown = format!("trial {} (continuing {} at step {})", t.id, from.trial, from.checkpoint.step);
+        let run = Run::resume_in(dir.to_path_buf(), Some(remote), &Default::default(), &shown)?;
+        return Ok((run, Some(from.checkpoint.step)));
+    }
     Ok((Run::create_in(new, dir.to_path_buf(), Some(remote), Some(text))?, None))
 }
 

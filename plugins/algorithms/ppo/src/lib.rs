@@ -13,6 +13,9 @@
 //! `clip-range-vf` (off), `ent-coef` 0, `vf-coef` 0.5, `max-grad-norm` 0.5,
 //! `learning-rate` 1e-3, `hidden` [64, 64], `log-std-init` 0, `normalize-advantage` true.
 //!
+//! While it runs (`algo-tune`: population-based training, a resume with new values) it lets
+//! `learning-rate`, `ent-coef`, `clip-range`, `vf-coef` and `max-grad-norm` change.
+//!
 //! Learning-rate schedule (off by default): with `anneal-steps` N the rate falls linearly
 //! from `learning-rate` to `learning-rate-end` (default 0) over the first N env steps, as
 //! Stable-Baselines3's `linear_schedule` does over a run; it is set before each update from
@@ -251,6 +254,33 @@ impl Algorithm for Ppo {
             metrics.push(metric("learning-rate", rate));
         }
         Ok(metrics)
+    }
+
+    const MUTABLE_PARAMS: &'static [&'static str] = &["learning-rate", "ent-coef", "clip-range", "vf-coef", "max-grad-norm"];
+
+    fn retune(&mut self, p: &Params) -> Result<(), PluginError> {
+        p.check_known(Self::MUTABLE_PARAMS)?;
+        if p.has("learning-rate") {
+            let lr = p.positive("learning-rate", 1e-3)?;
+            match &mut self.anneal {
+                // The schedule goes on from the new rate at the same progress.
+                Some(a) => a.start = lr,
+                None => self.optimizer.set_learning_rate(lr),
+            }
+        }
+        if p.has("ent-coef") {
+            self.h.ent_coef = p.non_negative("ent-coef", 0.0)?;
+        }
+        if p.has("clip-range") {
+            self.h.clip = p.positive("clip-range", 0.2)?;
+        }
+        if p.has("vf-coef") {
+            self.h.vf_coef = p.non_negative("vf-coef", 0.5)?;
+        }
+        if p.has("max-grad-norm") {
+            self.h.max_grad_norm = p.positive("max-grad-norm", 0.5)?;
+        }
+        Ok(())
     }
 
     fn save_state(&self) -> Vec<u8> {

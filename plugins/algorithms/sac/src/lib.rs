@@ -13,6 +13,9 @@
 //! parameters (`learning-starts` 100, `train-freq` 1, `gradient-steps` 1) and the replay
 //! parameters of `paddock_sdk::off_policy` (`buffer-size` 1000000, …). Before
 //! `learning-starts` env steps it acts uniformly at random, as SB3 does.
+//!
+//! While it runs (`algo-tune`) it lets `learning-rate` (all three optimizers), `tau` and
+//! `target-entropy` change.
 
 use paddock_sdk::algorithm::{Metric, metric};
 use paddock_sdk::off_policy::{self, BoxScale, REPLAY_PARAMS, SCHEDULE_PARAMS, TrainSchedule, TwinQ};
@@ -175,6 +178,25 @@ impl Algorithm for Sac {
             metric("entropy", -sums[3] / k),
             metric("updates", self.updates as f64),
         ])
+    }
+
+    const MUTABLE_PARAMS: &'static [&'static str] = &["learning-rate", "tau", "target-entropy"];
+
+    fn retune(&mut self, p: &Params) -> Result<(), PluginError> {
+        p.check_known(Self::MUTABLE_PARAMS)?;
+        if p.has("learning-rate") {
+            let lr = p.positive("learning-rate", 3e-4)?;
+            for opt in [Some(&self.actor_opt), Some(&self.critic_opt), self.alpha_opt.as_ref()].into_iter().flatten() {
+                opt.set_learning_rate(lr);
+            }
+        }
+        if p.has("tau") {
+            self.tau = p.fraction("tau", 0.005)?;
+        }
+        if p.has("target-entropy") {
+            self.target_entropy = p.real("target-entropy", self.target_entropy)?;
+        }
+        Ok(())
     }
 
     fn save_state(&self) -> Vec<u8> {
