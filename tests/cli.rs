@@ -80,6 +80,13 @@ fn inspect_shows_world_version_spec_and_hash() {
     assert!(text.contains("world     reward (paddock:rl@0.1.1)"), "{text}");
     let err = fails(&["plugin", "inspect", p(&common::plugin("wrong-version"))]);
     assert!(err.contains("paddock:rl@9.0.0"), "{err}");
+    // An algorithm says what it lets change while it runs (algo-tune).
+    let text = ok(&["plugin", "inspect", p(&common::plugin("ppo"))]);
+    assert!(text.contains("tunable (exports algo-tune: world tunable-algorithm)"), "{text}");
+    assert!(text.contains("tunable   learning-rate, ent-coef, clip-range, vf-coef, max-grad-norm"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&["plugin", "inspect", p(&common::plugin("sac")), "--json"])).expect("json");
+    assert_eq!(json["mutable_params"], serde_json::json!(["learning-rate", "tau", "target-entropy"]), "{json}");
+    assert_eq!(json["tunable"], true, "{json}");
 }
 
 #[test]

@@ -26,6 +26,14 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<()> {
         World::Environment => Some(EnvInstance::new(&plugin, 0).and_then(|mut e| e.describe(&Vec::new()))),
         _ => None,
     };
+    // An algorithm says which parameters it lets change while it runs (`algo-tune`).
+    let mutable = match info.world {
+        World::Algorithm => Some(
+            crate::runtime::AlgorithmInstance::new(&plugin, 0, crate::learner::Learner::new(tch::Device::Cpu))
+                .and_then(|mut a| a.mutable_params()),
+        ),
+        _ => None,
+    };
     if args.json {
         let spec_json = match &spec {
             Some(Ok(s)) => serde_json::to_value(s)?,
@@ -35,6 +43,12 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<()> {
         let mut v = serde_json::to_value(info)?;
         v["package"] = serde_json::json!(format!("paddock:rl@{}", info.package_version));
         v["spec"] = spec_json;
+        if let Some(m) = &mutable {
+            v["mutable_params"] = match m {
+                Ok(list) => serde_json::json!(list),
+                Err(e) => serde_json::json!({ "error": e.to_string() }),
+            };
+        }
         println!("{}", serde_json::to_string_pretty(&v).context("failed to encode JSON")?);
         return Ok(());
     }
@@ -56,6 +70,12 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<()> {
     }
     println!("exports   {}", info.exports.join(", "));
     println!("imports   {}", if info.imports.is_empty() { "none".to_string() } else { info.imports.join(",\n          ") });
+    match &mutable {
+        Some(Ok(list)) if list.is_empty() => println!("tunable   no parameter may change while it runs"),
+        Some(Ok(list)) => println!("tunable   {} (may change while it runs: algo-tune)", list.join(", ")),
+        Some(Err(e)) => println!("tunable   unknown: {e}"),
+        None => {}
+    }
     match spec {
         Some(Ok(s)) => {
             println!("env       {}", s.id);

@@ -132,6 +132,8 @@ pub fn make_next(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Result<St
             overrides.push(format!("{k}={v}"));
         }
         if let Some(pbt) = &search.pbt {
+            // Each generation trains to its own end (a `total_steps` in [set] is the last one's).
+            overrides.retain(|o| !o.starts_with("total_steps="));
             overrides.push(format!("total_steps={}", ((n / pbt.population + 1) * pbt.interval).min(pbt.total_steps)));
         }
         let mut hashed = overrides.join("\n");

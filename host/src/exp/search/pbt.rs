@@ -62,12 +62,25 @@ pub fn decide(pbt: &Pbt, params: &[Param], mode: &str, m: usize, prev: &[Member]
     if !in_bottom && own.score.is_some() && own.checkpoint.is_some() {
         return Some(Decision { params: own.params.clone(), from: own.checkpoint.clone()?, copied: None });
     }
-    // Exploit: a member of the top quantile that has a checkpoint (else the best that has one).
-    let donors: Vec<usize> = top.iter().copied().filter(|&i| i != m && prev[i].checkpoint.is_some() && prev[i].score.is_some()).collect();
-    let donor = if donors.is_empty() {
-        order.iter().copied().find(|&i| prev[i].checkpoint.is_some() && prev[i].score.is_some())?
-    } else {
-        donors[rng.random_range(0..donors.len())]
+    // Exploit: a member of the top quantile that did better and has a checkpoint (else,
+    // for a member that has nothing to go on with, the best that has one). A tie copies
+    // nothing: a member as good as the top goes on with its own.
+    let better = |i: usize| match (prev[i].score, own.score) {
+        (Some(x), Some(y)) => {
+            if mode == "min" {
+                x < y
+            } else {
+                x > y
+            }
+        }
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let donors: Vec<usize> = top.iter().copied().filter(|&i| i != m && prev[i].checkpoint.is_some() && better(i)).collect();
+    let donor = match donors.as_slice() {
+        [] if own.score.is_some() && own.checkpoint.is_some() => m,
+        [] => order.iter().copied().find(|&i| prev[i].checkpoint.is_some() && prev[i].score.is_some())?,
+        d => d[rng.random_range(0..d.len())],
     };
     if donor == m {
         return Some(Decision { params: own.params.clone(), from: own.checkpoint.clone()?, copied: None });
@@ -238,6 +251,13 @@ mod tests {
         failed[2].checkpoint = None;
         let d2 = decide(&p, &params, "max", 2, &failed, &mut rng).expect("a decision");
         assert_eq!(d2.copied, Some(1));
+        // Ties copy nothing: a bottom member as good as the top goes on with its own.
+        let tied: Vec<Member> = prev.iter().cloned().map(|m| Member { score: Some(0.5), ..m }).collect();
+        let d = decide(&p, &params, "max", 3, &tied, &mut rng).expect("a decision");
+        assert_eq!((d.copied, d.from.trial.as_str()), (None, "t3"));
+        // min: the lowest metric is the best.
+        let d = decide(&p, &params, "min", 1, &prev, &mut rng).expect("a decision");
+        assert_eq!(d.copied, Some(0));
         // Nobody to copy: no decision.
         let none: Vec<Member> = prev.iter().cloned().map(|m| Member { score: None, checkpoint: None, ..m }).collect();
         assert!(decide(&p, &params, "max", 0, &none, &mut rng).is_none());
