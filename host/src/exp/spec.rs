@@ -340,8 +340,7 @@ fn pbt_schedule(s: &mut crate::format::experiment::Search, base: &Path) -> Resul
     for p in &s.params {
         let key = p.key.trim_start_matches("algorithm.params.");
         if !allowed.iter().any(|a| a == key) {
-            let lets =
-                if allowed.is_empty() { "it lets none change".to_string() } else { format!("it lets {} change", allowed.join(", ")) };
+            let lets = crate::runtime::lets_change(&allowed);
             return Err(format!(
                 "key `search.params.\"{}\"`: algorithm plugin `{name}` cannot change `{key}` while it runs ({lets}), which population-based training needs",
                 p.key

@@ -212,8 +212,7 @@ fn set_recorded(dir: &Path, sets: &[String]) -> anyhow::Result<Option<String>> {
             if let Some(k) = key.strip_prefix("algorithm.params.")
                 && !allowed.iter().any(|a| a == k)
             {
-                let lets =
-                    if allowed.is_empty() { "it lets none change".to_string() } else { format!("it lets {} change", allowed.join(", ")) };
+                let lets = crate::runtime::lets_change(&allowed);
                 anyhow::bail!("--set {key}=…: algorithm plugin `{name}` cannot change `{k}` while it runs ({lets}); the run is as it was");
             }
         }

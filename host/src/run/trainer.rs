@@ -577,7 +577,7 @@ fn changed_params(before: &toml::Table, now: &toml::Table) -> anyhow::Result<tom
 fn check_mutable(algo: &mut AlgorithmInstance, changed: &toml::Table) -> anyhow::Result<()> {
     let allowed = algo.mutable_params()?;
     if let Some(k) = changed.keys().find(|k| !allowed.contains(k)) {
-        let lets = if allowed.is_empty() { "it lets none change".to_string() } else { format!("it lets {} change", allowed.join(", ")) };
+        let lets = crate::runtime::lets_change(&allowed);
         anyhow::bail!(
             "key `algorithm.params.{k}` differs from the checkpoint's, and algorithm plugin `{}` cannot change it while it runs ({lets}); resume with the checkpoint's value or start a new run",
             algo.name()

@@ -197,6 +197,12 @@ impl AlgorithmInstance {
     }
 }
 
+/// What an algorithm lets change while it runs, for a refusal: `it lets a, b change`, or
+/// `it lets none change`.
+pub fn lets_change(allowed: &[String]) -> String {
+    if allowed.is_empty() { "it lets none change".to_string() } else { format!("it lets {} change", allowed.join(", ")) }
+}
+
 impl AlgorithmInstance {
     /// `algo-tune.mutable-params`: the parameters this algorithm lets change while it runs
     /// (none when it does not export `algo-tune`).

@@ -22,7 +22,7 @@ mod tensor_host;
 mod tensor_specs;
 pub mod watcher;
 
-pub use algorithm::AlgorithmInstance;
+pub use algorithm::{AlgorithmInstance, lets_change};
 pub use env::EnvInstance;
 pub use error::{CallError, CallErrorKind, LoadError, World};
 pub use goal::GoalInstance;
