@@ -1221,3 +1221,73 @@ fn pbt_study(moto: Option<&common::moto::Moto>) {
     let text = String::from_utf8_lossy(&a);
     assert!(text.lines().filter(|l| l.contains("eval/return_mean")).count() >= 2, "both generations' evaluations: {text}");
 }
+
+/// A study whose store comes back empty while it runs: the workers keep copies of the study
+/// trials they made, `exp restore` puts those back with the trials' states and runs, and
+/// the same command then ends the study with exactly its budget — no number made twice, the
+/// finished trials not trained again.
+#[test]
+fn a_study_whose_store_comes_back_empty_is_restored_with_its_trials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("work");
+    let file = experiment(
+        dir.path(),
+        "[trial]\nlease_s = 30\n[search]\nmetric = \"eval/return_mean\"\nsampler = \"random\"\ntrials = 4\nparallelism = 2\n[search.params]\n\"algorithm.params.learning-rate\" = { log_uniform = [1e-4, 1e-2] }\n",
+    );
+    let store = dir.path().join("store");
+    let at = submit_to_local(dir.path(), &file, 65536);
+    let run_cmd = || {
+        let mut c = paddock_cmd();
+        c.args(["exp", "run", file.to_str().expect("utf-8"), "--local", "-j", "2", "--store", store.to_str().expect("utf-8")])
+            .args(["--set", "set.total_steps=65536"])
+            .env("PADDOCK_WORK_DIR", &work)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let runner = run_cmd().spawn().expect("exp run");
+    let start = Instant::now();
+    let made = loop {
+        assert!(start.elapsed() < Duration::from_secs(240), "the study did not get going: {}", status(&at));
+        std::thread::sleep(Duration::from_millis(200));
+        let s = status(&at);
+        let Some(trials) = s["trials"].as_array() else { continue };
+        let running = trials.iter().any(|t| t["state"]["status"] == "running" && t["state"]["checkpoint"].is_object());
+        let made: Vec<String> = std::fs::read_dir(Path::new(&at).join("study/trials"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        if running && made.len() >= 2 {
+            break made;
+        }
+    };
+    // The store loses everything of the experiment (moved away at once, as workers write).
+    std::fs::rename(&at, dir.path().join("lost")).expect("lose the experiment");
+    let out = runner.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("paddock exp restore"), "the runner says what to do: {err}");
+    let out = paddock_cmd().args(["exp", "restore", &at, "--json", "--from"]).arg(work.join("workers")).output().expect("restore");
+    let restored: Value = serde_json::from_str(ok(&out).trim()).expect("json");
+    assert!(restored["study_trials"].as_u64() >= Some(made.len() as u64), "every study trial made before the loss: {restored} ({made:?})");
+    let before: Vec<(String, String)> = status(&at)["trials"]
+        .as_array()
+        .expect("trials")
+        .iter()
+        .filter(|t| t["state"]["status"] == "done")
+        .map(|t| (t["id"].as_str().unwrap_or("").to_string(), t["state"]["result"]["run"].as_str().unwrap_or("").to_string()))
+        .collect();
+    ok(&run_cmd().output().expect("exp run"));
+    let mut names: Vec<String> = std::fs::read_dir(Path::new(&at).join("study/trials"))
+        .expect("study")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, (0..4).map(|n| format!("{n:06}.json")).collect::<Vec<_>>(), "each number once");
+    let s = status(&at);
+    let trials = s["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 4, "exactly the budget: {s}");
+    assert!(trials.iter().all(|t| t["state"]["status"] == "done"), "{s}");
+    for (id, run) in &before {
+        let t = trials.iter().find(|t| t["id"] == id.as_str()).expect("a trial done before the loss is still there");
+        assert_eq!(t["state"]["result"]["run"].as_str(), Some(run.as_str()), "not trained again: {t}");
+    }
+}

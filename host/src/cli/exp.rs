@@ -598,10 +598,11 @@ pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     }
     let count = |f: fn(&crate::exp::restore::TrialRestore) -> bool| done.trials.iter().filter(|(_, t)| f(t)).count();
     eprintln!(
-        "restored {at} from {} worker directories: plan {}, {} files, {} runs; trials: {} restored, {} kept, {} re-created queued",
+        "restored {at} from {} worker directories: plan {}, {} files, {} study trials, {} runs; trials: {} restored, {} kept, {} re-created queued",
         done.from.len(),
         if done.plan { "put back" } else { "was there" },
         done.files,
+        done.study_trials,
         done.runs,
         count(|t| matches!(t, crate::exp::restore::TrialRestore::Restored(_))),
         count(|t| matches!(t, crate::exp::restore::TrialRestore::Kept)),

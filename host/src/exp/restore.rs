@@ -18,6 +18,10 @@
 //!    is never trained again;
 //! 3. creates a queued state for a trial no copy knows (its progress is lost), and says so.
 //!
+//! A study's trials (`study/trials/<n>.json`) come back first, from the copies the workers
+//! that made them kept ([`worker::study_trial_copy`]); a number no copy knows is made again
+//! by the study when a worker next needs work.
+//!
 //! Running it twice, or with several workers' directories, is safe: it never overwrites a
 //! final state or a newer epoch.
 
@@ -48,6 +52,8 @@ pub struct Restored {
     pub plan: bool,
     /// Plan files uploaded again.
     pub files: usize,
+    /// A study's trials (`study/trials/<n>.json`) put back.
+    pub study_trials: usize,
     /// Runs (trial epochs) uploaded.
     pub runs: usize,
     /// Each trial, in plan order.
@@ -142,6 +148,30 @@ pub fn restore(at: &Location, from: &[PathBuf], progress: &mut dyn FnMut(&str)) 
     if out.files > 0 {
         progress(&format!("uploaded {} plan files again", out.files));
     }
+    // A study's trials, from the workers that made them (each number once: a conditional
+    // create never replaces one the store kept), then the plan with them.
+    let plan = if plan.search.is_some() {
+        for d in &dirs {
+            let folder = worker::study_trial_copy(d, &plan.id, 0).parent().map(Path::to_path_buf).unwrap_or_default();
+            let Ok(rd) = std::fs::read_dir(&folder) else { continue };
+            let mut files: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+            files.sort();
+            for f in files {
+                let data = fs_err::read(&f)?;
+                let t: crate::format::experiment::StudyTrial =
+                    serde_json::from_slice(&data).with_context(|| format!("{} is not a study trial", f.display()))?;
+                if objects.put_new(&crate::format::experiment::study_trial_key(t.n), &data)? {
+                    out.study_trials += 1;
+                }
+            }
+        }
+        if out.study_trials > 0 {
+            progress(&format!("put {} study trials back", out.study_trials));
+        }
+        crate::format::experiment::read_plan(objects.as_ref())?
+    } else {
+        plan
+    };
     for t in &plan.trials {
         let stored = match trial::read(objects.as_ref(), &t.id) {
             Ok(h) => Some(h),

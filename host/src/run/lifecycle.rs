@@ -207,7 +207,7 @@ fn set_recorded(dir: &Path, sets: &[String]) -> anyhow::Result<Option<String>> {
         if table.get("algorithm").and_then(|a| a.get("params")) == old_params.as_ref() {
             return Ok(());
         }
-        let (name, allowed) = super::setup::mutable_params(&config)?;
+        let (name, allowed) = mutable_params(&config)?;
         for key in sets.iter().filter_map(|s| s.split_once('=').map(|(k, _)| k.trim())) {
             if let Some(k) = key.strip_prefix("algorithm.params.")
                 && !allowed.iter().any(|a| a == k)
@@ -223,6 +223,18 @@ fn set_recorded(dir: &Path, sets: &[String]) -> anyhow::Result<Option<String>> {
         return Err(e);
     }
     Ok(Some(text))
+}
+
+/// The algorithm of `config` (registry references resolved) and the parameters it lets
+/// change while it runs (`algo-tune.mutable-params`, on a fresh instance with a CPU learner;
+/// none when it does not export `algo-tune`): its name and the list.
+pub fn mutable_params(config: &RunConfig) -> anyhow::Result<(String, Vec<String>)> {
+    let resolved = crate::registry::resolve_config(config)?;
+    let algo = resolved.run.algorithm.as_ref().context("the config has no [algorithm] section")?;
+    let runtime = runtime_for(&resolved.run.runtime, crate::log::RunLog::discard())?;
+    let plugin = runtime.load(&algo.plugin, crate::runtime::World::Algorithm)?;
+    let mut instance = crate::runtime::AlgorithmInstance::new(&plugin, 0, crate::learner::Learner::new(tch::Device::Cpu))?;
+    Ok((plugin.name().to_string(), instance.mutable_params()?))
 }
 
 /// The config to run from a run's recorded `config.toml` in `dir`, at checkpoint `step`:

@@ -33,5 +33,4 @@ mod trainer;
 
 pub use eval::{evaluate, evaluate_checkpoint, evaluate_observed};
 pub use hooks::{Directive, EvalEpisodes, Evaluation, Hooks, NoHooks, Progress, TrainSummary, UploadOnCheckpoint};
-pub use lifecycle::{CheckpointTarget, MirrorPace, NewConfig, Run, recorded_config, runtime_for, train};
-pub use setup::mutable_params;
+pub use lifecycle::{CheckpointTarget, MirrorPace, NewConfig, Run, mutable_params, recorded_config, runtime_for, train};

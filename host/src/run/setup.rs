@@ -178,15 +178,3 @@ pub(super) fn reward(config: &RunConfig, runtime: &Runtime) -> anyhow::Result<(O
     let plugin = runtime.load(&r.plugin, World::Reward)?;
     Ok((Some(plugin), derive(config.seed, Stream::PluginRandom, 1 << 32), to_params("reward.params", &r.params)?))
 }
-
-/// The algorithm of `config` (registry references resolved) and the parameters it lets
-/// change while it runs (`algo-tune.mutable-params`, on a fresh instance with a CPU learner;
-/// none when it does not export `algo-tune`): its name and the list.
-pub fn mutable_params(config: &RunConfig) -> anyhow::Result<(String, Vec<String>)> {
-    let resolved = crate::registry::resolve_config(config)?;
-    let algo = resolved.run.algorithm.as_ref().context("the config has no [algorithm] section")?;
-    let runtime = super::runtime_for(&resolved.run.runtime, crate::log::RunLog::discard())?;
-    let plugin = runtime.load(&algo.plugin, World::Algorithm)?;
-    let mut instance = crate::runtime::AlgorithmInstance::new(&plugin, 0, Learner::new(Device::Cpu))?;
-    Ok((plugin.name().to_string(), instance.mutable_params()?))
-}

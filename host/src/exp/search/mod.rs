@@ -103,8 +103,9 @@ pub fn make_next(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Result<St
     let Some(search) = &plan.search else { return Ok(Err(NotNow::Spent)) };
     loop {
         let made = study_trials(objects)?;
-        let n = made.len() as u64;
-        if n >= search.trials {
+        // The first number not made (a restored study may lack one a lost copy held).
+        let n = made.iter().enumerate().find(|(i, t)| t.n != *i as u64).map_or(made.len(), |(i, _)| i) as u64;
+        if made.len() as u64 >= search.trials {
             return Ok(Err(NotNow::Spent));
         }
         let states = states_of(objects, &made)?;

@@ -117,6 +117,12 @@ pub fn plan_copy(work_dir: &Path, id: &str) -> PathBuf {
     work_dir.join(format!("experiment-{id}.json"))
 }
 
+/// A worker's copy of a study trial it made (`study/trials/<n>.json`): what `paddock exp
+/// restore` puts back, so that a restored study neither loses nor makes again a number.
+pub fn study_trial_copy(work_dir: &Path, experiment: &str, n: u64) -> PathBuf {
+    work_dir.join(experiment).join("study").join(format!("{n:06}.json"))
+}
+
 /// A worker's copy of the last state it wrote or read for a trial it held.
 pub fn state_copy(work_dir: &Path, experiment: &str, trial: &str) -> PathBuf {
     work_dir.join(experiment).join(trial).join("state.json")

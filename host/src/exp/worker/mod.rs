@@ -26,7 +26,7 @@ mod trial_run;
 
 pub use leave::{
     EXIT_CREDENTIALS, EXIT_DISK_FULL, EXIT_STORE_LOST, Left, WorkerOptions, WorkerSummary, copies_in_store, fatal, lost_summary, plan_copy,
-    state_copy, worker_name,
+    state_copy, study_trial_copy, worker_name,
 };
 pub use plan::{localize, upload_files};
 pub use poll::work;

@@ -2,7 +2,8 @@
 //! until none is left (or over the experiment's queue, [`super::over_queue`]).
 
 use super::leave::{
-    Left, Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, plan_copy, should_leave, worker_name,
+    Left, Outcome, StoreLost, WorkerOptions, WorkerSummary, fatal, fatal_leave, leave, lost_store, plan_copy, should_leave,
+    study_trial_copy, worker_name,
 };
 use super::over_queue;
 use super::plan::localize;
@@ -62,6 +63,9 @@ pub fn work(opts: &WorkerOptions) -> anyhow::Result<WorkerSummary> {
                 // None to claim: a study may make its next trial (claimed at the next look).
                 (None, open) if plan.search.is_some() => match crate::exp::search::make_next(objects.as_ref(), &plan)? {
                     Ok(t) => {
+                        let copy = study_trial_copy(&opts.work_dir, &plan.id, t.n);
+                        let _ = std::fs::create_dir_all(copy.parent().unwrap_or(&opts.work_dir));
+                        let _ = crate::store::write_atomically(&copy, &serde_json::to_vec_pretty(&t)?);
                         let msg = format!("study: made trial {} ({})", t.trial.id, t.trial.overrides.join(" "));
                         crate::log::RunLog::stderr().line(crate::log::Level::Info, "worker", &msg);
                         (None, true)
