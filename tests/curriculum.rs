@@ -79,7 +79,10 @@ fn a_curriculum_stage_changes_the_env_and_every_resume_and_evaluation_keeps_it()
     for stop_at in [2048, 4096] {
         let run = Run::create(&path, &[]).expect("create");
         let stopped = run.train(&mut Steer { stop_at, change_at: u64::MAX, changed: false }).expect("train");
-        assert!(stopped.stopped && stopped.steps == stop_at, "stopped at {}", stopped.steps);
+        // A stop waits for a safe point: an update with no env swap under way. The stage's
+        // envs change over as their episodes end, so a stop asked for just after the stage
+        // may come one or more updates later, as the policy's episode lengths have it.
+        assert!(stopped.stopped && stopped.steps >= stop_at && stopped.steps < 8192, "stopped at {}", stopped.steps);
         let resumed = Run::resume(stopped.run_dir.to_str().expect("utf8"), &Default::default(), &[]).expect("resume");
         let done = resumed.train(&mut NoHooks).expect("resumed train");
         assert_eq!(done.steps, 8192);
