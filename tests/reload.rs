@@ -99,8 +99,10 @@ fn an_algorithm_swapped_mid_run_keeps_its_weights_and_broken_ones_are_refused() 
     let m = lines(&run.join("metrics.jsonl"));
     assert_eq!(m.iter().filter(|l| l.get("reload/algorithm_refused").is_some()).count(), 3, "three refusals recorded");
     let first_after = evals(&m).into_iter().find(|e| e.0 > s).expect("eval after");
-    // A fresh PPO policy scores ~10–40 on CartPole; the swapped one kept its weights.
-    assert!(first_after.1 >= 300.0, "eval right after the swap at step {s}: {first_after:?}");
+    // A fresh PPO policy scores ~10–40 on CartPole; the swapped one kept its weights. (A
+    // trained policy's evaluations wander between ~250 and 500 from one to the next as PPO
+    // goes on, and the swap lands at a step the wall clock picks: 287 was seen.)
+    assert!(first_after.1 >= 200.0, "eval right after the swap at step {s}: {first_after:?}");
     assert_updates_contiguous(&m);
     let lock = lock_entries(&run);
     let last = lock.last().expect("entries");
