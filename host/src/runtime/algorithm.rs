@@ -217,15 +217,8 @@ impl AlgorithmInstance {
     pub fn retune(&mut self, params: &Params) -> Result<(), CallError> {
         let allowed = self.mutable_params()?;
         if let Some((k, _)) = params.iter().find(|(k, _)| !allowed.contains(k)) {
-            let why = if self.tune.is_none() {
-                format!(
-                    "parameter `{k}` cannot change while the algorithm runs: it lets no parameter change (it does not export paddock:rl/algo-tune)"
-                )
-            } else if allowed.is_empty() {
-                format!("parameter `{k}` cannot change while the algorithm runs: it lets no parameter change")
-            } else {
-                format!("parameter `{k}` cannot change while the algorithm runs (it lets change: {})", allowed.join(", "))
-            };
+            let why = format!("parameter `{k}` cannot change while the algorithm runs ({})", lets_change(&allowed));
+            let why = if self.tune.is_none() { format!("{why}: it does not export paddock:rl/algo-tune") } else { why };
             return Err(self.bridge.error("algo-tune.retune", CallErrorKind::Refused(why)));
         }
         let Some(t) = &self.tune else { return Ok(()) };

@@ -65,8 +65,7 @@ pub fn grid_size(search: &Search) -> u64 {
 
 /// The parameters of study trial `n`, in internal coordinates.
 pub fn sample(search: &Search, n: u64, obs: &[Obs]) -> BTreeMap<String, f64> {
-    let mut rng =
-        rand_pcg::Pcg64Mcg::seed_from_u64(search.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut rng = rng_for(search, n);
     match search.sampler.as_str() {
         "grid" => {
             let mut out = BTreeMap::new();
@@ -79,7 +78,7 @@ pub fn sample(search: &Search, n: u64, obs: &[Obs]) -> BTreeMap<String, f64> {
             }
             out
         }
-        "random" => tpe::suggest(&search.params, &[], Settings { startup: usize::MAX, candidates: 1 }, &mut rng),
+        "random" => tpe::random(&search.params, &mut rng),
         _ => tpe::suggest(
             &search.params,
             obs,
@@ -87,6 +86,17 @@ pub fn sample(search: &Search, n: u64, obs: &[Obs]) -> BTreeMap<String, f64> {
             &mut rng,
         ),
     }
+}
+
+/// The generator of study trial `n`: seeded by the study's seed and `n`, so the same seed
+/// and the same results give the same suggestion.
+fn rng_for(search: &Search, n: u64) -> rand_pcg::Pcg64Mcg {
+    rand_pcg::Pcg64Mcg::seed_from_u64(search.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
+/// Parameters in internal coordinates (`x`) as the values a trial's config takes.
+fn values(search: &Search, x: &BTreeMap<String, f64>) -> BTreeMap<String, serde_json::Value> {
+    search.params.iter().filter_map(|p| x.get(&p.key).map(|v| (p.key.clone(), to_value(&p.dist, *v)))).collect()
 }
 
 /// Why a worker makes no trial now.
@@ -119,7 +129,7 @@ pub fn make_next(objects: &dyn Objects, plan: &Plan) -> anyhow::Result<Result<St
             None => {
                 let obs = observations(search, &made, &states);
                 let x = sample(search, n, &obs);
-                let params = search.params.iter().filter_map(|p| x.get(&p.key).map(|v| (p.key.clone(), to_value(&p.dist, *v)))).collect();
+                let params = values(search, &x);
                 (params, None, None, None)
             }
             Some(pbt) => match next_member(search, pbt, n, &made, &states) {
@@ -165,11 +175,10 @@ type Next = (BTreeMap<String, serde_json::Value>, Option<StartFrom>, Option<Line
 /// generation before has trials that have not ended.
 fn next_member(search: &Search, pbt: &Pbt, n: u64, made: &[StudyTrial], states: &BTreeMap<String, TrialState>) -> Option<Next> {
     let (m, g) = (n % pbt.population, n / pbt.population);
-    let mut rng =
-        rand_pcg::Pcg64Mcg::seed_from_u64(search.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut rng = rng_for(search, n);
     if g == 0 {
-        let x = tpe::suggest(&search.params, &[], Settings { startup: usize::MAX, candidates: 1 }, &mut rng);
-        let params = search.params.iter().filter_map(|p| x.get(&p.key).map(|v| (p.key.clone(), to_value(&p.dist, *v)))).collect();
+        let x = tpe::random(&search.params, &mut rng);
+        let params = values(search, &x);
         return Some((params, None, Some(Lineage { member: m, generation: 0, parent: None, copied: None, scores: None }), None));
     }
     let prev: Vec<&StudyTrial> = made.iter().filter(|t| t.n / pbt.population == g - 1).collect();

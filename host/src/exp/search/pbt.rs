@@ -8,7 +8,7 @@
 //! [`decide`] is the whole rule, a pure function of the generation before: the study's
 //! workers call it when they make a trial, and the unit tests run it on a synthetic task.
 
-use super::tpe::{self, Settings};
+use super::tpe;
 use crate::format::experiment::{Dist, Param, Pbt, StartFrom};
 use rand::{Rng, RngExt};
 use std::collections::BTreeMap;
@@ -101,7 +101,7 @@ pub fn explore(
         let Some(v) = from.get(&p.key) else { continue };
         let fresh = rng.random_bool(pbt.resample.clamp(0.0, 1.0));
         if fresh {
-            let x = tpe::suggest(std::slice::from_ref(p), &[], Settings { startup: usize::MAX, candidates: 1 }, rng);
+            let x = tpe::random(std::slice::from_ref(p), rng);
             if let Some(x) = x.get(&p.key) {
                 out.insert(p.key.clone(), tpe::to_value(&p.dist, *x));
             }
@@ -175,7 +175,7 @@ mod tests {
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
         let mut members: Vec<(BTreeMap<String, serde_json::Value>, (f64, f64))> = (0..pop)
             .map(|_| {
-                let x = tpe::suggest(&params, &[], Settings { startup: usize::MAX, candidates: 1 }, &mut rng);
+                let x = tpe::random(&params, &mut rng);
                 (BTreeMap::from([("lr".to_string(), tpe::to_value(&params[0].dist, x["lr"]))]), (10.0, 0.0))
             })
             .collect();

@@ -105,6 +105,12 @@ fn draw_uniform(d: &Dist, rng: &mut impl Rng) -> f64 {
     }
 }
 
+/// Every parameter of `params` drawn at random from its distribution (no model): the
+/// random sampler, PBT's first generation and its resampling.
+pub fn random(params: &[Param], rng: &mut impl Rng) -> BTreeMap<String, f64> {
+    suggest(params, &[], Settings { startup: usize::MAX, candidates: 1 }, rng)
+}
+
 /// The suggestion for trial `n`: every active parameter, in internal coordinates.
 /// Random while fewer than `settings.startup` trials are in `obs`; TPE after.
 pub fn suggest(params: &[Param], obs: &[Obs], settings: Settings, rng: &mut impl Rng) -> BTreeMap<String, f64> {
