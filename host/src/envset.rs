@@ -169,6 +169,17 @@ impl EnvSet {
             shards.push(Shard { inst, first, len, incoming: None });
             first += len;
         }
+        // The spec with the cameras' images (known once the envs added them in `init`);
+        // every shard's the same.
+        let spec = shards.first().and_then(|s| s.inst.spec().cloned()).unwrap_or(spec);
+        if let Some(other) = shards.iter().find(|s| s.inst.image_layout() != shards[0].inst.image_layout()) {
+            return Err(EnvSetError::Options(format!(
+                "envs {}.. added other cameras than env 0 ({:?} against {:?})",
+                other.first,
+                other.inst.image_layout(),
+                shards[0].inst.image_layout()
+            )));
+        }
         Ok(EnvSet {
             obs_len: flat_len(&spec.observation_space),
             act_len: flat_len(&spec.action_space),
@@ -203,6 +214,12 @@ impl EnvSet {
     /// for a live picture. Empty for envs without physics.
     pub fn first_scene(&self) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {
         self.shards.first().map(|s| s.inst.first_scene()).unwrap_or_default()
+    }
+
+    /// How camera images follow the env's own values in each observation, when the envs
+    /// have cameras.
+    pub fn image_layout(&self) -> Option<&crate::spaces::ImageLayout> {
+        self.shards.first().and_then(|s| s.inst.image_layout())
     }
 
     /// Number of envs.

@@ -123,3 +123,129 @@ mod tests {
         assert!(check_space(&bad).is_err());
     }
 }
+
+/// One camera of an env's observation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CameraSlot {
+    /// Its name.
+    pub name: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Whether it renders colour (three channels first).
+    pub rgb: bool,
+    /// Whether it renders depth (after colour).
+    pub depth: bool,
+    /// Whether it renders segmentation ids (last).
+    pub segmentation: bool,
+    /// Its farthest distance (the depth of empty pixels), m.
+    pub far: f32,
+}
+
+impl CameraSlot {
+    /// Number of channels (colour counts three).
+    pub fn channel_count(&self) -> usize {
+        3 * usize::from(self.rgb) + usize::from(self.depth) + usize::from(self.segmentation)
+    }
+
+    /// `rgb+depth`, … .
+    pub fn channel_names(&self) -> String {
+        let names = [(self.rgb, "rgb"), (self.depth, "depth"), (self.segmentation, "segmentation")];
+        names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect::<Vec<_>>().join("+")
+    }
+
+    /// What each channel's values are divided by to bring them to about [0, 1]: colour by
+    /// 255, depth by `far`, segmentation ids by 255.
+    pub fn channel_scales(&self) -> Vec<f32> {
+        let mut s = Vec::new();
+        if self.rgb {
+            s.extend([255.0; 3]);
+        }
+        if self.depth {
+            s.push(self.far);
+        }
+        if self.segmentation {
+            s.push(255.0);
+        }
+        s
+    }
+
+    /// Values per image.
+    pub fn len(&self) -> usize {
+        self.channel_count() * self.width as usize * self.height as usize
+    }
+
+    /// Never true for a camera that was added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `front 64×64 rgb+depth`.
+    pub fn describe(&self) -> String {
+        format!("{} {}×{} {}", self.name, self.width, self.height, self.channel_names())
+    }
+
+    /// Bounds of its values, channel by channel.
+    fn bounds(&self) -> Vec<(f32, f32)> {
+        let mut b = Vec::new();
+        if self.rgb {
+            b.extend([(0.0, 255.0); 3]);
+        }
+        if self.depth {
+            b.push((0.0, self.far));
+        }
+        if self.segmentation {
+            b.push((0.0, u32::MAX as f32));
+        }
+        b
+    }
+}
+
+/// How an env's observation is laid out when it has cameras: its own `state_len` values,
+/// then each camera's image (`channels × height × width`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageLayout {
+    /// Values the env itself hands back per observation.
+    pub state_len: usize,
+    /// The cameras, in order.
+    pub cameras: Vec<CameraSlot>,
+}
+
+impl ImageLayout {
+    /// Image values per observation.
+    pub fn image_len(&self) -> usize {
+        self.cameras.iter().map(CameraSlot::len).sum()
+    }
+
+    /// Values per observation, the env's and the images.
+    pub fn obs_len(&self) -> usize {
+        self.state_len + self.image_len()
+    }
+
+    /// Where each camera's image starts in an observation.
+    pub fn offsets(&self) -> Vec<usize> {
+        let mut at = self.state_len;
+        self.cameras
+            .iter()
+            .map(|c| {
+                let o = at;
+                at += c.len();
+                o
+            })
+            .collect()
+    }
+
+    /// Lower and upper bounds of the image values (appended to the env's box).
+    pub fn bounds(&self) -> (Vec<f32>, Vec<f32>) {
+        let (mut low, mut high) = (Vec::new(), Vec::new());
+        for c in &self.cameras {
+            let plane = c.width as usize * c.height as usize;
+            for (l, h) in c.bounds() {
+                low.extend(std::iter::repeat_n(l, plane));
+                high.extend(std::iter::repeat_n(h, plane));
+            }
+        }
+        (low, high)
+    }
+}

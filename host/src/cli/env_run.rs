@@ -41,6 +41,11 @@ pub struct RunArgs {
     /// features), and reset_obs after an end.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Write env 0's camera images after each step as PNG files under this folder:
+    /// `<camera>/<step>.png` (and `-depth`, `-segmentation` when the camera renders them);
+    /// the last view of an episode where one ended. Step 0 is the first observation.
+    #[arg(long, value_name = "DIR")]
+    frames: Option<PathBuf>,
     /// Print one JSON summary object instead of text.
     #[arg(long)]
     json: bool,
@@ -153,6 +158,7 @@ fn step_envs(
     given: Option<&[Vec<f32>]>,
     steps: u64,
     mut record: Option<&mut BufWriter<std::fs::File>>,
+    frames: Option<&Path>,
     bar: &ProgressBar,
 ) -> anyhow::Result<Tally> {
     let (n, al, ol) = (envs.num_envs(), envs.act_len(), envs.obs_len());
@@ -160,7 +166,15 @@ fn step_envs(
     let mut actions = vec![0.0f32; n * al];
     let il = envs.spec().info_features.len();
     let mut tally = Tally { running: vec![(0.0, 0); n], finished: Vec::new(), info_sums: vec![0.0; il] };
-    envs.reset()?;
+    let first = envs.reset()?;
+    let layout = envs.image_layout().cloned();
+    let frame = |obs: &[f32], t: u64| -> anyhow::Result<()> {
+        if let (Some(dir), Some(layout)) = (frames, &layout) {
+            crate::runtime::cameras::write_pngs(layout, obs, dir, &format!("{t:06}"))?;
+        }
+        Ok(())
+    };
+    frame(&first[..ol.min(first.len())], 0)?;
     for t in 0..steps {
         match given {
             Some(g) => actions.copy_from_slice(&g[t as usize]),
@@ -178,6 +192,9 @@ fn step_envs(
             *len += 1;
             let ended = step.terminated[i] || step.truncated[i];
             let final_obs = if finals.peek().is_some_and(|(e, _)| **e as usize == i) { finals.next().map(|(_, o)| o) } else { None };
+            if i == 0 {
+                frame(final_obs.unwrap_or(&step.observations[..ol]), t + 1)?;
+            }
             if let Some(w) = record.as_deref_mut() {
                 let cur = &step.observations[i * ol..(i + 1) * ol];
                 let rec = Record {
@@ -251,7 +268,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     let start = Instant::now();
-    let Tally { finished, info_sums, .. } = step_envs(&mut envs, config.seed, given.as_deref(), steps, record.as_mut(), &bar)?;
+    let Tally { finished, info_sums, .. } =
+        step_envs(&mut envs, config.seed, given.as_deref(), steps, record.as_mut(), args.frames.as_deref(), &bar)?;
     let wall = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if let Some(mut w) = record {

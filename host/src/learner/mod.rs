@@ -4,6 +4,7 @@
 //! checkpoint needs nothing from the plugin and a reloaded plugin finds its weights.
 
 pub mod device;
+pub mod encoder;
 pub mod modules;
 pub mod replay;
 pub mod spec;

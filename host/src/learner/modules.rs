@@ -5,8 +5,9 @@
 //! that checkpoints can save and that can cover any subset of modules.
 
 use super::replay::{Batch, GoalOracle, Replay};
-use super::spec::{Activation, MlpSpec, OptimizerKind, ReplaySpec};
+use super::spec::{Activation, EncoderSpec, MlpSpec, OptimizerKind, ReplaySpec};
 use crate::format::checkpoint::{LEARNER_MANIFEST, LEARNER_TENSORS, REPLAYS};
+use crate::spaces::ImageLayout;
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
@@ -25,6 +26,16 @@ pub enum ModuleKind {
     Mlp(MlpSpec),
     /// A free parameter tensor.
     Parameter,
+    /// A convolutional encoder of camera images ([`super::encoder`]), for observations of
+    /// this layout; `scale` brings each image channel to about [0, 1].
+    Encoder {
+        /// Architecture and width.
+        spec: EncoderSpec,
+        /// The observations it takes.
+        layout: ImageLayout,
+        /// `[1, C, 1, 1]` channel factors, on the learner's device.
+        scale: Tensor,
+    },
 }
 
 /// A named network. Its parameters are views into one flat float32 tensor, so that an
@@ -67,6 +78,7 @@ impl Module {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
         match &self.kind {
             ModuleKind::Parameter => Ok(self.params[0].shallow_clone()),
+            ModuleKind::Encoder { spec, layout, scale } => super::encoder::forward(spec, layout, scale, &self.params, x),
             ModuleKind::Mlp(spec) => {
                 let mut h = x.shallow_clone();
                 let layers = self.params.len() / 2;
@@ -153,6 +165,9 @@ pub struct Learner {
     pub replays: BTreeMap<String, Replay>,
     /// The env's goal rewards, for hindsight relabeling (goal-conditioned envs only).
     pub goal_oracle: OracleSlot,
+    /// How the run's observations carry camera images, when its env has cameras (what
+    /// `observation-layout` tells the algorithm and `module.encoder` builds on).
+    pub images: Option<ImageLayout>,
 }
 
 /// Holds the run's [`GoalOracle`], if its env is goal-conditioned, or why there is none.
@@ -184,6 +199,9 @@ impl std::fmt::Debug for OracleSlot {
 struct Manifest {
     modules: BTreeMap<String, Option<MlpSpec>>,
     optimizers: BTreeMap<String, (Vec<String>, OptimizerKind, f64, i64)>,
+    /// Encoders (also listed in `modules`, without a spec there), with their layouts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    encoders: BTreeMap<String, (EncoderSpec, ImageLayout)>,
 }
 
 fn same_spec(a: &MlpSpec, b: &MlpSpec) -> bool {
@@ -204,6 +222,7 @@ impl Learner {
             optimizers: BTreeMap::new(),
             replays: BTreeMap::new(),
             goal_oracle: OracleSlot::default(),
+            images: None,
         }
     }
 
@@ -254,6 +273,7 @@ impl Learner {
                 ModuleKind::Mlp(s) if same_spec(s, spec) => Ok(()),
                 ModuleKind::Mlp(s) => Err(format!("module `{name}` exists with another spec ({s:?}), asked for {spec:?}")),
                 ModuleKind::Parameter => Err(format!("module `{name}` exists as a parameter, asked for an MLP")),
+                ModuleKind::Encoder { .. } => Err(format!("module `{name}` exists as an encoder, asked for an MLP")),
             };
         }
         if spec.input == 0 || spec.output == 0 || spec.hidden.contains(&0) {
@@ -280,12 +300,35 @@ impl Learner {
         match self.modules.get(name).map(|m| &m.kind) {
             Some(ModuleKind::Parameter) => Ok(()),
             Some(ModuleKind::Mlp(_)) => Err(format!("module `{name}` exists as an MLP, asked for a parameter")),
+            Some(ModuleKind::Encoder { .. }) => Err(format!("module `{name}` exists as an encoder, asked for a parameter")),
             None => {
                 let m = Module::from_tensors(ModuleKind::Parameter, &[init.detach()], self.device);
                 self.modules.insert(name.to_string(), m);
                 Ok(())
             }
         }
+    }
+
+    /// Gets or creates the encoder `name` of the run's camera images ([`Learner::images`],
+    /// or `layout` when given: a checkpoint's).
+    pub fn encoder(&mut self, name: &str, spec: &EncoderSpec, layout: Option<&ImageLayout>) -> Result<(), String> {
+        let Some(layout) = layout.or(self.images.as_ref()).cloned() else {
+            return Err(format!("module `{name}`: an encoder needs camera images in the observation, and this run's env has no cameras"));
+        };
+        if let Some(existing) = self.modules.get(name) {
+            return match &existing.kind {
+                ModuleKind::Encoder { spec: s, layout: l, .. } if s == spec && *l == layout => Ok(()),
+                ModuleKind::Encoder { spec: s, .. } => {
+                    Err(format!("module `{name}` exists with another spec ({s:?}) or image layout, asked for {spec:?}"))
+                }
+                _ => Err(format!("module `{name}` exists as another kind of module, asked for an encoder")),
+            };
+        }
+        let init = super::encoder::init(spec, &layout, self.device).map_err(|e| format!("module `{name}`: {e}"))?;
+        let scale = super::encoder::scales(&layout, self.device);
+        let kind = ModuleKind::Encoder { spec: *spec, layout, scale };
+        self.modules.insert(name.to_string(), Module::from_tensors(kind, &init, self.device));
+        Ok(())
     }
 
     /// `target ← tau · source + (1 − tau) · target` over the flat parameters.
@@ -329,6 +372,14 @@ impl Learner {
                 .map(|(n, m)| (n.clone(), if let ModuleKind::Mlp(spec) = &m.kind { Some(spec.clone()) } else { None }))
                 .collect(),
             optimizers: self.optimizers.iter().map(|(n, o)| (n.clone(), (o.modules.clone(), o.kind, o.learning_rate, o.steps))).collect(),
+            encoders: self
+                .modules
+                .iter()
+                .filter_map(|(n, m)| match &m.kind {
+                    ModuleKind::Encoder { spec, layout, .. } => Some((n.clone(), (*spec, layout.clone()))),
+                    _ => None,
+                })
+                .collect(),
         };
         let mut named: Vec<(String, Tensor)> = Vec::new();
         for (n, m) in &self.modules {
@@ -369,6 +420,13 @@ impl Learner {
         };
         let mut learner = Learner::new(device);
         for (n, spec) in manifest.modules {
+            if let Some((spec, layout)) = manifest.encoders.get(&n) {
+                learner.encoder(&n, spec, Some(layout))?;
+                let module = learner.modules.get_mut(&n).expect("just created");
+                let values = (0..module.params.len()).map(|i| take(format!("module/{n}/{i}"))).collect::<Result<Vec<_>, _>>()?;
+                module.load_values(&values).map_err(|e| format!("learner.pt, module `{n}`: {e}"))?;
+                continue;
+            }
             match spec {
                 Some(spec) => {
                     learner.mlp(&n, &spec)?;

@@ -51,6 +51,26 @@ pub struct MlpSpec {
     pub output_gain: f64,
 }
 
+/// Which convolutional encoder (`encoder-arch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderArch {
+    /// Stable-Baselines3's `NatureCNN`.
+    NatureCnn,
+    /// The DrQ-v2 encoder.
+    Drq,
+}
+
+/// A convolutional encoder of the observation's camera images (`encoder-spec`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EncoderSpec {
+    /// Which architecture.
+    pub arch: EncoderArch,
+    /// Image features it puts out (after the env's own values).
+    pub features: u32,
+}
+
 /// An optimizer and its constants (`optimizer-kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -16,10 +16,12 @@
 //! multibody joints). Every non-finite input is refused, and a step that produces a
 //! non-finite pose or velocity reports `diverged` — a blown-up world never hands NaN on.
 
+pub mod camera;
 mod dynamics;
 mod motors;
 mod readout;
 mod snapshot;
+pub use camera::{CameraDesc, Channels, look_at};
 pub use dynamics::JointDynamics;
 pub mod mesh;
 pub mod render;
@@ -120,6 +122,8 @@ pub struct Simulation {
     visuals: Vec<visual::Visual>,
     /// Visuals that could not be kept.
     visual_problems: Vec<String>,
+    /// Cameras, body colours and what rendering keeps (not in snapshots).
+    cams: camera::Cameras,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -180,6 +184,7 @@ impl Simulation {
             mimics: Vec::new(),
             visuals: Vec::new(),
             visual_problems: Vec::new(),
+            cams: camera::Cameras::default(),
         })
     }
 
@@ -410,6 +415,7 @@ impl Simulation {
     /// Advances `steps` timesteps; `Diverged` when a body's state is no longer finite or
     /// absurdly large.
     pub fn step(&mut self, steps: u32) -> Res<()> {
+        self.cams.stepped = true;
         for _ in 0..steps {
             self.drive_mimics()?;
             self.apply_efforts();

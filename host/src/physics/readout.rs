@@ -105,7 +105,12 @@ impl Simulation {
             if skip.contains(&body_id(parent)) {
                 continue;
             }
-            let pose = *c.position();
+            // From its body's pose: a collider's own world pose is brought up to date only
+            // by a step, so a body teleported since (a reset) would be drawn where it was.
+            let pose = match (self.world.bodies.get(parent), c.position_wrt_parent()) {
+                (Some(b), Some(local)) => *b.position() * *local,
+                _ => *c.position(),
+            };
             let s = c.shape();
             if let Some(parts) = s.as_compound() {
                 // A decomposed mesh: each convex part on its own.

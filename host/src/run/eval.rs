@@ -110,7 +110,8 @@ pub fn evaluate_checkpoint(
     let workers = frames.map(|_| episodes);
     let opts = config.env.set_options(episodes, workers, seed, Stream::EvalEnv).map_err(anyhow::Error::from)?;
     let mut envs = EnvSet::new(&plugins.env, &opts)?;
-    let learner = plugins.learner(config, Some(checkpoint), seed, false)?;
+    let mut learner = plugins.learner(config, Some(checkpoint), seed, false)?;
+    learner.images = envs.image_layout().cloned();
     tch::manual_seed(derive(seed, Stream::PluginRandom, 1 << 41) as i64);
     let mut algo = AlgorithmInstance::new(&plugins.algorithm, derive(seed, Stream::PluginRandom, 1 << 33), learner)?;
     algo.init(envs.spec(), config.env.num_envs as u32, &plugins.algorithm_params)?;

@@ -122,7 +122,8 @@ impl<'a> Trainer<'a> {
         if let Some(plugin) = &reward_plugin {
             envs.set_reward(RewardInstance::new(plugin, reward_seed, envs.spec(), &reward_params)?);
         }
-        let learner = plugins.learner(config, resumed_from.as_deref(), config.seed, true)?;
+        let mut learner = plugins.learner(config, resumed_from.as_deref(), config.seed, true)?;
+        learner.images = envs.image_layout().cloned();
         // Seeded before `init`: the plugin's networks are initialised from this generator.
         reseed_torch(config.seed, 0);
         let mut algo = AlgorithmInstance::new(&plugins.algorithm, derive(config.seed, Stream::PluginRandom, 1 << 33), learner)?;

@@ -12,7 +12,12 @@ use crate::spaces::flat_len;
 pub struct EnvInstance {
     bridge: Bridge,
     bindings: Environment,
+    /// The spec the plugin gave.
     spec: Option<EnvSpec>,
+    /// The spec callers see: the plugin's, with camera images appended to the observation.
+    observed: Option<EnvSpec>,
+    /// The cameras' layout, when the envs added cameras.
+    layout: Option<crate::spaces::ImageLayout>,
     num_envs: usize,
 }
 
@@ -52,7 +57,7 @@ impl EnvInstance {
         let mut bridge = Bridge::new(plugin, seed);
         let pre = bridge.pre_for(World::Environment)?;
         let bindings = bridge.call("instantiate", |store| EnvironmentPre::new(pre)?.instantiate(store))?;
-        Ok(EnvInstance { bridge, bindings, spec: None, num_envs: 0 })
+        Ok(EnvInstance { bridge, bindings, spec: None, observed: None, layout: None, num_envs: 0 })
     }
 
     /// The plugin's name.
@@ -60,9 +65,15 @@ impl EnvInstance {
         self.bridge.name()
     }
 
-    /// The spec given by the last `init`.
+    /// The spec given by the last `init`, with the cameras' images in the observation.
     pub fn spec(&self) -> Option<&EnvSpec> {
-        self.spec.as_ref()
+        self.observed.as_ref()
+    }
+
+    /// How camera images follow the env's own values in an observation, when its envs
+    /// added cameras.
+    pub fn image_layout(&self) -> Option<&crate::spaces::ImageLayout> {
+        self.layout.as_ref()
     }
 
     /// `env.spec`.
@@ -86,7 +97,59 @@ impl EnvInstance {
         self.bridge.call_result("init", |s| b.paddock_rl_env().call_init(s, params, seeds))?;
         self.num_envs = seeds.len();
         self.spec = Some(spec.clone());
+        let cameras = self.bridge.store.data().camera_layout(seeds.len()).map_err(|m| self.invalid("init", m))?;
+        let observed = if cameras.is_empty() {
+            self.layout = None;
+            spec
+        } else {
+            let layout = crate::spaces::ImageLayout { state_len: flat_len(&spec.observation_space), cameras };
+            let observed = self.observed_spec(spec, &layout)?;
+            self.layout = Some(layout);
+            observed
+        };
+        self.observed = Some(observed.clone());
+        self.bridge.store.data_mut().images_taken();
+        Ok(observed)
+    }
+
+    /// `spec` with the images of `layout` appended to its observation space (a box).
+    fn observed_spec(&self, mut spec: EnvSpec, layout: &crate::spaces::ImageLayout) -> Result<EnvSpec, CallError> {
+        use super::bindings::types::{BoxSpace, Space};
+        let Space::Box(b) = &spec.observation_space else {
+            return Err(self.invalid(
+                "init",
+                format!(
+                    "the envs added cameras, but the observation space is {:?}: cameras need a box, to append their images to",
+                    spec.observation_space
+                ),
+            ));
+        };
+        let (low, high) = layout.bounds();
+        let n = layout.obs_len();
+        let n32 = u32::try_from(n).map_err(|_| self.invalid("init", format!("observations of {n} values with the cameras' images")))?;
+        spec.observation_space = Space::Box(BoxSpace {
+            low: b.low.iter().copied().chain(low).collect(),
+            high: b.high.iter().copied().chain(high).collect(),
+            shape: vec![n32],
+        });
         Ok(spec)
+    }
+
+    /// `obs` (observations of `envs`, the plugin's values each) with each env's images
+    /// appended: the last views of their episodes when `finals`, else the current ones.
+    fn with_images(&mut self, call: &'static str, obs: Vec<f32>, envs: &[u32], finals: bool) -> Result<Vec<f32>, CallError> {
+        let Some(layout) = &self.layout else { return Ok(obs) };
+        let (sl, il) = (layout.state_len, layout.image_len());
+        let mut images = vec![0.0f32; envs.len() * il];
+        let layout = layout.clone();
+        let rendered = self.bridge.store.data_mut().render_images(&layout, envs, finals, &mut images);
+        rendered.map_err(|m| self.invalid(call, m))?;
+        let mut out = Vec::with_capacity(envs.len() * (sl + il));
+        for (state, image) in obs.chunks(sl.max(1)).zip(images.chunks(il)) {
+            out.extend_from_slice(state);
+            out.extend_from_slice(image);
+        }
+        Ok(out)
     }
 
     fn lens(&self) -> (usize, usize, usize) {
@@ -119,6 +182,9 @@ impl EnvInstance {
         if r.infos.len() != il {
             return Err(self.invalid("reset", format!("{} info values, expected {il}", r.infos.len())));
         }
+        let mut r = r;
+        r.observation = self.with_images("reset", std::mem::take(&mut r.observation), &[index], false)?;
+        self.bridge.store.data_mut().images_taken();
         Ok(r)
     }
 
@@ -134,6 +200,9 @@ impl EnvInstance {
         if r.infos.len() != il {
             return Err(self.invalid("step", format!("{} info values, expected {il}", r.infos.len())));
         }
+        let mut r = r;
+        r.observation = self.with_images("step", std::mem::take(&mut r.observation), &[index], false)?;
+        self.bridge.store.data_mut().images_taken();
         Ok(r)
     }
 
@@ -142,6 +211,9 @@ impl EnvInstance {
         let b = &self.bindings;
         let obs = self.bridge.call_result("reset-all", |s| b.paddock_rl_env().call_reset_all(s))?;
         self.check_obs("reset-all", &obs, self.num_envs * self.lens().0, 0)?;
+        let all: Vec<u32> = (0..self.num_envs as u32).collect();
+        let obs = self.with_images("reset-all", obs, &all, false)?;
+        self.bridge.store.data_mut().images_taken();
         Ok(obs)
     }
 
@@ -179,6 +251,15 @@ impl EnvInstance {
                 format!("final observation element {} of env {} is {}", i % ol, r.ended[i / ol].env, r.final_observations[i]),
             ));
         }
+        if self.layout.is_some() {
+            let mut r = r;
+            let ended: Vec<u32> = r.ended.iter().map(|e| e.env).collect();
+            r.final_observations = self.with_images(CALL, std::mem::take(&mut r.final_observations), &ended, true)?;
+            let all: Vec<u32> = (0..n as u32).collect();
+            r.observations = self.with_images(CALL, std::mem::take(&mut r.observations), &all, false)?;
+            self.bridge.store.data_mut().images_taken();
+            return Ok(r);
+        }
         Ok(r)
     }
 
@@ -191,7 +272,9 @@ impl EnvInstance {
     /// `env.restore` of one env.
     pub fn restore(&mut self, index: u32, state: &[u8]) -> Result<(), CallError> {
         let b = &self.bindings;
-        self.bridge.call_result("restore", |s| b.paddock_rl_env().call_restore(s, index, state))
+        self.bridge.call_result("restore", |s| b.paddock_rl_env().call_restore(s, index, state))?;
+        self.bridge.store.data_mut().images_taken();
+        Ok(())
     }
 
     /// Custom metrics the plugin reported since the last call of this.

@@ -123,7 +123,15 @@ impl Bridge {
         if let Some(line) = stderr.iter().find(|l| l.contains("memory allocation of") && l.contains("failed")) {
             return CallErrorKind::Trap(format!("{} (the plugin's memory cap is {} MiB)", line.trim(), limits.memory_bytes >> 20));
         }
+        // A host function's trap (a tensor or physics call refused) is the root cause under
+        // the backtrace's context: say it, not the context's first line.
         let first_line = text.lines().next().unwrap_or("unknown trap").to_string();
+        let root = err.root_cause().to_string();
+        let first_line = if first_line.ends_with("wasm backtrace:") && !root.contains("wasm backtrace") {
+            root.lines().next().unwrap_or(&first_line).to_string()
+        } else {
+            first_line
+        };
         let last = stderr.iter().rev().map(|l| l.trim()).find(|l| !l.is_empty());
         let said = last.map_or_else(String::new, |l| format!("; its last stderr line: {l}"));
         match err.downcast_ref::<Trap>() {

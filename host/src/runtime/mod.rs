@@ -8,6 +8,7 @@
 pub mod algorithm;
 pub mod app_section;
 pub mod bindings;
+pub mod cameras;
 pub mod env;
 pub mod error;
 pub mod function_cache;
@@ -42,7 +43,7 @@ use wasmtime::{Config, Engine};
 /// The package this host implements; components must target a compatible version.
 pub const PACKAGE: &str = "paddock:rl";
 /// The package version this host implements (semver: components of 0.1.0 up to it load).
-pub const PACKAGE_VERSION: (u64, u64, u64) = (0, 1, 1);
+pub const PACKAGE_VERSION: (u64, u64, u64) = (0, 1, 2);
 
 /// How often the epoch ticks; call deadlines are counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);

@@ -167,6 +167,7 @@ impl wit::HostSimulation for PluginState {
     }
 
     fn set_pose(&mut self, s: Resource<Simulation>, body: u64, p: wit::Pose) -> R<Result<(), wit::PhysicsError>> {
+        self.capture(&s)?;
         Ok(self.sim(&s)?.set_pose(body, pose(p)).map_err(err))
     }
 
@@ -177,10 +178,12 @@ impl wit::HostSimulation for PluginState {
         linear: wit::Vec3,
         angular: wit::Vec3,
     ) -> R<Result<(), wit::PhysicsError>> {
+        self.capture(&s)?;
         Ok(self.sim(&s)?.set_velocity(body, v(linear), v(angular)).map_err(err))
     }
 
     fn set_joint_state(&mut self, s: Resource<Simulation>, joint: u64, position: f32, velocity: f32) -> R<Result<(), wit::PhysicsError>> {
+        self.capture(&s)?;
         Ok(self.sim(&s)?.set_joint_state(joint, position, velocity).map_err(err))
     }
 
@@ -228,15 +231,37 @@ impl wit::HostSimulation for PluginState {
         Ok(hit.map(|(body, distance, normal)| wit::RayHit { body, distance, normal: w(normal) }))
     }
 
+    fn add_camera(&mut self, s: Resource<Simulation>, d: wit::CameraDesc) -> R<Result<u64, wit::PhysicsError>> {
+        let desc = phys::CameraDesc {
+            name: d.name,
+            env: d.env,
+            body: d.body,
+            pose: pose(d.pose),
+            fov_y: d.fov_y,
+            width: d.width,
+            height: d.height,
+            channels: phys::Channels { rgb: d.channels.rgb, depth: d.channels.depth, segmentation: d.channels.segmentation },
+            near: d.near,
+            far: d.far,
+        };
+        Ok(self.sim(&s)?.add_camera(desc).map_err(err))
+    }
+
+    fn set_colour(&mut self, s: Resource<Simulation>, body: u64, rgb: wit::Vec3) -> R<Result<(), wit::PhysicsError>> {
+        Ok(self.sim(&s)?.set_colour(body, [rgb.x, rgb.y, rgb.z]).map_err(err))
+    }
+
     fn snapshot(&mut self, s: Resource<Simulation>) -> R<Vec<u8>> {
         Ok(self.sim(&s)?.snapshot())
     }
 
     fn restore(&mut self, s: Resource<Simulation>, state: Vec<u8>) -> R<Result<(), wit::PhysicsError>> {
+        self.capture(&s)?;
         Ok(self.sim(&s)?.restore(&state).map_err(err))
     }
 
     fn drop(&mut self, s: Resource<Simulation>) -> R<()> {
+        self.capture(&s)?;
         let rep = s.rep();
         self.table.delete(s)?;
         self.simulations.retain(|&r| r != rep);
@@ -245,6 +270,27 @@ impl wit::HostSimulation for PluginState {
 }
 
 impl PluginState {
+    /// Before a world that stepped since its cameras were last rendered is teleported or
+    /// dropped: its cameras' images, kept as the last view of the episode that ends.
+    fn capture(&mut self, s: &Resource<Simulation>) -> R<()> {
+        let sim = self.sim(s)?;
+        if !sim.stepped_since_render() || sim.cameras().is_empty() {
+            return Ok(());
+        }
+        sim.prepare_cameras();
+        sim.rendered();
+        let sim = self.table.get(s).map_err(|e| wasmtime::Error::msg(format!("physics simulation handle: {e}")))?;
+        let mut taken = Vec::new();
+        for (i, c) in sim.cameras().iter().enumerate() {
+            let mut out = vec![0.0; c.len()];
+            if sim.render(i, &mut out).is_ok() {
+                taken.push(((c.env, c.name.clone()), out));
+            }
+        }
+        self.captures.extend(taken);
+        Ok(())
+    }
+
     /// Every shape of every simulation this plugin holds, and the fixed bodies (for
     /// pictures of the scene).
     pub(crate) fn scene(&self, first_only: bool) -> (Vec<crate::physics::render::SceneShape>, Vec<u64>) {

@@ -199,6 +199,9 @@ pub struct PluginState {
     pub(crate) simulations: Vec<u32>,
     /// Robot files this plugin may load by name (granted by the run config).
     pub(crate) robots: super::Robots,
+    /// Images of cameras taken before a world that had stepped was teleported or dropped
+    /// (the last view of an episode an env resets), by env and camera name.
+    pub(crate) captures: std::collections::HashMap<(u32, String), Vec<f32>>,
     /// The plugin's `paddock:app` section (`paddock:runtime/app.source`).
     pub(crate) app: Option<Arc<[u8]>>,
 }
@@ -246,6 +249,7 @@ impl PluginState {
             learner: None,
             simulations: Vec::new(),
             robots: Default::default(),
+            captures: Default::default(),
             app,
         }
     }

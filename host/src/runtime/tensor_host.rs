@@ -3,8 +3,8 @@
 //! tch's `f_` form, and its error becomes a trap whose message names the tensor function.
 
 use super::bindings::algorithm::paddock::rl::tensor::{
-    BinaryOp, Dtype, Host, HostModule, HostOptimizer, HostReplay, HostTensor, MlpSpec, OptimizerKind, ReduceOp, ReplayBatch, ReplaySpec,
-    UnaryOp,
+    BinaryOp, Dtype, EncoderSpec, Host, HostModule, HostOptimizer, HostReplay, HostTensor, MlpSpec, ObservationImage, ObservationLayout,
+    OptimizerKind, ReduceOp, ReplayBatch, ReplaySpec, UnaryOp,
 };
 use super::sandbox::PluginState;
 use crate::learner::{Learner, ModuleRes, OptimizerRes, ReplayRes};
@@ -268,6 +268,29 @@ impl Host for PluginState {
         // SAFETY: a plain setter of libtorch's thread-local grad mode, returning the previous.
         Ok(unsafe { torch_sys::at_grad_set_enabled(i32::from(enabled)) } != 0)
     }
+    fn observation_images(&mut self) -> R<Option<ObservationLayout>> {
+        let Some(layout) = self.learner()?.images.clone() else { return Ok(None) };
+        let images = layout
+            .cameras
+            .iter()
+            .zip(layout.offsets())
+            .map(|(c, off)| ObservationImage {
+                name: c.name.clone(),
+                offset: off as u32,
+                channels: c.channel_count() as u32,
+                height: c.height,
+                width: c.width,
+            })
+            .collect();
+        Ok(Some(ObservationLayout { state_len: layout.state_len as u32, images }))
+    }
+    fn random_shift(&mut self, observations: Resource<Tensor>, pad: u32) -> R<Resource<Tensor>> {
+        let layout =
+            self.learner()?.images.clone().ok_or_else(|| trap!("tensor.random-shift: this run's observations hold no camera images"))?;
+        let x = self.tensor(&observations)?.shallow_clone();
+        let shifted = op("random-shift", crate::learner::encoder::random_shift(&layout, &x, i64::from(pad)))?;
+        self.put(shifted)
+    }
     fn categorical_sample(&mut self, logits: Resource<Tensor>) -> R<Resource<Tensor>> {
         let l = self.tensor(&logits)?;
         let t = op(
@@ -327,6 +350,12 @@ impl Host for PluginState {
 impl HostModule for PluginState {
     fn mlp(&mut self, name: String, spec: MlpSpec) -> R<Result<Resource<ModuleRes>, String>> {
         match self.learner()?.mlp(&name, &spec.into()) {
+            Ok(()) => Ok(Ok(self.table.push(ModuleRes(name))?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+    fn encoder(&mut self, name: String, spec: EncoderSpec) -> R<Result<Resource<ModuleRes>, String>> {
+        match self.learner()?.encoder(&name, &spec.into(), None) {
             Ok(()) => Ok(Ok(self.table.push(ModuleRes(name))?)),
             Err(e) => Ok(Err(e)),
         }

@@ -16,6 +16,16 @@ impl From<wit::Dtype> for spec::Dtype {
     }
 }
 
+impl From<wit::EncoderSpec> for spec::EncoderSpec {
+    fn from(e: wit::EncoderSpec) -> Self {
+        let arch = match e.arch {
+            wit::EncoderArch::NatureCnn => spec::EncoderArch::NatureCnn,
+            wit::EncoderArch::Drq => spec::EncoderArch::Drq,
+        };
+        spec::EncoderSpec { arch, features: e.features }
+    }
+}
+
 impl From<wit::MlpSpec> for spec::MlpSpec {
     fn from(m: wit::MlpSpec) -> Self {
         spec::MlpSpec {

@@ -4,7 +4,7 @@
 //! truncations, and generalized advantage estimation (Schulman et al., 2016).
 
 use crate::Transitions;
-use crate::tensor::{Activation, Dtype, MlpSpec, Module, ReduceOp, Tensor, UnaryOp, set_grad_enabled};
+use crate::tensor::{Activation, Dtype, EncoderArch, EncoderSpec, MlpSpec, Module, ReduceOp, Tensor, UnaryOp, set_grad_enabled};
 use crate::types::{EnvSpec, PluginError, Space};
 
 /// The action distribution's head.
@@ -18,8 +18,11 @@ pub enum Head {
     },
 }
 
-/// Policy and value networks.
+/// Policy and value networks, on a shared convolutional encoder when the observations hold
+/// camera images.
 pub struct ActorCritic {
+    /// The encoder of camera images both networks take their input from, if any.
+    pub encoder: Option<Module>,
     /// Policy network (logits or means).
     pub policy: Module,
     /// Value network.
@@ -40,10 +43,99 @@ fn flat_len(space: &Space) -> Result<i64, PluginError> {
     })
 }
 
+/// The `encoder` parameter: `none`, `nature-cnn` or `drq`, with `encoder-features` (512 for
+/// NatureCNN, 50 for DrQ by default); refused where it does not fit the run's observations
+/// (an encoder without cameras, cameras without an encoder), naming `algorithm`.
+pub fn encoder_param(params: &crate::Params, algorithm: &str) -> Result<Option<EncoderSpec>, PluginError> {
+    let arch = match params.text("encoder")?.unwrap_or("none") {
+        "none" => None,
+        "nature-cnn" => Some(EncoderArch::NatureCnn),
+        "drq" => Some(EncoderArch::Drq),
+        other => return Err(PluginError::InvalidParams(format!("`encoder` is `none`, `nature-cnn` or `drq`, got `{other}`"))),
+    };
+    let default = if arch == Some(EncoderArch::Drq) { 50 } else { 512 };
+    let features = params.int_in("encoder-features", default, 1..=65536)? as u32;
+    let images = crate::tensor::observation_images();
+    match (arch, images) {
+        (Some(arch), Some(_)) => Ok(Some(EncoderSpec { arch, features })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(PluginError::InvalidParams(format!(
+            "{algorithm}: `encoder` is set, but the env's observations hold no camera images (give the env cameras, or drop `encoder`)"
+        ))),
+        (None, Some(layout)) => Err(PluginError::InvalidParams(format!(
+            "{algorithm}: the observations hold camera images ({}), which this algorithm takes only through an encoder: set `encoder = \"nature-cnn\"` (or `\"drq\"`)",
+            describe_images(&layout)
+        ))),
+    }
+}
+
+/// What the networks take: the observations themselves, or their encoding.
+pub enum Features<'a> {
+    /// The observations.
+    Raw(&'a Tensor),
+    /// The encoder's output.
+    Encoded(Tensor),
+}
+
+impl core::ops::Deref for Features<'_> {
+    type Target = Tensor;
+    fn deref(&self) -> &Tensor {
+        match self {
+            Features::Raw(t) => t,
+            Features::Encoded(t) => t,
+        }
+    }
+}
+
+/// `front 3×64×64, side 3×64×64`.
+pub fn describe_images(layout: &crate::tensor::ObservationLayout) -> String {
+    layout.images.iter().map(|i| format!("{} {}×{}×{}", i.name, i.channels, i.height, i.width)).collect::<Vec<_>>().join(", ")
+}
+
+/// Refuses a run whose observations hold camera images, for an algorithm that takes only
+/// vectors (naming it).
+pub fn vectors_only(algorithm: &str) -> Result<(), PluginError> {
+    match crate::tensor::observation_images() {
+        None => Ok(()),
+        Some(layout) => Err(PluginError::Unsupported(format!(
+            "{algorithm} takes only vector observations, and this env's hold camera images ({}); use an algorithm with an `encoder` (ppo, a2c)",
+            describe_images(&layout)
+        ))),
+    }
+}
+
 impl ActorCritic {
-    /// Gets or creates `<prefix>/policy`, `<prefix>/value` (and `<prefix>/log-std`).
+    /// Gets or creates `<prefix>/policy`, `<prefix>/value` (and `<prefix>/log-std`); with
+    /// camera images in the observations, refused (they need [`ActorCritic::with_encoder`]).
     pub fn new(prefix: &str, spec: &EnvSpec, hidden: &[u32], log_std_init: f64) -> Result<Self, PluginError> {
+        if let Some(layout) = crate::tensor::observation_images() {
+            return Err(PluginError::InvalidParams(format!(
+                "{prefix}: the observations hold camera images ({}): set `encoder = \"nature-cnn\"` (or `\"drq\"`)",
+                describe_images(&layout)
+            )));
+        }
+        Self::with_encoder(prefix, spec, hidden, log_std_init, None)
+    }
+
+    /// As [`ActorCritic::new`], with both networks on the encoder `<prefix>/encoder` when
+    /// `encoder` is given.
+    pub fn with_encoder(
+        prefix: &str,
+        spec: &EnvSpec,
+        hidden: &[u32],
+        log_std_init: f64,
+        encoder: Option<EncoderSpec>,
+    ) -> Result<Self, PluginError> {
         let obs_len = flat_len(&spec.observation_space)?;
+        let (encoder, input_len) = match encoder {
+            Some(e) => {
+                let layout = crate::tensor::observation_images()
+                    .ok_or_else(|| PluginError::InvalidParams(format!("{prefix}: an encoder needs camera images in the observations")))?;
+                let m = Module::encoder(&format!("{prefix}/encoder"), e).map_err(PluginError::Failed)?;
+                (Some(m), i64::from(layout.state_len) + i64::from(e.features))
+            }
+            None => (None, obs_len),
+        };
         let act_len = flat_len(&spec.action_space)?;
         let out = match &spec.action_space {
             Space::Discrete(d) => d.n,
@@ -53,7 +145,7 @@ impl ActorCritic {
             Module::get_mlp(
                 &format!("{prefix}/{name}"),
                 &MlpSpec {
-                    input: obs_len as u32,
+                    input: input_len as u32,
                     hidden: hidden.to_vec(),
                     output,
                     activation: Activation::Tanh,
@@ -69,12 +161,13 @@ impl ActorCritic {
                 Head::Gaussian { log_std: Module::parameter(&format!("{prefix}/log-std"), &init).map_err(PluginError::Failed)? }
             }
         };
-        Ok(ActorCritic { policy: mlp("policy", out, 0.01)?, value: mlp("value", 1, 1.0)?, head, obs_len, act_len })
+        Ok(ActorCritic { encoder, policy: mlp("policy", out, 0.01)?, value: mlp("value", 1, 1.0)?, head, obs_len, act_len })
     }
 
     /// Every module, for an optimizer.
     pub fn modules(&self) -> Vec<&Module> {
-        let mut m = vec![&self.policy, &self.value];
+        let mut m: Vec<&Module> = self.encoder.iter().collect();
+        m.extend([&self.policy, &self.value]);
         if let Head::Gaussian { log_std } = &self.head {
             m.push(log_std);
         }
@@ -84,6 +177,9 @@ impl ActorCritic {
     /// `[n, act_len]` actions for `[n, obs_len]` observations (without gradients).
     pub fn act(&self, obs: &Tensor, deterministic: bool) -> Tensor {
         let prev = set_grad_enabled(false);
+        let n = obs.shape()[0];
+        let features = self.features(obs);
+        let obs = &*features;
         let out = self.policy.forward(obs);
         let actions = match &self.head {
             Head::Discrete if deterministic => out.reduce(ReduceOp::Argmax, &[-1], false),
@@ -92,7 +188,15 @@ impl ActorCritic {
             Head::Gaussian { log_std } => crate::tensor::normal_sample(&out, &log_std.forward(obs)),
         };
         set_grad_enabled(prev);
-        actions.reshape(&[obs.shape()[0], self.act_len])
+        actions.reshape(&[n, self.act_len])
+    }
+
+    /// The networks' input: the observations, or their encoding.
+    pub fn features<'a>(&self, obs: &'a Tensor) -> Features<'a> {
+        match &self.encoder {
+            Some(e) => Features::Encoded(e.forward(obs)),
+            None => Features::Raw(obs),
+        }
     }
 
     /// Exploration actions `[n, act_len]` for `[n, obs_len]` observations, with their
@@ -100,6 +204,9 @@ impl ActorCritic {
     /// (without gradients) — what a rollout stores for each step.
     pub fn explore(&self, obs: &Tensor) -> (Tensor, Tensor, Tensor) {
         let prev = set_grad_enabled(false);
+        let n = obs.shape()[0];
+        let features = self.features(obs);
+        let obs = &*features;
         let out = self.policy.forward(obs);
         let (actions, log_probs) = match &self.head {
             Head::Discrete => {
@@ -114,21 +221,23 @@ impl ActorCritic {
                 (a, lp)
             }
         };
-        let values = self.values(obs);
+        let values = self.value.forward(obs).reshape(&[-1]);
         set_grad_enabled(prev);
-        (actions.reshape(&[obs.shape()[0], self.act_len]), log_probs, values)
+        (actions.reshape(&[n, self.act_len]), log_probs, values)
     }
 
     /// Values `[n]` of observations.
     pub fn values(&self, obs: &Tensor) -> Tensor {
-        self.value.forward(obs).reshape(&[-1])
+        self.value.forward(&self.features(obs)).reshape(&[-1])
     }
 
     /// Log-probabilities `[n]`, entropies and values `[n]` of `actions` (with gradients
     /// when enabled).
     pub fn evaluate(&self, obs: &Tensor, actions: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let features = self.features(obs);
+        let obs = &*features;
         let out = self.policy.forward(obs);
-        let value = self.values(obs);
+        let value = self.value.forward(obs).reshape(&[-1]);
         match &self.head {
             Head::Discrete => {
                 let a = actions.reshape(&[-1]);

@@ -24,6 +24,12 @@ pub trait Environment: Sized + Send + 'static {
     /// A new env (not yet reset). Refuse unknown parameters with [`Params::check_known`].
     fn new(params: &Params) -> Result<Self, PluginError>;
 
+    /// A new env that knows its index in the instance (what `physics` cameras name as
+    /// their `env`). Default: [`Environment::new`].
+    fn new_at(params: &Params, _index: u32) -> Result<Self, PluginError> {
+        Self::new(params)
+    }
+
     /// Starts an episode, drawing the initial state from `rng` (or taking it from options).
     fn reset(&mut self, rng: &mut Rng, options: &Params) -> Result<(), PluginError>;
 
@@ -107,7 +113,8 @@ impl<E: Environment> VecEnv<E> {
         }
         let slots = seeds
             .iter()
-            .map(|&seed| Ok(Slot { env: E::new(&p)?, rng: Rng::seed_from_u64(seed), elapsed: 0, live: false }))
+            .enumerate()
+            .map(|(i, &seed)| Ok(Slot { env: E::new_at(&p, i as u32)?, rng: Rng::seed_from_u64(seed), elapsed: 0, live: false }))
             .collect::<Result<Vec<_>, PluginError>>()?;
         Ok(VecEnv {
             obs_len: flat_len(&spec.observation_space),

@@ -174,6 +174,61 @@ pub mod physics {
         core::array::from_fn(|i| v[i] + q.w * t[i] + ut[i])
     }
 
+    /// The rotation whose columns are the unit vectors `x`, `y`, `z` (an orthonormal,
+    /// right-handed frame), as a unit quaternion.
+    pub fn from_axes(x: [f32; 3], y: [f32; 3], z: [f32; 3]) -> Quat {
+        let (m00, m11, m22) = (x[0], y[1], z[2]);
+        let trace = m00 + m11 + m22;
+        let q = if trace > 0.0 {
+            let s = libm::sqrtf(trace + 1.0) * 2.0;
+            Quat { w: 0.25 * s, x: (y[2] - z[1]) / s, y: (z[0] - x[2]) / s, z: (x[1] - y[0]) / s }
+        } else if m00 > m11 && m00 > m22 {
+            let s = libm::sqrtf(1.0 + m00 - m11 - m22) * 2.0;
+            Quat { w: (y[2] - z[1]) / s, x: 0.25 * s, y: (y[0] + x[1]) / s, z: (z[0] + x[2]) / s }
+        } else if m11 > m22 {
+            let s = libm::sqrtf(1.0 + m11 - m00 - m22) * 2.0;
+            Quat { w: (z[0] - x[2]) / s, x: (y[0] + x[1]) / s, y: 0.25 * s, z: (z[1] + y[2]) / s }
+        } else {
+            let s = libm::sqrtf(1.0 + m22 - m00 - m11) * 2.0;
+            Quat { w: (x[1] - y[0]) / s, x: (z[0] + x[2]) / s, y: (z[1] + y[2]) / s, z: 0.25 * s }
+        };
+        let n = libm::sqrtf(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w);
+        Quat { x: q.x / n, y: q.y / n, z: q.z / n, w: q.w / n }
+    }
+
+    /// The pose of a camera at `eye` looking at `target`, with `up` pointing up in its image
+    /// (cameras look along their local −Z with +Y up); `None` when `eye` is `target` or `up`
+    /// is along the view.
+    pub fn look_at(eye: [f32; 3], target: [f32; 3], up: [f32; 3]) -> Option<Pose> {
+        let norm = |v: [f32; 3]| {
+            let l = libm::sqrtf(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+            (l > 1e-9 && l.is_finite()).then(|| v.map(|c| c / l))
+        };
+        let cross = |a: [f32; 3], b: [f32; 3]| [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+        let back = norm([eye[0] - target[0], eye[1] - target[1], eye[2] - target[2]])?;
+        let right = norm(cross(up, back))?;
+        let up = cross(back, right);
+        Some(Pose { translation: v3(eye[0], eye[1], eye[2]), rotation: from_axes(right, up, back) })
+    }
+
+    /// A camera of env `env` at `pose` (in the world, or on `body`'s frame if given later),
+    /// `size`×`size` pixels of colour, with a vertical field of view of `fov_y` degrees,
+    /// seeing from 1 cm to 10 m.
+    pub fn camera(name: &str, env: u32, pose: Pose, fov_y: f32, size: u32) -> CameraDesc {
+        CameraDesc {
+            name: name.into(),
+            env,
+            body: None,
+            pose,
+            fov_y,
+            width: size,
+            height: size,
+            channels: CameraChannels { rgb: true, depth: false, segmentation: false },
+            near: 0.01,
+            far: 10.0,
+        }
+    }
+
     /// `v` turned by the inverse of `q` (the world → a body frame).
     pub fn rotate_inverse(q: Quat, v: [f32; 3]) -> [f32; 3] {
         rotate(Quat { x: -q.x, y: -q.y, z: -q.z, w: q.w }, v)

@@ -28,6 +28,8 @@ const PARAMS: &[&str] = &[
     "normalize-advantage",
     "hidden",
     "log-std-init",
+    "encoder",
+    "encoder-features",
 ];
 
 /// The A2C learner.
@@ -53,7 +55,8 @@ impl Algorithm for A2c {
             return Err(PluginError::InvalidParams(format!("parameter `n-steps` must be at least 1, got {n_steps}")));
         }
         let hidden = p.widths("hidden", &[64, 64])?;
-        let ac = ActorCritic::new("a2c", spec, &hidden, p.real("log-std-init", 0.0)?)?;
+        let encoder = paddock_sdk::actor_critic::encoder_param(p, "a2c")?;
+        let ac = ActorCritic::with_encoder("a2c", spec, &hidden, p.real("log-std-init", 0.0)?, encoder)?;
         let kind = OptimizerKind::Rmsprop((p.fraction("rms-alpha", 0.99)?, p.positive("rms-eps", 1e-5)?));
         let optimizer =
             Optimizer::get("a2c/rmsprop", &ac.modules(), kind, p.positive("learning-rate", 7e-4)?).map_err(PluginError::Failed)?;

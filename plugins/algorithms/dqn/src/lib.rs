@@ -63,6 +63,7 @@ impl Dqn {
 
 impl Algorithm for Dqn {
     fn new(spec: &EnvSpec, num_envs: u32, p: &Params) -> Result<Self, PluginError> {
+        paddock_sdk::actor_critic::vectors_only("dqn")?;
         p.check_known(&[PARAMS, REPLAY_PARAMS, SCHEDULE_PARAMS].concat())?;
         let Space::Discrete(d) = &spec.action_space else {
             return Err(PluginError::Unsupported("DQN needs a discrete action space".into()));

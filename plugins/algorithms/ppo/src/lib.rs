@@ -44,6 +44,9 @@ const PARAMS: &[&str] = &[
     "normalize-advantage",
     "anneal-steps",
     "learning-rate-end",
+    "encoder",
+    "encoder-features",
+    "random-shift",
 ];
 
 /// A linear learning-rate schedule over env steps.
@@ -74,6 +77,8 @@ struct Hyper {
     vf_coef: f64,
     max_grad_norm: f64,
     normalize_advantage: bool,
+    /// DrQ's random shift of camera images in updates, pixels (0: none).
+    random_shift: u32,
 }
 
 /// The PPO learner.
@@ -110,7 +115,8 @@ impl Ppo {
     /// One gradient step on the clipped surrogate, value and entropy losses.
     fn step(&mut self, b: &Minibatch<'_>, sums: &mut Sums) -> Result<(), PluginError> {
         let h = &self.h;
-        let (lp, ent, v) = self.ac.evaluate(b.obs, b.actions);
+        let shifted = (h.random_shift > 0).then(|| paddock_sdk::tensor::random_shift(b.obs, h.random_shift));
+        let (lp, ent, v) = self.ac.evaluate(shifted.as_ref().unwrap_or(b.obs), b.actions);
         let ratio = lp.sub(b.log_probs).exp();
         let surr1 = ratio.mul(b.advantages);
         let surr2 = ratio.clamp(1.0 - h.clip, 1.0 + h.clip).mul(b.advantages);
@@ -158,6 +164,7 @@ impl Algorithm for Ppo {
             vf_coef: p.non_negative("vf-coef", 0.5)?,
             max_grad_norm: p.positive("max-grad-norm", 0.5)?,
             normalize_advantage: p.flag("normalize-advantage", true)?,
+            random_shift: p.int_in("random-shift", 0, 0..=64)? as u32,
         };
         let lr = p.positive("learning-rate", 1e-3)?;
         let anneal = match p.int("anneal-steps", 0)? {
@@ -174,7 +181,11 @@ impl Algorithm for Ppo {
             }),
         };
         let hidden = p.widths("hidden", &[64, 64])?;
-        let ac = ActorCritic::new("ppo", spec, &hidden, p.real("log-std-init", 0.0)?)?;
+        let encoder = paddock_sdk::actor_critic::encoder_param(p, "ppo")?;
+        if h.random_shift > 0 && encoder.is_none() {
+            return Err(invalid("parameter `random-shift` shifts camera images: it needs an `encoder`".into()));
+        }
+        let ac = ActorCritic::with_encoder("ppo", spec, &hidden, p.real("log-std-init", 0.0)?, encoder)?;
         let optimizer = Optimizer::get("ppo/adam", &ac.modules(), OptimizerKind::Adam(1e-5), lr).map_err(PluginError::Failed)?;
         Ok(Ppo { h, ac, optimizer, rollout: Rollout::default(), updates: 0, anneal })
     }

@@ -44,6 +44,7 @@ pub struct Td3 {
 
 impl Algorithm for Td3 {
     fn new(spec: &EnvSpec, num_envs: u32, p: &Params) -> Result<Self, PluginError> {
+        paddock_sdk::actor_critic::vectors_only("td3")?;
         p.check_known(&[PARAMS, REPLAY_PARAMS, SCHEDULE_PARAMS].concat())?;
         let scale = BoxScale::new(&spec.action_space)?;
         let obs_len = paddock_sdk::space::flat_len(&spec.observation_space) as i64;

@@ -84,7 +84,15 @@ const PARAMS: &[&str] = &[
     "max-ee-step",
     "ik-damping",
     "max-ik-joint-step",
+    "cameras",
+    "camera-size",
+    "camera-fov",
+    "camera-depth",
+    "observe",
+    "target-radius",
 ];
+/// The cameras `cameras` may name.
+const CAMERAS: &[&str] = &["front", "side", "top", "wrist"];
 /// Most arm joints the env drives.
 const MAX_JOINTS: usize = 16;
 const DEFAULT_ARM: &str = "joint1,joint2,joint3,joint4,joint5,joint6,joint7";
@@ -135,6 +143,15 @@ struct Settings {
     gripper_distance: f32,
     bonus: f64,
     action_cost: f64,
+    /// Cameras the host renders into the observation, by name (`CAMERAS`).
+    cameras: Vec<String>,
+    camera_size: u32,
+    camera_fov: f32,
+    camera_depth: bool,
+    /// Observe only the arm (joint positions, velocities, gripper): the target is seen
+    /// through the cameras alone.
+    proprioception: bool,
+    target_radius: f32,
 }
 
 /// How actions drive the arm joints.
@@ -196,7 +213,30 @@ impl Settings {
             Some(v) => return Err(bad(format!("`position-gains` must be [stiffness > 0, damping ≥ 0], got {v:?}"))),
             None => (400.0, 40.0),
         };
+        let cameras = params.text("cameras")?.map(names).unwrap_or_default();
+        if let Some(c) = cameras.iter().find(|c| !CAMERAS.contains(&c.as_str())) {
+            return Err(bad(format!("`cameras` names `{c}`; the cameras are {CAMERAS:?}")));
+        }
+        if let Some(i) = (1..cameras.len()).find(|&i| cameras[..i].contains(&cameras[i])) {
+            return Err(bad(format!("`cameras` names `{}` twice", cameras[i])));
+        }
+        let proprioception = match params.text("observe")?.unwrap_or("full") {
+            "full" => false,
+            "proprioception" => true,
+            other => return Err(bad(format!("`observe` is `full` or `proprioception`, got `{other}`"))),
+        };
+        if proprioception && cameras.is_empty() {
+            return Err(
+                bad("`observe = \"proprioception\"` hides the target from the observation: name the `cameras` that show it".into()),
+            );
+        }
         Ok(Settings {
+            cameras,
+            camera_size: params.int_in("camera-size", 64, 1..=1 << 16)? as u32,
+            camera_fov: params.real("camera-fov", 50.0)? as f32,
+            camera_depth: params.flag("camera-depth", false)?,
+            proprioception,
+            target_radius: positive("target-radius", 0.025)?,
             robot: params.text("robot")?.unwrap_or("arm").to_string(),
             arm,
             fingers: params.text("finger-joints")?.map(names),
@@ -255,10 +295,42 @@ fn joint_names(s: &Settings, movable: &[&str]) -> (Vec<String>, Vec<String>) {
     (arm, fingers)
 }
 
-fn build(s: &Settings) -> Result<Scene, PluginError> {
+/// Adds the cameras `s` names for env `index`: three around the workspace and one on the hand.
+fn add_cameras(sim: &Simulation, s: &Settings, index: u32, hand: u64) -> Result<(), PluginError> {
+    let c = s.center;
+    // The workspace is a ball of up to 0.85 m around the centre, above the floor: seen whole
+    // at 2 m with the default 50° field of view.
+    let aim = [c[0], c[1], c[2] + 0.25];
+    for name in &s.cameras {
+        let (pose, body) = match name.as_str() {
+            "front" => (ph::look_at([c[0] + 2.0, c[1], c[2] + 0.5], aim, [0.0, 0.0, 1.0]), None),
+            "side" => (ph::look_at([c[0], c[1] - 2.0, c[2] + 0.5], aim, [0.0, 0.0, 1.0]), None),
+            "top" => (ph::look_at([c[0], c[1], c[2] + 2.3], c, [1.0, 0.0, 0.0]), None),
+            // On the hand, looking past the fingers (the hand's +Z).
+            _ => (
+                Some(ph::Pose {
+                    translation: ph::v3(0.0, 0.05, 0.05),
+                    rotation: ph::from_axes([1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]),
+                }),
+                Some(hand),
+            ),
+        };
+        let pose = pose.ok_or_else(|| bad(format!("camera `{name}`: no view of the workspace centre {c:?}")))?;
+        let mut cam = ph::camera(name, index, pose, s.camera_fov, s.camera_size);
+        cam.body = body;
+        cam.channels.depth = s.camera_depth;
+        sim.add_camera(&cam).map_err(ph::failed("add-camera"))?;
+    }
+    Ok(())
+}
+
+fn build(s: &Settings, index: u32) -> Result<Scene, PluginError> {
     let sim = Simulation::new(WorldDesc { gravity: ph::v3(0.0, 0.0, -9.81), timestep: CONTROL_DT, substeps: s.substeps });
     let floor = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -0.05))).map_err(ph::failed("add-body"))?;
     sim.add_collider(floor, &ph::collider(ph::Shape::Cuboid(ph::v3(1.0, 1.0, 0.05)), 1.0)).map_err(ph::failed("add-collider"))?;
+    if !s.cameras.is_empty() {
+        sim.set_colour(floor, ph::v3(0.55, 0.55, 0.52)).map_err(ph::failed("set-colour"))?;
+    }
     let robot = sim.load_robot(&s.robot, ph::at(0.0, 0.0, 0.0), true).map_err(ph::failed("load-robot"))?;
     let movable: Vec<&str> = robot.joints.iter().map(|(n, _)| n.as_str()).collect();
     let (arm, fingers) = joint_names(s, &movable);
@@ -278,8 +350,12 @@ fn build(s: &Settings) -> Result<Scene, PluginError> {
     };
     // The target: a small ball that touches nothing, there to be drawn (frames, the monitor).
     let marker = sim.add_body(ph::fixed(ph::at(0.0, 0.0, -1.0))).map_err(ph::failed("add-body"))?;
-    let ghost = ph::ColliderDesc { memberships: 0, filter: 0, ..ph::collider(ph::Shape::Ball(0.025), 1.0) };
+    let ghost = ph::ColliderDesc { memberships: 0, filter: 0, ..ph::collider(ph::Shape::Ball(s.target_radius), 1.0) };
     sim.add_collider(marker, &ghost).map_err(ph::failed("add-collider"))?;
+    if !s.cameras.is_empty() {
+        sim.set_colour(marker, ph::v3(0.95, 0.1, 0.1)).map_err(ph::failed("set-colour"))?;
+        add_cameras(&sim, s, index, hand)?;
+    }
     let chain = match s.control {
         Control::EndEffectorDelta => Some(Chain::calibrate(&sim, &robot, &s.robot, &joints[..arm.len()])?),
         _ => None,
@@ -290,6 +366,8 @@ fn build(s: &Settings) -> Result<Scene, PluginError> {
 /// One arm in its own simulated world.
 pub struct ArmReach {
     settings: Settings,
+    /// Its index in the instance (its cameras name it).
+    index: u32,
     scene: Scene,
     target: [f32; 3],
     q: Vec<f32>,
@@ -344,8 +422,24 @@ impl ArmReach {
         }
     }
 
+    /// Values of the full observation (what snapshots keep).
     fn obs_len(arm: usize) -> usize {
         2 * arm + 10
+    }
+
+    /// The full observation: joints, velocities, fingertip, target, their difference and
+    /// the gripper.
+    fn full(&self, out: &mut [f32]) {
+        let n = self.q.len();
+        out[..n].copy_from_slice(&self.q);
+        out[n..2 * n].copy_from_slice(&self.qd);
+        let rest = &mut out[2 * n..];
+        rest[..3].copy_from_slice(&self.tip);
+        rest[3..6].copy_from_slice(&self.target);
+        for i in 0..3 {
+            rest[6 + i] = self.target[i] - self.tip[i];
+        }
+        rest[9] = if self.gripper_closed { 1.0 } else { 0.0 };
     }
 }
 
@@ -355,12 +449,14 @@ impl Environment for ArmReach {
         // Unnamed joints are the robot's: load it to count them.
         let n = match &s.arm {
             Some(a) => a.len(),
-            None => build(&s)?.arm,
+            None => build(&Settings { cameras: Vec::new(), ..s.clone() }, 0)?.arm,
         };
         let actions = if s.control == Control::EndEffectorDelta { 3 } else { n };
         let mut high = vec![Q_BOUND; n];
         high.extend(vec![f32::INFINITY; n]);
-        high.extend([2.0; 9]);
+        if !s.proprioception {
+            high.extend([2.0; 9]);
+        }
         high.push(1.0);
         let mut low: Vec<f32> = high.iter().map(|h| -h).collect();
         *low.last_mut().expect("gripper") = 0.0;
@@ -377,11 +473,16 @@ impl Environment for ArmReach {
     }
 
     fn new(params: &Params) -> Result<Self, PluginError> {
+        Self::new_at(params, 0)
+    }
+
+    fn new_at(params: &Params, index: u32) -> Result<Self, PluginError> {
         let settings = Settings::from(params)?;
-        let scene = build(&settings)?;
+        let scene = build(&settings, index)?;
         let n = scene.arm;
         Ok(ArmReach {
             settings,
+            index,
             scene,
             target: [0.0; 3],
             q: vec![0.0; n],
@@ -396,7 +497,7 @@ impl Environment for ArmReach {
     fn reset(&mut self, rng: &mut Rng, options: &Params) -> Result<(), PluginError> {
         options.check_known(&["target", "initial-joints"])?;
         if self.broken.take().is_some() {
-            self.scene = build(&self.settings)?;
+            self.scene = build(&self.settings, self.index)?;
         }
         let n = self.scene.arm;
         let q0: Vec<f32> = match options.reals("initial-joints", n)? {
@@ -478,16 +579,14 @@ impl Environment for ArmReach {
     }
 
     fn observe(&self, out: &mut [f32]) {
-        let n = self.q.len();
-        out[..n].copy_from_slice(&self.q);
-        out[n..2 * n].copy_from_slice(&self.qd);
-        let rest = &mut out[2 * n..];
-        rest[..3].copy_from_slice(&self.tip);
-        rest[3..6].copy_from_slice(&self.target);
-        for i in 0..3 {
-            rest[6 + i] = self.target[i] - self.tip[i];
+        if self.settings.proprioception {
+            let n = self.q.len();
+            out[..n].copy_from_slice(&self.q);
+            out[n..2 * n].copy_from_slice(&self.qd);
+            out[2 * n] = if self.gripper_closed { 1.0 } else { 0.0 };
+        } else {
+            self.full(out);
         }
-        rest[9] = if self.gripper_closed { 1.0 } else { 0.0 };
     }
 
     fn infos(&self, out: &mut [f64]) {
@@ -503,7 +602,7 @@ impl Environment for ArmReach {
 
     fn save(&self, out: &mut Vec<u8>) -> Result<(), PluginError> {
         let mut obs = vec![0.0; Self::obs_len(self.q.len())];
-        self.observe(&mut obs);
+        self.full(&mut obs);
         if self.scene.chain.is_some() {
             obs.extend_from_slice(&self.targets);
         }
