@@ -73,11 +73,11 @@ fn inspect_shows_world_version_spec_and_hash() {
     let sha = hex::encode(Sha256::digest(std::fs::read(&file).expect("read")));
     assert_eq!(json["sha256"], sha.as_str());
     assert_eq!(json["world"], "environment");
-    assert_eq!(json["package"], "paddock:rl@0.1.1");
+    assert_eq!(json["package"], "paddock:rl@0.1.2");
     assert_eq!(json["spec"]["id"], "CartPole-v1");
     assert_eq!(json["spec"]["max_episode_steps"], 500);
     let text = ok(&["plugin", "inspect", p(&common::plugin("cartpole-shaped"))]);
-    assert!(text.contains("world     reward (paddock:rl@0.1.1)"), "{text}");
+    assert!(text.contains("world     reward (paddock:rl@0.1.2)"), "{text}");
     let err = fails(&["plugin", "inspect", p(&common::plugin("wrong-version"))]);
     assert!(err.contains("paddock:rl@9.0.0"), "{err}");
     // An algorithm says what it lets change while it runs (algo-tune).

@@ -138,8 +138,8 @@ fn a_component_for_another_world_is_refused() {
     let msg = err.to_string();
     assert!(matches!(err, LoadError::Mismatch { .. }), "{msg}");
     assert!(msg.contains("plugin `cartpole-shaped`"), "{msg}");
-    assert!(msg.contains("expected world `environment` (exports paddock:rl/env@0.1.x up to 0.1.1)"), "{msg}");
-    assert!(msg.contains("found world `reward` (exports paddock:rl/reward-fn@0.1.1)"), "{msg}");
+    assert!(msg.contains("expected world `environment` (exports paddock:rl/env@0.1.x up to 0.1.2)"), "{msg}");
+    assert!(msg.contains("found world `reward` (exports paddock:rl/reward-fn@0.1.2)"), "{msg}");
     good_plugin_still_runs(&rt);
 }
 

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod cameras;
 mod cli;
 mod curriculum;
 mod docker;

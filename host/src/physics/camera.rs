@@ -403,14 +403,16 @@ impl Simulation {
         if self.cams.key == Some(key) {
             return;
         }
-        let shapes = self.shapes();
+        // In their bodies' frames, exactly as the world holds them: the images must not
+        // depend on where the bodies were when this was built.
+        let (mut shapes, drawn) = self.visual_locals();
+        shapes.extend(self.collider_locals(&drawn));
         let fixed = self.fixed_bodies();
         let mut moving: Vec<u64> = Vec::new();
         let mut items = Vec::new();
         for SceneShape { body, pose, shape, colour } in shapes {
             let Ok(handle) = self.body_handle(body) else { continue };
             let Some((prim, radius)) = prim(&shape) else { continue };
-            let body_pose = *self.world.bodies[handle].position();
             let given = self.cams.colours.iter().find(|(b, _)| *b == handle).map(|(_, c)| *c);
             let rgb = given.or(colour).unwrap_or_else(|| {
                 if fixed.contains(&body) {
@@ -424,14 +426,7 @@ impl Simulation {
                 }
             });
             let (index, _) = super::unpack(body);
-            items.push(Item {
-                body: handle,
-                local: body_pose.inverse() * pose,
-                prim,
-                radius,
-                colour: rgb.map(f32::from),
-                segment: (index + 1) as f32,
-            });
+            items.push(Item { body: handle, local: pose, prim, radius, colour: rgb.map(f32::from), segment: (index + 1) as f32 });
         }
         self.cams.items = items;
         self.cams.key = Some(key);

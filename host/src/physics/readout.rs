@@ -99,18 +99,28 @@ impl Simulation {
     /// Every collider (each convex part of a decomposed mesh on its own) but those of the
     /// bodies `skip`, posed.
     pub fn collider_shapes(&self, skip: &[u64]) -> Vec<SceneShape> {
+        // From its body's pose: a collider's own world pose is brought up to date only by a
+        // step, so a body teleported since (a reset) would be drawn where it was.
+        self.collider_locals(skip)
+            .into_iter()
+            .filter_map(|mut s| {
+                let (i, g) = super::unpack(s.body);
+                let body = self.world.bodies.get(RigidBodyHandle::from_raw_parts(i, g))?;
+                s.pose = *body.position() * s.pose;
+                Some(s)
+            })
+            .collect()
+    }
+
+    /// As [`Simulation::collider_shapes`], each pose in its body's frame.
+    pub(super) fn collider_locals(&self, skip: &[u64]) -> Vec<SceneShape> {
         let mut out = Vec::new();
         for (_, c) in self.world.colliders.iter() {
             let Some(parent) = c.parent() else { continue };
             if skip.contains(&body_id(parent)) {
                 continue;
             }
-            // From its body's pose: a collider's own world pose is brought up to date only
-            // by a step, so a body teleported since (a reset) would be drawn where it was.
-            let pose = match (self.world.bodies.get(parent), c.position_wrt_parent()) {
-                (Some(b), Some(local)) => *b.position() * *local,
-                _ => *c.position(),
-            };
+            let pose = c.position_wrt_parent().copied().unwrap_or(Pose::IDENTITY);
             let s = c.shape();
             if let Some(parts) = s.as_compound() {
                 // A decomposed mesh: each convex part on its own.

@@ -129,10 +129,28 @@ impl Simulation {
     /// for; a body one of whose visual meshes cannot be read is left out (drawn by its
     /// colliders instead).
     pub(super) fn visual_shapes(&self) -> (Vec<super::render::SceneShape>, Vec<u64>) {
+        let (local, drawn) = self.visual_locals();
+        let posed = local
+            .into_iter()
+            .filter_map(|mut s| {
+                let (i, g) = super::unpack(s.body);
+                let body = self.world.bodies.get(RigidBodyHandle::from_raw_parts(i, g))?;
+                s.pose = *body.position() * s.pose;
+                Some(s)
+            })
+            .collect();
+        (posed, drawn)
+    }
+
+    /// As [`Simulation::visual_shapes`], each pose in its body's frame (cameras keep these:
+    /// exact whatever the body's pose when they were taken).
+    pub(super) fn visual_locals(&self) -> (Vec<super::render::SceneShape>, Vec<u64>) {
         let mut out: Vec<super::render::SceneShape> = Vec::new();
         let mut broken: Vec<RigidBodyHandle> = Vec::new();
         for v in &self.visuals {
-            let Some(body) = self.world.bodies.get(v.body) else { continue };
+            if self.world.bodies.get(v.body).is_none() {
+                continue;
+            }
             let shape = match &v.look {
                 Look::Shape(s) => s.clone(),
                 Look::Mesh(path, scale) => match collision_shape(path, *scale, MeshCollision::Hull) {
@@ -150,7 +168,7 @@ impl Simulation {
                 continue;
             }
             let colour = v.rgba.map(|c| [c[0], c[1], c[2]].map(|x| (x * 255.0).round() as u8));
-            out.push(super::render::SceneShape { body: body_id(v.body), pose: *body.position() * v.local, shape, colour });
+            out.push(super::render::SceneShape { body: body_id(v.body), pose: v.local, shape, colour });
         }
         out.retain(|s| !broken.iter().any(|b| body_id(*b) == s.body));
         let mut drawn: Vec<u64> = self.visuals.iter().filter(|v| !broken.contains(&v.body)).map(|v| body_id(v.body)).collect();
