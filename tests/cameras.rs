@@ -176,9 +176,22 @@ fn ppo_on_camera_images_is_killed_and_resumed_exactly() {
         "train.checkpoint_every=256",
         "total_steps=1024",
     ];
+    let frames = tempfile::tempdir().expect("tempdir");
     common::kill_and_resume_matches("configs/arm-reach-vision-ppo.toml", &sets, 1024, |run_dir| {
         let cp = paddock::format::run_dir::latest_checkpoint(run_dir).expect("checkpoint");
         let learner = std::fs::read_to_string(cp.join("learner.json")).expect("learner.json");
         assert!(learner.contains("\"ppo/encoder\"") && learner.contains("\"drq\""), "{learner}");
+        // The monitor's picture carries what the first camera sees (32×32: whole).
+        let scene: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run_dir.join("scene.json")).expect("scene.json")).expect("json");
+        assert_eq!((scene["camera"]["name"].as_str(), scene["camera"]["width"].as_u64()), (Some("front"), Some(32)), "{}", scene["camera"]);
+        assert_eq!(scene["camera"]["rgb"].as_array().map(Vec::len), Some(32 * 32 * 3));
+        // `eval --frames` of the killed run's checkpoint: the scene and each camera's view.
+        let dir = frames.path().to_str().expect("utf-8");
+        let out = common::paddock(&["eval", run_dir.to_str().expect("utf-8"), "--episodes", "1", "--frames", dir]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     });
+    for f in ["frame-00000.png", "front/frame-00000.png", "wrist/frame-00000.png", "wrist/frame-00010.png"] {
+        assert!(frames.path().join(f).is_file(), "{f} missing");
+    }
 }

@@ -127,6 +127,19 @@ fn a_physics_run_shows_its_robot_and_a_bad_scene_file_says_why() {
     // Too little room for both: the plugin panel alone, no panic.
     assert!(!render_to_string(&app, 80, 24).contains("scene ·"));
 
+    // An env with cameras: what its first colour camera sees, beside the scene, in half
+    // blocks (an 8×6 picture: 8 cells by 3).
+    let mut scene: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("scene.json")).expect("scene")).expect("json");
+    scene["camera"] = serde_json::json!({"name": "front", "width": 8, "height": 6, "rgb": vec![200u8; 8 * 6 * 3]});
+    std::fs::write(run.join("scene.json"), scene.to_string()).expect("camera scene");
+    app.refresh();
+    app.now = NOW;
+    let screen = render_to_string(&app, 120, 40);
+    assert!(screen.contains(" front ") && screen.contains("▀▀▀▀▀▀▀▀"), "{screen}");
+    for (w, h) in [(20, 10), (60, 12), (130, 45)] {
+        assert_eq!(render_to_string(&app, w, h).lines().count(), h as usize);
+    }
+
     std::fs::write(run.join("scene.json"), "{\"step\": 1, \"view\": [0, 1]}").expect("garble");
     app.refresh();
     app.now = NOW;

@@ -20,7 +20,8 @@ pub struct EvalArgs {
     #[arg(long)]
     json: bool,
     /// Write a PNG picture of every step of the first episode into DIR (`frame-00000.png`,
-    /// …; envs on the host's physics): a side view of every body.
+    /// …; envs on the host's physics): a side view of every body; and, when the env has
+    /// cameras, what each saw (`<camera>/frame-00000.png`, `-depth`, `-segmentation`).
     #[arg(long, value_name = "DIR")]
     frames: Option<PathBuf>,
     /// Evaluate with this env parameter set (over the run's, which include any a

@@ -14,6 +14,22 @@ pub struct SceneFile {
     pub view: [f32; 4],
     /// Outlines (convex polygons, x–z), one per collider, in drawing order.
     pub polygons: Vec<ScenePolygon>,
+    /// What the env's first colour camera sees, downsampled (envs with cameras only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<CameraPicture>,
+}
+
+/// A small colour picture from a camera, for the monitor.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CameraPicture {
+    /// The camera's name.
+    pub name: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Red, green, blue per pixel, row by row from the top.
+    pub rgb: Vec<u8>,
 }
 
 /// One collider's outline in a [`SceneFile`].

@@ -21,6 +21,16 @@ pub(super) fn scene_pane(f: &mut Frame<'_>, run: &RunView, area: Rect) {
         }
         None => return,
     };
+    // What a camera sees, at the pane's right when it has room: two pixels a cell.
+    let area = match &scene.camera {
+        Some(cam) if area.width >= cam.width as u16 + 24 && area.height >= (cam.height as u16).div_ceil(2) + 2 => {
+            let w = cam.width as u16 + 2;
+            let right = Rect { x: area.x + area.width - w, y: area.y, width: w, height: (cam.height as u16).div_ceil(2) + 2 };
+            camera_pane(f, cam, right);
+            Rect { width: area.width - w, ..area }
+        }
+        _ => area,
+    };
     let block = Block::bordered().title(format!(" scene · step {} ", scene.step));
     let inner = block.inner(area);
     // A braille cell is 2×4 dots and about twice as tall as wide: square dots, so the same
@@ -50,6 +60,25 @@ pub(super) fn scene_pane(f: &mut Frame<'_>, run: &RunView, area: Rect) {
             },
         );
     f.render_widget(canvas, area);
+}
+
+/// A camera's picture in half blocks: each cell the pixel above (its colour) over the one
+/// below (its background).
+fn camera_pane(f: &mut Frame<'_>, cam: &crate::format::scene::CameraPicture, area: Rect) {
+    use ratatui::text::{Line, Span};
+    let (w, h) = (cam.width as usize, cam.height as usize);
+    let px = |x: usize, y: usize| -> Color {
+        let i = 3 * (y.min(h.saturating_sub(1)) * w + x);
+        match cam.rgb.get(i..i + 3) {
+            Some(c) => Color::Rgb(c[0], c[1], c[2]),
+            None => Color::Black,
+        }
+    };
+    let lines: Vec<Line<'_>> = (0..h)
+        .step_by(2)
+        .map(|y| Line::from((0..w).map(|x| Span::styled("▀", Style::default().fg(px(x, y)).bg(px(x, y + 1)))).collect::<Vec<_>>()))
+        .collect();
+    f.render_widget(Paragraph::new(lines).block(Block::bordered().title(format!(" {} ", cam.name))), area);
 }
 
 /// The part of the segment a–b inside `window` (x0, x1, y0, y1), if any (Liang–Barsky).

@@ -175,7 +175,7 @@ impl SceneFile {
                 rgb,
             })
             .collect();
-        SceneFile { step, view, polygons }
+        SceneFile { step, view, polygons, camera: None }
     }
 }
 

@@ -45,17 +45,21 @@ pub(super) fn on_device(t: Tensor, device: Device) -> Tensor {
 /// Runs one deterministic episode in every eval env; returns their env returns (and
 /// successes, where the env reports `is-success`).
 pub fn evaluate(algo: &mut AlgorithmInstance, envs: &mut EnvSet, device: Device) -> anyhow::Result<EvalEpisodes> {
-    evaluate_observed(algo, envs, device, &mut |_, _| Ok(()))
+    evaluate_observed(algo, envs, device, &mut |_, _, _| Ok(()))
 }
 
-/// [`evaluate`], calling `observe(envs, t)` after the reset (`t` = 0) and after each step
+/// What [`evaluate_observed`] calls after each step: the envs, the step, every env's
+/// observations.
+pub type Observer<'a> = dyn FnMut(&EnvSet, usize, &[f32]) -> anyhow::Result<()> + 'a;
+
+/// [`evaluate`], calling `observe(envs, t, observations)` after the reset (`t` = 0) and after each step
 /// while env 0's episode goes on (for pictures of it; the state after its last step is not
 /// seen: the env has auto-reset by then).
 pub fn evaluate_observed(
     algo: &mut AlgorithmInstance,
     envs: &mut EnvSet,
     device: Device,
-    observe: &mut dyn FnMut(&EnvSet, usize) -> anyhow::Result<()>,
+    observe: &mut Observer<'_>,
 ) -> anyhow::Result<EvalEpisodes> {
     let (n, ol, al) = (envs.num_envs(), envs.obs_len(), envs.act_len());
     let space = envs.spec().action_space.clone();
@@ -66,7 +70,7 @@ pub fn evaluate_observed(
     let mut returns = vec![0.0; n];
     let mut done = vec![false; n];
     let mut obs = envs.reset()?;
-    observe(envs, 0)?;
+    observe(envs, 0, &obs)?;
     let mut t = 0;
     while done.iter().any(|d| !d) {
         let a = algo.act(&obs_tensor(&obs, n, ol, device), true)?;
@@ -87,7 +91,7 @@ pub fn evaluate_observed(
         obs = step.observations;
         t += 1;
         if !done[0] {
-            observe(envs, t)?;
+            observe(envs, t, &obs)?;
         }
     }
     let info_features = envs.spec().info_features.clone();
@@ -124,14 +128,19 @@ pub fn evaluate_checkpoint(
     let Some(dir) = frames else { return Ok(Evaluation::of(steps, evaluate(&mut algo, &mut envs, device)?)) };
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let mut view = None;
-    let episodes = evaluate_observed(&mut algo, &mut envs, device, &mut |envs, t| {
+    let episodes = evaluate_observed(&mut algo, &mut envs, device, &mut |envs, t, obs| {
         let (scene, fixed) = envs.scene();
         if scene.is_empty() {
             anyhow::bail!("--frames: env plugin {} has no physics scene to draw", config.env.plugin.display());
         }
         let picture = crate::format::scene::SceneFile::new(t as u64, &scene, &fixed, view);
         view = Some(picture.view);
-        crate::physics::render::write_png(&picture, 640, 360, &dir.join(format!("frame-{t:05}.png")))
+        crate::physics::render::write_png(&picture, 640, 360, &dir.join(format!("frame-{t:05}.png")))?;
+        // What env 0's cameras saw, beside the scene: `<camera>/frame-<t>.png`.
+        if let Some(layout) = envs.image_layout() {
+            crate::runtime::cameras::write_pngs(layout, &obs[..layout.obs_len().min(obs.len())], dir, &format!("frame-{t:05}"))?;
+        }
+        Ok(())
     })?;
     Ok(Evaluation::of(steps, episodes))
 }

@@ -20,7 +20,7 @@ pub(super) struct ScenePainter {
 const SCENE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ScenePainter {
-    pub(super) fn paint(&mut self, run_dir: &Path, envs: &EnvSet, step: u64) {
+    pub(super) fn paint(&mut self, run_dir: &Path, envs: &EnvSet, obs: &[f32], step: u64) {
         if !self.active || self.last.is_some_and(|t| t.elapsed() < SCENE_EVERY) {
             return;
         }
@@ -30,8 +30,11 @@ impl ScenePainter {
             self.active = false;
             return;
         }
-        let file = crate::format::scene::SceneFile::new(step, &scene, &fixed, self.view);
+        let mut file = crate::format::scene::SceneFile::new(step, &scene, &fixed, self.view);
         self.view = Some(file.view);
+        if let Some(layout) = envs.image_layout() {
+            file.camera = crate::runtime::cameras::thumbnail(layout, &obs[..layout.obs_len().min(obs.len())], 32);
+        }
         // A picture that cannot be written (full disk) must not stop training.
         if let Ok(text) = serde_json::to_vec(&file) {
             let _ = crate::store::write_atomically(&run_dir.join(run_dir::SCENE), &text);

@@ -228,7 +228,7 @@ impl<'a> Trainer<'a> {
     /// observations, the envs stepped, the transition `observe`d, episodes counted.
     pub fn collect(&mut self) -> anyhow::Result<()> {
         let (n, ol, al) = self.dims;
-        self.painter.paint(self.run_dir, &self.envs, self.st.steps);
+        self.painter.paint(self.run_dir, &self.envs, &self.obs, self.st.steps);
         let reward = self.config.reward.as_ref().map(|r| r.plugin.as_path());
         let ctx = ReloadCtx { run_dir: self.run_dir, seed: self.config.seed, reward, step: self.st.steps };
         self.reloads.poll(&ctx, &mut self.envs, &mut self.eval_envs, &mut self.algo, &mut self.metrics)?;

@@ -171,3 +171,20 @@ pub fn write_pngs(layout: &ImageLayout, obs: &[f32], dir: &std::path::Path, name
     }
     Ok(written)
 }
+
+/// The first colour camera's image in `obs` (one observation laid out by `layout`), scaled
+/// down by whole steps to at most `side` pixels a side, for the monitor.
+pub fn thumbnail(layout: &ImageLayout, obs: &[f32], side: u32) -> Option<crate::format::scene::CameraPicture> {
+    let (c, off) = layout.cameras.iter().zip(layout.offsets()).find(|(c, _)| c.rgb)?;
+    let img = obs.get(off..off + c.len())?;
+    let step = c.width.max(c.height).div_ceil(side.max(1)).max(1) as usize;
+    let (w, h) = (c.width as usize, c.height as usize);
+    let plane = w * h;
+    let mut rgb = Vec::new();
+    for y in (0..h).step_by(step) {
+        for x in (0..w).step_by(step) {
+            rgb.extend([0, 1, 2].map(|k| img[k * plane + y * w + x].clamp(0.0, 255.0) as u8));
+        }
+    }
+    Some(crate::format::scene::CameraPicture { name: c.name.clone(), width: w.div_ceil(step) as u32, height: h.div_ceil(step) as u32, rgb })
+}
