@@ -161,3 +161,83 @@ pub fn random_shift(layout: &ImageLayout, x: &Tensor, pad: i64) -> Result<Tensor
     }
     Tensor::f_cat(&parts, 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learner::spec::{EncoderArch, EncoderSpec};
+    use crate::spaces::{CameraSlot, ImageLayout};
+
+    fn layout(side: u32, cameras: usize) -> ImageLayout {
+        let cam = |i: usize| CameraSlot {
+            name: format!("c{i}"),
+            width: side,
+            height: side,
+            rgb: true,
+            depth: i == 0,
+            segmentation: false,
+            far: 4.0,
+        };
+        ImageLayout { state_len: 3, cameras: (0..cameras).map(cam).collect() }
+    }
+
+    #[test]
+    fn encoders_put_out_the_state_then_their_features() {
+        tch::set_num_threads(1);
+        for (arch, side) in [(EncoderArch::NatureCnn, 36), (EncoderArch::Drq, 20)] {
+            let l = layout(side, 2);
+            let spec = EncoderSpec { arch, features: 8 };
+            let p = init(&spec, &l, Device::Cpu).expect("init");
+            let x = Tensor::rand([5, l.obs_len() as i64], (Kind::Float, Device::Cpu)).f_mul_scalar(255.0).expect("scale");
+            let y = forward(&spec, &l, &scales(&l, Device::Cpu), &p, &x).expect("forward");
+            assert_eq!(y.size(), [5, 3 + 8]);
+            // The env's own values pass through untouched.
+            assert_eq!(y.narrow(1, 0, 3), x.narrow(1, 0, 3));
+            let bad = forward(&spec, &l, &scales(&l, Device::Cpu), &p, &x.narrow(1, 0, 10)).expect_err("wrong width");
+            assert!(bad.to_string().contains(&format!("takes [n, {}] observations", l.obs_len())), "{bad}");
+        }
+        let small = init(&EncoderSpec { arch: EncoderArch::NatureCnn, features: 8 }, &layout(32, 1), Device::Cpu).expect_err("too small");
+        assert!(small.contains("32×32 images are too small for the NatureCnn encoder's 3×3 filters"), "{small}");
+        let mut mixed = layout(36, 2);
+        mixed.cameras[1].width = 40;
+        let err = init(&EncoderSpec { arch: EncoderArch::NatureCnn, features: 8 }, &mixed, Device::Cpu).expect_err("sizes differ");
+        assert!(err.contains("cameras `c0` (36×36) and `c1` (40×36) differ in size"), "{err}");
+    }
+
+    #[test]
+    fn random_shift_moves_each_observation_by_whole_pixels_and_keeps_the_state() {
+        tch::manual_seed(3);
+        let l = layout(6, 2);
+        let n = 64;
+        let x = Tensor::arange(n * l.obs_len() as i64, (Kind::Float, Device::Cpu)).view([n, l.obs_len() as i64]);
+        assert_eq!(random_shift(&l, &x, 0).expect("no pad"), x);
+        let y = random_shift(&l, &x, 2).expect("shift");
+        assert_eq!(y.size(), x.size());
+        assert_eq!(y.narrow(1, 0, 3), x.narrow(1, 0, 3), "the state is kept");
+        let mut shifts = std::collections::BTreeSet::new();
+        for i in 0..n {
+            let mut found = None;
+            // Each camera's image is the original moved by one (dx, dy), edges repeated.
+            for (c, off) in l.cameras.iter().zip(l.offsets()) {
+                let (ch, h, w) = (c.channel_count() as i64, 6i64, 6i64);
+                let orig = x.get(i).narrow(0, off as i64, c.len() as i64).view([ch, h, w]);
+                let got = y.get(i).narrow(0, off as i64, c.len() as i64).view([ch, h, w]);
+                let mut matched = None;
+                for dy in -2..=2i64 {
+                    for dx in -2..=2i64 {
+                        let rows = Tensor::from_slice(&(0..h).map(|r| (r + dy).clamp(0, h - 1)).collect::<Vec<_>>());
+                        let cols = Tensor::from_slice(&(0..w).map(|q| (q + dx).clamp(0, w - 1)).collect::<Vec<_>>());
+                        if orig.index_select(1, &rows).index_select(2, &cols) == got {
+                            matched = Some((dx, dy));
+                        }
+                    }
+                }
+                let m = matched.expect("a whole-pixel shift");
+                assert!(found.is_none_or(|f| f == m), "one shift per observation, shared by its cameras");
+                found = Some(m);
+            }
+            shifts.insert(found.expect("cameras"));
+        }
+        assert!(shifts.len() >= 15, "64 draws cover most of the 25 shifts: {shifts:?}");
+    }
+}
