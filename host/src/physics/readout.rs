@@ -101,7 +101,13 @@ impl Simulation {
     pub fn collider_shapes(&self, skip: &[u64]) -> Vec<SceneShape> {
         // From its body's pose: a collider's own world pose is brought up to date only by a
         // step, so a body teleported since (a reset) would be drawn where it was.
-        self.collider_locals(skip)
+        self.posed(self.collider_locals(skip))
+    }
+
+    /// Shapes posed in their bodies' frames, posed in the world (those of bodies gone left
+    /// out).
+    pub(super) fn posed(&self, local: Vec<SceneShape>) -> Vec<SceneShape> {
+        local
             .into_iter()
             .filter_map(|mut s| {
                 let (i, g) = super::unpack(s.body);

@@ -130,16 +130,7 @@ impl Simulation {
     /// colliders instead).
     pub(super) fn visual_shapes(&self) -> (Vec<super::render::SceneShape>, Vec<u64>) {
         let (local, drawn) = self.visual_locals();
-        let posed = local
-            .into_iter()
-            .filter_map(|mut s| {
-                let (i, g) = super::unpack(s.body);
-                let body = self.world.bodies.get(RigidBodyHandle::from_raw_parts(i, g))?;
-                s.pose = *body.position() * s.pose;
-                Some(s)
-            })
-            .collect();
-        (posed, drawn)
+        (self.posed(local), drawn)
     }
 
     /// As [`Simulation::visual_shapes`], each pose in its body's frame (cameras keep these:
