@@ -150,6 +150,8 @@ fn algorithms_that_take_only_vectors_refuse_camera_images_by_name() {
         sac.contains("sac takes only vector observations, and this env's hold camera images (front 3×36×36, side 3×36×36, top 3×36×36)"),
         "{sac}"
     );
+    let py = train(&["algorithm.plugin=\"ppo-py.wasm\"", "algorithm.params={}"]);
+    assert!(py.contains("ppo (Python) takes only vector observations"), "{py}");
     let plain = train(&["algorithm.params.encoder=\"none\""]);
     assert!(plain.contains("ppo: the observations hold camera images (front 3×36×36"), "{plain}");
     assert!(plain.contains("set `encoder = \"nature-cnn\"`"), "{plain}");

@@ -190,6 +190,10 @@ class Rollout:
 
 class Ppo:
     def __init__(self, spec, params):
+        images = T.observation_images()
+        if images is not None:
+            shown = ", ".join(f"{i.name} {i.channels}×{i.height}×{i.width}" for i in images.images)
+            raise unsupported(f"ppo (Python) takes only vector observations, and this env's hold camera images ({shown}); use ppo.wasm with an `encoder`")
         p = Params(params, "ppo-py")
         p.check_known(PARAMS)
         self.n_steps = p.count("n-steps", 32)
