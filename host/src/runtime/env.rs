@@ -145,9 +145,9 @@ impl EnvInstance {
         let rendered = self.bridge.store.data_mut().render_images(&layout, envs, finals, &mut images);
         rendered.map_err(|m| self.invalid(call, m))?;
         let mut out = Vec::with_capacity(envs.len() * (sl + il));
-        for (state, image) in obs.chunks(sl.max(1)).zip(images.chunks(il)) {
-            out.extend_from_slice(state);
-            out.extend_from_slice(image);
+        for e in 0..envs.len() {
+            out.extend_from_slice(&obs[e * sl..(e + 1) * sl]);
+            out.extend_from_slice(&images[e * il..(e + 1) * il]);
         }
         Ok(out)
     }
