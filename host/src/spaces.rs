@@ -124,6 +124,30 @@ mod tests {
     }
 }
 
+/// Which images a camera renders (a camera's description, and its slot in a layout).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Channels {
+    /// Colour: three channels, 0–255.
+    pub rgb: bool,
+    /// Depth along the camera's axis, m.
+    pub depth: bool,
+    /// Body index + 1 per pixel, 0 for nothing.
+    pub segmentation: bool,
+}
+
+impl Channels {
+    /// Number of channels (rgb counts three).
+    pub fn count(&self) -> usize {
+        3 * usize::from(self.rgb) + usize::from(self.depth) + usize::from(self.segmentation)
+    }
+
+    /// `rgb+depth`, … (for messages and layouts).
+    pub fn describe(&self) -> String {
+        let names = [(self.rgb, "rgb"), (self.depth, "depth"), (self.segmentation, "segmentation")];
+        names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect::<Vec<_>>().join("+")
+    }
+}
+
 /// One camera of an env's observation.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CameraSlot {
@@ -144,15 +168,14 @@ pub struct CameraSlot {
 }
 
 impl CameraSlot {
-    /// Number of channels (colour counts three).
-    pub fn channel_count(&self) -> usize {
-        3 * usize::from(self.rgb) + usize::from(self.depth) + usize::from(self.segmentation)
+    /// What it renders.
+    pub fn channels(&self) -> Channels {
+        Channels { rgb: self.rgb, depth: self.depth, segmentation: self.segmentation }
     }
 
-    /// `rgb+depth`, … .
-    pub fn channel_names(&self) -> String {
-        let names = [(self.rgb, "rgb"), (self.depth, "depth"), (self.segmentation, "segmentation")];
-        names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect::<Vec<_>>().join("+")
+    /// Number of channels (colour counts three).
+    pub fn channel_count(&self) -> usize {
+        self.channels().count()
     }
 
     /// What each channel's values are divided by to bring them to about [0, 1]: colour by
@@ -183,7 +206,7 @@ impl CameraSlot {
 
     /// `front 64×64 rgb+depth`.
     pub fn describe(&self) -> String {
-        format!("{} {}×{} {}", self.name, self.width, self.height, self.channel_names())
+        format!("{} {}×{} {}", self.name, self.width, self.height, self.channels().describe())
     }
 
     /// Bounds of its values, channel by channel.

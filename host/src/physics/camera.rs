@@ -21,43 +21,11 @@
 
 use super::render::SceneShape;
 use super::{PhysicsError, Res, ShapeDesc, Simulation, desc};
+use crate::spaces::Channels;
 use rapier3d::prelude::{Pose, RigidBodyHandle};
 
 /// The largest width or height of a camera, in pixels.
 pub const MAX_SIDE: u32 = 512;
-
-/// Which images a camera renders.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Channels {
-    /// Colour: three channels, 0–255.
-    pub rgb: bool,
-    /// Depth along the camera's axis, m.
-    pub depth: bool,
-    /// Body index + 1 per pixel, 0 for nothing.
-    pub segmentation: bool,
-}
-
-impl Channels {
-    /// Number of channels (rgb counts three).
-    pub fn count(&self) -> usize {
-        3 * usize::from(self.rgb) + usize::from(self.depth) + usize::from(self.segmentation)
-    }
-
-    /// `rgb+depth`, … (for messages and layouts).
-    pub fn describe(&self) -> String {
-        let mut v = Vec::new();
-        if self.rgb {
-            v.push("rgb");
-        }
-        if self.depth {
-            v.push("depth");
-        }
-        if self.segmentation {
-            v.push("segmentation");
-        }
-        v.join("+")
-    }
-}
 
 /// A camera as an env describes it.
 #[derive(Clone, Debug, PartialEq)]

@@ -59,17 +59,11 @@ impl PluginState {
         Ok(first)
     }
 
-    /// Renders the images of envs `0..num_envs` (each `layout`'s cameras, in order) into
-    /// `out` (`num_envs × image_len`); when `finals` names an env, its images are the ones
-    /// captured before its world was reset instead (the last view of its episode), or, when
-    /// none was captured, the current view (counted in the second value returned).
-    pub(crate) fn render_images(
-        &mut self,
-        layout: &ImageLayout,
-        envs: &[u32],
-        use_captures: bool,
-        out: &mut [f32],
-    ) -> Result<usize, String> {
+    /// Renders the images of `envs` (each `layout`'s cameras, in order) into `out`
+    /// (`envs.len() × image_len`); with `use_captures`, an env's images are the ones captured
+    /// before its world was reset (the last view of its episode), or, when none was
+    /// captured, the current view.
+    pub(crate) fn render_images(&mut self, layout: &ImageLayout, envs: &[u32], use_captures: bool, out: &mut [f32]) -> Result<(), String> {
         let image_len = layout.image_len();
         for &rep in &self.simulations {
             if let Ok(sim) = self.table.get_mut(&Resource::<Simulation>::new_own(rep))
@@ -88,16 +82,12 @@ impl PluginState {
         }
         let offsets: Vec<usize> = layout.offsets().iter().map(|o| o - layout.state_len).collect();
         let captures = &self.captures;
-        let missing = std::sync::atomic::AtomicUsize::new(0);
         out.par_chunks_mut(image_len.max(1)).zip(envs.par_iter()).try_for_each(|(chunk, &env)| -> Result<(), String> {
             for (c, &off) in layout.cameras.iter().zip(&offsets) {
                 let dst = &mut chunk[off..off + c.len()];
-                if use_captures {
-                    if let Some(img) = captures.get(&(env, c.name.clone())) {
-                        dst.copy_from_slice(img);
-                        continue;
-                    }
-                    missing.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if use_captures && let Some(img) = captures.get(&(env, c.name.clone())) {
+                    dst.copy_from_slice(img);
+                    continue;
                 }
                 let &(s, i) = index
                     .get(&(env, c.name.as_str()))
@@ -105,8 +95,7 @@ impl PluginState {
                 sims[s].render(i, dst).map_err(|e| format!("camera `{}` of env {env}: {e}", c.name))?;
             }
             Ok(())
-        })?;
-        Ok(missing.into_inner())
+        })
     }
 
     /// Forgets captured images and marks every world as rendered (after a call's images
@@ -119,6 +108,11 @@ impl PluginState {
             }
         }
     }
+}
+
+/// Pixel `p` of a colour image laid out channel-major (`plane` values a channel), as bytes.
+fn rgb_at(img: &[f32], plane: usize, p: usize) -> [u8; 3] {
+    [0, 1, 2].map(|k| img[k * plane + p].clamp(0.0, 255.0) as u8)
 }
 
 /// Writes each camera's images in `obs` (one observation laid out by `layout`) as PNG files
@@ -146,8 +140,7 @@ pub fn write_pngs(layout: &ImageLayout, obs: &[f32], dir: &std::path::Path, name
         };
         let mut at = 0;
         if c.rgb {
-            let px = |p: usize| [0, 1, 2].map(|k| img[k * plane + p].clamp(0.0, 255.0) as u8);
-            written.push(save("", &px)?);
+            written.push(save("", &|p| rgb_at(img, plane, p))?);
             at = 3 * plane;
         }
         if c.depth {
@@ -183,7 +176,7 @@ pub fn thumbnail(layout: &ImageLayout, obs: &[f32], side: u32) -> Option<crate::
     let mut rgb = Vec::new();
     for y in (0..h).step_by(step) {
         for x in (0..w).step_by(step) {
-            rgb.extend([0, 1, 2].map(|k| img[k * plane + y * w + x].clamp(0.0, 255.0) as u8));
+            rgb.extend(rgb_at(img, plane, y * w + x));
         }
     }
     Some(crate::format::scene::CameraPicture { name: c.name.clone(), width: w.div_ceil(step) as u32, height: h.div_ceil(step) as u32, rgb })

@@ -141,8 +141,7 @@ impl EnvInstance {
         let Some(layout) = &self.layout else { return Ok(obs) };
         let (sl, il) = (layout.state_len, layout.image_len());
         let mut images = vec![0.0f32; envs.len() * il];
-        let layout = layout.clone();
-        let rendered = self.bridge.store.data_mut().render_images(&layout, envs, finals, &mut images);
+        let rendered = self.bridge.store.data_mut().render_images(layout, envs, finals, &mut images);
         rendered.map_err(|m| self.invalid(call, m))?;
         let mut out = Vec::with_capacity(envs.len() * (sl + il));
         for e in 0..envs.len() {
